@@ -1,0 +1,227 @@
+//! The `org.mfad.Mfa1` D-Bus interface, defined once for mfad, mfactl and pam_mfa.
+//!
+//! Everything that crosses the bus lives here: the well-known name, the object
+//! path, the three interfaces as proxy traits, the wire types and the error
+//! names. mfad implements the interfaces with exactly these signatures; a test
+//! in `tests/` compares the live introspection data with `docs/dbus-api.md`.
+
+use serde::{Deserialize, Serialize};
+use zbus::{proxy, Type};
+
+/// The daemon's well-known bus name. Only root may own it (D-Bus policy).
+pub const BUS_NAME: &str = "org.mfad.Mfa1";
+/// The one object mfad serves; all three interfaces live on it.
+pub const OBJECT_PATH: &str = "/org/mfad/Mfa1";
+pub const LOGIN_INTERFACE: &str = "org.mfad.Mfa1.Login";
+pub const ACCOUNT_INTERFACE: &str = "org.mfad.Mfa1.Account";
+pub const ADMIN_INTERFACE: &str = "org.mfad.Mfa1.Admin";
+/// Prefix of every error name the daemon returns.
+pub const ERROR_PREFIX: &str = "org.mfad.Mfa1.Error";
+/// Where the system bus listens on Debian and Fedora. Clients and the PAM
+/// module use this unless given another address; never the environment.
+pub const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
+
+/// Errors the daemon returns, as `org.mfad.Mfa1.Error.<Variant>`.
+///
+/// The message is one sentence meant for the user; it never holds a code or
+/// a secret.
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "org.mfad.Mfa1.Error")]
+pub enum Error {
+    /// A transport or protocol error on the client side (not sent by mfad).
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    /// The caller may not act on this user or interface.
+    AccessDenied(String),
+    /// The user has no active device.
+    NotEnrolled(String),
+    /// Too many failed attempts; the user is locked for a while.
+    LockedOut(String),
+    /// A verification code was wrong, reused or malformed.
+    InvalidCode(String),
+    /// An argument was malformed (user name, device id, name, ...).
+    InvalidArgument(String),
+    /// A device, enrollment or login session that does not exist.
+    NotFound(String),
+    /// A pending enrollment or login session that timed out.
+    Expired(String),
+    /// Too many requests in a short time.
+    RateLimited(String),
+    /// The daemon failed (storage, randomness); details are in its log.
+    Internal(String),
+}
+
+impl Error {
+    /// The human-readable sentence, without the D-Bus error name.
+    pub fn message(&self) -> String {
+        match self {
+            Error::ZBus(e) => e.to_string(),
+            Error::AccessDenied(m)
+            | Error::NotEnrolled(m)
+            | Error::LockedOut(m)
+            | Error::InvalidCode(m)
+            | Error::InvalidArgument(m)
+            | Error::NotFound(m)
+            | Error::Expired(m)
+            | Error::RateLimited(m)
+            | Error::Internal(m) => m.clone(),
+        }
+    }
+}
+
+/// What `Login.Begin` tells the PAM module to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[zbus(signature = "s")]
+#[serde(rename_all = "lowercase")]
+pub enum BeginAction {
+    /// Not enrolled and the policy is optional: PAM_IGNORE.
+    Ignore,
+    /// No code needed (trusted device): PAM_SUCCESS.
+    Allow,
+    /// Refuse the login (locked out, or enrollment required): PAM_AUTH_ERR.
+    Deny,
+    /// Prompt for a code with the message and call `Login.Answer`.
+    Challenge,
+}
+
+/// What `Login.Answer` says about a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[zbus(signature = "s")]
+#[serde(rename_all = "lowercase")]
+pub enum AnswerResult {
+    /// The code was right: PAM_SUCCESS.
+    Success,
+    /// Wrong; show the message and prompt again.
+    Retry,
+    /// Wrong and no tries left (or now locked out): PAM_AUTH_ERR.
+    Deny,
+}
+
+/// One enrolled device (an authenticator app, later also a phone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct Device {
+    /// Short id, unique for the user, used by `RemoveDevice`.
+    pub id: String,
+    /// `"totp"`.
+    pub kind: String,
+    /// The name the user gave it.
+    pub name: String,
+    /// Unix time of enrollment.
+    pub created: i64,
+    /// Unix time of the last successful login with it; 0 for never.
+    pub last_used: i64,
+}
+
+/// One user's enrollment and lockout state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct UserStatus {
+    pub user: String,
+    /// At least one active device.
+    pub enrolled: bool,
+    pub devices: Vec<Device>,
+    /// Unused backup codes.
+    pub backup_codes_left: u32,
+    /// Consecutive failed attempts.
+    pub failures: u32,
+    /// Unix time the lockout ends; 0 when not locked.
+    pub locked_until: i64,
+}
+
+/// One line of `Admin.ListUsers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct UserSummary {
+    pub user: String,
+    pub devices: u32,
+    pub backup_codes_left: u32,
+    pub locked_until: i64,
+}
+
+/// Used by the PAM module: one authentication is `Begin` then `Answer`s.
+///
+/// root may verify any user; any other caller only itself (screen lockers).
+#[proxy(
+    interface = "org.mfad.Mfa1.Login",
+    default_service = "org.mfad.Mfa1",
+    default_path = "/org/mfad/Mfa1"
+)]
+pub trait Login {
+    /// Starts a login. `auth_info` is sshd's `SSH_AUTH_INFO_0` or empty.
+    /// Returns the action, a session token for `Answer` (empty unless
+    /// challenge) and a message: the prompt, or why the login is refused.
+    fn begin(
+        &self,
+        user: &str,
+        service: &str,
+        rhost: &str,
+        tty: &str,
+        auth_info: &str,
+    ) -> Result<(BeginAction, String, String), Error>;
+
+    /// Checks a code typed by the user, as the raw bytes they typed.
+    fn answer(&self, session: &str, code: &[u8]) -> Result<(AnswerResult, String), Error>;
+}
+
+/// A user's own enrollment. `user` may be empty for "the caller"; only root
+/// may name another user.
+#[proxy(
+    interface = "org.mfad.Mfa1.Account",
+    default_service = "org.mfad.Mfa1",
+    default_path = "/org/mfad/Mfa1"
+)]
+pub trait Account {
+    /// Starts an authenticator-app enrollment that expires after 10 minutes.
+    fn enroll_totp_begin(&self, user: &str, name: &str)
+        -> Result<(String, String, String), Error>;
+
+    /// Completes it with two consecutive codes; returns the new device id and
+    /// ten backup codes, shown this once.
+    fn enroll_totp_confirm(
+        &self,
+        user: &str,
+        enrollment_id: &str,
+        code1: &str,
+        code2: &str,
+    ) -> Result<(String, Vec<String>), Error>;
+
+    /// Devices, backup codes left and lockout state.
+    fn status(&self, user: &str) -> Result<UserStatus, Error>;
+
+    /// Removes a device. The user must give a current code (or a backup
+    /// code); root passes an empty code.
+    fn remove_device(&self, user: &str, device_id: &str, code: &str) -> Result<(), Error>;
+
+    /// Replaces all backup codes with ten new ones; needs a code like
+    /// `RemoveDevice`.
+    fn regenerate_backup_codes(&self, user: &str, code: &str) -> Result<Vec<String>, Error>;
+}
+
+/// For root and members of the configured admin group.
+#[proxy(
+    interface = "org.mfad.Mfa1.Admin",
+    default_service = "org.mfad.Mfa1",
+    default_path = "/org/mfad/Mfa1"
+)]
+pub trait Admin {
+    /// Every user with an enrollment or lockout state.
+    fn list_users(&self) -> Result<Vec<UserSummary>, Error>;
+
+    fn user_status(&self, user: &str) -> Result<UserStatus, Error>;
+
+    /// Removes every device, backup code and lockout of the user ("lost
+    /// phone").
+    fn reset(&self, user: &str) -> Result<(), Error>;
+
+    /// Clears the failure count and lockout.
+    fn unlock(&self, user: &str) -> Result<(), Error>;
+}
+
+/// Connects to `address`: `"system"` for the system bus, or a D-Bus address
+/// such as `unix:path=/run/x/bus`. Never consults the environment.
+pub async fn connect(address: &str) -> zbus::Result<zbus::Connection> {
+    let address = if address == "system" {
+        SYSTEM_BUS_ADDRESS
+    } else {
+        address
+    };
+    zbus::connection::Builder::address(address).build().await
+}
