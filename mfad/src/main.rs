@@ -1,1 +1,180 @@
-fn main(){}
+//! mfad: the mfa daemon on the system D-Bus.
+
+mod audit;
+mod backup;
+mod config;
+mod dbus;
+mod error;
+mod lockout;
+mod policy;
+mod ratelimit;
+mod service;
+mod store;
+mod totp;
+mod users;
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use nix::fcntl::{Flock, FlockArg};
+use zbus::fdo::{DBusProxy, RequestNameFlags, RequestNameReply};
+
+use crate::audit::Audit;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::service::Service;
+use crate::store::Store;
+
+const USAGE: &str = "usage: mfad [--config PATH]";
+
+fn parse_args() -> std::result::Result<Option<(PathBuf, bool)>, String> {
+    let mut args = std::env::args_os().skip(1);
+    let mut config = None;
+    while let Some(arg) = args.next() {
+        match arg.to_str() {
+            Some("--config") => match args.next() {
+                Some(p) => config = Some(PathBuf::from(p)),
+                None => return Err("--config needs a path".into()),
+            },
+            Some("--help" | "-h") => {
+                println!(
+                    "{USAGE}\nServes org.mfad.Mfa1; see mfad.toml(5) and docs/configuration.md."
+                );
+                return Ok(None);
+            }
+            Some("--version" | "-V") => {
+                println!("mfad {}", env!("CARGO_PKG_VERSION"));
+                return Ok(None);
+            }
+            _ => return Err(format!("unexpected argument {arg:?}")),
+        }
+    }
+    Ok(Some(match config {
+        Some(p) => (p, true),
+        None => (PathBuf::from(config::DEFAULT_PATH), false),
+    }))
+}
+
+fn main() -> ExitCode {
+    let (path, explicit) = match parse_args() {
+        Ok(Some(a)) => a,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mfad: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    // Everything mfad creates (database, WAL, lock file) is for root alone.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    match run(&path, explicit) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mfad: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(path: &std::path::Path, explicit: bool) -> Result<()> {
+    let config = Config::load(path, explicit)?;
+    let audit = Audit::new(config.daemon.log);
+    let state_dir = config.daemon.state_dir.clone();
+    let store = Store::open(&state_dir)?;
+    // One daemon per state directory, whatever bus it serves.
+    let lock_path = state_dir.join("mfad.lock");
+    let lock_file = File::create(&lock_path)
+        .map_err(|e| Error::Io(format!("cannot create {}: {e}", lock_path.display())))?;
+    let _lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock)
+        .map_err(|_| Error::Io(format!("{} is in use by another mfad", state_dir.display())))?;
+    let bus = config.daemon.bus.clone();
+    let service = Arc::new(Service::new(config, store, audit));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(serve(service, &bus))
+}
+
+async fn serve(service: Arc<Service>, bus: &str) -> Result<()> {
+    let conn = mfa_api::connect(bus)
+        .await
+        .map_err(|e| Error::Io(format!("cannot connect to the D-Bus bus {bus}: {e}")))?;
+    let proxy = DBusProxy::new(&conn).await?;
+    let ctx = dbus::Context::new(service.clone(), proxy, tokio::runtime::Handle::current());
+    let server = conn.object_server();
+    server
+        .at(mfa_api::OBJECT_PATH, dbus::Login(ctx.clone()))
+        .await?;
+    server
+        .at(mfa_api::OBJECT_PATH, dbus::Account(ctx.clone()))
+        .await?;
+    server.at(mfa_api::OBJECT_PATH, dbus::Admin(ctx)).await?;
+    // No replacement either way: a second mfad must fail, not take over.
+    let taken = || {
+        Error::Io(format!(
+            "{} is already owned on {bus}; is another mfad running?",
+            mfa_api::BUS_NAME
+        ))
+    };
+    match conn
+        .request_name_with_flags(mfa_api::BUS_NAME, RequestNameFlags::DO_NOT_QUEUE)
+        .await
+    {
+        Ok(RequestNameReply::PrimaryOwner | RequestNameReply::AlreadyOwner) => {}
+        Ok(_) | Err(zbus::Error::NameTaken) => return Err(taken()),
+        Err(e) => {
+            return Err(Error::Io(format!(
+                "cannot own {} on {bus}: {e}",
+                mfa_api::BUS_NAME
+            )));
+        }
+    }
+    drop_capabilities(&service.audit);
+    eprintln!("mfad: serving {} on {bus}", mfa_api::BUS_NAME);
+    service.audit.info("started", &[("bus", bus)]);
+
+    let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = signal(tokio::signal::unix::SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    service.audit.info("stopped", &[]);
+    let _ = conn.release_name(mfa_api::BUS_NAME).await;
+    Ok(())
+}
+
+fn signal(kind: tokio::signal::unix::SignalKind) -> Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(kind).map_err(|e| Error::Io(format!("cannot handle signals: {e}")))
+}
+
+/// mfad needs no capability once its files are open and its name is owned:
+/// the database and lock file belong to root, and NSS files are world
+/// readable. Dropping them all limits what a bug in a handler could do.
+fn drop_capabilities(audit: &Audit) {
+    use caps::CapSet;
+    let mut failed = Vec::new();
+    if let Ok(all) = caps::read(None, CapSet::Bounding) {
+        for cap in all {
+            if caps::drop(None, CapSet::Bounding, cap).is_err() {
+                failed.push("bounding");
+                break;
+            }
+        }
+    }
+    for (set, name) in [
+        (CapSet::Ambient, "ambient"),
+        (CapSet::Inheritable, "inheritable"),
+        (CapSet::Effective, "effective"),
+        (CapSet::Permitted, "permitted"),
+    ] {
+        if caps::clear(None, set).is_err() {
+            failed.push(name);
+        }
+    }
+    if !failed.is_empty() {
+        audit.warn("capabilities not dropped", &[("sets", &failed.join(","))]);
+    }
+}

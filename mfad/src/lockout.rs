@@ -1,0 +1,118 @@
+//! Lockout after consecutive failures, pure: the time is a parameter.
+
+/// The failure state of one user as stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lockout {
+    /// Consecutive failures since the last success, unlock or expired lock.
+    pub failures: u32,
+    /// Unix time the lock ends; 0 when never locked.
+    pub locked_until: i64,
+}
+
+/// The configured limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_failures: u32,
+    pub duration_secs: i64,
+}
+
+impl Lockout {
+    pub fn is_locked(&self, now: i64) -> bool {
+        self.locked_until > now
+    }
+
+    /// Seconds left on the lock, 0 when not locked.
+    pub fn remaining(&self, now: i64) -> i64 {
+        (self.locked_until - now).max(0)
+    }
+
+    /// The state after one more failure at `now`. A lock that has run out
+    /// starts the count afresh, so a user is not locked again by a single
+    /// typo after waiting it out.
+    pub fn after_failure(self, now: i64, limits: Limits) -> Lockout {
+        let failures = if self.locked_until != 0 && !self.is_locked(now) {
+            1
+        } else {
+            self.failures.saturating_add(1)
+        };
+        let locked_until = if failures >= limits.max_failures {
+            now.saturating_add(limits.duration_secs)
+        } else if self.is_locked(now) {
+            self.locked_until
+        } else {
+            0
+        };
+        Lockout {
+            failures,
+            locked_until,
+        }
+    }
+
+    /// What the user sees when locked: minutes rounded up.
+    pub fn message(&self, now: i64) -> String {
+        let minutes = (self.remaining(now) + 59) / 60;
+        let unit = if minutes == 1 { "minute" } else { "minutes" };
+        format!("Too many failed attempts; try again in {minutes} {unit}.")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_failures: 3,
+        duration_secs: 900,
+    };
+
+    #[test]
+    fn locks_after_max_consecutive_failures() {
+        let mut s = Lockout::default();
+        s = s.after_failure(100, LIMITS);
+        s = s.after_failure(101, LIMITS);
+        assert!(!s.is_locked(101));
+        s = s.after_failure(102, LIMITS);
+        assert!(s.is_locked(102));
+        assert_eq!(s.locked_until, 1002);
+        assert!(s.is_locked(1001));
+        assert!(!s.is_locked(1002));
+    }
+
+    #[test]
+    fn failures_during_a_lock_do_not_extend_or_shorten_it_below_the_duration() {
+        let mut s = Lockout::default();
+        for t in 0..3 {
+            s = s.after_failure(t, LIMITS);
+        }
+        let s2 = s.after_failure(10, LIMITS);
+        assert!(s2.is_locked(900));
+        assert_eq!(s2.failures, 4);
+    }
+
+    #[test]
+    fn expired_lock_restarts_the_count() {
+        let mut s = Lockout::default();
+        for t in 0..3 {
+            s = s.after_failure(t, LIMITS);
+        }
+        let s = s.after_failure(5000, LIMITS);
+        assert_eq!(s.failures, 1);
+        assert!(!s.is_locked(5000));
+    }
+
+    #[test]
+    fn message_rounds_minutes_up() {
+        let s = Lockout {
+            failures: 5,
+            locked_until: 1000,
+        };
+        assert_eq!(
+            s.message(100),
+            "Too many failed attempts; try again in 15 minutes."
+        );
+        assert_eq!(
+            s.message(959),
+            "Too many failed attempts; try again in 1 minute."
+        );
+    }
+}

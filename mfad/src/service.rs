@@ -1,0 +1,1023 @@
+//! What mfad does, independent of D-Bus: each public method is one call of
+//! the interface, given the caller's UID and the time. Authorization is
+//! checked here, first, in every method.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use mfa_api::{AnswerResult, BeginAction, Device, UserStatus, UserSummary};
+
+use crate::audit::Audit;
+use crate::backup;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::lockout::Lockout;
+use crate::policy::{self, Decision};
+use crate::ratelimit::RateLimit;
+use crate::store::{DeviceRow, Store, UserRow};
+use crate::totp;
+use crate::users;
+
+/// Tries per login session before the module is told to give up.
+pub const SESSION_TRIES: u32 = 3;
+/// A login session lives this long (sshd's LoginGraceTime is 2 minutes).
+const SESSION_SECS: i64 = 300;
+/// A pending enrollment lives this long.
+pub const ENROLLMENT_SECS: i64 = 600;
+/// Bounds on in-memory state a caller can make us hold.
+const MAX_SESSIONS: usize = 10_000;
+const MAX_ENROLLMENTS: usize = 1_000;
+const MAX_ENROLLMENTS_PER_USER: usize = 3;
+/// Wrong confirmations before a pending enrollment is dropped.
+const ENROLLMENT_TRIES: u32 = 5;
+/// Non-root callers (screen lockers) may start this many logins a minute.
+const SELF_LOGINS_PER_MINUTE: u32 = 10;
+/// Longer input is not a code; it is rejected before any parsing.
+const MAX_CODE_INPUT: usize = 64;
+const DEFAULT_DEVICE_NAME: &str = "authenticator";
+const MAX_DEVICE_NAME: usize = 64;
+
+pub const PROMPT: &str = "Verification code: ";
+const MSG_WRONG_RETRY: &str = "Wrong code, try again.";
+const MSG_WRONG: &str = "Wrong code.";
+const MSG_MALFORMED: &str = "A code is 6 digits (or an 8-digit backup code).";
+const MSG_REPLAY: &str = "That code was already used; wait for the next one.";
+
+/// One `Login.Begin` request.
+#[derive(Debug, Clone, Default)]
+pub struct LoginRequest {
+    pub user: String,
+    pub service: String,
+    pub rhost: String,
+    pub tty: String,
+    /// sshd's SSH_AUTH_INFO_0; the trusted-device check will read it.
+    #[allow(dead_code)]
+    pub auth_info: String,
+}
+
+struct Session {
+    user: String,
+    caller: u32,
+    service: String,
+    rhost: String,
+    tries: u32,
+    expires: i64,
+}
+
+struct Pending {
+    user: String,
+    name: String,
+    secret: Vec<u8>,
+    tries: u32,
+    expires: i64,
+}
+
+/// How a code was checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verified {
+    Totp(String),
+    Backup,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Check {
+    Ok(Verified),
+    Wrong {
+        lockout: Lockout,
+        message: &'static str,
+    },
+    Locked(Lockout),
+}
+
+pub struct Service {
+    config: Config,
+    issuer: String,
+    store: Mutex<Store>,
+    sessions: Mutex<HashMap<String, Session>>,
+    enrollments: Mutex<HashMap<String, Pending>>,
+    self_logins: Mutex<RateLimit>,
+    pub audit: Audit,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock cannot leave these maps half-updated in a
+    // way that matters (each update is one insert or remove), so carry on.
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+fn random(buf: &mut [u8]) -> Result<()> {
+    getrandom::fill(buf).map_err(|e| Error::Internal(format!("no randomness from the kernel: {e}")))
+}
+
+fn random_hex(bytes: usize) -> Result<String> {
+    let mut buf = vec![0u8; bytes];
+    random(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The digits of a typed code: ASCII spaces are dropped ("123 456"); any
+/// other non-digit, non-UTF-8 input or overlong input gives None.
+fn normalize_code(raw: &[u8]) -> Option<String> {
+    if raw.len() > MAX_CODE_INPUT {
+        return None;
+    }
+    let digits: Vec<u8> = raw.iter().copied().filter(|b| *b != b' ').collect();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    String::from_utf8(digits).ok()
+}
+
+fn device_to_wire(d: &DeviceRow) -> Device {
+    Device {
+        id: d.id.clone(),
+        kind: d.kind.clone(),
+        name: d.name.clone(),
+        created: d.created,
+        last_used: d.last_used,
+    }
+}
+
+fn status_of(user: &str, row: &UserRow) -> UserStatus {
+    UserStatus {
+        user: user.to_string(),
+        enrolled: !row.devices.is_empty(),
+        devices: row.devices.iter().map(device_to_wire).collect(),
+        backup_codes_left: u32::try_from(row.backup_codes.len()).unwrap_or(u32::MAX),
+        failures: row.lockout.failures,
+        locked_until: row.lockout.locked_until,
+    }
+}
+
+impl Service {
+    pub fn new(config: Config, store: Store, audit: Audit) -> Service {
+        let issuer = if config.daemon.issuer.is_empty() {
+            nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "mfa".into())
+        } else {
+            config.daemon.issuer.clone()
+        };
+        Service {
+            config,
+            issuer,
+            store: Mutex::new(store),
+            sessions: Mutex::new(HashMap::new()),
+            enrollments: Mutex::new(HashMap::new()),
+            self_logins: Mutex::new(RateLimit::new(SELF_LOGINS_PER_MINUTE, 60)),
+            audit,
+        }
+    }
+
+    // ----- authorization -------------------------------------------------
+
+    /// Login: root for anyone, others for themselves only.
+    fn authorize_login(&self, caller: u32, user: &str) -> Result<()> {
+        if caller == 0 || users::uid_of(user) == Some(caller) {
+            return Ok(());
+        }
+        self.audit.warn(
+            "access denied",
+            &[
+                ("interface", "Login"),
+                ("caller_uid", &caller.to_string()),
+                ("user", user),
+            ],
+        );
+        Err(Error::AccessDenied(
+            "You may only verify your own account.".into(),
+        ))
+    }
+
+    /// Account: the user named (or the caller when empty); root for anyone,
+    /// others for themselves only.
+    fn account_user(&self, caller: u32, user: &str) -> Result<String> {
+        if user.is_empty() {
+            return users::name_of(caller)
+                .ok_or_else(|| Error::InvalidArgument(format!("UID {caller} has no user name.")));
+        }
+        if !users::valid_name(user) {
+            return Err(Error::InvalidArgument(format!(
+                "{} is not a valid user name.",
+                crate::audit::field(user)
+            )));
+        }
+        if caller == 0 || users::uid_of(user) == Some(caller) {
+            return Ok(user.to_string());
+        }
+        self.audit.warn(
+            "access denied",
+            &[
+                ("interface", "Account"),
+                ("caller_uid", &caller.to_string()),
+                ("user", user),
+            ],
+        );
+        Err(Error::AccessDenied(
+            "You may only manage your own account.".into(),
+        ))
+    }
+
+    fn authorize_admin(&self, caller: u32) -> Result<()> {
+        if caller == 0 || users::in_group(caller, &self.config.daemon.admin_group) {
+            return Ok(());
+        }
+        self.audit.warn(
+            "access denied",
+            &[("interface", "Admin"), ("caller_uid", &caller.to_string())],
+        );
+        Err(Error::AccessDenied(
+            "Only root or members of the admin group may use the Admin interface.".into(),
+        ))
+    }
+
+    fn admin_target(user: &str) -> Result<&str> {
+        if users::valid_name(user) {
+            Ok(user)
+        } else {
+            Err(Error::InvalidArgument(format!(
+                "{} is not a valid user name.",
+                crate::audit::field(user)
+            )))
+        }
+    }
+
+    // ----- verification --------------------------------------------------
+
+    /// Checks a typed code for `user` and records the outcome: success uses
+    /// the step or backup code up and clears failures; anything else counts
+    /// as one failure. One store lock around read and write keeps it atomic.
+    fn check_code(&self, user: &str, raw: &[u8], now: i64) -> Result<Check> {
+        let mut store = lock(&self.store);
+        let row = store.user(user)?;
+        if row.lockout.is_locked(now) {
+            return Ok(Check::Locked(row.lockout));
+        }
+        let mut message = MSG_WRONG_RETRY;
+        match normalize_code(raw) {
+            Some(code) if code.len() == totp::DIGITS => {
+                for device in &row.devices {
+                    let window = self.config.totp.window;
+                    if let Some(step) = totp::find_step(&device.secret, &code, now, window, 0) {
+                        if step > row.last_step && store.accept_totp(user, &device.id, step, now)? {
+                            return Ok(Check::Ok(Verified::Totp(device.id.clone())));
+                        }
+                        message = MSG_REPLAY;
+                    }
+                }
+            }
+            Some(code) if code.len() == backup::DIGITS => {
+                let stored: Vec<_> = row.backup_codes.iter().map(|b| b.code.clone()).collect();
+                if let Some(i) = backup::find(&code, &stored) {
+                    if store.accept_backup(user, row.backup_codes[i].rowid)? {
+                        return Ok(Check::Ok(Verified::Backup));
+                    }
+                }
+            }
+            _ => message = MSG_MALFORMED,
+        }
+        let lockout = row.lockout.after_failure(now, self.config.lockout_limits());
+        store.set_lockout(user, lockout)?;
+        Ok(Check::Wrong { lockout, message })
+    }
+
+    /// For destructive account changes by the user: a current code is
+    /// required, and a wrong one counts toward the lockout like at login.
+    fn require_code(&self, user: &str, code: &str, now: i64) -> Result<()> {
+        match self.check_code(user, code.as_bytes(), now)? {
+            Check::Ok(_) => Ok(()),
+            Check::Locked(l) => Err(Error::LockedOut(l.message(now))),
+            Check::Wrong { lockout, message } => {
+                self.audit
+                    .warn("verify failed", &[("user", user), ("service", "mfactl")]);
+                if lockout.is_locked(now) {
+                    self.audit.warn("lockout", &[("user", user)]);
+                    return Err(Error::LockedOut(lockout.message(now)));
+                }
+                let message = if message == MSG_WRONG_RETRY {
+                    "Wrong code; give a current code from your authenticator app or a backup code."
+                } else {
+                    message
+                };
+                Err(Error::InvalidCode(message.into()))
+            }
+        }
+    }
+
+    // ----- Login -----------------------------------------------------------
+
+    pub fn login_begin(
+        &self,
+        caller: u32,
+        req: &LoginRequest,
+        now: i64,
+    ) -> Result<(BeginAction, String, String)> {
+        self.authorize_login(caller, &req.user)?;
+        if caller != 0 && !lock(&self.self_logins).hit(&req.user, now) {
+            return Err(Error::RateLimited(
+                "Too many verification attempts; wait a minute.".into(),
+            ));
+        }
+        let fields = [
+            ("user", req.user.as_str()),
+            ("service", &req.service),
+            ("rhost", &req.rhost),
+            ("tty", &req.tty),
+        ];
+        // Names that cannot exist are looked up like any other (and found
+        // unenrolled), so the answer does not reveal which users exist.
+        let row = lock(&self.store).user(&req.user)?;
+        match policy::begin(
+            self.config.policy.mode,
+            !row.devices.is_empty(),
+            row.lockout,
+            now,
+        ) {
+            Decision::Ignore => Ok((BeginAction::Ignore, String::new(), String::new())),
+            Decision::Deny(message) => {
+                let reason = if row.devices.is_empty() {
+                    "not enrolled"
+                } else {
+                    "locked out"
+                };
+                let mut f = fields.to_vec();
+                f.push(("reason", reason));
+                self.audit.warn("login denied", &f);
+                Ok((BeginAction::Deny, String::new(), message))
+            }
+            Decision::Challenge => {
+                let token = random_hex(16)?;
+                let mut sessions = lock(&self.sessions);
+                if sessions.len() >= MAX_SESSIONS {
+                    sessions.retain(|_, s| s.expires > now);
+                    if sessions.len() >= MAX_SESSIONS {
+                        return Err(Error::RateLimited(
+                            "Too many logins in progress; try again shortly.".into(),
+                        ));
+                    }
+                }
+                sessions.insert(
+                    token.clone(),
+                    Session {
+                        user: req.user.clone(),
+                        caller,
+                        service: req.service.clone(),
+                        rhost: req.rhost.clone(),
+                        tries: 0,
+                        expires: now + SESSION_SECS,
+                    },
+                );
+                Ok((BeginAction::Challenge, token, PROMPT.to_string()))
+            }
+        }
+    }
+
+    pub fn login_answer(
+        &self,
+        caller: u32,
+        token: &str,
+        code: &[u8],
+        now: i64,
+    ) -> Result<(AnswerResult, String)> {
+        let (user, service, rhost) = {
+            let mut sessions = lock(&self.sessions);
+            let Some(s) = sessions.get(token) else {
+                return Err(Error::NotFound("No such login session.".into()));
+            };
+            // Sessions are bound to the caller that began them: a token seen
+            // by someone else is useless to them.
+            if s.caller != caller {
+                return Err(Error::NotFound("No such login session.".into()));
+            }
+            if s.expires <= now {
+                sessions.remove(token);
+                return Err(Error::Expired(
+                    "The login took too long; start again.".into(),
+                ));
+            }
+            (s.user.clone(), s.service.clone(), s.rhost.clone())
+        };
+        let fields = [
+            ("user", user.as_str()),
+            ("service", service.as_str()),
+            ("rhost", rhost.as_str()),
+        ];
+        let check = self.check_code(&user, code, now)?;
+        let mut sessions = lock(&self.sessions);
+        match check {
+            Check::Ok(how) => {
+                sessions.remove(token);
+                let (method, device) = match &how {
+                    Verified::Totp(id) => ("totp", id.as_str()),
+                    Verified::Backup => ("backup", ""),
+                };
+                let mut f = fields.to_vec();
+                f.push(("method", method));
+                if !device.is_empty() {
+                    f.push(("device", device));
+                }
+                self.audit.info("verify ok", &f);
+                Ok((AnswerResult::Success, String::new()))
+            }
+            Check::Locked(lockout) => {
+                sessions.remove(token);
+                self.audit.warn(
+                    "login denied",
+                    &[fields.as_slice(), &[("reason", "locked out")]].concat(),
+                );
+                Ok((AnswerResult::Deny, lockout.message(now)))
+            }
+            Check::Wrong { lockout, message } => {
+                self.audit.warn("verify failed", &fields);
+                if lockout.is_locked(now) {
+                    sessions.remove(token);
+                    self.audit.warn(
+                        "lockout",
+                        &[
+                            fields.as_slice(),
+                            &[("failures", &lockout.failures.to_string())],
+                        ]
+                        .concat(),
+                    );
+                    return Ok((AnswerResult::Deny, lockout.message(now)));
+                }
+                let tries = match sessions.get_mut(token) {
+                    Some(s) => {
+                        s.tries += 1;
+                        s.tries
+                    }
+                    None => SESSION_TRIES,
+                };
+                if tries >= SESSION_TRIES {
+                    sessions.remove(token);
+                    let message = if message == MSG_WRONG_RETRY {
+                        MSG_WRONG
+                    } else {
+                        message
+                    };
+                    return Ok((AnswerResult::Deny, message.to_string()));
+                }
+                Ok((AnswerResult::Retry, message.to_string()))
+            }
+        }
+    }
+
+    // ----- Account ---------------------------------------------------------
+
+    pub fn enroll_totp_begin(
+        &self,
+        caller: u32,
+        user: &str,
+        name: &str,
+        now: i64,
+    ) -> Result<(String, String, String)> {
+        let user = self.account_user(caller, user)?;
+        if users::uid_of(&user).is_none() {
+            return Err(Error::InvalidArgument(format!(
+                "No such user: {}.",
+                crate::audit::field(&user)
+            )));
+        }
+        let name = if name.is_empty() {
+            DEFAULT_DEVICE_NAME
+        } else {
+            name
+        };
+        if name.chars().count() > MAX_DEVICE_NAME || name.chars().any(char::is_control) {
+            return Err(Error::InvalidArgument(format!(
+                "A device name is at most {MAX_DEVICE_NAME} printable characters."
+            )));
+        }
+        let mut secret = vec![0u8; totp::SECRET_BYTES];
+        random(&mut secret)?;
+        let id = random_hex(8)?;
+        let uri = totp::otpauth_uri(&self.issuer, &user, &secret);
+        let secret_b32 = totp::secret_to_base32(&secret);
+        let mut pending = lock(&self.enrollments);
+        pending.retain(|_, p| p.expires > now);
+        // Keep the newest few per user: starting over is normal, hoarding is not.
+        let mut mine: Vec<(String, i64)> = pending
+            .iter()
+            .filter(|(_, p)| p.user == user)
+            .map(|(k, p)| (k.clone(), p.expires))
+            .collect();
+        mine.sort_by_key(|(_, e)| *e);
+        while mine.len() >= MAX_ENROLLMENTS_PER_USER {
+            let (oldest, _) = mine.remove(0);
+            pending.remove(&oldest);
+        }
+        if pending.len() >= MAX_ENROLLMENTS {
+            return Err(Error::RateLimited(
+                "Too many enrollments in progress; try again shortly.".into(),
+            ));
+        }
+        pending.insert(
+            id.clone(),
+            Pending {
+                user: user.clone(),
+                name: name.to_string(),
+                secret,
+                tries: 0,
+                expires: now + ENROLLMENT_SECS,
+            },
+        );
+        self.audit
+            .info("enroll started", &[("user", &user), ("kind", "totp")]);
+        Ok((id, uri, secret_b32))
+    }
+
+    pub fn enroll_totp_confirm(
+        &self,
+        caller: u32,
+        user: &str,
+        enrollment_id: &str,
+        code1: &str,
+        code2: &str,
+        now: i64,
+    ) -> Result<(String, Vec<String>)> {
+        let user = self.account_user(caller, user)?;
+        let (secret, name) = {
+            let mut pending = lock(&self.enrollments);
+            let Some(p) = pending.get(enrollment_id).filter(|p| p.user == user) else {
+                return Err(Error::NotFound(
+                    "No such enrollment; start again with `mfactl enroll totp`.".into(),
+                ));
+            };
+            if p.expires <= now {
+                pending.remove(enrollment_id);
+                return Err(Error::Expired(
+                    "The enrollment expired after 10 minutes; start again with `mfactl enroll totp`.".into(),
+                ));
+            }
+            (p.secret.clone(), p.name.clone())
+        };
+        let codes = (
+            normalize_code(code1.as_bytes()),
+            normalize_code(code2.as_bytes()),
+        );
+        let (Some(c1), Some(c2)) = codes else {
+            return Err(Error::InvalidCode("Codes are 6 digits.".into()));
+        };
+        let mut store = lock(&self.store);
+        let row = store.user(&user)?;
+        let Some(step) = totp::find_consecutive(
+            &secret,
+            &c1,
+            &c2,
+            now,
+            self.config.totp.window,
+            row.last_step,
+        ) else {
+            drop(store);
+            let mut pending = lock(&self.enrollments);
+            if let Some(p) = pending.get_mut(enrollment_id) {
+                p.tries += 1;
+                if p.tries >= ENROLLMENT_TRIES {
+                    pending.remove(enrollment_id);
+                }
+            }
+            self.audit.warn(
+                "enroll failed",
+                &[("user", &user), ("reason", "wrong codes")],
+            );
+            return Err(Error::InvalidCode(
+                "The codes do not match: enter the code shown now, then wait for the next one. \
+                 Check that the clock of this machine and of your phone are right."
+                    .into(),
+            ));
+        };
+        let mut device_id = random_hex(4)?;
+        while row.devices.iter().any(|d| d.id == device_id) {
+            device_id = random_hex(4)?;
+        }
+        let (codes, hashed) = new_backup_codes()?;
+        let device = DeviceRow {
+            id: device_id.clone(),
+            kind: "totp".into(),
+            name,
+            secret,
+            created: now,
+            last_used: 0,
+        };
+        store.add_device(&user, &device, step, &hashed)?;
+        drop(store);
+        lock(&self.enrollments).remove(enrollment_id);
+        self.audit.info(
+            "enroll",
+            &[("user", &user), ("kind", "totp"), ("device", &device_id)],
+        );
+        Ok((device_id, codes))
+    }
+
+    pub fn status(&self, caller: u32, user: &str) -> Result<UserStatus> {
+        let user = self.account_user(caller, user)?;
+        let row = lock(&self.store).user(&user)?;
+        Ok(status_of(&user, &row))
+    }
+
+    pub fn remove_device(
+        &self,
+        caller: u32,
+        user: &str,
+        device_id: &str,
+        code: &str,
+        now: i64,
+    ) -> Result<()> {
+        let user = self.account_user(caller, user)?;
+        let row = lock(&self.store).user(&user)?;
+        if !row.devices.iter().any(|d| d.id == device_id) {
+            return Err(Error::NotFound(format!(
+                "No device {} for {user}.",
+                crate::audit::field(device_id)
+            )));
+        }
+        if caller != 0 {
+            self.require_code(&user, code, now)?;
+        }
+        if !lock(&self.store).remove_device(&user, device_id)? {
+            return Err(Error::NotFound(format!(
+                "No device {} for {user}.",
+                crate::audit::field(device_id)
+            )));
+        }
+        self.audit.info(
+            "remove",
+            &[
+                ("user", &user),
+                ("device", device_id),
+                ("by_uid", &caller.to_string()),
+            ],
+        );
+        Ok(())
+    }
+
+    pub fn regenerate_backup_codes(
+        &self,
+        caller: u32,
+        user: &str,
+        code: &str,
+        now: i64,
+    ) -> Result<Vec<String>> {
+        let user = self.account_user(caller, user)?;
+        if lock(&self.store).user(&user)?.devices.is_empty() {
+            return Err(Error::NotEnrolled(format!(
+                "{user} has no authenticator enrolled."
+            )));
+        }
+        if caller != 0 {
+            self.require_code(&user, code, now)?;
+        }
+        let (codes, hashed) = new_backup_codes()?;
+        lock(&self.store).replace_backup_codes(&user, &hashed)?;
+        self.audit.info(
+            "backup codes regenerated",
+            &[("user", &user), ("by_uid", &caller.to_string())],
+        );
+        Ok(codes)
+    }
+
+    // ----- Admin -------------------------------------------------------------
+
+    pub fn list_users(&self, caller: u32) -> Result<Vec<UserSummary>> {
+        self.authorize_admin(caller)?;
+        let rows = lock(&self.store).list_users()?;
+        Ok(rows
+            .into_iter()
+            .map(|s| UserSummary {
+                user: s.user,
+                devices: s.devices,
+                backup_codes_left: s.backup_codes_left,
+                locked_until: s.locked_until,
+            })
+            .collect())
+    }
+
+    pub fn user_status(&self, caller: u32, user: &str) -> Result<UserStatus> {
+        self.authorize_admin(caller)?;
+        let user = Self::admin_target(user)?;
+        let row = lock(&self.store).user(user)?;
+        Ok(status_of(user, &row))
+    }
+
+    pub fn reset(&self, caller: u32, user: &str) -> Result<()> {
+        self.authorize_admin(caller)?;
+        let user = Self::admin_target(user)?;
+        lock(&self.store).reset(user)?;
+        // Logins and enrollments in flight end with the reset.
+        lock(&self.sessions).retain(|_, s| s.user != user);
+        lock(&self.enrollments).retain(|_, p| p.user != user);
+        self.audit
+            .warn("reset", &[("user", user), ("by_uid", &caller.to_string())]);
+        Ok(())
+    }
+
+    pub fn unlock(&self, caller: u32, user: &str) -> Result<()> {
+        self.authorize_admin(caller)?;
+        let user = Self::admin_target(user)?;
+        lock(&self.store).unlock(user)?;
+        self.audit
+            .info("unlock", &[("user", user), ("by_uid", &caller.to_string())]);
+        Ok(())
+    }
+}
+
+/// Ten fresh backup codes and their hashes.
+fn new_backup_codes() -> Result<(Vec<String>, Vec<backup::Hashed>)> {
+    let mut rng = |buf: &mut [u8]| random(buf);
+    let mut codes = Vec::with_capacity(backup::COUNT);
+    let mut hashed = Vec::with_capacity(backup::COUNT);
+    while codes.len() < backup::COUNT {
+        let code = backup::generate(&mut rng)?;
+        if codes.contains(&code) {
+            continue;
+        }
+        hashed.push(backup::hash(&code, &mut rng)?);
+        codes.push(code);
+    }
+    Ok((codes, hashed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LogTarget;
+    use crate::policy::Mode;
+
+    const NOW: i64 = 2_000_000_000;
+    /// A user that exists on every Linux system and is not root.
+    const USER: &str = "daemon";
+    const USER_UID: u32 = 1;
+
+    fn service(mode: Mode) -> Service {
+        let mut config = Config::default();
+        config.policy.mode = mode;
+        config.lockout.max_failures = 4;
+        config.daemon.log = LogTarget::Stderr;
+        Service::new(
+            config,
+            Store::open_in_memory().unwrap(),
+            Audit::new(LogTarget::Stderr),
+        )
+    }
+
+    fn secret_of(uri: &str) -> Vec<u8> {
+        let b32 = uri
+            .split("secret=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap();
+        totp_rs::Secret::try_from_base32(b32)
+            .unwrap()
+            .as_ref()
+            .to_vec()
+    }
+
+    fn code(secret: &[u8], offset: i64) -> String {
+        totp::code_at_step(secret, (totp::step_at(NOW) as i64 + offset) as u64)
+    }
+
+    /// Enrolls USER with steps now-1 and now; returns secret and backup codes.
+    fn enroll(s: &Service) -> (Vec<u8>, Vec<String>) {
+        let (id, uri, _) = s.enroll_totp_begin(0, USER, "phone", NOW).unwrap();
+        let secret = secret_of(&uri);
+        let (_, backup) = s
+            .enroll_totp_confirm(0, USER, &id, &code(&secret, -1), &code(&secret, 0), NOW)
+            .unwrap();
+        (secret, backup)
+    }
+
+    fn begin(s: &Service) -> (BeginAction, String, String) {
+        let req = LoginRequest {
+            user: USER.into(),
+            service: "sshd".into(),
+            ..Default::default()
+        };
+        s.login_begin(0, &req, NOW).unwrap()
+    }
+
+    #[test]
+    fn unenrolled_users_follow_policy() {
+        assert_eq!(begin(&service(Mode::Optional)).0, BeginAction::Ignore);
+        assert_eq!(begin(&service(Mode::Required)).0, BeginAction::Deny);
+    }
+
+    #[test]
+    fn enrolled_login_succeeds_once_per_step() {
+        let s = service(Mode::Optional);
+        let (secret, _) = enroll(&s);
+        let (action, token, prompt) = begin(&s);
+        assert_eq!((action, prompt.as_str()), (BeginAction::Challenge, PROMPT));
+        // The enrollment's own steps are used up.
+        let (r, msg) = s
+            .login_answer(0, &token, code(&secret, 0).as_bytes(), NOW)
+            .unwrap();
+        assert_eq!((r, msg.as_str()), (AnswerResult::Retry, MSG_REPLAY));
+        let spaced = code(&secret, 1);
+        let spaced = format!("{} {}", &spaced[..3], &spaced[3..]);
+        let (r, _) = s.login_answer(0, &token, spaced.as_bytes(), NOW).unwrap();
+        assert_eq!(r, AnswerResult::Success);
+        // The session is gone, and the same code does not work again.
+        assert!(matches!(
+            s.login_answer(0, &token, b"000000", NOW),
+            Err(Error::NotFound(_))
+        ));
+        let (_, token, _) = begin(&s);
+        let (r, msg) = s
+            .login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+            .unwrap();
+        assert_eq!((r, msg.as_str()), (AnswerResult::Retry, MSG_REPLAY));
+    }
+
+    #[test]
+    fn three_wrong_tries_end_the_session_and_enough_lock_the_user() {
+        let s = service(Mode::Optional);
+        let (secret, _) = enroll(&s);
+        let (_, token, _) = begin(&s);
+        assert_eq!(
+            s.login_answer(0, &token, b"abc", NOW).unwrap().0,
+            AnswerResult::Retry
+        );
+        assert_eq!(
+            s.login_answer(0, &token, b"\xff\xfe", NOW).unwrap().0,
+            AnswerResult::Retry
+        );
+        assert_eq!(
+            s.login_answer(0, &token, &[b'1'; 10_000], NOW).unwrap().0,
+            AnswerResult::Deny
+        );
+        let (_, token, _) = begin(&s);
+        let (r, msg) = s.login_answer(0, &token, b"000000", NOW).unwrap();
+        assert_eq!(r, AnswerResult::Deny, "fourth failure locks");
+        assert!(msg.contains("Too many failed attempts"), "{msg}");
+        // Locked: Begin denies and a correct code does not help.
+        assert_eq!(begin(&s).0, BeginAction::Deny);
+        assert!(matches!(
+            s.require_code(USER, &code(&secret, 1), NOW),
+            Err(Error::LockedOut(_))
+        ));
+        s.unlock(0, USER).unwrap();
+        let (_, token, _) = begin(&s);
+        assert_eq!(
+            s.login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+                .unwrap()
+                .0,
+            AnswerResult::Success
+        );
+    }
+
+    #[test]
+    fn backup_codes_work_once() {
+        let s = service(Mode::Optional);
+        let (_, backup) = enroll(&s);
+        assert_eq!(backup.len(), 10);
+        let (_, token, _) = begin(&s);
+        assert_eq!(
+            s.login_answer(0, &token, backup[3].as_bytes(), NOW)
+                .unwrap()
+                .0,
+            AnswerResult::Success
+        );
+        let (_, token, _) = begin(&s);
+        assert_eq!(
+            s.login_answer(0, &token, backup[3].as_bytes(), NOW)
+                .unwrap()
+                .0,
+            AnswerResult::Retry
+        );
+        assert_eq!(s.status(0, USER).unwrap().backup_codes_left, 9);
+    }
+
+    #[test]
+    fn users_act_only_on_themselves() {
+        let s = service(Mode::Optional);
+        let req = LoginRequest {
+            user: "root".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            s.login_begin(USER_UID, &req, NOW),
+            Err(Error::AccessDenied(_))
+        ));
+        assert!(matches!(
+            s.enroll_totp_begin(USER_UID, "root", "", NOW),
+            Err(Error::AccessDenied(_))
+        ));
+        assert!(matches!(
+            s.status(USER_UID, "root"),
+            Err(Error::AccessDenied(_))
+        ));
+        assert!(matches!(
+            s.reset(USER_UID, "root"),
+            Err(Error::AccessDenied(_))
+        ));
+        assert!(matches!(
+            s.list_users(USER_UID),
+            Err(Error::AccessDenied(_))
+        ));
+        // Their own account is fine.
+        assert_eq!(s.status(USER_UID, "").unwrap().user, USER);
+        let own = LoginRequest {
+            user: USER.into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.login_begin(USER_UID, &own, NOW).unwrap().0,
+            BeginAction::Ignore
+        );
+    }
+
+    #[test]
+    fn a_session_belongs_to_its_caller() {
+        let s = service(Mode::Optional);
+        let (secret, _) = enroll(&s);
+        let (_, token, _) = begin(&s);
+        let stolen = s.login_answer(USER_UID, &token, code(&secret, 1).as_bytes(), NOW);
+        assert!(matches!(stolen, Err(Error::NotFound(_))));
+        assert_eq!(
+            s.login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+                .unwrap()
+                .0,
+            AnswerResult::Success
+        );
+    }
+
+    #[test]
+    fn removing_a_device_as_the_user_needs_a_code() {
+        let s = service(Mode::Optional);
+        let (secret, _) = enroll(&s);
+        let id = s.status(0, USER).unwrap().devices[0].id.clone();
+        assert!(matches!(
+            s.remove_device(USER_UID, "", &id, "123456", NOW),
+            Err(Error::InvalidCode(_))
+        ));
+        assert!(matches!(
+            s.remove_device(USER_UID, "", "nope", "", NOW),
+            Err(Error::NotFound(_))
+        ));
+        s.remove_device(USER_UID, "", &id, &code(&secret, 1), NOW)
+            .unwrap();
+        let st = s.status(0, USER).unwrap();
+        assert!(!st.enrolled);
+        assert_eq!(st.backup_codes_left, 0);
+    }
+
+    #[test]
+    fn enrollment_needs_two_consecutive_codes_and_expires() {
+        let s = service(Mode::Optional);
+        let (id, uri, b32) = s.enroll_totp_begin(0, USER, "", NOW).unwrap();
+        assert!(uri.contains(&format!("secret={b32}")));
+        let secret = secret_of(&uri);
+        let wrong = s.enroll_totp_confirm(0, USER, &id, &code(&secret, 0), &code(&secret, 0), NOW);
+        assert!(matches!(wrong, Err(Error::InvalidCode(_))));
+        let late = s.enroll_totp_confirm(
+            0,
+            USER,
+            &id,
+            &code(&secret, 0),
+            &code(&secret, 1),
+            NOW + ENROLLMENT_SECS,
+        );
+        assert!(matches!(late, Err(Error::Expired(_))));
+        assert!(matches!(
+            s.enroll_totp_confirm(0, USER, &id, "1", "2", NOW),
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            s.enroll_totp_begin(0, "no-such-user-x", "", NOW),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn reset_forgets_everything_but_used_steps() {
+        let s = service(Mode::Optional);
+        enroll(&s);
+        s.reset(0, USER).unwrap();
+        let st = s.status(0, USER).unwrap();
+        assert!(!st.enrolled && st.devices.is_empty() && st.backup_codes_left == 0);
+        assert!(s.list_users(0).unwrap().is_empty());
+        assert_eq!(begin(&s).0, BeginAction::Ignore);
+    }
+
+    #[test]
+    fn code_input_normalization() {
+        assert_eq!(normalize_code(b"123 456").as_deref(), Some("123456"));
+        assert_eq!(normalize_code(b" 12345678 ").as_deref(), Some("12345678"));
+        for bad in [
+            &b""[..],
+            b"   ",
+            b"12a456",
+            b"\xff123456",
+            b"123\t456",
+            &[b'1'; 65],
+        ] {
+            assert_eq!(normalize_code(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,531 @@
+//! All persistent state, in one SQLite database (`STATE_DIR/mfad.db`, WAL,
+//! directory 0700, file 0600). Nothing else in mfad touches SQL.
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::backup::Hashed;
+use crate::error::{Error, Result};
+use crate::lockout::Lockout;
+
+pub const DB_FILE: &str = "mfad.db";
+
+/// Schema migrations, applied in order; `PRAGMA user_version` counts those
+/// done. Never edit a released entry: append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: users, TOTP devices, backup codes.
+    "CREATE TABLE users (
+        name TEXT PRIMARY KEY NOT NULL,
+        last_step INTEGER NOT NULL DEFAULT 0,
+        failures INTEGER NOT NULL DEFAULT 0,
+        locked_until INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE TABLE devices (
+        user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        secret BLOB NOT NULL,
+        created INTEGER NOT NULL,
+        last_used INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (user, id)
+    ) WITHOUT ROWID;
+    CREATE TABLE backup_codes (
+        user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        salt BLOB NOT NULL,
+        hash BLOB NOT NULL
+    );
+    CREATE INDEX backup_codes_user ON backup_codes(user);",
+];
+
+/// An enrolled device as stored, secret included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRow {
+    pub id: String,
+    pub kind: String,
+    pub name: String,
+    pub secret: Vec<u8>,
+    pub created: i64,
+    pub last_used: i64,
+}
+
+/// A stored backup code and its row id (to delete it once used).
+#[derive(Debug, Clone)]
+pub struct BackupRow {
+    pub rowid: i64,
+    pub code: Hashed,
+}
+
+/// Everything a login needs to know about a user, read at once.
+#[derive(Debug, Clone, Default)]
+pub struct UserRow {
+    pub last_step: u64,
+    pub lockout: Lockout,
+    pub devices: Vec<DeviceRow>,
+    pub backup_codes: Vec<BackupRow>,
+}
+
+/// One line of the user list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub user: String,
+    pub devices: u32,
+    pub backup_codes_left: u32,
+    pub locked_until: i64,
+}
+
+pub struct Store {
+    conn: Connection,
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `dir`, fixing modes to
+    /// 0700/0600 so a careless install cannot leave secrets readable.
+    pub fn open(dir: &Path) -> Result<Store> {
+        let io =
+            |what: &str, e: std::io::Error| Error::Io(format!("{what} {}: {e}", dir.display()));
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| io("cannot create state directory", e))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| io("cannot set mode 0700 on", e))?;
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open(&path)?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+            .map_err(|e| io("cannot set mode 0600 on the database in", e))?;
+        Store::init(conn)
+    }
+
+    /// A private in-memory database, for unit tests.
+    #[cfg(test)]
+    pub fn open_in_memory() -> Result<Store> {
+        Store::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Store> {
+        // WAL for concurrent readers; FULL sync so an accepted step or a
+        // failure count survives a power cut (replay and lockout state are
+        // security state, not a cache).
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut store = Store { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let done = usize::try_from(version).unwrap_or(usize::MAX);
+        if done > MIGRATIONS.len() {
+            return Err(Error::Io(format!(
+                "the state database has schema version {version}, newer than this mfad knows ({}); refusing to touch it",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(
+                None,
+                "user_version",
+                i64::try_from(i + 1).unwrap_or(i64::MAX),
+            )?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    /// The user's whole state; a default row when the user is unknown.
+    pub fn user(&self, user: &str) -> Result<UserRow> {
+        let base = self
+            .conn
+            .prepare_cached("SELECT last_step, failures, locked_until FROM users WHERE name = ?1")?
+            .query_row([user], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .optional()?;
+        let Some((last_step, failures, locked_until)) = base else {
+            return Ok(UserRow::default());
+        };
+        let devices = self
+            .conn
+            .prepare_cached(
+                "SELECT id, kind, name, secret, created, last_used FROM devices
+                 WHERE user = ?1 ORDER BY created, id",
+            )?
+            .query_map([user], |r| {
+                Ok(DeviceRow {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    name: r.get(2)?,
+                    secret: r.get(3)?,
+                    created: r.get(4)?,
+                    last_used: r.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let backup_codes = self
+            .conn
+            .prepare_cached("SELECT rowid, salt, hash FROM backup_codes WHERE user = ?1")?
+            .query_map([user], |r| {
+                Ok(BackupRow {
+                    rowid: r.get(0)?,
+                    code: Hashed {
+                        salt: r.get(1)?,
+                        hash: r.get(2)?,
+                    },
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(UserRow {
+            last_step: to_u64(last_step),
+            lockout: Lockout {
+                failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                locked_until,
+            },
+            devices,
+            backup_codes,
+        })
+    }
+
+    /// Records a successful TOTP verification at `step`: the step becomes the
+    /// user's last, failures are cleared. Returns false, changing nothing, if
+    /// a step this new or newer was accepted meanwhile (replay).
+    pub fn accept_totp(
+        &mut self,
+        user: &str,
+        device_id: &str,
+        step: u64,
+        now: i64,
+    ) -> Result<bool> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let changed = tx.execute(
+            "UPDATE users SET last_step = ?2, failures = 0, locked_until = 0
+             WHERE name = ?1 AND last_step < ?2",
+            params![user, to_i64(step)],
+        )?;
+        if changed != 1 {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE devices SET last_used = ?3 WHERE user = ?1 AND id = ?2",
+            params![user, device_id, now],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Uses up a backup code and clears failures. Returns false if the code
+    /// was used meanwhile.
+    pub fn accept_backup(&mut self, user: &str, rowid: i64) -> Result<bool> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let deleted = tx.execute(
+            "DELETE FROM backup_codes WHERE rowid = ?2 AND user = ?1",
+            params![user, rowid],
+        )?;
+        if deleted != 1 {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE users SET failures = 0, locked_until = 0 WHERE name = ?1",
+            [user],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Stores a new failure state. Only users with a row (enrolled, or
+    /// enrolled once) are counted; there is nothing to lock for others.
+    pub fn set_lockout(&mut self, user: &str, lockout: Lockout) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE users SET failures = ?2, locked_until = ?3 WHERE name = ?1")?
+            .execute(params![user, lockout.failures, lockout.locked_until])?;
+        Ok(())
+    }
+
+    /// Adds a confirmed device, marks the enrollment's codes used (`step`)
+    /// and replaces the backup codes, in one transaction.
+    pub fn add_device(
+        &mut self,
+        user: &str,
+        device: &DeviceRow,
+        step: u64,
+        backup: &[Hashed],
+    ) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO users (name, last_step) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET last_step = max(last_step, excluded.last_step)",
+            params![user, to_i64(step)],
+        )?;
+        tx.execute(
+            "INSERT INTO devices (user, id, kind, name, secret, created, last_used)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
+            params![
+                user,
+                device.id,
+                device.kind,
+                device.name,
+                device.secret,
+                device.created
+            ],
+        )?;
+        replace_backup_codes(&tx, user, backup)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Removes a device; with the last device go the backup codes, which
+    /// would otherwise keep an account "enrolled" with no app behind it.
+    /// Returns false if there was no such device.
+    pub fn remove_device(&mut self, user: &str, id: &str) -> Result<bool> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "DELETE FROM devices WHERE user = ?1 AND id = ?2",
+            params![user, id],
+        )?;
+        let left: i64 = tx.query_row(
+            "SELECT count(*) FROM devices WHERE user = ?1",
+            [user],
+            |r| r.get(0),
+        )?;
+        if left == 0 {
+            tx.execute("DELETE FROM backup_codes WHERE user = ?1", [user])?;
+        }
+        tx.commit()?;
+        Ok(n == 1)
+    }
+
+    pub fn replace_backup_codes(&mut self, user: &str, backup: &[Hashed]) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        replace_backup_codes(&tx, user, backup)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forgets the user's devices, backup codes and lockout. The last
+    /// accepted step is kept, so codes seen before the reset stay dead.
+    pub fn reset(&mut self, user: &str) -> Result<bool> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let devices = tx.execute("DELETE FROM devices WHERE user = ?1", [user])?;
+        let codes = tx.execute("DELETE FROM backup_codes WHERE user = ?1", [user])?;
+        let locks = tx.execute(
+            "UPDATE users SET failures = 0, locked_until = 0 WHERE name = ?1 AND (failures > 0 OR locked_until > 0)",
+            [user],
+        )?;
+        tx.commit()?;
+        Ok(devices + codes + locks > 0)
+    }
+
+    /// Clears failures and lock. Returns false for an unknown user.
+    pub fn unlock(&mut self, user: &str) -> Result<bool> {
+        let n = self.conn.execute(
+            "UPDATE users SET failures = 0, locked_until = 0 WHERE name = ?1",
+            [user],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Users with a device, a backup code or a failure count, by name.
+    pub fn list_users(&self) -> Result<Vec<Summary>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT u.name,
+                    (SELECT count(*) FROM devices d WHERE d.user = u.name),
+                    (SELECT count(*) FROM backup_codes b WHERE b.user = u.name),
+                    u.locked_until, u.failures
+             FROM users u ORDER BY u.name",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    Summary {
+                        user: r.get(0)?,
+                        devices: r.get(1)?,
+                        backup_codes_left: r.get(2)?,
+                        locked_until: r.get(3)?,
+                    },
+                    r.get::<_, i64>(4)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows
+            .into_iter()
+            .filter(|(s, failures)| {
+                s.devices > 0 || s.backup_codes_left > 0 || *failures > 0 || s.locked_until > 0
+            })
+            .map(|(s, _)| s)
+            .collect())
+    }
+}
+
+fn replace_backup_codes(
+    tx: &rusqlite::Transaction<'_>,
+    user: &str,
+    backup: &[Hashed],
+) -> Result<()> {
+    tx.execute("DELETE FROM backup_codes WHERE user = ?1", [user])?;
+    let mut insert =
+        tx.prepare_cached("INSERT INTO backup_codes (user, salt, hash) VALUES (?1, ?2, ?3)")?;
+    for code in backup {
+        insert.execute(params![user, code.salt, code.hash])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(id: &str) -> DeviceRow {
+        DeviceRow {
+            id: id.into(),
+            kind: "totp".into(),
+            name: "phone".into(),
+            secret: vec![7; 20],
+            created: 1000,
+            last_used: 0,
+        }
+    }
+
+    fn code(n: u8) -> Hashed {
+        Hashed {
+            salt: vec![n; 16],
+            hash: vec![n; 32],
+        }
+    }
+
+    #[test]
+    fn unknown_user_is_a_default_row() {
+        let s = Store::open_in_memory().unwrap();
+        let u = s.user("nobody").unwrap();
+        assert!(u.devices.is_empty());
+        assert_eq!(u.last_step, 0);
+    }
+
+    #[test]
+    fn steps_are_accepted_once_and_only_forward() {
+        let mut s = Store::open_in_memory().unwrap();
+        s.add_device("alice", &device("d1"), 100, &[]).unwrap();
+        assert!(
+            !s.accept_totp("alice", "d1", 100, 5).unwrap(),
+            "enrollment step reused"
+        );
+        assert!(s.accept_totp("alice", "d1", 101, 5).unwrap());
+        assert!(!s.accept_totp("alice", "d1", 101, 6).unwrap(), "replay");
+        assert!(!s.accept_totp("alice", "d1", 99, 6).unwrap(), "older step");
+        let u = s.user("alice").unwrap();
+        assert_eq!(u.last_step, 101);
+        assert_eq!(u.devices[0].last_used, 5);
+    }
+
+    #[test]
+    fn backup_codes_are_single_use_and_replaced_on_enrollment() {
+        let mut s = Store::open_in_memory().unwrap();
+        s.add_device("alice", &device("d1"), 1, &[code(1), code(2)])
+            .unwrap();
+        let u = s.user("alice").unwrap();
+        assert_eq!(u.backup_codes.len(), 2);
+        let row = u.backup_codes[0].rowid;
+        assert!(s.accept_backup("alice", row).unwrap());
+        assert!(!s.accept_backup("alice", row).unwrap());
+        assert!(
+            !s.accept_backup("bob", u.backup_codes[1].rowid).unwrap(),
+            "another user's code"
+        );
+        s.add_device("alice", &device("d2"), 2, &[code(3), code(4), code(5)])
+            .unwrap();
+        assert_eq!(s.user("alice").unwrap().backup_codes.len(), 3);
+    }
+
+    #[test]
+    fn removing_the_last_device_drops_backup_codes() {
+        let mut s = Store::open_in_memory().unwrap();
+        s.add_device("alice", &device("d1"), 1, &[code(1)]).unwrap();
+        s.add_device("alice", &device("d2"), 2, &[code(2)]).unwrap();
+        assert!(s.remove_device("alice", "d1").unwrap());
+        assert_eq!(s.user("alice").unwrap().backup_codes.len(), 1);
+        assert!(!s.remove_device("alice", "d1").unwrap());
+        assert!(s.remove_device("alice", "d2").unwrap());
+        let u = s.user("alice").unwrap();
+        assert!(u.devices.is_empty() && u.backup_codes.is_empty());
+        assert!(s.list_users().unwrap().is_empty());
+    }
+
+    #[test]
+    fn lockout_reset_and_unlock() {
+        let mut s = Store::open_in_memory().unwrap();
+        s.add_device("alice", &device("d1"), 10, &[code(1)])
+            .unwrap();
+        let locked = Lockout {
+            failures: 5,
+            locked_until: 999,
+        };
+        s.set_lockout("alice", locked).unwrap();
+        assert_eq!(s.user("alice").unwrap().lockout, locked);
+        assert_eq!(s.list_users().unwrap()[0].locked_until, 999);
+        assert!(s.unlock("alice").unwrap());
+        assert_eq!(s.user("alice").unwrap().lockout, Lockout::default());
+        s.set_lockout("alice", locked).unwrap();
+        assert!(s.reset("alice").unwrap());
+        let u = s.user("alice").unwrap();
+        assert!(u.devices.is_empty() && u.backup_codes.is_empty());
+        assert_eq!(u.lockout, Lockout::default());
+        assert_eq!(u.last_step, 10, "used steps stay used");
+        assert!(!s.reset("alice").unwrap());
+    }
+
+    #[test]
+    fn files_get_private_modes_and_schema_is_versioned() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let s = Store::open(&state).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&state), 0o700);
+        assert_eq!(mode(&state.join(DB_FILE)), 0o600);
+        drop(s);
+        // Reopening applies nothing twice.
+        let s = Store::open(&state).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    }
+}
