@@ -1,1 +1,356 @@
+//! Harness for mfa's integration tests: real parts only.
+//!
+//! An [`Env`] is one private world for one test: a temp dir, a private
+//! dbus-daemon, the real mfad serving on it with its own state dir and
+//! config, and the Unix users, groups and /etc/pam.d service files the test
+//! asks for. Everything is unique per Env (random names), so tests run in
+//! parallel threads; dropping the Env stops the processes and removes
+//! everything it made.
+//!
+//! ```no_run
+//! use mfa_tests::Env;
+//! let env = Env::new();
+//! let alice = env.add_user();
+//! let dev = env.enroll(&alice);
+//! let svc = env.pam_service("");
+//! let code = mfa_tests::code_at_offset(&dev.secret, 0);
+//! assert!(env.pamtester(&svc, &alice, &[&code]).authenticated());
+//! ```
+//!
+//! Anything missing (not root, no dbus-daemon/pamtester/oathtool, the
+//! workspace not built) is a loud panic, never a skip.
 
+pub mod bus;
+pub mod calls;
+pub mod codes;
+pub mod daemon;
+pub mod mfactl;
+pub mod pam;
+pub mod paths;
+pub mod proc;
+pub mod users;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub use bus::Bus;
+pub use calls::CallResult;
+pub use codes::{code_at_offset, totp_code, wrong_code, Clock};
+pub use daemon::{DaemonConfig, Policy};
+pub use mfactl::{Enrolled, PendingEnrollment};
+pub use pam::{PamOutcome, PamResult};
+pub use proc::{Cmd, Output};
+pub use users::User;
+
+use daemon::Daemon;
+
+/// `n` random lowercase letters (letters only, so names never contain
+/// something that looks like a code).
+pub fn random_letters(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    getrandom::fill(&mut b).expect("randomness");
+    b.iter().map(|x| (b'a' + x % 26) as char).collect()
+}
+
+/// Settings for a new [`Env`].
+#[derive(Debug, Clone)]
+pub struct EnvBuilder {
+    window: u32,
+    policy: Policy,
+    max_failures: u32,
+    lockout_duration: String,
+    admin_group: String,
+    issuer: String,
+    start_daemon: bool,
+}
+
+impl Default for EnvBuilder {
+    fn default() -> Self {
+        EnvBuilder {
+            window: 4,
+            policy: Policy::Optional,
+            max_failures: 5,
+            lockout_duration: "15m".into(),
+            admin_group: String::new(),
+            issuer: "mfa-test".into(),
+            start_daemon: true,
+        }
+    }
+}
+
+impl EnvBuilder {
+    /// `[totp] window` (default 4: enrollment uses steps -3 and -2, logins
+    /// then have steps -1..=4 to use in order without waiting).
+    pub fn window(mut self, w: u32) -> Self {
+        self.window = w;
+        self
+    }
+    pub fn policy(mut self, p: Policy) -> Self {
+        self.policy = p;
+        self
+    }
+    pub fn max_failures(mut self, n: u32) -> Self {
+        self.max_failures = n;
+        self
+    }
+    /// `[lockout] duration`, e.g. "15m".
+    pub fn lockout_duration(mut self, d: &str) -> Self {
+        self.lockout_duration = d.into();
+        self
+    }
+    pub fn admin_group(mut self, g: &str) -> Self {
+        self.admin_group = g.into();
+        self
+    }
+    pub fn issuer(mut self, i: &str) -> Self {
+        self.issuer = i.into();
+        self
+    }
+    /// Only the bus; mfad is not started (call [`Env::start_daemon`]).
+    pub fn no_daemon(mut self) -> Self {
+        self.start_daemon = false;
+        self
+    }
+
+    pub fn start(self) -> Env {
+        Env::start(self)
+    }
+}
+
+/// One test's private world. See the crate docs.
+pub struct Env {
+    dir: PathBuf,
+    bus: Bus,
+    daemon: Option<Daemon>,
+    config: DaemonConfig,
+    config_path: PathBuf,
+    users: Mutex<Vec<String>>,
+    groups: Mutex<Vec<String>>,
+    pam_files: Mutex<Vec<PathBuf>>,
+}
+
+impl Env {
+    /// Defaults: window 4, policy optional, 5 failures lock for 15m, no
+    /// admin group, issuer "mfa-test".
+    pub fn new() -> Env {
+        EnvBuilder::default().start()
+    }
+
+    pub fn builder() -> EnvBuilder {
+        EnvBuilder::default()
+    }
+
+    fn start(b: EnvBuilder) -> Env {
+        paths::require_root();
+        // Check the tools up front so a missing one is named clearly.
+        paths::tool("dbus-daemon", "dbus-daemon");
+        paths::tool("pamtester", "pamtester");
+        paths::tool("oathtool", "oathtool");
+        paths::tool("setpriv", "util-linux");
+        paths::tool("useradd", "passwd");
+        paths::mfad();
+        paths::mfactl();
+        paths::pam_module();
+
+        let dir = std::env::temp_dir().join(format!("mfa-test-{}", random_letters(10)));
+        std::fs::create_dir(&dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        // 0755: the test users must reach the bus socket inside.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod temp dir");
+        let bus = Bus::start(&dir);
+        let config = DaemonConfig {
+            bus: bus.address.clone(),
+            state_dir: dir.join("state"),
+            issuer: b.issuer,
+            admin_group: b.admin_group,
+            log: "stderr".into(),
+            policy: b.policy,
+            window: b.window,
+            max_failures: b.max_failures,
+            lockout_duration: b.lockout_duration,
+        };
+        let config_path = dir.join("mfad.toml");
+        std::fs::write(&config_path, config.to_toml()).expect("write mfad.toml");
+        let mut env = Env {
+            dir,
+            bus,
+            daemon: None,
+            config,
+            config_path,
+            users: Mutex::new(Vec::new()),
+            groups: Mutex::new(Vec::new()),
+            pam_files: Mutex::new(Vec::new()),
+        };
+        if b.start_daemon {
+            env.start_daemon();
+        }
+        env
+    }
+
+    /// The temp dir (mode 0755) holding the bus socket, configs, logs and
+    /// the state dir.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `unix:path=DIR/bus`
+    pub fn bus_address(&self) -> &str {
+        &self.bus.address
+    }
+
+    pub fn config(&self) -> &DaemonConfig {
+        &self.config
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.config.state_dir
+    }
+
+    pub fn window(&self) -> u32 {
+        self.config.window
+    }
+
+    /// Where mfad's stdout and stderr go.
+    pub fn daemon_log_path(&self) -> PathBuf {
+        self.dir.join("mfad.log")
+    }
+
+    /// Everything mfad has written so far (all its runs in this Env).
+    pub fn daemon_log(&self) -> String {
+        bus::read_lossy(&self.daemon_log_path())
+    }
+
+    /// Starts mfad with this Env's config; returns once it owns the name.
+    pub fn start_daemon(&mut self) {
+        assert!(self.daemon.is_none(), "mfad is already running");
+        self.daemon = Some(Daemon::start(
+            &self.config_path,
+            &self.daemon_log_path(),
+            &self.bus.address,
+        ));
+    }
+
+    /// SIGTERM to mfad and wait; its exit status (None if it was not
+    /// running).
+    pub fn stop_daemon(&mut self) -> Option<ExitStatus> {
+        self.daemon.take().and_then(|mut d| d.stop())
+    }
+
+    pub fn daemon_pid(&self) -> Option<u32> {
+        self.daemon.as_ref().and_then(|d| d.pid())
+    }
+
+    /// SIGSTOP to mfad: it keeps its bus name but answers nothing (the
+    /// "daemon hangs" case). Drop (or [`Env::resume_daemon`]) continues it.
+    pub fn pause_daemon(&self) {
+        self.signal_daemon(nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    pub fn resume_daemon(&self) {
+        self.signal_daemon(nix::sys::signal::Signal::SIGCONT);
+    }
+
+    fn signal_daemon(&self, sig: nix::sys::signal::Signal) {
+        let pid = self.daemon_pid().expect("mfad is running");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).expect("signal mfad");
+    }
+
+    /// Writes a file in the temp dir (e.g. another mfad config).
+    pub fn write_file(&self, name: &str, contents: &str) -> PathBuf {
+        let p = self.dir.join(name);
+        std::fs::write(&p, contents)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", p.display()));
+        p
+    }
+
+    /// Runs another mfad in the foreground with `config` and waits for it
+    /// to exit (killed after `timeout`).
+    pub fn run_mfad(&self, config: &Path, timeout: Duration) -> Output {
+        Cmd::new(paths::mfad())
+            .arg("--config")
+            .arg(config)
+            .timeout(timeout)
+            .run()
+    }
+
+    /// A new Unix user, removed when the Env is dropped.
+    pub fn add_user(&self) -> User {
+        let u = users::create_user();
+        self.users
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(u.name.clone());
+        u
+    }
+
+    /// A new group with these members, removed when the Env is dropped.
+    pub fn add_group(&self, members: &[&User]) -> String {
+        let g = users::create_group(members);
+        self.groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(g.clone());
+        g
+    }
+
+    /// A zbus connection to the private bus (as root, the test process).
+    pub async fn connect(&self) -> zbus::Connection {
+        mfa_api::connect(&self.bus.address)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", self.bus.address))
+    }
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Env::new()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            d.stop();
+        }
+        self.bus.stop();
+        for f in self
+            .pam_files
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            if let Err(e) = std::fs::remove_file(&f) {
+                eprintln!("mfa-tests: cannot remove {}: {e}", f.display());
+            }
+        }
+        for u in self
+            .users
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            users::remove_user(&u);
+        }
+        for g in self
+            .groups
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            users::remove_group(&g);
+        }
+        if std::env::var_os("MFA_TESTS_KEEP").is_some() {
+            eprintln!("mfa-tests: keeping {} (MFA_TESTS_KEEP)", self.dir.display());
+        } else if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            eprintln!("mfa-tests: cannot remove {}: {e}", self.dir.display());
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Test helper: one raw org.mfad.Mfa1 call as whoever runs it (the tests
+//! run it under setpriv as a test user), so the daemon's authorization by
+//! caller uid is tested with real credentials.
+//!
+//! Usage: mfa-call BUS COMMAND ARGS...
+//!   login-begin USER [SERVICE]
+//!   login USER CODE...            Begin, then Answer each code in turn
+//!   enroll-begin USER [NAME]
+//!   enroll-confirm USER ID CODE1 CODE2
+//!   status USER
+//!   remove-device USER ID CODE
+//!   regen-backup USER CODE
+//!   admin-list | admin-status USER | admin-reset USER | admin-unlock USER
+//!   own-name                      RequestName org.mfad.Mfa1 (bus policy check)
+//!
+//! Prints one JSON object: {"ok": RESULT} (exit 0) or {"error": NAME,
+//! "message": MESSAGE} for a D-Bus error reply (exit 3). Anything else
+//! (usage, cannot connect) exits 2 with {"fatal": MESSAGE}.
+
+use std::process::ExitCode;
+
+use mfa_api::{AccountProxy, AdminProxy, BeginAction, LoginProxy};
+use serde_json::{json, Value};
+use zbus::DBusError;
+
+enum Failure {
+    DBus(String, String),
+    Fatal(String),
+}
+
+impl From<mfa_api::Error> for Failure {
+    fn from(e: mfa_api::Error) -> Self {
+        match &e {
+            mfa_api::Error::ZBus(zbus::Error::MethodError(name, desc, _)) => {
+                Failure::DBus(name.to_string(), desc.clone().unwrap_or_default())
+            }
+            mfa_api::Error::ZBus(zbus::Error::FDO(f)) => Failure::DBus(
+                f.name().to_string(),
+                f.description().unwrap_or_default().to_string(),
+            ),
+            mfa_api::Error::ZBus(other) => Failure::Fatal(other.to_string()),
+            _ => Failure::DBus(e.name().to_string(), e.message()),
+        }
+    }
+}
+
+impl From<zbus::Error> for Failure {
+    fn from(e: zbus::Error) -> Self {
+        Failure::from(mfa_api::Error::ZBus(e))
+    }
+}
+
+fn arg(args: &[String], i: usize, what: &str) -> Result<String, Failure> {
+    args.get(i)
+        .cloned()
+        .ok_or_else(|| Failure::Fatal(format!("missing argument: {what}")))
+}
+
+async fn run(args: Vec<String>) -> Result<Value, Failure> {
+    let bus = arg(&args, 0, "BUS")?;
+    let cmd = arg(&args, 1, "COMMAND")?;
+    let rest = &args[2..];
+    let conn = mfa_api::connect(&bus)
+        .await
+        .map_err(|e| Failure::Fatal(format!("cannot connect to {bus}: {e}")))?;
+    let login = LoginProxy::new(&conn).await?;
+    let account = AccountProxy::new(&conn).await?;
+    let admin = AdminProxy::new(&conn).await?;
+    let v = match cmd.as_str() {
+        "login-begin" => {
+            let service = rest.get(1).map(String::as_str).unwrap_or("mfa-test");
+            let (action, session, message) = login
+                .begin(&arg(rest, 0, "USER")?, service, "", "", "")
+                .await?;
+            json!({"action": action, "session": session, "message": message})
+        }
+        "login" => {
+            let (action, session, message) = login
+                .begin(&arg(rest, 0, "USER")?, "mfa-test", "", "", "")
+                .await?;
+            let mut answers = Vec::new();
+            if action == BeginAction::Challenge {
+                for code in &rest[1..] {
+                    let (result, message) = login.answer(&session, code.as_bytes()).await?;
+                    answers.push(json!({"result": result, "message": message}));
+                    if result != mfa_api::AnswerResult::Retry {
+                        break;
+                    }
+                }
+            }
+            json!({
+                "begin": {"action": action, "session": session, "message": message},
+                "answers": answers,
+            })
+        }
+        "enroll-begin" => {
+            let name = rest.get(1).map(String::as_str).unwrap_or("");
+            let (id, uri, secret) = account
+                .enroll_totp_begin(&arg(rest, 0, "USER")?, name)
+                .await?;
+            json!({"enrollment_id": id, "uri": uri, "secret": secret})
+        }
+        "enroll-confirm" => {
+            let (device_id, backup_codes) = account
+                .enroll_totp_confirm(
+                    &arg(rest, 0, "USER")?,
+                    &arg(rest, 1, "ID")?,
+                    &arg(rest, 2, "CODE1")?,
+                    &arg(rest, 3, "CODE2")?,
+                )
+                .await?;
+            json!({"device_id": device_id, "backup_codes": backup_codes})
+        }
+        "status" => json!(account.status(&arg(rest, 0, "USER")?).await?),
+        "remove-device" => {
+            account
+                .remove_device(
+                    &arg(rest, 0, "USER")?,
+                    &arg(rest, 1, "ID")?,
+                    &arg(rest, 2, "CODE")?,
+                )
+                .await?;
+            json!(null)
+        }
+        "regen-backup" => json!(
+            account
+                .regenerate_backup_codes(&arg(rest, 0, "USER")?, &arg(rest, 1, "CODE")?)
+                .await?
+        ),
+        "admin-list" => json!(admin.list_users().await?),
+        "admin-status" => json!(admin.user_status(&arg(rest, 0, "USER")?).await?),
+        "admin-reset" => {
+            admin.reset(&arg(rest, 0, "USER")?).await?;
+            json!(null)
+        }
+        "admin-unlock" => {
+            admin.unlock(&arg(rest, 0, "USER")?).await?;
+            json!(null)
+        }
+        "own-name" => {
+            let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
+            let name = zbus::names::WellKnownName::try_from(mfa_api::BUS_NAME)
+                .map_err(|e| Failure::Fatal(e.to_string()))?;
+            let reply = dbus
+                .request_name(name, zbus::fdo::RequestNameFlags::DO_NOT_QUEUE)
+                .await
+                .map_err(|e| Failure::from(zbus::Error::from(e)))?;
+            json!(format!("{reply:?}"))
+        }
+        other => return Err(Failure::Fatal(format!("unknown command {other:?}"))),
+    };
+    Ok(v)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match zbus::block_on(run(args)) {
+        Ok(v) => {
+            println!("{}", json!({ "ok": v }));
+            ExitCode::SUCCESS
+        }
+        Err(Failure::DBus(name, message)) => {
+            println!("{}", json!({"error": name, "message": message}));
+            ExitCode::from(3)
+        }
+        Err(Failure::Fatal(message)) => {
+            println!("{}", json!({ "fatal": message }));
+            ExitCode::from(2)
+        }
+    }
+}

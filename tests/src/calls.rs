@@ -1,0 +1,77 @@
+//! Raw D-Bus calls as any user, through the `mfa-call` helper binary
+//! (tests/src/bin/mfa-call.rs) run under setpriv: the daemon sees that
+//! user's uid, exactly as with a real client.
+
+use serde_json::Value;
+
+use crate::proc::Cmd;
+use crate::{paths, Env, User};
+
+/// One call's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallResult {
+    /// The method's return value as JSON.
+    Ok(Value),
+    /// A D-Bus error reply: its name and message.
+    Err { name: String, message: String },
+}
+
+impl CallResult {
+    #[track_caller]
+    pub fn ok(&self) -> &Value {
+        match self {
+            CallResult::Ok(v) => v,
+            CallResult::Err { name, message } => {
+                panic!("expected success, got D-Bus error {name}: {message}")
+            }
+        }
+    }
+
+    /// The error's name and message; panics on success.
+    #[track_caller]
+    pub fn err(&self) -> (&str, &str) {
+        match self {
+            CallResult::Err { name, message } => (name, message),
+            CallResult::Ok(v) => panic!("expected a D-Bus error, got success: {v}"),
+        }
+    }
+
+    /// Panics unless this is the error `org.mfad.Mfa1.Error.<short>`.
+    #[track_caller]
+    pub fn assert_error(&self, short: &str) -> &str {
+        let (name, message) = self.err();
+        assert_eq!(
+            name,
+            format!("{}.{short}", mfa_api::ERROR_PREFIX),
+            "wrong error (message: {message})"
+        );
+        message
+    }
+}
+
+impl Env {
+    /// Runs `mfa-call BUS ARGS...` as `user` (root when None). See
+    /// tests/src/bin/mfa-call.rs for the commands.
+    #[track_caller]
+    pub fn call(&self, user: Option<&User>, args: &[&str]) -> CallResult {
+        let out = Cmd::new(paths::helper("mfa-call"))
+            .arg(self.bus_address())
+            .args(args)
+            .maybe_as(user)
+            .run();
+        let v: Value = serde_json::from_str(out.stdout.trim())
+            .unwrap_or_else(|e| panic!("mfa-call printed no JSON ({e}):\n{out}"));
+        match (out.code, v.get("ok"), v.get("error")) {
+            (Some(0), Some(ok), _) => CallResult::Ok(ok.clone()),
+            (Some(3), _, Some(name)) => CallResult::Err {
+                name: name.as_str().unwrap_or_default().to_string(),
+                message: v
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            },
+            _ => panic!("mfa-call failed:\n{out}"),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The real mfad: its config file and its process.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::bus::{name_has_owner, read_lossy, terminate, START_TIMEOUT};
+use crate::paths;
+
+/// `[policy] mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    Optional,
+    Required,
+}
+
+impl Policy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Optional => "optional",
+            Policy::Required => "required",
+        }
+    }
+}
+
+/// Everything the harness puts in mfad.toml.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    pub bus: String,
+    pub state_dir: PathBuf,
+    pub issuer: String,
+    pub admin_group: String,
+    pub log: String,
+    pub policy: Policy,
+    pub window: u32,
+    pub max_failures: u32,
+    pub lockout_duration: String,
+}
+
+/// A TOML basic string.
+pub fn toml_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+impl DaemonConfig {
+    pub fn to_toml(&self) -> String {
+        format!(
+            "# written by mfa-tests\n\
+             [daemon]\n\
+             bus = {}\n\
+             state_dir = {}\n\
+             issuer = {}\n\
+             admin_group = {}\n\
+             log = {}\n\
+             \n\
+             [policy]\n\
+             mode = {}\n\
+             \n\
+             [totp]\n\
+             window = {}\n\
+             \n\
+             [lockout]\n\
+             max_failures = {}\n\
+             duration = {}\n",
+            toml_str(&self.bus),
+            toml_str(&self.state_dir.to_string_lossy()),
+            toml_str(&self.issuer),
+            toml_str(&self.admin_group),
+            toml_str(&self.log),
+            toml_str(self.policy.as_str()),
+            self.window,
+            self.max_failures,
+            toml_str(&self.lockout_duration),
+        )
+    }
+}
+
+/// A running mfad whose stdout and stderr go to a log file.
+pub struct Daemon {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `mfad --config CONFIG` and returns once it owns org.mfad.Mfa1
+    /// on `address`; panics with its log if it exits or is not ready in
+    /// time.
+    pub fn start(config: &Path, log: &Path, address: &str) -> Daemon {
+        let mfad = paths::mfad();
+        // Append: a restarted daemon keeps the earlier lines for the test.
+        let logf = File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("open mfad log");
+        let child = Command::new(&mfad)
+            .arg("--config")
+            .arg(config)
+            .env_remove("DBUS_SYSTEM_BUS_ADDRESS")
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone().expect("dup log fd"))
+            .stderr(logf)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", mfad.display()));
+        let mut d = Daemon {
+            child: Some(child),
+            log: log.to_path_buf(),
+        };
+        d.wait_ready(address);
+        d
+    }
+
+    fn wait_ready(&mut self, address: &str) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    panic!(
+                        "mfad exited during startup ({status}). Its output:\n{}",
+                        read_lossy(&self.log)
+                    );
+                }
+            }
+            let last = match name_has_owner(address, mfa_api::BUS_NAME) {
+                Ok(true) => return,
+                Ok(false) => "org.mfad.Mfa1 has no owner yet".to_string(),
+                Err(e) => e,
+            };
+            if Instant::now() >= deadline {
+                panic!(
+                    "mfad did not take org.mfad.Mfa1 on {address} within {START_TIMEOUT:?} ({last}). Its output:\n{}",
+                    read_lossy(&self.log)
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// SIGTERM and wait (SIGKILL after 5 s); the exit status.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        self.child.take().and_then(|c| terminate(c, "mfad"))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
