@@ -127,6 +127,24 @@ pub struct UserStatus {
     pub locked_until: i64,
 }
 
+/// A device that passed verification and may log in without a code while
+/// the configured lifetime lasts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct TrustedDevice {
+    /// Short id, unique for the user.
+    pub id: String,
+    /// `"key"` (an SSH public key) or `"host"` (the remote host).
+    pub kind: String,
+    /// The key's `SHA256:` fingerprint, or the host.
+    pub identity: String,
+    /// Unix time of the first verification from it.
+    pub first_used: i64,
+    /// Unix time of the last login from it.
+    pub last_used: i64,
+    /// Unix time the trust ends; 0 for never (lifetime "forever").
+    pub expires: i64,
+}
+
 /// One line of `Admin.ListUsers`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
 pub struct UserSummary {
@@ -193,6 +211,15 @@ pub trait Account {
     /// Replaces all backup codes with ten new ones; needs a code like
     /// `RemoveDevice`.
     fn regenerate_backup_codes(&self, user: &str, code: &str) -> Result<Vec<String>, Error>;
+
+    /// The user's trusted devices.
+    fn trusted_devices(&self, user: &str) -> Result<Vec<TrustedDevice>, Error>;
+
+    /// Stops trusting one device; its next login asks for a code.
+    fn remove_trusted_device(&self, user: &str, id: &str) -> Result<(), Error>;
+
+    /// Stops trusting all of the user's devices; returns how many.
+    fn remove_all_trusted_devices(&self, user: &str) -> Result<u32, Error>;
 }
 
 /// For root and members of the configured admin group.
@@ -207,12 +234,19 @@ pub trait Admin {
 
     fn user_status(&self, user: &str) -> Result<UserStatus, Error>;
 
-    /// Removes every device, backup code and lockout of the user ("lost
-    /// phone").
+    /// Removes every device, backup code, trusted device and lockout of the
+    /// user ("lost phone").
     fn reset(&self, user: &str) -> Result<(), Error>;
 
     /// Clears the failure count and lockout.
     fn unlock(&self, user: &str) -> Result<(), Error>;
+
+    /// As `Account.TrustedDevices`, for any user.
+    fn trusted_devices(&self, user: &str) -> Result<Vec<TrustedDevice>, Error>;
+
+    fn remove_trusted_device(&self, user: &str, id: &str) -> Result<(), Error>;
+
+    fn remove_all_trusted_devices(&self, user: &str) -> Result<u32, Error>;
 }
 
 /// Connects to `address`: `"system"` for the system bus, or a D-Bus address

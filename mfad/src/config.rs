@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::policy::Mode;
+use crate::trust::Lifetime;
 
 pub const DEFAULT_PATH: &str = "/etc/mfad/mfad.toml";
 
@@ -17,6 +18,7 @@ pub struct Config {
     pub policy: Policy,
     pub totp: Totp,
     pub lockout: LockoutConfig,
+    pub trusted_devices: TrustedDevices,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,6 +58,28 @@ pub struct Totp {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct TrustedDevices {
+    /// How long a device that passed verification skips the code.
+    #[serde(deserialize_with = "lifetime")]
+    pub lifetime: Lifetime,
+}
+
+impl Default for TrustedDevices {
+    fn default() -> Self {
+        // Off unless the admin opts in: every login asks for a code.
+        TrustedDevices {
+            lifetime: Lifetime::Off,
+        }
+    }
+}
+
+fn lifetime<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Lifetime, D::Error> {
+    let s = String::deserialize(d)?;
+    Lifetime::parse(&s).map_err(serde::de::Error::custom)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct LockoutConfig {
     pub max_failures: u32,
     #[serde(with = "humantime_serde_compat")]
@@ -71,6 +95,7 @@ impl Default for Config {
             },
             totp: Totp { window: 1 },
             lockout: LockoutConfig::default(),
+            trusted_devices: TrustedDevices::default(),
         }
     }
 }
@@ -204,6 +229,19 @@ mod tests {
         assert_eq!(c.totp.window, 1);
         assert_eq!(c.lockout.max_failures, 5);
         assert_eq!(c.lockout.duration, Duration::from_secs(900));
+        assert_eq!(c.trusted_devices.lifetime, Lifetime::Off);
+    }
+
+    #[test]
+    fn trusted_device_lifetimes() {
+        let c = parse("[trusted_devices]\nlifetime = \"30d\"\n").unwrap();
+        assert_eq!(c.trusted_devices.lifetime, Lifetime::Secs(30 * 86400));
+        let c = parse("[trusted_devices]\nlifetime = \"forever\"\n").unwrap();
+        assert_eq!(c.trusted_devices.lifetime, Lifetime::Forever);
+        let e = parse("[trusted_devices]\nlifetime = \"a while\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("forever"), "{e}");
     }
 
     #[test]

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mfa_api::{AnswerResult, BeginAction, Error as WireError, UserStatus, UserSummary};
+use mfa_api::{
+    AnswerResult, BeginAction, Error as WireError, TrustedDevice, UserStatus, UserSummary,
+};
 use zbus::fdo::DBusProxy;
 use zbus::interface;
 use zbus::message::Header;
@@ -224,6 +226,42 @@ impl Account {
             .run(move |s, now| s.regenerate_backup_codes(caller, &user, &code, now))
             .await
     }
+
+    #[zbus(out_args("devices"))]
+    async fn trusted_devices(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        user: String,
+    ) -> Result<Vec<TrustedDevice>, WireError> {
+        let caller = self.0.caller(&header).await?;
+        self.0
+            .run(move |s, _| s.trusted_devices(caller, &user))
+            .await
+    }
+
+    async fn remove_trusted_device(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        user: String,
+        id: String,
+    ) -> Result<(), WireError> {
+        let caller = self.0.caller(&header).await?;
+        self.0
+            .run(move |s, _| s.remove_trusted_device(caller, &user, &id))
+            .await
+    }
+
+    #[zbus(out_args("removed"))]
+    async fn remove_all_trusted_devices(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        user: String,
+    ) -> Result<u32, WireError> {
+        let caller = self.0.caller(&header).await?;
+        self.0
+            .run(move |s, _| s.remove_all_trusted_devices(caller, &user))
+            .await
+    }
 }
 
 #[interface(name = "org.mfad.Mfa1.Admin")]
@@ -263,5 +301,41 @@ impl Admin {
     ) -> Result<(), WireError> {
         let caller = self.0.caller(&header).await?;
         self.0.run(move |s, _| s.unlock(caller, &user)).await
+    }
+
+    #[zbus(out_args("devices"))]
+    async fn trusted_devices(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        user: String,
+    ) -> Result<Vec<TrustedDevice>, WireError> {
+        let caller = self.0.caller(&header).await?;
+        self.0
+            .run(move |s, _| s.admin_trusted_devices(caller, &user))
+            .await
+    }
+
+    async fn remove_trusted_device(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        user: String,
+        id: String,
+    ) -> Result<(), WireError> {
+        let caller = self.0.caller(&header).await?;
+        self.0
+            .run(move |s, _| s.admin_remove_trusted_device(caller, &user, &id))
+            .await
+    }
+
+    #[zbus(out_args("removed"))]
+    async fn remove_all_trusted_devices(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        user: String,
+    ) -> Result<u32, WireError> {
+        let caller = self.0.caller(&header).await?;
+        self.0
+            .run(move |s, _| s.admin_remove_all_trusted_devices(caller, &user))
+            .await
     }
 }

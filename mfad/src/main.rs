@@ -11,6 +11,7 @@ mod ratelimit;
 mod service;
 mod store;
 mod totp;
+mod trust;
 mod users;
 
 use std::fs::File;

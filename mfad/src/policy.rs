@@ -17,6 +17,8 @@ pub enum Mode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Ignore,
+    /// A trusted device: no code needed.
+    Allow,
     Deny(String),
     Challenge,
 }
@@ -24,8 +26,9 @@ pub enum Decision {
 pub const NOT_ENROLLED_REQUIRED: &str =
     "2-step verification is required for this account but not set up; ask your administrator.";
 
-/// `enrolled` means at least one active device or unused backup code.
-pub fn begin(mode: Mode, enrolled: bool, lockout: Lockout, now: i64) -> Decision {
+/// `enrolled` means at least one active device; `trusted` that the login
+/// comes from a device whose trust holds. A lockout beats trust.
+pub fn begin(mode: Mode, enrolled: bool, trusted: bool, lockout: Lockout, now: i64) -> Decision {
     if !enrolled {
         return match mode {
             Mode::Optional => Decision::Ignore,
@@ -34,6 +37,9 @@ pub fn begin(mode: Mode, enrolled: bool, lockout: Lockout, now: i64) -> Decision
     }
     if lockout.is_locked(now) {
         return Decision::Deny(lockout.message(now));
+    }
+    if trusted {
+        return Decision::Allow;
     }
     Decision::Challenge
 }
@@ -45,9 +51,12 @@ mod tests {
     #[test]
     fn unenrolled_users_follow_the_mode() {
         let free = Lockout::default();
-        assert_eq!(begin(Mode::Optional, false, free, 0), Decision::Ignore);
+        assert_eq!(
+            begin(Mode::Optional, false, false, free, 0),
+            Decision::Ignore
+        );
         assert!(matches!(
-            begin(Mode::Required, false, free, 0),
+            begin(Mode::Required, false, false, free, 0),
             Decision::Deny(_)
         ));
     }
@@ -55,18 +64,38 @@ mod tests {
     #[test]
     fn enrolled_users_are_challenged_unless_locked() {
         let free = Lockout::default();
-        assert_eq!(begin(Mode::Optional, true, free, 0), Decision::Challenge);
-        assert_eq!(begin(Mode::Required, true, free, 0), Decision::Challenge);
+        assert_eq!(
+            begin(Mode::Optional, true, false, free, 0),
+            Decision::Challenge
+        );
+        assert_eq!(
+            begin(Mode::Required, true, false, free, 0),
+            Decision::Challenge
+        );
         let locked = Lockout {
             failures: 5,
             locked_until: 100,
         };
         assert!(
-            matches!(begin(Mode::Optional, true, locked, 50), Decision::Deny(m) if m.contains("Too many"))
+            matches!(begin(Mode::Optional, true, true, locked, 50), Decision::Deny(m) if m.contains("Too many"))
         );
         assert_eq!(
-            begin(Mode::Optional, true, locked, 100),
+            begin(Mode::Optional, true, false, locked, 100),
             Decision::Challenge
         );
+    }
+
+    #[test]
+    fn trusted_devices_skip_the_code_but_not_a_lockout_or_missing_enrollment() {
+        let free = Lockout::default();
+        assert_eq!(begin(Mode::Optional, true, true, free, 0), Decision::Allow);
+        assert_eq!(
+            begin(Mode::Optional, false, true, free, 0),
+            Decision::Ignore
+        );
+        assert!(matches!(
+            begin(Mode::Required, false, true, free, 0),
+            Decision::Deny(_)
+        ));
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-use mfa_api::{AnswerResult, BeginAction, Device, UserStatus, UserSummary};
+use mfa_api::{AnswerResult, BeginAction, Device, TrustedDevice, UserStatus, UserSummary};
 
 use crate::audit::Audit;
 use crate::backup;
@@ -14,8 +14,9 @@ use crate::error::{Error, Result};
 use crate::lockout::Lockout;
 use crate::policy::{self, Decision};
 use crate::ratelimit::RateLimit;
-use crate::store::{DeviceRow, Store, UserRow};
+use crate::store::{DeviceRow, Store, TrustedRow, UserRow};
 use crate::totp;
+use crate::trust::{self, Identity, Lifetime};
 use crate::users;
 
 /// Tries per login session before the module is told to give up.
@@ -42,6 +43,7 @@ const MSG_WRONG_RETRY: &str = "Wrong code, try again.";
 const MSG_WRONG: &str = "Wrong code.";
 const MSG_MALFORMED: &str = "A code is 6 digits (or an 8-digit backup code).";
 const MSG_REPLAY: &str = "That code was already used; wait for the next one.";
+const MSG_TRUSTED: &str = "This device is trusted; no verification code needed.";
 
 /// One `Login.Begin` request.
 #[derive(Debug, Clone, Default)]
@@ -50,8 +52,7 @@ pub struct LoginRequest {
     pub service: String,
     pub rhost: String,
     pub tty: String,
-    /// sshd's SSH_AUTH_INFO_0; the trusted-device check will read it.
-    #[allow(dead_code)]
+    /// sshd's SSH_AUTH_INFO_0: the first factor's public key, if any.
     pub auth_info: String,
 }
 
@@ -60,6 +61,8 @@ struct Session {
     caller: u32,
     service: String,
     rhost: String,
+    /// The device to trust once the code is right (None: never trusted).
+    identity: Option<Identity>,
     tries: u32,
     expires: i64,
 }
@@ -138,6 +141,17 @@ fn device_to_wire(d: &DeviceRow) -> Device {
         name: d.name.clone(),
         created: d.created,
         last_used: d.last_used,
+    }
+}
+
+fn trusted_to_wire(t: &TrustedRow, lifetime: Lifetime) -> TrustedDevice {
+    TrustedDevice {
+        id: t.id.clone(),
+        kind: t.kind.clone(),
+        identity: t.identity.clone(),
+        first_used: t.first_used,
+        last_used: t.last_used,
+        expires: lifetime.expires(t.trusted_at).unwrap_or(0),
     }
 }
 
@@ -330,14 +344,40 @@ impl Service {
         ];
         // Names that cannot exist are looked up like any other (and found
         // unenrolled), so the answer does not reveal which users exist.
-        let row = lock(&self.store).user(&req.user)?;
+        let lifetime = self.config.trusted_devices.lifetime;
+        let identity = match lifetime {
+            Lifetime::Off => None,
+            _ => trust::identity(&req.rhost, &req.auth_info),
+        };
+        let (row, trusted) = {
+            let store = lock(&self.store);
+            let row = store.user(&req.user)?;
+            let trusted = match &identity {
+                Some(id) if !row.devices.is_empty() => store
+                    .trusted(&req.user, id.kind(), id.value())?
+                    .filter(|t| lifetime.holds(t.trusted_at, now)),
+                _ => None,
+            };
+            (row, trusted)
+        };
+        let enrolled = !row.devices.is_empty();
         match policy::begin(
             self.config.policy.mode,
-            !row.devices.is_empty(),
+            enrolled,
+            trusted.is_some(),
             row.lockout,
             now,
         ) {
             Decision::Ignore => Ok((BeginAction::Ignore, String::new(), String::new())),
+            Decision::Allow => {
+                if let Some(t) = &trusted {
+                    lock(&self.store).touch_trusted(&req.user, &t.id, now)?;
+                    let mut f = fields.to_vec();
+                    f.push(("trusted_device", &t.id));
+                    self.audit.info("login allowed", &f);
+                }
+                Ok((BeginAction::Allow, String::new(), MSG_TRUSTED.to_string()))
+            }
             Decision::Deny(message) => {
                 let reason = if row.devices.is_empty() {
                     "not enrolled"
@@ -367,6 +407,7 @@ impl Service {
                         caller,
                         service: req.service.clone(),
                         rhost: req.rhost.clone(),
+                        identity,
                         tries: 0,
                         expires: now + SESSION_SECS,
                     },
@@ -383,7 +424,7 @@ impl Service {
         code: &[u8],
         now: i64,
     ) -> Result<(AnswerResult, String)> {
-        let (user, service, rhost) = {
+        let (user, service, rhost, identity) = {
             let mut sessions = lock(&self.sessions);
             let Some(s) = sessions.get(token) else {
                 return Err(Error::NotFound("No such login session.".into()));
@@ -399,7 +440,12 @@ impl Service {
                     "The login took too long; start again.".into(),
                 ));
             }
-            (s.user.clone(), s.service.clone(), s.rhost.clone())
+            (
+                s.user.clone(),
+                s.service.clone(),
+                s.rhost.clone(),
+                s.identity.clone(),
+            )
         };
         let fields = [
             ("user", user.as_str()),
@@ -421,6 +467,10 @@ impl Service {
                     f.push(("device", device));
                 }
                 self.audit.info("verify ok", &f);
+                drop(sessions);
+                if let Some(id) = identity {
+                    self.trust_device(&user, &id, now)?;
+                }
                 Ok((AnswerResult::Success, String::new()))
             }
             Check::Locked(lockout) => {
@@ -464,6 +514,20 @@ impl Service {
                 Ok((AnswerResult::Retry, message.to_string()))
             }
         }
+    }
+
+    fn trust_device(&self, user: &str, id: &Identity, now: i64) -> Result<()> {
+        let new_id = random_hex(4)?;
+        lock(&self.store).trust(user, &new_id, id.kind(), id.value(), now)?;
+        self.audit.info(
+            "device trusted",
+            &[
+                ("user", user),
+                ("kind", id.kind()),
+                ("identity", id.value()),
+            ],
+        );
+        Ok(())
     }
 
     // ----- Account ---------------------------------------------------------
@@ -680,7 +744,66 @@ impl Service {
         Ok(codes)
     }
 
+    pub fn trusted_devices(&self, caller: u32, user: &str) -> Result<Vec<TrustedDevice>> {
+        let user = self.account_user(caller, user)?;
+        self.trusted_of(&user)
+    }
+
+    /// Removing trust only makes logins stricter, so the user needs no code.
+    pub fn remove_trusted_device(&self, caller: u32, user: &str, id: &str) -> Result<()> {
+        let user = self.account_user(caller, user)?;
+        self.untrust(caller, &user, Some(id)).map(|_| ())
+    }
+
+    pub fn remove_all_trusted_devices(&self, caller: u32, user: &str) -> Result<u32> {
+        let user = self.account_user(caller, user)?;
+        self.untrust(caller, &user, None)
+    }
+
+    fn trusted_of(&self, user: &str) -> Result<Vec<TrustedDevice>> {
+        let lifetime = self.config.trusted_devices.lifetime;
+        let rows = lock(&self.store).trusted_list(user)?;
+        Ok(rows.iter().map(|t| trusted_to_wire(t, lifetime)).collect())
+    }
+
+    fn untrust(&self, caller: u32, user: &str, id: Option<&str>) -> Result<u32> {
+        let n = lock(&self.store).untrust(user, id)?;
+        if let Some(id) = id {
+            if n == 0 {
+                return Err(Error::NotFound(format!(
+                    "No trusted device {} for {user}.",
+                    crate::audit::field(id)
+                )));
+            }
+        }
+        self.audit.info(
+            "trusted device removed",
+            &[
+                ("user", user),
+                ("device", id.unwrap_or("all")),
+                ("by_uid", &caller.to_string()),
+            ],
+        );
+        Ok(n)
+    }
+
     // ----- Admin -------------------------------------------------------------
+
+    pub fn admin_trusted_devices(&self, caller: u32, user: &str) -> Result<Vec<TrustedDevice>> {
+        self.authorize_admin(caller)?;
+        self.trusted_of(Self::admin_target(user)?)
+    }
+
+    pub fn admin_remove_trusted_device(&self, caller: u32, user: &str, id: &str) -> Result<()> {
+        self.authorize_admin(caller)?;
+        self.untrust(caller, Self::admin_target(user)?, Some(id))
+            .map(|_| ())
+    }
+
+    pub fn admin_remove_all_trusted_devices(&self, caller: u32, user: &str) -> Result<u32> {
+        self.authorize_admin(caller)?;
+        self.untrust(caller, Self::admin_target(user)?, None)
+    }
 
     pub fn list_users(&self, caller: u32) -> Result<Vec<UserSummary>> {
         self.authorize_admin(caller)?;
@@ -753,7 +876,12 @@ mod tests {
     const USER_UID: u32 = 1;
 
     fn service(mode: Mode) -> Service {
+        service_with(mode, Lifetime::Off)
+    }
+
+    fn service_with(mode: Mode, lifetime: Lifetime) -> Service {
         let mut config = Config::default();
+        config.trusted_devices.lifetime = lifetime;
         config.policy.mode = mode;
         config.lockout.max_failures = 4;
         config.daemon.log = LogTarget::Stderr;
@@ -1003,6 +1131,117 @@ mod tests {
         assert!(!st.enrolled && st.devices.is_empty() && st.backup_codes_left == 0);
         assert!(s.list_users(0).unwrap().is_empty());
         assert_eq!(begin(&s).0, BeginAction::Ignore);
+    }
+
+    fn begin_from(
+        s: &Service,
+        rhost: &str,
+        auth_info: &str,
+        now: i64,
+    ) -> (BeginAction, String, String) {
+        let req = LoginRequest {
+            user: USER.into(),
+            service: "sshd".into(),
+            rhost: rhost.into(),
+            auth_info: auth_info.into(),
+            ..Default::default()
+        };
+        s.login_begin(0, &req, now).unwrap()
+    }
+
+    #[test]
+    fn a_verified_device_is_trusted_for_the_lifetime() {
+        let s = service_with(Mode::Optional, Lifetime::Secs(3600));
+        let (secret, _) = enroll(&s);
+        let key = "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBNtIS6ys3VoapH/tKTx2Y8H3bCnHjpRD+evliKsWIGw";
+        let (action, token, _) = begin_from(&s, "10.0.0.9", key, NOW);
+        assert_eq!(action, BeginAction::Challenge);
+        assert_eq!(
+            s.login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+                .unwrap()
+                .0,
+            AnswerResult::Success
+        );
+        // Same key from another host: trusted. No key, same host: not.
+        assert_eq!(
+            begin_from(&s, "10.0.0.7", key, NOW + 10).0,
+            BeginAction::Allow
+        );
+        assert_eq!(
+            begin_from(&s, "10.0.0.9", "", NOW + 10).0,
+            BeginAction::Challenge
+        );
+        // Local logins are never trusted.
+        assert_eq!(begin_from(&s, "", "", NOW + 10).0, BeginAction::Challenge);
+        // Expired trust asks again.
+        assert_eq!(
+            begin_from(&s, "10.0.0.7", key, NOW + 3600).0,
+            BeginAction::Challenge
+        );
+        let listed = s.trusted_devices(USER_UID, "").unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (listed[0].kind.as_str(), listed[0].expires),
+            ("key", NOW + 3600)
+        );
+        assert_eq!(listed[0].last_used, NOW + 10);
+        // Another user gets nothing from it.
+        assert!(matches!(
+            s.trusted_devices(USER_UID, "root"),
+            Err(Error::AccessDenied(_))
+        ));
+        s.remove_trusted_device(USER_UID, "", &listed[0].id)
+            .unwrap();
+        assert_eq!(
+            begin_from(&s, "10.0.0.7", key, NOW + 20).0,
+            BeginAction::Challenge
+        );
+        assert!(matches!(
+            s.remove_trusted_device(USER_UID, "", &listed[0].id),
+            Err(Error::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn host_trust_without_a_key_and_reset_clears_it() {
+        let s = service_with(Mode::Optional, Lifetime::Forever);
+        let (secret, _) = enroll(&s);
+        let (_, token, _) = begin_from(&s, "10.0.0.9", "", NOW);
+        assert_eq!(
+            s.login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+                .unwrap()
+                .0,
+            AnswerResult::Success
+        );
+        assert_eq!(
+            begin_from(&s, "10.0.0.9", "", NOW + 1_000_000).0,
+            BeginAction::Allow
+        );
+        assert_eq!(s.admin_trusted_devices(0, USER).unwrap()[0].expires, 0);
+        assert!(matches!(
+            s.admin_trusted_devices(USER_UID, USER),
+            Err(Error::AccessDenied(_))
+        ));
+        s.reset(0, USER).unwrap();
+        assert!(s.admin_trusted_devices(0, USER).unwrap().is_empty());
+    }
+
+    #[test]
+    fn trust_is_off_by_default() {
+        let s = service(Mode::Optional);
+        let (secret, _) = enroll(&s);
+        let (_, token, _) = begin_from(&s, "10.0.0.9", "", NOW);
+        assert_eq!(
+            s.login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+                .unwrap()
+                .0,
+            AnswerResult::Success
+        );
+        assert_eq!(
+            begin_from(&s, "10.0.0.9", "", NOW).0,
+            BeginAction::Challenge
+        );
+        assert!(s.trusted_devices(0, USER).unwrap().is_empty());
     }
 
     #[test]

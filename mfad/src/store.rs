@@ -39,6 +39,19 @@ const MIGRATIONS: &[&str] = &[
         hash BLOB NOT NULL
     );
     CREATE INDEX backup_codes_user ON backup_codes(user);",
+    // 2: trusted devices. Expiry is not stored: it follows from trusted_at
+    // and the lifetime configured now.
+    "CREATE TABLE trusted_devices (
+        user TEXT NOT NULL,
+        id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        identity TEXT NOT NULL,
+        trusted_at INTEGER NOT NULL,
+        first_used INTEGER NOT NULL,
+        last_used INTEGER NOT NULL,
+        PRIMARY KEY (user, id),
+        UNIQUE (user, kind, identity)
+    ) WITHOUT ROWID;",
 ];
 
 /// An enrolled device as stored, secret included.
@@ -66,6 +79,18 @@ pub struct UserRow {
     pub lockout: Lockout,
     pub devices: Vec<DeviceRow>,
     pub backup_codes: Vec<BackupRow>,
+}
+
+/// A trusted device as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedRow {
+    pub id: String,
+    pub kind: String,
+    pub identity: String,
+    /// When the device last passed verification; trust runs from here.
+    pub trusted_at: i64,
+    pub first_used: i64,
+    pub last_used: i64,
 }
 
 /// One line of the user list.
@@ -341,6 +366,74 @@ impl Store {
         Ok(())
     }
 
+    /// The trusted device with this identity, if any.
+    pub fn trusted(&self, user: &str, kind: &str, identity: &str) -> Result<Option<TrustedRow>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT id, kind, identity, trusted_at, first_used, last_used FROM trusted_devices
+                 WHERE user = ?1 AND kind = ?2 AND identity = ?3",
+            )?
+            .query_row(params![user, kind, identity], trusted_row)
+            .optional()?)
+    }
+
+    pub fn trusted_list(&self, user: &str) -> Result<Vec<TrustedRow>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT id, kind, identity, trusted_at, first_used, last_used FROM trusted_devices
+                 WHERE user = ?1 ORDER BY first_used, id",
+            )?
+            .query_map([user], trusted_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Trusts a device from `now` on: a new row with `new_id`, or a renewal
+    /// of the row with the same identity.
+    pub fn trust(
+        &mut self,
+        user: &str,
+        new_id: &str,
+        kind: &str,
+        identity: &str,
+        now: i64,
+    ) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO trusted_devices (user, id, kind, identity, trusted_at, first_used, last_used)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)
+                 ON CONFLICT(user, kind, identity)
+                 DO UPDATE SET trusted_at = excluded.trusted_at, last_used = excluded.last_used",
+            )?
+            .execute(params![user, new_id, kind, identity, now])?;
+        Ok(())
+    }
+
+    pub fn touch_trusted(&mut self, user: &str, id: &str, now: i64) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE trusted_devices SET last_used = ?3 WHERE user = ?1 AND id = ?2",
+            )?
+            .execute(params![user, id, now])?;
+        Ok(())
+    }
+
+    /// Removes one trusted device (`Some(id)`) or all of the user's; returns
+    /// how many went.
+    pub fn untrust(&mut self, user: &str, id: Option<&str>) -> Result<u32> {
+        let n = match id {
+            Some(id) => self.conn.execute(
+                "DELETE FROM trusted_devices WHERE user = ?1 AND id = ?2",
+                params![user, id],
+            )?,
+            None => self
+                .conn
+                .execute("DELETE FROM trusted_devices WHERE user = ?1", [user])?,
+        };
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
     /// Forgets the user's devices, backup codes and lockout. The last
     /// accepted step is kept, so codes seen before the reset stay dead.
     pub fn reset(&mut self, user: &str) -> Result<bool> {
@@ -349,12 +442,13 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let devices = tx.execute("DELETE FROM devices WHERE user = ?1", [user])?;
         let codes = tx.execute("DELETE FROM backup_codes WHERE user = ?1", [user])?;
+        let trusted = tx.execute("DELETE FROM trusted_devices WHERE user = ?1", [user])?;
         let locks = tx.execute(
             "UPDATE users SET failures = 0, locked_until = 0 WHERE name = ?1 AND (failures > 0 OR locked_until > 0)",
             [user],
         )?;
         tx.commit()?;
-        Ok(devices + codes + locks > 0)
+        Ok(devices + codes + trusted + locks > 0)
     }
 
     /// Clears failures and lock. Returns false for an unknown user.
@@ -396,6 +490,17 @@ impl Store {
             .map(|(s, _)| s)
             .collect())
     }
+}
+
+fn trusted_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrustedRow> {
+    Ok(TrustedRow {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        identity: r.get(2)?,
+        trusted_at: r.get(3)?,
+        first_used: r.get(4)?,
+        last_used: r.get(5)?,
+    })
 }
 
 fn replace_backup_codes(
@@ -512,6 +617,31 @@ mod tests {
         assert_eq!(u.lockout, Lockout::default());
         assert_eq!(u.last_step, 10, "used steps stay used");
         assert!(!s.reset("alice").unwrap());
+    }
+
+    #[test]
+    fn trusted_devices_are_per_user_renewed_and_removed() {
+        let mut s = Store::open_in_memory().unwrap();
+        s.add_device("alice", &device("d1"), 1, &[]).unwrap();
+        s.trust("alice", "t1", "key", "SHA256:x", 100).unwrap();
+        s.trust("alice", "t2", "host", "10.0.0.1", 110).unwrap();
+        assert_eq!(s.trusted("bob", "key", "SHA256:x").unwrap(), None);
+        // Renewal keeps the id and first use.
+        s.trust("alice", "t9", "key", "SHA256:x", 200).unwrap();
+        let t = s.trusted("alice", "key", "SHA256:x").unwrap().unwrap();
+        assert_eq!(
+            (t.id.as_str(), t.first_used, t.trusted_at),
+            ("t1", 100, 200)
+        );
+        s.touch_trusted("alice", "t1", 250).unwrap();
+        assert_eq!(s.trusted_list("alice").unwrap()[0].last_used, 250);
+        assert_eq!(s.untrust("alice", Some("t1")).unwrap(), 1);
+        assert_eq!(s.untrust("alice", Some("t1")).unwrap(), 0);
+        s.trust("alice", "t3", "key", "SHA256:y", 300).unwrap();
+        assert_eq!(s.untrust("alice", None).unwrap(), 2);
+        s.trust("alice", "t4", "key", "SHA256:y", 300).unwrap();
+        assert!(s.reset("alice").unwrap());
+        assert!(s.trusted_list("alice").unwrap().is_empty());
     }
 
     #[test]
