@@ -1,0 +1,128 @@
+//! mfad as a process: readiness, a second instance, SIGTERM, its config
+//! errors, and the privacy of its state.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::time::Duration;
+
+use mfa_tests::bus::name_has_owner;
+use mfa_tests::{Env, Policy};
+
+#[test]
+fn mfad_announces_where_it_serves() {
+    let env = Env::new();
+    let want = format!("mfad: serving org.mfad.Mfa1 on {}", env.bus_address());
+    let log = env.daemon_log();
+    assert!(log.contains(&want), "expected {want:?} in:\n{log}");
+}
+
+#[test]
+fn a_second_instance_on_the_same_bus_exits_with_a_clear_message() {
+    let env = Env::new();
+    let pid = env.daemon_pid().expect("running");
+    // Another state dir, so only the bus name is in dispute ...
+    let mut other = env.config().clone();
+    other.state_dir = env.dir().join("state2");
+    let path = env.write_file("mfad2.toml", &other.to_toml());
+    let out = env.run_mfad(&path, Duration::from_secs(15));
+    assert!(!out.timed_out, "the second mfad kept running:\n{out}");
+    assert!(matches!(out.code, Some(c) if c != 0), "{out}");
+    let last = out.stderr.trim_end().lines().last().unwrap_or("");
+    assert!(
+        last.contains("org.mfad.Mfa1"),
+        "the message must say the name is taken, in one line:\n{out}"
+    );
+    // ... and with the very same config (a double start).
+    let out = env.run_mfad(env.config_path(), Duration::from_secs(15));
+    assert!(!out.timed_out, "the second mfad kept running:\n{out}");
+    assert!(matches!(out.code, Some(c) if c != 0), "{out}");
+    assert!(!out.stderr.trim().is_empty(), "{out}");
+    // The first one still serves.
+    assert_eq!(env.daemon_pid(), Some(pid));
+    assert_eq!(name_has_owner(env.bus_address(), "org.mfad.Mfa1"), Ok(true));
+    let u = env.add_user();
+    env.enroll(&u);
+}
+
+#[test]
+fn sigterm_stops_it_cleanly() {
+    let mut env = Env::new();
+    let status = env.stop_daemon().expect("exit status");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "mfad after SIGTERM: {status}\n{}",
+        env.daemon_log()
+    );
+    assert_eq!(
+        name_has_owner(env.bus_address(), "org.mfad.Mfa1"),
+        Ok(false)
+    );
+}
+
+#[test]
+fn its_state_is_private_to_root() {
+    let env = Env::new();
+    let u = env.add_user();
+    env.enroll(&u);
+    let dir = std::fs::metadata(env.state_dir()).expect("state dir exists");
+    assert_eq!(dir.permissions().mode() & 0o777, 0o700, "state dir mode");
+    assert_eq!(dir.uid(), 0);
+    let db = std::fs::metadata(env.state_dir().join("mfad.db")).expect("mfad.db exists");
+    assert_eq!(db.permissions().mode() & 0o777, 0o600, "mfad.db mode");
+    assert_eq!(db.uid(), 0);
+}
+
+#[test]
+fn an_unknown_config_key_is_named_with_its_line() {
+    let env = Env::builder().no_daemon().start();
+    let mut text = env.config().to_toml();
+    // Line 3 of the file.
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[1], "[daemon]");
+    text = format!(
+        "{}\n{}\nbogus_key = 1\n{}\n",
+        lines[0],
+        lines[1],
+        lines[2..].join("\n")
+    );
+    let path = env.write_file("bad.toml", &text);
+    let out = env.run_mfad(&path, Duration::from_secs(10));
+    assert!(matches!(out.code, Some(c) if c != 0), "{out}");
+    assert!(
+        out.stderr.contains("bogus_key"),
+        "the key must be named:\n{out}"
+    );
+    assert!(
+        out.stderr.contains("line 3") || out.stderr.contains(":3"),
+        "the line (3) must be named:\n{out}"
+    );
+}
+
+#[test]
+fn bad_config_values_are_refused() {
+    let env = Env::builder().no_daemon().start();
+    for (what, text) in [
+        (
+            "policy mode",
+            env.config().to_toml().replace(
+                &format!("mode = \"{}\"", Policy::Optional.as_str()),
+                "mode = \"sometimes\"",
+            ),
+        ),
+        (
+            "lockout duration",
+            env.config()
+                .to_toml()
+                .replace("duration = \"15m\"", "duration = \"soon\""),
+        ),
+    ] {
+        assert_ne!(text, env.config().to_toml(), "{what}: replacement failed");
+        let path = env.write_file("bad.toml", &text);
+        let out = env.run_mfad(&path, Duration::from_secs(10));
+        assert!(
+            matches!(out.code, Some(c) if c != 0) && !out.stderr.trim().is_empty(),
+            "{what}: mfad must refuse the config with a message:\n{out}"
+        );
+        assert!(!out.stderr.contains("panicked"), "{what}:\n{out}");
+    }
+}

@@ -1,0 +1,155 @@
+//! The daemon down, unreachable or hung: `failmode=secure` refuses the
+//! login (PAM_AUTHINFO_UNAVAIL), `failmode=safe` steps aside (PAM_IGNORE),
+//! both within the module's timeout plus a little.
+
+use std::time::Duration;
+
+use mfa_tests::pam::pamtester_cmd;
+use mfa_tests::{paths, Clock, Env, PamResult};
+
+/// Margin over the module's timeout for process start-up and a slow box.
+const SLACK: Duration = Duration::from_secs(4);
+
+/// `auth required MODULE ARGS` + `auth required pam_permit.so`: IGNORE
+/// passes, AUTHINFO_UNAVAIL fails.
+fn with_permit(env: &Env, module_args: &str) -> String {
+    env.pam_service_raw(&format!(
+        "auth required {module_args}\nauth required pam_permit.so\n"
+    ))
+}
+
+#[test]
+fn daemon_down_with_failmode_secure_refuses_quickly() {
+    let env = Env::builder().no_daemon().start();
+    let ann = env.add_user();
+    let spec = env.pam_module_spec();
+    for args in ["failmode=secure timeout=3", "timeout=3"] {
+        let svc = with_permit(&env, &format!("{spec} {args}"));
+        let r = env.pamtester(&svc, &ann, &[]);
+        r.assert_result(PamResult::AuthInfoUnavail);
+        assert_eq!(r.prompts(), 0, "{}", r.output);
+        assert!(
+            r.output.elapsed < Duration::from_secs(3) + SLACK,
+            "`{args}`: took {:?}",
+            r.output.elapsed
+        );
+    }
+}
+
+#[test]
+fn daemon_down_with_failmode_safe_lets_the_stack_decide() {
+    let env = Env::builder().no_daemon().start();
+    let ben = env.add_user();
+    let spec = env.pam_module_spec();
+    let svc = with_permit(&env, &format!("{spec} failmode=safe timeout=3"));
+    let r = env.pamtester(&svc, &ben, &[]);
+    r.assert_result(PamResult::Success);
+    assert_eq!(r.prompts(), 0, "{}", r.output);
+    assert!(
+        r.output.elapsed < Duration::from_secs(3) + SLACK,
+        "{}",
+        r.output
+    );
+    // It is PAM_IGNORE, not PAM_SUCCESS: alone it decides nothing.
+    let alone = env.pam_service("failmode=safe timeout=3");
+    env.pamtester(&alone, &ben, &[])
+        .assert_result(PamResult::PermDenied);
+}
+
+/// No bus at all at the configured address.
+#[test]
+fn an_unreachable_bus_is_a_down_daemon() {
+    let env = Env::builder().no_daemon().start();
+    let cy = env.add_user();
+    let module = paths::pam_module();
+    let nowhere = format!("bus=unix:path={}/no-such-bus", env.dir().display());
+    let secure = with_permit(
+        &env,
+        &format!("{} {nowhere} failmode=secure timeout=3", module.display()),
+    );
+    let safe = with_permit(
+        &env,
+        &format!("{} {nowhere} failmode=safe timeout=3", module.display()),
+    );
+    let r = env.pamtester(&secure, &cy, &[]);
+    r.assert_result(PamResult::AuthInfoUnavail);
+    assert!(
+        r.output.elapsed < Duration::from_secs(3) + SLACK,
+        "{}",
+        r.output
+    );
+    env.pamtester(&safe, &cy, &[])
+        .assert_result(PamResult::Success);
+}
+
+/// mfad owns its name but answers nothing (stopped): the module gives up
+/// after `timeout` seconds.
+#[test]
+fn a_hung_daemon_times_out() {
+    let env = Env::new();
+    let dee = env.add_user();
+    let dev = env.enroll(&dee);
+    let spec = env.pam_module_spec();
+    let secure = with_permit(&env, &format!("{spec} failmode=secure timeout=2"));
+    let safe = with_permit(&env, &format!("{spec} failmode=safe timeout=2"));
+    env.pause_daemon();
+    let r = env.pamtester(&secure, &dee, &[]);
+    let r2 = env.pamtester(&safe, &dee, &[]);
+    env.resume_daemon();
+    r.assert_result(PamResult::AuthInfoUnavail);
+    assert!(
+        r.output.elapsed >= Duration::from_millis(1500)
+            && r.output.elapsed < Duration::from_secs(2) + SLACK,
+        "timeout=2 should take about 2 s, took {:?}",
+        r.output.elapsed
+    );
+    r2.assert_result(PamResult::Success);
+    assert!(
+        r2.output.elapsed < Duration::from_secs(2) + SLACK,
+        "{}",
+        r2.output
+    );
+    // Running again, the daemon serves as before.
+    let code = Clock::now().code(&dev.secret, 0);
+    env.pamtester(&secure, &dee, &[&code])
+        .assert_result(PamResult::Success);
+}
+
+/// Under su/sudo the caller controls the environment, so the module must
+/// take the bus address from its arguments only. Here the environment
+/// points at a working daemon, the arguments name none: the module must
+/// not find the daemon.
+#[test]
+fn the_module_never_takes_the_bus_from_the_environment() {
+    let env = Env::new();
+    let eli = env.add_user();
+    let dev = env.enroll(&eli);
+    let module = paths::pam_module();
+    let svc = env.pam_service_raw(&format!(
+        "auth required {} failmode=secure timeout=3\n",
+        module.display()
+    ));
+    let code = Clock::now().code(&dev.secret, 0);
+    let bus = env.bus_address().to_string();
+    let r = pamtester_cmd(
+        &svc,
+        &eli.name,
+        &[&code],
+        Duration::from_secs(30),
+        &[
+            ("DBUS_SYSTEM_BUS_ADDRESS", &bus),
+            ("DBUS_SESSION_BUS_ADDRESS", &bus),
+            ("DBUS_STARTER_ADDRESS", &bus),
+        ],
+    );
+    assert_eq!(
+        r.prompts(),
+        0,
+        "the module reached the daemon through the environment:\n{}",
+        r.output
+    );
+    assert_ne!(r.result(), PamResult::Success, "{}", r.output);
+    if !std::path::Path::new("/run/dbus/system_bus_socket").exists() {
+        r.assert_result(PamResult::AuthInfoUnavail);
+    }
+}
