@@ -75,3 +75,34 @@ impl Env {
         }
     }
 }
+
+impl Env {
+    /// Enrollment straight over D-Bus as the user (EnrollTotpBegin and
+    /// EnrollTotpConfirm through mfa-call), for tests whose subject is not
+    /// mfactl. Same codes as [`Env::enroll`].
+    #[track_caller]
+    pub fn enroll_raw(&self, user: &User) -> crate::Enrolled {
+        let begin = self.call(Some(user), &["enroll-begin", "", "test device"]);
+        let v = begin.ok();
+        let id = crate::mfactl::json_str(v, "enrollment_id");
+        let secret = crate::mfactl::json_str(v, "secret");
+        let codes = self.confirm_codes(&secret);
+        let confirm = self.call(
+            Some(user),
+            &["enroll-confirm", "", &id, &codes[0], &codes[1]],
+        );
+        let v = confirm.ok();
+        let backup_codes: Vec<String> = v["backup_codes"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no backup_codes: {v}"))
+            .iter()
+            .map(|c| c.as_str().unwrap_or_default().to_string())
+            .collect();
+        crate::Enrolled {
+            secret,
+            device_id: crate::mfactl::json_str(v, "device_id"),
+            backup_codes,
+            confirm_codes: codes,
+        }
+    }
+}

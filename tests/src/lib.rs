@@ -263,6 +263,13 @@ impl Env {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).expect("signal mfad");
     }
 
+    /// Changes this Env's mfad config and rewrites the file; mfad reads it
+    /// when (re)started.
+    pub fn set_config(&mut self, f: impl FnOnce(&mut DaemonConfig)) {
+        f(&mut self.config);
+        std::fs::write(&self.config_path, self.config.to_toml()).expect("write mfad.toml");
+    }
+
     /// Writes a file in the temp dir (e.g. another mfad config).
     pub fn write_file(&self, name: &str, contents: &str) -> PathBuf {
         let p = self.dir.join(name);

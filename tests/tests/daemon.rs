@@ -40,7 +40,7 @@ fn a_second_instance_on_the_same_bus_exits_with_a_clear_message() {
     assert_eq!(env.daemon_pid(), Some(pid));
     assert_eq!(name_has_owner(env.bus_address(), "org.mfad.Mfa1"), Ok(true));
     let u = env.add_user();
-    env.enroll(&u);
+    env.enroll_raw(&u);
 }
 
 #[test]
@@ -63,7 +63,7 @@ fn sigterm_stops_it_cleanly() {
 fn its_state_is_private_to_root() {
     let env = Env::new();
     let u = env.add_user();
-    env.enroll(&u);
+    env.enroll_raw(&u);
     let dir = std::fs::metadata(env.state_dir()).expect("state dir exists");
     assert_eq!(dir.permissions().mode() & 0o777, 0o700, "state dir mode");
     assert_eq!(dir.uid(), 0);

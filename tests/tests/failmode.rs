@@ -88,7 +88,7 @@ fn an_unreachable_bus_is_a_down_daemon() {
 fn a_hung_daemon_times_out() {
     let env = Env::new();
     let dee = env.add_user();
-    let dev = env.enroll(&dee);
+    let dev = env.enroll_raw(&dee);
     let spec = env.pam_module_spec();
     let secure = with_permit(&env, &format!("{spec} failmode=secure timeout=2"));
     let safe = with_permit(&env, &format!("{spec} failmode=safe timeout=2"));
@@ -123,7 +123,7 @@ fn a_hung_daemon_times_out() {
 fn the_module_never_takes_the_bus_from_the_environment() {
     let env = Env::new();
     let eli = env.add_user();
-    let dev = env.enroll(&eli);
+    let dev = env.enroll_raw(&eli);
     let module = paths::pam_module();
     let svc = env.pam_service_raw(&format!(
         "auth required {} failmode=secure timeout=3\n",

@@ -20,7 +20,7 @@ fn assert_no_leaks(run: &mfa_tests::pam::PamRun) {
 fn successful_and_failed_logins_leave_nothing_behind() {
     let env = Env::builder().max_failures(1000).start();
     let ava = env.add_user();
-    let dev = env.enroll(&ava);
+    let dev = env.enroll_raw(&ava);
     let svc = env.pam_service("");
     let c = Clock::now().codes(&dev.secret, -1, 1);
     let run = env.pam_run(&svc, &ava, &["--repeat", "3"], &[&c[0], &c[1], &c[2]]);
@@ -56,7 +56,7 @@ fn successful_and_failed_logins_leave_nothing_behind() {
 fn an_absent_or_hung_daemon_leaves_nothing_behind() {
     let mut env = Env::new();
     let bea = env.add_user();
-    env.enroll(&bea);
+    env.enroll_raw(&bea);
     let svc = env.pam_service("failmode=secure timeout=1");
     env.pause_daemon();
     let run = env.pam_run(&svc, &bea, &["--repeat", "2"], &[]);

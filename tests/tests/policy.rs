@@ -69,7 +69,7 @@ fn optional_policy_ignores_users_without_a_device() {
     }
 
     // An enrolled user is still asked for a code.
-    let dev = env.enroll(&nora);
+    let dev = env.enroll_raw(&nora);
     let code = Clock::now().code(&dev.secret, 0);
     let r = env.pamtester(&both, &nora, &[&code]);
     r.assert_result(PamResult::Success);
@@ -107,7 +107,7 @@ fn required_policy_denies_users_without_a_device() {
     assert!(!msg(&real, &otto.name).is_empty());
 
     // Enrolled users log in as usual.
-    let dev = env.enroll(&otto);
+    let dev = env.enroll_raw(&otto);
     let code = Clock::now().code(&dev.secret, 0);
     env.pamtester(&both, &otto, &[&code])
         .assert_result(PamResult::Success);

@@ -21,7 +21,7 @@ fn clean(message: &str, secrets: &[&str]) {
 fn dbus_errors_never_contain_the_code() {
     let env = Env::builder().max_failures(1000).start();
     let ada = env.add_user();
-    let dev = env.enroll(&ada);
+    let dev = env.enroll_raw(&ada);
     let me = Some(&ada);
     let w1 = wrong_code(&dev.secret);
     let w2 = wrong_code(&dev.secret);
@@ -58,7 +58,7 @@ fn dbus_errors_never_contain_the_code() {
 fn the_daemon_log_never_contains_a_code_or_a_secret() {
     let env = Env::builder().max_failures(1000).start();
     let bo = env.add_user();
-    let dev = env.enroll(&bo);
+    let dev = env.enroll_raw(&bo);
     let svc = env.pam_service("");
     let w = wrong_code(&dev.secret);
     let c = Clock::now().codes(&dev.secret, 0, 2);
@@ -109,7 +109,7 @@ fn the_daemon_log_never_contains_a_code_or_a_secret() {
 fn odd_input_never_brings_the_daemon_down() {
     let env = Env::builder().max_failures(1000).start();
     let cy = env.add_user();
-    env.enroll(&cy);
+    env.enroll_raw(&cy);
     zbus::block_on(async {
         let conn = env.connect().await;
         let login = LoginProxy::new(&conn).await.expect("proxy");
