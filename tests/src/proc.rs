@@ -198,8 +198,7 @@ impl Cmd {
         for (k, v) in &self.envs {
             cmd.env(k, v);
         }
-        // Unprivileged children get a home they can read; the test's cwd
-        // (the crate dir) may not be reachable for them.
+        // A cwd every test user can enter (the test's own may not be).
         cmd.current_dir("/");
         // SAFETY: setsid is async-signal-safe and touches no memory of the
         // parent. A new session detaches the child from the test's terminal
