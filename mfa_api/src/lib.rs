@@ -177,6 +177,17 @@ pub trait Login {
 
     /// Checks a code typed by the user, as the raw bytes they typed.
     fn answer(&self, session: &str, code: &[u8]) -> Result<(AnswerResult, String), Error>;
+
+    /// The account phase: did the login with this session (from `Begin`,
+    /// after `success` or `allow`) pass the code step? Returns `allow` (once
+    /// per session), `ignore` (not enrolled, policy optional) or `deny` with
+    /// a message.
+    fn account_check(
+        &self,
+        user: &str,
+        service: &str,
+        session: &str,
+    ) -> Result<(BeginAction, String), Error>;
 }
 
 /// A user's own enrollment. `user` may be empty for "the caller"; only root
@@ -188,8 +199,7 @@ pub trait Login {
 )]
 pub trait Account {
     /// Starts an authenticator-app enrollment that expires after 10 minutes.
-    fn enroll_totp_begin(&self, user: &str, name: &str)
-        -> Result<(String, String, String), Error>;
+    fn enroll_totp_begin(&self, user: &str, name: &str) -> Result<(String, String, String), Error>;
 
     /// Completes it with two consecutive codes; returns the new device id and
     /// ten backup codes, shown this once.

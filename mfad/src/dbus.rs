@@ -157,6 +157,20 @@ impl Login {
             .run(move |s, now| s.login_answer(caller, &session, &code, now))
             .await
     }
+
+    #[zbus(out_args("action", "message"))]
+    async fn account_check(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        user: String,
+        service: String,
+        session: String,
+    ) -> Result<(BeginAction, String), WireError> {
+        let caller = self.0.caller(&header).await?;
+        self.0
+            .run(move |s, now| s.account_check(caller, &user, &service, &session, now))
+            .await
+    }
 }
 
 #[interface(name = "org.mfad.Mfa1.Account")]

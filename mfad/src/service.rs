@@ -23,6 +23,8 @@ use crate::users;
 pub const SESSION_TRIES: u32 = 3;
 /// A login session lives this long (sshd's LoginGraceTime is 2 minutes).
 const SESSION_SECS: i64 = 300;
+/// A verified session waits this long for the account phase.
+const VERIFIED_SECS: i64 = 600;
 /// A pending enrollment lives this long.
 pub const ENROLLMENT_SECS: i64 = 600;
 /// Bounds on in-memory state a caller can make us hold.
@@ -44,6 +46,7 @@ const MSG_WRONG: &str = "Wrong code.";
 const MSG_MALFORMED: &str = "A code is 6 digits (or an 8-digit backup code).";
 const MSG_REPLAY: &str = "That code was already used; wait for the next one.";
 const MSG_TRUSTED: &str = "This device is trusted; no verification code needed.";
+const MSG_NOT_VERIFIED: &str = "2-step verification did not take place in this login.";
 
 /// One `Login.Begin` request.
 #[derive(Debug, Clone, Default)]
@@ -64,6 +67,9 @@ struct Session {
     /// The device to trust once the code is right (None: never trusted).
     identity: Option<Identity>,
     tries: u32,
+    /// Passed the code step (or came from a trusted device): waits for
+    /// `AccountCheck`, and takes no more answers.
+    verified: bool,
     expires: i64,
 }
 
@@ -376,7 +382,8 @@ impl Service {
                     f.push(("trusted_device", &t.id));
                     self.audit.info("login allowed", &f);
                 }
-                Ok((BeginAction::Allow, String::new(), MSG_TRUSTED.to_string()))
+                let token = self.new_session(caller, req, None, true, now)?;
+                Ok((BeginAction::Allow, token, MSG_TRUSTED.to_string()))
             }
             Decision::Deny(message) => {
                 let reason = if row.devices.is_empty() {
@@ -390,29 +397,111 @@ impl Service {
                 Ok((BeginAction::Deny, String::new(), message))
             }
             Decision::Challenge => {
-                let token = random_hex(16)?;
-                let mut sessions = lock(&self.sessions);
-                if sessions.len() >= MAX_SESSIONS {
-                    sessions.retain(|_, s| s.expires > now);
-                    if sessions.len() >= MAX_SESSIONS {
-                        return Err(Error::RateLimited(
-                            "Too many logins in progress; try again shortly.".into(),
-                        ));
-                    }
-                }
-                sessions.insert(
-                    token.clone(),
-                    Session {
-                        user: req.user.clone(),
-                        caller,
-                        service: req.service.clone(),
-                        rhost: req.rhost.clone(),
-                        identity,
-                        tries: 0,
-                        expires: now + SESSION_SECS,
-                    },
-                );
+                let token = self.new_session(caller, req, identity, false, now)?;
                 Ok((BeginAction::Challenge, token, PROMPT.to_string()))
+            }
+        }
+    }
+
+    fn new_session(
+        &self,
+        caller: u32,
+        req: &LoginRequest,
+        identity: Option<Identity>,
+        verified: bool,
+        now: i64,
+    ) -> Result<String> {
+        let token = random_hex(16)?;
+        let mut sessions = lock(&self.sessions);
+        if sessions.len() >= MAX_SESSIONS {
+            sessions.retain(|_, s| s.expires > now);
+            if sessions.len() >= MAX_SESSIONS {
+                return Err(Error::RateLimited(
+                    "Too many logins in progress; try again shortly.".into(),
+                ));
+            }
+        }
+        let lifetime = if verified {
+            VERIFIED_SECS
+        } else {
+            SESSION_SECS
+        };
+        sessions.insert(
+            token.clone(),
+            Session {
+                user: req.user.clone(),
+                caller,
+                service: req.service.clone(),
+                rhost: req.rhost.clone(),
+                identity,
+                tries: 0,
+                verified,
+                expires: now + lifetime,
+            },
+        );
+        Ok(token)
+    }
+
+    /// The account phase: did this login pass the code step? `token` is the
+    /// session `Begin` gave, carried from the auth phase by the module (in
+    /// the PAM environment, which survives sshd's separate auth process).
+    /// Each verified session answers once.
+    pub fn account_check(
+        &self,
+        caller: u32,
+        user: &str,
+        service: &str,
+        token: &str,
+        now: i64,
+    ) -> Result<(BeginAction, String)> {
+        self.authorize_login(caller, user)?;
+        let enrolled = !lock(&self.store).user(user)?.devices.is_empty();
+        let verified = {
+            let mut sessions = lock(&self.sessions);
+            let ok = sessions.get(token).is_some_and(|s| {
+                s.verified && s.user == user && s.caller == caller && s.expires > now
+            });
+            if ok {
+                sessions.remove(token);
+            }
+            ok
+        };
+        if verified {
+            return Ok((BeginAction::Allow, String::new()));
+        }
+        match policy::begin(
+            self.config.policy.mode,
+            enrolled,
+            false,
+            Lockout::default(),
+            now,
+        ) {
+            Decision::Ignore => Ok((BeginAction::Ignore, String::new())),
+            Decision::Deny(message) => {
+                self.audit.warn(
+                    "account denied",
+                    &[
+                        ("user", user),
+                        ("service", service),
+                        ("reason", "not enrolled"),
+                    ],
+                );
+                Ok((BeginAction::Deny, message))
+            }
+            _ => {
+                self.audit.warn(
+                    "account denied",
+                    &[
+                        ("user", user),
+                        ("service", service),
+                        (
+                            "reason",
+                            "no verification code in this login: put pam_mfa.so in the auth stack \
+                             and make sshd use keyboard-interactive (AuthenticationMethods)",
+                        ),
+                    ],
+                );
+                Ok((BeginAction::Deny, MSG_NOT_VERIFIED.to_string()))
             }
         }
     }
@@ -431,7 +520,7 @@ impl Service {
             };
             // Sessions are bound to the caller that began them: a token seen
             // by someone else is useless to them.
-            if s.caller != caller {
+            if s.caller != caller || s.verified {
                 return Err(Error::NotFound("No such login session.".into()));
             }
             if s.expires <= now {
@@ -456,7 +545,10 @@ impl Service {
         let mut sessions = lock(&self.sessions);
         match check {
             Check::Ok(how) => {
-                sessions.remove(token);
+                if let Some(s) = sessions.get_mut(token) {
+                    s.verified = true;
+                    s.expires = now + VERIFIED_SECS;
+                }
                 let (method, device) = match &how {
                     Verified::Totp(id) => ("totp", id.as_str()),
                     Verified::Backup => ("backup", ""),
@@ -1242,6 +1334,79 @@ mod tests {
             BeginAction::Challenge
         );
         assert!(s.trusted_devices(0, USER).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_account_phase_needs_a_verified_session_once() {
+        let s = service(Mode::Optional);
+        // Not enrolled: no opinion.
+        assert_eq!(
+            s.account_check(0, USER, "sshd", "", NOW).unwrap().0,
+            BeginAction::Ignore
+        );
+        let (secret, _) = enroll(&s);
+        // Enrolled, but no code step in this login (sshd with publickey only).
+        let (action, msg) = s.account_check(0, USER, "sshd", "", NOW).unwrap();
+        assert_eq!(
+            (action, msg.as_str()),
+            (BeginAction::Deny, MSG_NOT_VERIFIED)
+        );
+        let (_, token, _) = begin(&s);
+        assert_eq!(
+            s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
+            BeginAction::Deny,
+            "not yet verified"
+        );
+        assert_eq!(
+            s.login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+                .unwrap()
+                .0,
+            AnswerResult::Success
+        );
+        // A verified session takes no more answers.
+        assert!(matches!(
+            s.login_answer(0, &token, b"123456", NOW),
+            Err(Error::NotFound(_))
+        ));
+        assert_eq!(
+            s.account_check(0, "root", "sshd", &token, NOW).unwrap().0,
+            BeginAction::Ignore,
+            "other user"
+        );
+        assert_eq!(
+            s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
+            BeginAction::Allow
+        );
+        assert_eq!(
+            s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
+            BeginAction::Deny,
+            "used once"
+        );
+    }
+
+    #[test]
+    fn a_trusted_login_passes_the_account_phase() {
+        let s = service_with(Mode::Optional, Lifetime::Forever);
+        let (secret, _) = enroll(&s);
+        let (_, token, _) = begin_from(&s, "10.0.0.9", "", NOW);
+        assert_eq!(
+            s.login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+                .unwrap()
+                .0,
+            AnswerResult::Success
+        );
+        let (action, token, _) = begin_from(&s, "10.0.0.9", "", NOW + 5);
+        assert_eq!(action, BeginAction::Allow);
+        assert_eq!(
+            s.account_check(0, USER, "sshd", &token, NOW + 6).unwrap().0,
+            BeginAction::Allow
+        );
+        // Unenrolled users under "required" are refused here too.
+        let r = service(Mode::Required);
+        assert_eq!(
+            r.account_check(0, USER, "sshd", "", NOW).unwrap().0,
+            BeginAction::Deny
+        );
     }
 
     #[test]
