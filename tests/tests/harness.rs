@@ -165,3 +165,32 @@ fn commands_time_out_and_are_killed() {
     assert!(out.timed_out, "{out}");
     assert!(out.elapsed < std::time::Duration::from_secs(5), "{out}");
 }
+
+/// pam-run drives libpam in-process and reports its results and the
+/// process's threads and fds; checked with stock modules.
+#[test]
+fn pam_run_reports_libpam_results() {
+    use mfa_tests::pam::rc;
+    let env = Env::builder().no_daemon().start();
+    let user = env.add_user();
+    for (stack, want) in [
+        ("auth required pam_permit.so\n", rc::PAM_SUCCESS),
+        ("auth required pam_deny.so\n", rc::PAM_AUTH_ERR),
+        // Every module ignored: what pam_mfa's PAM_IGNORE alone looks like.
+        ("auth [default=ignore] pam_deny.so\n", rc::PAM_PERM_DENIED),
+    ] {
+        let svc = env.pam_service_raw(stack);
+        let run = env.pam_run(&svc, &user, &["--repeat", "2"], &[]);
+        assert_eq!(run.rounds(), 2);
+        assert_eq!(run.auth_rc(0), want, "{stack}{}", run.output);
+        assert_eq!(run.auth_rc(1), want, "{stack}{}", run.output);
+        assert!(run.leaks().is_empty(), "{:?}", run.leaks());
+    }
+    // pamtester's verdicts parse the same way.
+    let svc = env.pam_service_raw("auth [default=ignore] pam_deny.so\n");
+    env.pamtester(&svc, &user, &[])
+        .assert_result(mfa_tests::PamResult::PermDenied);
+    let svc = env.pam_service_raw("auth required pam_deny.so\n");
+    env.pamtester(&svc, &user, &[])
+        .assert_result(mfa_tests::PamResult::AuthErr);
+}
