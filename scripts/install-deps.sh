@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Installs the Debian packages mfa needs to build, test and demo, and checks
+# that the Rust toolchain is there.
+#
+# Idempotent: only packages that are missing are installed, and `apt-get
+# update` runs only when something must be installed. Run as root (or with
+# every package already present). Any failure stops the script with a
+# one-line reason.
+#
+# Usage: scripts/install-deps.sh
+set -euo pipefail
+
+die() {
+	echo "install-deps.sh: $*" >&2
+	exit 1
+}
+
+# What each package is for:
+#   dbus          dbus-daemon for the private test/demo bus, dbus-send, and
+#                 the stock /usr/share/dbus-1/system.conf the bus config is
+#                 derived from
+#   libpam0g-dev  libpam.so to link pam_mfa.so against
+#   pamtester     drives a real PAM stack (tests, demo)
+#   oathtool      an independent TOTP implementation (tests, demo)
+#   libpam-modules pam_permit.so in the test/demo service files
+#   util-linux    setpriv, to run commands as a test or demo user
+#   passwd        useradd, userdel, groupadd, gpasswd
+#   gcc, libc6-dev the C toolchain Rust links with (bundled SQLite is C)
+packages=(
+	dbus
+	libpam0g-dev
+	pamtester
+	oathtool
+	libpam-modules
+	util-linux
+	passwd
+	gcc
+	libc6-dev
+)
+
+command -v dpkg-query >/dev/null 2>&1 ||
+	die "dpkg-query not found: this script supports Debian and its derivatives only; install the packages listed in it by hand"
+
+missing=()
+for p in "${packages[@]}"; do
+	status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+	if [[ $status != installed ]]; then
+		missing+=("$p")
+	fi
+done
+
+if ((${#missing[@]} > 0)); then
+	[[ $(id -u) -eq 0 ]] ||
+		die "missing Debian packages: ${missing[*]}; run this as root to install them (or: apt-get install ${missing[*]})"
+	echo "install-deps.sh: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update ||
+		die "apt-get update failed (network or sources.list?); cannot install ${missing[*]}"
+	apt-get install -y --no-install-recommends "${missing[@]}" ||
+		die "apt-get install ${missing[*]} failed"
+	for p in "${missing[@]}"; do
+		status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+		[[ $status == installed ]] || die "package $p is still not installed after apt-get install"
+	done
+else
+	echo "install-deps.sh: all Debian packages present"
+fi
+
+# The tools themselves, in case a package was installed but is broken or
+# diverted: the tests would otherwise fail much later and less clearly.
+for t in dbus-daemon dbus-send pamtester oathtool setpriv useradd gcc; do
+	PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin command -v "$t" >/dev/null 2>&1 ||
+		die "'$t' is not on PATH although its package is installed"
+done
+[[ -r /usr/share/dbus-1/system.conf ]] ||
+	die "/usr/share/dbus-1/system.conf is missing (package dbus-system-bus-common, pulled in by dbus)"
+
+# Rust cannot be installed from here (no toolchain download); it must exist.
+# rustup puts it in ~/.cargo/bin, which a non-login root shell (CI) may not
+# have on PATH; the Makefile adds that directory, so look there too.
+cargo_bin="${CARGO_HOME:-${HOME:-/root}/.cargo}/bin"
+if ! command -v cargo >/dev/null 2>&1; then
+	if [[ -x $cargo_bin/cargo ]]; then
+		echo "install-deps.sh: cargo found in $cargo_bin (not on PATH; the Makefile adds it)"
+	else
+		die "cargo (Rust 1.85 or newer) not found on PATH nor in $cargo_bin; install Rust first, e.g. with rustup (https://rustup.rs), then run this again"
+	fi
+fi
+echo "install-deps.sh: ok"
