@@ -1,0 +1,52 @@
+//! The Admin interface: list, status, reset, unlock.
+
+use super::{now, Ctx};
+use crate::cli::AdminCommand;
+use crate::error::Error;
+use crate::output::{self, LocalTime};
+
+pub async fn run(ctx: &Ctx, command: AdminCommand) -> Result<(), Error> {
+    let conn = ctx.connect().await?;
+    let admin = ctx.admin(&conn).await?;
+    let term = &ctx.term;
+    match command {
+        AdminCommand::List => {
+            let users = admin.list_users().await.map_err(|e| ctx.api(e))?;
+            if term.json {
+                term.print_json(&output::list_json(&users))
+            } else {
+                term.print(&output::list_text(&users, now(), &LocalTime::of))
+            }
+        }
+        AdminCommand::Status { user } => {
+            let s = admin.user_status(&user).await.map_err(|e| ctx.api(e))?;
+            if term.json {
+                term.print_json(&output::status_json(&s))
+            } else {
+                term.print(&output::status_text(&s, now(), &LocalTime::of))
+            }
+        }
+        AdminCommand::Reset { user } => {
+            admin.reset(&user).await.map_err(|e| ctx.api(e))?;
+            if term.json {
+                term.print_json(&output::ok_json())
+            } else {
+                term.print(&format!(
+                    "Reset {}: every device, backup code and lockout removed.\n",
+                    output::clean(&user)
+                ))
+            }
+        }
+        AdminCommand::Unlock { user } => {
+            admin.unlock(&user).await.map_err(|e| ctx.api(e))?;
+            if term.json {
+                term.print_json(&output::ok_json())
+            } else {
+                term.print(&format!(
+                    "Unlocked {}: failed attempts cleared.\n",
+                    output::clean(&user)
+                ))
+            }
+        }
+    }
+}

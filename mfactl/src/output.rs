@@ -1,0 +1,538 @@
+//! Rendering: human text and the `--json` shapes (a contract with scripts),
+//! plus where each goes. The renderers are pure; `Term` does the writing.
+
+use std::io::{self, Write};
+
+use mfa_api::{UserStatus, UserSummary};
+use serde_json::{json, Value};
+
+use crate::error::Error;
+
+/// Where output goes. With `--json`, stdout holds only the JSON document, so
+/// everything meant for a person (prompts, the QR code) goes to stderr.
+#[derive(Debug, Clone, Copy)]
+pub struct Term {
+    pub json: bool,
+}
+
+impl Term {
+    /// Text for a person: stdout, or stderr under `--json`.
+    pub fn say(&self, text: &str) -> Result<(), Error> {
+        if self.json {
+            write_all(&mut io::stderr().lock(), text)
+        } else {
+            write_all(&mut io::stdout().lock(), text)
+        }
+    }
+
+    /// The result: text on stdout.
+    pub fn print(&self, text: &str) -> Result<(), Error> {
+        write_all(&mut io::stdout().lock(), text)
+    }
+
+    /// A JSON document as one line on stdout.
+    pub fn print_json(&self, v: &Value) -> Result<(), Error> {
+        self.print(&format!("{v}\n"))
+    }
+
+    /// Whether `say` reaches a terminal (for colours).
+    pub fn say_is_terminal(&self) -> bool {
+        use std::io::IsTerminal;
+        if self.json {
+            io::stderr().is_terminal()
+        } else {
+            io::stdout().is_terminal()
+        }
+    }
+}
+
+fn write_all(w: &mut impl Write, text: &str) -> Result<(), Error> {
+    w.write_all(text.as_bytes())
+        .and_then(|()| w.flush())
+        .map_err(Error::Output)
+}
+
+// ---- JSON shapes -------------------------------------------------------
+
+pub fn begin_json(enrollment_id: &str, uri: &str, secret: &str) -> Value {
+    json!({"enrollment_id": enrollment_id, "uri": uri, "secret": secret})
+}
+
+pub fn confirm_json(device_id: &str, backup_codes: &[String]) -> Value {
+    json!({"device_id": device_id, "backup_codes": backup_codes})
+}
+
+pub fn backup_codes_json(backup_codes: &[String]) -> Value {
+    json!({ "backup_codes": backup_codes })
+}
+
+pub fn ok_json() -> Value {
+    json!({"ok": true})
+}
+
+/// `status` and `admin status`. Written out field by field (not derived
+/// from the wire type) so the document stays the agreed one when the wire
+/// type grows.
+pub fn status_json(s: &UserStatus) -> Value {
+    let devices: Vec<Value> = s
+        .devices
+        .iter()
+        .map(|d| {
+            json!({
+                "id": d.id,
+                "kind": d.kind,
+                "name": d.name,
+                "created": d.created,
+                "last_used": d.last_used,
+            })
+        })
+        .collect();
+    json!({
+        "user": s.user,
+        "enrolled": s.enrolled,
+        "devices": devices,
+        "backup_codes_left": s.backup_codes_left,
+        "failures": s.failures,
+        "locked_until": s.locked_until,
+    })
+}
+
+pub fn list_json(users: &[UserSummary]) -> Value {
+    Value::Array(
+        users
+            .iter()
+            .map(|u| {
+                json!({
+                    "user": u.user,
+                    "devices": u.devices,
+                    "backup_codes_left": u.backup_codes_left,
+                    "locked_until": u.locked_until,
+                })
+            })
+            .collect(),
+    )
+}
+
+// ---- Times -------------------------------------------------------------
+
+/// A local calendar time, to the minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalTime {
+    pub year: i32,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+}
+
+impl LocalTime {
+    /// The local time of Unix time `t` (the system's time zone), or `None`
+    /// when the C library cannot represent it.
+    pub fn of(t: i64) -> Option<LocalTime> {
+        // time_t is 32 bits on some targets, so the conversion is needed there.
+        #[allow(clippy::useless_conversion)]
+        let t: libc::time_t = t.try_into().ok()?;
+        let mut tm = std::mem::MaybeUninit::<libc::tm>::zeroed();
+        // SAFETY: localtime_r only reads `t` and writes the struct `tm`
+        // points to, which is valid for writes; it is the thread-safe
+        // variant (no shared static buffer).
+        let r = unsafe { libc::localtime_r(&t, tm.as_mut_ptr()) };
+        if r.is_null() {
+            return None;
+        }
+        // SAFETY: localtime_r succeeded, so it filled every field (and the
+        // struct was zeroed before, which is a valid `tm` anyway).
+        let tm = unsafe { tm.assume_init() };
+        Some(LocalTime {
+            year: tm.tm_year.checked_add(1900)?,
+            month: u32::try_from(tm.tm_mon).ok()?.checked_add(1)?,
+            day: u32::try_from(tm.tm_mday).ok()?,
+            hour: u32::try_from(tm.tm_hour).ok()?,
+            minute: u32::try_from(tm.tm_min).ok()?,
+        })
+    }
+
+    pub fn date_time(&self) -> String {
+        format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}",
+            self.year, self.month, self.day, self.hour, self.minute
+        )
+    }
+
+    pub fn clock(&self) -> String {
+        format!("{:02}:{:02}", self.hour, self.minute)
+    }
+
+    fn same_day(&self, other: &LocalTime) -> bool {
+        (self.year, self.month, self.day) == (other.year, other.month, other.day)
+    }
+}
+
+/// Turns Unix times into local times; a parameter so tests need no time
+/// zone.
+pub type Clock<'a> = &'a dyn Fn(i64) -> Option<LocalTime>;
+
+/// "2026-11-23 14:05", or "never" for 0.
+pub fn when(t: i64, clock: Clock<'_>) -> String {
+    if t == 0 {
+        return "never".into();
+    }
+    match clock(t) {
+        Some(lt) => lt.date_time(),
+        None => format!("@{t}"),
+    }
+}
+
+/// "not locked", "not locked (2 failed attempts)", or
+/// "locked until 14:20 (5 failed attempts)" (with the date when it is not
+/// today).
+pub fn lockout(locked_until: i64, failures: u32, now: i64, clock: Clock<'_>) -> String {
+    let attempts = match failures {
+        0 => String::new(),
+        1 => " (1 failed attempt)".into(),
+        n => format!(" ({n} failed attempts)"),
+    };
+    if locked_until <= now {
+        return format!("not locked{attempts}");
+    }
+    let until = match (clock(locked_until), clock(now)) {
+        (Some(u), Some(n)) if u.same_day(&n) => u.clock(),
+        (Some(u), _) => u.date_time(),
+        (None, _) => format!("@{locked_until}"),
+    };
+    format!("locked until {until}{attempts}")
+}
+
+// ---- Human text --------------------------------------------------------
+
+/// Replaces control characters, so names from the daemon cannot move the
+/// cursor or change colours.
+pub fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// Left-aligned columns separated by two spaces, each line indented by
+/// `indent`; no trailing blanks.
+pub fn table(rows: &[Vec<String>], indent: &str) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = indent.to_string();
+        for (i, cell) in r.iter().enumerate() {
+            line.push_str(cell);
+            if i + 1 < r.len() {
+                let pad = widths[i] - cell.chars().count() + 2;
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+pub fn status_text(s: &UserStatus, now: i64, clock: Clock<'_>) -> String {
+    let mut out = format!("User: {}\n", clean(&s.user));
+    if s.devices.is_empty() {
+        out.push_str("Devices: none (not enrolled)\n");
+    } else {
+        out.push_str("Devices:\n");
+        let mut rows = vec![vec![
+            "ID".to_string(),
+            "KIND".into(),
+            "NAME".into(),
+            "CREATED".into(),
+            "LAST USED".into(),
+        ]];
+        for d in &s.devices {
+            rows.push(vec![
+                clean(&d.id),
+                clean(&d.kind),
+                clean(&d.name),
+                when(d.created, clock),
+                when(d.last_used, clock),
+            ]);
+        }
+        out.push_str(&table(&rows, "  "));
+    }
+    out.push_str(&format!("Backup codes left: {}\n", s.backup_codes_left));
+    out.push_str(&format!(
+        "Lockout: {}\n",
+        lockout(s.locked_until, s.failures, now, clock)
+    ));
+    out
+}
+
+pub fn list_text(users: &[UserSummary], now: i64, clock: Clock<'_>) -> String {
+    if users.is_empty() {
+        return "No users are enrolled.\n".into();
+    }
+    let mut rows = vec![vec![
+        "USER".to_string(),
+        "DEVICES".into(),
+        "BACKUP CODES".into(),
+        "LOCKED UNTIL".into(),
+    ]];
+    for u in users {
+        let locked = if u.locked_until > now {
+            when(u.locked_until, clock)
+        } else {
+            "-".into()
+        };
+        rows.push(vec![
+            clean(&u.user),
+            u.devices.to_string(),
+            u.backup_codes_left.to_string(),
+            locked,
+        ]);
+    }
+    table(&rows, "")
+}
+
+/// The secret in groups of 4, for typing it into an app by hand.
+pub fn group_secret(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    chars
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The backup codes, two to a line, and what to do with them.
+pub fn backup_codes_text(codes: &[String]) -> String {
+    let mut out = String::from(
+        "Backup codes: each one works once, in place of a code from the app.\n\
+         Store them now, somewhere safe: they are shown only this once.\n\n",
+    );
+    for pair in codes.chunks(2) {
+        out.push_str("    ");
+        out.push_str(
+            &pair
+                .iter()
+                .map(|c| clean(c))
+                .collect::<Vec<_>>()
+                .join("    "),
+        );
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mfa_api::Device;
+
+    /// A fake time zone: UTC, minutes precision, good for 2026.
+    fn utc(t: i64) -> Option<LocalTime> {
+        let days = t.div_euclid(86_400);
+        let secs = t.rem_euclid(86_400);
+        // 2026-01-01 is day 20454 since the epoch.
+        let mut day_of_year = days - 20_454;
+        let months = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+        let mut month = 0;
+        while day_of_year >= months[month] {
+            day_of_year -= months[month];
+            month += 1;
+        }
+        Some(LocalTime {
+            year: 2026,
+            month: month as u32 + 1,
+            day: day_of_year as u32 + 1,
+            hour: (secs / 3600) as u32,
+            minute: (secs % 3600 / 60) as u32,
+        })
+    }
+
+    // 2026-11-23 14:05:00 UTC
+    const T: i64 = 1_795_442_700;
+
+    fn status() -> UserStatus {
+        UserStatus {
+            user: "alice".into(),
+            enrolled: true,
+            devices: vec![
+                Device {
+                    id: "a1b2c3d4".into(),
+                    kind: "totp".into(),
+                    name: "work phone".into(),
+                    created: T,
+                    last_used: 0,
+                },
+                Device {
+                    id: "ffee0011".into(),
+                    kind: "totp".into(),
+                    name: "tablet\x1b[31m".into(),
+                    created: T + 60,
+                    last_used: T + 120,
+                },
+            ],
+            backup_codes_left: 9,
+            failures: 5,
+            locked_until: T + 15 * 60,
+        }
+    }
+
+    #[test]
+    fn fake_clock_is_right() {
+        assert_eq!(
+            utc(T).map(|t| t.date_time()).as_deref(),
+            Some("2026-11-23 14:05")
+        );
+    }
+
+    #[test]
+    fn local_time_has_the_shape() {
+        let s = LocalTime::of(T).expect("local time").date_time();
+        let b = s.as_bytes();
+        assert_eq!(b.len(), 16, "{s}");
+        assert_eq!((b[4], b[7], b[10], b[13]), (b'-', b'-', b' ', b':'), "{s}");
+        assert!(s.starts_with("2026-11-2"), "{s}");
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(when(0, &utc), "never");
+        assert_eq!(when(T, &utc), "2026-11-23 14:05");
+        assert_eq!(when(T, &|_| None), format!("@{T}"));
+        assert_eq!(lockout(0, 0, T, &utc), "not locked");
+        assert_eq!(lockout(0, 2, T, &utc), "not locked (2 failed attempts)");
+        assert_eq!(lockout(T - 1, 1, T, &utc), "not locked (1 failed attempt)");
+        assert_eq!(
+            lockout(T + 15 * 60, 5, T, &utc),
+            "locked until 14:20 (5 failed attempts)"
+        );
+        assert_eq!(
+            lockout(T + 86_400, 5, T, &utc),
+            "locked until 2026-11-24 14:05 (5 failed attempts)"
+        );
+    }
+
+    #[test]
+    fn status_human() {
+        let text = status_text(&status(), T, &utc);
+        assert_eq!(
+            text,
+            "User: alice\n\
+             Devices:\n  \
+             ID        KIND  NAME         CREATED           LAST USED\n  \
+             a1b2c3d4  totp  work phone   2026-11-23 14:05  never\n  \
+             ffee0011  totp  tablet?[31m  2026-11-23 14:06  2026-11-23 14:07\n\
+             Backup codes left: 9\n\
+             Lockout: locked until 14:20 (5 failed attempts)\n"
+        );
+        let mut empty = status();
+        empty.devices.clear();
+        empty.enrolled = false;
+        assert!(status_text(&empty, T, &utc).contains("Devices: none (not enrolled)\n"));
+    }
+
+    #[test]
+    fn list_human() {
+        let users = vec![
+            UserSummary {
+                user: "alice".into(),
+                devices: 2,
+                backup_codes_left: 10,
+                locked_until: 0,
+            },
+            UserSummary {
+                user: "bartholomew".into(),
+                devices: 1,
+                backup_codes_left: 3,
+                locked_until: T + 600,
+            },
+        ];
+        assert_eq!(
+            list_text(&users, T, &utc),
+            "USER         DEVICES  BACKUP CODES  LOCKED UNTIL\n\
+             alice        2        10            -\n\
+             bartholomew  1        3             2026-11-23 14:15\n"
+        );
+        assert_eq!(list_text(&[], T, &utc), "No users are enrolled.\n");
+    }
+
+    #[test]
+    fn json_status_shape() {
+        let v = status_json(&status());
+        assert_eq!(
+            v,
+            json!({
+                "user": "alice",
+                "enrolled": true,
+                "devices": [
+                    {"id": "a1b2c3d4", "kind": "totp", "name": "work phone", "created": T, "last_used": 0},
+                    {"id": "ffee0011", "kind": "totp", "name": "tablet\x1b[31m", "created": T + 60, "last_used": T + 120},
+                ],
+                "backup_codes_left": 9,
+                "failures": 5,
+                "locked_until": T + 900,
+            })
+        );
+    }
+
+    #[test]
+    fn json_list_shape() {
+        let v = list_json(&[UserSummary {
+            user: "bob".into(),
+            devices: 1,
+            backup_codes_left: 10,
+            locked_until: 0,
+        }]);
+        assert_eq!(
+            v,
+            json!([{"user": "bob", "devices": 1, "backup_codes_left": 10, "locked_until": 0}])
+        );
+        assert_eq!(list_json(&[]), json!([]));
+    }
+
+    #[test]
+    fn json_small_shapes() {
+        assert_eq!(
+            begin_json("e1", "otpauth://totp/x", "ABCD"),
+            json!({"enrollment_id": "e1", "uri": "otpauth://totp/x", "secret": "ABCD"})
+        );
+        let codes = vec!["12345678".to_string(), "87654321".to_string()];
+        assert_eq!(
+            confirm_json("d1", &codes),
+            json!({"device_id": "d1", "backup_codes": ["12345678", "87654321"]})
+        );
+        assert_eq!(
+            backup_codes_json(&codes),
+            json!({"backup_codes": ["12345678", "87654321"]})
+        );
+        assert_eq!(ok_json(), json!({"ok": true}));
+        assert_eq!(ok_json().to_string(), r#"{"ok":true}"#);
+    }
+
+    #[test]
+    fn secret_groups() {
+        assert_eq!(
+            group_secret("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"),
+            "JBSW Y3DP EHPK 3PXP JBSW Y3DP EHPK 3PXP"
+        );
+        assert_eq!(group_secret("ABCDEF"), "ABCD EF");
+        assert_eq!(group_secret(""), "");
+    }
+
+    #[test]
+    fn backup_codes_block() {
+        let codes: Vec<String> = (0..10).map(|i| format!("{}", 10_000_000 + i)).collect();
+        let text = backup_codes_text(&codes);
+        assert!(text.contains("shown only this once"));
+        assert!(text.contains("    10000000    10000001\n"));
+        assert_eq!(text.lines().filter(|l| l.starts_with("    1")).count(), 5);
+    }
+}
