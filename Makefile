@@ -85,7 +85,7 @@ install:
 	install -m 0644 packaging/dbus/org.mfad.Mfa1.conf $(DESTDIR)$(DBUS_POLICYDIR)/org.mfad.Mfa1.conf
 	@# The packaged files name /usr/sbin/mfad, where a .deb puts it.
 	sed 's|/usr/sbin/mfad|$(SBINDIR)/mfad|g' packaging/dbus/org.mfad.Mfa1.service >$(DESTDIR)$(DBUS_SERVICEDIR)/org.mfad.Mfa1.service
-	sed 's|/usr/sbin/mfad|$(SBINDIR)/mfad|g' packaging/systemd/mfad.service >$(DESTDIR)$(SYSTEMD_UNITDIR)/mfad.service
+	sed -e 's|/usr/sbin/mfad|$(SBINDIR)/mfad|g' -e 's|/etc/mfad/|$(SYSCONFDIR)/mfad/|g' packaging/systemd/mfad.service >$(DESTDIR)$(SYSTEMD_UNITDIR)/mfad.service
 	chmod 0644 $(DESTDIR)$(DBUS_SERVICEDIR)/org.mfad.Mfa1.service $(DESTDIR)$(SYSTEMD_UNITDIR)/mfad.service
 	@# A pam-auth-update profile that is off until enabled (see README).
 	install -m 0644 packaging/pam/mfa $(DESTDIR)$(PAM_CONFIGDIR)/mfa
