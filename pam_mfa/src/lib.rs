@@ -1,1 +1,94 @@
+//! pam_mfa: the PAM module of mfa. During `pam_authenticate` it asks mfad
+//! (org.mfad.Mfa1 on D-Bus) what to do, prompts for the code through the
+//! PAM conversation and reports mfad's answer. It owns no secrets and
+//! decides nothing itself.
+//!
+//! - [`args`]: the module arguments (`bus=`, `failmode=`, `timeout=`, `debug`).
+//! - [`flow`]: the state machine of one authentication and the PAM codes.
+//! - [`handle`]: the PAM side (items, conversation), a trait and the real one.
+//! - [`client`]: the mfad side (Login.Begin/Answer), a trait and the real one.
+//! - [`runtime`]: the private event loop the D-Bus connection runs on, which
+//!   leaves no thread and no descriptor behind.
+//! - [`log`]: syslog (AUTHPRIV).
+//!
+//! What `pam_sm_authenticate` returns:
+//!
+//! | situation | shown to the user | returns |
+//! |---|---|---|
+//! | Begin: `ignore` (not enrolled, policy optional) | nothing | PAM_IGNORE |
+//! | Begin: `allow` (trusted device) | message, PAM_TEXT_INFO | PAM_SUCCESS |
+//! | Begin: `deny` (locked out, enrollment required) | message, PAM_ERROR_MSG | PAM_AUTH_ERR |
+//! | Begin: `challenge`, then Answer `success` | prompt (echo off); message if any, PAM_TEXT_INFO | PAM_SUCCESS |
+//! | Answer `retry` | message, PAM_ERROR_MSG; prompt again (3 tries at most) | — |
+//! | Answer `deny`, or a 3rd `retry` | message, PAM_ERROR_MSG | PAM_AUTH_ERR |
+//! | an mfad error (`org.mfad.Mfa1.Error.*`) on Begin or Answer | its message, PAM_ERROR_MSG | PAM_AUTH_ERR |
+//! | conversation fails (Ctrl-D, client gone) | — | PAM_CONV_ERR |
+//! | no user name | — | PAM_USER_UNKNOWN |
+//! | mfad cannot be asked before Begin answers (no bus, no owner, timeout, bad `bus=`), `failmode=secure` | "unavailable" note, PAM_ERROR_MSG | PAM_AUTHINFO_UNAVAIL |
+//! | same, `failmode=safe` | nothing; syslog warning | PAM_IGNORE |
+//! | mfad lost after it asked for a code (either failmode) | "stopped answering", PAM_ERROR_MSG | PAM_AUTHINFO_UNAVAIL |
+//!
+//! PAM_SILENT hides PAM_TEXT_INFO only. `pam_sm_setcred` and
+//! `pam_sm_acct_mgmt` return PAM_SUCCESS; the other hooks PAM_IGNORE.
+//!
+//! pam-bindings' entry points catch panics (PAM_ABORT); the code here does
+//! not panic to begin with.
 
+pub mod args;
+pub mod client;
+pub mod error;
+pub mod flow;
+pub mod handle;
+pub mod log;
+pub mod runtime;
+
+use std::ffi::CStr;
+
+use pam::constants::{PamFlag, PamResultCode, PAM_SILENT};
+use pam::module::{PamHandle, PamHooks};
+use pam::pam_hooks;
+
+pub use error::Error;
+
+use crate::log::Log;
+
+/// The module, as libpam sees it.
+pub struct PamMfa;
+
+pam_hooks!(PamMfa);
+
+impl PamHooks for PamMfa {
+    fn sm_authenticate(pamh: &mut PamHandle, argv: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
+        let (args, problems) = args::parse(&argv);
+        let mut pam = handle::PamItems::new(pamh);
+        let service = handle::Pam::service(&pam);
+        // Opened and closed within this call: no socket outlives it.
+        let mut log = log::Syslog::open(&service, "auth", args.debug);
+        for p in &problems {
+            log.warning(p);
+        }
+        let options = flow::Options {
+            failmode: args.failmode,
+            silent: flags & PAM_SILENT != 0,
+        };
+        let mut daemon = client::BusDaemon::new(&args.bus, args.timeout);
+        let outcome = flow::authenticate(&mut pam, &mut daemon, options, &mut log);
+        daemon.close();
+        log.debug(&format!("returning {:?}", outcome.code()));
+        outcome.code()
+    }
+
+    /// sshd drops the session unless setcred succeeds; there are no
+    /// credentials to set.
+    fn sm_setcred(_pamh: &mut PamHandle, _argv: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        PamResultCode::PAM_SUCCESS
+    }
+
+    /// Nothing to check in the account phase yet.
+    fn acct_mgmt(_pamh: &mut PamHandle, _argv: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        PamResultCode::PAM_SUCCESS
+    }
+
+    // chauthtok, open_session and close_session keep pam-bindings' default,
+    // PAM_IGNORE: the module has no part in them.
+}

@@ -1,0 +1,498 @@
+//! The state machine driven by a scripted conversation and a scripted mfad.
+
+use std::collections::VecDeque;
+
+use super::*;
+use crate::client::{AnswerReply, BeginReply};
+use crate::handle::Code;
+use crate::log::Level;
+
+/// A PAM handle whose user answers from a script and whose screen is a list.
+#[derive(Default)]
+struct ScriptedPam {
+    user: Option<String>,
+    rhost: String,
+    tty: String,
+    auth_info: String,
+    /// One entry per prompt; `None` = the conversation fails (Ctrl-D).
+    answers: VecDeque<Option<Vec<u8>>>,
+    prompts: Vec<String>,
+    errors: Vec<String>,
+    infos: Vec<String>,
+}
+
+impl ScriptedPam {
+    fn new(answers: &[&[u8]]) -> ScriptedPam {
+        ScriptedPam {
+            user: Some("alice".into()),
+            rhost: "10.0.0.7".into(),
+            tty: "ssh".into(),
+            auth_info: "publickey ssh-ed25519 AAAA".into(),
+            answers: answers.iter().map(|a| Some(a.to_vec())).collect(),
+            ..Default::default()
+        }
+    }
+}
+
+impl Pam for ScriptedPam {
+    fn user(&mut self) -> Result<String, Error> {
+        self.user
+            .clone()
+            .ok_or_else(|| Error::User("PAM_SYSTEM_ERR".into()))
+    }
+    fn service(&self) -> String {
+        "sshd".into()
+    }
+    fn rhost(&self) -> String {
+        self.rhost.clone()
+    }
+    fn tty(&self) -> String {
+        self.tty.clone()
+    }
+    fn ssh_auth_info(&self) -> String {
+        self.auth_info.clone()
+    }
+    fn prompt_secret(&mut self, prompt: &str) -> Result<Code, Error> {
+        self.prompts.push(prompt.to_string());
+        match self.answers.pop_front().flatten() {
+            Some(a) => Ok(Code::new(a)),
+            None => Err(Error::Conversation("PAM_CONV_ERR".into())),
+        }
+    }
+    fn error_msg(&mut self, message: &str) -> Result<(), Error> {
+        self.errors.push(message.to_string());
+        Ok(())
+    }
+    fn text_info(&mut self, message: &str) -> Result<(), Error> {
+        self.infos.push(message.to_string());
+        Ok(())
+    }
+}
+
+/// An mfad that answers from a script and remembers what it was told.
+struct ScriptedDaemon {
+    begin: Option<Result<BeginReply, Error>>,
+    answers: VecDeque<Result<AnswerReply, Error>>,
+    requests: Vec<BeginRequest>,
+    /// (session, code) per Answer.
+    received: Vec<(String, Vec<u8>)>,
+}
+
+impl ScriptedDaemon {
+    fn begins(action: BeginAction, message: &str) -> ScriptedDaemon {
+        ScriptedDaemon {
+            begin: Some(Ok(BeginReply {
+                action,
+                session: if action == BeginAction::Challenge {
+                    "tok123".into()
+                } else {
+                    String::new()
+                },
+                message: message.into(),
+            })),
+            answers: VecDeque::new(),
+            requests: Vec::new(),
+            received: Vec::new(),
+        }
+    }
+    fn challenge() -> ScriptedDaemon {
+        ScriptedDaemon::begins(BeginAction::Challenge, "Verification code: ")
+    }
+    fn failing(e: Error) -> ScriptedDaemon {
+        ScriptedDaemon {
+            begin: Some(Err(e)),
+            ..ScriptedDaemon::begins(BeginAction::Ignore, "")
+        }
+    }
+    fn then(mut self, result: AnswerResult, message: &str) -> ScriptedDaemon {
+        self.answers.push_back(Ok(AnswerReply {
+            result,
+            message: message.into(),
+        }));
+        self
+    }
+    fn then_err(mut self, e: Error) -> ScriptedDaemon {
+        self.answers.push_back(Err(e));
+        self
+    }
+}
+
+impl Daemon for ScriptedDaemon {
+    fn begin(&mut self, request: &BeginRequest) -> Result<BeginReply, Error> {
+        self.requests.push(request.clone());
+        self.begin
+            .take()
+            .unwrap_or_else(|| panic!("Begin called twice"))
+    }
+    fn answer(&mut self, session: &str, code: &[u8]) -> Result<AnswerReply, Error> {
+        self.received.push((session.to_string(), code.to_vec()));
+        self.answers
+            .pop_front()
+            .unwrap_or_else(|| panic!("unexpected Answer #{}", self.received.len()))
+    }
+}
+
+#[derive(Default)]
+struct Recorder(Vec<(Level, String)>);
+
+impl Log for Recorder {
+    fn log(&mut self, level: Level, message: &str) {
+        self.0.push((level, message.to_string()));
+    }
+}
+
+impl Recorder {
+    fn has(&self, level: Level, needle: &str) -> bool {
+        self.0
+            .iter()
+            .any(|(l, m)| *l == level && m.contains(needle))
+    }
+    fn all(&self) -> String {
+        self.0
+            .iter()
+            .map(|(l, m)| format!("{l:?}: {m}\n"))
+            .collect()
+    }
+}
+
+const SECURE: Options = Options {
+    failmode: FailMode::Secure,
+    silent: false,
+};
+const SAFE: Options = Options {
+    failmode: FailMode::Safe,
+    silent: false,
+};
+
+fn run(
+    pam: &mut ScriptedPam,
+    daemon: &mut ScriptedDaemon,
+    options: Options,
+) -> (Outcome, Recorder) {
+    let mut log = Recorder::default();
+    let outcome = authenticate(pam, daemon, options, &mut log);
+    (outcome, log)
+}
+
+#[test]
+fn ignore_is_pam_ignore_without_a_prompt() {
+    let mut pam = ScriptedPam::new(&[]);
+    let mut d = ScriptedDaemon::begins(BeginAction::Ignore, "");
+    let (o, _) = run(&mut pam, &mut d, SECURE);
+    assert_eq!(o, Outcome::Ignore);
+    assert!(pam.prompts.is_empty() && pam.errors.is_empty() && pam.infos.is_empty());
+}
+
+#[test]
+fn begin_is_told_who_where_and_how() {
+    let mut pam = ScriptedPam::new(&[]);
+    let mut d = ScriptedDaemon::begins(BeginAction::Ignore, "");
+    run(&mut pam, &mut d, SECURE);
+    assert_eq!(
+        d.requests,
+        vec![BeginRequest {
+            user: "alice".into(),
+            service: "sshd".into(),
+            rhost: "10.0.0.7".into(),
+            tty: "ssh".into(),
+            auth_info: "publickey ssh-ed25519 AAAA".into(),
+        }]
+    );
+}
+
+#[test]
+fn allow_is_success_with_an_info_message() {
+    let mut pam = ScriptedPam::new(&[]);
+    let mut d = ScriptedDaemon::begins(BeginAction::Allow, "Trusted device; no code needed.");
+    let (o, log) = run(&mut pam, &mut d, SECURE);
+    assert_eq!(o, Outcome::Success);
+    assert_eq!(pam.infos, ["Trusted device; no code needed."]);
+    assert!(pam.prompts.is_empty() && pam.errors.is_empty());
+    assert!(
+        log.has(Level::Info, "allowed without a code"),
+        "{}",
+        log.all()
+    );
+}
+
+#[test]
+fn pam_silent_hides_info_but_not_errors() {
+    let silent = Options {
+        silent: true,
+        ..SECURE
+    };
+    let mut pam = ScriptedPam::new(&[]);
+    let mut d = ScriptedDaemon::begins(BeginAction::Allow, "Trusted device.");
+    assert_eq!(run(&mut pam, &mut d, silent).0, Outcome::Success);
+    assert!(pam.infos.is_empty());
+
+    let mut pam = ScriptedPam::new(&[b"1", b"2"]);
+    let mut d = ScriptedDaemon::challenge()
+        .then(AnswerResult::Retry, "Wrong code.")
+        .then(AnswerResult::Success, "Welcome.");
+    assert_eq!(run(&mut pam, &mut d, silent).0, Outcome::Success);
+    assert_eq!(pam.errors, ["Wrong code."]);
+    assert!(pam.infos.is_empty());
+}
+
+#[test]
+fn deny_is_auth_err_with_the_reason() {
+    let mut pam = ScriptedPam::new(&[]);
+    let mut d = ScriptedDaemon::begins(
+        BeginAction::Deny,
+        "Too many failed attempts; try again in 15 minutes.",
+    );
+    let (o, log) = run(&mut pam, &mut d, SAFE);
+    assert_eq!(o, Outcome::AuthErr);
+    assert_eq!(
+        pam.errors,
+        ["Too many failed attempts; try again in 15 minutes."]
+    );
+    assert!(pam.prompts.is_empty());
+    assert!(log.has(Level::Warning, "denied"), "{}", log.all());
+}
+
+#[test]
+fn challenge_then_success() {
+    let mut pam = ScriptedPam::new(&[b"123456"]);
+    let mut d = ScriptedDaemon::challenge().then(AnswerResult::Success, "");
+    let (o, log) = run(&mut pam, &mut d, SECURE);
+    assert_eq!(o, Outcome::Success);
+    assert_eq!(pam.prompts, ["Verification code: "]);
+    assert_eq!(d.received, [("tok123".to_string(), b"123456".to_vec())]);
+    assert!(pam.errors.is_empty() && pam.infos.is_empty());
+    assert!(
+        log.has(Level::Info, "verified; user=alice"),
+        "{}",
+        log.all()
+    );
+}
+
+#[test]
+fn the_daemons_prompt_is_used_and_an_empty_one_gets_the_default() {
+    let mut pam = ScriptedPam::new(&[b"1"]);
+    let mut d = ScriptedDaemon::begins(BeginAction::Challenge, "Code from your app: ")
+        .then(AnswerResult::Success, "");
+    run(&mut pam, &mut d, SECURE);
+    assert_eq!(pam.prompts, ["Code from your app: "]);
+
+    let mut pam = ScriptedPam::new(&[b"1"]);
+    let mut d = ScriptedDaemon::begins(BeginAction::Challenge, "").then(AnswerResult::Success, "");
+    run(&mut pam, &mut d, SECURE);
+    assert_eq!(pam.prompts, [DEFAULT_PROMPT]);
+}
+
+#[test]
+fn retry_then_success() {
+    let mut pam = ScriptedPam::new(&[b"111111", b"222222"]);
+    let mut d = ScriptedDaemon::challenge()
+        .then(AnswerResult::Retry, "Wrong code.")
+        .then(AnswerResult::Success, "");
+    let (o, _) = run(&mut pam, &mut d, SECURE);
+    assert_eq!(o, Outcome::Success);
+    assert_eq!(pam.prompts.len(), 2);
+    assert_eq!(pam.errors, ["Wrong code."]);
+    assert_eq!(d.received[1], ("tok123".to_string(), b"222222".to_vec()));
+}
+
+#[test]
+fn an_empty_retry_message_gets_a_default() {
+    let mut pam = ScriptedPam::new(&[b"1", b"2"]);
+    let mut d = ScriptedDaemon::challenge()
+        .then(AnswerResult::Retry, "")
+        .then(AnswerResult::Success, "");
+    run(&mut pam, &mut d, SECURE);
+    assert_eq!(pam.errors, [WRONG_CODE]);
+}
+
+#[test]
+fn three_wrong_codes_are_denied() {
+    let mut pam = ScriptedPam::new(&[b"1", b"2", b"3"]);
+    let mut d = ScriptedDaemon::challenge()
+        .then(AnswerResult::Retry, "Wrong code.")
+        .then(AnswerResult::Retry, "Wrong code.")
+        .then(AnswerResult::Deny, "Wrong code; no tries left.");
+    let (o, log) = run(&mut pam, &mut d, SAFE);
+    assert_eq!(o, Outcome::AuthErr);
+    assert_eq!(pam.prompts.len(), 3);
+    assert_eq!(
+        pam.errors,
+        ["Wrong code.", "Wrong code.", "Wrong code; no tries left."]
+    );
+    assert!(
+        log.has(Level::Warning, "denied after 3 tries"),
+        "{}",
+        log.all()
+    );
+}
+
+#[test]
+fn a_daemon_that_keeps_saying_retry_gets_three_tries_only() {
+    let mut pam = ScriptedPam::new(&[b"1", b"2", b"3", b"4"]);
+    let mut d = ScriptedDaemon::challenge()
+        .then(AnswerResult::Retry, "Wrong.")
+        .then(AnswerResult::Retry, "Wrong.")
+        .then(AnswerResult::Retry, "Wrong.");
+    let (o, _) = run(&mut pam, &mut d, SAFE);
+    assert_eq!(o, Outcome::AuthErr);
+    assert_eq!(pam.prompts.len(), MAX_TRIES);
+    assert_eq!(d.received.len(), MAX_TRIES);
+}
+
+#[test]
+fn a_failed_conversation_is_never_success() {
+    for failmode in [FailMode::Secure, FailMode::Safe] {
+        let opts = Options {
+            failmode,
+            silent: false,
+        };
+        // Ctrl-D at the first prompt: nothing is sent to mfad.
+        let mut pam = ScriptedPam::new(&[]);
+        let mut d = ScriptedDaemon::challenge();
+        let (o, log) = run(&mut pam, &mut d, opts);
+        assert_eq!(o, Outcome::ConvErr);
+        assert!(d.received.is_empty());
+        assert!(
+            log.has(Level::Warning, "conversation failed"),
+            "{}",
+            log.all()
+        );
+
+        // ... or at the second.
+        let mut pam = ScriptedPam::new(&[b"1"]);
+        pam.answers.push_back(None);
+        let mut d = ScriptedDaemon::challenge().then(AnswerResult::Retry, "Wrong.");
+        assert_eq!(run(&mut pam, &mut d, opts).0, Outcome::ConvErr);
+        assert_eq!(d.received.len(), 1);
+    }
+}
+
+#[test]
+fn unreachable_daemon_with_failmode_secure_refuses() {
+    let mut pam = ScriptedPam::new(&[]);
+    let mut d = ScriptedDaemon::failing(Error::Unavailable("cannot connect".into()));
+    let (o, log) = run(&mut pam, &mut d, SECURE);
+    assert_eq!(o, Outcome::AuthInfoUnavail);
+    assert_eq!(pam.errors, [UNAVAILABLE]);
+    assert!(pam.prompts.is_empty());
+    assert!(log.has(Level::Error, "failmode=secure"), "{}", log.all());
+}
+
+#[test]
+fn unreachable_daemon_with_failmode_safe_steps_aside_loudly() {
+    let mut pam = ScriptedPam::new(&[]);
+    let mut d = ScriptedDaemon::failing(Error::Unavailable("no answer within 3s".into()));
+    let (o, log) = run(&mut pam, &mut d, SAFE);
+    assert_eq!(o, Outcome::Ignore);
+    assert!(pam.prompts.is_empty() && pam.errors.is_empty());
+    assert!(
+        log.has(Level::Warning, "NO SECOND FACTOR CHECKED")
+            && log.has(Level::Warning, "user=alice"),
+        "{}",
+        log.all()
+    );
+}
+
+#[test]
+fn losing_the_daemon_after_the_challenge_refuses_in_both_failmodes() {
+    for opts in [SECURE, SAFE] {
+        let mut pam = ScriptedPam::new(&[b"1", b"2"]);
+        let mut d = ScriptedDaemon::challenge()
+            .then(AnswerResult::Retry, "Wrong.")
+            .then_err(Error::Unavailable("no answer within 3s".into()));
+        let (o, log) = run(&mut pam, &mut d, opts);
+        assert_eq!(o, Outcome::AuthInfoUnavail, "{opts:?}");
+        assert_eq!(pam.errors.last().map(String::as_str), Some(LOST));
+        assert!(log.has(Level::Error, "lost mfad"), "{}", log.all());
+    }
+}
+
+#[test]
+fn daemon_errors_are_auth_err_with_their_message() {
+    for opts in [SECURE, SAFE] {
+        let mut pam = ScriptedPam::new(&[]);
+        let mut d = ScriptedDaemon::failing(Error::Refused {
+            kind: "AccessDenied",
+            message: "You may only verify your own account.".into(),
+        });
+        let (o, log) = run(&mut pam, &mut d, opts);
+        assert_eq!(o, Outcome::AuthErr);
+        assert_eq!(pam.errors, ["You may only verify your own account."]);
+        assert!(log.has(Level::Warning, "AccessDenied"), "{}", log.all());
+
+        let mut pam = ScriptedPam::new(&[b"1"]);
+        let mut d = ScriptedDaemon::challenge().then_err(Error::Refused {
+            kind: "Expired",
+            message: "The login took too long; start again.".into(),
+        });
+        assert_eq!(run(&mut pam, &mut d, opts).0, Outcome::AuthErr);
+        assert_eq!(pam.errors, ["The login took too long; start again."]);
+    }
+}
+
+#[test]
+fn answers_go_to_mfad_as_raw_bytes() {
+    let odd: &[u8] = b"\xff\xfe12 34\x00\x7f\xc3";
+    let mut pam = ScriptedPam::new(&[odd, b""]);
+    let mut d = ScriptedDaemon::challenge()
+        .then(AnswerResult::Retry, "That is not a code.")
+        .then(AnswerResult::Deny, "No.");
+    run(&mut pam, &mut d, SECURE);
+    assert_eq!(d.received[0].1, odd);
+    assert_eq!(d.received[1].1, b"", "an empty answer is an answer");
+}
+
+#[test]
+fn huge_answers_are_cut_before_they_reach_the_bus() {
+    let huge = vec![b'7'; 10 * MAX_CODE_BYTES];
+    let mut pam = ScriptedPam::new(&[&huge]);
+    let mut d = ScriptedDaemon::challenge().then(AnswerResult::Deny, "No.");
+    run(&mut pam, &mut d, SECURE);
+    assert_eq!(d.received[0].1.len(), MAX_CODE_BYTES);
+    // 10,000 characters still go whole.
+    let long = vec![b'1'; 10_000];
+    let mut pam = ScriptedPam::new(&[&long]);
+    let mut d = ScriptedDaemon::challenge().then(AnswerResult::Deny, "No.");
+    run(&mut pam, &mut d, SECURE);
+    assert_eq!(d.received[0].1, long);
+}
+
+#[test]
+fn no_user_is_user_unknown_and_mfad_is_not_asked() {
+    let mut pam = ScriptedPam::new(&[]);
+    pam.user = None;
+    let mut d = ScriptedDaemon::challenge();
+    let (o, _) = run(&mut pam, &mut d, SAFE);
+    assert_eq!(o, Outcome::UserUnknown);
+    assert!(d.requests.is_empty());
+}
+
+#[test]
+fn codes_and_session_tokens_never_reach_the_log() {
+    let mut pam = ScriptedPam::new(&[b"246810", b"135791"]);
+    let mut d = ScriptedDaemon::challenge()
+        .then(AnswerResult::Retry, "Wrong code.")
+        .then(AnswerResult::Success, "");
+    let mut log = Recorder::default();
+    let debug_everything = Options {
+        failmode: FailMode::Safe,
+        silent: false,
+    };
+    authenticate(&mut pam, &mut d, debug_everything, &mut log);
+    let all = log.all();
+    assert!(log.0.iter().any(|(l, _)| *l == Level::Debug), "{all}");
+    for secret in ["246810", "135791", "tok123", "AAAA"] {
+        assert!(!all.contains(secret), "{secret} in log:\n{all}");
+    }
+}
+
+#[test]
+fn outcomes_map_to_the_pam_codes_of_the_brief() {
+    use pam::constants::PamResultCode as C;
+    assert_eq!(Outcome::Success.code(), C::PAM_SUCCESS);
+    assert_eq!(Outcome::Ignore.code(), C::PAM_IGNORE);
+    assert_eq!(Outcome::AuthErr.code(), C::PAM_AUTH_ERR);
+    assert_eq!(Outcome::AuthInfoUnavail.code(), C::PAM_AUTHINFO_UNAVAIL);
+    assert_eq!(Outcome::ConvErr.code(), C::PAM_CONV_ERR);
+    assert_eq!(Outcome::UserUnknown.code(), C::PAM_USER_UNKNOWN);
+}
