@@ -170,6 +170,12 @@ code_at_step() { # STEP
 
 now_step() { echo $(($(date +%s) / 30)); }
 
+# pamtester's output, indented. With answers piped in, the echo-off prompt
+# is not followed by a newline; show the (hidden) answer and break the line.
+show_pam() {
+	sed -e 's/^/    /' -e 's/Verification code: /Verification code: ******\n    /g' <<<"$1"
+}
+
 # ---- the private bus and the daemon -----------------------------------------
 
 step "Start a private D-Bus bus and mfad in a temporary directory"
@@ -241,9 +247,8 @@ sed 's/^/      /' "$pam_file"
 step "Enroll an authenticator app for $user (mfactl, run as $user)"
 if [[ $auto -eq 0 ]]; then
 	show "mfactl --bus $addr enroll totp"
-	say "Scan the QR code with your authenticator app (Google Authenticator,"
-	say "Aegis, FreeOTP, 1Password, ...), then type the code it shows, wait for"
-	say "the next one and type that too."
+	say "mfactl shows a QR code for your phone's authenticator app, then asks"
+	say "for two codes in a row from it."
 	echo
 	as_user "$mfactl" --bus "$addr" enroll totp || die "enrollment failed"
 else
@@ -293,10 +298,10 @@ else
 	((login_step > enroll_step)) || login_step=$((enroll_step + 1))
 	say "answering with oathtool's code for step $login_step (not shown)"
 	out=$(code_at_step "$login_step" | timeout 60 pamtester -v "$service" "$user" authenticate 2>&1) || {
-		printf '%s\n' "$out" | sed 's/^/    /'
+		show_pam "$out"
 		die "the login with the right code failed"
 	}
-	printf '%s\n' "$out" | sed 's/^/    /'
+	show_pam "$out"
 fi
 
 step "A wrong code is refused"
@@ -319,7 +324,7 @@ set +e
 out=$(printf '%s\n' "$wrong" "$wrong" "$wrong" | timeout 60 pamtester -v "$service" "$user" authenticate 2>&1)
 rc=$?
 set -e
-printf '%s\n' "$out" | sed 's/^/    /'
+show_pam "$out"
 if [[ $rc -eq 0 ]]; then
 	die "a wrong code was accepted"
 elif [[ $rc -eq 124 ]]; then
