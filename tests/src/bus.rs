@@ -90,6 +90,10 @@ impl Bus {
         }
     }
 
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     pub fn stop(&mut self) {
         if let Some(child) = self.child.take() {
             terminate(child, "dbus-daemon");

@@ -263,6 +263,22 @@ impl Env {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).expect("signal mfad");
     }
 
+    /// SIGSTOP to the dbus-daemon: connections hang in the handshake (the
+    /// "bus hangs" case). Drop (or [`Env::resume_bus`]) continues it.
+    pub fn pause_bus(&self) {
+        self.signal_bus(nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    pub fn resume_bus(&self) {
+        self.signal_bus(nix::sys::signal::Signal::SIGCONT);
+    }
+
+    fn signal_bus(&self, sig: nix::sys::signal::Signal) {
+        let pid = self.bus.pid().expect("dbus-daemon is running");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig)
+            .expect("signal dbus-daemon");
+    }
+
     /// Changes this Env's mfad config and rewrites the file; mfad reads it
     /// when (re)started.
     pub fn set_config(&mut self, f: impl FnOnce(&mut DaemonConfig)) {

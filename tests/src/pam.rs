@@ -218,6 +218,16 @@ impl PamRun {
         strings(&self.json["prompts"])
     }
 
+    /// "echo_off" or "echo_on" for each prompt.
+    pub fn prompt_styles(&self) -> Vec<String> {
+        strings(&self.json["prompt_styles"])
+    }
+
+    /// "error" (PAM_ERROR_MSG) or "info" (PAM_TEXT_INFO) for each message.
+    pub fn message_styles(&self) -> Vec<String> {
+        strings(&self.json["message_styles"])
+    }
+
     /// Differences in threads or fds between before the first round and
     /// after each pam_authenticate and pam_end; empty when none.
     pub fn leaks(&self) -> Vec<String> {

@@ -153,3 +153,61 @@ fn the_module_never_takes_the_bus_from_the_environment() {
         r.assert_result(PamResult::AuthInfoUnavail);
     }
 }
+
+/// The bus itself hangs (stopped dbus-daemon): the module's timeout covers
+/// connecting, not only the calls.
+#[test]
+fn a_hung_bus_times_out() {
+    let env = Env::builder().no_daemon().start();
+    let fox = env.add_user();
+    let spec = env.pam_module_spec();
+    let secure = with_permit(&env, &format!("{spec} failmode=secure timeout=2"));
+    let safe = with_permit(&env, &format!("{spec} failmode=safe timeout=2"));
+    env.pause_bus();
+    let r = env.pamtester(&secure, &fox, &[]);
+    let r2 = env.pamtester(&safe, &fox, &[]);
+    env.resume_bus();
+    r.assert_result(PamResult::AuthInfoUnavail);
+    assert!(
+        r.output.elapsed < Duration::from_secs(2) + SLACK,
+        "took {:?}",
+        r.output.elapsed
+    );
+    r2.assert_result(PamResult::Success);
+    assert!(
+        r2.output.elapsed < Duration::from_secs(2) + SLACK,
+        "{}",
+        r2.output
+    );
+}
+
+/// The daemon stops answering after it sent the challenge: the answer
+/// times out and the login is refused (failmode=secure), in time.
+#[test]
+fn a_daemon_that_hangs_after_the_prompt_times_out() {
+    let env = Env::new();
+    let gil = env.add_user();
+    let dev = env.enroll_raw(&gil);
+    let spec = env.pam_module_spec();
+    let svc = with_permit(&env, &format!("{spec} failmode=secure timeout=2"));
+    let code = Clock::now().code(&dev.secret, 0);
+    let mut run = mfa_tests::Cmd::new(paths::tool("pamtester", "pamtester"))
+        .args(["-v", &svc, &gil.name, "authenticate"])
+        .timeout(Duration::from_secs(30))
+        .spawn_interactive();
+    run.wait_for(mfa_tests::pam::PROMPT, 1, Duration::from_secs(10));
+    env.pause_daemon();
+    let sent = std::time::Instant::now();
+    run.send_line(&code);
+    let out = run.finish();
+    let waited = sent.elapsed();
+    env.resume_daemon();
+    let r = mfa_tests::PamOutcome { output: out };
+    assert_ne!(r.result(), PamResult::Success, "{}", r.output);
+    assert!(
+        matches!(r.result(), PamResult::AuthInfoUnavail | PamResult::AuthErr),
+        "{}",
+        r.output
+    );
+    assert!(waited < Duration::from_secs(2) + SLACK, "took {waited:?}");
+}

@@ -75,13 +75,19 @@ extern "C" {
 struct Conversation {
     answers: Vec<String>,
     prompts: Vec<String>,
+    /// "echo_off" or "echo_on", one per prompt.
+    prompt_styles: Vec<&'static str>,
     messages: Vec<String>,
+    /// "error" or "info", one per message.
+    message_styles: Vec<&'static str>,
 }
 
 static CONV: Mutex<Conversation> = Mutex::new(Conversation {
     answers: Vec::new(),
     prompts: Vec::new(),
+    prompt_styles: Vec::new(),
     messages: Vec::new(),
+    message_styles: Vec::new(),
 });
 
 extern "C" fn converse(
@@ -122,6 +128,12 @@ extern "C" fn converse(
         match m.msg_style {
             PAM_PROMPT_ECHO_OFF | PAM_PROMPT_ECHO_ON => {
                 conv.prompts.push(text);
+                conv.prompt_styles
+                    .push(if m.msg_style == PAM_PROMPT_ECHO_OFF {
+                        "echo_off"
+                    } else {
+                        "echo_on"
+                    });
                 if conv.answers.is_empty() {
                     free_replies(replies, n);
                     return PAM_CONV_ERR;
@@ -137,7 +149,14 @@ extern "C" fn converse(
                     (*replies.add(i)).resp = libc::strdup(c.as_ptr());
                 }
             }
-            PAM_ERROR_MSG | PAM_TEXT_INFO => conv.messages.push(text),
+            PAM_ERROR_MSG | PAM_TEXT_INFO => {
+                conv.messages.push(text);
+                conv.message_styles.push(if m.msg_style == PAM_ERROR_MSG {
+                    "error"
+                } else {
+                    "info"
+                });
+            }
             _ => {}
         }
     }
@@ -281,7 +300,9 @@ fn main() -> ExitCode {
             "before": before,
             "rounds": rounds,
             "prompts": conv.prompts,
+            "prompt_styles": conv.prompt_styles,
             "messages": conv.messages,
+            "message_styles": conv.message_styles,
             "unused_answers": conv.answers.len(),
         })
     );
