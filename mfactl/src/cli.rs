@@ -1,7 +1,7 @@
 //! The command line. Its shape is a contract with scripts and the
 //! integration tests: `mfactl [--bus ADDRESS] [--json] COMMAND`.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -48,6 +48,11 @@ pub enum Command {
         /// A current code from the app, or a backup code (asked for if omitted).
         #[arg(long, value_name = "CODE")]
         code: Option<String>,
+    },
+    /// List or remove your trusted devices (those that log in without a code).
+    Trusted {
+        #[command(subcommand)]
+        command: TrustedCommand,
     },
     /// Administer users (root or members of mfad's admin group).
     Admin {
@@ -100,7 +105,8 @@ pub enum AdminCommand {
         #[arg(value_name = "USER")]
         user: String,
     },
-    /// Remove every device, backup code and lockout of a user (lost phone).
+    /// Remove every device, backup code, trusted device and lockout of a
+    /// user (lost phone).
     Reset {
         #[arg(value_name = "USER")]
         user: String,
@@ -110,6 +116,41 @@ pub enum AdminCommand {
         #[arg(value_name = "USER")]
         user: String,
     },
+    /// List a user's trusted devices, or remove them with `remove ID|--all`.
+    Trusted {
+        #[arg(value_name = "USER")]
+        user: String,
+        /// Without one, the devices are listed.
+        #[command(subcommand)]
+        command: Option<AdminTrustedCommand>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrustedCommand {
+    /// Show each trusted device: its SSH key fingerprint or host, first and
+    /// last use, and when the trust expires.
+    List,
+    /// Stop trusting a device, or all of them: their next login asks for a code.
+    Remove(TrustedRemove),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminTrustedCommand {
+    /// Stop trusting one of the user's devices, or all of them.
+    Remove(TrustedRemove),
+}
+
+/// Exactly one of ID and --all (clap enforces it: usage error otherwise).
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("which").required(true).args(["id", "all"])))]
+pub struct TrustedRemove {
+    /// The trusted device's id, as `trusted list` shows it.
+    #[arg(value_name = "ID")]
+    pub id: Option<String>,
+    /// Every trusted device.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[cfg(test)]
@@ -163,9 +204,78 @@ mod tests {
             &["admin", "reset"],
             &["remove"],
             &[],
+            &["trusted"],
+            &["trusted", "remove"],
+            &["trusted", "remove", "abc", "--all"],
+            &["trusted", "remove", "abc", "def"],
+            &["trusted", "list", "abc"],
+            &["admin", "trusted"],
+            &["admin", "trusted", "alice", "remove"],
+            &["admin", "trusted", "alice", "remove", "abc", "--all"],
+            &["admin", "trusted", "alice", "frobnicate"],
+            &["admin", "trusted", "remove", "--all"],
         ] {
             let e = parse(args).expect_err("usage error");
             assert_eq!(e.exit_code(), 2, "{args:?}");
         }
+    }
+
+    fn trusted_remove(c: Cli) -> Option<(Option<String>, TrustedRemove)> {
+        match c.command {
+            Command::Trusted {
+                command: TrustedCommand::Remove(r),
+            } => Some((None, r)),
+            Command::Admin {
+                command:
+                    AdminCommand::Trusted {
+                        user,
+                        command: Some(AdminTrustedCommand::Remove(r)),
+                    },
+            } => Some((Some(user), r)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn trusted_commands() {
+        let c = parse(&["trusted", "list"]).expect("parse");
+        assert!(matches!(
+            c.command,
+            Command::Trusted {
+                command: TrustedCommand::List
+            }
+        ));
+        let (user, r) = trusted_remove(parse(&["trusted", "remove", "ab12"]).expect("parse"))
+            .expect("trusted remove");
+        assert_eq!((user, r.id.as_deref(), r.all), (None, Some("ab12"), false));
+        let (user, r) =
+            trusted_remove(parse(&["--json", "trusted", "remove", "--all"]).expect("parse"))
+                .expect("trusted remove");
+        assert_eq!((user, r.id, r.all), (None, None, true));
+    }
+
+    #[test]
+    fn admin_trusted_commands() {
+        let c = parse(&["admin", "trusted", "alice"]).expect("parse");
+        let Command::Admin {
+            command: AdminCommand::Trusted { user, command },
+        } = c.command
+        else {
+            panic!("not admin trusted");
+        };
+        assert_eq!(user, "alice");
+        assert!(command.is_none());
+        let (user, r) =
+            trusted_remove(parse(&["admin", "trusted", "alice", "remove", "ab12"]).expect("parse"))
+                .expect("admin trusted remove");
+        assert_eq!(
+            (user.as_deref(), r.id.as_deref(), r.all),
+            (Some("alice"), Some("ab12"), false)
+        );
+        let (user, r) = trusted_remove(
+            parse(&["admin", "trusted", "alice", "remove", "--all", "--json"]).expect("parse"),
+        )
+        .expect("admin trusted remove");
+        assert_eq!((user.as_deref(), r.id, r.all), (Some("alice"), None, true));
     }
 }

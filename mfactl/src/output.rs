@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use mfa_api::{UserStatus, UserSummary};
+use mfa_api::{TrustedDevice, UserStatus, UserSummary};
 use serde_json::{json, Value};
 
 use crate::error::Error;
@@ -113,6 +113,30 @@ pub fn list_json(users: &[UserSummary]) -> Value {
     )
 }
 
+/// `trusted list` and `admin trusted USER`, field by field like `status_json`.
+pub fn trusted_json(devices: &[TrustedDevice]) -> Value {
+    Value::Array(
+        devices
+            .iter()
+            .map(|d| {
+                json!({
+                    "id": d.id,
+                    "kind": d.kind,
+                    "identity": d.identity,
+                    "first_used": d.first_used,
+                    "last_used": d.last_used,
+                    "expires": d.expires,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// `trusted remove --all`: how many were removed.
+pub fn removed_json(removed: u32) -> Value {
+    json!({ "removed": removed })
+}
+
 // ---- Times -------------------------------------------------------------
 
 /// A local calendar time, to the minute.
@@ -201,6 +225,14 @@ pub fn lockout(locked_until: i64, failures: u32, now: i64, clock: Clock<'_>) -> 
         (None, _) => format!("@{locked_until}"),
     };
     format!("locked until {until}{attempts}")
+}
+
+/// When trust ends: "never" for 0, "expired" once past, else the local time.
+pub fn expiry(expires: i64, now: i64, clock: Clock<'_>) -> String {
+    if expires != 0 && expires <= now {
+        return "expired".into();
+    }
+    when(expires, clock)
 }
 
 // ---- Human text --------------------------------------------------------
@@ -298,6 +330,53 @@ pub fn list_text(users: &[UserSummary], now: i64, clock: Clock<'_>) -> String {
         ]);
     }
     table(&rows, "")
+}
+
+pub fn trusted_text(devices: &[TrustedDevice], now: i64, clock: Clock<'_>) -> String {
+    if devices.is_empty() {
+        return "No trusted devices.\n".into();
+    }
+    let mut rows = vec![vec![
+        "ID".to_string(),
+        "KIND".into(),
+        "DEVICE".into(),
+        "FIRST USED".into(),
+        "LAST USED".into(),
+        "EXPIRES".into(),
+    ]];
+    for d in devices {
+        rows.push(vec![
+            clean(&d.id),
+            clean(&d.kind),
+            clean(&d.identity),
+            when(d.first_used, clock),
+            when(d.last_used, clock),
+            expiry(d.expires, now, clock),
+        ]);
+    }
+    table(&rows, "")
+}
+
+/// The line `status` adds: "Trusted devices: none", "Trusted devices: 2"
+/// or "Trusted devices: 3 (1 expired)".
+pub fn trusted_count_line(devices: &[TrustedDevice], now: i64) -> String {
+    let expired = devices
+        .iter()
+        .filter(|d| d.expires != 0 && d.expires <= now)
+        .count();
+    match (devices.len(), expired) {
+        (0, _) => "Trusted devices: none\n".into(),
+        (n, 0) => format!("Trusted devices: {n}\n"),
+        (n, e) => format!("Trusted devices: {n} ({e} expired)\n"),
+    }
+}
+
+/// `trusted remove --all`.
+pub fn removed_text(removed: u32) -> String {
+    match removed {
+        1 => "Removed 1 trusted device.\n".into(),
+        n => format!("Removed {n} trusted devices.\n"),
+    }
 }
 
 /// The secret in groups of 4, for typing it into an app by hand.
@@ -515,6 +594,100 @@ mod tests {
         );
         assert_eq!(ok_json(), json!({"ok": true}));
         assert_eq!(ok_json().to_string(), r#"{"ok":true}"#);
+    }
+
+    fn trusted() -> Vec<TrustedDevice> {
+        vec![
+            TrustedDevice {
+                id: "0a1b2c3d".into(),
+                kind: "key".into(),
+                identity: "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s".into(),
+                first_used: T,
+                last_used: T + 60,
+                expires: T + 30 * 86_400,
+            },
+            TrustedDevice {
+                id: "9f8e7d6c".into(),
+                kind: "host".into(),
+                identity: "10.1.2.3".into(),
+                first_used: T - 86_400,
+                last_used: T - 86_400,
+                expires: 0,
+            },
+            TrustedDevice {
+                id: "5555aaaa".into(),
+                kind: "host".into(),
+                identity: "evil\x1b]0;x\x07".into(),
+                first_used: T - 2 * 86_400,
+                last_used: T - 2 * 86_400,
+                expires: T,
+            },
+        ]
+    }
+
+    #[test]
+    fn trusted_human() {
+        assert_eq!(
+            trusted_text(&trusted(), T, &utc),
+            "ID        KIND  DEVICE                                              FIRST USED        LAST USED         EXPIRES\n\
+             0a1b2c3d  key   SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s  2026-11-23 14:05  2026-11-23 14:06  2026-12-23 14:05\n\
+             9f8e7d6c  host  10.1.2.3                                            2026-11-22 14:05  2026-11-22 14:05  never\n\
+             5555aaaa  host  evil?]0;x?                                          2026-11-21 14:05  2026-11-21 14:05  expired\n"
+        );
+        assert_eq!(trusted_text(&[], T, &utc), "No trusted devices.\n");
+    }
+
+    #[test]
+    fn expiry_cases() {
+        assert_eq!(expiry(0, T, &utc), "never");
+        assert_eq!(expiry(T, T, &utc), "expired");
+        assert_eq!(expiry(T - 1, T, &utc), "expired");
+        assert_eq!(expiry(T + 60, T, &utc), "2026-11-23 14:06");
+        assert_eq!(expiry(T + 60, T, &|_| None), format!("@{}", T + 60));
+    }
+
+    #[test]
+    fn trusted_counts_and_removals() {
+        assert_eq!(trusted_count_line(&[], T), "Trusted devices: none\n");
+        assert_eq!(
+            trusted_count_line(&trusted()[..2], T),
+            "Trusted devices: 2\n"
+        );
+        assert_eq!(
+            trusted_count_line(&trusted(), T),
+            "Trusted devices: 3 (1 expired)\n"
+        );
+        assert_eq!(removed_text(0), "Removed 0 trusted devices.\n");
+        assert_eq!(removed_text(1), "Removed 1 trusted device.\n");
+        assert_eq!(removed_text(4), "Removed 4 trusted devices.\n");
+    }
+
+    #[test]
+    fn json_trusted_shapes() {
+        let v = trusted_json(&trusted()[..2]);
+        assert_eq!(
+            v,
+            json!([
+                {
+                    "id": "0a1b2c3d",
+                    "kind": "key",
+                    "identity": "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s",
+                    "first_used": T,
+                    "last_used": T + 60,
+                    "expires": T + 30 * 86_400,
+                },
+                {
+                    "id": "9f8e7d6c",
+                    "kind": "host",
+                    "identity": "10.1.2.3",
+                    "first_used": T - 86_400,
+                    "last_used": T - 86_400,
+                    "expires": 0,
+                },
+            ])
+        );
+        assert_eq!(trusted_json(&[]).to_string(), "[]");
+        assert_eq!(removed_json(3).to_string(), r#"{"removed":3}"#);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use nix::unistd::geteuid;
 
+use super::trusted::{self, Whose};
 use super::{now, Ctx};
 use crate::error::Error;
 use crate::input::{normalize_code, prompt_code};
@@ -12,11 +13,16 @@ pub async fn status(ctx: &Ctx) -> Result<(), Error> {
     let account = ctx.account(&conn).await?;
     let s = account.status("").await.map_err(|e| ctx.api(e))?;
     if ctx.term.json {
-        ctx.term.print_json(&output::status_json(&s))
-    } else {
-        ctx.term
-            .print(&output::status_text(&s, now(), &LocalTime::of))
+        // The agreed status document has no trusted devices; `trusted list` has them.
+        return ctx.term.print_json(&output::status_json(&s));
     }
+    let trusted = trusted::fetch(ctx, &conn, Whose::Own).await?;
+    let now = now();
+    ctx.term.print(&format!(
+        "{}{}",
+        output::status_text(&s, now, &LocalTime::of),
+        output::trusted_count_line(&trusted, now)
+    ))
 }
 
 /// The code that authorizes a destructive change: `--code`, else root needs

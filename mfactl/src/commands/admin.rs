@@ -1,7 +1,8 @@
-//! The Admin interface: list, status, reset, unlock.
+//! The Admin interface: list, status, reset, unlock, trusted devices.
 
+use super::trusted::{self, Whose};
 use super::{now, Ctx};
-use crate::cli::AdminCommand;
+use crate::cli::{AdminCommand, AdminTrustedCommand};
 use crate::error::Error;
 use crate::output::{self, LocalTime};
 
@@ -21,10 +22,15 @@ pub async fn run(ctx: &Ctx, command: AdminCommand) -> Result<(), Error> {
         AdminCommand::Status { user } => {
             let s = admin.user_status(&user).await.map_err(|e| ctx.api(e))?;
             if term.json {
-                term.print_json(&output::status_json(&s))
-            } else {
-                term.print(&output::status_text(&s, now(), &LocalTime::of))
+                return term.print_json(&output::status_json(&s));
             }
+            let trusted = trusted::fetch(ctx, &conn, Whose::User(&user)).await?;
+            let now = now();
+            term.print(&format!(
+                "{}{}",
+                output::status_text(&s, now, &LocalTime::of),
+                output::trusted_count_line(&trusted, now)
+            ))
         }
         AdminCommand::Reset { user } => {
             admin.reset(&user).await.map_err(|e| ctx.api(e))?;
@@ -32,7 +38,7 @@ pub async fn run(ctx: &Ctx, command: AdminCommand) -> Result<(), Error> {
                 term.print_json(&output::ok_json())
             } else {
                 term.print(&format!(
-                    "Reset {}: every device, backup code and lockout removed.\n",
+                    "Reset {}: every device, backup code, trusted device and lockout removed.\n",
                     output::clean(&user)
                 ))
             }
@@ -48,5 +54,11 @@ pub async fn run(ctx: &Ctx, command: AdminCommand) -> Result<(), Error> {
                 ))
             }
         }
+        AdminCommand::Trusted { user, command } => match command {
+            None => trusted::list(ctx, &conn, Whose::User(&user)).await,
+            Some(AdminTrustedCommand::Remove(which)) => {
+                trusted::remove(ctx, &conn, Whose::User(&user), which).await
+            }
+        },
     }
 }

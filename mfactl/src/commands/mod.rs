@@ -4,6 +4,7 @@
 mod account;
 mod admin;
 mod enroll;
+mod trusted;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,7 +12,7 @@ use mfa_api::{AccountProxy, AdminProxy};
 use zbus::proxy::CacheProperties;
 use zbus::Connection;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, TrustedCommand};
 use crate::error::{self, Error};
 use crate::output::Term;
 
@@ -73,6 +74,14 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             Command::Status => account::status(&ctx).await,
             Command::Remove { device_id, code } => account::remove(&ctx, &device_id, code).await,
             Command::BackupCodes { code } => account::backup_codes(&ctx, code).await,
+            Command::Trusted { command } => {
+                let conn = ctx.connect().await?;
+                let own = trusted::Whose::Own;
+                match command {
+                    TrustedCommand::List => trusted::list(&ctx, &conn, own).await,
+                    TrustedCommand::Remove(which) => trusted::remove(&ctx, &conn, own, which).await,
+                }
+            }
             Command::Admin { command } => admin::run(&ctx, command).await,
         }
     })
