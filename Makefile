@@ -41,7 +41,7 @@ build: deps
 
 # The integration tests need root and the binaries of `build`.
 test: build
-	$(CARGO) test --workspace
+	bash scripts/test-summary.sh $(CARGO) test --workspace
 
 lint: deps
 	@$(CARGO) fmt --version >/dev/null 2>&1 || { echo "make lint: rustfmt is missing (rustup component add rustfmt)" >&2; exit 1; }
