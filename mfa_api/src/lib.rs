@@ -259,13 +259,33 @@ pub trait Admin {
     fn remove_all_trusted_devices(&self, user: &str) -> Result<u32, Error>;
 }
 
-/// Connects to `address`: `"system"` for the system bus, or a D-Bus address
-/// such as `unix:path=/run/x/bus`. Never consults the environment.
-pub async fn connect(address: &str) -> zbus::Result<zbus::Connection> {
-    let address = if address == "system" {
+/// The D-Bus address `address` names: `"system"` is [`SYSTEM_BUS_ADDRESS`],
+/// anything else is taken as a D-Bus address as it is. Never consults the
+/// environment.
+pub fn bus_address(address: &str) -> &str {
+    if address == "system" {
         SYSTEM_BUS_ADDRESS
     } else {
         address
-    };
-    zbus::connection::Builder::address(address).build().await
+    }
+}
+
+/// Connects to `address`: `"system"` for the system bus, or a D-Bus address
+/// such as `unix:path=/run/x/bus`. Never consults the environment.
+pub async fn connect(address: &str) -> zbus::Result<zbus::Connection> {
+    zbus::connection::Builder::address(bus_address(address))
+        .build()
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_names_the_system_bus_and_anything_else_is_kept() {
+        assert_eq!(bus_address("system"), SYSTEM_BUS_ADDRESS);
+        assert_eq!(bus_address("unix:path=/tmp/x/bus"), "unix:path=/tmp/x/bus");
+        assert_eq!(bus_address(""), "");
+    }
 }
