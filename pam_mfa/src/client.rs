@@ -1,14 +1,16 @@
-//! The daemon side of an authentication: `Login.Begin` and `Login.Answer`
-//! on org.mfad.Mfa1. [`Daemon`] is the trait the state machine uses;
-//! [`BusDaemon`] is the real client.
+//! The daemon side of an authentication (`Login.Begin`, `Login.Answer`)
+//! and of an account check (`Login.AccountCheck`) on org.mfad.Mfa1.
+//! [`Daemon`] is the trait the state machine uses; [`BusDaemon`] is the
+//! real client.
 //!
-//! One connection per authentication, on a private runtime (see
-//! [`crate::runtime`]): connect + Begin run in one `block_on` under one
-//! deadline, each Answer in its own `block_on` under its own; the
-//! conversation happens in between, outside any `block_on` and outside any
-//! timeout. [`BusDaemon::close`] (or dropping it) closes the connection and
+//! One connection per authentication or account check, on a private
+//! runtime (see [`crate::runtime`]): connect + Begin (or AccountCheck) run
+//! in one `block_on` under one deadline, each Answer in its own `block_on`
+//! under its own; the conversation happens in between, outside any
+//! `block_on` and outside any timeout. [`BusDaemon::close`] (or dropping it) closes the connection and
 //! then the runtime, leaving no thread and no descriptor behind.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use mfa_api::{AnswerResult, BeginAction, LoginProxy};
@@ -44,10 +46,25 @@ pub struct AnswerReply {
     pub message: String,
 }
 
+/// `Login.AccountCheck`'s answer: `allow`, `ignore` or `deny`, and a
+/// message (why denied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountReply {
+    pub action: BeginAction,
+    pub message: String,
+}
+
 /// mfad as the state machine sees it.
 pub trait Daemon {
     fn begin(&mut self, request: &BeginRequest) -> Result<BeginReply, Error>;
     fn answer(&mut self, session: &str, code: &[u8]) -> Result<AnswerReply, Error>;
+    /// `session` is the token Begin returned in the auth phase, or empty.
+    fn account_check(
+        &mut self,
+        user: &str,
+        service: &str,
+        session: &str,
+    ) -> Result<AccountReply, Error>;
 }
 
 /// The real client over D-Bus.
@@ -61,8 +78,9 @@ pub struct BusDaemon {
 }
 
 impl BusDaemon {
-    /// Connects lazily, on the first `begin`. `address` is "system" or a
-    /// `unix:` D-Bus address; `timeout` bounds each wait for mfad.
+    /// Connects lazily, on the first `begin` or `account_check`. `address`
+    /// is "system" or a `unix:` D-Bus address; `timeout` bounds each wait
+    /// for mfad.
     pub fn new(address: &str, timeout: Duration) -> BusDaemon {
         BusDaemon {
             proxy: None,
@@ -85,17 +103,14 @@ impl BusDaemon {
         // Dropping `self` releases the runtime.
     }
 
-    fn connected(&self) -> Result<(&LoginProxy<'static>, &zruntime::SharedRuntime), Error> {
-        match (&self.proxy, &self.runtime) {
-            (Some(p), Some(rt)) => Ok((p, rt)),
-            _ => Err(Error::Unavailable("not connected to mfad".into())),
-        }
-    }
-}
-
-impl Daemon for BusDaemon {
-    fn begin(&mut self, req: &BeginRequest) -> Result<BeginReply, Error> {
-        // A second Begin on the same client starts over on a new connection.
+    /// Opens a new connection and makes the first call on it (`what`, for
+    /// messages), connecting and calling under one deadline. A new start on
+    /// the same client starts over on a new connection.
+    fn start<T, F, Fut>(&mut self, what: &str, call: F) -> Result<T, Error>
+    where
+        F: FnOnce(LoginProxy<'static>) -> Fut,
+        Fut: Future<Output = Result<T, mfa_api::Error>>,
+    {
         self.proxy = None;
         self.runtime = None;
         let address = bus_address(&self.address)?;
@@ -117,39 +132,47 @@ impl Daemon for BusDaemon {
                 .build()
                 .await
                 .map_err(|e| Error::Unavailable(e.to_string()))?;
-            let (action, session, message) = rt
-                .timeout_at(
-                    deadline,
-                    proxy.begin(
-                        &req.user,
-                        &req.service,
-                        &req.rhost,
-                        &req.tty,
-                        &req.auth_info,
-                    ),
+            let reply = rt
+                .timeout_at(deadline, call(proxy.clone()))
+                .await
+                .map_err(|_| timed_out(what, timeout))?
+                .map_err(Error::from_api)?;
+            Ok((proxy, reply))
+        });
+        // On error the connection, if any, went with the future; the
+        // runtime goes here.
+        let (proxy, reply) = result?;
+        self.proxy = Some(proxy);
+        self.runtime = Some(rt);
+        Ok(reply)
+    }
+
+    fn connected(&self) -> Result<(&LoginProxy<'static>, &zruntime::SharedRuntime), Error> {
+        match (&self.proxy, &self.runtime) {
+            (Some(p), Some(rt)) => Ok((p, rt)),
+            _ => Err(Error::Unavailable("not connected to mfad".into())),
+        }
+    }
+}
+
+impl Daemon for BusDaemon {
+    fn begin(&mut self, req: &BeginRequest) -> Result<BeginReply, Error> {
+        let (action, session, message) = self.start("Login.Begin", |proxy| async move {
+            proxy
+                .begin(
+                    &req.user,
+                    &req.service,
+                    &req.rhost,
+                    &req.tty,
+                    &req.auth_info,
                 )
                 .await
-                .map_err(|_| timed_out("Login.Begin", timeout))?
-                .map_err(Error::from_api)?;
-            Ok((
-                proxy,
-                BeginReply {
-                    action,
-                    session,
-                    message,
-                },
-            ))
-        });
-        match result {
-            Ok((proxy, reply)) => {
-                self.proxy = Some(proxy);
-                self.runtime = Some(rt);
-                Ok(reply)
-            }
-            // The connection, if any, went with the future; the runtime
-            // goes here.
-            Err(e) => Err(e),
-        }
+        })?;
+        Ok(BeginReply {
+            action,
+            session,
+            message,
+        })
     }
 
     fn answer(&mut self, session: &str, code: &[u8]) -> Result<AnswerReply, Error> {
@@ -164,6 +187,18 @@ impl Daemon for BusDaemon {
             Ok(AnswerReply { result, message })
         })
     }
+
+    fn account_check(
+        &mut self,
+        user: &str,
+        service: &str,
+        session: &str,
+    ) -> Result<AccountReply, Error> {
+        let (action, message) = self.start("Login.AccountCheck", |proxy| async move {
+            proxy.account_check(user, service, session).await
+        })?;
+        Ok(AccountReply { action, message })
+    }
 }
 
 /// The D-Bus address to connect to: "system" is the system bus socket;
@@ -171,11 +206,7 @@ impl Daemon for BusDaemon {
 /// mfad authorizes callers by their Unix uid, which only a unix socket
 /// carries, and TCP would need name lookups on worker threads.
 pub fn bus_address(bus: &str) -> Result<String, Error> {
-    let address = if bus == "system" {
-        mfa_api::SYSTEM_BUS_ADDRESS
-    } else {
-        bus
-    };
+    let address = mfa_api::bus_address(bus);
     if !address.starts_with("unix:") || address.contains(';') {
         return Err(Error::Unavailable(format!(
             "bus={address} is not a single unix: D-Bus address"
@@ -243,6 +274,19 @@ mod tests {
         let mut d = BusDaemon::new("unix:path=/nonexistent/bus", Duration::from_secs(5));
         let t = Instant::now();
         let r = d.begin(&BeginRequest::default());
+        assert!(
+            matches!(r, Err(Error::Unavailable(ref m)) if m.contains("cannot connect")),
+            "{r:?}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(2));
+        d.close();
+    }
+
+    #[test]
+    fn account_check_without_a_bus_is_unavailable_at_once() {
+        let mut d = BusDaemon::new("unix:path=/nonexistent/bus", Duration::from_secs(5));
+        let t = Instant::now();
+        let r = d.account_check("alice", "sshd", "");
         assert!(
             matches!(r, Err(Error::Unavailable(ref m)) if m.contains("cannot connect")),
             "{r:?}"

@@ -1,7 +1,7 @@
 //! The crate's one error type.
 
-/// What can go wrong in one authentication, sorted by what the module
-/// does about it (see [`crate::flow`]).
+/// What can go wrong in one authentication or account check, sorted by
+/// what the module does about it (see [`crate::flow`]).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// libpam would not tell us who is logging in.
@@ -12,6 +12,11 @@ pub enum Error {
     /// or there is no conversation function.
     #[error("the conversation failed: {0}")]
     Conversation(String),
+
+    /// The PAM environment could not be read or changed (pam_putenv
+    /// failed). Names the variable only, never its value.
+    #[error("cannot change the PAM environment: {0}")]
+    Environment(String),
 
     /// mfad could not be asked: no bus, no owner for org.mfad.Mfa1, a
     /// timeout, a dropped connection, a protocol error. `failmode` decides.

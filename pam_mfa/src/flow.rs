@@ -1,18 +1,21 @@
-//! The state machine of one authentication, over a [`Pam`] (items and
-//! conversation) and a [`Daemon`] (Begin/Answer). No I/O of its own, so the
-//! tests drive it with a scripted conversation and a scripted daemon.
+//! The state machines of one authentication ([`authenticate`]) and one
+//! account check ([`account`]), over a [`Pam`] (items, environment and
+//! conversation) and a [`Daemon`] (Begin/Answer/AccountCheck). No I/O of
+//! their own, so the tests drive them with a scripted conversation and a
+//! scripted daemon.
 //!
 //! ```text
+//! drop any PAM_MFA_SESSION left from an earlier authentication
 //! user? ──no──> UserUnknown
 //!   │
 //! Begin ──unavailable──> failmode: secure AuthInfoUnavail / safe Ignore
 //!   │   ──refused (mfad error)──> show message, AuthErr
 //!   ├─ ignore ──> Ignore
-//!   ├─ allow ───> show message (info), Success
+//!   ├─ allow ───> keep the session in PAM_MFA_SESSION, show message (info), Success
 //!   ├─ deny ────> show message (error), AuthErr
 //!   └─ challenge: up to MAX_TRIES times
 //!        prompt (echo off) ──conversation fails──> ConvErr
-//!        Answer ──success──> Success
+//!        Answer ──success──> keep the session in PAM_MFA_SESSION, Success
 //!               ──retry────> show message (error), prompt again
 //!               ──deny─────> show message (error), AuthErr
 //!               ──refused──> show message (error), AuthErr
@@ -23,11 +26,30 @@
 //! with `failmode=safe`: otherwise anyone who can stall the daemon
 //! mid-login (or make their answer too big for the bus) would skip the
 //! code.
+//!
+//! The account phase (`account required pam_mfa.so`) asks mfad whether this
+//! login passed the code step. The auth phase leaves the session token in
+//! the PAM environment, because sshd runs keyboard-interactive
+//! authentication in a child process: `pam_set_data` stays in the child,
+//! the PAM environment is handed back to the parent.
+//!
+//! ```text
+//! take PAM_MFA_SESSION (missing = ""), and remove it from the environment
+//! user? ──no──> UserUnknown
+//! AccountCheck ──allow──> Success
+//!              ──ignore─> Ignore
+//!              ──deny───> show message (error), PermDenied
+//!              ──refused (mfad error)──> show message (error), PermDenied
+//!              ──unavailable──> failmode: secure PermDenied / safe Ignore
+//! ```
+//!
+//! The token is removed whatever happens, so it never reaches the user's
+//! session environment, and it is never logged.
 
 use mfa_api::{AnswerResult, BeginAction};
 
 use crate::args::{failmode_name, FailMode};
-use crate::client::{BeginRequest, Daemon};
+use crate::client::{AccountReply, BeginRequest, Daemon};
 use crate::error::Error;
 use crate::handle::Pam;
 use crate::log::Log;
@@ -42,12 +64,18 @@ pub const WRONG_CODE: &str = "Wrong code; try again.";
 pub const UNAVAILABLE: &str = "Two-step verification is unavailable right now; try again later.";
 /// What the user sees when mfad goes away after asking for a code.
 pub const LOST: &str = "The verification service stopped answering; try again later.";
+/// What the user sees when the account phase refuses and mfad says nothing.
+pub const ACCOUNT_DENIED: &str = "This login did not pass two-step verification.";
+/// The PAM environment variable that carries the session token from the
+/// auth phase to the account phase. A bearer token: never logged.
+pub const SESSION_ENV: &str = "PAM_MFA_SESSION";
 /// Longest answer sent to mfad: far beyond any code, far below the bus's
 /// message limit (an over-long message would drop the connection, which
 /// must not be a way to turn a wrong answer into "daemon unavailable").
 pub const MAX_CODE_BYTES: usize = 16 * 1024;
 
-/// What `pam_sm_authenticate` returns; see [`Outcome::code`].
+/// What `pam_sm_authenticate` or `pam_sm_acct_mgmt` returns; see
+/// [`Outcome::code`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Success,
@@ -56,6 +84,8 @@ pub enum Outcome {
     AuthInfoUnavail,
     ConvErr,
     UserUnknown,
+    /// The account phase refuses the login.
+    PermDenied,
 }
 
 impl Outcome {
@@ -68,6 +98,7 @@ impl Outcome {
             Outcome::AuthInfoUnavail => C::PAM_AUTHINFO_UNAVAIL,
             Outcome::ConvErr => C::PAM_CONV_ERR,
             Outcome::UserUnknown => C::PAM_USER_UNKNOWN,
+            Outcome::PermDenied => C::PAM_PERM_DENIED,
         }
     }
 }
@@ -89,6 +120,11 @@ pub fn authenticate(
     options: Options,
     log: &mut impl Log,
 ) -> Outcome {
+    // A token from an earlier authentication on this handle must not vouch
+    // for this one.
+    if pam.getenv(SESSION_ENV).is_some() {
+        remove_session(pam, log);
+    }
     let user = match pam.user() {
         Ok(u) => u,
         Err(e) => {
@@ -134,6 +170,7 @@ pub fn authenticate(
         }
         BeginAction::Allow => {
             log.info(&format!("allowed without a code; {who}"));
+            keep_session(pam, &begin.session, log, &who);
             if !options.silent {
                 show_info(pam, &begin.message, log);
             }
@@ -185,6 +222,7 @@ fn challenge(
             Ok(r) => match r.result {
                 AnswerResult::Success => {
                     log.info(&format!("verified; {who}"));
+                    keep_session(pam, session, log, who);
                     if !options.silent {
                         show_info(pam, &r.message, log);
                     }
@@ -227,6 +265,116 @@ fn challenge(
     }
     log.warning(&format!("denied: {MAX_TRIES} wrong codes; {who}"));
     Outcome::AuthErr
+}
+
+/// One account check, start to end.
+pub fn account(
+    pam: &mut impl Pam,
+    daemon: &mut impl Daemon,
+    options: Options,
+    log: &mut impl Log,
+) -> Outcome {
+    // First, so that no path below leaves it for the user's session.
+    let session = take_session(pam, log);
+    let user = match pam.user() {
+        Ok(u) => u,
+        Err(e) => {
+            log.error(&e.to_string());
+            return Outcome::UserUnknown;
+        }
+    };
+    let service = pam.service();
+    let who = format!("user={user} rhost={}", pam.rhost());
+    log.debug(&format!(
+        "account check; session from the auth phase: {}; {who}",
+        if session.is_empty() { "no" } else { "yes" }
+    ));
+    match daemon.account_check(&user, &service, &session) {
+        Ok(AccountReply { action, message }) => match action {
+            BeginAction::Allow => {
+                log.debug(&format!("account allowed; {who}"));
+                Outcome::Success
+            }
+            BeginAction::Ignore => {
+                log.debug(&format!("not enrolled, ignoring; {who}"));
+                Outcome::Ignore
+            }
+            BeginAction::Deny => {
+                log.warning(&format!("account denied: {message}; {who}"));
+                show_error(pam, or_default(&message, ACCOUNT_DENIED), log);
+                Outcome::PermDenied
+            }
+            // Not an answer AccountCheck gives; never a way in.
+            BeginAction::Challenge => {
+                log.error(&format!(
+                    "mfad answered the account check with `challenge`, refusing; {who}"
+                ));
+                show_error(pam, ACCOUNT_DENIED, log);
+                Outcome::PermDenied
+            }
+        },
+        Err(Error::Refused { kind, message }) => {
+            log.warning(&format!(
+                "mfad refused the account check ({kind}): {message}; {who}"
+            ));
+            show_error(pam, or_default(&message, ACCOUNT_DENIED), log);
+            Outcome::PermDenied
+        }
+        Err(e) => match options.failmode {
+            FailMode::Secure => {
+                log.error(&format!("{e}; refusing the login (failmode=secure); {who}"));
+                show_error(pam, UNAVAILABLE, log);
+                Outcome::PermDenied
+            }
+            FailMode::Safe => {
+                log.warning(&format!(
+                    "WARNING: {e}; NO SECOND FACTOR CHECKED in the account phase, leaving the decision to the rest of the PAM stack (failmode=safe); {who}"
+                ));
+                Outcome::Ignore
+            }
+        },
+    }
+}
+
+/// Leaves a verified session in the PAM environment for the account phase.
+/// Failing that is logged only: the authentication itself passed, and an
+/// `account pam_mfa.so` line will refuse the login without the token.
+fn keep_session(pam: &mut impl Pam, session: &str, log: &mut impl Log, who: &str) {
+    if session.is_empty() {
+        log.debug(&format!("mfad gave no session token to keep; {who}"));
+        return;
+    }
+    if let Err(e) = pam.setenv(SESSION_ENV, session) {
+        log.warning(&format!(
+            "{e}; the account phase will not see this verification; {who}"
+        ));
+    }
+}
+
+/// The session the auth phase left (empty if none), removed from the PAM
+/// environment.
+fn take_session(pam: &mut impl Pam, log: &mut impl Log) -> String {
+    match pam.getenv(SESSION_ENV) {
+        Some(session) => {
+            remove_session(pam, log);
+            session
+        }
+        None => String::new(),
+    }
+}
+
+fn remove_session(pam: &mut impl Pam, log: &mut impl Log) {
+    if let Err(e) = pam.unsetenv(SESSION_ENV) {
+        log.error(&e.to_string());
+    }
+}
+
+fn or_default<'a>(message: &'a str, default: &'a str) -> &'a str {
+    if message.is_empty() {
+        default
+    } else {
+        message
+    }
 }
 
 /// mfad could not be asked before it made a decision: `failmode` decides.

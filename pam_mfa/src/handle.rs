@@ -1,8 +1,9 @@
-//! The PAM side of an authentication: the items libpam holds and the
-//! conversation with the user. [`Pam`] is the trait the state machine
-//! uses; [`PamItems`] is the real thing over pam-bindings.
+//! The PAM side of an authentication or account check: the items and the
+//! environment libpam holds, and the conversation with the user. [`Pam`]
+//! is the trait the state machines use; [`PamItems`] is the real thing over
+//! pam-bindings.
 
-use std::ffi::{c_char, CStr};
+use std::ffi::{c_char, c_int, CStr, CString};
 
 use pam::constants::{PamMessageStyle, PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO};
 use pam::conv::Conv;
@@ -64,6 +65,13 @@ pub trait Pam {
     fn tty(&self) -> String;
     /// sshd's `SSH_AUTH_INFO_0` from the PAM environment: empty when unset.
     fn ssh_auth_info(&self) -> String;
+    /// A variable of the PAM environment (pam_getenv): `None` when unset.
+    fn getenv(&self, name: &str) -> Option<String>;
+    /// Sets `name=value` in the PAM environment (pam_putenv).
+    fn setenv(&mut self, name: &str, value: &str) -> Result<(), Error>;
+    /// Removes `name` from the PAM environment (pam_putenv with no `=`);
+    /// an error if it was not set.
+    fn unsetenv(&mut self, name: &str) -> Result<(), Error>;
     /// Prompts with echo off and returns what the user typed.
     fn prompt_secret(&mut self, prompt: &str) -> Result<Code, Error>;
     /// Shows a PAM_ERROR_MSG.
@@ -77,6 +85,11 @@ extern "C" {
     /// `const char *pam_getenv(pam_handle_t *pamh, const char *name)` from
     /// libpam (_pam_types.h); pam-bindings 0.4 does not wrap it.
     fn pam_getenv(pamh: *mut PamHandle, name: *const c_char) -> *const c_char;
+
+    /// `int pam_putenv(pam_handle_t *pamh, const char *name_value)` from
+    /// libpam (_pam_types.h): `NAME=value` sets, `NAME` removes. libpam
+    /// copies the string. pam-bindings 0.4 does not wrap it.
+    fn pam_putenv(pamh: *mut PamHandle, name_value: *const c_char) -> c_int;
 }
 
 /// The real PAM handle, for the duration of one module call.
@@ -99,6 +112,22 @@ impl<'a> PamItems<'a> {
         match conv.send(style, &text) {
             Ok(answer) => Ok(answer.map(|secret| Code::new(secret.as_bytes().to_vec()))),
             Err(code) => Err(Error::Conversation(format!("{code:?}"))),
+        }
+    }
+
+    /// pam_putenv(`entry`); `name` is for the error message.
+    fn putenv(&mut self, name: &str, entry: &CStr) -> Result<(), Error> {
+        let pamh: *mut PamHandle = &mut *self.pamh;
+        // SAFETY: `pamh` is the live handle libpam gave this module call,
+        // held exclusively here; `entry` is NUL-terminated and outlives the
+        // call, and libpam keeps a copy of it, not the pointer.
+        let rc = unsafe { pam_putenv(pamh, entry.as_ptr()) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(Error::Environment(format!(
+                "pam_putenv({name}) returned {rc}"
+            )))
         }
     }
 
@@ -135,21 +164,43 @@ impl Pam for PamItems<'_> {
     }
 
     fn ssh_auth_info(&self) -> String {
+        self.getenv("SSH_AUTH_INFO_0").unwrap_or_default()
+    }
+
+    fn getenv(&self, name: &str) -> Option<String> {
+        let name = CString::new(name).ok()?;
         let pamh: *const PamHandle = &*self.pamh;
         // SAFETY: `pamh` is the live handle libpam gave this module call
         // (pam_getenv only reads it, the cast to *mut matches the C
-        // prototype), the name is a NUL-terminated literal, and the result
-        // is NULL or a NUL-terminated string owned by libpam that stays valid
-        // until the PAM environment changes, which cannot happen before the
-        // copy below.
-        let value = unsafe { pam_getenv(pamh.cast_mut(), c"SSH_AUTH_INFO_0".as_ptr()) };
+        // prototype), `name` is NUL-terminated and outlives the call, and the
+        // result is NULL or a NUL-terminated string owned by libpam that
+        // stays valid until the PAM environment changes, which cannot happen
+        // before the copy below.
+        let value = unsafe { pam_getenv(pamh.cast_mut(), name.as_ptr()) };
         if value.is_null() {
-            return String::new();
+            return None;
         }
         // SAFETY: non-NULL, NUL-terminated, valid for this statement (above).
-        unsafe { CStr::from_ptr(value) }
-            .to_string_lossy()
-            .into_owned()
+        Some(
+            unsafe { CStr::from_ptr(value) }
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
+
+    fn setenv(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        check_env_name(name)?;
+        // The message names the variable only: the value may be a token.
+        let entry = CString::new(format!("{name}={value}"))
+            .map_err(|_| Error::Environment(format!("{name}: the value holds a NUL byte")))?;
+        self.putenv(name, &entry)
+    }
+
+    fn unsetenv(&mut self, name: &str) -> Result<(), Error> {
+        check_env_name(name)?;
+        let entry = CString::new(name)
+            .map_err(|_| Error::Environment("a variable name holds a NUL byte".into()))?;
+        self.putenv(name, &entry)
     }
 
     fn prompt_secret(&mut self, prompt: &str) -> Result<Code, Error> {
@@ -164,6 +215,17 @@ impl Pam for PamItems<'_> {
     fn text_info(&mut self, message: &str) -> Result<(), Error> {
         self.send(PAM_TEXT_INFO, message).map(drop)
     }
+}
+
+/// A PAM environment variable name: not empty, no `=` (pam_putenv would
+/// read what follows as a value).
+fn check_env_name(name: &str) -> Result<(), Error> {
+    if name.is_empty() || name.contains('=') {
+        return Err(Error::Environment(format!(
+            "`{name}` is not a variable name"
+        )));
+    }
+    Ok(())
 }
 
 /// A daemon message made safe for a terminal and for C: no NUL (which the
@@ -187,6 +249,13 @@ mod tests {
             "Code: [2J ok\n\tx"
         );
         assert_eq!(displayable("Verification code: "), "Verification code: ");
+    }
+
+    #[test]
+    fn environment_names_are_checked() {
+        assert!(check_env_name("PAM_MFA_SESSION").is_ok());
+        assert!(matches!(check_env_name(""), Err(Error::Environment(_))));
+        assert!(matches!(check_env_name("A=B"), Err(Error::Environment(_))));
     }
 
     #[test]

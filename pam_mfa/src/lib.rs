@@ -1,12 +1,16 @@
 //! pam_mfa: the PAM module of mfa. During `pam_authenticate` it asks mfad
 //! (org.mfad.Mfa1 on D-Bus) what to do, prompts for the code through the
-//! PAM conversation and reports mfad's answer. It owns no secrets and
+//! PAM conversation and reports mfad's answer; during `pam_acct_mgmt` it
+//! asks mfad whether this login passed that step. It owns no secrets and
 //! decides nothing itself.
 //!
 //! - [`args`]: the module arguments (`bus=`, `failmode=`, `timeout=`, `debug`).
-//! - [`flow`]: the state machine of one authentication and the PAM codes.
-//! - [`handle`]: the PAM side (items, conversation), a trait and the real one.
-//! - [`client`]: the mfad side (Login.Begin/Answer), a trait and the real one.
+//! - [`flow`]: the state machines of one authentication and one account
+//!   check, and the PAM codes.
+//! - [`handle`]: the PAM side (items, environment, conversation), a trait
+//!   and the real one.
+//! - [`client`]: the mfad side (Login.Begin/Answer/AccountCheck), a trait
+//!   and the real one.
 //! - [`runtime`]: the private event loop the D-Bus connection runs on, which
 //!   leaves no thread and no descriptor behind.
 //! - [`log`]: syslog (AUTHPRIV).
@@ -16,9 +20,9 @@
 //! | situation | shown to the user | returns |
 //! |---|---|---|
 //! | Begin: `ignore` (not enrolled, policy optional) | nothing | PAM_IGNORE |
-//! | Begin: `allow` (trusted device) | message, PAM_TEXT_INFO | PAM_SUCCESS |
+//! | Begin: `allow` (trusted device) | message, PAM_TEXT_INFO | PAM_SUCCESS, token kept |
 //! | Begin: `deny` (locked out, enrollment required) | message, PAM_ERROR_MSG | PAM_AUTH_ERR |
-//! | Begin: `challenge`, then Answer `success` | prompt (echo off); message if any, PAM_TEXT_INFO | PAM_SUCCESS |
+//! | Begin: `challenge`, then Answer `success` | prompt (echo off); message if any, PAM_TEXT_INFO | PAM_SUCCESS, token kept |
 //! | Answer `retry` | message, PAM_ERROR_MSG; prompt again (3 tries at most) | — |
 //! | Answer `deny`, or a 3rd `retry` | message, PAM_ERROR_MSG | PAM_AUTH_ERR |
 //! | an mfad error (`org.mfad.Mfa1.Error.*`) on Begin or Answer | its message, PAM_ERROR_MSG | PAM_AUTH_ERR |
@@ -28,8 +32,24 @@
 //! | same, `failmode=safe` | nothing; syslog warning | PAM_IGNORE |
 //! | mfad lost after it asked for a code (either failmode) | "stopped answering", PAM_ERROR_MSG | PAM_AUTHINFO_UNAVAIL |
 //!
-//! PAM_SILENT hides PAM_TEXT_INFO only. `pam_sm_setcred` and
-//! `pam_sm_acct_mgmt` return PAM_SUCCESS; the other hooks PAM_IGNORE.
+//! "token kept": Begin's session token goes into the PAM environment as
+//! `PAM_MFA_SESSION` for the account phase (failing that is logged only).
+//!
+//! What `pam_sm_acct_mgmt` returns (it reads `PAM_MFA_SESSION`, missing =
+//! "", and always removes it, so it never reaches the user's session):
+//!
+//! | AccountCheck says | shown to the user | returns |
+//! |---|---|---|
+//! | `allow` (this login passed the code step, or a trusted device) | nothing | PAM_SUCCESS |
+//! | `ignore` (not enrolled, policy optional) | nothing | PAM_IGNORE |
+//! | `deny` (no verified session for this user) | message, PAM_ERROR_MSG | PAM_PERM_DENIED |
+//! | an mfad error | its message, PAM_ERROR_MSG | PAM_PERM_DENIED |
+//! | mfad cannot be asked, `failmode=secure` | "unavailable" note, PAM_ERROR_MSG | PAM_PERM_DENIED |
+//! | same, `failmode=safe` | nothing; syslog warning | PAM_IGNORE |
+//! | no user name | — | PAM_USER_UNKNOWN |
+//!
+//! PAM_SILENT hides PAM_TEXT_INFO only. `pam_sm_setcred` returns
+//! PAM_SUCCESS; the other hooks PAM_IGNORE.
 //!
 //! pam-bindings' entry points catch panics (PAM_ABORT); the code here does
 //! not panic to begin with.
@@ -57,25 +77,44 @@ pub struct PamMfa;
 
 pam_hooks!(PamMfa);
 
+/// One hook call: the arguments, a syslog logger and an mfad client for
+/// `phase` ("auth", "account"), all opened and closed within the call, so
+/// no socket or thread outlives it.
+fn run(
+    pamh: &mut PamHandle,
+    argv: &[&CStr],
+    flags: PamFlag,
+    phase: &str,
+    step: impl FnOnce(
+        &mut handle::PamItems<'_>,
+        &mut client::BusDaemon,
+        flow::Options,
+        &mut log::Syslog,
+    ) -> flow::Outcome,
+) -> PamResultCode {
+    let (args, problems) = args::parse(argv);
+    let mut pam = handle::PamItems::new(pamh);
+    let service = handle::Pam::service(&pam);
+    let mut log = log::Syslog::open(&service, phase, args.debug);
+    for p in &problems {
+        log.warning(p);
+    }
+    let options = flow::Options {
+        failmode: args.failmode,
+        silent: flags & PAM_SILENT != 0,
+    };
+    let mut daemon = client::BusDaemon::new(&args.bus, args.timeout);
+    let outcome = step(&mut pam, &mut daemon, options, &mut log);
+    daemon.close();
+    log.debug(&format!("returning {:?}", outcome.code()));
+    outcome.code()
+}
+
 impl PamHooks for PamMfa {
     fn sm_authenticate(pamh: &mut PamHandle, argv: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
-        let (args, problems) = args::parse(&argv);
-        let mut pam = handle::PamItems::new(pamh);
-        let service = handle::Pam::service(&pam);
-        // Opened and closed within this call: no socket outlives it.
-        let mut log = log::Syslog::open(&service, "auth", args.debug);
-        for p in &problems {
-            log.warning(p);
-        }
-        let options = flow::Options {
-            failmode: args.failmode,
-            silent: flags & PAM_SILENT != 0,
-        };
-        let mut daemon = client::BusDaemon::new(&args.bus, args.timeout);
-        let outcome = flow::authenticate(&mut pam, &mut daemon, options, &mut log);
-        daemon.close();
-        log.debug(&format!("returning {:?}", outcome.code()));
-        outcome.code()
+        run(pamh, &argv, flags, "auth", |pam, daemon, options, log| {
+            flow::authenticate(pam, daemon, options, log)
+        })
     }
 
     /// sshd drops the session unless setcred succeeds; there are no
@@ -84,9 +123,16 @@ impl PamHooks for PamMfa {
         PamResultCode::PAM_SUCCESS
     }
 
-    /// Nothing to check in the account phase yet.
-    fn acct_mgmt(_pamh: &mut PamHandle, _argv: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
-        PamResultCode::PAM_SUCCESS
+    /// The account-phase guard: refuses an enrolled user whose login did
+    /// not pass the code step (e.g. sshd with a public key only).
+    fn acct_mgmt(pamh: &mut PamHandle, argv: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
+        run(
+            pamh,
+            &argv,
+            flags,
+            "account",
+            |pam, daemon, options, log| flow::account(pam, daemon, options, log),
+        )
     }
 
     // chauthtok, open_session and close_session keep pam-bindings' default,

@@ -2,12 +2,12 @@
 //! mfad (served in this process), with the threads (/proc/self/task) and
 //! descriptors (/proc/self/fd) of this process compared before and after
 //! every path: success, retry, refusal, no owner, no bus, a hung daemon, a
-//! hung bus. Also that the conversation (between Begin and Answer) runs
-//! with no extra thread alive.
+//! hung bus, and the account check after them. Also that the conversation
+//! (between Begin and Answer) runs with no extra thread alive.
 //!
 //! One #[test] only: other tests' threads would muddle the counts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -152,6 +152,20 @@ impl FakeLogin {
             (AnswerResult::Retry, "Wrong code.".into())
         }
     }
+
+    async fn account_check(
+        &self,
+        user: String,
+        _service: String,
+        session: String,
+    ) -> zbus::fdo::Result<(BeginAction, String)> {
+        match user.as_str() {
+            "ignored" => Ok((BeginAction::Ignore, String::new())),
+            "hung" => std::future::pending().await,
+            _ if session == format!("session-of-{user}") => Ok((BeginAction::Allow, String::new())),
+            _ => Ok((BeginAction::Deny, "Not verified.".into())),
+        }
+    }
 }
 
 /// Serves FakeLogin on the bus from a thread of its own, forever.
@@ -208,6 +222,7 @@ struct Typist {
     answers: Vec<&'static [u8]>,
     baseline_threads: Vec<String>,
     prompts: usize,
+    env: HashMap<String, String>,
 }
 
 impl Pam for Typist {
@@ -225,6 +240,19 @@ impl Pam for Typist {
     }
     fn ssh_auth_info(&self) -> String {
         String::new()
+    }
+    fn getenv(&self, name: &str) -> Option<String> {
+        self.env.get(name).cloned()
+    }
+    fn setenv(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        self.env.insert(name.into(), value.into());
+        Ok(())
+    }
+    fn unsetenv(&mut self, name: &str) -> Result<(), Error> {
+        self.env
+            .remove(name)
+            .map(drop)
+            .ok_or_else(|| Error::Environment(name.into()))
     }
     fn prompt_secret(&mut self, _prompt: &str) -> Result<Code, Error> {
         // The user takes their time: nothing may run meanwhile.
@@ -253,20 +281,39 @@ impl Log for NoLog {
     fn log(&mut self, _level: Level, _message: &str) {}
 }
 
-fn authenticate(bus: &str, answers: Vec<&'static [u8]>, base: &Snapshot) -> (Outcome, usize) {
-    let mut pam = Typist {
+const SECURE: Options = Options {
+    failmode: FailMode::Secure,
+    silent: false,
+};
+
+fn typist(answers: Vec<&'static [u8]>, base: &Snapshot) -> Typist {
+    Typist {
         answers,
         baseline_threads: base.threads.clone(),
         prompts: 0,
-    };
-    let mut daemon = BusDaemon::new(bus, Duration::from_secs(5));
-    let options = Options {
-        failmode: FailMode::Secure,
-        silent: false,
-    };
-    let outcome = flow::authenticate(&mut pam, &mut daemon, options, &mut NoLog);
-    daemon.close();
+        env: HashMap::new(),
+    }
+}
+
+fn authenticate(bus: &str, answers: Vec<&'static [u8]>, base: &Snapshot) -> (Outcome, usize) {
+    let mut pam = typist(answers, base);
+    let outcome = authenticate_with(&mut pam, bus);
     (outcome, pam.prompts)
+}
+
+fn authenticate_with(pam: &mut Typist, bus: &str) -> Outcome {
+    let mut daemon = BusDaemon::new(bus, Duration::from_secs(5));
+    let outcome = flow::authenticate(pam, &mut daemon, SECURE, &mut NoLog);
+    daemon.close();
+    outcome
+}
+
+/// The account phase on `pam`'s environment, as `pam_sm_acct_mgmt` runs it.
+fn account(pam: &mut Typist, bus: &str, timeout: Duration) -> Outcome {
+    let mut daemon = BusDaemon::new(bus, timeout);
+    let outcome = flow::account(pam, &mut daemon, SECURE, &mut NoLog);
+    daemon.close();
+    outcome
 }
 
 #[test]
@@ -284,6 +331,12 @@ fn the_client_leaves_no_thread_and_no_descriptor_behind() {
     assert!(matches!(r, Err(Error::Unavailable(_))), "{r:?}");
     d.close();
     assert_same(&base, "no socket");
+    let mut pam = typist(vec![], &base);
+    assert_eq!(
+        account(&mut pam, &nowhere, Duration::from_secs(5)),
+        Outcome::PermDenied
+    );
+    assert_same(&base, "account check, no socket");
 
     // A bus, but nobody owns org.mfad.Mfa1.
     let start = Instant::now();
@@ -375,6 +428,47 @@ fn the_client_leaves_no_thread_and_no_descriptor_behind() {
     assert_eq!(snapshot().threads, base.threads, "no thread between steps");
     drop(d);
     assert_same(&base, "dropped mid-login");
+
+    // The account phase after a login, and without one; mfad hangs in
+    // AccountCheck.
+    let mut pam = typist(vec![GOOD_CODE], &base);
+    assert_eq!(authenticate_with(&mut pam, &bus.address), Outcome::Success);
+    assert_eq!(
+        account(&mut pam, &bus.address, Duration::from_secs(5)),
+        Outcome::Success
+    );
+    assert!(pam.env.is_empty());
+    assert_same(&base, "account check after a login");
+    let mut pam = typist(vec![], &base);
+    assert_eq!(
+        account(&mut pam, &bus.address, Duration::from_secs(5)),
+        Outcome::PermDenied
+    );
+    assert_same(&base, "account check without a login");
+    let mut pam = Typist {
+        env: HashMap::from([("PAM_MFA_SESSION".to_string(), "forged".to_string())]),
+        ..typist(vec![], &base)
+    };
+    assert_eq!(
+        account(&mut pam, &bus.address, Duration::from_secs(5)),
+        Outcome::PermDenied
+    );
+    assert!(pam.env.is_empty(), "the token is removed when refused too");
+    assert_same(&base, "account check with a forged token");
+    let start = Instant::now();
+    let mut d = BusDaemon::new(&bus.address, Duration::from_secs(1));
+    let r = d.account_check("hung", "hygiene", "x");
+    assert!(
+        matches!(&r, Err(Error::Unavailable(m)) if m.contains("Login.AccountCheck")),
+        "{r:?}"
+    );
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    d.close();
+    assert_same(&base, "hung account check");
 
     // Many in a row, quickly.
     for _ in 0..20 {

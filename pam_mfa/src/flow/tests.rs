@@ -1,6 +1,6 @@
 //! The state machine driven by a scripted conversation and a scripted mfad.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use super::*;
 use crate::client::{AnswerReply, BeginReply};
@@ -19,6 +19,10 @@ struct ScriptedPam {
     prompts: Vec<String>,
     errors: Vec<String>,
     infos: Vec<String>,
+    /// The PAM environment.
+    env: BTreeMap<String, String>,
+    /// pam_putenv fails (libpam out of memory, say).
+    putenv_fails: bool,
 }
 
 impl ScriptedPam {
@@ -52,6 +56,28 @@ impl Pam for ScriptedPam {
     fn ssh_auth_info(&self) -> String {
         self.auth_info.clone()
     }
+    fn getenv(&self, name: &str) -> Option<String> {
+        self.env.get(name).cloned()
+    }
+    fn setenv(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        if self.putenv_fails {
+            return Err(Error::Environment(format!("pam_putenv({name}) returned 5")));
+        }
+        self.env.insert(name.into(), value.into());
+        Ok(())
+    }
+    fn unsetenv(&mut self, name: &str) -> Result<(), Error> {
+        if self.putenv_fails {
+            return Err(Error::Environment(format!("pam_putenv({name}) returned 5")));
+        }
+        // libpam: PAM_BAD_ITEM for a variable that is not set.
+        match self.env.remove(name) {
+            Some(_) => Ok(()),
+            None => Err(Error::Environment(format!(
+                "pam_putenv({name}) returned 29"
+            ))),
+        }
+    }
     fn prompt_secret(&mut self, prompt: &str) -> Result<Code, Error> {
         self.prompts.push(prompt.to_string());
         match self.answers.pop_front().flatten() {
@@ -73,26 +99,49 @@ impl Pam for ScriptedPam {
 struct ScriptedDaemon {
     begin: Option<Result<BeginReply, Error>>,
     answers: VecDeque<Result<AnswerReply, Error>>,
+    account: Option<Result<AccountReply, Error>>,
     requests: Vec<BeginRequest>,
     /// (session, code) per Answer.
     received: Vec<(String, Vec<u8>)>,
+    /// (user, service, session) per AccountCheck.
+    checks: Vec<(String, String, String)>,
 }
+
+/// The session token every scripted Begin returns (whatever the action,
+/// so that the tests see which actions keep it).
+const TOKEN: &str = "tok123";
 
 impl ScriptedDaemon {
     fn begins(action: BeginAction, message: &str) -> ScriptedDaemon {
         ScriptedDaemon {
             begin: Some(Ok(BeginReply {
                 action,
-                session: if action == BeginAction::Challenge {
-                    "tok123".into()
-                } else {
-                    String::new()
-                },
+                session: TOKEN.into(),
                 message: message.into(),
             })),
             answers: VecDeque::new(),
+            account: None,
             requests: Vec::new(),
             received: Vec::new(),
+            checks: Vec::new(),
+        }
+    }
+    /// An mfad asked only AccountCheck, which answers `action`.
+    fn checks(action: BeginAction, message: &str) -> ScriptedDaemon {
+        ScriptedDaemon {
+            begin: None,
+            account: Some(Ok(AccountReply {
+                action,
+                message: message.into(),
+            })),
+            ..ScriptedDaemon::begins(BeginAction::Ignore, "")
+        }
+    }
+    fn check_fails(e: Error) -> ScriptedDaemon {
+        ScriptedDaemon {
+            begin: None,
+            account: Some(Err(e)),
+            ..ScriptedDaemon::begins(BeginAction::Ignore, "")
         }
     }
     fn challenge() -> ScriptedDaemon {
@@ -129,6 +178,18 @@ impl Daemon for ScriptedDaemon {
         self.answers
             .pop_front()
             .unwrap_or_else(|| panic!("unexpected Answer #{}", self.received.len()))
+    }
+    fn account_check(
+        &mut self,
+        user: &str,
+        service: &str,
+        session: &str,
+    ) -> Result<AccountReply, Error> {
+        self.checks
+            .push((user.into(), service.into(), session.into()));
+        self.account
+            .take()
+            .unwrap_or_else(|| panic!("unexpected AccountCheck"))
     }
 }
 
@@ -495,4 +556,337 @@ fn outcomes_map_to_the_pam_codes_of_the_brief() {
     assert_eq!(Outcome::AuthInfoUnavail.code(), C::PAM_AUTHINFO_UNAVAIL);
     assert_eq!(Outcome::ConvErr.code(), C::PAM_CONV_ERR);
     assert_eq!(Outcome::UserUnknown.code(), C::PAM_USER_UNKNOWN);
+    assert_eq!(Outcome::PermDenied.code(), C::PAM_PERM_DENIED);
+}
+
+// ---- The session token, from the auth phase to the account phase ----
+
+fn token(pam: &ScriptedPam) -> Option<&str> {
+    pam.env.get(SESSION_ENV).map(String::as_str)
+}
+
+#[test]
+fn the_token_is_kept_after_success() {
+    let mut pam = ScriptedPam::new(&[b"1", b"2"]);
+    let mut d = ScriptedDaemon::challenge()
+        .then(AnswerResult::Retry, "Wrong code.")
+        .then(AnswerResult::Success, "");
+    assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::Success);
+    assert_eq!(token(&pam), Some(TOKEN));
+}
+
+#[test]
+fn the_token_is_kept_after_allow() {
+    let mut pam = ScriptedPam::new(&[]);
+    let mut d = ScriptedDaemon::begins(BeginAction::Allow, "Trusted device.");
+    assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::Success);
+    assert_eq!(token(&pam), Some(TOKEN));
+}
+
+#[test]
+fn the_token_is_kept_only_after_success_or_allow() {
+    type Case = (&'static str, Vec<&'static [u8]>, ScriptedDaemon, Outcome);
+    let cases: Vec<Case> = vec![
+        (
+            "ignore",
+            vec![],
+            ScriptedDaemon::begins(BeginAction::Ignore, ""),
+            Outcome::Ignore,
+        ),
+        (
+            "deny",
+            vec![],
+            ScriptedDaemon::begins(BeginAction::Deny, "Locked."),
+            Outcome::AuthErr,
+        ),
+        (
+            "answer deny",
+            vec![b"1"],
+            ScriptedDaemon::challenge().then(AnswerResult::Deny, "No."),
+            Outcome::AuthErr,
+        ),
+        (
+            "retries exhausted",
+            vec![b"1", b"2", b"3"],
+            ScriptedDaemon::challenge()
+                .then(AnswerResult::Retry, "Wrong.")
+                .then(AnswerResult::Retry, "Wrong.")
+                .then(AnswerResult::Retry, "Wrong."),
+            Outcome::AuthErr,
+        ),
+        (
+            "conversation fails",
+            vec![],
+            ScriptedDaemon::challenge(),
+            Outcome::ConvErr,
+        ),
+        (
+            "mfad refuses the answer",
+            vec![b"1"],
+            ScriptedDaemon::challenge().then_err(Error::Refused {
+                kind: "Expired",
+                message: "Too slow.".into(),
+            }),
+            Outcome::AuthErr,
+        ),
+        (
+            "mfad lost after the challenge",
+            vec![b"1"],
+            ScriptedDaemon::challenge().then_err(Error::Unavailable("gone".into())),
+            Outcome::AuthInfoUnavail,
+        ),
+        (
+            "mfad unavailable",
+            vec![],
+            ScriptedDaemon::failing(Error::Unavailable("no bus".into())),
+            Outcome::Ignore,
+        ),
+    ];
+    for (what, answers, mut d, expected) in cases {
+        let mut pam = ScriptedPam::new(&answers);
+        assert_eq!(run(&mut pam, &mut d, SAFE).0, expected, "{what}");
+        assert_eq!(token(&pam), None, "{what}");
+    }
+}
+
+#[test]
+fn a_token_left_from_an_earlier_authentication_is_dropped() {
+    let mut pam = ScriptedPam::new(&[b"1"]);
+    pam.env.insert(SESSION_ENV.into(), "stale".into());
+    pam.env.insert("OTHER".into(), "kept".into());
+    let mut d = ScriptedDaemon::challenge().then(AnswerResult::Deny, "No.");
+    assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::AuthErr);
+    assert_eq!(token(&pam), None);
+    assert_eq!(pam.env.get("OTHER").map(String::as_str), Some("kept"));
+
+    // ... and replaced by this one's after a success.
+    let mut pam = ScriptedPam::new(&[b"1"]);
+    pam.env.insert(SESSION_ENV.into(), "stale".into());
+    let mut d = ScriptedDaemon::challenge().then(AnswerResult::Success, "");
+    assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::Success);
+    assert_eq!(token(&pam), Some(TOKEN));
+}
+
+#[test]
+fn a_token_that_cannot_be_kept_is_logged_and_changes_nothing() {
+    let mut pam = ScriptedPam::new(&[b"1"]);
+    pam.putenv_fails = true;
+    let mut d = ScriptedDaemon::challenge().then(AnswerResult::Success, "");
+    let (o, log) = run(&mut pam, &mut d, SECURE);
+    assert_eq!(o, Outcome::Success);
+    assert!(
+        log.has(Level::Warning, "cannot change the PAM environment"),
+        "{}",
+        log.all()
+    );
+    assert!(!log.all().contains(TOKEN), "{}", log.all());
+}
+
+#[test]
+fn an_empty_token_is_not_kept() {
+    let mut pam = ScriptedPam::new(&[]);
+    let mut d = ScriptedDaemon {
+        begin: Some(Ok(BeginReply {
+            action: BeginAction::Allow,
+            session: String::new(),
+            message: String::new(),
+        })),
+        ..ScriptedDaemon::begins(BeginAction::Ignore, "")
+    };
+    assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::Success);
+    assert_eq!(token(&pam), None);
+}
+
+// ---- The account phase ----
+
+/// A handle after an auth phase that left `token` (None: it left nothing).
+fn after_auth(token: Option<&str>) -> ScriptedPam {
+    let mut pam = ScriptedPam::new(&[]);
+    if let Some(t) = token {
+        pam.env.insert(SESSION_ENV.into(), t.into());
+    }
+    pam
+}
+
+fn check(
+    pam: &mut ScriptedPam,
+    daemon: &mut ScriptedDaemon,
+    options: Options,
+) -> (Outcome, Recorder) {
+    let mut log = Recorder::default();
+    let outcome = account(pam, daemon, options, &mut log);
+    (outcome, log)
+}
+
+#[test]
+fn account_allow_is_success_and_the_token_is_gone() {
+    let mut pam = after_auth(Some(TOKEN));
+    let mut d = ScriptedDaemon::checks(BeginAction::Allow, "");
+    let (o, _) = check(&mut pam, &mut d, SECURE);
+    assert_eq!(o, Outcome::Success);
+    assert_eq!(
+        d.checks,
+        [("alice".to_string(), "sshd".to_string(), TOKEN.to_string())]
+    );
+    assert_eq!(token(&pam), None);
+    assert!(pam.errors.is_empty() && pam.infos.is_empty() && pam.prompts.is_empty());
+}
+
+#[test]
+fn account_ignore_is_pam_ignore_and_the_token_is_gone() {
+    let mut pam = after_auth(Some(TOKEN));
+    let mut d = ScriptedDaemon::checks(BeginAction::Ignore, "");
+    assert_eq!(check(&mut pam, &mut d, SECURE).0, Outcome::Ignore);
+    assert_eq!(token(&pam), None);
+    assert!(pam.errors.is_empty());
+}
+
+#[test]
+fn account_deny_is_perm_denied_with_the_reason() {
+    for opts in [SECURE, SAFE] {
+        let mut pam = after_auth(Some(TOKEN));
+        let mut d = ScriptedDaemon::checks(
+            BeginAction::Deny,
+            "This login did not pass two-step verification.",
+        );
+        let (o, log) = check(&mut pam, &mut d, opts);
+        assert_eq!(o, Outcome::PermDenied);
+        assert_eq!(
+            pam.errors,
+            ["This login did not pass two-step verification."]
+        );
+        assert_eq!(token(&pam), None);
+        assert!(
+            log.has(Level::Warning, "account denied") && log.has(Level::Warning, "user=alice"),
+            "{}",
+            log.all()
+        );
+    }
+}
+
+#[test]
+fn no_token_asks_with_an_empty_session() {
+    let mut pam = after_auth(None);
+    let mut d = ScriptedDaemon::checks(BeginAction::Deny, "");
+    let (o, _) = check(&mut pam, &mut d, SECURE);
+    assert_eq!(o, Outcome::PermDenied);
+    assert_eq!(d.checks[0].2, "");
+    assert_eq!(
+        pam.errors,
+        [ACCOUNT_DENIED],
+        "an empty reason gets a default"
+    );
+    assert!(pam.env.is_empty());
+}
+
+#[test]
+fn account_challenge_is_never_a_way_in() {
+    let mut pam = after_auth(Some(TOKEN));
+    let mut d = ScriptedDaemon::checks(BeginAction::Challenge, "Verification code: ");
+    let (o, log) = check(&mut pam, &mut d, SAFE);
+    assert_eq!(o, Outcome::PermDenied);
+    assert!(pam.prompts.is_empty());
+    assert_eq!(pam.errors, [ACCOUNT_DENIED]);
+    assert!(log.has(Level::Error, "challenge"), "{}", log.all());
+}
+
+#[test]
+fn account_mfad_errors_are_perm_denied_in_both_failmodes() {
+    for opts in [SECURE, SAFE] {
+        let mut pam = after_auth(Some(TOKEN));
+        let mut d = ScriptedDaemon::check_fails(Error::Refused {
+            kind: "AccessDenied",
+            message: "You may only check your own account.".into(),
+        });
+        let (o, log) = check(&mut pam, &mut d, opts);
+        assert_eq!(o, Outcome::PermDenied, "{opts:?}");
+        assert_eq!(pam.errors, ["You may only check your own account."]);
+        assert_eq!(token(&pam), None);
+        assert!(log.has(Level::Warning, "AccessDenied"), "{}", log.all());
+    }
+}
+
+#[test]
+fn account_unreachable_daemon_with_failmode_secure_refuses() {
+    let mut pam = after_auth(Some(TOKEN));
+    let mut d = ScriptedDaemon::check_fails(Error::Unavailable("no answer within 3s".into()));
+    let (o, log) = check(&mut pam, &mut d, SECURE);
+    assert_eq!(o, Outcome::PermDenied);
+    assert_eq!(pam.errors, [UNAVAILABLE]);
+    assert_eq!(token(&pam), None);
+    assert!(log.has(Level::Error, "failmode=secure"), "{}", log.all());
+}
+
+#[test]
+fn account_unreachable_daemon_with_failmode_safe_steps_aside_loudly() {
+    let mut pam = after_auth(Some(TOKEN));
+    let mut d = ScriptedDaemon::check_fails(Error::Unavailable("cannot connect".into()));
+    let (o, log) = check(&mut pam, &mut d, SAFE);
+    assert_eq!(o, Outcome::Ignore);
+    assert!(pam.errors.is_empty());
+    assert_eq!(token(&pam), None);
+    assert!(
+        log.has(Level::Warning, "NO SECOND FACTOR CHECKED")
+            && log.has(Level::Warning, "failmode=safe")
+            && log.has(Level::Warning, "user=alice"),
+        "{}",
+        log.all()
+    );
+}
+
+#[test]
+fn account_without_a_user_removes_the_token_and_asks_nobody() {
+    let mut pam = after_auth(Some(TOKEN));
+    pam.user = None;
+    let mut d = ScriptedDaemon::checks(BeginAction::Allow, "");
+    assert_eq!(check(&mut pam, &mut d, SAFE).0, Outcome::UserUnknown);
+    assert!(d.checks.is_empty());
+    assert_eq!(token(&pam), None);
+}
+
+#[test]
+fn account_logs_a_failed_removal_and_keeps_its_answer() {
+    let mut pam = after_auth(Some(TOKEN));
+    pam.putenv_fails = true;
+    let mut d = ScriptedDaemon::checks(BeginAction::Allow, "");
+    let (o, log) = check(&mut pam, &mut d, SECURE);
+    assert_eq!(o, Outcome::Success);
+    assert_eq!(d.checks[0].2, TOKEN);
+    assert!(
+        log.has(Level::Error, "cannot change the PAM environment"),
+        "{}",
+        log.all()
+    );
+}
+
+#[test]
+fn the_token_never_reaches_the_account_log() {
+    for mut d in [
+        ScriptedDaemon::checks(BeginAction::Allow, ""),
+        ScriptedDaemon::checks(BeginAction::Deny, "No."),
+        ScriptedDaemon::check_fails(Error::Unavailable("gone".into())),
+    ] {
+        let mut pam = after_auth(Some(TOKEN));
+        let (_, log) = check(&mut pam, &mut d, SAFE);
+        let all = log.all();
+        assert!(log.0.iter().any(|(l, _)| *l == Level::Debug), "{all}");
+        assert!(!all.contains(TOKEN), "token in log:\n{all}");
+    }
+}
+
+#[test]
+fn auth_then_account_on_one_handle() {
+    let mut pam = ScriptedPam::new(&[b"123456"]);
+    let mut d = ScriptedDaemon::challenge().then(AnswerResult::Success, "");
+    d.account = Some(Ok(AccountReply {
+        action: BeginAction::Allow,
+        message: String::new(),
+    }));
+    assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::Success);
+    assert_eq!(check(&mut pam, &mut d, SECURE).0, Outcome::Success);
+    assert_eq!(
+        d.checks[0].2, TOKEN,
+        "the account phase sends Begin's token"
+    );
+    assert!(pam.env.is_empty(), "nothing left for the session");
 }
