@@ -1,6 +1,6 @@
 # mfa: build, test, demo and install.
 #
-#   make demo      a self-contained demo on this machine (DEMO_AUTO=1 for no questions)
+#   make demo      a self-contained SSH demo on this machine (DEMO_AUTO=1 for no questions)
 #   make test      every test, against the real parts (as root)
 #   make lint      rustfmt, clippy, and the no-tokio-in-zbus check
 #   make install   install mfad, mfactl, pam_mfa.so and their files (as root)

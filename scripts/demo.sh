@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
-# The mfa demo: a real enrollment and a real PAM login on this machine,
+# The mfa demo: a real enrollment and real SSH logins on this machine,
 # self-contained and cleaned up afterwards.
 #
-# It starts a private D-Bus bus and mfad in a temporary directory (the
-# machine's own bus, if any, is not touched), creates the user `mfademo`
-# (unless it exists), and writes the PAM service /etc/pam.d/mfa-demo that
-# loads target/debug/libpam_mfa.so. Then, as that user, it enrolls an
-# authenticator app with mfactl and logs in through PAM with pamtester.
+# In a temporary directory it starts a private D-Bus bus, mfad, and an sshd
+# on 127.0.0.1:2222 (DEMO_PORT to change it) with its own config, host key
+# and PID file. That sshd runs as `sshd-mfa-demo`, a symlink to
+# /usr/sbin/sshd, so it uses the PAM service /etc/pam.d/sshd-mfa-demo, which
+# loads target/debug/libpam_mfa.so. It creates the user `mfademo` with an
+# SSH key, enrolls an authenticator app for them with mfactl (a QR code),
+# then logs in with the real ssh client: the key, then the code.
 #
 # Interactive (default): scan the QR code with your phone, type its codes.
-# DEMO_AUTO=1: codes are computed with oathtool; no questions asked.
+# DEMO_AUTO=1: codes are computed with oathtool and the ssh client gets them
+# through SSH_ASKPASS; no questions asked.
 #
 # Run as root after `cargo build --workspace` (`make demo` does both).
-# Exits non-zero if any step fails.
+# Exits non-zero if any step fails. The machine's own sshd, bus, PAM
+# configuration and users are not touched.
 set -euo pipefail
 
 repo=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 user=mfademo
-service=mfa-demo
+service=sshd-mfa-demo
 pam_file=/etc/pam.d/$service
+port=${DEMO_PORT:-2222}
 marker="# written by mfa scripts/demo.sh; removed when the demo ends"
 
 bold=""
@@ -39,6 +44,7 @@ step() {
 }
 say() { printf '    %s\n' "$*"; }
 show() { printf '    $ %s\n' "$*"; }
+indent() { sed 's/^/    /'; }
 
 case ${DEMO_AUTO:-0} in
 "" | 0 | no | false) auto=0 ;;
@@ -47,10 +53,14 @@ esac
 if [[ $auto -eq 0 && ! -t 0 ]]; then
 	die "stdin is not a terminal, so nobody can type codes; run the non-interactive demo: DEMO_AUTO=1 make demo"
 fi
+if ! [[ $port =~ ^[0-9]{1,5}$ ]] || ((10#$port < 1 || 10#$port > 65535)); then
+	die "DEMO_PORT must be a TCP port number (1-65535), not '$port'"
+fi
+port=$((10#$port))
 
 # ---- preconditions -------------------------------------------------------
 
-[[ $(id -u) -eq 0 ]] || die "run the demo as root (it creates a user and /etc/pam.d/$service)"
+[[ $(id -u) -eq 0 ]] || die "run the demo as root (it creates a user, starts sshd and writes $pam_file)"
 mfad=$repo/target/debug/mfad
 mfactl=$repo/target/debug/mfactl
 module=$repo/target/debug/libpam_mfa.so
@@ -58,9 +68,11 @@ for f in "$mfad" "$mfactl" "$module"; do
 	[[ -f $f ]] || die "$f is missing; build first: cargo build --workspace (or: make demo)"
 done
 export PATH=$PATH:/usr/sbin:/sbin
-for t in dbus-daemon dbus-send pamtester oathtool setpriv useradd userdel flock; do
+for t in dbus-daemon dbus-send oathtool setpriv setsid useradd userdel flock ssh ssh-keygen timeout; do
 	command -v "$t" >/dev/null 2>&1 || die "'$t' not found; install the dependencies first: scripts/install-deps.sh (or: make demo)"
 done
+sshd_bin=/usr/sbin/sshd
+[[ -x $sshd_bin ]] || die "$sshd_bin not found; install the dependencies first: scripts/install-deps.sh (or: make demo)"
 
 # One demo at a time: the user and the PAM service have fixed names. The
 # lock is on this script itself, so nothing is left behind.
@@ -70,12 +82,23 @@ flock -n 9 || die "another demo is running"
 if [[ -e $pam_file ]] && ! grep -qxF "$marker" "$pam_file"; then
 	die "$pam_file exists and was not written by this demo; remove it or rename it first"
 fi
+# The demo gives the user an SSH key and a home of its own; it does not do
+# that to an account it did not make.
+if id "$user" >/dev/null 2>&1; then
+	die "user $user exists already (left over from an interrupted demo?); remove it first: userdel $user"
+fi
+# Anything answering on the port (another sshd, an earlier demo) would get
+# our ssh client's logins.
+if (: <>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+	die "port $port on 127.0.0.1 is busy (something listens there); stop it, or run the demo on another port: DEMO_PORT=2223 make demo"
+fi
 
 # ---- cleanup, whatever happens -------------------------------------------
 
 dir=""
 bus_pid=""
 mfad_pid=""
+sshd_pid=""
 made_user=0
 wrote_pam=0
 
@@ -97,16 +120,20 @@ stop() { # PID NAME
 cleanup() {
 	local rc=$?
 	set +e
-	trap - EXIT INT TERM
+	trap - EXIT INT TERM HUP
 	if [[ $rc -ne 0 && -n $dir ]]; then
-		for log in mfad.log dbus-daemon.log; do
+		for log in mfad.log sshd.log dbus-daemon.log; do
 			if [[ -s $dir/$log ]]; then
 				echo "demo: last lines of $log:" >&2
-				tail -n 20 "$dir/$log" | sed 's/^/    /' >&2
+				tail -n 20 "$dir/$log" | indent >&2
 			fi
 		done
 	fi
 	printf '\n%s==> cleaning up%s\n' "$bold" "$reset"
+	# sshd first: its connections' PAM modules talk to mfad.
+	if [[ -n $sshd_pid ]]; then
+		stop "$sshd_pid" sshd && say "stopped sshd"
+	fi
 	stop "$mfad_pid" mfad
 	stop "$bus_pid" dbus-daemon
 	if [[ $wrote_pam -eq 1 ]]; then
@@ -117,10 +144,10 @@ cleanup() {
 			echo "demo: could not remove user $user (userdel -f $user)" >&2
 	fi
 	if [[ -n $dir ]]; then
-		rm -rf -- "$dir" && say "removed $dir"
+		rm -rf -- "$dir" && say "removed $dir (bus, mfad's state, sshd's config, keys and the $service symlink)"
 	fi
 	if [[ $rc -eq 0 ]]; then
-		printf '\n%sdemo finished: enrollment and login worked.%s\n' "$bold" "$reset"
+		printf '\n%sdemo finished: enrollment and SSH logins worked.%s\n' "$bold" "$reset"
 	else
 		printf '\n%sdemo FAILED (exit %d)%s\n' "$bold" "$rc" "$reset" >&2
 	fi
@@ -129,6 +156,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 # ---- helpers --------------------------------------------------------------
 
@@ -155,32 +183,60 @@ wait_owner() { # NAME PID WHAT LOG
 	die "$3 did not come up within 10 s"
 }
 
-# JSON string field from mfactl's --json output (flat, no escapes in these
-# values: ids, base32, otpauth URIs).
-json_field() { # JSON KEY
-	local re="\"$2\"[[:space:]]*:[[:space:]]*\"([^\"]*)\""
-	[[ $1 =~ $re ]] || die "mfactl's JSON has no \"$2\": $1"
-	printf '%s' "${BASH_REMATCH[1]}"
-}
-
 # The code for TOTP step STEP; the secret goes on stdin, not in arguments.
 code_at_step() { # STEP
-	printf '%s\n' "$secret" | oathtool --totp --base32 --digits=6 --now="@$(($1 * 30))" -
+	oathtool --totp --base32 --digits=6 --now="@$(($1 * 30))" - <"$dir/secret"
 }
 
 now_step() { echo $(($(date +%s) / 30)); }
 
-# pamtester's output, indented. With answers piped in, the echo-off prompt
-# is not followed by a newline; show the (hidden) answer and break the line.
-show_pam() {
-	sed -e 's/^/    /' -e 's/Verification code: /Verification code: ******\n    /g' <<<"$1"
+# The demo's remote command: its output shows the login got a shell.
+# shellcheck disable=SC2016 # expanded by the remote shell
+remote_cmd='echo "hello from $(id -un)@$(hostname), logged in over SSH ($SSH_CONNECTION)"'
+greeting="hello from $user@"
+
+# Runs the real ssh client to the demo's sshd. Interactive: on this
+# terminal, the person types the code. Otherwise (and with ASKPASS=MODE)
+# without a terminal: ssh asks the askpass script for every answer, which
+# is how a prompt is answered without a tty (SSH_ASKPASS_REQUIRE=force, no
+# stdin, own session). Sets $out and $rc.
+demo_ssh() { # [ASKPASS_MODE] -- SSH_ARGS...
+	local mode=$1
+	shift
+	set +e
+	if [[ $mode == tty ]]; then
+		# The output goes to the terminal as it comes; tee keeps it to check.
+		# --foreground: ssh reads the code from the terminal, which a
+		# background process group may not.
+		timeout --foreground 300 ssh -F "$dir/ssh_config" "$@" 2>&1 | tee "$dir/ssh.out" | indent
+		rc=${PIPESTATUS[0]}
+		out=$(<"$dir/ssh.out")
+	else
+		out=$(DEMO_ASKPASS_MODE=$mode DEMO_DIR=$dir SSH_ASKPASS="$dir/askpass" SSH_ASKPASS_REQUIRE=force \
+			timeout 60 setsid -w ssh -F "$dir/ssh_config" "$@" </dev/null 2>&1)
+		rc=$?
+		indent <<<"$out"
+	fi
+	set -e
+	if [[ $rc -eq 124 ]]; then
+		die "ssh did not finish in time"
+	fi
+}
+
+# How many prompts the askpass script answered so far.
+askpass_count() {
+	if [[ -f $dir/askpass.log ]]; then
+		wc -l <"$dir/askpass.log"
+	else
+		echo 0
+	fi
 }
 
 # ---- the private bus and the daemon -----------------------------------------
 
 step "Start a private D-Bus bus and mfad in a temporary directory"
 dir=$(mktemp -d /tmp/mfa-demo.XXXXXX)
-# The demo user must reach the bus socket inside.
+# The demo user must reach the bus socket and their home inside.
 chmod 0755 "$dir"
 addr="unix:path=$dir/bus"
 bash "$repo/scripts/bus-config.sh" "$dir" >"$dir/bus.conf" ||
@@ -205,26 +261,37 @@ mode = "optional"
 # Two steps each way, so the codes computed for DEMO_AUTO=1 stay valid
 # across a 30-second boundary.
 window = 2
+
+[trusted_devices]
+# A key that passed the code step logs in without one for 30 days.
+lifetime = "30d"
 EOF
 "$mfad" --config "$dir/mfad.toml" 9<&- </dev/null 2>"$dir/mfad.log" &
 mfad_pid=$!
 wait_owner org.mfad.Mfa1 "$mfad_pid" mfad mfad.log
 say "mfad:   $mfad --config $dir/mfad.toml"
 say "state:  $dir/state (the database with the secrets)"
+say "config: $dir/mfad.toml:"
+grep -v '^#' "$dir/mfad.toml" | grep -v '^$' | sed 's/^/      /'
 
-# ---- the demo user and the PAM service -------------------------------------
+# ---- the demo user and their SSH key -----------------------------------------
 
-step "Create the demo user and the PAM service $service"
-if id "$user" >/dev/null 2>&1; then
-	say "user $user exists already; using it (it will be kept)"
-else
-	useradd -M -N -s /usr/sbin/nologin -c "mfa demo user" "$user" ||
-		die "useradd $user failed"
-	made_user=1
-	say "created user $user (no home, no login shell; removed at the end)"
-fi
+step "Create the user $user, with an SSH key"
+home=$dir/home
+useradd -M -N -d "$home" -s /bin/sh -c "mfa demo user" "$user" ||
+	die "useradd $user failed"
+made_user=1
 uid=$(id -u "$user")
 gid=$(id -g "$user")
+# sshd's StrictModes checks the key file's directories up to the home: they
+# must be the user's and not writable by others.
+install -d -m 0755 -o "$uid" -g "$gid" "$home"
+install -d -m 0700 -o "$uid" -g "$gid" "$home/.ssh"
+ssh-keygen -q -t ed25519 -N '' -C "$user@mfa-demo" -f "$dir/id_ed25519" ||
+	die "ssh-keygen failed"
+install -m 0600 -o "$uid" -g "$gid" "$dir/id_ed25519.pub" "$home/.ssh/authorized_keys"
+say "created user $user (shell /bin/sh, home $home; removed at the end)"
+say "its SSH key: $dir/id_ed25519 ($(ssh-keygen -l -f "$dir/id_ed25519.pub" | cut -d' ' -f2))"
 
 # The demo user runs mfactl; a checkout under a private directory (e.g.
 # /root) is out of their reach, so give them a copy then.
@@ -233,108 +300,257 @@ if ! as_user test -x "$mfactl"; then
 	mfactl=$dir/mfactl
 fi
 
+# ---- sshd with pam_mfa ---------------------------------------------------------
+
+step "Start sshd on 127.0.0.1:$port, with pam_mfa in its PAM service $service"
 wrote_pam=1
 cat >"$pam_file" <<EOF
 $marker
-auth    required  $module bus=$addr
-account required  pam_permit.so
+auth     required  $module bus=$addr
+account  required  $module bus=$addr
+session  required  pam_permit.so
 EOF
 say "$pam_file:"
 sed 's/^/      /' "$pam_file"
+
+ssh-keygen -q -t ed25519 -N '' -C "mfa-demo host key" -f "$dir/ssh_host_ed25519_key" ||
+	die "ssh-keygen failed"
+cat >"$dir/sshd_config" <<EOF
+# sshd for the mfa demo: everything in $dir, nothing from /etc/ssh
+ListenAddress 127.0.0.1:$port
+HostKey $dir/ssh_host_ed25519_key
+PidFile $dir/sshd.pid
+AllowUsers $user
+PermitRootLogin no
+
+# The key first, then keyboard-interactive, where PAM (pam_mfa) asks for
+# the code.
+UsePAM yes
+PubkeyAuthentication yes
+KbdInteractiveAuthentication yes
+PasswordAuthentication no
+AuthenticationMethods publickey,keyboard-interactive
+
+PrintMotd no
+LogLevel VERBOSE
+X11Forwarding no
+AllowTcpForwarding no
+
+# A mistake on purpose, for the last login of the demo: from 127.0.0.2 the
+# key alone is enough. PAM's auth phase never runs then; the account phase
+# (account required pam_mfa.so) refuses the login.
+Match Address 127.0.0.2
+    AuthenticationMethods publickey
+EOF
+say "$dir/sshd_config:"
+sed -n '/^[A-Z ]/p' "$dir/sshd_config" | sed 's/^/      /'
+
+# OpenSSH takes its PAM service name from the name it is started as, and
+# re-executes itself by that path, which must be absolute.
+ln -s "$sshd_bin" "$dir/$service"
+# The privilege-separation directory, normally made by the service's start.
+# It is left in place: the system's own sshd wants it too.
+if [[ ! -d /run/sshd ]]; then
+	install -d -m 0755 /run/sshd
+fi
+"$dir/$service" -t -f "$dir/sshd_config" 2>"$dir/sshd.log" ||
+	die "sshd rejects the demo's config: $(tail -n 1 "$dir/sshd.log")"
+"$dir/$service" -D -e -f "$dir/sshd_config" 9<&- </dev/null 2>>"$dir/sshd.log" &
+sshd_pid=$!
+for ((i = 0; i < 100; i++)); do
+	grep -q "Server listening on 127.0.0.1 port $port" "$dir/sshd.log" && break
+	if ! kill -0 "$sshd_pid" 2>/dev/null; then
+		wait "$sshd_pid" 2>/dev/null || true
+		sshd_pid=""
+		if grep -q "Address already in use" "$dir/sshd.log"; then
+			die "port $port on 127.0.0.1 is busy; stop whatever listens there, or run the demo on another port: DEMO_PORT=2223 make demo"
+		fi
+		die "sshd exited during startup (see sshd.log below)"
+	fi
+	sleep 0.1
+done
+grep -q "Server listening on 127.0.0.1 port $port" "$dir/sshd.log" ||
+	die "sshd did not start listening on 127.0.0.1:$port within 10 s"
+say "sshd:   $dir/$service -D -e -f $dir/sshd_config   ($service -> $sshd_bin)"
+
+# The client side: the demo key, and the demo host key as the only known one.
+printf '[127.0.0.1]:%s %s\n' "$port" "$(cut -d' ' -f1,2 "$dir/ssh_host_ed25519_key.pub")" >"$dir/known_hosts"
+cat >"$dir/ssh_config" <<EOF
+# ssh client config for the mfa demo
+Host *
+    IdentityFile $dir/id_ed25519
+    IdentitiesOnly yes
+    IdentityAgent none
+    UserKnownHostsFile $dir/known_hosts
+    GlobalKnownHostsFile /dev/null
+    StrictHostKeyChecking yes
+    # One round of keyboard-interactive (the module allows 3 codes in it).
+    NumberOfPasswordPrompts 1
+EOF
+ssh_show="ssh -F $dir/ssh_config"
+ssh_dest="-p $port $user@127.0.0.1"
 
 # ---- enrollment -------------------------------------------------------------
 
 step "Enroll an authenticator app for $user (mfactl, run as $user)"
 if [[ $auto -eq 0 ]]; then
 	show "mfactl --bus $addr enroll totp"
-	say "mfactl shows a QR code for your phone's authenticator app, then asks"
-	say "for two codes in a row from it."
+	say "Scan the QR code with your phone's authenticator app, then type two"
+	say "codes in a row from it."
 	echo
 	as_user "$mfactl" --bus "$addr" enroll totp || die "enrollment failed"
 else
-	show "mfactl --bus $addr --json enroll totp --begin"
-	begin=$(as_user "$mfactl" --bus "$addr" --json enroll totp --begin) ||
+	show "mfactl --bus $addr enroll totp --begin"
+	begin=$(as_user "$mfactl" --bus "$addr" enroll totp --begin) ||
 		die "mfactl enroll totp --begin failed"
-	id=$(json_field "$begin" enrollment_id)
-	uri=$(json_field "$begin" uri)
-	secret=$(json_field "$begin" secret)
-	[[ $secret =~ ^[A-Z2-7]+=*$ ]] || die "mfactl returned a secret that is not base32"
-	say "enrollment $id; the app would scan this URI (secret hidden here):"
-	say "${uri//$secret/<secret>}"
+	indent <<<"$begin"
+	re='--confirm ([[:alnum:]_-]+)'
+	[[ $begin =~ $re ]] || die "mfactl enroll totp --begin printed no enrollment id"
+	id=${BASH_REMATCH[1]}
+	re='otpauth://[^[:space:]]*[?&]secret=([A-Z2-7]+)'
+	[[ $begin =~ $re ]] || die "mfactl enroll totp --begin printed no otpauth URI with a secret"
+	# The secret stays in a root-only file: codes are computed from it
+	# (here and by the askpass script), never passed in arguments.
+	(umask 077 && printf '%s\n' "${BASH_REMATCH[1]}" >"$dir/secret")
+	say "(DEMO_AUTO=1: instead of a phone, oathtool computes the codes from that secret)"
 	# Two consecutive steps: the previous one and now. The login that
 	# follows uses a later step (a used step never works again), still
 	# inside window = 2 even if the clock moves on meanwhile.
 	enroll_step=$(now_step)
-	code1=$(code_at_step $((enroll_step - 1)))
-	code2=$(code_at_step "$enroll_step")
-	say "Code 1 and Code 2: oathtool's codes for steps $((enroll_step - 1)) and $enroll_step (not shown)"
-	show "mfactl --bus $addr --json enroll totp --confirm $id CODE1 CODE2"
-	confirm=$(as_user "$mfactl" --bus "$addr" --json enroll totp --confirm "$id" "$code1" "$code2") ||
+	show "mfactl --bus $addr enroll totp --confirm $id   (Code 1 and Code 2 on stdin: oathtool's codes for steps $((enroll_step - 1)) and $enroll_step)"
+	confirm=$({ code_at_step $((enroll_step - 1)) && code_at_step "$enroll_step"; } |
+		as_user "$mfactl" --bus "$addr" enroll totp --confirm "$id") ||
 		die "mfactl enroll totp --confirm failed"
-	unset code1 code2
-	device=$(json_field "$confirm" device_id)
-	re='"backup_codes"[[:space:]]*:[[:space:]]*\[([^]]*)\]'
-	[[ $confirm =~ $re ]] || die "mfactl's JSON has no backup_codes: $confirm"
-	n_backup=$(grep -o '"[0-9]\{8\}"' <<<"${BASH_REMATCH[1]}" | wc -l || true)
-	say "device $device enrolled; $n_backup one-time backup codes issued (not shown)"
+	indent <<<"$confirm"
+	echo "$((enroll_step + 1))" >"$dir/min_step"
 fi
 
 step "Show the enrollment"
 show "mfactl --bus $addr status"
-as_user "$mfactl" --bus "$addr" status | sed 's/^/    /' || die "mfactl status failed"
+as_user "$mfactl" --bus "$addr" status | indent || die "mfactl status failed"
 
-# ---- a real PAM login ---------------------------------------------------------
+# The askpass script: answers sshd's "Verification code: " prompt as a
+# person would. MODE right: oathtool's code for now (or the first step
+# after the enrollment's, which is used up); MODE wrong: a code that is
+# wrong now. Every prompt it sees is logged, to tell whether one came.
+cat >"$dir/askpass" <<'EOF'
+#!/bin/sh
+# SSH_ASKPASS for the mfa demo: ssh runs it with the prompt as $1 (which
+# may have the module's message on a line before it). One line per prompt:
+printf '%s\n' "$1" | tr '\n' ' ' >>"$DEMO_DIR/askpass.log"
+echo >>"$DEMO_DIR/askpass.log"
+case $1 in
+*"Verification code"*) ;;
+*)
+	echo "askpass: unexpected prompt: $1" >&2
+	exit 1
+	;;
+esac
+case $DEMO_ASKPASS_MODE in
+wrong) cat "$DEMO_DIR/wrong_code" ;;
+right)
+	step=$(($(date +%s) / 30))
+	min=$(cat "$DEMO_DIR/min_step")
+	[ "$step" -ge "$min" ] || step=$min
+	oathtool --totp --base32 --digits=6 --now="@$((step * 30))" - <"$DEMO_DIR/secret"
+	;;
+*) exit 1 ;;
+esac
+EOF
+chmod 0700 "$dir/askpass"
 
-step "Log in through PAM: pamtester loads pam_mfa.so, which asks mfad"
-show "pamtester -v $service $user authenticate"
+# ---- SSH logins -----------------------------------------------------------------
+
+step "Log in over SSH: the key, then the code"
+show "$ssh_show $ssh_dest '$remote_cmd'"
 if [[ $auto -eq 0 ]]; then
-	say "Type the code your app shows now. The codes used to enroll are used"
-	say "up: if the app still shows Code 2, wait for the next one."
+	say "ssh asks for the code: type the one your app shows now. The codes"
+	say "used to enroll are used up: if the app still shows Code 2, wait for"
+	say "the next one."
 	echo
-	pamtester -v "$service" "$user" authenticate || die "the login with the right code failed"
+	demo_ssh tty -p "$port" "$user@127.0.0.1" "$remote_cmd"
 else
-	# A fresh step, after the enrollment's, inside the window.
-	login_step=$(now_step)
-	((login_step > enroll_step)) || login_step=$((enroll_step + 1))
-	say "answering with oathtool's code for step $login_step (not shown)"
-	out=$(code_at_step "$login_step" | timeout 60 pamtester -v "$service" "$user" authenticate 2>&1) || {
-		show_pam "$out"
-		die "the login with the right code failed"
-	}
-	show_pam "$out"
+	say "(DEMO_AUTO=1: ssh runs without a terminal and SSH_ASKPASS=$dir/askpass"
+	say " answers the prompt with oathtool's current code)"
+	before=$(askpass_count)
+	demo_ssh right -p "$port" "$user@127.0.0.1" "$remote_cmd"
+	(($(askpass_count) > before)) || die "ssh was not asked for a verification code"
+	say "askpass answered: $(tail -n 1 "$dir/askpass.log" | sed 's/ *$//') ******"
 fi
+[[ $rc -eq 0 && $out == *"$greeting"* ]] || die "the SSH login with the key and the right code failed (ssh exit $rc)"
+say "logged in: the remote command ran"
 
-step "A wrong code is refused"
-# Three wrong answers: one per try the daemon allows in one login. In the
-# automatic demo the wrong code is checked against every code the window
-# accepts now.
+step "Log in again from the same key: a trusted device, no code asked"
+say "([trusted_devices] lifetime = \"30d\": the key that just passed the code"
+say " step is trusted for 30 days)"
+show "$ssh_show $ssh_dest '$remote_cmd'"
+before=$(askpass_count)
+if [[ $auto -eq 0 ]]; then
+	demo_ssh tty -p "$port" "$user@127.0.0.1" "$remote_cmd"
+else
+	demo_ssh right -p "$port" "$user@127.0.0.1" "$remote_cmd"
+fi
+[[ $rc -eq 0 && $out == *"$greeting"* ]] || die "the SSH login from the trusted key failed (ssh exit $rc)"
+(($(askpass_count) == before)) || die "a code was asked for although the key is trusted"
+say "logged in without a code"
+
+step "The user's trusted devices, and removing them"
+show "mfactl --bus $addr trusted list"
+as_user "$mfactl" --bus "$addr" trusted list | indent || die "mfactl trusted list failed"
+show "mfactl --bus $addr trusted remove --all"
+as_user "$mfactl" --bus "$addr" trusted remove --all | indent || die "mfactl trusted remove --all failed"
+
+step "A wrong code is refused over SSH"
+# The wrong code must not be one the window accepts right now.
+s=$(now_step)
+valid=$(for k in -3 -2 -1 0 1 2 3 4; do code_at_step $((s + k)) 2>/dev/null; done || true)
 wrong=000000
-if [[ $auto -eq 1 ]]; then
-	s=$(now_step)
-	valid=$(for k in -2 -1 0 1 2 3; do code_at_step $((s + k)); done)
-	for candidate in 000000 111111 222222 333333 444444 555555 666666; do
-		if ! grep -qx "$candidate" <<<"$valid"; then
-			wrong=$candidate
-			break
-		fi
-	done
+for candidate in 000000 111111 222222 333333 444444 555555 666666; do
+	if ! grep -qx "$candidate" <<<"$valid"; then
+		wrong=$candidate
+		break
+	fi
+done
+echo "$wrong" >"$dir/wrong_code"
+show "$ssh_show $ssh_dest '$remote_cmd'"
+say "(SSH_ASKPASS answers $wrong to each prompt: 3 tries in one login)"
+before=$(askpass_count)
+demo_ssh wrong -p "$port" "$user@127.0.0.1" "$remote_cmd"
+[[ $rc -ne 0 && $out != *"$greeting"* ]] || die "the login with a wrong code got in"
+(($(askpass_count) > before)) || die "ssh was not asked for a verification code"
+say "refused; the prompts SSH_ASKPASS answered with $wrong:"
+tail -n "+$((before + 1))" "$dir/askpass.log" | sed -e 's/ *$//' -e 's/^/      /'
+say "(each wrong code counts toward the lockout)"
+
+step "A misconfigured sshd that skips the code: the account phase refuses"
+say "From 127.0.0.2 this sshd takes the key alone (see its Match block), so"
+say "PAM's auth phase, and with it the code, never runs. The line"
+say "'account required pam_mfa.so' catches it: no code step in this login."
+show "$ssh_show -b 127.0.0.2 $ssh_dest '$remote_cmd'"
+before=$(askpass_count)
+demo_ssh right -b 127.0.0.2 -p "$port" "$user@127.0.0.1" "$remote_cmd"
+[[ $rc -ne 0 && $out != *"$greeting"* ]] || die "the key-only login got in: the account guard did not refuse it"
+(($(askpass_count) == before)) || die "a code was asked for in a key-only login"
+grep -q "account denied" "$dir/mfad.log" || die "mfad logged no 'account denied' line"
+say "refused; mfad logged why:"
+grep "account denied" "$dir/mfad.log" | tail -n 1 | indent
+
+if [[ $auto -eq 0 ]]; then
+	step "Try it yourself"
+	say "sshd keeps running until you press Enter. In another terminal:"
+	say ""
+	say "    $ssh_show $ssh_dest"
+	say ""
+	say "(keep in mind: 5 wrong codes in a row lock $user for 15 minutes)"
+	read -r -p "    Press Enter to end the demo. " _ || true
 fi
-show "pamtester -v $service $user authenticate   (answering $wrong three times)"
-set +e
-out=$(printf '%s\n' "$wrong" "$wrong" "$wrong" | timeout 60 pamtester -v "$service" "$user" authenticate 2>&1)
-rc=$?
-set -e
-show_pam "$out"
-if [[ $rc -eq 0 ]]; then
-	die "a wrong code was accepted"
-elif [[ $rc -eq 124 ]]; then
-	die "pamtester did not finish within 60 s"
-fi
-say "refused, as it should be (each wrong code counts toward the lockout)"
 
 step "The daemon's view afterwards"
 show "mfactl --bus $addr status"
-as_user "$mfactl" --bus "$addr" status | sed 's/^/    /' || die "mfactl status failed"
+as_user "$mfactl" --bus "$addr" status | indent || die "mfactl status failed"
 
 step "What mfad logged (its audit log never holds a code or a secret)"
-sed 's/^/    /' "$dir/mfad.log"
+indent <"$dir/mfad.log"
+
+step "What sshd logged about the logins"
+grep -E 'Partial|Accepted (publickey|keyboard)|Failed|Access denied|Connection closed' "$dir/sshd.log" | indent || true
