@@ -85,9 +85,10 @@ if ((${#missing[@]} > 0)); then
 	trap 'exit 143' TERM
 	if [[ ! -e $policy && ! -L $policy ]]; then
 		made_policy=1
-		printf '#!/bin/sh\n# Written by mfa scripts/install-deps.sh for one apt-get run: start no service.\nexit 101\n' >"$policy" &&
-			chmod 0755 "$policy" ||
+		if ! printf '#!/bin/sh\n# Written by mfa scripts/install-deps.sh for one apt-get run: start no service.\nexit 101\n' >"$policy" ||
+			! chmod 0755 "$policy"; then
 			die "cannot write $policy (to keep the install from starting services)"
+		fi
 	fi
 	sshd_before=$(system_sshd_pids)
 
