@@ -38,6 +38,9 @@ pub struct DaemonConfig {
     pub window: u32,
     pub max_failures: u32,
     pub lockout_duration: String,
+    /// `[trusted_devices] lifetime`; None leaves the section out (mfad's
+    /// default, "off").
+    pub trusted_lifetime: Option<String>,
 }
 
 /// A TOML basic string.
@@ -59,7 +62,7 @@ pub fn toml_str(s: &str) -> String {
 
 impl DaemonConfig {
     pub fn to_toml(&self) -> String {
-        format!(
+        let mut toml = format!(
             "# written by mfa-tests\n\
              [daemon]\n\
              bus = {}\n\
@@ -86,7 +89,15 @@ impl DaemonConfig {
             self.window,
             self.max_failures,
             toml_str(&self.lockout_duration),
-        )
+        );
+        if let Some(lifetime) = &self.trusted_lifetime {
+            let _ = write!(
+                toml,
+                "\n[trusted_devices]\nlifetime = {}\n",
+                toml_str(lifetime)
+            );
+        }
+        toml
     }
 }
 

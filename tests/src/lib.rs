@@ -28,6 +28,7 @@ pub mod mfactl;
 pub mod pam;
 pub mod paths;
 pub mod proc;
+pub mod ssh;
 pub mod users;
 
 use std::os::unix::fs::PermissionsExt;
@@ -41,7 +42,7 @@ pub use calls::CallResult;
 pub use codes::{code_at_offset, totp_code, wrong_code, Clock};
 pub use daemon::{DaemonConfig, Policy};
 pub use mfactl::{Enrolled, PendingEnrollment};
-pub use pam::{PamOutcome, PamResult};
+pub use pam::{PamOutcome, PamResult, PamtesterOpts};
 pub use proc::{Cmd, Output};
 pub use users::User;
 
@@ -64,6 +65,7 @@ pub struct EnvBuilder {
     lockout_duration: String,
     admin_group: String,
     issuer: String,
+    trusted_lifetime: Option<String>,
     start_daemon: bool,
 }
 
@@ -76,6 +78,7 @@ impl Default for EnvBuilder {
             lockout_duration: "15m".into(),
             admin_group: String::new(),
             issuer: "mfa-test".into(),
+            trusted_lifetime: None,
             start_daemon: true,
         }
     }
@@ -107,6 +110,12 @@ impl EnvBuilder {
     }
     pub fn issuer(mut self, i: &str) -> Self {
         self.issuer = i.into();
+        self
+    }
+    /// `[trusted_devices] lifetime`, e.g. "30d", "forever" or "off".
+    /// Without it the section is left out (mfad's default: off).
+    pub fn trusted_lifetime(mut self, lifetime: &str) -> Self {
+        self.trusted_lifetime = Some(lifetime.into());
         self
     }
     /// Only the bus; mfad is not started (call [`Env::start_daemon`]).
@@ -172,6 +181,7 @@ impl Env {
             window: b.window,
             max_failures: b.max_failures,
             lockout_duration: b.lockout_duration,
+            trusted_lifetime: b.trusted_lifetime,
         };
         let config_path = dir.join("mfad.toml");
         std::fs::write(&config_path, config.to_toml()).expect("write mfad.toml");
@@ -311,6 +321,22 @@ impl Env {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(u.name.clone());
+        u
+    }
+
+    /// A new Unix user who can log in for real (sshd, su): shell /bin/sh
+    /// and, when given, this password (set with chpasswd). Removed when the
+    /// Env is dropped. [`Env::add_user`]'s users have no shell, which sshd
+    /// refuses for commands.
+    pub fn add_login_user(&self, password: Option<&str>) -> User {
+        let u = users::create_user_with_shell("/bin/sh");
+        self.users
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(u.name.clone());
+        if let Some(pw) = password {
+            users::set_password(&u.name, pw);
+        }
         u
     }
 

@@ -35,7 +35,13 @@ pub struct PamOutcome {
 impl PamOutcome {
     pub fn result(&self) -> PamResult {
         let o = &self.output;
-        if o.success() && o.stdout.contains("pamtester: successfully authenticated") {
+        // pamtester exits 0 only when every operation succeeded; it says so
+        // per operation ("successfully authenticated", "account management
+        // done.").
+        if o.success()
+            && (o.stdout.contains("pamtester: successfully authenticated")
+                || o.stdout.contains("pamtester: account management done"))
+        {
             return PamResult::Success;
         }
         let last = o
@@ -89,6 +95,9 @@ impl PamOutcome {
 /// The prompt pam_mfa shows (the daemon's challenge message).
 pub const PROMPT: &str = "Verification code:";
 
+/// pam_unix's prompt (su, sudo and password-then-code stacks).
+pub const PASSWORD_PROMPT: &str = "Password:";
+
 /// Runs `pamtester -v SERVICE USER authenticate`, writing answer i only
 /// once the module has prompted for the i-th time: the PAM conversation
 /// (misc_conv) reads stdin in chunks and would swallow answers written
@@ -106,15 +115,71 @@ pub fn pamtester_cmd(
     timeout: Duration,
     envs: &[(&str, &str)],
 ) -> PamOutcome {
+    pamtester_with(
+        service,
+        user,
+        answers,
+        &PamtesterOpts {
+            envs: envs.to_vec(),
+            timeout,
+            ..PamtesterOpts::default()
+        },
+    )
+}
+
+/// How to run pamtester beyond service, user and answers.
+#[derive(Debug, Clone)]
+pub struct PamtesterOpts<'a> {
+    /// PAM items set before the operations (`-I rhost=10.9.8.7`,
+    /// `-I tty=pts/3`, `-I ruser=bob`).
+    pub items: Vec<(&'a str, &'a str)>,
+    /// Operations on one PAM handle, in order (default: authenticate).
+    pub ops: Vec<&'a str>,
+    /// Run pamtester as this user (a screen locker), not as root.
+    pub as_user: Option<&'a User>,
+    pub envs: Vec<(&'a str, &'a str)>,
+    pub timeout: Duration,
+}
+
+impl Default for PamtesterOpts<'_> {
+    fn default() -> Self {
+        PamtesterOpts {
+            items: Vec::new(),
+            ops: vec!["authenticate"],
+            as_user: None,
+            envs: Vec::new(),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// pamtester with items, several operations, or as a user. Answer i goes
+/// out after the i-th prompt of either kind (`Verification code:` or
+/// pam_unix's `Password:`).
+pub fn pamtester_with(
+    service: &str,
+    user: &str,
+    answers: &[&str],
+    opts: &PamtesterOpts<'_>,
+) -> PamOutcome {
+    let mut args: Vec<String> = vec!["-v".into()];
+    for (k, v) in &opts.items {
+        args.push("-I".into());
+        args.push(format!("{k}={v}"));
+    }
+    args.push(service.into());
+    args.push(user.into());
+    args.extend(opts.ops.iter().map(|s| s.to_string()));
     let mut cmd = Cmd::new(paths::tool("pamtester", "pamtester"))
-        .args(["-v", service, user, "authenticate"])
-        .timeout(timeout);
-    for (k, v) in envs {
+        .args(&args)
+        .timeout(opts.timeout)
+        .maybe_as(opts.as_user);
+    for (k, v) in &opts.envs {
         cmd = cmd.env(k, v);
     }
     let mut run = cmd.spawn_interactive();
     for (i, a) in answers.iter().enumerate() {
-        match run.wait_until(PROMPT, i + 1, timeout) {
+        match run.wait_until_any(&[PROMPT, PASSWORD_PROMPT], i + 1, opts.timeout) {
             Ok(()) => run.send_line(a),
             Err(_) => break,
         }
@@ -122,7 +187,8 @@ pub fn pamtester_cmd(
     let output = run.finish();
     assert!(
         !output.timed_out,
-        "pamtester did not finish within {timeout:?}:\n{output}"
+        "pamtester did not finish within {:?}:\n{output}",
+        opts.timeout
     );
     PamOutcome { output }
 }
@@ -169,6 +235,17 @@ impl Env {
     /// pamtester for `user` with these answers (30 s limit).
     pub fn pamtester(&self, service: &str, user: &User, answers: &[&str]) -> PamOutcome {
         pamtester(service, &user.name, answers, Duration::from_secs(30))
+    }
+
+    /// [`pamtester_with`] for `user`.
+    pub fn pamtester_with(
+        &self,
+        service: &str,
+        user: &User,
+        answers: &[&str],
+        opts: &PamtesterOpts<'_>,
+    ) -> PamOutcome {
+        pamtester_with(service, &user.name, answers, opts)
     }
 }
 

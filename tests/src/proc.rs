@@ -390,14 +390,25 @@ impl Interactive {
         count: usize,
         timeout: Duration,
     ) -> Result<(), String> {
+        self.wait_until_any(&[needle], count, timeout)
+    }
+
+    /// Like `wait_until`, counting the occurrences of all `needles`
+    /// together (a password prompt and a code prompt are both "a prompt").
+    pub fn wait_until_any(
+        &mut self,
+        needles: &[&str],
+        count: usize,
+        timeout: Duration,
+    ) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         loop {
-            let seen = String::from_utf8_lossy(&self.stdout)
-                .matches(needle)
-                .count()
-                + String::from_utf8_lossy(&self.stderr)
-                    .matches(needle)
-                    .count();
+            let out = String::from_utf8_lossy(&self.stdout);
+            let err = String::from_utf8_lossy(&self.stderr);
+            let seen: usize = needles
+                .iter()
+                .map(|n| out.matches(n).count() + err.matches(n).count())
+                .sum();
             if seen >= count {
                 return Ok(());
             }

@@ -22,12 +22,21 @@ pub struct User {
 /// Runs a shadow-utils command, retrying while another process holds the
 /// passwd/group lock (exit code 10 for useradd/groupadd, 10 for userdel).
 fn shadow(cmd: &str, args: &[&str]) -> crate::proc::Output {
+    shadow_stdin(cmd, args, None)
+}
+
+/// [`shadow`] with `input` on stdin (chpasswd reads `user:password`).
+fn shadow_stdin(cmd: &str, args: &[&str], input: Option<&str>) -> crate::proc::Output {
     let tool = crate::paths::tool(cmd, "passwd");
     let mut last = None;
     for _ in 0..50 {
         let out = {
             let _guard = PASSWD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-            Cmd::new(&tool).args(args).run()
+            let mut c = Cmd::new(&tool).args(args);
+            if let Some(input) = input {
+                c = c.stdin(input);
+            }
+            c.run()
         };
         if out.success() {
             return out;
@@ -45,10 +54,22 @@ fn shadow(cmd: &str, args: &[&str]) -> crate::proc::Output {
 /// Creates `mfat<random>` without home directory or group of its own, with
 /// no login shell. Letters only, so a user name never looks like a code.
 pub fn create_user() -> User {
+    create_user_with_shell("/usr/sbin/nologin")
+}
+
+/// Like [`create_user`], with this login shell (sshd runs commands with
+/// it, so SSH test users need a real one).
+pub fn create_user_with_shell(shell: &str) -> User {
     let name = format!("mfat{}", random_letters(12));
-    let out = shadow("useradd", &["-M", "-N", "-s", "/usr/sbin/nologin", &name]);
+    let out = shadow("useradd", &["-M", "-N", "-s", shell, &name]);
     assert!(out.success(), "cannot create test user {name}:\n{out}");
     lookup(&name).unwrap_or_else(|| panic!("useradd made {name} but it cannot be looked up"))
+}
+
+/// Sets a user's password with chpasswd (on stdin, never in arguments).
+pub fn set_password(name: &str, password: &str) {
+    let out = shadow_stdin("chpasswd", &[], Some(&format!("{name}:{password}\n")));
+    assert!(out.success(), "cannot set the password of {name}:\n{out}");
 }
 
 /// The uid and gid of an existing user.

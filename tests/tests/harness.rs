@@ -194,3 +194,71 @@ fn pam_run_reports_libpam_results() {
     env.pamtester(&svc, &user, &[])
         .assert_result(mfa_tests::PamResult::AuthErr);
 }
+
+/// A private sshd: its PAM service is named after the symlink it runs as,
+/// it serves on its own port, the askpass script answers and logs
+/// prompts, and dropping it stops sshd and removes the service file and
+/// the key directory.
+#[test]
+fn sshd_makes_and_removes_its_world() {
+    use mfa_tests::ssh::{SshOpts, SshSetup};
+    let env = Env::builder().no_daemon().start();
+    let pw = mfa_tests::random_letters(12);
+    let user = env.add_login_user(Some(&pw));
+    let passwd = std::fs::read_to_string("/etc/passwd").expect("/etc/passwd");
+    assert!(
+        passwd
+            .lines()
+            .any(|l| l.starts_with(&format!("{}:", user.name)) && l.ends_with(":/bin/sh")),
+        "login users get /bin/sh"
+    );
+    let sshd = env.sshd(SshSetup::new(
+        "keyboard-interactive",
+        "auth required pam_unix.so nodelay",
+    ));
+    assert!(sshd.name.starts_with("sshd-mfat"));
+    let service = std::path::Path::new("/etc/pam.d").join(&sshd.name);
+    let contents = std::fs::read_to_string(&service).expect("sshd's PAM service");
+    assert!(
+        contents.contains("auth required pam_unix.so nodelay"),
+        "{contents}"
+    );
+    assert!(std::path::Path::new("/run/sshd").is_dir());
+
+    // pam_unix's prompt reaches the askpass script, which answers it.
+    let r = sshd.ssh(
+        &user,
+        &SshOpts {
+            password: Some(&pw),
+            ..SshOpts::default()
+        },
+    );
+    r.assert_logged_in();
+    assert_eq!(r.password_prompts(), 1, "{r}");
+    assert!(
+        r.prompts[0].starts_with(&format!("({}@127.0.0.1) ", user.name)),
+        "{r}"
+    );
+    let r = sshd.ssh(
+        &user,
+        &SshOpts {
+            password: Some("wrong"),
+            attempts: 1,
+            ..SshOpts::default()
+        },
+    );
+    r.assert_refused();
+
+    let log = sshd.log();
+    assert!(log.contains(&format!("Server listening on 127.0.0.1 port {}", sshd.port)));
+    let pid = sshd.pid().expect("sshd runs");
+    let keys = sshd.keys_dir().to_path_buf();
+    assert!(keys.starts_with("/run"), "StrictModes refuses /tmp");
+    drop(sshd);
+    assert!(!service.exists(), "service file left behind");
+    assert!(!keys.exists(), "key directory left behind");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "sshd {pid} still there"
+    );
+}

@@ -3,8 +3,11 @@
 //! caller uid is tested with real credentials.
 //!
 //! Usage: mfa-call BUS COMMAND ARGS...
-//!   login-begin USER [SERVICE]
+//!   login-begin USER [SERVICE [RHOST [AUTH_INFO]]]
 //!   login USER CODE...            Begin, then Answer each code in turn
+//!   account-check USER SERVICE SESSION
+//!   trusted USER | trusted-remove USER ID | trusted-remove-all USER
+//!   admin-trusted USER | admin-trusted-remove USER ID | admin-trusted-remove-all USER
 //!   enroll-begin USER [NAME]
 //!   enroll-confirm USER ID CODE1 CODE2
 //!   status USER
@@ -69,11 +72,47 @@ async fn run(args: Vec<String>) -> Result<Value, Failure> {
     let v = match cmd.as_str() {
         "login-begin" => {
             let service = rest.get(1).map(String::as_str).unwrap_or("mfa-test");
+            let rhost = rest.get(2).map(String::as_str).unwrap_or("");
+            let auth_info = rest.get(3).map(String::as_str).unwrap_or("");
             let (action, session, message) = login
-                .begin(&arg(rest, 0, "USER")?, service, "", "", "")
+                .begin(&arg(rest, 0, "USER")?, service, rhost, "", auth_info)
                 .await?;
             json!({"action": action, "session": session, "message": message})
         }
+        "account-check" => {
+            let (action, message) = login
+                .account_check(
+                    &arg(rest, 0, "USER")?,
+                    &arg(rest, 1, "SERVICE")?,
+                    &arg(rest, 2, "SESSION")?,
+                )
+                .await?;
+            json!({"action": action, "message": message})
+        }
+        "trusted" => json!(account.trusted_devices(&arg(rest, 0, "USER")?).await?),
+        "trusted-remove" => {
+            account
+                .remove_trusted_device(&arg(rest, 0, "USER")?, &arg(rest, 1, "ID")?)
+                .await?;
+            json!(null)
+        }
+        "trusted-remove-all" => json!(
+            account
+                .remove_all_trusted_devices(&arg(rest, 0, "USER")?)
+                .await?
+        ),
+        "admin-trusted" => json!(admin.trusted_devices(&arg(rest, 0, "USER")?).await?),
+        "admin-trusted-remove" => {
+            admin
+                .remove_trusted_device(&arg(rest, 0, "USER")?, &arg(rest, 1, "ID")?)
+                .await?;
+            json!(null)
+        }
+        "admin-trusted-remove-all" => json!(
+            admin
+                .remove_all_trusted_devices(&arg(rest, 0, "USER")?)
+                .await?
+        ),
         "login" => {
             let (action, session, message) = login
                 .begin(&arg(rest, 0, "USER")?, "mfa-test", "", "", "")

@@ -2,7 +2,10 @@
 //! what it returned plus this process's threads and file descriptors before
 //! and after, so a test can prove the module leaves nothing behind.
 //!
-//! Usage: pam-run SERVICE USER [--repeat N] [--setcred] [--acct] [ANSWER...]
+//! Usage: pam-run SERVICE USER [--repeat N] [--setcred] [--acct] [--hex HEX] [ANSWER...]
+//!
+//! `--hex HEX` is one answer given as hex bytes (for answers that are not
+//! UTF-8, which a command line argument need not be either).
 //!
 //! Each round: pam_start, pam_authenticate (answers consumed in order by
 //! echo-off/echo-on prompts; a prompt with no answer left fails the
@@ -73,7 +76,7 @@ extern "C" {
 
 /// What the conversation saw and has left to say.
 struct Conversation {
-    answers: Vec<String>,
+    answers: Vec<Vec<u8>>,
     prompts: Vec<String>,
     /// "echo_off" or "echo_on", one per prompt.
     prompt_styles: Vec<&'static str>,
@@ -215,27 +218,49 @@ fn snapshot() -> serde_json::Value {
     json!({"threads": threads(), "fds": fds()})
 }
 
+fn hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
+    use std::os::unix::ffi::OsStringExt;
+    let mut args = std::env::args_os().skip(1).map(OsStringExt::into_vec);
     let (Some(service), Some(user)) = (args.next(), args.next()) else {
-        eprintln!("usage: pam-run SERVICE USER [--repeat N] [--setcred] [--acct] [ANSWER...]");
+        eprintln!(
+            "usage: pam-run SERVICE USER [--repeat N] [--setcred] [--acct] [--hex HEX] [ANSWER...]"
+        );
         return ExitCode::from(2);
     };
     let mut repeat = 1usize;
     let mut setcred = false;
     let mut acct = false;
     let mut answers = Vec::new();
-    let rest: Vec<String> = args.collect();
+    let rest: Vec<Vec<u8>> = args.collect();
+    let text = |i: usize| rest.get(i).and_then(|a| std::str::from_utf8(a).ok());
     let mut i = 0;
     while i < rest.len() {
-        match rest[i].as_str() {
-            "--repeat" => {
+        match rest[i].as_slice() {
+            b"--repeat" => {
                 i += 1;
-                repeat = rest.get(i).and_then(|s| s.parse().ok()).unwrap_or(1);
+                repeat = text(i).and_then(|s| s.parse().ok()).unwrap_or(1);
             }
-            "--setcred" => setcred = true,
-            "--acct" => acct = true,
-            a => answers.push(a.to_string()),
+            b"--setcred" => setcred = true,
+            b"--acct" => acct = true,
+            b"--hex" => {
+                i += 1;
+                let Some(bytes) = text(i).and_then(hex) else {
+                    eprintln!("pam-run: --hex needs an even number of hex digits");
+                    return ExitCode::from(2);
+                };
+                answers.push(bytes);
+            }
+            a => answers.push(a.to_vec()),
         }
         i += 1;
     }
