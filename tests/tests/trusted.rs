@@ -1,0 +1,252 @@
+//! Trusted devices: after a right code, the device the login came from
+//! (the SSH key of the first factor, else the remote host) logs in without
+//! a code while `[trusted_devices] lifetime` lasts. Users list and remove
+//! them with `mfactl trusted`, admins with `mfactl admin trusted USER`, and
+//! `admin reset` clears them. Local logins are never trusted; lifetime
+//! "off" (the default) trusts nothing.
+
+use mfa_tests::codes::unix_now;
+use mfa_tests::ssh::{SshKey, SshOpts, SshSetup};
+use mfa_tests::{Clock, Env, PamOutcome, PamResult, PamtesterOpts, User};
+use serde_json::Value;
+
+const TRUSTED_MSG: &str = "This device is trusted";
+
+fn opts<'a>(key: &'a SshKey, codes: &[&str]) -> SshOpts<'a> {
+    SshOpts {
+        key: Some(key),
+        codes: codes.iter().map(|c| c.to_string()).collect(),
+        ..SshOpts::default()
+    }
+}
+
+/// `mfactl --json trusted list` as the user.
+fn trusted_list(env: &Env, user: &User) -> Vec<Value> {
+    let v = env.mfactl_json(Some(user), &["trusted", "list"]);
+    v.as_array()
+        .unwrap_or_else(|| panic!("trusted list is not an array: {v}"))
+        .clone()
+}
+
+/// pamtester from a remote host (PAM_RHOST), as a remote service that is
+/// not sshd would set it.
+fn from_host(env: &Env, svc: &str, user: &User, rhost: &str, answers: &[&str]) -> PamOutcome {
+    let items = match rhost {
+        "" => vec![],
+        h => vec![("rhost", h)],
+    };
+    env.pamtester_with(
+        svc,
+        user,
+        answers,
+        &PamtesterOpts {
+            items,
+            ..PamtesterOpts::default()
+        },
+    )
+}
+
+#[test]
+fn a_verified_ssh_key_is_trusted_until_removed() {
+    let env = Env::builder()
+        .trusted_lifetime("30d")
+        .max_failures(100)
+        .start();
+    let dan = env.add_login_user(None);
+    let dev = env.enroll_raw(&dan);
+    let key = env.ssh_key();
+    let other = env.ssh_key();
+    let sshd = env.sshd(SshSetup::key_then_code(&env));
+    sshd.authorize(&dan, &[&key, &other]);
+    let c = Clock::now().codes(&dev.secret, 0, 2);
+
+    // First login from the key: the code is asked.
+    let r = sshd.ssh(&dan, &opts(&key, &[&c[0]]));
+    r.assert_logged_in();
+    assert_eq!(r.code_prompts(), 1, "{r}");
+
+    // Same key again: no code prompt at all, and in.
+    let r = sshd.ssh(&dan, &opts(&key, &[]));
+    r.assert_logged_in();
+    assert!(r.prompts.is_empty(), "a trusted key is asked nothing: {r}");
+    let log = env.daemon_log();
+    assert!(
+        log.lines().any(|l| l.contains("login allowed")
+            && l.contains(&format!("user={}", dan.name))
+            && l.contains("trusted_device=")),
+        "{log}"
+    );
+
+    // The user sees one key device, with the key's fingerprint.
+    let list = trusted_list(&env, &dan);
+    assert_eq!(list.len(), 1, "{list:?}");
+    let t = &list[0];
+    assert_eq!(t["kind"], "key", "{t}");
+    assert_eq!(t["identity"], key.fingerprint.as_str(), "{t}");
+    let now = unix_now() as i64;
+    let first = t["first_used"].as_i64().unwrap_or(0);
+    let last = t["last_used"].as_i64().unwrap_or(0);
+    let expires = t["expires"].as_i64().unwrap_or(0);
+    assert!(first > now - 120 && first <= last && last <= now + 5, "{t}");
+    assert!(
+        expires >= now + 29 * 86400 && expires <= now + 31 * 86400,
+        "30d lifetime: {t}"
+    );
+    let text = env.mfactl_as(&dan, &["trusted", "list"]);
+    text.assert_success();
+    assert!(
+        text.stdout.contains(&key.fingerprint) && text.stdout.contains("key"),
+        "{text}"
+    );
+
+    // Another key of the same user is not trusted by the first one.
+    let r = sshd.ssh(&dan, &opts(&other, &[&c[1]]));
+    r.assert_logged_in();
+    assert_eq!(r.code_prompts(), 1, "{r}");
+    assert_eq!(trusted_list(&env, &dan).len(), 2);
+
+    // The user removes them all: the key is asked again.
+    let v = env.mfactl_json(Some(&dan), &["trusted", "remove", "--all"]);
+    assert_eq!(v["removed"], 2, "{v}");
+    assert!(trusted_list(&env, &dan).is_empty());
+    let r = sshd.ssh(&dan, &opts(&key, &[&c[2]]));
+    r.assert_logged_in();
+    assert_eq!(r.code_prompts(), 1, "{r}");
+
+    // The admin sees it; reset clears it.
+    let v = env.mfactl_json(None, &["admin", "trusted", &dan.name]);
+    let a = v.as_array().unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(a.len(), 1, "{v}");
+    assert_eq!(a[0]["identity"], key.fingerprint.as_str(), "{v}");
+    let text = env.mfactl(&["admin", "trusted", &dan.name]);
+    text.assert_success();
+    assert!(text.stdout.contains(&key.fingerprint), "{text}");
+    env.mfactl(&["admin", "reset", &dan.name]).assert_success();
+    let v = env.mfactl_json(None, &["admin", "trusted", &dan.name]);
+    assert_eq!(v, serde_json::json!([]), "reset leaves no trusted device");
+}
+
+/// Removing one trusted device by id, by the user and by the admin.
+#[test]
+fn trusted_devices_are_removed_one_by_one() {
+    let env = Env::builder().trusted_lifetime("forever").start();
+    let eve = env.add_user();
+    let dev = env.enroll_raw(&eve);
+    let svc = env.pam_service("");
+    let c = Clock::now().codes(&dev.secret, 0, 1);
+    from_host(&env, &svc, &eve, "10.1.1.1", &[&c[0]]).assert_result(PamResult::Success);
+    from_host(&env, &svc, &eve, "10.1.1.2", &[&c[1]]).assert_result(PamResult::Success);
+    let list = trusted_list(&env, &eve);
+    assert_eq!(list.len(), 2, "{list:?}");
+    // "forever": no expiry, shown as "never".
+    assert!(list.iter().all(|t| t["expires"] == 0), "{list:?}");
+    let text = env.mfactl_as(&eve, &["trusted", "list"]);
+    assert!(text.stdout.contains("never"), "{text}");
+
+    let id = |host: &str| -> String {
+        trusted_list(&env, &eve)
+            .iter()
+            .find(|t| t["identity"] == host)
+            .and_then(|t| t["id"].as_str().map(str::to_string))
+            .unwrap_or_else(|| panic!("no trusted device for {host}"))
+    };
+    let first = id("10.1.1.1");
+    let out = env.mfactl_as(&eve, &["trusted", "remove", &first]);
+    out.assert_success();
+    assert!(out.stdout.contains(&first), "{out}");
+    let left = trusted_list(&env, &eve);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["identity"], "10.1.1.2");
+    // An id that is no longer there: a clear error.
+    let out = env.mfactl_as(&eve, &["trusted", "remove", &first]);
+    out.assert_failure();
+    assert!(out.stderr.starts_with("mfactl: "), "{out}");
+
+    let second = id("10.1.1.2");
+    env.mfactl(&["admin", "trusted", &eve.name, "remove", &second])
+        .assert_success();
+    assert!(trusted_list(&env, &eve).is_empty());
+}
+
+/// Without a key, a remote service's host is the device; the trust is per
+/// user and per host, and a local login (no PAM_RHOST) is never trusted.
+#[test]
+fn remote_hosts_are_trusted_and_local_logins_never() {
+    let env = Env::builder().trusted_lifetime("30d").start();
+    let fay = env.add_user();
+    let gil = env.add_user();
+    let dev = env.enroll_raw(&fay);
+    let gdev = env.enroll_raw(&gil);
+    let svc = env.pam_service("");
+    let c = Clock::now().codes(&dev.secret, 0, 3);
+
+    let r = from_host(&env, &svc, &fay, "10.9.8.7", &[&c[0]]);
+    r.assert_result(PamResult::Success);
+    assert_eq!(r.prompts(), 1, "{}", r.output);
+    // Again from the same host: in without a prompt, and told why.
+    let r = from_host(&env, &svc, &fay, "10.9.8.7", &[]);
+    r.assert_result(PamResult::Success);
+    assert_eq!(r.prompts(), 0, "{}", r.output);
+    assert!(r.transcript().contains(TRUSTED_MSG), "{}", r.output);
+    // Another host is asked.
+    let r = from_host(&env, &svc, &fay, "10.9.8.6", &[&c[1]]);
+    r.assert_result(PamResult::Success);
+    assert_eq!(r.prompts(), 1, "{}", r.output);
+    // Another user from the trusted host is asked: trust is per user.
+    let g = Clock::now().code(&gdev.secret, 0);
+    let r = from_host(&env, &svc, &gil, "10.9.8.7", &[&g]);
+    r.assert_result(PamResult::Success);
+    assert_eq!(r.prompts(), 1, "{}", r.output);
+
+    // Local logins: asked every time, and never listed.
+    for code in [&c[2], &c[3]] {
+        let r = from_host(&env, &svc, &fay, "", &[code]);
+        r.assert_result(PamResult::Success);
+        assert_eq!(
+            r.prompts(),
+            1,
+            "a local login is never trusted:\n{}",
+            r.output
+        );
+    }
+    let list = trusted_list(&env, &fay);
+    let mut hosts: Vec<&str> = list
+        .iter()
+        .map(|t| {
+            assert_eq!(t["kind"], "host", "{t}");
+            t["identity"].as_str().unwrap_or("")
+        })
+        .collect();
+    hosts.sort();
+    assert_eq!(hosts, ["10.9.8.6", "10.9.8.7"], "{list:?}");
+}
+
+/// lifetime "off" (mfad's default; the harness leaves the section out):
+/// every login asks, keys and hosts alike, and nothing is listed.
+#[test]
+fn trust_is_off_by_default() {
+    let env = Env::new();
+    assert!(env.config().trusted_lifetime.is_none());
+    assert!(!std::fs::read_to_string(env.config_path())
+        .unwrap_or_default()
+        .contains("trusted_devices"));
+    let hal = env.add_login_user(None);
+    let dev = env.enroll_raw(&hal);
+    let key = env.ssh_key();
+    let sshd = env.sshd(SshSetup::key_then_code(&env));
+    sshd.authorize(&hal, &[&key]);
+    let svc = env.pam_service("");
+    let c = Clock::now().codes(&dev.secret, 0, 3);
+
+    for code in [&c[0], &c[1]] {
+        let r = sshd.ssh(&hal, &opts(&key, &[code]));
+        r.assert_logged_in();
+        assert_eq!(r.code_prompts(), 1, "{r}");
+    }
+    for code in [&c[2], &c[3]] {
+        let r = from_host(&env, &svc, &hal, "10.9.8.7", &[code]);
+        r.assert_result(PamResult::Success);
+        assert_eq!(r.prompts(), 1, "{}", r.output);
+    }
+    assert!(trusted_list(&env, &hal).is_empty());
+}
