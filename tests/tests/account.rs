@@ -161,6 +161,8 @@ fn the_account_phase_needs_this_logins_code_step() {
         "{}",
         run.output
     );
+    // The account hook, like the auth hook, leaves no thread or fd behind.
+    assert!(run.leaks().is_empty(), "{:?}\n{}", run.leaks(), run.output);
 }
 
 /// On the wire: a verified session answers AccountCheck once; a session

@@ -250,3 +250,40 @@ fn trust_is_off_by_default() {
     }
     assert!(trusted_list(&env, &hal).is_empty());
 }
+
+/// Trusted devices are the user's own business: another user can neither
+/// see nor remove them, the Admin methods need an admin, and root may.
+#[test]
+fn trusted_devices_are_private() {
+    let env = Env::builder().trusted_lifetime("30d").start();
+    let ida = env.add_user();
+    let jo = env.add_user();
+    let dev = env.enroll_raw(&ida);
+    let svc = env.pam_service("");
+    let code = Clock::now().code(&dev.secret, 0);
+    from_host(&env, &svc, &ida, "10.2.2.2", &[&code]).assert_result(PamResult::Success);
+
+    let mine = env.call(Some(&ida), &["trusted", ""]);
+    let list = mine.ok().as_array().cloned().unwrap_or_default();
+    assert_eq!(list.len(), 1, "{mine:?}");
+    let id = list[0]["id"].as_str().unwrap_or_default().to_string();
+
+    for args in [
+        vec!["trusted", ida.name.as_str()],
+        vec!["trusted-remove", &ida.name, &id],
+        vec!["trusted-remove-all", &ida.name],
+        vec!["admin-trusted", &ida.name],
+        vec!["admin-trusted-remove", &ida.name, &id],
+        vec!["admin-trusted-remove-all", &ida.name],
+    ] {
+        env.call(Some(&jo), &args).assert_error("AccessDenied");
+    }
+    // Not an admin either for herself.
+    env.call(Some(&ida), &["admin-trusted", &ida.name])
+        .assert_error("AccessDenied");
+    // Still there; root removes it.
+    assert_eq!(trusted_list(&env, &ida).len(), 1);
+    let v = env.call(None, &["admin-trusted-remove-all", &ida.name]);
+    assert_eq!(v.ok(), &serde_json::json!(1), "{v:?}");
+    assert!(trusted_list(&env, &ida).is_empty());
+}
