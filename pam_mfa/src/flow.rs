@@ -64,6 +64,9 @@ pub const WRONG_CODE: &str = "Wrong code; try again.";
 pub const UNAVAILABLE: &str = "Two-step verification is unavailable right now; try again later.";
 /// What the user sees when mfad goes away after asking for a code.
 pub const LOST: &str = "The verification service stopped answering; try again later.";
+/// What the user sees when the answer to the code prompt was the password.
+pub const PASSWORD_NOT_CODE: &str =
+    "The password is not a verification code; this login method cannot ask for one.";
 /// What the user sees when the account phase refuses and mfad says nothing.
 pub const ACCOUNT_DENIED: &str = "This login did not pass two-step verification.";
 /// The PAM environment variable that carries the session token from the
@@ -215,6 +218,20 @@ fn challenge(
                 return Outcome::ConvErr;
             }
         };
+        // sshd's password method (PasswordAuthentication) answers every
+        // prompt with the password. Sending it on would count failures
+        // toward the user's lockout and show mfad the password.
+        if pam
+            .password()
+            .is_some_and(|p| !p.as_bytes().is_empty() && same_bytes(p.as_bytes(), code.as_bytes()))
+        {
+            log.warning(&format!(
+                "the answer to the code prompt was the password (sshd's password method \
+                 answers every prompt with it; use keyboard-interactive), refusing; {who}"
+            ));
+            show_error(pam, PASSWORD_NOT_CODE, log);
+            return Outcome::AuthErr;
+        }
         code.truncate(MAX_CODE_BYTES);
         let reply = daemon.answer(session, code.as_bytes());
         drop(code);
@@ -265,6 +282,20 @@ fn challenge(
     }
     log.warning(&format!("denied: {MAX_TRIES} wrong codes; {who}"));
     Outcome::AuthErr
+}
+
+/// Compares in time that depends on the lengths only.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// For `pam_sm_setcred`: drops the session token if the account phase did
+/// not (a stack without `account ... pam_mfa.so`), so it does not reach the
+/// user's session environment. Never fails the login.
+pub fn forget_session(pam: &mut impl Pam, log: &mut impl Log) {
+    if pam.getenv(SESSION_ENV).is_some() {
+        remove_session(pam, log);
+    }
 }
 
 /// One account check, start to end.

@@ -7,7 +7,7 @@ use std::ffi::{c_char, c_int, CStr, CString};
 
 use pam::constants::{PamMessageStyle, PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO};
 use pam::conv::Conv;
-use pam::items::{RHost, Service, Tty};
+use pam::items::{AuthTok, RHost, Service, Tty};
 use pam::module::PamHandle;
 
 use crate::error::Error;
@@ -78,6 +78,9 @@ pub trait Pam {
     fn error_msg(&mut self, message: &str) -> Result<(), Error>;
     /// Shows a PAM_TEXT_INFO.
     fn text_info(&mut self, message: &str) -> Result<(), Error>;
+    /// PAM_AUTHTOK, the password an earlier module of the stack read, if
+    /// any.
+    fn password(&self) -> Option<Code>;
 }
 
 #[link(name = "pam")]
@@ -210,6 +213,13 @@ impl Pam for PamItems<'_> {
 
     fn error_msg(&mut self, message: &str) -> Result<(), Error> {
         self.send(PAM_ERROR_MSG, message).map(drop)
+    }
+
+    fn password(&self) -> Option<Code> {
+        match self.pamh.get_item::<AuthTok>() {
+            Ok(Some(tok)) => Some(Code::new(tok.as_bytes().to_vec())),
+            _ => None,
+        }
     }
 
     fn text_info(&mut self, message: &str) -> Result<(), Error> {

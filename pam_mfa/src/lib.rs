@@ -25,6 +25,7 @@
 //! | Begin: `challenge`, then Answer `success` | prompt (echo off); message if any, PAM_TEXT_INFO | PAM_SUCCESS, token kept |
 //! | Answer `retry` | message, PAM_ERROR_MSG; prompt again (3 tries at most) | — |
 //! | Answer `deny`, or a 3rd `retry` | message, PAM_ERROR_MSG | PAM_AUTH_ERR |
+//! | the answer equals PAM_AUTHTOK (sshd's password method answers every prompt with the password) | "not a verification code", PAM_ERROR_MSG; mfad is not asked | PAM_AUTH_ERR |
 //! | an mfad error (`org.mfad.Mfa1.Error.*`) on Begin or Answer | its message, PAM_ERROR_MSG | PAM_AUTH_ERR |
 //! | conversation fails (Ctrl-D, client gone) | — | PAM_CONV_ERR |
 //! | no user name | — | PAM_USER_UNKNOWN |
@@ -48,7 +49,8 @@
 //! | same, `failmode=safe` | nothing; syslog warning | PAM_IGNORE |
 //! | no user name | — | PAM_USER_UNKNOWN |
 //!
-//! PAM_SILENT hides PAM_TEXT_INFO only. `pam_sm_setcred` returns
+//! PAM_SILENT hides PAM_TEXT_INFO only. `pam_sm_setcred` removes a
+//! `PAM_MFA_SESSION` the account phase did not take and returns
 //! PAM_SUCCESS; the other hooks PAM_IGNORE.
 //!
 //! pam-bindings' entry points catch panics (PAM_ABORT); the code here does
@@ -118,8 +120,15 @@ impl PamHooks for PamMfa {
     }
 
     /// sshd drops the session unless setcred succeeds; there are no
-    /// credentials to set.
-    fn sm_setcred(_pamh: &mut PamHandle, _argv: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+    /// credentials to set. Applications call it after the account phase,
+    /// so it drops a session token that no `account ... pam_mfa.so` took,
+    /// before sshd copies the PAM environment into the user's session.
+    fn sm_setcred(pamh: &mut PamHandle, argv: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        let (args, _) = args::parse(&argv);
+        let mut pam = handle::PamItems::new(pamh);
+        let service = handle::Pam::service(&pam);
+        let mut log = log::Syslog::open(&service, "setcred", args.debug);
+        flow::forget_session(&mut pam, &mut log);
         PamResultCode::PAM_SUCCESS
     }
 

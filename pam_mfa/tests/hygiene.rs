@@ -274,6 +274,9 @@ impl Pam for Typist {
     fn text_info(&mut self, _message: &str) -> Result<(), Error> {
         Ok(())
     }
+    fn password(&self) -> Option<Code> {
+        None
+    }
 }
 
 struct NoLog;

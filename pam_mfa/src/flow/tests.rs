@@ -23,6 +23,8 @@ struct ScriptedPam {
     env: BTreeMap<String, String>,
     /// pam_putenv fails (libpam out of memory, say).
     putenv_fails: bool,
+    /// PAM_AUTHTOK set by an earlier module.
+    password: Option<Vec<u8>>,
 }
 
 impl ScriptedPam {
@@ -32,6 +34,7 @@ impl ScriptedPam {
             rhost: "10.0.0.7".into(),
             tty: "ssh".into(),
             auth_info: "publickey ssh-ed25519 AAAA".into(),
+            password: None,
             answers: answers.iter().map(|a| Some(a.to_vec())).collect(),
             ..Default::default()
         }
@@ -88,6 +91,9 @@ impl Pam for ScriptedPam {
     fn error_msg(&mut self, message: &str) -> Result<(), Error> {
         self.errors.push(message.to_string());
         Ok(())
+    }
+    fn password(&self) -> Option<Code> {
+        self.password.clone().map(Code::new)
     }
     fn text_info(&mut self, message: &str) -> Result<(), Error> {
         self.infos.push(message.to_string());
@@ -341,6 +347,43 @@ fn the_daemons_prompt_is_used_and_an_empty_one_gets_the_default() {
     let mut d = ScriptedDaemon::begins(BeginAction::Challenge, "").then(AnswerResult::Success, "");
     run(&mut pam, &mut d, SECURE);
     assert_eq!(pam.prompts, [DEFAULT_PROMPT]);
+}
+
+#[test]
+fn the_password_as_answer_is_refused_without_asking_mfad() {
+    // sshd's password method answers the code prompt with the password.
+    let mut pam = ScriptedPam::new(&[b"hunter2"]);
+    pam.password = Some(b"hunter2".to_vec());
+    let mut d = ScriptedDaemon::challenge();
+    let (o, log) = run(&mut pam, &mut d, SECURE);
+    assert_eq!(o, Outcome::AuthErr);
+    assert!(d.received.is_empty(), "the password went to mfad");
+    assert_eq!(pam.errors, [PASSWORD_NOT_CODE]);
+    assert!(!log.all().contains("hunter2"));
+    assert!(pam.getenv(SESSION_ENV).is_none());
+
+    // A code that differs from the password goes through as usual.
+    let mut pam = ScriptedPam::new(&[b"123456"]);
+    pam.password = Some(b"hunter2".to_vec());
+    let mut d = ScriptedDaemon::challenge().then(AnswerResult::Success, "");
+    assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::Success);
+}
+
+#[test]
+fn setcred_forgets_a_token_the_account_phase_did_not_take() {
+    let mut pam = ScriptedPam::new(&[]);
+    pam.env.insert(SESSION_ENV.into(), TOKEN.into());
+    let mut log = Recorder::default();
+    forget_session(&mut pam, &mut log);
+    assert!(pam.getenv(SESSION_ENV).is_none());
+    assert!(!log.all().contains(TOKEN));
+    // Nothing to forget is not an error.
+    forget_session(&mut pam, &mut log);
+    assert!(
+        log.0.iter().all(|(l, _)| *l != Level::Error),
+        "{}",
+        log.all()
+    );
 }
 
 #[test]
