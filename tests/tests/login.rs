@@ -157,8 +157,10 @@ fn unknown_module_arguments_are_ignored() {
 }
 
 /// pam_sm_setcred returns PAM_SUCCESS (sshd drops the session otherwise)
-/// and pam_sm_acct_mgmt returns PAM_SUCCESS for now: with the module alone
-/// in the auth and account stacks, libpam reports exactly its results.
+/// and pam_sm_acct_mgmt returns PAM_SUCCESS after this login's code step
+/// (called in the applications' order: account, then setcred): with the
+/// module alone in the auth and account stacks, libpam reports exactly its
+/// results.
 #[test]
 fn setcred_and_acct_mgmt_succeed() {
     let env = Env::new();

@@ -9,7 +9,8 @@
 //!
 //! Each round: pam_start, pam_authenticate (answers consumed in order by
 //! echo-off/echo-on prompts; a prompt with no answer left fails the
-//! conversation), optionally pam_setcred and pam_acct_mgmt, pam_end.
+//! conversation), optionally pam_acct_mgmt and pam_setcred (in that order,
+//! as applications call them), pam_end.
 //! Prints one JSON object on stdout; exit 0 unless the helper itself failed.
 
 use std::collections::BTreeMap;
@@ -291,15 +292,17 @@ fn main() -> ExitCode {
         // SAFETY: pamh is a live handle from pam_start.
         let auth = unsafe { pam_authenticate(pamh, 0) };
         let after_auth = snapshot();
-        let cred = if setcred {
-            // SAFETY: as above.
-            Some(unsafe { pam_setcred(pamh, PAM_ESTABLISH_CRED) })
-        } else {
-            None
-        };
+        // pam_acct_mgmt before pam_setcred, the order of login, su, sudo
+        // and sshd (and of the Linux-PAM application guide).
         let account = if acct {
             // SAFETY: as above.
             Some(unsafe { pam_acct_mgmt(pamh, 0) })
+        } else {
+            None
+        };
+        let cred = if setcred {
+            // SAFETY: as above.
+            Some(unsafe { pam_setcred(pamh, PAM_ESTABLISH_CRED) })
         } else {
             None
         };
