@@ -64,6 +64,7 @@ struct Session {
     caller: u32,
     service: String,
     rhost: String,
+    tty: String,
     /// The device to trust once the code is right (None: never trusted).
     identity: Option<Identity>,
     tries: u32,
@@ -433,6 +434,7 @@ impl Service {
                 caller,
                 service: req.service.clone(),
                 rhost: req.rhost.clone(),
+                tty: req.tty.clone(),
                 identity,
                 tries: 0,
                 verified,
@@ -462,11 +464,18 @@ impl Service {
                 s.verified && s.user == user && s.caller == caller && s.expires > now
             });
             if ok {
-                sessions.remove(token);
+                sessions.remove(token)
+            } else {
+                None
             }
-            ok
         };
-        if verified {
+        if let Some(session) = verified {
+            // Trust is given here, not at Answer: the account phase runs only
+            // once the whole auth stack passed, so a right code with a wrong
+            // password never makes a device trusted.
+            if let Some(id) = &session.identity {
+                self.trust_device(user, id, now)?;
+            }
             return Ok((BeginAction::Allow, String::new()));
         }
         match policy::begin(
@@ -513,7 +522,7 @@ impl Service {
         code: &[u8],
         now: i64,
     ) -> Result<(AnswerResult, String)> {
-        let (user, service, rhost, identity) = {
+        let (user, service, rhost, tty) = {
             let mut sessions = lock(&self.sessions);
             let Some(s) = sessions.get(token) else {
                 return Err(Error::NotFound("No such login session.".into()));
@@ -533,13 +542,14 @@ impl Service {
                 s.user.clone(),
                 s.service.clone(),
                 s.rhost.clone(),
-                s.identity.clone(),
+                s.tty.clone(),
             )
         };
         let fields = [
             ("user", user.as_str()),
             ("service", service.as_str()),
             ("rhost", rhost.as_str()),
+            ("tty", tty.as_str()),
         ];
         let check = self.check_code(&user, code, now)?;
         let mut sessions = lock(&self.sessions);
@@ -560,9 +570,6 @@ impl Service {
                 }
                 self.audit.info("verify ok", &f);
                 drop(sessions);
-                if let Some(id) = identity {
-                    self.trust_device(&user, &id, now)?;
-                }
                 Ok((AnswerResult::Success, String::new()))
             }
             Check::Locked(lockout) => {
@@ -1254,6 +1261,15 @@ mod tests {
                 .0,
             AnswerResult::Success
         );
+        // Not trusted until the account phase says the whole login passed.
+        assert_eq!(
+            begin_from(&s, "10.0.0.7", key, NOW + 5).0,
+            BeginAction::Challenge
+        );
+        assert_eq!(
+            s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
+            BeginAction::Allow
+        );
         // Same key from another host: trusted. No key, same host: not.
         assert_eq!(
             begin_from(&s, "10.0.0.7", key, NOW + 10).0,
@@ -1306,6 +1322,10 @@ mod tests {
             AnswerResult::Success
         );
         assert_eq!(
+            s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
+            BeginAction::Allow
+        );
+        assert_eq!(
             begin_from(&s, "10.0.0.9", "", NOW + 1_000_000).0,
             BeginAction::Allow
         );
@@ -1316,6 +1336,26 @@ mod tests {
         ));
         s.reset(0, USER).unwrap();
         assert!(s.admin_trusted_devices(0, USER).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_right_code_without_the_account_phase_trusts_nothing() {
+        // e.g. `auth required pam_unix.so` failed after pam_mfa's success:
+        // the application never runs the account phase.
+        let s = service_with(Mode::Optional, Lifetime::Forever);
+        let (secret, _) = enroll(&s);
+        let (_, token, _) = begin_from(&s, "10.3.3.3", "", NOW);
+        assert_eq!(
+            s.login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+                .unwrap()
+                .0,
+            AnswerResult::Success
+        );
+        assert_eq!(
+            begin_from(&s, "10.3.3.3", "", NOW + 1).0,
+            BeginAction::Challenge
+        );
+        assert!(s.trusted_devices(0, USER).unwrap().is_empty());
     }
 
     #[test]
@@ -1394,6 +1434,10 @@ mod tests {
                 .unwrap()
                 .0,
             AnswerResult::Success
+        );
+        assert_eq!(
+            s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
+            BeginAction::Allow
         );
         let (action, token, _) = begin_from(&s, "10.0.0.9", "", NOW + 5);
         assert_eq!(action, BeginAction::Allow);

@@ -3,10 +3,12 @@
 //! a code while `[trusted_devices] lifetime` lasts. Users list and remove
 //! them with `mfactl trusted`, admins with `mfactl admin trusted USER`, and
 //! `admin reset` clears them. Local logins are never trusted; lifetime
-//! "off" (the default) trusts nothing.
+//! "off" (the default) trusts nothing. Trust is given in the account phase
+//! (`account required pam_mfa.so`), which runs only once the whole auth
+//! stack passed: a right code next to a wrong password trusts nothing.
 
 use mfa_tests::codes::unix_now;
-use mfa_tests::ssh::{SshKey, SshOpts, SshSetup};
+use mfa_tests::ssh::{account_guard, SshKey, SshOpts, SshSetup};
 use mfa_tests::{Clock, Env, PamOutcome, PamResult, PamtesterOpts, User};
 use serde_json::Value;
 
@@ -28,8 +30,17 @@ fn trusted_list(env: &Env, user: &User) -> Vec<Value> {
         .clone()
 }
 
+/// A remote service with the code in auth and the guard (which grants the
+/// trust) in account.
+fn trusted_service(env: &Env) -> String {
+    env.pam_service_raw(&format!(
+        "auth required {m}\naccount required {m}\n",
+        m = env.pam_module_spec()
+    ))
+}
+
 /// pamtester from a remote host (PAM_RHOST), as a remote service that is
-/// not sshd would set it.
+/// not sshd would set it: authenticate, then the account phase.
 fn from_host(env: &Env, svc: &str, user: &User, rhost: &str, answers: &[&str]) -> PamOutcome {
     let items = match rhost {
         "" => vec![],
@@ -41,6 +52,7 @@ fn from_host(env: &Env, svc: &str, user: &User, rhost: &str, answers: &[&str]) -
         answers,
         &PamtesterOpts {
             items,
+            ops: vec!["authenticate", "acct_mgmt"],
             ..PamtesterOpts::default()
         },
     )
@@ -56,7 +68,7 @@ fn a_verified_ssh_key_is_trusted_until_removed() {
     let dev = env.enroll_raw(&dan);
     let key = env.ssh_key();
     let other = env.ssh_key();
-    let sshd = env.sshd(SshSetup::key_then_code(&env));
+    let sshd = env.sshd(SshSetup::key_then_code(&env).account(&account_guard(&env)));
     sshd.authorize(&dan, &[&key, &other]);
     let c = Clock::now().codes(&dev.secret, 0, 2);
 
@@ -132,7 +144,7 @@ fn trusted_devices_are_removed_one_by_one() {
     let env = Env::builder().trusted_lifetime("forever").start();
     let eve = env.add_user();
     let dev = env.enroll_raw(&eve);
-    let svc = env.pam_service("");
+    let svc = trusted_service(&env);
     let c = Clock::now().codes(&dev.secret, 0, 1);
     from_host(&env, &svc, &eve, "10.1.1.1", &[&c[0]]).assert_result(PamResult::Success);
     from_host(&env, &svc, &eve, "10.1.1.2", &[&c[1]]).assert_result(PamResult::Success);
@@ -177,7 +189,7 @@ fn remote_hosts_are_trusted_and_local_logins_never() {
     let gil = env.add_user();
     let dev = env.enroll_raw(&fay);
     let gdev = env.enroll_raw(&gil);
-    let svc = env.pam_service("");
+    let svc = trusted_service(&env);
     let c = Clock::now().codes(&dev.secret, 0, 3);
 
     let r = from_host(&env, &svc, &fay, "10.9.8.7", &[&c[0]]);
@@ -233,9 +245,9 @@ fn trust_is_off_by_default() {
     let hal = env.add_login_user(None);
     let dev = env.enroll_raw(&hal);
     let key = env.ssh_key();
-    let sshd = env.sshd(SshSetup::key_then_code(&env));
+    let sshd = env.sshd(SshSetup::key_then_code(&env).account(&account_guard(&env)));
     sshd.authorize(&hal, &[&key]);
-    let svc = env.pam_service("");
+    let svc = trusted_service(&env);
     let c = Clock::now().codes(&dev.secret, 0, 3);
 
     for code in [&c[0], &c[1]] {
@@ -259,7 +271,7 @@ fn trusted_devices_are_private() {
     let ida = env.add_user();
     let jo = env.add_user();
     let dev = env.enroll_raw(&ida);
-    let svc = env.pam_service("");
+    let svc = trusted_service(&env);
     let code = Clock::now().code(&dev.secret, 0);
     from_host(&env, &svc, &ida, "10.2.2.2", &[&code]).assert_result(PamResult::Success);
 
@@ -286,4 +298,33 @@ fn trusted_devices_are_private() {
     let v = env.call(None, &["admin-trusted-remove-all", &ida.name]);
     assert_eq!(v.ok(), &serde_json::json!(1), "{v:?}");
     assert!(trusted_list(&env, &ida).is_empty());
+}
+
+/// The bug this order of things prevents: pam_mfa succeeds, a later module
+/// of the stack (the password) fails, and the device must not be trusted.
+#[test]
+fn a_right_code_with_a_wrong_password_trusts_nothing() {
+    let env = Env::builder()
+        .trusted_lifetime("30d")
+        .max_failures(100)
+        .start();
+    let password = "correct horse 7";
+    let eve = env.add_login_user(Some(password));
+    let dev = env.enroll_raw(&eve);
+    let svc = env.pam_service_raw(&format!(
+        "auth required pam_unix.so nodelay\nauth required {m}\naccount required {m}\n",
+        m = env.pam_module_spec()
+    ));
+    let c = Clock::now().codes(&dev.secret, 0, 2);
+    let r = from_host(&env, &svc, &eve, "10.3.3.3", &["wrong password", &c[0]]);
+    r.assert_result(PamResult::AuthErr);
+    assert!(trusted_list(&env, &eve).is_empty(), "trusted after a failed login");
+    // The password alone is not enough next time: the code is asked.
+    let r = from_host(&env, &svc, &eve, "10.3.3.3", &[password]);
+    assert_ne!(r.result(), PamResult::Success, "{}", r.transcript());
+    assert_eq!(r.prompts(), 1, "the code prompt: {}", r.transcript());
+    // A full login does make it trusted.
+    let r = from_host(&env, &svc, &eve, "10.3.3.3", &[password, &c[1]]);
+    r.assert_result(PamResult::Success);
+    assert_eq!(trusted_list(&env, &eve).len(), 1);
 }
