@@ -76,7 +76,8 @@ fn ssh_keygen() -> PathBuf {
 }
 
 /// One sshd setup: `AuthenticationMethods` and the PAM stacks of its
-/// service file. Public key authentication is on when the methods name it.
+/// service file. Public key and password authentication are on when the
+/// methods name them.
 #[derive(Debug, Clone)]
 pub struct SshSetup {
     pub methods: String,
@@ -354,11 +355,17 @@ impl Sshd {
     }
 
     fn config(&self, setup: &SshSetup, port: u16, host_key: &Path) -> String {
-        let pubkey = if setup.methods.contains("publickey") {
-            "yes"
-        } else {
-            "no"
+        let on = |method: &str| {
+            if setup.methods.contains(method) {
+                "yes"
+            } else {
+                "no"
+            }
         };
+        let pubkey = on("publickey");
+        // The "password" method is on only in the test that shows what it
+        // does to the code prompt.
+        let password = on("password");
         format!(
             "# written by mfa-tests\n\
              ListenAddress 127.0.0.1\n\
@@ -367,7 +374,7 @@ impl Sshd {
              PidFile {}\n\
              UsePAM yes\n\
              KbdInteractiveAuthentication yes\n\
-             PasswordAuthentication no\n\
+             PasswordAuthentication {password}\n\
              PubkeyAuthentication {pubkey}\n\
              AuthorizedKeysFile {}/%u\n\
              AuthenticationMethods {}\n\

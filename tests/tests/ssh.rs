@@ -206,3 +206,67 @@ fn password_then_code() {
         sshd.log()
     );
 }
+
+/// sshd's "password" method answers every PAM prompt with the password, so
+/// it cannot ask for a code. pam_mfa sees its answer equal PAM_AUTHTOK and
+/// refuses without sending the password to mfad: no failure is counted, so
+/// a stock sshd_config (PasswordAuthentication yes) cannot lock users out.
+#[test]
+fn the_password_method_cannot_pass_and_costs_no_failures() {
+    let env = Env::builder().max_failures(100).start();
+    let password = format!("pw-{}", random_letters(10));
+    let alice = env.add_login_user(Some(&password));
+    env.enroll_raw(&alice);
+    let sshd = env.sshd(SshSetup {
+        methods: "password".into(),
+        ..SshSetup::password_then_code(&env)
+    });
+    let r = sshd.ssh(
+        &alice,
+        &SshOpts {
+            preferred: "password",
+            ..with_password(&password, &[])
+        },
+    );
+    r.assert_refused();
+    assert_eq!(failures(&env, &alice), 0, "the password was sent as a code");
+    let log = env.daemon_log();
+    assert!(!log.contains("verify failed"), "{log}");
+    assert!(!log.contains(&password), "mfad saw the password: {log}");
+}
+
+/// The session token pam_mfa leaves for the account phase never reaches
+/// the user's session environment: the account guard takes it, and
+/// setcred drops it where there is no guard.
+#[test]
+fn the_session_token_stays_out_of_the_session_environment() {
+    let env = Env::builder().max_failures(100).start();
+    let alice = env.add_login_user(None);
+    let dev = env.enroll_raw(&alice);
+    let c = Clock::now().codes(&dev.secret, 0, 2);
+    for (i, setup) in [
+        SshSetup::kbd_int(&env),
+        SshSetup::kbd_int(&env).account(&mfa_tests::ssh::account_guard(&env)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let sshd = env.sshd(setup);
+        let r = sshd.ssh(
+            &alice,
+            &SshOpts {
+                command: "env",
+                ..opts(None, &[&c[i]])
+            },
+        );
+        assert_eq!(r.output.code, Some(0), "{r}");
+        assert!(
+            r.output.stdout.contains("USER="),
+            "env printed nothing: {r}"
+        );
+        assert!(
+            !r.output.stdout.contains("PAM_MFA_SESSION"),
+            "setup {i}: {r}"
+        );
+    }
+}
