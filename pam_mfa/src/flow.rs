@@ -267,7 +267,9 @@ fn challenge(
                 log.warning(&format!(
                     "mfad refused the answer ({kind}): {message}; {who}"
                 ));
-                show_error(pam, &message, log);
+                // mfad forgot the session: it restarted during the login.
+                let m = if kind == "NotFound" { LOST } else { &message };
+                show_error(pam, m, log);
                 return Outcome::AuthErr;
             }
             Err(e) => {

@@ -65,6 +65,11 @@ fn the_daemon_goes_away_after_the_prompt() {
             .filter(|l| l.trim() != PROMPT)
             .collect();
         assert!(!told.is_empty(), "{mishap:?}: no message:\n{}", r.output);
+        assert!(
+            transcript.contains("stopped answering"),
+            "{mishap:?}: the user is told the service went away:\n{}",
+            r.output
+        );
 
         if let Mishap::Stop = mishap {
             env.start_daemon();

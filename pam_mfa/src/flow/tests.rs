@@ -933,3 +933,14 @@ fn auth_then_account_on_one_handle() {
     );
     assert!(pam.env.is_empty(), "nothing left for the session");
 }
+
+#[test]
+fn a_session_mfad_forgot_reads_as_the_service_going_away() {
+    let mut pam = ScriptedPam::new(&[b"123456"]);
+    let mut d = ScriptedDaemon::challenge().then_err(Error::Refused {
+        kind: "NotFound",
+        message: "No such login session.".into(),
+    });
+    assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::AuthErr);
+    assert_eq!(pam.errors, [LOST]);
+}
