@@ -318,7 +318,10 @@ fn a_right_code_with_a_wrong_password_trusts_nothing() {
     let c = Clock::now().codes(&dev.secret, 0, 2);
     let r = from_host(&env, &svc, &eve, "10.3.3.3", &["wrong password", &c[0]]);
     r.assert_result(PamResult::AuthErr);
-    assert!(trusted_list(&env, &eve).is_empty(), "trusted after a failed login");
+    assert!(
+        trusted_list(&env, &eve).is_empty(),
+        "trusted after a failed login"
+    );
     // The password alone is not enough next time: the code is asked.
     let r = from_host(&env, &svc, &eve, "10.3.3.3", &[password]);
     assert_ne!(r.result(), PamResult::Success, "{}", r.transcript());
