@@ -72,6 +72,15 @@ impl Env {
         parse_json(&out)
     }
 
+    /// The user's consecutive failed attempts, from `mfactl admin status`.
+    #[track_caller]
+    pub fn failures(&self, user: &User) -> u64 {
+        let s = self.mfactl_json(None, &["admin", "status", &user.name]);
+        s["failures"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no failures in {s}"))
+    }
+
     /// `mfactl --json enroll totp --begin` as the user.
     #[track_caller]
     pub fn enroll_begin(&self, user: &User) -> PendingEnrollment {

@@ -10,13 +10,6 @@ use mfa_tests::{random_letters, Clock, Env, Policy, User};
 /// What mfad says about anything that is not 6 or 8 digits.
 const NOT_A_CODE: &str = "6 digits";
 
-fn failures(env: &Env, user: &User) -> u64 {
-    let s = env.mfactl_json(None, &["admin", "status", &user.name]);
-    s["failures"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no failures in {s}"))
-}
-
 /// Each bad answer is answered with one clear error message and counts as
 /// exactly one failed attempt; then the module prompts again.
 #[test]
@@ -58,7 +51,7 @@ fn malformed_answers_get_a_message_and_count_once() {
         );
         assert_eq!(run.message_styles(), ["error"], "{what}");
         assert_eq!(
-            failures(&env, &kai),
+            env.failures(&kai),
             i as u64 + 1,
             "{what} must count as one failure"
         );
@@ -75,7 +68,7 @@ fn malformed_answers_get_a_message_and_count_once() {
     let spaced = format!("{} {}", &code[..3], &code[3..]);
     let run = env.pam_run(&svc, &kai, &[], &[&spaced]);
     assert_eq!(run.auth_rc(0), rc::PAM_SUCCESS, "{}", run.output);
-    assert_eq!(failures(&env, &kai), 0);
+    assert_eq!(env.failures(&kai), 0);
 }
 
 /// A user name that does not exist gets exactly what an unenrolled user

@@ -9,7 +9,7 @@
 //! of the way (it has its own tests).
 
 use mfa_tests::ssh::{SshKey, SshOpts, SshSetup};
-use mfa_tests::{random_letters, wrong_code, Clock, Env, User};
+use mfa_tests::{random_letters, wrong_code, Clock, Env};
 
 fn opts<'a>(key: Option<&'a SshKey>, codes: &[&str]) -> SshOpts<'a> {
     SshOpts {
@@ -24,13 +24,6 @@ fn with_password<'a>(password: &'a str, codes: &[&str]) -> SshOpts<'a> {
         password: Some(password),
         ..opts(None, codes)
     }
-}
-
-fn failures(env: &Env, user: &User) -> u64 {
-    let s = env.mfactl_json(None, &["admin", "status", &user.name]);
-    s["failures"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no failures in {s}"))
 }
 
 /// `AuthenticationMethods keyboard-interactive`: the code is asked in the
@@ -77,7 +70,7 @@ fn keyboard_interactive_only() {
         r.prompts[1].contains("Wrong code"),
         "the retry prompt carries the module's message: {r}"
     );
-    assert_eq!(failures(&env, &alice), 9);
+    assert_eq!(env.failures(&alice), 9);
     assert!(
         sshd.log().contains(&format!(
             "Failed keyboard-interactive/pam for {}",
@@ -229,7 +222,7 @@ fn the_password_method_cannot_pass_and_costs_no_failures() {
         },
     );
     r.assert_refused();
-    assert_eq!(failures(&env, &alice), 0, "the password was sent as a code");
+    assert_eq!(env.failures(&alice), 0, "the password was sent as a code");
     let log = env.daemon_log();
     assert!(!log.contains("verify failed"), "{log}");
     assert!(!log.contains(&password), "mfad saw the password: {log}");
