@@ -47,6 +47,9 @@ pub enum Error {
     Expired(String),
     /// Too many requests in a short time.
     RateLimited(String),
+    /// Something the request needs is not there: SMS is not configured on
+    /// this host, or the SMS gateway could not send the code.
+    Unavailable(String),
     /// The daemon failed (storage, randomness); details are in its log.
     Internal(String),
 }
@@ -64,6 +67,7 @@ impl Error {
             | Error::NotFound(m)
             | Error::Expired(m)
             | Error::RateLimited(m)
+            | Error::Unavailable(m)
             | Error::Internal(m) => m.clone(),
         }
     }
@@ -95,16 +99,20 @@ pub enum AnswerResult {
     Retry,
     /// Wrong and no tries left (or now locked out): PAM_AUTH_ERR.
     Deny,
+    /// No code was checked (the answer was empty and a code went out by
+    /// SMS): prompt again with the message as the new prompt. Not a try.
+    Prompt,
 }
 
-/// One enrolled device (an authenticator app, later also a phone).
+/// One enrolled device: an authenticator app or a phone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
 pub struct Device {
     /// Short id, unique for the user, used by `RemoveDevice`.
     pub id: String,
-    /// `"totp"`.
+    /// `"totp"` (authenticator app) or `"sms"` (phone).
     pub kind: String,
-    /// The name the user gave it.
+    /// totp: the name the user gave it. sms: the phone number, masked
+    /// (`+372*****345`) on the Account interface, in full on Admin.
     pub name: String,
     /// Unix time of enrollment.
     pub created: i64,
@@ -211,11 +219,44 @@ pub trait Account {
         code2: &str,
     ) -> Result<(String, Vec<String>), Error>;
 
+    /// Starts a phone enrollment, or a change of number: checks that
+    /// `phone` is E.164 (`+37255512345`) and sends a code to it by SMS. A
+    /// caller other than root who already has a device must give a current
+    /// code (app, backup or SMS code, see `SendCode`); otherwise `code` is
+    /// empty. The enrolled number, if any, keeps working until the new one
+    /// is confirmed. Returns the enrollment id (valid 10 minutes) and the
+    /// number, masked.
+    fn enroll_sms_begin(
+        &self,
+        user: &str,
+        phone: &str,
+        code: &str,
+    ) -> Result<(String, String), Error>;
+
+    /// Sends a new code for the enrollment; the previous one stops working.
+    /// Limited by `[sms] max_sends_per_hour`. Returns the number, masked.
+    fn enroll_sms_resend(&self, user: &str, enrollment_id: &str) -> Result<String, Error>;
+
+    /// Completes the enrollment with the code sent by SMS. Returns the
+    /// device id and, for a first phone, ten new backup codes (shown this
+    /// once); a change of number keeps the device id and returns no codes.
+    fn enroll_sms_confirm(
+        &self,
+        user: &str,
+        enrollment_id: &str,
+        code: &str,
+    ) -> Result<(String, Vec<String>), Error>;
+
+    /// Sends a code to the user's enrolled phone, to give as the current
+    /// code to `RemoveDevice`, `RegenerateBackupCodes` or `EnrollSmsBegin`.
+    /// Returns the number, masked.
+    fn send_code(&self, user: &str) -> Result<String, Error>;
+
     /// Devices, backup codes left and lockout state.
     fn status(&self, user: &str) -> Result<UserStatus, Error>;
 
-    /// Removes a device. The user must give a current code (or a backup
-    /// code); root passes an empty code.
+    /// Removes a device. The user must give a current code (app, SMS or
+    /// backup code); root passes an empty code.
     fn remove_device(&self, user: &str, device_id: &str, code: &str) -> Result<(), Error>;
 
     /// Replaces all backup codes with ten new ones; needs a code like

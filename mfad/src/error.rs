@@ -19,6 +19,8 @@ pub enum Error {
     #[error("{0}")]
     RateLimited(String),
     #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
     Config(String),
     #[error("state database: {0}")]
     Storage(#[from] rusqlite::Error),
@@ -52,6 +54,7 @@ impl From<Error> for mfa_api::Error {
             Error::NotFound(m) => E::NotFound(m),
             Error::Expired(m) => E::Expired(m),
             Error::RateLimited(m) => E::RateLimited(m),
+            Error::Unavailable(m) => E::Unavailable(m),
             Error::Config(_)
             | Error::Storage(_)
             | Error::Bus(_)

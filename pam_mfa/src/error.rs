@@ -45,6 +45,7 @@ impl Error {
             E::NotFound(_) => "NotFound",
             E::Expired(_) => "Expired",
             E::RateLimited(_) => "RateLimited",
+            E::Unavailable(_) => "Unavailable",
             E::Internal(_) => "Internal",
         };
         Error::Refused {

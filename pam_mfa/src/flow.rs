@@ -13,10 +13,12 @@
 //!   ├─ ignore ──> Ignore
 //!   ├─ allow ───> keep the session in PAM_MFA_SESSION, show message (info), Success
 //!   ├─ deny ────> show message (error), AuthErr
-//!   └─ challenge: up to MAX_TRIES times
+//!   └─ challenge: up to MAX_TRIES wrong answers
 //!        prompt (echo off) ──conversation fails──> ConvErr
 //!        Answer ──success──> keep the session in PAM_MFA_SESSION, Success
 //!               ──retry────> show message (error), prompt again
+//!               ──prompt───> prompt again with the message as the prompt
+//!                            (a code went out by SMS; up to MAX_PROMPTS)
 //!               ──deny─────> show message (error), AuthErr
 //!               ──refused──> show message (error), AuthErr
 //!               ──unavailable──> AuthInfoUnavail (whatever failmode)
@@ -56,6 +58,9 @@ use crate::log::Log;
 
 /// Tries per authentication (mfad allows 3 per session, too).
 pub const MAX_TRIES: usize = 3;
+/// New prompts (an empty answer sent a code by SMS) per authentication;
+/// mfad limits the sends, this bounds the loop whatever it says.
+pub const MAX_PROMPTS: usize = 5;
 /// The prompt when mfad's challenge comes without one.
 pub const DEFAULT_PROMPT: &str = "Verification code: ";
 /// What the user sees on `retry` when mfad says nothing.
@@ -205,13 +210,15 @@ fn challenge(
     prompt: &str,
     who: &str,
 ) -> Outcome {
-    let prompt = if prompt.is_empty() {
-        DEFAULT_PROMPT
+    let mut prompt = if prompt.is_empty() {
+        DEFAULT_PROMPT.to_string()
     } else {
-        prompt
+        prompt.to_string()
     };
-    for attempt in 1..=MAX_TRIES {
-        let mut code = match pam.prompt_secret(prompt) {
+    let mut attempt = 0;
+    let mut prompts = 0;
+    while attempt < MAX_TRIES {
+        let mut code = match pam.prompt_secret(&prompt) {
             Ok(c) => c,
             Err(e) => {
                 log.warning(&format!("{e}; {who}"));
@@ -245,7 +252,19 @@ fn challenge(
                     }
                     return Outcome::Success;
                 }
+                AnswerResult::Prompt => {
+                    prompts += 1;
+                    if prompts > MAX_PROMPTS {
+                        log.warning(&format!("denied: more than {MAX_PROMPTS} new prompts; {who}"));
+                        return Outcome::AuthErr;
+                    }
+                    log.debug(&format!("new prompt; {who}"));
+                    if !r.message.is_empty() {
+                        prompt = r.message;
+                    }
+                }
                 AnswerResult::Retry => {
+                    attempt += 1;
                     log.debug(&format!("wrong code, try {attempt} of {MAX_TRIES}; {who}"));
                     let m = if r.message.is_empty() {
                         WRONG_CODE
@@ -256,7 +275,8 @@ fn challenge(
                 }
                 AnswerResult::Deny => {
                     log.warning(&format!(
-                        "denied after {attempt} tries: {}; {who}",
+                        "denied after {} tries: {}; {who}",
+                        attempt + 1,
                         r.message
                     ));
                     show_error(pam, &r.message, log);
