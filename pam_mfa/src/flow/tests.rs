@@ -944,3 +944,223 @@ fn a_session_mfad_forgot_reads_as_the_service_going_away() {
     assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::AuthErr);
     assert_eq!(pam.errors, [LOST]);
 }
+
+// ---- `prompt`: an empty answer sent a code by SMS ----
+
+const APP_OR_SMS: &str = "Verification code (press Enter to get a code by SMS): ";
+const SMS_SENT: &str = "Code sent by SMS to +372*****345. Verification code: ";
+
+/// A challenge for a user with an app and a phone.
+fn app_and_phone() -> ScriptedDaemon {
+    ScriptedDaemon::begins(BeginAction::Challenge, APP_OR_SMS)
+}
+
+#[test]
+fn a_prompt_answer_becomes_the_next_prompt_and_shows_nothing_else() {
+    let mut pam = ScriptedPam::new(&[b"", b"123456"]);
+    let mut d = app_and_phone()
+        .then(AnswerResult::Prompt, SMS_SENT)
+        .then(AnswerResult::Success, "");
+    let (o, log) = run(&mut pam, &mut d, SECURE);
+    assert_eq!(o, Outcome::Success);
+    assert_eq!(pam.prompts, [APP_OR_SMS, SMS_SENT]);
+    assert!(
+        pam.errors.is_empty() && pam.infos.is_empty(),
+        "errors {:?} infos {:?}",
+        pam.errors,
+        pam.infos
+    );
+    assert_eq!(
+        d.received,
+        [
+            (TOKEN.to_string(), b"".to_vec()),
+            (TOKEN.to_string(), b"123456".to_vec())
+        ]
+    );
+    assert_eq!(token(&pam), Some(TOKEN));
+    assert!(log.has(Level::Debug, "new prompt"), "{}", log.all());
+}
+
+#[test]
+fn a_prompt_does_not_use_up_a_try() {
+    // Wrong, Enter (a code goes out), wrong, right: the right code is the
+    // third try and still counts.
+    let mut pam = ScriptedPam::new(&[b"111111", b"", b"222222", b"333333"]);
+    let mut d = app_and_phone()
+        .then(AnswerResult::Retry, "Wrong code.")
+        .then(AnswerResult::Prompt, SMS_SENT)
+        .then(AnswerResult::Retry, "Wrong code.")
+        .then(AnswerResult::Success, "");
+    assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::Success);
+    assert_eq!(d.received.len(), 4);
+    assert_eq!(pam.prompts, [APP_OR_SMS, APP_OR_SMS, SMS_SENT, SMS_SENT]);
+    assert_eq!(pam.errors, ["Wrong code.", "Wrong code."]);
+
+    // MAX_PROMPTS prompts first, then all MAX_TRIES tries are still there.
+    let mut answers: Vec<&[u8]> = vec![b""; MAX_PROMPTS];
+    answers.extend([b"1" as &[u8], b"2", b"3"]);
+    let mut pam = ScriptedPam::new(&answers);
+    let mut d = app_and_phone();
+    for _ in 0..MAX_PROMPTS {
+        d = d.then(AnswerResult::Prompt, SMS_SENT);
+    }
+    let mut d = d
+        .then(AnswerResult::Retry, "Wrong code.")
+        .then(AnswerResult::Retry, "Wrong code.")
+        .then(AnswerResult::Success, "");
+    assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::Success);
+    assert_eq!(d.received.len(), MAX_PROMPTS + MAX_TRIES);
+}
+
+#[test]
+fn prompts_do_not_give_back_tries_either() {
+    // A daemon that says retry three times ends the login, prompts between
+    // the tries or not.
+    let mut pam = ScriptedPam::new(&[b"1", b"", b"2", b"", b"3", b"4"]);
+    let mut d = app_and_phone()
+        .then(AnswerResult::Retry, "Wrong code.")
+        .then(AnswerResult::Prompt, SMS_SENT)
+        .then(AnswerResult::Retry, "Wrong code.")
+        .then(AnswerResult::Prompt, SMS_SENT)
+        .then(AnswerResult::Retry, "Wrong code.");
+    let (o, log) = run(&mut pam, &mut d, SAFE);
+    assert_eq!(o, Outcome::AuthErr);
+    assert_eq!(d.received.len(), MAX_TRIES + 2);
+    assert_eq!(pam.answers.len(), 1, "asked once too often");
+    assert_eq!(token(&pam), None);
+    assert!(log.has(Level::Warning, "3 wrong codes"), "{}", log.all());
+}
+
+#[test]
+fn more_than_max_prompts_is_auth_err() {
+    for opts in [SECURE, SAFE] {
+        let answers: Vec<&[u8]> = vec![b""; MAX_PROMPTS + 2];
+        let mut pam = ScriptedPam::new(&answers);
+        // A daemon that would send codes forever.
+        let mut d = app_and_phone();
+        for _ in 0..MAX_PROMPTS + 2 {
+            d = d.then(AnswerResult::Prompt, SMS_SENT);
+        }
+        let (o, log) = run(&mut pam, &mut d, opts);
+        assert_eq!(o, Outcome::AuthErr, "{opts:?}");
+        assert_eq!(pam.prompts.len(), MAX_PROMPTS + 1);
+        assert_eq!(d.received.len(), MAX_PROMPTS + 1);
+        assert_eq!(d.answers.len(), 1, "Answer called after the limit");
+        assert_eq!(token(&pam), None);
+        assert!(
+            log.has(
+                Level::Warning,
+                &format!("more than {MAX_PROMPTS} new prompts")
+            ) && log.has(Level::Warning, "user=alice"),
+            "{}",
+            log.all()
+        );
+    }
+}
+
+#[test]
+fn exactly_max_prompts_then_a_right_code_passes() {
+    let mut answers: Vec<&[u8]> = vec![b""; MAX_PROMPTS];
+    answers.push(b"123456");
+    let mut pam = ScriptedPam::new(&answers);
+    let mut d = app_and_phone();
+    for _ in 0..MAX_PROMPTS {
+        d = d.then(AnswerResult::Prompt, SMS_SENT);
+    }
+    let mut d = d.then(AnswerResult::Success, "");
+    assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::Success);
+    assert_eq!(pam.prompts.len(), MAX_PROMPTS + 1);
+    assert_eq!(token(&pam), Some(TOKEN));
+}
+
+#[test]
+fn an_empty_answer_reaches_the_daemon() {
+    // Plain, and after a password module that left its password: an empty
+    // answer is never mistaken for the password.
+    for password in [None, Some(b"hunter2".to_vec()), Some(Vec::new())] {
+        let mut pam = ScriptedPam::new(&[b"", b"654321"]);
+        pam.password = password.clone();
+        let mut d = ScriptedDaemon::begins(BeginAction::Challenge, SMS_SENT)
+            .then(AnswerResult::Prompt, SMS_SENT)
+            .then(AnswerResult::Success, "");
+        assert_eq!(
+            run(&mut pam, &mut d, SECURE).0,
+            Outcome::Success,
+            "password {password:?}"
+        );
+        assert_eq!(d.received[0], (TOKEN.to_string(), Vec::new()));
+        assert!(pam.errors.is_empty(), "{:?}", pam.errors);
+    }
+}
+
+#[test]
+fn a_prompt_without_a_message_keeps_the_last_prompt() {
+    let mut pam = ScriptedPam::new(&[b"", b"", b"1"]);
+    let mut d = app_and_phone()
+        .then(AnswerResult::Prompt, SMS_SENT)
+        .then(AnswerResult::Prompt, "")
+        .then(AnswerResult::Success, "");
+    assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::Success);
+    assert_eq!(pam.prompts, [APP_OR_SMS, SMS_SENT, SMS_SENT]);
+
+    // ... and an empty challenge prompt stays the default.
+    let mut pam = ScriptedPam::new(&[b"", b"1"]);
+    let mut d = ScriptedDaemon::begins(BeginAction::Challenge, "")
+        .then(AnswerResult::Prompt, "")
+        .then(AnswerResult::Success, "");
+    assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::Success);
+    assert_eq!(pam.prompts, [DEFAULT_PROMPT, DEFAULT_PROMPT]);
+}
+
+#[test]
+fn a_prompt_then_deny_or_lost_daemon_never_passes() {
+    let mut pam = ScriptedPam::new(&[b"", b"1"]);
+    let mut d = app_and_phone()
+        .then(AnswerResult::Prompt, SMS_SENT)
+        .then(AnswerResult::Deny, "Too many failed attempts.");
+    assert_eq!(run(&mut pam, &mut d, SAFE).0, Outcome::AuthErr);
+    assert_eq!(pam.errors, ["Too many failed attempts."]);
+    assert_eq!(token(&pam), None);
+
+    let mut pam = ScriptedPam::new(&[b"", b"1"]);
+    let mut d = app_and_phone()
+        .then(AnswerResult::Prompt, SMS_SENT)
+        .then_err(Error::Unavailable("no answer within 3s".into()));
+    assert_eq!(run(&mut pam, &mut d, SAFE).0, Outcome::AuthInfoUnavail);
+    assert_eq!(pam.errors, [LOST]);
+    assert_eq!(token(&pam), None);
+
+    // Ctrl-D at the new prompt.
+    let mut pam = ScriptedPam::new(&[b""]);
+    pam.answers.push_back(None);
+    let mut d = app_and_phone().then(AnswerResult::Prompt, SMS_SENT);
+    assert_eq!(run(&mut pam, &mut d, SAFE).0, Outcome::ConvErr);
+    assert_eq!(pam.prompts, [APP_OR_SMS, SMS_SENT]);
+    assert_eq!(token(&pam), None);
+}
+
+#[test]
+fn a_send_that_failed_is_a_retry_with_the_daemons_message() {
+    // Gateway down or send limit reached: mfad answers `retry` with why.
+    let why = "Could not send the code by SMS; use your app or a backup code.";
+    let mut pam = ScriptedPam::new(&[b"", b"123456"]);
+    let mut d = app_and_phone()
+        .then(AnswerResult::Retry, why)
+        .then(AnswerResult::Success, "");
+    assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::Success);
+    assert_eq!(pam.errors, [why]);
+    assert_eq!(pam.prompts, [APP_OR_SMS, APP_OR_SMS]);
+}
+
+#[test]
+fn prompt_messages_and_sms_codes_never_reach_the_log() {
+    let mut pam = ScriptedPam::new(&[b"", b"480213"]);
+    let mut d = app_and_phone()
+        .then(AnswerResult::Prompt, SMS_SENT)
+        .then(AnswerResult::Success, "");
+    let (_, log) = run(&mut pam, &mut d, SAFE);
+    let all = log.all();
+    for secret in ["480213", TOKEN] {
+        assert!(!all.contains(secret), "{secret} in log:\n{all}");
+    }
+}
