@@ -7,7 +7,7 @@ use clap::{ArgGroup, Args, Parser, Subcommand};
 #[command(
     name = "mfactl",
     version,
-    about = "Enroll an authenticator app for two-step login verification, and administer mfad",
+    about = "Enroll an authenticator app or a phone for two-step login verification, and administer mfad",
     subcommand_required = true,
     arg_required_else_help = true
 )]
@@ -39,15 +39,22 @@ pub enum Command {
         /// The device id, as `mfactl status` shows it.
         #[arg(value_name = "DEVICE_ID")]
         device_id: String,
-        /// A current code from the app, or a backup code (asked for if omitted).
+        /// A current code from the app or SMS, or a backup code (asked for
+        /// if omitted; at the prompt, Enter sends one by SMS).
         #[arg(long, value_name = "CODE")]
         code: Option<String>,
     },
     /// Replace your backup codes with ten new ones (needs a code).
     BackupCodes {
-        /// A current code from the app, or a backup code (asked for if omitted).
+        /// A current code from the app or SMS, or a backup code (asked for
+        /// if omitted; at the prompt, Enter sends one by SMS).
         #[arg(long, value_name = "CODE")]
         code: Option<String>,
+    },
+    /// Your phone for codes by SMS.
+    Phone {
+        #[command(subcommand)]
+        command: PhoneCommand,
     },
     /// List or remove your trusted devices (those that log in without a code).
     Trusted {
@@ -71,6 +78,54 @@ pub enum EnrollKind {
     /// may instead come one per line on stdin, since arguments are visible
     /// to other users in `ps`.
     Totp(TotpArgs),
+    /// A phone that receives codes by SMS.
+    ///
+    /// With PHONE only: sends a code to it and asks for it (an empty answer
+    /// sends a new one); if you already have a device, first asks for a
+    /// current code. Scripts use PHONE --begin (the current code, when
+    /// needed, on stdin), then --resend ID if needed, then --confirm ID CODE
+    /// (CODE may come on stdin instead).
+    Sms(SmsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SmsArgs {
+    /// The phone number in international (E.164) form, e.g. +37255512345.
+    #[arg(
+        value_name = "PHONE",
+        required_unless_present_any = ["resend", "confirm"],
+        conflicts_with_all = ["resend", "confirm"]
+    )]
+    pub phone: Option<String>,
+
+    /// Only start the enrollment: send the code and print the enrollment id.
+    #[arg(long, requires = "phone")]
+    pub begin: bool,
+
+    /// Send a new code for enrollment ID (the previous one stops working).
+    #[arg(long, value_name = "ID", conflicts_with_all = ["begin", "confirm"])]
+    pub resend: Option<String>,
+
+    /// Finish enrollment ID with the code sent by SMS (read from stdin when
+    /// CODE is omitted).
+    #[arg(
+        long,
+        num_args = 1..=2,
+        value_names = ["ID", "CODE"],
+        conflicts_with = "begin"
+    )]
+    pub confirm: Option<Vec<String>>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PhoneCommand {
+    /// Change your number: sends a code to the new one and asks for it; the
+    /// old number keeps working until then. Needs a current code.
+    Set {
+        /// The new number in international (E.164) form, e.g. +37255512345.
+        #[arg(value_name = "PHONE")]
+        phone: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -194,6 +249,70 @@ mod tests {
         assert!(parse(&["enroll", "totp", "1", "2"]).is_err());
         assert!(parse(&["enroll", "totp", "--begin", "--confirm", "id"]).is_err());
         assert!(parse(&["enroll", "totp", "--begin", "--name", "phone"]).is_ok());
+    }
+
+    fn sms(args: &[&str]) -> Result<SmsArgs, clap::Error> {
+        let mut all = vec!["enroll", "sms"];
+        all.extend_from_slice(args);
+        match parse(&all)?.command {
+            Command::Enroll {
+                kind: EnrollKind::Sms(a),
+            } => Ok(a),
+            other => panic!("not enroll sms: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn enroll_sms_forms() {
+        let a = sms(&["+37255512345"]).expect("parse");
+        assert_eq!(a.phone.as_deref(), Some("+37255512345"));
+        assert!(!a.begin && a.resend.is_none() && a.confirm.is_none());
+        let a = sms(&["+37255512345", "--begin"]).expect("parse");
+        assert!(a.begin);
+        let a = sms(&["--resend", "e1"]).expect("parse");
+        assert_eq!(a.resend.as_deref(), Some("e1"));
+        assert!(a.phone.is_none());
+        let a = sms(&["--confirm", "e1"]).expect("parse");
+        assert_eq!(a.confirm, Some(vec!["e1".to_string()]));
+        let a = sms(&["--confirm", "e1", "123456", "--json"]).expect("parse");
+        assert_eq!(
+            a.confirm,
+            Some(vec!["e1".to_string(), "123456".to_string()])
+        );
+        for bad in [
+            &[][..],
+            &["--begin"],
+            &["+37255512345", "--resend", "e1"],
+            &["+37255512345", "--confirm", "e1"],
+            &["--begin", "--confirm", "e1"],
+            &["--resend", "e1", "--confirm", "e1"],
+            &["--confirm", "e1", "123456", "654321"],
+            &["--confirm"],
+            &["--resend"],
+            &["+37255512345", "+37255512346"],
+        ] {
+            let e = sms(bad).expect_err("usage error");
+            assert_eq!(e.exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn phone_set() {
+        let c = parse(&["phone", "set", "+37255512345"]).expect("parse");
+        let Command::Phone {
+            command: PhoneCommand::Set { phone },
+        } = c.command
+        else {
+            panic!("not phone set");
+        };
+        assert_eq!(phone, "+37255512345");
+        for bad in [
+            &["phone"][..],
+            &["phone", "set"],
+            &["phone", "set", "+1", "+2"],
+        ] {
+            assert_eq!(parse(bad).expect_err("usage").exit_code(), 2, "{bad:?}");
+        }
     }
 
     #[test]

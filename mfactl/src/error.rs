@@ -219,6 +219,13 @@ mod tests {
             mfa_api::Error::Expired("The enrollment expired.".into()),
             mfa_api::Error::NotFound("No device x.".into()),
             mfa_api::Error::LockedOut("Too many failed attempts.".into()),
+            mfa_api::Error::Unavailable(
+                "SMS is not configured on this host; ask the administrator.".into(),
+            ),
+            mfa_api::Error::RateLimited("Too many codes sent; try again later.".into()),
+            mfa_api::Error::InvalidArgument(
+                "Give the phone number in international form, like +37255512345.".into(),
+            ),
         ] {
             let want = e.message();
             let m = from_api(e, BUS);

@@ -30,6 +30,36 @@ pub fn read_code(
     }
 }
 
+/// Reads one answer from `input` after writing `prompt`: the code, or ""
+/// for an empty line (where an empty answer means "send me one"). `None` at
+/// end of input.
+pub fn read_answer(
+    input: &mut impl BufRead,
+    prompt: impl FnOnce() -> Result<(), Error>,
+) -> Result<Option<String>, Error> {
+    prompt()?;
+    let mut line = String::new();
+    if input.read_line(&mut line).map_err(Error::Stdin)? == 0 {
+        return Ok(None);
+    }
+    Ok(Some(normalize_code(&line)))
+}
+
+/// Asks for one answer on stdin with `prompt`, like `prompt_code`, but an
+/// empty line is returned as "".
+pub fn prompt_answer(term: &Term, prompt: &str) -> Result<Option<String>, Error> {
+    let answer = read_answer(&mut io::stdin().lock(), || term.say(prompt))?;
+    if answer.is_none() {
+        term.say("\n")?;
+    }
+    Ok(answer)
+}
+
+/// Whether stdin is a terminal (a person typing, not a script's pipe).
+pub fn stdin_is_terminal() -> bool {
+    io::stdin().is_terminal()
+}
+
 /// Asks for a code on stdin with `prompt` (shown where `term` talks to
 /// people). The line the user types is not repeated anywhere.
 pub fn prompt_code(term: &Term, prompt: &str) -> Result<Option<String>, Error> {
@@ -85,6 +115,26 @@ mod tests {
         assert_eq!(read_code(&mut input, &mut ask).expect("read"), None);
         // One prompt per line read, plus the one answered by end of input.
         assert_eq!(prompts, 5);
+    }
+
+    #[test]
+    fn answers_may_be_empty() {
+        let mut input = io::Cursor::new("\n 123 456\n");
+        let mut prompts = 0;
+        let mut ask = || {
+            prompts += 1;
+            Ok(())
+        };
+        assert_eq!(
+            read_answer(&mut input, &mut ask).expect("read").as_deref(),
+            Some("")
+        );
+        assert_eq!(
+            read_answer(&mut input, &mut ask).expect("read").as_deref(),
+            Some("123456")
+        );
+        assert_eq!(read_answer(&mut input, &mut ask).expect("read"), None);
+        assert_eq!(prompts, 3);
     }
 
     #[test]

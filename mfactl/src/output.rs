@@ -62,6 +62,16 @@ pub fn confirm_json(device_id: &str, backup_codes: &[String]) -> Value {
     json!({"device_id": device_id, "backup_codes": backup_codes})
 }
 
+/// `enroll sms --begin`: the enrollment and where the code went (masked).
+pub fn sms_begin_json(enrollment_id: &str, phone: &str) -> Value {
+    json!({"enrollment_id": enrollment_id, "phone": phone})
+}
+
+/// `enroll sms --resend`: where the new code went (masked).
+pub fn sms_resend_json(phone: &str) -> Value {
+    json!({ "phone": phone })
+}
+
 pub fn backup_codes_json(backup_codes: &[String]) -> Value {
     json!({ "backup_codes": backup_codes })
 }
@@ -280,18 +290,30 @@ pub fn status_text(s: &UserStatus, now: i64, clock: Clock<'_>) -> String {
         out.push_str("Devices: none (not enrolled)\n");
     } else {
         out.push_str("Devices:\n");
+        // A phone's "name" is its number (masked for the user, in full for
+        // an admin); the header says so when there is one.
+        let name = if s.devices.iter().any(|d| d.kind == "sms") {
+            "NAME / NUMBER"
+        } else {
+            "NAME"
+        };
         let mut rows = vec![vec![
             "ID".to_string(),
             "KIND".into(),
-            "NAME".into(),
+            name.into(),
             "CREATED".into(),
             "LAST USED".into(),
         ]];
         for d in &s.devices {
+            let name = if d.name.is_empty() {
+                "-".to_string()
+            } else {
+                clean(&d.name)
+            };
             rows.push(vec![
                 clean(&d.id),
                 clean(&d.kind),
-                clean(&d.name),
+                name,
                 when(d.created, clock),
                 when(d.last_used, clock),
             ]);
@@ -379,6 +401,25 @@ pub fn removed_text(removed: u32) -> String {
     }
 }
 
+/// `enroll sms --begin`, for a person running the steps by hand.
+pub fn sms_begin_text(enrollment_id: &str, phone: &str) -> String {
+    format!(
+        "Code sent by SMS to {phone}. Enrollment {id} expires in 10 minutes.\n\
+         Finish it with `mfactl enroll sms --confirm {id}` (the code on stdin or after the id);\n\
+         `mfactl enroll sms --resend {id}` sends a new code.\n",
+        phone = clean(phone),
+        id = clean(enrollment_id)
+    )
+}
+
+/// A code sent again: the previous one is dead.
+pub fn sms_resent_line(phone: &str) -> String {
+    format!(
+        "New code sent by SMS to {}; the previous one no longer works.\n",
+        clean(phone)
+    )
+}
+
 /// The secret in groups of 4, for typing it into an app by hand.
 pub fn group_secret(secret: &str) -> String {
     let chars: Vec<char> = secret.chars().collect();
@@ -392,7 +433,7 @@ pub fn group_secret(secret: &str) -> String {
 /// The backup codes, two to a line, and what to do with them.
 pub fn backup_codes_text(codes: &[String]) -> String {
     let mut out = String::from(
-        "Backup codes: each one works once, in place of a code from the app.\n\
+        "Backup codes: each one works once, in place of a verification code.\n\
          Store them now, somewhere safe: they are shown only this once.\n\n",
     );
     for pair in codes.chunks(2) {
@@ -519,6 +560,31 @@ mod tests {
     }
 
     #[test]
+    fn status_human_with_a_phone() {
+        let mut s = status();
+        s.devices[1] = Device {
+            id: "77aa88bb".into(),
+            kind: "sms".into(),
+            name: "+372*****345".into(),
+            created: T + 60,
+            last_used: 0,
+        };
+        s.devices[0].name = String::new();
+        s.failures = 0;
+        s.locked_until = 0;
+        assert_eq!(
+            status_text(&s, T, &utc),
+            "User: alice\n\
+             Devices:\n  \
+             ID        KIND  NAME / NUMBER  CREATED           LAST USED\n  \
+             a1b2c3d4  totp  -              2026-11-23 14:05  never\n  \
+             77aa88bb  sms   +372*****345   2026-11-23 14:06  never\n\
+             Backup codes left: 9\n\
+             Lockout: not locked\n"
+        );
+    }
+
+    #[test]
     fn list_human() {
         let users = vec![
             UserSummary {
@@ -591,6 +657,14 @@ mod tests {
         assert_eq!(
             backup_codes_json(&codes),
             json!({"backup_codes": ["12345678", "87654321"]})
+        );
+        assert_eq!(
+            sms_begin_json("e1", "+372*****345"),
+            json!({"enrollment_id": "e1", "phone": "+372*****345"})
+        );
+        assert_eq!(
+            sms_resend_json("+372*****345"),
+            json!({"phone": "+372*****345"})
         );
         assert_eq!(ok_json(), json!({"ok": true}));
         assert_eq!(ok_json().to_string(), r#"{"ok":true}"#);

@@ -1,11 +1,13 @@
 //! A user's own account: status, removing a device, new backup codes.
 
+use mfa_api::AccountProxy;
 use nix::unistd::geteuid;
 
+use super::current;
 use super::trusted::{self, Whose};
 use super::{now, Ctx};
 use crate::error::Error;
-use crate::input::{normalize_code, prompt_code};
+use crate::input::normalize_code;
 use crate::output::{self, LocalTime};
 
 pub async fn status(ctx: &Ctx) -> Result<(), Error> {
@@ -26,27 +28,27 @@ pub async fn status(ctx: &Ctx) -> Result<(), Error> {
 }
 
 /// The code that authorizes a destructive change: `--code`, else root needs
-/// none (mfad ignores it for root), else asked for at a `Code: ` prompt.
-fn authorizing_code(ctx: &Ctx, given: Option<String>) -> Result<String, Error> {
+/// none (mfad ignores it for root), else asked for at a prompt (where Enter
+/// sends one by SMS to a user with a phone).
+async fn authorizing_code(
+    ctx: &Ctx,
+    account: &AccountProxy<'_>,
+    given: Option<String>,
+) -> Result<String, Error> {
     if let Some(code) = given {
         return Ok(normalize_code(&code));
     }
     if geteuid().is_root() {
         return Ok(String::new());
     }
-    ctx.term
-        .say("Enter a current code from your authenticator app, or a backup code.\n")?;
-    prompt_code(&ctx.term, "Code: ")?.ok_or_else(|| {
-        Error::Input(
-            "A code from your authenticator app or a backup code is needed (--code CODE or at the prompt).".into(),
-        )
-    })
+    let factors = current::factors(ctx, account).await?;
+    current::ask(ctx, account, &factors).await
 }
 
 pub async fn remove(ctx: &Ctx, device_id: &str, code: Option<String>) -> Result<(), Error> {
     let conn = ctx.connect().await?;
     let account = ctx.account(&conn).await?;
-    let code = authorizing_code(ctx, code)?;
+    let code = authorizing_code(ctx, &account, code).await?;
     account
         .remove_device("", device_id, &code)
         .await
@@ -62,7 +64,7 @@ pub async fn remove(ctx: &Ctx, device_id: &str, code: Option<String>) -> Result<
 pub async fn backup_codes(ctx: &Ctx, code: Option<String>) -> Result<(), Error> {
     let conn = ctx.connect().await?;
     let account = ctx.account(&conn).await?;
-    let code = authorizing_code(ctx, code)?;
+    let code = authorizing_code(ctx, &account, code).await?;
     let codes = account
         .regenerate_backup_codes("", &code)
         .await

@@ -1,19 +1,21 @@
 //! `enroll totp`: interactive, or scripted as `--begin` then `--confirm`.
+//! `enroll sms` and `phone set` live in `sms`.
 
-use super::Ctx;
+use super::{sms, Ctx};
 use crate::cli::{EnrollKind, TotpArgs};
 use crate::error::Error;
 use crate::input::{code_from_stdin, normalize_code, prompt_code};
 use crate::output;
 use crate::qr;
 
-/// Wrong code pairs the interactive enrollment lets the user retry (mfad
-/// drops the pending enrollment after a few more).
-const INTERACTIVE_ATTEMPTS: u32 = 3;
+/// Wrong codes (or code pairs) the interactive enrollments let the user
+/// retry (mfad drops the pending enrollment after a few more).
+pub const INTERACTIVE_ATTEMPTS: u32 = 3;
 
 pub async fn run(ctx: &Ctx, kind: EnrollKind) -> Result<(), Error> {
     match kind {
         EnrollKind::Totp(args) => totp(ctx, args).await,
+        EnrollKind::Sms(args) => sms::enroll(ctx, args).await,
     }
 }
 
@@ -137,10 +139,18 @@ async fn interactive(ctx: &Ctx, name: &str) -> Result<(), Error> {
     // The device id is left to `mfactl status`: it is not needed now, and
     // the backup codes should be the only numbers on screen.
     term.say("\nYour authenticator app is enrolled: from now on, logins ask for its code.\n\n")?;
-    if term.json {
-        term.print_json(&output::confirm_json(&device_id, &codes))
+    show_result(ctx, &device_id, &codes)
+}
+
+/// The end of an interactive enrollment: the JSON document, or the backup
+/// codes (if it made any) for the person to store.
+pub fn show_result(ctx: &Ctx, device_id: &str, codes: &[String]) -> Result<(), Error> {
+    if ctx.term.json {
+        ctx.term.print_json(&output::confirm_json(device_id, codes))
+    } else if codes.is_empty() {
+        Ok(())
     } else {
-        term.print(&output::backup_codes_text(&codes))
+        ctx.term.print(&output::backup_codes_text(codes))
     }
 }
 

@@ -3,7 +3,9 @@
 
 mod account;
 mod admin;
+mod current;
 mod enroll;
+mod sms;
 mod trusted;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -12,7 +14,7 @@ use mfa_api::{AccountProxy, AdminProxy};
 use zbus::proxy::CacheProperties;
 use zbus::Connection;
 
-use crate::cli::{Cli, Command, TrustedCommand};
+use crate::cli::{Cli, Command, PhoneCommand, TrustedCommand};
 use crate::error::{self, Error};
 use crate::output::Term;
 
@@ -74,6 +76,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             Command::Status => account::status(&ctx).await,
             Command::Remove { device_id, code } => account::remove(&ctx, &device_id, code).await,
             Command::BackupCodes { code } => account::backup_codes(&ctx, code).await,
+            Command::Phone {
+                command: PhoneCommand::Set { phone },
+            } => sms::set(&ctx, &phone).await,
             Command::Trusted { command } => {
                 let conn = ctx.connect().await?;
                 let own = trusted::Whose::Own;
