@@ -178,7 +178,11 @@ async fn interactive(ctx: &Ctx, phone: &str, purpose: Purpose) -> Result<(), Err
         }
         match account.enroll_sms_confirm("", &id, &code).await {
             Ok(done) => break done,
-            Err(mfa_api::Error::InvalidCode(why)) if attempt < INTERACTIVE_ATTEMPTS => {
+            // A code that expired is answered like a wrong one: Enter gets
+            // a new one (or says the whole enrollment expired).
+            Err(mfa_api::Error::InvalidCode(why)) | Err(mfa_api::Error::Expired(why))
+                if attempt < INTERACTIVE_ATTEMPTS =>
+            {
                 attempt += 1;
                 term.say(&format!("{}\n", Error::Daemon(why).line()))?;
             }
