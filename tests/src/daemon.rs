@@ -41,6 +41,47 @@ pub struct DaemonConfig {
     /// `[trusted_devices] lifetime`; None leaves the section out (mfad's
     /// default, "off").
     pub trusted_lifetime: Option<String>,
+    /// `[sms]` and its backend table; None leaves SMS off.
+    pub sms: Option<SmsSection>,
+    /// Raw TOML appended at the end of the file (bad-config tests).
+    pub extra_toml: String,
+}
+
+/// `[sms]` as written to mfad.toml; a None key is left out.
+#[derive(Debug, Clone, Default)]
+pub struct SmsSection {
+    pub backend: Option<String>,
+    pub code_lifetime: Option<String>,
+    pub max_sends_per_hour: Option<u32>,
+    pub sender: Option<String>,
+    pub message: Option<String>,
+    pub http: Option<SmsHttpSection>,
+    pub command: Option<SmsCommandSection>,
+    pub file: Option<SmsFileSection>,
+}
+
+/// `[sms.http]`
+#[derive(Debug, Clone, Default)]
+pub struct SmsHttpSection {
+    pub url: String,
+    /// An inline table, fields in this order.
+    pub form: Option<Vec<(String, String)>>,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub timeout: Option<String>,
+}
+
+/// `[sms.command]`
+#[derive(Debug, Clone, Default)]
+pub struct SmsCommandSection {
+    pub argv: Vec<String>,
+    pub timeout: Option<String>,
+}
+
+/// `[sms.file]`
+#[derive(Debug, Clone, Default)]
+pub struct SmsFileSection {
+    pub path: PathBuf,
 }
 
 /// A TOML basic string.
@@ -96,6 +137,14 @@ impl DaemonConfig {
                 "\n[trusted_devices]\nlifetime = {}\n",
                 toml_str(lifetime)
             );
+        }
+        if let Some(sms) = &self.sms {
+            toml.push_str(&crate::sms::section_toml(sms));
+        }
+        if !self.extra_toml.is_empty() {
+            toml.push('\n');
+            toml.push_str(&self.extra_toml);
+            toml.push('\n');
         }
         toml
     }

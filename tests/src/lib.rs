@@ -28,6 +28,7 @@ pub mod mfactl;
 pub mod pam;
 pub mod paths;
 pub mod proc;
+pub mod sms;
 pub mod ssh;
 pub mod users;
 
@@ -44,6 +45,10 @@ pub use daemon::{DaemonConfig, Policy};
 pub use mfactl::{Enrolled, PendingEnrollment};
 pub use pam::{PamOutcome, PamResult, PamtesterOpts};
 pub use proc::{Cmd, Output};
+pub use sms::{
+    mask_phone, random_phone, SentSms, Sms, SmsCommand, SmsEnrolled, SmsGateway, SmsOutbox,
+    SmsRequest,
+};
 pub use users::User;
 
 use daemon::Daemon;
@@ -66,6 +71,8 @@ pub struct EnvBuilder {
     admin_group: String,
     issuer: String,
     trusted_lifetime: Option<String>,
+    sms: Option<Sms>,
+    extra_toml: String,
     start_daemon: bool,
 }
 
@@ -79,6 +86,8 @@ impl Default for EnvBuilder {
             admin_group: String::new(),
             issuer: "mfa-test".into(),
             trusted_lifetime: None,
+            sms: None,
+            extra_toml: String::new(),
             start_daemon: true,
         }
     }
@@ -118,6 +127,18 @@ impl EnvBuilder {
         self.trusted_lifetime = Some(lifetime.into());
         self
     }
+    /// `[sms]` with this backend: the Env starts the gateway part (an
+    /// HTTP server, a recording script or an outbox path in its temp dir)
+    /// and reads it with `Env::sms_*`. Without it SMS is off.
+    pub fn sms(mut self, sms: Sms) -> Self {
+        self.sms = Some(sms);
+        self
+    }
+    /// Raw TOML appended to mfad.toml (for tests of bad configs).
+    pub fn extra_toml(mut self, toml: &str) -> Self {
+        self.extra_toml = toml.into();
+        self
+    }
     /// Only the bus; mfad is not started (call [`Env::start_daemon`]).
     pub fn no_daemon(mut self) -> Self {
         self.start_daemon = false;
@@ -139,6 +160,8 @@ pub struct Env {
     users: Mutex<Vec<String>>,
     groups: Mutex<Vec<String>>,
     pam_files: Mutex<Vec<PathBuf>>,
+    /// The SMS gateway part, when the Env has `[sms]`.
+    sms: Option<sms::SmsParts>,
 }
 
 impl Env {
@@ -171,6 +194,13 @@ impl Env {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
             .expect("chmod temp dir");
         let bus = Bus::start(&dir);
+        let (sms, sms_section) = match &b.sms {
+            Some(s) => {
+                let (parts, section) = sms::make(s, &dir);
+                (Some(parts), Some(section))
+            }
+            None => (None, None),
+        };
         let config = DaemonConfig {
             bus: bus.address.clone(),
             state_dir: dir.join("state"),
@@ -182,6 +212,8 @@ impl Env {
             max_failures: b.max_failures,
             lockout_duration: b.lockout_duration,
             trusted_lifetime: b.trusted_lifetime,
+            sms: sms_section,
+            extra_toml: b.extra_toml,
         };
         let config_path = dir.join("mfad.toml");
         std::fs::write(&config_path, config.to_toml()).expect("write mfad.toml");
@@ -194,6 +226,7 @@ impl Env {
             users: Mutex::new(Vec::new()),
             groups: Mutex::new(Vec::new()),
             pam_files: Mutex::new(Vec::new()),
+            sms,
         };
         if b.start_daemon {
             env.start_daemon();

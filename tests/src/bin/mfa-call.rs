@@ -4,12 +4,19 @@
 //!
 //! Usage: mfa-call BUS COMMAND ARGS...
 //!   login-begin USER [SERVICE [RHOST [AUTH_INFO]]]
-//!   login USER CODE...            Begin, then Answer each code in turn
+//!   login USER ANSWER...          Begin, then Answer each answer in turn
+//!                                 while the result is retry or prompt
+//!                                 (an empty ANSWER is the empty answer)
+//!   answer SESSION ANSWER         one Login.Answer
 //!   account-check USER SERVICE SESSION
 //!   trusted USER | trusted-remove USER ID | trusted-remove-all USER
 //!   admin-trusted USER | admin-trusted-remove USER ID | admin-trusted-remove-all USER
 //!   enroll-begin USER [NAME]
 //!   enroll-confirm USER ID CODE1 CODE2
+//!   enroll-sms-begin USER PHONE [CODE]
+//!   enroll-sms-resend USER ID
+//!   enroll-sms-confirm USER ID CODE
+//!   send-code USER
 //!   status USER
 //!   remove-device USER ID CODE
 //!   regen-backup USER CODE
@@ -19,6 +26,12 @@
 //! Prints one JSON object: {"ok": RESULT} (exit 0) or {"error": NAME,
 //! "message": MESSAGE} for a D-Bus error reply (exit 3). Anything else
 //! (usage, cannot connect) exits 2 with {"fatal": MESSAGE}.
+//!
+//! `login` prints {"begin": {action, session, message}, "answers":
+//! [{result, message}...]}; a `prompt` result's message is the new prompt.
+//! The SMS calls print {"enrollment_id", "phone"} (begin), {"phone"}
+//! (resend, send-code; the number as masked by the daemon) and
+//! {"device_id", "backup_codes"} (confirm).
 
 use std::process::ExitCode;
 
@@ -122,7 +135,12 @@ async fn run(args: Vec<String>) -> Result<Value, Failure> {
                 for code in &rest[1..] {
                     let (result, message) = login.answer(&session, code.as_bytes()).await?;
                     answers.push(json!({"result": result, "message": message}));
-                    if result != mfa_api::AnswerResult::Retry {
+                    // A prompt is not a try: the next answer goes to the
+                    // new prompt, as pam_mfa does.
+                    if !matches!(
+                        result,
+                        mfa_api::AnswerResult::Retry | mfa_api::AnswerResult::Prompt
+                    ) {
                         break;
                     }
                 }
@@ -131,6 +149,42 @@ async fn run(args: Vec<String>) -> Result<Value, Failure> {
                 "begin": {"action": action, "session": session, "message": message},
                 "answers": answers,
             })
+        }
+        "answer" => {
+            let (result, message) = login
+                .answer(
+                    &arg(rest, 0, "SESSION")?,
+                    arg(rest, 1, "ANSWER")?.as_bytes(),
+                )
+                .await?;
+            json!({"result": result, "message": message})
+        }
+        "enroll-sms-begin" => {
+            let code = rest.get(2).map(String::as_str).unwrap_or("");
+            let (id, phone) = account
+                .enroll_sms_begin(&arg(rest, 0, "USER")?, &arg(rest, 1, "PHONE")?, code)
+                .await?;
+            json!({"enrollment_id": id, "phone": phone})
+        }
+        "enroll-sms-resend" => {
+            let phone = account
+                .enroll_sms_resend(&arg(rest, 0, "USER")?, &arg(rest, 1, "ID")?)
+                .await?;
+            json!({ "phone": phone })
+        }
+        "enroll-sms-confirm" => {
+            let (device_id, backup_codes) = account
+                .enroll_sms_confirm(
+                    &arg(rest, 0, "USER")?,
+                    &arg(rest, 1, "ID")?,
+                    &arg(rest, 2, "CODE")?,
+                )
+                .await?;
+            json!({"device_id": device_id, "backup_codes": backup_codes})
+        }
+        "send-code" => {
+            let phone = account.send_code(&arg(rest, 0, "USER")?).await?;
+            json!({ "phone": phone })
         }
         "enroll-begin" => {
             let name = rest.get(1).map(String::as_str).unwrap_or("");
