@@ -1,0 +1,814 @@
+//! The SMS gateways through the real mfad: the HTTP gateway (a real server
+//! on 127.0.0.1), the command backend (a script recording its argv) and the
+//! file backend; config checks; phone number validation.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mfa_tests::codes::{is_digits, unix_now};
+use mfa_tests::mfactl::json_str;
+use mfa_tests::sms::{code_in, find_code, form_decode, EXAMPLE_PHONE, GATEWAY_PATH, SMS_WAIT};
+use mfa_tests::{random_phone, CallResult, Cmd, Env, Output, Sms, SmsCommand, SmsGateway, User};
+
+/// The harness's gateway is a real HTTP server: it reads a raw request,
+/// decodes the form and basic auth, and answers as told.
+#[test]
+fn harness_gateway_records_and_answers() {
+    let gw = SmsGateway::start();
+    gw.respond(503, "{\"down\":true}");
+    let body = "To=%2B37255512345&From=M+F&Body=a%26b%3Dc+123456";
+    let mut s = TcpStream::connect(gw.addr()).expect("connect");
+    write!(
+        s,
+        "POST /x?y=1 HTTP/1.1\r\nHost: h\r\nAuthorization: Basic dTpwOnc=\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read");
+    assert!(resp.starts_with("HTTP/1.1 503 "), "{resp}");
+    assert!(resp.ends_with("{\"down\":true}"), "{resp}");
+    let r = gw.wait_for_requests(1, Duration::from_secs(5)).remove(0);
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.path, "/x?y=1");
+    assert_eq!(r.field_names(), ["To", "From", "Body"]);
+    assert_eq!(r.field("To"), Some("+37255512345"));
+    assert_eq!(r.field("From"), Some("M F"));
+    assert_eq!(r.field("Body"), Some("a&b=c 123456"));
+    assert_eq!(r.basic_auth(), Some(("u".into(), "p:w".into())));
+    assert_eq!(gw.last_code(), "123456");
+    assert_eq!(
+        form_decode(b"a=&b&c=%zz"),
+        [("a", ""), ("b", ""), ("c", "%zz")].map(|(k, v)| (k.to_string(), v.to_string()))
+    );
+    assert_eq!(
+        find_code("+37255512345 code 012345."),
+        Some("012345".into())
+    );
+    assert_eq!(find_code("1234567 12345"), None);
+    assert_eq!(find_code("111111 222222"), None);
+}
+
+/// The harness's command script records any argument exactly, one record
+/// per run, and exits as told.
+#[test]
+fn harness_command_records_argv_exactly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = SmsCommand::new(dir.path());
+    let args = ["", "a b", "x\ny", "$(id)", "'\"", "-n", "\\0"];
+    Cmd::new(c.path()).args(args).run().assert_success();
+    c.set_exit(7);
+    let out = Cmd::new(c.path()).run();
+    assert_eq!(out.code, Some(7), "{out}");
+    c.set_exit(0);
+    c.set_delay(Duration::from_millis(300));
+    let out = Cmd::new(c.path()).arg("z").run();
+    out.assert_success();
+    assert!(out.elapsed >= Duration::from_millis(300), "{out}");
+    let calls = c.calls();
+    assert_eq!(calls.len(), 3);
+    let p = c.path().display().to_string();
+    let mut want = vec![p.clone()];
+    want.extend(args.iter().map(|s| s.to_string()));
+    assert_eq!(calls[0], want);
+    assert_eq!(calls[1], vec![p.clone()]);
+    assert_eq!(calls[2], vec![p, "z".to_string()]);
+}
+
+// ---------------------------------------------------------------------------
+// Through the real mfad
+
+/// The text mfad's default template gives.
+fn default_text(code: &str) -> String {
+    format!("Your verification code for {} is {code}", host())
+}
+
+/// `{host}`: the machine's host name.
+fn host() -> String {
+    nix::unistd::gethostname()
+        .expect("gethostname")
+        .into_string()
+        .expect("UTF-8 host name")
+}
+
+/// EnrollSmsBegin as `user` for their first phone.
+fn begin(env: &Env, user: &User, phone: &str) -> CallResult {
+    env.call(Some(user), &["enroll-sms-begin", "", phone, ""])
+}
+
+/// Panics if `code` appears in the daemon's log as a number of its own.
+#[track_caller]
+fn assert_log_lacks(env: &Env, code: &str) {
+    let log = env.daemon_log();
+    let b = log.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_digit() {
+            let start = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            assert_ne!(&log[start..i], code, "mfad logged a code:\n{log}");
+        } else {
+            i += 1;
+        }
+    }
+}
+
+/// A one-line error message.
+#[track_caller]
+fn one_line(msg: &str) {
+    assert!(
+        !msg.is_empty() && !msg.contains('\n'),
+        "not a one-line message: {msg:?}"
+    );
+}
+
+const GATEWAY_FAILED: &str = "Could not send the code by SMS; try again later.";
+const NOT_CONFIGURED: &str = "SMS is not configured on this host; ask the administrator.";
+
+fn sorted(v: Vec<&str>) -> Vec<&str> {
+    let mut v = v;
+    v.sort_unstable();
+    v
+}
+
+/// The default form: To, From and Body, the Body from the default message
+/// template; the confirmed phone is a device of kind sms, masked for the
+/// user and in full for the admin.
+#[test]
+fn http_posts_the_default_form() {
+    let env = Env::builder().sms(Sms::http().sender("MFA-Test")).start();
+    let alice = env.add_user();
+    let v = begin(&env, &alice, EXAMPLE_PHONE).ok().clone();
+    assert_eq!(v["phone"], "+372*****345", "{v}");
+    let reqs = env.sms_gateway().wait_for_requests(1, SMS_WAIT);
+    assert_eq!(reqs.len(), 1, "one request per code: {reqs:?}");
+    let r = &reqs[0];
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.path, GATEWAY_PATH);
+    assert!(
+        r.header("content-type")
+            .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded")),
+        "{r:?}"
+    );
+    assert_eq!(sorted(r.field_names()), ["Body", "From", "To"], "{r:?}");
+    assert_eq!(r.field("To"), Some(EXAMPLE_PHONE));
+    assert_eq!(r.field("From"), Some("MFA-Test"));
+    let code = r.code();
+    assert!(is_digits(&code, 6), "{code}");
+    assert_eq!(r.field("Body"), Some(default_text(&code).as_str()));
+    assert_eq!(
+        r.header("authorization"),
+        None,
+        "no credentials are configured"
+    );
+
+    let id = json_str(&v, "enrollment_id");
+    let done = env
+        .call(Some(&alice), &["enroll-sms-confirm", "", &id, &code])
+        .ok()
+        .clone();
+    let device_id = json_str(&done, "device_id");
+    let s = env.call(Some(&alice), &["status", ""]).ok().clone();
+    assert_eq!(s["devices"][0]["id"], device_id.as_str(), "{s}");
+    assert_eq!(s["devices"][0]["kind"], "sms", "{s}");
+    assert_eq!(s["devices"][0]["name"], "+372*****345", "{s}");
+    let s = env.call(None, &["admin-status", &alice.name]).ok().clone();
+    assert_eq!(s["devices"][0]["name"], EXAMPLE_PHONE, "{s}");
+    assert_log_lacks(&env, &code);
+}
+
+/// Custom fields and template: every placeholder lands where configured,
+/// in form values as in the message.
+#[test]
+fn http_posts_the_configured_form_and_message() {
+    let env = Env::builder()
+        .sms(
+            Sms::http()
+                .sender("Acme")
+                .message("{user}@{host}: your code is {code}.")
+                .form(&[
+                    ("to_number", "{phone}"),
+                    ("text", "{message}"),
+                    ("ref", "{user}:{host}:{code}"),
+                    ("from", "{sender}"),
+                    ("channel", "sms"),
+                ]),
+        )
+        .start();
+    let bob = env.add_user();
+    let phone = random_phone();
+    begin(&env, &bob, &phone).ok();
+    let r = env.sms_gateway().wait_for_requests(1, SMS_WAIT).remove(0);
+    assert_eq!(
+        sorted(r.field_names()),
+        ["channel", "from", "ref", "text", "to_number"],
+        "{r:?}"
+    );
+    let text = r.field("text").expect("text").to_string();
+    let code = code_in(&text);
+    assert_eq!(
+        text,
+        format!("{}@{}: your code is {code}.", bob.name, host())
+    );
+    assert_eq!(r.field("to_number"), Some(phone.as_str()));
+    assert_eq!(
+        r.field("ref"),
+        Some(format!("{}:{}:{code}", bob.name, host()).as_str())
+    );
+    assert_eq!(r.field("from"), Some("Acme"));
+    assert_eq!(r.field("channel"), Some("sms"));
+}
+
+/// username and the first line of password_file make HTTP basic auth; the
+/// password never reaches the log.
+#[test]
+fn http_basic_auth_from_username_and_password_file() {
+    let password = "s3cr:et p@ss/wörd";
+    let env = Env::builder()
+        .sms(
+            Sms::http()
+                .username("ACmfatest")
+                .password_file_contents(&format!("{password}\nsecond line\n"), 0o600),
+        )
+        .start();
+    let carol = env.add_user();
+    begin(&env, &carol, EXAMPLE_PHONE).ok();
+    let r = env.sms_gateway().wait_for_requests(1, SMS_WAIT).remove(0);
+    assert_eq!(
+        r.basic_auth(),
+        Some(("ACmfatest".to_string(), password.to_string())),
+        "Authorization: {:?}",
+        r.header("authorization")
+    );
+    assert!(
+        !env.daemon_log().contains("s3cr:et"),
+        "{}",
+        env.daemon_log()
+    );
+}
+
+/// Values are form-encoded: a sender or message with `&`, `=`, `"` or a
+/// newline adds no field; `{{`/`}}` are literal braces; substitution is
+/// one pass (a `{phone}` that comes out of the message stays as it is).
+#[test]
+fn http_placeholders_cannot_add_fields() {
+    let sender = "Evil&To=+15550000000&Body=x\"y\nZ=1";
+    let env = Env::builder()
+        .sms(
+            Sms::http()
+                .sender(sender)
+                .message("Code {code} & Body=oops&To=+1999 \"{{user}}\" {{phone}} 50%\nline two")
+                .form(&[
+                    ("To", "{phone}"),
+                    ("From", "{sender}"),
+                    ("Body", "{message}"),
+                    ("Note", "{{sender}} is {sender}"),
+                ]),
+        )
+        .start();
+    let dan = env.add_user();
+    begin(&env, &dan, EXAMPLE_PHONE).ok();
+    let r = env.sms_gateway().wait_for_requests(1, SMS_WAIT).remove(0);
+    assert_eq!(
+        sorted(r.field_names()),
+        ["Body", "From", "Note", "To"],
+        "a value added a field: {}",
+        r.body_text()
+    );
+    assert_eq!(r.field("To"), Some(EXAMPLE_PHONE));
+    assert_eq!(r.field("From"), Some(sender));
+    let code = r.code();
+    assert_eq!(
+        r.field("Body"),
+        Some(
+            format!("Code {code} & Body=oops&To=+1999 \"{{user}}\" {{phone}} 50%\nline two")
+                .as_str()
+        )
+    );
+    assert_eq!(
+        r.field("Note"),
+        Some(format!("{{sender}} is {sender}").as_str())
+    );
+}
+
+/// Any non-2xx answer: the caller gets Unavailable with one line, the log
+/// has the gateway's status but never the code. The gateway coming back
+/// works at once.
+#[test]
+fn http_error_answers_are_unavailable_and_logged_without_the_code() {
+    let env = Env::builder()
+        .sms(Sms::http().max_sends_per_hour(20))
+        .start();
+    let gw = env.sms_gateway();
+    let erin = env.add_user();
+    for (i, (status, body)) in [
+        (503, r#"{"message":"Service Unavailable"}"#),
+        (401, r#"{"code":20003,"message":"Authenticate"}"#),
+        (
+            400,
+            r#"{"code":21211,"message":"Invalid 'To' Phone Number"}"#,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        gw.respond(status, body);
+        let r = begin(&env, &erin, EXAMPLE_PHONE);
+        let msg = r.assert_error("Unavailable");
+        assert_eq!(msg, GATEWAY_FAILED);
+        let reqs = gw.wait_for_requests(i + 1, SMS_WAIT);
+        assert_eq!(reqs.len(), i + 1, "no retries behind the caller's back");
+        let code = reqs[i].code();
+        assert!(!msg.contains(&code));
+        let log = env.daemon_log();
+        assert!(
+            log.contains(&status.to_string()),
+            "the log must name the gateway's status {status}:\n{log}"
+        );
+        assert_log_lacks(&env, &code);
+    }
+    gw.reset();
+    let v = begin(&env, &erin, EXAMPLE_PHONE).ok().clone();
+    let code = gw.last_code();
+    env.call(
+        Some(&erin),
+        &[
+            "enroll-sms-confirm",
+            "",
+            &json_str(&v, "enrollment_id"),
+            &code,
+        ],
+    )
+    .ok();
+}
+
+/// A gateway slower than the timeout: Unavailable after about the timeout,
+/// and mfad answers other calls while it waits.
+#[test]
+fn http_timeout_is_unavailable_and_the_daemon_stays_responsive() {
+    let env = Env::builder().sms(Sms::http().timeout("4s")).start();
+    let gw = env.sms_gateway();
+    let (fay, gus) = (env.add_user(), env.add_user());
+    env.enroll_raw(&gus);
+    gw.delay(Duration::from_secs(60));
+    let start = Instant::now();
+    let result = thread::scope(|s| {
+        let pending = s.spawn(|| begin(&env, &fay, EXAMPLE_PHONE));
+        gw.wait_for_requests(1, SMS_WAIT);
+        // While mfad waits for the gateway: the Account, Admin and Login
+        // interfaces answer, for other users and for root.
+        let t = Instant::now();
+        env.call(Some(&gus), &["status", ""]).ok();
+        env.call(None, &["admin-list"]).ok();
+        let v = env.call(None, &["login-begin", &gus.name]).ok().clone();
+        assert_eq!(v["action"], "challenge", "{v}");
+        assert!(
+            !pending.is_finished(),
+            "the send ended before the other calls were answered ({:?}): the test proves nothing",
+            t.elapsed()
+        );
+        pending.join().expect("the call thread")
+    });
+    let took = start.elapsed();
+    assert_eq!(result.assert_error("Unavailable"), GATEWAY_FAILED);
+    assert!(
+        took >= Duration::from_millis(3500) && took < Duration::from_secs(15),
+        "the 4 s timeout took {took:?}"
+    );
+    let log = env.daemon_log();
+    assert!(
+        log.to_lowercase().contains("time"),
+        "the log must say the gateway timed out:\n{log}"
+    );
+    assert_log_lacks(&env, &gw.last_code());
+    // Answering at once again: the next send works.
+    gw.reset();
+    begin(&env, &fay, EXAMPLE_PHONE).ok();
+}
+
+/// argv as configured, no shell: the phone and the message are one
+/// argument each whatever they hold.
+#[test]
+fn command_gets_the_configured_argv_without_a_shell() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let canary = scratch.path().join("pwned");
+    let message = format!(
+        "Code {{code}}; $(touch {c}) `touch {c}` \"double\" 'single' & | > * {{user}}\nend",
+        c = canary.display()
+    );
+    let env = Env::builder()
+        .sms(Sms::command().sender("My Shop").message(&message).args(&[
+            "TEXT",
+            "{phone}",
+            "-text",
+            "{message}",
+            "--from={sender}",
+        ]))
+        .start();
+    let hal = env.add_user();
+    let phone = random_phone();
+    let v = begin(&env, &hal, &phone).ok().clone();
+    let cmd = env.sms_command();
+    let argv = cmd.wait_for_calls(1, SMS_WAIT).remove(0);
+    let code = cmd.last_code();
+    let text = format!(
+        "Code {code}; $(touch {c}) `touch {c}` \"double\" 'single' & | > * {}\nend",
+        hal.name,
+        c = canary.display()
+    );
+    assert_eq!(
+        argv,
+        [
+            cmd.path().display().to_string(),
+            "TEXT".into(),
+            phone.clone(),
+            "-text".into(),
+            text,
+            "--from=My Shop".into(),
+        ]
+    );
+    assert!(!canary.exists(), "a shell ran the message");
+    assert_eq!(cmd.count(), 1);
+    env.call(
+        Some(&hal),
+        &[
+            "enroll-sms-confirm",
+            "",
+            &json_str(&v, "enrollment_id"),
+            &code,
+        ],
+    )
+    .ok();
+}
+
+/// A command that exits non-zero, or outlives its timeout: Unavailable,
+/// without the code in the log.
+#[test]
+fn command_failure_and_timeout_are_unavailable() {
+    let env = Env::builder()
+        .sms(Sms::command().timeout("2s").max_sends_per_hour(20))
+        .start();
+    let cmd = env.sms_command();
+    let ivy = env.add_user();
+    cmd.set_exit(3);
+    let msg = begin(&env, &ivy, EXAMPLE_PHONE)
+        .assert_error("Unavailable")
+        .to_string();
+    assert_eq!(msg, GATEWAY_FAILED);
+    assert_eq!(cmd.count(), 1);
+    assert_log_lacks(&env, &cmd.last_code());
+
+    cmd.set_exit(0);
+    cmd.set_delay(Duration::from_secs(30));
+    let start = Instant::now();
+    let r = begin(&env, &ivy, EXAMPLE_PHONE);
+    let took = start.elapsed();
+    assert_eq!(r.assert_error("Unavailable"), GATEWAY_FAILED);
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(12),
+        "the 2 s command timeout took {took:?}"
+    );
+    assert_eq!(cmd.count(), 2);
+    assert_log_lacks(&env, &cmd.last_code());
+
+    cmd.set_delay(Duration::ZERO);
+    begin(&env, &ivy, EXAMPLE_PHONE).ok();
+    assert_eq!(cmd.count(), 3);
+}
+
+/// One JSON object per line, whatever the message holds; the file is 0600;
+/// a resend appends a line with a new code, and only that code works.
+#[test]
+fn file_backend_writes_one_json_object_per_line() {
+    let env = Env::builder()
+        .sms(Sms::file().message("Say \"hi\"\nyour code: {code}\t{{end}} \\ done"))
+        .start();
+    let jo = env.add_user();
+    let t0 = unix_now();
+    let v = begin(&env, &jo, EXAMPLE_PHONE).ok().clone();
+    let id = json_str(&v, "enrollment_id");
+    let r = env
+        .call(Some(&jo), &["enroll-sms-resend", "", &id])
+        .ok()
+        .clone();
+    assert_eq!(r["phone"], "+372*****345", "{r}");
+    let outbox = env.sms_outbox();
+    let msgs = outbox.wait_for_messages(2, SMS_WAIT);
+    assert_eq!(outbox.text().lines().count(), 2, "{}", outbox.text());
+    let mut codes = Vec::new();
+    for m in &msgs {
+        let mut keys: Vec<&str> = m
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["from", "message", "time", "to"], "{m}");
+        assert_eq!(m["to"], EXAMPLE_PHONE, "{m}");
+        assert_eq!(m["from"], "MFA", "the default sender: {m}");
+        let t = m["time"].as_u64().unwrap_or_else(|| panic!("time: {m}"));
+        assert!(t + 5 >= t0 && t <= unix_now() + 5, "{m}");
+        let code = code_in(m["message"].as_str().expect("message"));
+        assert_eq!(
+            m["message"],
+            format!("Say \"hi\"\nyour code: {code}\t{{end}} \\ done"),
+            "{m}"
+        );
+        codes.push(code);
+    }
+    let mode = std::fs::metadata(outbox.path())
+        .expect("outbox")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the outbox holds codes: root only");
+
+    if codes[0] != codes[1] {
+        env.call(Some(&jo), &["enroll-sms-confirm", "", &id, &codes[0]])
+            .assert_error("InvalidCode");
+    }
+    env.call(Some(&jo), &["enroll-sms-confirm", "", &id, &codes[1]])
+        .ok();
+    assert_eq!(outbox.count(), 2);
+}
+
+/// Anything but E.164 is InvalidArgument naming the example, and no SMS
+/// goes out; for root acting on a user too.
+#[test]
+fn bad_phone_numbers_are_refused_with_the_example() {
+    let env = Env::builder().sms(Sms::http()).start();
+    let kim = env.add_user();
+    for bad in [
+        "0555",
+        "+0123",
+        "+0123456789",
+        "+1 555 1234",
+        "+1-555-0100",
+        "+1555abc0100",
+        "phone",
+        "+3725551234567890",
+        "",
+        "+",
+        "++37255512345",
+        "37255512345",
+    ] {
+        for r in [
+            begin(&env, &kim, bad),
+            env.call(None, &["enroll-sms-begin", &kim.name, bad, ""]),
+        ] {
+            let msg = r.assert_error("InvalidArgument");
+            one_line(msg);
+            assert!(
+                msg.contains(EXAMPLE_PHONE),
+                "{bad:?}: the message must show {EXAMPLE_PHONE}: {msg}"
+            );
+        }
+    }
+    assert_eq!(env.sms_gateway().count(), 0, "an SMS went to a bad number");
+    let s = env.call(None, &["admin-status", &kim.name]).ok().clone();
+    assert_eq!(s["enrolled"], false, "{s}");
+}
+
+/// Without [sms]: Unavailable with the admin hint, for enrollment and
+/// SendCode.
+#[test]
+fn without_sms_config_the_calls_are_unavailable() {
+    let env = Env::new();
+    let lou = env.add_user();
+    let msg = begin(&env, &lou, EXAMPLE_PHONE)
+        .assert_error("Unavailable")
+        .to_string();
+    assert_eq!(msg, NOT_CONFIGURED);
+    env.enroll_raw(&lou);
+    let msg = env
+        .call(Some(&lou), &["send-code", ""])
+        .assert_error("Unavailable")
+        .to_string();
+    assert_eq!(msg, NOT_CONFIGURED);
+}
+
+/// max_sends_per_hour counts every send of the user: the next one is
+/// RateLimited and reaches no gateway; other users are not affected.
+#[test]
+fn sends_beyond_the_hourly_limit_are_rate_limited() {
+    let env = Env::builder()
+        .sms(Sms::http().max_sends_per_hour(2))
+        .start();
+    let gw = env.sms_gateway();
+    let (mo, ned) = (env.add_user(), env.add_user());
+    let v = begin(&env, &mo, EXAMPLE_PHONE).ok().clone();
+    let id = json_str(&v, "enrollment_id");
+    env.call(Some(&mo), &["enroll-sms-resend", "", &id]).ok();
+    assert_eq!(gw.count(), 2);
+    let msg = env
+        .call(Some(&mo), &["enroll-sms-resend", "", &id])
+        .assert_error("RateLimited")
+        .to_string();
+    one_line(&msg);
+    begin(&env, &mo, EXAMPLE_PHONE).assert_error("RateLimited");
+    assert_eq!(gw.count(), 2, "a send beyond the limit reached the gateway");
+    begin(&env, &ned, EXAMPLE_PHONE).ok();
+    assert_eq!(gw.count(), 3);
+}
+
+/// https anywhere and plain http to the loopback addresses are accepted,
+/// and a send through `localhost` reaches the gateway on 127.0.0.1.
+#[test]
+fn https_and_loopback_http_urls_are_accepted() {
+    for url in [
+        "https://api.example.com/2010-04-01/Accounts/ACx/Messages.json",
+        "http://localhost:8080/send",
+        "http://127.0.0.1/send",
+        "http://[::1]:8080/send",
+    ] {
+        let env = Env::builder().sms(Sms::http().url(url)).start();
+        assert!(env.daemon_pid().is_some(), "{url}");
+    }
+    let mut env = Env::builder().sms(Sms::http()).no_daemon().start();
+    let url = env.sms_gateway().url().replace("127.0.0.1", "localhost");
+    env.set_config(|c| {
+        c.sms
+            .as_mut()
+            .and_then(|s| s.http.as_mut())
+            .expect("[sms.http]")
+            .url = url
+    });
+    env.start_daemon();
+    let pat = env.add_user();
+    begin(&env, &pat, EXAMPLE_PHONE).ok();
+    assert_eq!(env.sms_gateway().count(), 1);
+}
+
+/// Runs mfad with `toml` and expects it to refuse: a non-zero exit, one
+/// line on stderr containing every one of `needles` (any of each `|`
+/// alternative), no panic.
+#[track_caller]
+fn assert_refused(env: &Env, what: &str, toml: &str, needles: &[&str]) {
+    let path = env.write_file("bad-sms.toml", toml);
+    let out: Output = env.run_mfad(&path, Duration::from_secs(10));
+    assert!(
+        !out.timed_out && matches!(out.code, Some(c) if c != 0),
+        "{what}: mfad must refuse to start:\n{out}\n--- config ---\n{toml}"
+    );
+    let err = out.stderr.trim();
+    assert!(
+        err.lines().count() == 1 && err.starts_with("mfad: "),
+        "{what}: expected one `mfad: ` line on stderr:\n{out}"
+    );
+    assert!(!err.contains("panicked"), "{what}:\n{out}");
+    for n in needles {
+        assert!(
+            n.split('|').any(|alt| err.contains(alt)),
+            "{what}: the error must mention {n:?}:\n{out}"
+        );
+    }
+}
+
+/// Config mistakes stop mfad at start with one clear line.
+#[test]
+fn bad_sms_configs_are_refused_at_start() {
+    let base = Env::builder().no_daemon().start();
+    let with = |sms: Sms| -> String {
+        let env = Env::builder().sms(sms).no_daemon().start();
+        env.config().to_toml()
+    };
+    let cases: Vec<(&str, String, Vec<&str>)> = vec![
+        (
+            "unknown placeholder in message",
+            with(Sms::file().message("Code {code} {nonsense}")),
+            vec!["nonsense"],
+        ),
+        (
+            "unknown placeholder in a form value",
+            with(Sms::http().form(&[("To", "{phone}"), ("Body", "{message}"), ("X", "{bogus}")])),
+            vec!["bogus"],
+        ),
+        (
+            "unknown placeholder in argv",
+            with(Sms::command().args(&["{phone}", "{mesage}"])),
+            vec!["mesage"],
+        ),
+        (
+            "an unclosed brace",
+            with(Sms::file().message("Code {code} {oops")),
+            vec!["{oops|oops|{"],
+        ),
+        (
+            "message without {code}",
+            with(Sms::file().message("Your code is on its way")),
+            vec!["code"],
+        ),
+        (
+            "no backend",
+            format!("{}\n[sms]\nsender = \"MFA\"\n", base.config().to_toml()),
+            vec!["backend"],
+        ),
+        (
+            "an unknown backend",
+            format!("{}\n[sms]\nbackend = \"pigeon\"\n", base.config().to_toml()),
+            vec!["pigeon"],
+        ),
+        (
+            "backend http without [sms.http]",
+            format!("{}\n[sms]\nbackend = \"http\"\n", base.config().to_toml()),
+            vec!["sms.http"],
+        ),
+        (
+            "backend command without [sms.command]",
+            format!(
+                "{}\n[sms]\nbackend = \"command\"\n",
+                base.config().to_toml()
+            ),
+            vec!["sms.command"],
+        ),
+        (
+            "backend file without [sms.file]",
+            format!("{}\n[sms]\nbackend = \"file\"\n", base.config().to_toml()),
+            vec!["sms.file"],
+        ),
+        (
+            "plain http to a remote host",
+            with(Sms::http().url("http://api.example.com/send")),
+            vec!["http://api.example.com/send|https"],
+        ),
+        (
+            "plain http to a private address",
+            with(Sms::http().url("http://10.1.2.3:8080/send")),
+            vec!["http://10.1.2.3:8080/send|https"],
+        ),
+        (
+            "plain http to a name that starts like localhost",
+            with(Sms::http().url("http://localhost.example.com/send")),
+            vec!["http://localhost.example.com/send|https"],
+        ),
+        (
+            "plain http to a name that starts like 127.0.0.1",
+            with(Sms::http().url("http://127.0.0.1.example.com/send")),
+            vec!["http://127.0.0.1.example.com/send|https"],
+        ),
+        (
+            "a URL that is not http(s)",
+            with(Sms::http().url("ftp://127.0.0.1/send")),
+            vec!["ftp://127.0.0.1/send|https"],
+        ),
+        (
+            "a relative command",
+            with(Sms::command().program("gammu-smsd-inject")),
+            vec!["gammu-smsd-inject"],
+        ),
+        (
+            "a ./relative command",
+            with(Sms::command().program("./sms.sh")),
+            vec!["./sms.sh"],
+        ),
+        (
+            "an empty argv",
+            format!(
+                "{}\n[sms]\nbackend = \"command\"\n[sms.command]\nargv = []\n",
+                base.config().to_toml()
+            ),
+            vec!["argv"],
+        ),
+    ];
+    for (what, toml, needles) in &cases {
+        assert_refused(&base, what, toml, needles);
+    }
+}
+
+/// The password file must be root's alone: group or other may not read it.
+#[test]
+fn a_password_file_others_may_read_is_refused() {
+    for mode in [0o644, 0o640, 0o604] {
+        let env = Env::builder()
+            .sms(
+                Sms::http()
+                    .username("AC")
+                    .password_file_contents("pw\n", mode),
+            )
+            .no_daemon()
+            .start();
+        let file = env.dir().join("sms-password");
+        assert_refused(
+            &env,
+            &format!("password_file mode {mode:o}"),
+            &env.config().to_toml(),
+            &[&file.display().to_string()],
+        );
+    }
+    // 0400 and 0600 are fine.
+    for mode in [0o400, 0o600] {
+        let env = Env::builder()
+            .sms(
+                Sms::http()
+                    .username("AC")
+                    .password_file_contents("pw\n", mode),
+            )
+            .start();
+        assert!(env.daemon_pid().is_some());
+    }
+}
