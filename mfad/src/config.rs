@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::Error;
+use crate::gateway::SmsConfig;
 use crate::policy::Mode;
 use crate::trust::Lifetime;
 
@@ -19,6 +20,8 @@ pub struct Config {
     pub totp: Totp,
     pub lockout: LockoutConfig,
     pub trusted_devices: TrustedDevices,
+    /// Absent: SMS is off.
+    pub sms: Option<SmsConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -96,6 +99,7 @@ impl Default for Config {
             totp: Totp { window: 1 },
             lockout: LockoutConfig::default(),
             trusted_devices: TrustedDevices::default(),
+            sms: None,
         }
     }
 }
@@ -135,18 +139,20 @@ impl Default for LockoutConfig {
     }
 }
 
-/// Durations as "30s", "15m", "30d".
+/// A duration as "30s", "15m", "30d".
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| {
+        format!("invalid duration {s:?} ({e}); use a form like \"30s\", \"15m\" or \"30d\"")
+    })
+}
+
 mod humantime_serde_compat {
     use serde::{Deserialize, Deserializer};
     use std::time::Duration;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "invalid duration {s:?} ({e}); use a form like \"30s\", \"15m\" or \"30d\""
-            ))
-        })
+        super::parse_duration(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -201,6 +207,9 @@ impl Config {
         }
         if self.daemon.bus.is_empty() {
             return bad("[daemon] bus must be \"system\" or a D-Bus address".into());
+        }
+        if let Some(sms) = &self.sms {
+            sms.validate().or_else(bad)?;
         }
         Ok(())
     }
@@ -266,6 +275,185 @@ mod tests {
         assert!(e.contains("line 3"), "{e}");
         assert!(e.contains("bogus"), "{e}");
         assert!(!e.contains('\n'));
+    }
+
+    const FILE_SMS: &str = "[sms]\nbackend = \"file\"\n[sms.file]\npath = \"/tmp/outbox\"\n";
+
+    #[test]
+    fn sms_is_off_without_its_table() {
+        assert!(parse("").unwrap().sms.is_none());
+    }
+
+    #[test]
+    fn sms_defaults() {
+        let s = parse(FILE_SMS).unwrap().sms.unwrap();
+        assert_eq!(s.backend, crate::gateway::Backend::File);
+        assert_eq!(s.code_lifetime, Duration::from_secs(300));
+        assert_eq!(s.max_sends_per_hour, 5);
+        assert_eq!(s.sender, "MFA");
+        assert_eq!(
+            s.message.to_string(),
+            "Your verification code for {host} is {code}"
+        );
+        assert_eq!(s.file.unwrap().path, PathBuf::from("/tmp/outbox"));
+        assert!(s.http.is_none() && s.command.is_none());
+    }
+
+    #[test]
+    fn sms_http_twilio_example() {
+        let s = parse(
+            "[sms]\nbackend = \"http\"\ncode_lifetime = \"2m\"\nmax_sends_per_hour = 3\n\
+             sender = \"+15005550006\"\nmessage = \"{code} is your {{MFA}} code for {user}@{host}\"\n\
+             [sms.http]\nurl = \"https://api.twilio.com/2010-04-01/Accounts/ACxxx/Messages.json\"\n\
+             username = \"ACxxx\"\npassword_file = \"/etc/mfad/sms-password\"\ntimeout = \"5s\"\n",
+        )
+        .unwrap()
+        .sms
+        .unwrap();
+        assert_eq!(s.code_lifetime, Duration::from_secs(120));
+        assert_eq!(s.max_sends_per_hour, 3);
+        assert_eq!(s.sender, "+15005550006");
+        let h = s.http.unwrap();
+        assert_eq!(h.url.host_str(), Some("api.twilio.com"));
+        assert_eq!(h.username.as_deref(), Some("ACxxx"));
+        assert_eq!(
+            h.password_file,
+            Some(PathBuf::from("/etc/mfad/sms-password"))
+        );
+        assert_eq!(h.timeout, Duration::from_secs(5));
+        let form: Vec<(&str, String)> = h
+            .form
+            .iter()
+            .map(|(k, t)| (k.as_str(), t.to_string()))
+            .collect();
+        assert_eq!(
+            form,
+            [
+                ("To", "{phone}".to_owned()),
+                ("From", "{sender}".to_owned()),
+                ("Body", "{message}".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn sms_http_custom_form_and_loopback() {
+        for url in [
+            "http://127.0.0.1:8080/send",
+            "http://localhost/send",
+            "http://[::1]:99/",
+            "https://sms.example.com/api?x=1",
+        ] {
+            let text = format!(
+                "[sms]\nbackend = \"http\"\n[sms.http]\nurl = \"{url}\"\n\
+                 form = {{ to = \"{{phone}}\", text = \"{{message}}\", tag = \"mfa-{{user}}\" }}\n"
+            );
+            let h = parse(&text).unwrap().sms.unwrap().http.unwrap();
+            assert_eq!(h.form.len(), 3, "{url}");
+            assert_eq!(h.timeout, Duration::from_secs(10));
+            assert!(h.username.is_none() && h.password_file.is_none());
+        }
+    }
+
+    #[test]
+    fn sms_command_gammu_example() {
+        let s = parse(
+            "[sms]\nbackend = \"command\"\n[sms.command]\n\
+             argv = [\"/usr/bin/gammu-smsd-inject\", \"TEXT\", \"{phone}\", \"-text\", \"{message}\"]\n\
+             timeout = \"20s\"\n",
+        )
+        .unwrap()
+        .sms
+        .unwrap();
+        let c = s.command.unwrap();
+        assert_eq!(c.argv.len(), 5);
+        assert_eq!(c.argv[0].literal(), Some("/usr/bin/gammu-smsd-inject"));
+        assert_eq!(c.timeout, Duration::from_secs(20));
+    }
+
+    /// Every bad [sms] value is one line naming the file, and the line and
+    /// key or placeholder where the parser still knows them.
+    #[test]
+    fn sms_errors_name_line_and_key() {
+        let http = "[sms]\nbackend = \"http\"\n[sms.http]\n";
+        let cmd = "[sms]\nbackend = \"command\"\n[sms.command]\n";
+        for (text, want) in [
+            ("[sms]\ncode_lifetime = \"5m\"\n".to_string(), vec!["line 1", "backend"]),
+            ("[sms]\nbackend = \"sms\"\n".into(), vec!["line 2", "sms", "http"]),
+            ("[sms]\nbackend = \"file\"\n".into(), vec!["[sms.file]"]),
+            ("[sms]\nbackend = \"http\"\n[sms.file]\npath = \"/x\"\n".into(), vec!["[sms.http]"]),
+            (format!("{FILE_SMS}bogus = 1\n"), vec!["line 5", "bogus"]),
+            ("[sms]\nbackend = \"file\"\nphone = \"1\"\n".into(), vec!["line 3", "phone"]),
+            (
+                "[sms]\nbackend = \"file\"\nmessage = \"Code {cod}\"\n".into(),
+                vec!["line 3", "sms.message", "{cod}", "{code}, {host}, {user}"],
+            ),
+            (
+                "[sms]\nbackend = \"file\"\nmessage = \"To {phone}: {code}\"\n".into(),
+                vec!["line 3", "{phone}"],
+            ),
+            (
+                "[sms]\nbackend = \"file\"\nmessage = \"no code here\"\n".into(),
+                vec!["line 3", "must contain {code}"],
+            ),
+            (
+                "[sms]\nbackend = \"file\"\nmessage = \"{code\"\n".into(),
+                vec!["line 3", "unclosed", "{{"],
+            ),
+            ("[sms]\nbackend = \"file\"\ncode_lifetime = \"0s\"\n".into(), vec!["line 3", "sms.code_lifetime must be longer than 0s"]),
+            ("[sms]\nbackend = \"file\"\ncode_lifetime = \"soon\"\n".into(), vec!["line 3", "invalid duration"]),
+            ("[sms]\nbackend = \"file\"\nmax_sends_per_hour = 0\n".into(), vec!["line 3", "sms.max_sends_per_hour must be at least 1"]),
+            ("[sms]\nbackend = \"file\"\n[sms.file]\npath = \"outbox\"\n".into(), vec!["line 4", "sms.file.path", "absolute"]),
+            (format!("{http}url = \"http://sms.example.com/\"\n"), vec!["line 4", "sms.http.url", "https://"]),
+            (format!("{http}url = \"http://10.0.0.1/\"\n"), vec!["line 4", "127.0.0.1"]),
+            (format!("{http}url = \"ftp://x/\"\n"), vec!["line 4", "scheme"]),
+            (format!("{http}url = \"not a url\"\n"), vec!["line 4", "not a URL"]),
+            (format!("{http}url = \"https://u:p@x/\"\n"), vec!["line 4", "credentials"]),
+            (format!("{http}form = {{ Body = \"{{message}}\" }}\n"), vec!["line 3", "url"]),
+            (
+                format!("{http}url = \"https://x/\"\nform = {{ To = \"{{phone}}\", Body = \"{{mesage}}\" }}\n"),
+                vec!["line 5", "sms.http.form.Body", "{mesage}"],
+            ),
+            (
+                format!("{http}url = \"https://x/\"\nform = {{ To = \"{{phone}}\" }}\n"),
+                vec!["line 5", "never be sent"],
+            ),
+            (format!("{http}url = \"https://x/\"\nusername = \"AC\"\n"), vec!["username and password_file"]),
+            (format!("{http}url = \"https://x/\"\npassword_file = \"/p\"\n"), vec!["username and password_file"]),
+            (
+                format!("{http}url = \"https://x/\"\nusername = \"a:b\"\npassword_file = \"/p\"\n"),
+                vec!["':'"],
+            ),
+            (format!("{http}url = \"https://x/\"\npassword_file = \"p\"\n"), vec!["line 5", "absolute"]),
+            (format!("{http}url = \"https://x/\"\ntimeout = \"0s\"\n"), vec!["line 5", "sms.http.timeout must be longer than 0s"]),
+            (format!("{http}url = \"https://x/\"\npassword = \"hunter2\"\n"), vec!["line 5", "password"]),
+            (format!("{cmd}argv = []\n"), vec!["line 4", "empty"]),
+            (
+                format!("{cmd}argv = [\"gammu-smsd-inject\", \"{{message}}\"]\n"),
+                vec!["line 4", "argv[0]", "absolute"],
+            ),
+            (
+                format!("{cmd}argv = [\"/usr/bin/{{user}}\", \"{{message}}\"]\n"),
+                vec!["line 4", "argv[0]", "placeholders"],
+            ),
+            (
+                format!("{cmd}argv = [\"/bin/x\", \"{{phone}}\", \"{{bogus}}\"]\n"),
+                vec!["line 4", "sms.command.argv[2]", "{bogus}"],
+            ),
+            (format!("{cmd}argv = [\"/bin/x\", \"{{phone}}\"]\n"), vec!["line 4", "never be sent"]),
+            (format!("{cmd}argv = [\"/bin/x\", \"{{code}}\"]\ntimeout = \"1 week\"\n"), vec!["line 5", "sms.command.timeout must be at most 5m"]),
+            (format!("{cmd}argv = [\"/bin/x\", \"{{code}}\"]\ntimeout = \"soon\"\n"), vec!["line 5", "invalid duration"]),
+        ] {
+            let e = match parse(&text) {
+                Ok(c) => panic!("{text:?} parsed: {:?}", c.sms),
+                Err(e) => e.to_string(),
+            };
+            assert!(e.starts_with("/etc/mfad/mfad.toml"), "{text:?}: {e}");
+            assert!(!e.contains('\n'), "{text:?}: {e}");
+            for w in want {
+                assert!(e.contains(w), "{text:?}: want {w:?} in {e}");
+            }
+        }
     }
 
     #[test]

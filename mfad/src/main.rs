@@ -5,6 +5,7 @@ mod backup;
 mod config;
 mod dbus;
 mod error;
+mod gateway;
 mod lockout;
 mod policy;
 mod ratelimit;
