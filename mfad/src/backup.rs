@@ -31,17 +31,26 @@ pub fn hash(code: &str, random: &mut dyn FnMut(&mut [u8]) -> Result<()>) -> Resu
     Ok(Hashed { salt, hash })
 }
 
-/// A uniform 8-digit code from `random` (rejection sampling, no modulo bias).
+/// A uniform 8-digit code from `random`.
 pub fn generate(random: &mut dyn FnMut(&mut [u8]) -> Result<()>) -> Result<String> {
-    const LIMIT: u32 = 100_000_000;
-    // The largest multiple of LIMIT that fits in a u32.
-    const ZONE: u32 = u32::MAX - (u32::MAX % LIMIT);
+    generate_digits(DIGITS, random)
+}
+
+/// A uniform code of `digits` (at most 9) decimal digits from `random`
+/// (rejection sampling, no modulo bias). Also makes the SMS codes.
+pub fn generate_digits(
+    digits: usize,
+    random: &mut dyn FnMut(&mut [u8]) -> Result<()>,
+) -> Result<String> {
+    let limit = 10u32.pow(u32::try_from(digits.min(9)).unwrap_or(9));
+    // The largest multiple of limit that fits in a u32.
+    let zone = u32::MAX - (u32::MAX % limit);
     loop {
         let mut b = [0u8; 4];
         random(&mut b)?;
         let n = u32::from_le_bytes(b);
-        if n < ZONE {
-            return Ok(format!("{:08}", n % LIMIT));
+        if n < zone {
+            return Ok(format!("{:0digits$}", n % limit));
         }
     }
 }

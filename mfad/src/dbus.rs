@@ -205,6 +205,59 @@ impl Account {
             .await
     }
 
+    #[zbus(out_args("enrollment_id", "phone"))]
+    async fn enroll_sms_begin(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        user: String,
+        phone: String,
+        code: String,
+    ) -> Result<(String, String), WireError> {
+        let caller = self.0.caller(&header).await?;
+        self.0
+            .run(move |s, now| s.enroll_sms_begin(caller, &user, &phone, &code, now))
+            .await
+    }
+
+    #[zbus(out_args("phone"))]
+    async fn enroll_sms_resend(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        user: String,
+        enrollment_id: String,
+    ) -> Result<String, WireError> {
+        let caller = self.0.caller(&header).await?;
+        self.0
+            .run(move |s, now| s.enroll_sms_resend(caller, &user, &enrollment_id, now))
+            .await
+    }
+
+    #[zbus(out_args("device_id", "backup_codes"))]
+    async fn enroll_sms_confirm(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        user: String,
+        enrollment_id: String,
+        code: String,
+    ) -> Result<(String, Vec<String>), WireError> {
+        let caller = self.0.caller(&header).await?;
+        self.0
+            .run(move |s, now| s.enroll_sms_confirm(caller, &user, &enrollment_id, &code, now))
+            .await
+    }
+
+    #[zbus(out_args("phone"))]
+    async fn send_code(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        user: String,
+    ) -> Result<String, WireError> {
+        let caller = self.0.caller(&header).await?;
+        self.0
+            .run(move |s, now| s.send_code(caller, &user, now))
+            .await
+    }
+
     #[zbus(out_args("status"))]
     async fn status(
         &self,

@@ -50,10 +50,18 @@ impl Lockout {
 
     /// What the user sees when locked: minutes rounded up.
     pub fn message(&self, now: i64) -> String {
-        let minutes = (self.remaining(now) + 59) / 60;
-        let unit = if minutes == 1 { "minute" } else { "minutes" };
-        format!("Too many failed attempts; try again in {minutes} {unit}.")
+        format!(
+            "Too many failed attempts; try again in {}.",
+            minutes(self.remaining(now))
+        )
     }
+}
+
+/// "1 minute", "15 minutes": a wait in seconds, in minutes rounded up.
+pub fn minutes(secs: i64) -> String {
+    let minutes = (secs.max(1) + 59) / 60;
+    let unit = if minutes == 1 { "minute" } else { "minutes" };
+    format!("{minutes} {unit}")
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod dbus;
 mod error;
 mod gateway;
 mod lockout;
+mod phone;
 mod policy;
 mod ratelimit;
 mod service;
@@ -91,11 +92,19 @@ fn run(path: &std::path::Path, explicit: bool) -> Result<()> {
     let _lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock)
         .map_err(|_| Error::Io(format!("{} is in use by another mfad", state_dir.display())))?;
     let bus = config.daemon.bus.clone();
-    let service = Arc::new(Service::new(config, store, audit));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Io(format!("cannot start the runtime: {e}")))?;
+    let sms = match &config.sms {
+        Some(sms) => Some(service::Sms {
+            sender: Arc::new(gateway::Gateway::new(sms, runtime.handle().clone())?),
+            code_lifetime: i64::try_from(sms.code_lifetime.as_secs()).unwrap_or(i64::MAX),
+            max_sends_per_hour: sms.max_sends_per_hour,
+        }),
+        None => None,
+    };
+    let service = Arc::new(Service::new(config, store, audit, sms));
     runtime.block_on(serve(service, &bus))
 }
 

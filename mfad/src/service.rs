@@ -3,7 +3,7 @@
 //! checked here, first, in every method.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use mfa_api::{AnswerResult, BeginAction, Device, TrustedDevice, UserStatus, UserSummary};
 
@@ -11,10 +11,12 @@ use crate::audit::Audit;
 use crate::backup;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::gateway::{Message, SendError, Sender};
 use crate::lockout::Lockout;
+use crate::phone;
 use crate::policy::{self, Decision};
 use crate::ratelimit::RateLimit;
-use crate::store::{DeviceRow, Store, TrustedRow, UserRow};
+use crate::store::{DeviceRow, SendSlot, Store, TrustedRow, UserRow};
 use crate::totp;
 use crate::trust::{self, Identity, Lifetime};
 use crate::users;
@@ -41,6 +43,13 @@ const DEFAULT_DEVICE_NAME: &str = "authenticator";
 const MAX_DEVICE_NAME: usize = 64;
 
 pub const PROMPT: &str = "Verification code: ";
+/// The prompt for a user with an app and a phone.
+pub const PROMPT_APP_OR_SMS: &str = "Verification code (press Enter to get a code by SMS): ";
+/// SMS codes have the digits of an app code, so the prompt takes either.
+const SMS_DIGITS: usize = totp::DIGITS;
+const MSG_SMS_NOT_CONFIGURED: &str = "SMS is not configured on this host; ask the administrator.";
+const MSG_SMS_FAILED: &str = "Could not send the code by SMS; try again later.";
+const MSG_SMS_EXPIRED: &str = "That SMS code expired; press Enter to get a new one.";
 const MSG_WRONG_RETRY: &str = "Wrong code, try again.";
 const MSG_WRONG: &str = "Wrong code.";
 const MSG_MALFORMED: &str = "A code is 6 digits (or an 8-digit backup code).";
@@ -76,17 +85,37 @@ struct Session {
 
 struct Pending {
     user: String,
-    name: String,
-    secret: Vec<u8>,
+    kind: PendingKind,
     tries: u32,
     expires: i64,
+}
+
+enum PendingKind {
+    Totp {
+        name: String,
+        secret: Vec<u8>,
+    },
+    /// A phone number to confirm with the code last sent to it.
+    Sms {
+        phone: String,
+        code: backup::Hashed,
+        code_expires: i64,
+    },
 }
 
 /// How a code was checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Verified {
     Totp(String),
+    Sms(String),
     Backup,
+}
+
+/// SMS sending, when `[sms]` is configured.
+pub struct Sms {
+    pub sender: Arc<dyn Sender>,
+    pub code_lifetime: i64,
+    pub max_sends_per_hour: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +135,7 @@ pub struct Service {
     sessions: Mutex<HashMap<String, Session>>,
     enrollments: Mutex<HashMap<String, Pending>>,
     self_logins: Mutex<RateLimit>,
+    sms: Option<Sms>,
     pub audit: Audit,
 }
 
@@ -141,11 +171,23 @@ fn normalize_code(raw: &[u8]) -> Option<String> {
     String::from_utf8(digits).ok()
 }
 
-fn device_to_wire(d: &DeviceRow) -> Device {
+/// How much of a phone number a caller may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phones {
+    Masked,
+    Full,
+}
+
+fn device_to_wire(d: &DeviceRow, phones: Phones) -> Device {
+    let name = if d.kind == phone::DEVICE_KIND && phones == Phones::Masked {
+        phone::mask(&d.name)
+    } else {
+        d.name.clone()
+    };
     Device {
         id: d.id.clone(),
         kind: d.kind.clone(),
-        name: d.name.clone(),
+        name,
         created: d.created,
         last_used: d.last_used,
     }
@@ -162,11 +204,15 @@ fn trusted_to_wire(t: &TrustedRow, lifetime: Lifetime) -> TrustedDevice {
     }
 }
 
-fn status_of(user: &str, row: &UserRow) -> UserStatus {
+fn status_of(user: &str, row: &UserRow, phones: Phones) -> UserStatus {
     UserStatus {
         user: user.to_string(),
         enrolled: !row.devices.is_empty(),
-        devices: row.devices.iter().map(device_to_wire).collect(),
+        devices: row
+            .devices
+            .iter()
+            .map(|d| device_to_wire(d, phones))
+            .collect(),
         backup_codes_left: u32::try_from(row.backup_codes.len()).unwrap_or(u32::MAX),
         failures: row.lockout.failures,
         locked_until: row.lockout.locked_until,
@@ -174,7 +220,7 @@ fn status_of(user: &str, row: &UserRow) -> UserStatus {
 }
 
 impl Service {
-    pub fn new(config: Config, store: Store, audit: Audit) -> Service {
+    pub fn new(config: Config, store: Store, audit: Audit, sms: Option<Sms>) -> Service {
         let issuer = if config.daemon.issuer.is_empty() {
             nix::unistd::gethostname()
                 .ok()
@@ -190,6 +236,7 @@ impl Service {
             sessions: Mutex::new(HashMap::new()),
             enrollments: Mutex::new(HashMap::new()),
             self_logins: Mutex::new(RateLimit::new(SELF_LOGINS_PER_MINUTE, 60)),
+            sms,
             audit,
         }
     }
@@ -281,13 +328,22 @@ impl Service {
         let mut message = MSG_WRONG_RETRY;
         match normalize_code(raw) {
             Some(code) if code.len() == totp::DIGITS => {
-                for device in &row.devices {
+                for device in row.devices.iter().filter(|d| d.kind == totp::DEVICE_KIND) {
                     let window = self.config.totp.window;
                     if let Some(step) = totp::find_step(&device.secret, &code, now, window, 0) {
                         if step > row.last_step && store.accept_totp(user, &device.id, step, now)? {
                             return Ok(Check::Ok(Verified::Totp(device.id.clone())));
                         }
                         message = MSG_REPLAY;
+                    }
+                }
+                if let (Some(sent), Some(device)) = (&row.sms_code, row.phone()) {
+                    if backup::find(&code, std::slice::from_ref(&sent.code)).is_some() {
+                        if sent.expires <= now {
+                            message = MSG_SMS_EXPIRED;
+                        } else if store.accept_sms(user, &device.id, &sent.code, now)? {
+                            return Ok(Check::Ok(Verified::Sms(device.id.clone())));
+                        }
                     }
                 }
             }
@@ -320,13 +376,87 @@ impl Service {
                     return Err(Error::LockedOut(lockout.message(now)));
                 }
                 let message = if message == MSG_WRONG_RETRY {
-                    "Wrong code; give a current code from your authenticator app or a backup code."
+                    "Wrong code; give a current code from your authenticator app or by SMS, or a backup code."
                 } else {
                     message
                 };
                 Err(Error::InvalidCode(message.into()))
             }
         }
+    }
+
+    // ----- SMS -------------------------------------------------------------
+
+    fn sms(&self) -> Result<&Sms> {
+        self.sms
+            .as_ref()
+            .ok_or_else(|| Error::Unavailable(MSG_SMS_NOT_CONFIGURED.into()))
+    }
+
+    /// Sends a fresh code to `number` and returns it hashed, for the caller
+    /// to store. Counts toward the user's sends per hour; a send the
+    /// gateway refused outright does not.
+    fn send_sms(&self, user: &str, number: &str, now: i64) -> Result<backup::Hashed> {
+        let sms = self.sms()?;
+        let masked = phone::mask(number);
+        let slot = lock(&self.store).reserve_send(user, now, sms.max_sends_per_hour)?;
+        let slot = match slot {
+            SendSlot::Granted(slot) => slot,
+            SendSlot::Full { next_at } => {
+                self.audit.warn(
+                    "sms refused",
+                    &[
+                        ("user", user),
+                        ("phone", &masked),
+                        ("reason", "max_sends_per_hour reached"),
+                    ],
+                );
+                return Err(Error::RateLimited(format!(
+                    "Too many codes sent by SMS; try again in {}.",
+                    crate::lockout::minutes(next_at - now)
+                )));
+            }
+        };
+        let mut rng = |buf: &mut [u8]| random(buf);
+        let code = backup::generate_digits(SMS_DIGITS, &mut rng)?;
+        let hashed = backup::hash(&code, &mut rng)?;
+        let sent = sms.sender.send(&Message {
+            phone: number,
+            code: &code,
+            user,
+            host: &self.issuer,
+        });
+        drop(code);
+        match sent {
+            Ok(()) => {
+                self.audit
+                    .info("sms sent", &[("user", user), ("phone", &masked)]);
+                Ok(hashed)
+            }
+            Err(e) => {
+                if matches!(e, SendError::Failed(_)) {
+                    lock(&self.store).release_send(slot)?;
+                }
+                self.audit.warn(
+                    "sms failed",
+                    &[
+                        ("user", user),
+                        ("phone", &masked),
+                        ("error", &e.to_string()),
+                    ],
+                );
+                Err(Error::Unavailable(MSG_SMS_FAILED.into()))
+            }
+        }
+    }
+
+    /// Sends a login code to the user's enrolled phone and makes it the
+    /// one that works. Returns the number, masked.
+    fn send_login_code(&self, user: &str, number: &str, now: i64) -> Result<String> {
+        let lifetime = self.sms()?.code_lifetime;
+        let hashed = self.send_sms(user, number, now)?;
+        lock(&self.store).set_sms_code(user, &hashed, now + lifetime)?;
+        Ok(phone::mask(number))
     }
 
     // ----- Login -----------------------------------------------------------
@@ -398,9 +528,91 @@ impl Service {
                 Ok((BeginAction::Deny, String::new(), message))
             }
             Decision::Challenge => {
+                let prompt = match self.begin_prompt(&row, &req.user, now)? {
+                    Ok(prompt) => prompt,
+                    Err(message) => {
+                        let mut f = fields.to_vec();
+                        f.push(("reason", "no code could be sent by SMS"));
+                        self.audit.warn("login denied", &f);
+                        return Ok((BeginAction::Deny, String::new(), message));
+                    }
+                };
                 let token = self.new_session(caller, req, identity, false, now)?;
-                Ok((BeginAction::Challenge, token, PROMPT.to_string()))
+                Ok((BeginAction::Challenge, token, prompt))
             }
+        }
+    }
+
+    /// The prompt of a challenge. A user with a phone and no app gets a
+    /// code by SMS now; if none can be sent, a backup code is the way left,
+    /// and without one the login is refused (`Err` holds why).
+    fn begin_prompt(
+        &self,
+        row: &UserRow,
+        user: &str,
+        now: i64,
+    ) -> Result<std::result::Result<String, String>> {
+        let has_app = row.devices.iter().any(|d| d.kind == totp::DEVICE_KIND);
+        let Some(device) = row.phone() else {
+            return Ok(Ok(PROMPT.to_string()));
+        };
+        if has_app {
+            return Ok(Ok(if self.sms.is_some() {
+                PROMPT_APP_OR_SMS.to_string()
+            } else {
+                PROMPT.to_string()
+            }));
+        }
+        match self.send_login_code(user, &device.name, now) {
+            Ok(masked) => Ok(Ok(format!(
+                "Code sent by SMS to {masked}. Verification code: "
+            ))),
+            // A code sent earlier still works until it expires.
+            Err(Error::RateLimited(m) | Error::Unavailable(m)) => Ok(
+                match (
+                    row.sms_code.as_ref().filter(|c| c.expires > now),
+                    row.backup_codes.is_empty(),
+                ) {
+                    (Some(_), _) => Ok(format!(
+                        "{m} Verification code (the last one sent by SMS, or a backup code): "
+                    )),
+                    (None, false) => Ok(format!("{m} Backup code: ")),
+                    (None, true) => Err(m),
+                },
+            ),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// An empty answer from a user with a phone asks for a code by SMS: the
+    /// module prompts again (`prompt`). Neither a failure nor a try. None
+    /// when the answer should be checked as a code after all.
+    fn answer_blank(&self, user: &str, now: i64) -> Result<Option<(AnswerResult, String)>> {
+        if self.sms.is_none() {
+            return Ok(None);
+        }
+        let row = lock(&self.store).user(user)?;
+        let Some(device) = row.phone() else {
+            return Ok(None);
+        };
+        if row.lockout.is_locked(now) {
+            return Ok(None);
+        }
+        match self.send_login_code(user, &device.name, now) {
+            Ok(masked) => Ok(Some((
+                AnswerResult::Prompt,
+                format!("Code sent by SMS to {masked}. Verification code: "),
+            ))),
+            Err(Error::RateLimited(m) | Error::Unavailable(m)) => {
+                let has_app = row.devices.iter().any(|d| d.kind == totp::DEVICE_KIND);
+                let other = match (has_app, row.backup_codes.is_empty()) {
+                    (true, _) => " Use your authenticator app or a backup code.",
+                    (false, false) => " Use a backup code.",
+                    (false, true) => "",
+                };
+                Ok(Some((AnswerResult::Retry, format!("{m}{other}"))))
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -551,6 +763,11 @@ impl Service {
             ("rhost", rhost.as_str()),
             ("tty", tty.as_str()),
         ];
+        if code.iter().all(|b| b.is_ascii_whitespace()) {
+            if let Some(reply) = self.answer_blank(&user, now)? {
+                return Ok(reply);
+            }
+        }
         let check = self.check_code(&user, code, now)?;
         let mut sessions = lock(&self.sessions);
         match check {
@@ -561,6 +778,7 @@ impl Service {
                 }
                 let (method, device) = match &how {
                     Verified::Totp(id) => ("totp", id.as_str()),
+                    Verified::Sms(id) => ("sms", id.as_str()),
                     Verified::Backup => ("backup", ""),
                 };
                 let mut f = fields.to_vec();
@@ -657,9 +875,26 @@ impl Service {
         }
         let mut secret = vec![0u8; totp::SECRET_BYTES];
         random(&mut secret)?;
-        let id = random_hex(8)?;
         let uri = totp::otpauth_uri(&self.issuer, &user, &secret);
         let secret_b32 = totp::secret_to_base32(&secret);
+        let id = self.add_pending(
+            &user,
+            PendingKind::Totp {
+                name: name.to_string(),
+                secret,
+            },
+            now,
+        )?;
+        self.audit.info(
+            "enroll started",
+            &[("user", &user), ("kind", totp::DEVICE_KIND)],
+        );
+        Ok((id, uri, secret_b32))
+    }
+
+    /// Remembers a pending enrollment for ten minutes; returns its id.
+    fn add_pending(&self, user: &str, kind: PendingKind, now: i64) -> Result<String> {
+        let id = random_hex(8)?;
         let mut pending = lock(&self.enrollments);
         pending.retain(|_, p| p.expires > now);
         // Keep the newest few per user: starting over is normal, hoarding is not.
@@ -681,16 +916,24 @@ impl Service {
         pending.insert(
             id.clone(),
             Pending {
-                user: user.clone(),
-                name: name.to_string(),
-                secret,
+                user: user.to_string(),
+                kind,
                 tries: 0,
                 expires: now + ENROLLMENT_SECS,
             },
         );
-        self.audit
-            .info("enroll started", &[("user", &user), ("kind", "totp")]);
-        Ok((id, uri, secret_b32))
+        Ok(id)
+    }
+
+    /// Counts a wrong confirmation; enough of them end the enrollment.
+    fn pending_failed(&self, enrollment_id: &str) {
+        let mut pending = lock(&self.enrollments);
+        if let Some(p) = pending.get_mut(enrollment_id) {
+            p.tries += 1;
+            if p.tries >= ENROLLMENT_TRIES {
+                pending.remove(enrollment_id);
+            }
+        }
     }
 
     pub fn enroll_totp_confirm(
@@ -705,18 +948,24 @@ impl Service {
         let user = self.account_user(caller, user)?;
         let (secret, name) = {
             let mut pending = lock(&self.enrollments);
-            let Some(p) = pending.get(enrollment_id).filter(|p| p.user == user) else {
+            let found = pending.get(enrollment_id).filter(|p| p.user == user);
+            let Some(Pending {
+                kind: PendingKind::Totp { name, secret },
+                expires,
+                ..
+            }) = found
+            else {
                 return Err(Error::NotFound(
                     "No such enrollment; start again with `mfactl enroll totp`.".into(),
                 ));
             };
-            if p.expires <= now {
+            if *expires <= now {
                 pending.remove(enrollment_id);
                 return Err(Error::Expired(
                     "The enrollment expired after 10 minutes; start again with `mfactl enroll totp`.".into(),
                 ));
             }
-            (p.secret.clone(), p.name.clone())
+            (secret.clone(), name.clone())
         };
         let codes = (
             normalize_code(code1.as_bytes()),
@@ -736,13 +985,7 @@ impl Service {
             row.last_step,
         ) else {
             drop(store);
-            let mut pending = lock(&self.enrollments);
-            if let Some(p) = pending.get_mut(enrollment_id) {
-                p.tries += 1;
-                if p.tries >= ENROLLMENT_TRIES {
-                    pending.remove(enrollment_id);
-                }
-            }
+            self.pending_failed(enrollment_id);
             self.audit.warn(
                 "enroll failed",
                 &[("user", &user), ("reason", "wrong codes")],
@@ -760,7 +1003,7 @@ impl Service {
         let (codes, hashed) = new_backup_codes()?;
         let device = DeviceRow {
             id: device_id.clone(),
-            kind: "totp".into(),
+            kind: totp::DEVICE_KIND.into(),
             name,
             secret,
             created: now,
@@ -776,10 +1019,224 @@ impl Service {
         Ok((device_id, codes))
     }
 
+    /// Starts a phone enrollment or a change of number. A user who already
+    /// has a device proves it with a current code first (root need not).
+    pub fn enroll_sms_begin(
+        &self,
+        caller: u32,
+        user: &str,
+        number: &str,
+        code: &str,
+        now: i64,
+    ) -> Result<(String, String)> {
+        let user = self.account_user(caller, user)?;
+        if users::uid_of(&user).is_none() {
+            return Err(Error::InvalidArgument(format!(
+                "No such user: {}.",
+                crate::audit::field(&user)
+            )));
+        }
+        self.sms()?;
+        let number = phone::parse(number).map_err(Error::InvalidArgument)?;
+        let row = lock(&self.store).user(&user)?;
+        if row.phone().is_some_and(|d| d.name == number) {
+            return Err(Error::InvalidArgument(format!(
+                "{} is already your enrolled number.",
+                phone::mask(&number)
+            )));
+        }
+        if caller != 0 && !row.devices.is_empty() {
+            self.require_code(&user, code, now)?;
+        }
+        let hashed = self.send_sms(&user, &number, now)?;
+        let lifetime = self.sms()?.code_lifetime;
+        let id = self.add_pending(
+            &user,
+            PendingKind::Sms {
+                phone: number.clone(),
+                code: hashed,
+                code_expires: now + lifetime,
+            },
+            now,
+        )?;
+        let change = if row.phone().is_some() {
+            "change"
+        } else {
+            "new"
+        };
+        self.audit.info(
+            "enroll started",
+            &[
+                ("user", &user),
+                ("kind", phone::DEVICE_KIND),
+                ("phone", &phone::mask(&number)),
+                ("number", change),
+            ],
+        );
+        Ok((id, phone::mask(&number)))
+    }
+
+    /// The phone of a live pending SMS enrollment of `user`.
+    fn pending_phone(&self, user: &str, enrollment_id: &str, now: i64) -> Result<String> {
+        let mut pending = lock(&self.enrollments);
+        let found = pending.get(enrollment_id).filter(|p| p.user == user);
+        let Some(Pending {
+            kind: PendingKind::Sms { phone, .. },
+            expires,
+            ..
+        }) = found
+        else {
+            return Err(Error::NotFound(
+                "No such enrollment; start again with `mfactl enroll sms`.".into(),
+            ));
+        };
+        if *expires <= now {
+            pending.remove(enrollment_id);
+            return Err(Error::Expired(
+                "The enrollment expired after 10 minutes; start again with `mfactl enroll sms`."
+                    .into(),
+            ));
+        }
+        Ok(phone.clone())
+    }
+
+    pub fn enroll_sms_resend(
+        &self,
+        caller: u32,
+        user: &str,
+        enrollment_id: &str,
+        now: i64,
+    ) -> Result<String> {
+        let user = self.account_user(caller, user)?;
+        let number = self.pending_phone(&user, enrollment_id, now)?;
+        let hashed = self.send_sms(&user, &number, now)?;
+        let lifetime = self.sms()?.code_lifetime;
+        if let Some(Pending {
+            kind: PendingKind::Sms {
+                code, code_expires, ..
+            },
+            ..
+        }) = lock(&self.enrollments).get_mut(enrollment_id)
+        {
+            *code = hashed;
+            *code_expires = now + lifetime;
+        }
+        Ok(phone::mask(&number))
+    }
+
+    /// Confirms the number with the code sent to it: a new phone device
+    /// (with new backup codes, as for an app), or the new number of the
+    /// existing one.
+    pub fn enroll_sms_confirm(
+        &self,
+        caller: u32,
+        user: &str,
+        enrollment_id: &str,
+        code: &str,
+        now: i64,
+    ) -> Result<(String, Vec<String>)> {
+        let user = self.account_user(caller, user)?;
+        let number = self.pending_phone(&user, enrollment_id, now)?;
+        let Some(code) = normalize_code(code.as_bytes()).filter(|c| c.len() == SMS_DIGITS) else {
+            return Err(Error::InvalidCode(
+                "The code from the text message is 6 digits.".into(),
+            ));
+        };
+        let (stored, code_expires) = match lock(&self.enrollments).get(enrollment_id) {
+            Some(Pending {
+                kind:
+                    PendingKind::Sms {
+                        code, code_expires, ..
+                    },
+                ..
+            }) => (code.clone(), *code_expires),
+            _ => {
+                return Err(Error::NotFound(
+                    "No such enrollment; start again with `mfactl enroll sms`.".into(),
+                ))
+            }
+        };
+        if backup::find(&code, std::slice::from_ref(&stored)).is_none() {
+            self.pending_failed(enrollment_id);
+            self.audit.warn(
+                "enroll failed",
+                &[("user", &user), ("reason", "wrong SMS code")],
+            );
+            return Err(Error::InvalidCode(
+                "Wrong code; check the text message, or send a new code.".into(),
+            ));
+        }
+        if code_expires <= now {
+            return Err(Error::Expired("That code expired; send a new one.".into()));
+        }
+        // Taken out first: two confirmations of one enrollment cannot both pass.
+        if lock(&self.enrollments).remove(enrollment_id).is_none() {
+            return Err(Error::NotFound(
+                "No such enrollment; start again with `mfactl enroll sms`.".into(),
+            ));
+        }
+        let mut store = lock(&self.store);
+        let row = store.user(&user)?;
+        if let Some(device) = row.phone() {
+            let id = device.id.clone();
+            store.set_phone(&user, &id, &number)?;
+            drop(store);
+            self.audit.info(
+                "phone changed",
+                &[
+                    ("user", &user),
+                    ("device", &id),
+                    ("phone", &phone::mask(&number)),
+                ],
+            );
+            return Ok((id, Vec::new()));
+        }
+        let mut device_id = random_hex(4)?;
+        while row.devices.iter().any(|d| d.id == device_id) {
+            device_id = random_hex(4)?;
+        }
+        let (codes, hashed) = new_backup_codes()?;
+        let device = DeviceRow {
+            id: device_id.clone(),
+            kind: phone::DEVICE_KIND.into(),
+            name: number.clone(),
+            secret: Vec::new(),
+            created: now,
+            last_used: 0,
+        };
+        store.add_device(&user, &device, 0, &hashed)?;
+        drop(store);
+        self.audit.info(
+            "enroll",
+            &[
+                ("user", &user),
+                ("kind", phone::DEVICE_KIND),
+                ("device", &device_id),
+                ("phone", &phone::mask(&number)),
+            ],
+        );
+        Ok((device_id, codes))
+    }
+
+    /// Sends a code to the user's phone, good as a current code for
+    /// account changes (and at login).
+    pub fn send_code(&self, caller: u32, user: &str, now: i64) -> Result<String> {
+        let user = self.account_user(caller, user)?;
+        self.sms()?;
+        let row = lock(&self.store).user(&user)?;
+        let Some(device) = row.phone() else {
+            return Err(Error::NotEnrolled(format!("{user} has no phone enrolled.")));
+        };
+        if row.lockout.is_locked(now) {
+            return Err(Error::LockedOut(row.lockout.message(now)));
+        }
+        self.send_login_code(&user, &device.name, now)
+    }
+
     pub fn status(&self, caller: u32, user: &str) -> Result<UserStatus> {
         let user = self.account_user(caller, user)?;
         let row = lock(&self.store).user(&user)?;
-        Ok(status_of(&user, &row))
+        Ok(status_of(&user, &row, Phones::Masked))
     }
 
     pub fn remove_device(
@@ -828,7 +1285,7 @@ impl Service {
         let user = self.account_user(caller, user)?;
         if lock(&self.store).user(&user)?.devices.is_empty() {
             return Err(Error::NotEnrolled(format!(
-                "{user} has no authenticator enrolled."
+                "{user} has no device enrolled."
             )));
         }
         if caller != 0 {
@@ -922,7 +1379,7 @@ impl Service {
         self.authorize_admin(caller)?;
         let user = Self::admin_target(user)?;
         let row = lock(&self.store).user(user)?;
-        Ok(status_of(user, &row))
+        Ok(status_of(user, &row, Phones::Full))
     }
 
     pub fn reset(&self, caller: u32, user: &str) -> Result<()> {
@@ -988,7 +1445,235 @@ mod tests {
             config,
             Store::open_in_memory().unwrap(),
             Audit::new(LogTarget::Stderr),
+            None,
         )
+    }
+
+    /// Records what would go out by SMS; fails while `down` is set.
+    #[derive(Default)]
+    struct Outbox {
+        sent: Mutex<Vec<(String, String)>>,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl Sender for Outbox {
+        fn send(&self, m: &Message<'_>) -> std::result::Result<(), SendError> {
+            if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(SendError::Failed("HTTP 503".into()));
+            }
+            self.sent
+                .lock()
+                .unwrap()
+                .push((m.phone.to_string(), m.code.to_string()));
+            Ok(())
+        }
+    }
+
+    impl Outbox {
+        fn count(&self) -> usize {
+            self.sent.lock().unwrap().len()
+        }
+        fn last(&self) -> (String, String) {
+            self.sent.lock().unwrap().last().cloned().unwrap()
+        }
+        fn set_down(&self, down: bool) {
+            self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    const PHONE: &str = "+37255512345";
+    const MASKED: &str = "+372*****345";
+
+    fn sms_service(max_sends: u32) -> (Service, Arc<Outbox>) {
+        let outbox = Arc::new(Outbox::default());
+        let mut config = Config::default();
+        config.lockout.max_failures = 4;
+        let s = Service::new(
+            config,
+            Store::open_in_memory().unwrap(),
+            Audit::new(LogTarget::Stderr),
+            Some(Sms {
+                sender: outbox.clone(),
+                code_lifetime: 120,
+                max_sends_per_hour: max_sends,
+            }),
+        );
+        (s, outbox)
+    }
+
+    /// Enrolls USER's phone as root; returns the backup codes.
+    fn enroll_phone(s: &Service, outbox: &Outbox, number: &str, now: i64) -> Vec<String> {
+        let (id, masked) = s.enroll_sms_begin(0, USER, number, "", now).unwrap();
+        assert_eq!(masked, phone::mask(number));
+        let (to, code) = outbox.last();
+        assert_eq!(to, number);
+        s.enroll_sms_confirm(0, USER, &id, &code, now).unwrap().1
+    }
+
+    #[test]
+    fn sms_only_login_sends_a_code_at_begin_and_it_works_once() {
+        let (s, outbox) = sms_service(10);
+        let backup = enroll_phone(&s, &outbox, PHONE, NOW);
+        assert_eq!(backup.len(), backup::COUNT);
+        let status = s.status(0, USER).unwrap();
+        assert_eq!(status.devices[0].kind, "sms");
+        assert_eq!(status.devices[0].name, MASKED);
+        assert_eq!(s.user_status(0, USER).unwrap().devices[0].name, PHONE);
+
+        let (action, token, prompt) = begin(&s);
+        assert_eq!(action, BeginAction::Challenge);
+        assert_eq!(
+            prompt,
+            format!("Code sent by SMS to {MASKED}. Verification code: ")
+        );
+        assert_eq!(outbox.count(), 2);
+        let (_, code) = outbox.last();
+        let (r, _) = s.login_answer(0, &token, code.as_bytes(), NOW).unwrap();
+        assert_eq!(r, AnswerResult::Success);
+        // One-time: the same code fails in the next login.
+        let (_, token, _) = begin(&s);
+        let (r, _) = s.login_answer(0, &token, code.as_bytes(), NOW).unwrap();
+        assert_eq!(r, AnswerResult::Retry);
+    }
+
+    #[test]
+    fn a_new_sms_code_replaces_the_old_and_codes_expire() {
+        let (s, outbox) = sms_service(10);
+        enroll_phone(&s, &outbox, PHONE, NOW);
+        let (_, token, _) = begin(&s);
+        let (_, old) = outbox.last();
+        let (r, prompt) = s.login_answer(0, &token, b"", NOW).unwrap();
+        assert_eq!(r, AnswerResult::Prompt);
+        assert!(prompt.contains(MASKED), "{prompt}");
+        let (_, new) = outbox.last();
+        if old != new {
+            let (r, _) = s.login_answer(0, &token, old.as_bytes(), NOW).unwrap();
+            assert_eq!(r, AnswerResult::Retry);
+        }
+        let (r, msg) = s
+            .login_answer(0, &token, new.as_bytes(), NOW + 121)
+            .unwrap();
+        assert_eq!((r, msg.as_str()), (AnswerResult::Retry, MSG_SMS_EXPIRED));
+    }
+
+    #[test]
+    fn app_and_phone_users_get_sms_on_an_empty_answer_only() {
+        let (s, outbox) = sms_service(2);
+        let (secret, _) = enroll(&s);
+        let (id, _) = s.enroll_sms_begin(0, USER, PHONE, "", NOW).unwrap();
+        s.enroll_sms_confirm(0, USER, &id, &outbox.last().1, NOW)
+            .unwrap();
+        let (_, token, prompt) = begin(&s);
+        assert_eq!(prompt, PROMPT_APP_OR_SMS);
+        assert_eq!(outbox.count(), 1, "no SMS until asked");
+        assert_eq!(
+            s.login_answer(0, &token, b"  ", NOW).unwrap().0,
+            AnswerResult::Prompt
+        );
+        // The hour's two sends are used: a clear retry, no failure counted.
+        let (r, msg) = s.login_answer(0, &token, b"", NOW).unwrap();
+        assert_eq!(r, AnswerResult::Retry);
+        assert!(
+            msg.contains("Too many codes") && msg.contains("app"),
+            "{msg}"
+        );
+        assert_eq!(outbox.count(), 2);
+        assert_eq!(s.user_status(0, USER).unwrap().failures, 0);
+        let (r, _) = s
+            .login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+            .unwrap();
+        assert_eq!(r, AnswerResult::Success);
+    }
+
+    #[test]
+    fn gateway_down_leaves_backup_codes_or_denies() {
+        let (s, outbox) = sms_service(10);
+        let backup = enroll_phone(&s, &outbox, PHONE, NOW);
+        outbox.set_down(true);
+        let (action, token, prompt) = begin(&s);
+        assert_eq!(action, BeginAction::Challenge);
+        assert!(prompt.contains("Could not send") && prompt.contains("Backup code"));
+        let (r, _) = s
+            .login_answer(0, &token, backup[0].as_bytes(), NOW)
+            .unwrap();
+        assert_eq!(r, AnswerResult::Success);
+        lock(&s.store).replace_backup_codes(USER, &[]).unwrap();
+        let (action, token, msg) = begin(&s);
+        assert_eq!(action, BeginAction::Deny);
+        assert!(token.is_empty());
+        assert_eq!(msg, MSG_SMS_FAILED);
+        // A refused send does not use up the hour's sends.
+        outbox.set_down(false);
+        assert_eq!(begin(&s).0, BeginAction::Challenge);
+    }
+
+    #[test]
+    fn wrong_sms_codes_lock_the_user() {
+        let (s, outbox) = sms_service(10);
+        enroll_phone(&s, &outbox, PHONE, NOW);
+        for _ in 0..4 {
+            let (action, token, _) = begin(&s);
+            assert_eq!(action, BeginAction::Challenge);
+            let (_, right) = outbox.last();
+            let wrong = if right == "000000" {
+                "000001"
+            } else {
+                "000000"
+            };
+            s.login_answer(0, &token, wrong.as_bytes(), NOW).unwrap();
+        }
+        let sent = outbox.count();
+        assert_eq!(begin(&s).0, BeginAction::Deny);
+        assert_eq!(outbox.count(), sent, "no SMS to a locked user");
+    }
+
+    #[test]
+    fn a_new_number_needs_a_code_and_the_old_one_works_until_confirmed() {
+        let (s, outbox) = sms_service(10);
+        enroll_phone(&s, &outbox, PHONE, NOW);
+        let new = "+14155550100";
+        // USER_UID is not root: a current code is needed.
+        assert!(matches!(
+            s.enroll_sms_begin(USER_UID, USER, new, "", NOW),
+            Err(Error::InvalidCode(_))
+        ));
+        assert_eq!(s.send_code(USER_UID, USER, NOW).unwrap(), MASKED);
+        let (to, current) = outbox.last();
+        assert_eq!(to, PHONE);
+        let (id, masked) = s
+            .enroll_sms_begin(USER_UID, USER, new, &current, NOW)
+            .unwrap();
+        assert_eq!(masked, "+141*****100");
+        let (to, new_code) = outbox.last();
+        assert_eq!(to, new);
+        // Not confirmed yet: logins still go to the old number.
+        begin(&s);
+        assert_eq!(outbox.last().0, PHONE);
+        let device = s.status(0, USER).unwrap().devices[0].id.clone();
+        let (kept, codes) = s
+            .enroll_sms_confirm(USER_UID, USER, &id, &new_code, NOW)
+            .unwrap();
+        assert_eq!((kept, codes.len()), (device, 0));
+        begin(&s);
+        assert_eq!(outbox.last().0, new);
+        assert_eq!(s.user_status(0, USER).unwrap().devices.len(), 1);
+    }
+
+    #[test]
+    fn bad_numbers_and_missing_sms_config_are_clear_errors() {
+        let (s, outbox) = sms_service(10);
+        for bad in ["0555", "+1 555 0100", "", "+0123456789"] {
+            match s.enroll_sms_begin(0, USER, bad, "", NOW) {
+                Err(Error::InvalidArgument(m)) => assert!(m.contains(phone::EXAMPLE), "{m}"),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        assert_eq!(outbox.count(), 0);
+        let plain = service(Mode::Optional);
+        assert!(matches!(
+            plain.enroll_sms_begin(0, USER, PHONE, "", NOW),
+            Err(Error::Unavailable(_))
+        ));
     }
 
     fn secret_of(uri: &str) -> Vec<u8> {

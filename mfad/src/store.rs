@@ -52,7 +52,23 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (user, id),
         UNIQUE (user, kind, identity)
     ) WITHOUT ROWID;",
+    // 3: SMS: the one live login code per user (hashed), and the sends of
+    // the last hour (for max_sends_per_hour, which must survive a restart).
+    "CREATE TABLE sms_codes (
+        user TEXT PRIMARY KEY NOT NULL,
+        salt BLOB NOT NULL,
+        hash BLOB NOT NULL,
+        expires INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE sms_sends (
+        user TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX sms_sends_user_at ON sms_sends(user, at);",
 ];
+
+/// How long a send counts toward `max_sends_per_hour`.
+pub const SEND_WINDOW_SECS: i64 = 3600;
 
 /// An enrolled device as stored, secret included.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +88,14 @@ pub struct BackupRow {
     pub code: Hashed,
 }
 
+/// The SMS login code last sent to a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsCodeRow {
+    pub code: Hashed,
+    /// Unix time it stops working.
+    pub expires: i64,
+}
+
 /// Everything a login needs to know about a user, read at once.
 #[derive(Debug, Clone, Default)]
 pub struct UserRow {
@@ -79,6 +103,25 @@ pub struct UserRow {
     pub lockout: Lockout,
     pub devices: Vec<DeviceRow>,
     pub backup_codes: Vec<BackupRow>,
+    pub sms_code: Option<SmsCodeRow>,
+}
+
+impl UserRow {
+    /// The enrolled phone (at most one per user).
+    pub fn phone(&self) -> Option<&DeviceRow> {
+        self.devices
+            .iter()
+            .find(|d| d.kind == crate::phone::DEVICE_KIND)
+    }
+}
+
+/// The outcome of [`Store::reserve_send`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendSlot {
+    /// A send is recorded; give the id to `release_send` if nothing went out.
+    Granted(i64),
+    /// The hour's sends are used up; the next one is possible at this time.
+    Full { next_at: i64 },
 }
 
 /// A trusted device as stored.
@@ -230,6 +273,19 @@ impl Store {
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
+        let sms_code = self
+            .conn
+            .prepare_cached("SELECT salt, hash, expires FROM sms_codes WHERE user = ?1")?
+            .query_row([user], |r| {
+                Ok(SmsCodeRow {
+                    code: Hashed {
+                        salt: r.get(0)?,
+                        hash: r.get(1)?,
+                    },
+                    expires: r.get(2)?,
+                })
+            })
+            .optional()?;
         Ok(UserRow {
             last_step: to_u64(last_step),
             lockout: Lockout {
@@ -238,6 +294,7 @@ impl Store {
             },
             devices,
             backup_codes,
+            sms_code,
         })
     }
 
@@ -289,6 +346,104 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(true)
+    }
+
+    /// Uses up the SMS login code (if it is still the one that was checked
+    /// and still live) and clears failures. Returns false if it was used or
+    /// replaced meanwhile.
+    pub fn accept_sms(
+        &mut self,
+        user: &str,
+        device_id: &str,
+        code: &Hashed,
+        now: i64,
+    ) -> Result<bool> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let deleted = tx.execute(
+            "DELETE FROM sms_codes WHERE user = ?1 AND salt = ?2 AND hash = ?3 AND expires > ?4",
+            params![user, code.salt, code.hash, now],
+        )?;
+        if deleted != 1 {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE users SET failures = 0, locked_until = 0 WHERE name = ?1",
+            [user],
+        )?;
+        tx.execute(
+            "UPDATE devices SET last_used = ?3 WHERE user = ?1 AND id = ?2",
+            params![user, device_id, now],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Makes `code` the user's one SMS login code; the one before dies.
+    pub fn set_sms_code(&mut self, user: &str, code: &Hashed, expires: i64) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO sms_codes (user, salt, hash, expires) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(user) DO UPDATE SET salt = excluded.salt, hash = excluded.hash,
+                 expires = excluded.expires",
+            )?
+            .execute(params![user, code.salt, code.hash, expires])?;
+        Ok(())
+    }
+
+    /// Records a send for `user` unless `max` were recorded in the last
+    /// hour. Check and record are one transaction, so parallel requests
+    /// cannot overshoot the limit.
+    pub fn reserve_send(&mut self, user: &str, now: i64, max: u32) -> Result<SendSlot> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let since = now - SEND_WINDOW_SECS;
+        tx.execute(
+            "DELETE FROM sms_sends WHERE user = ?1 AND at <= ?2",
+            params![user, since],
+        )?;
+        let (count, oldest): (i64, Option<i64>) = tx.query_row(
+            "SELECT count(*), min(at) FROM sms_sends WHERE user = ?1",
+            [user],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if count >= i64::from(max) {
+            return Ok(SendSlot::Full {
+                next_at: oldest.unwrap_or(now) + SEND_WINDOW_SECS,
+            });
+        }
+        tx.execute(
+            "INSERT INTO sms_sends (user, at) VALUES (?1, ?2)",
+            params![user, now],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(SendSlot::Granted(id))
+    }
+
+    /// Takes back a send that certainly went nowhere (the gateway refused).
+    pub fn release_send(&mut self, id: i64) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM sms_sends WHERE rowid = ?1")?
+            .execute([id])?;
+        Ok(())
+    }
+
+    /// Changes the number of the user's phone device; the code sent to the
+    /// old number dies with it.
+    pub fn set_phone(&mut self, user: &str, device_id: &str, phone: &str) -> Result<bool> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "UPDATE devices SET name = ?3 WHERE user = ?1 AND id = ?2",
+            params![user, device_id, phone],
+        )?;
+        tx.execute("DELETE FROM sms_codes WHERE user = ?1", [user])?;
+        tx.commit()?;
+        Ok(n == 1)
     }
 
     /// Stores a new failure state. Only users with a row (enrolled, or
@@ -353,6 +508,12 @@ impl Store {
         if left == 0 {
             tx.execute("DELETE FROM backup_codes WHERE user = ?1", [user])?;
         }
+        // A code sent to a phone that is gone must not log in.
+        tx.execute(
+            "DELETE FROM sms_codes WHERE user = ?1
+             AND NOT EXISTS (SELECT 1 FROM devices WHERE user = ?1 AND kind = ?2)",
+            params![user, crate::phone::DEVICE_KIND],
+        )?;
         tx.commit()?;
         Ok(n == 1)
     }
@@ -443,6 +604,7 @@ impl Store {
         let devices = tx.execute("DELETE FROM devices WHERE user = ?1", [user])?;
         let codes = tx.execute("DELETE FROM backup_codes WHERE user = ?1", [user])?;
         let trusted = tx.execute("DELETE FROM trusted_devices WHERE user = ?1", [user])?;
+        tx.execute("DELETE FROM sms_codes WHERE user = ?1", [user])?;
         let locks = tx.execute(
             "UPDATE users SET failures = 0, locked_until = 0 WHERE name = ?1 AND (failures > 0 OR locked_until > 0)",
             [user],
