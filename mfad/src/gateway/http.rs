@@ -37,6 +37,10 @@ impl Http {
             // send the password and the code somewhere else.
             .redirect(reqwest::redirect::Policy::none())
             .timeout(c.timeout)
+            // Ends a hopeless connect (a gateway that drops packets) a little
+            // before the whole timeout, so it reads as "nothing was sent"
+            // rather than "maybe sent".
+            .connect_timeout(c.timeout.mul_f64(0.9))
             .user_agent(concat!("mfad/", env!("CARGO_PKG_VERSION")));
         if is_loopback(&c.url) {
             // A proxy from the environment has no business with this machine.
