@@ -371,6 +371,26 @@ mod tests {
         assert_eq!(c.timeout, Duration::from_secs(20));
     }
 
+    /// The installed mfad.toml parses, and so does its [sms] example once
+    /// uncommented.
+    #[test]
+    fn packaged_config_parses() {
+        let text = include_str!("../../packaging/mfad.toml");
+        assert!(parse(text).unwrap().sms.is_none());
+        let start = text.find("\n# [sms]\n").unwrap();
+        let sms: String = text[start..]
+            .lines()
+            .map(|l| l.strip_prefix('#').unwrap_or(l).trim_start())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let s = parse(&format!("{}{sms}\n", &text[..start]))
+            .unwrap()
+            .sms
+            .unwrap();
+        assert_eq!(s.backend, crate::gateway::Backend::Http);
+        assert!(s.http.is_some() && s.command.is_some() && s.file.is_some());
+    }
+
     /// Every bad [sms] value is one line naming the file, and the line and
     /// key or placeholder where the parser still knows them.
     #[test]
