@@ -101,6 +101,7 @@ fn run(path: &std::path::Path, explicit: bool) -> Result<()> {
             sender: Arc::new(gateway::Gateway::new(sms, runtime.handle().clone())?),
             code_lifetime: i64::try_from(sms.code_lifetime.as_secs()).unwrap_or(i64::MAX),
             max_sends_per_hour: sms.max_sends_per_hour,
+            login_wait: service::LOGIN_SEND_WAIT,
         }),
         None => None,
     };

@@ -50,6 +50,11 @@ const SMS_DIGITS: usize = totp::DIGITS;
 const MSG_SMS_NOT_CONFIGURED: &str = "SMS is not configured on this host; ask the administrator.";
 const MSG_SMS_FAILED: &str = "Could not send the code by SMS; try again later.";
 const MSG_SMS_EXPIRED: &str = "That SMS code expired; press Enter to get a new one.";
+/// How long a login waits for the SMS gateway before answering the module
+/// anyway. Well inside pam_mfa's default timeout (10 s): a Begin that
+/// timed out would read as "mfad unavailable", which `failmode=safe` lets
+/// through without a code. The send goes on in the background.
+pub const LOGIN_SEND_WAIT: std::time::Duration = std::time::Duration::from_secs(4);
 const MSG_WRONG_RETRY: &str = "Wrong code, try again.";
 const MSG_WRONG: &str = "Wrong code.";
 const MSG_MALFORMED: &str = "A code is 6 digits (or an 8-digit backup code).";
@@ -111,11 +116,68 @@ enum Verified {
     Backup,
 }
 
+/// Whether a code went out by SMS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// The gateway took it.
+    Sent,
+    /// The gateway has not answered yet; the send goes on in the background.
+    OnItsWay,
+}
+
+/// One SMS on its way, owned so it can finish on its own thread.
+struct Outgoing {
+    sender: Arc<dyn Sender>,
+    audit: Arc<Audit>,
+    phone: String,
+    masked: String,
+    code: String,
+    user: String,
+    host: String,
+}
+
+impl Outgoing {
+    /// Sends and logs the outcome (the number masked, never the code).
+    fn send(&self) -> std::result::Result<(), SendError> {
+        let sent = self.sender.send(&Message {
+            phone: &self.phone,
+            code: &self.code,
+            user: &self.user,
+            host: &self.host,
+        });
+        match &sent {
+            Ok(()) => self
+                .audit
+                .info("sms sent", &[("user", &self.user), ("phone", &self.masked)]),
+            Err(e) => self.audit.warn(
+                "sms failed",
+                &[
+                    ("user", &self.user),
+                    ("phone", &self.masked),
+                    ("error", &e.to_string()),
+                ],
+            ),
+        }
+        sent
+    }
+
+    /// The login that asked stopped waiting; the outcome is logged only.
+    fn log_late(&self, sent: &std::result::Result<(), SendError>) {
+        let outcome = if sent.is_ok() { "sent" } else { "failed" };
+        self.audit.info(
+            "sms finished after the login stopped waiting",
+            &[("user", &self.user), ("outcome", outcome)],
+        );
+    }
+}
+
 /// SMS sending, when `[sms]` is configured.
 pub struct Sms {
     pub sender: Arc<dyn Sender>,
     pub code_lifetime: i64,
     pub max_sends_per_hour: u32,
+    /// How long a login waits for the gateway ([`LOGIN_SEND_WAIT`]).
+    pub login_wait: std::time::Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,7 +198,7 @@ pub struct Service {
     enrollments: Mutex<HashMap<String, Pending>>,
     self_logins: Mutex<RateLimit>,
     sms: Option<Sms>,
-    pub audit: Audit,
+    pub audit: Arc<Audit>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -237,7 +299,7 @@ impl Service {
             enrollments: Mutex::new(HashMap::new()),
             self_logins: Mutex::new(RateLimit::new(SELF_LOGINS_PER_MINUTE, 60)),
             sms,
-            audit,
+            audit: Arc::new(audit),
         }
     }
 
@@ -395,8 +457,15 @@ impl Service {
 
     /// Sends a fresh code to `number` and returns it hashed, for the caller
     /// to store. Counts toward the user's sends per hour; a send the
-    /// gateway refused outright does not.
-    fn send_sms(&self, user: &str, number: &str, now: i64) -> Result<backup::Hashed> {
+    /// gateway refused outright does not. With `wait`, gives up waiting for
+    /// the gateway after that long (the send goes on).
+    fn send_sms(
+        &self,
+        user: &str,
+        number: &str,
+        now: i64,
+        wait: Option<std::time::Duration>,
+    ) -> Result<(backup::Hashed, Delivery)> {
         let sms = self.sms()?;
         let masked = phone::mask(number);
         let slot = lock(&self.store).reserve_send(user, now, sms.max_sends_per_hour)?;
@@ -420,43 +489,73 @@ impl Service {
         let mut rng = |buf: &mut [u8]| random(buf);
         let code = backup::generate_digits(SMS_DIGITS, &mut rng)?;
         let hashed = backup::hash(&code, &mut rng)?;
-        let sent = sms.sender.send(&Message {
-            phone: number,
-            code: &code,
-            user,
-            host: &self.issuer,
-        });
-        drop(code);
-        match sent {
-            Ok(()) => {
-                self.audit
-                    .info("sms sent", &[("user", user), ("phone", &masked)]);
-                Ok(hashed)
+        let outgoing = Outgoing {
+            sender: sms.sender.clone(),
+            audit: self.audit.clone(),
+            phone: number.to_string(),
+            masked: masked.clone(),
+            code,
+            user: user.to_string(),
+            host: self.issuer.clone(),
+        };
+        let sent = match wait {
+            None => outgoing.send(),
+            Some(wait) => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                std::thread::Builder::new()
+                    .name("mfad-sms".into())
+                    .spawn(move || {
+                        let sent = outgoing.send();
+                        if let Err(late) = tx.send(sent) {
+                            outgoing.log_late(&late.0);
+                        }
+                    })
+                    .map_err(|e| Error::Internal(format!("cannot start an SMS thread: {e}")))?;
+                match rx.recv_timeout(wait) {
+                    Ok(sent) => sent,
+                    Err(_) => {
+                        self.audit.info(
+                            "sms pending",
+                            &[
+                                ("user", user),
+                                ("phone", &masked),
+                                ("waited_secs", &wait.as_secs().to_string()),
+                            ],
+                        );
+                        return Ok((hashed, Delivery::OnItsWay));
+                    }
+                }
             }
+        };
+        match sent {
+            Ok(()) => Ok((hashed, Delivery::Sent)),
             Err(e) => {
                 if matches!(e, SendError::Failed(_)) {
                     lock(&self.store).release_send(slot)?;
                 }
-                self.audit.warn(
-                    "sms failed",
-                    &[
-                        ("user", user),
-                        ("phone", &masked),
-                        ("error", &e.to_string()),
-                    ],
-                );
                 Err(Error::Unavailable(MSG_SMS_FAILED.into()))
             }
         }
     }
 
     /// Sends a login code to the user's enrolled phone and makes it the
-    /// one that works. Returns the number, masked.
-    fn send_login_code(&self, user: &str, number: &str, now: i64) -> Result<String> {
+    /// one that works (stored before the gateway answers, so a late
+    /// delivery still works). Returns what the user is told: where it went.
+    fn send_login_code(
+        &self,
+        user: &str,
+        number: &str,
+        now: i64,
+        wait: Option<std::time::Duration>,
+    ) -> Result<String> {
         let lifetime = self.sms()?.code_lifetime;
-        let hashed = self.send_sms(user, number, now)?;
+        let (hashed, delivery) = self.send_sms(user, number, now, wait)?;
         lock(&self.store).set_sms_code(user, &hashed, now + lifetime)?;
-        Ok(phone::mask(number))
+        let masked = phone::mask(number);
+        Ok(match delivery {
+            Delivery::Sent => format!("Code sent by SMS to {masked}."),
+            Delivery::OnItsWay => format!("A code is on its way by SMS to {masked}."),
+        })
     }
 
     // ----- Login -----------------------------------------------------------
@@ -563,10 +662,8 @@ impl Service {
                 PROMPT.to_string()
             }));
         }
-        match self.send_login_code(user, &device.name, now) {
-            Ok(masked) => Ok(Ok(format!(
-                "Code sent by SMS to {masked}. Verification code: "
-            ))),
+        match self.send_login_code(user, &device.name, now, Some(self.sms()?.login_wait)) {
+            Ok(sent) => Ok(Ok(format!("{sent} Verification code: "))),
             // A code sent earlier still works until it expires.
             Err(Error::RateLimited(m) | Error::Unavailable(m)) => Ok(
                 match (
@@ -598,10 +695,10 @@ impl Service {
         if row.lockout.is_locked(now) {
             return Ok(None);
         }
-        match self.send_login_code(user, &device.name, now) {
-            Ok(masked) => Ok(Some((
+        match self.send_login_code(user, &device.name, now, Some(self.sms()?.login_wait)) {
+            Ok(sent) => Ok(Some((
                 AnswerResult::Prompt,
-                format!("Code sent by SMS to {masked}. Verification code: "),
+                format!("{sent} Verification code: "),
             ))),
             Err(Error::RateLimited(m) | Error::Unavailable(m)) => {
                 let has_app = row.devices.iter().any(|d| d.kind == totp::DEVICE_KIND);
@@ -1048,7 +1145,7 @@ impl Service {
         if caller != 0 && !row.devices.is_empty() {
             self.require_code(&user, code, now)?;
         }
-        let hashed = self.send_sms(&user, &number, now)?;
+        let (hashed, _) = self.send_sms(&user, &number, now, None)?;
         let lifetime = self.sms()?.code_lifetime;
         let id = self.add_pending(
             &user,
@@ -1109,7 +1206,7 @@ impl Service {
     ) -> Result<String> {
         let user = self.account_user(caller, user)?;
         let number = self.pending_phone(&user, enrollment_id, now)?;
-        let hashed = self.send_sms(&user, &number, now)?;
+        let (hashed, _) = self.send_sms(&user, &number, now, None)?;
         let lifetime = self.sms()?.code_lifetime;
         if let Some(Pending {
             kind: PendingKind::Sms {
@@ -1230,7 +1327,8 @@ impl Service {
         if row.lockout.is_locked(now) {
             return Err(Error::LockedOut(row.lockout.message(now)));
         }
-        self.send_login_code(&user, &device.name, now)
+        self.send_login_code(&user, &device.name, now, None)?;
+        Ok(phone::mask(&device.name))
     }
 
     pub fn status(&self, caller: u32, user: &str) -> Result<UserStatus> {
@@ -1454,12 +1552,16 @@ mod tests {
     struct Outbox {
         sent: Mutex<Vec<(String, String)>>,
         down: std::sync::atomic::AtomicBool,
+        slow: std::sync::atomic::AtomicBool,
     }
 
     impl Sender for Outbox {
         fn send(&self, m: &Message<'_>) -> std::result::Result<(), SendError> {
             if self.down.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(SendError::Failed("HTTP 503".into()));
+            }
+            if self.slow.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_secs(3));
             }
             self.sent
                 .lock()
@@ -1496,6 +1598,7 @@ mod tests {
                 sender: outbox.clone(),
                 code_lifetime: 120,
                 max_sends_per_hour: max_sends,
+                login_wait: std::time::Duration::from_millis(300),
             }),
         );
         (s, outbox)
@@ -1605,6 +1708,30 @@ mod tests {
         // A refused send does not use up the hour's sends.
         outbox.set_down(false);
         assert_eq!(begin(&s).0, BeginAction::Challenge);
+    }
+
+    #[test]
+    fn a_slow_gateway_does_not_hold_up_the_login() {
+        let (s, outbox) = sms_service(10);
+        enroll_phone(&s, &outbox, PHONE, NOW);
+        outbox.slow.store(true, std::sync::atomic::Ordering::SeqCst);
+        let started = std::time::Instant::now();
+        let (action, token, prompt) = begin(&s);
+        assert!(started.elapsed() < std::time::Duration::from_millis(2500));
+        assert_eq!(action, BeginAction::Challenge);
+        assert_eq!(
+            prompt,
+            format!("A code is on its way by SMS to {MASKED}. Verification code: ")
+        );
+        // The code was stored before the gateway answered: once it arrives,
+        // it works.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while outbox.count() < 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let (_, code) = outbox.last();
+        let (r, _) = s.login_answer(0, &token, code.as_bytes(), NOW).unwrap();
+        assert_eq!(r, AnswerResult::Success);
     }
 
     #[test]
