@@ -8,11 +8,16 @@
 # /usr/sbin/sshd, so it uses the PAM service /etc/pam.d/sshd-mfa-demo, which
 # loads target/debug/libpam_mfa.so. It creates the user `mfademo` with an
 # SSH key, enrolls an authenticator app for them with mfactl (a QR code),
-# then logs in with the real ssh client: the key, then the code.
+# then logs in with the real ssh client: the key, then the code. Then it
+# adds a phone for codes by SMS (mfactl enroll sms) and logs in with a code
+# sent by SMS. mfad's SMS gateway is the `file` backend: each message is a
+# line in $dir/sms-outbox.jsonl, which the demo shows as the phone would.
 #
-# Interactive (default): scan the QR code with your phone, type its codes.
-# DEMO_AUTO=1: codes are computed with oathtool and the ssh client gets them
-# through SSH_ASKPASS; no questions asked.
+# Interactive (default): scan the QR code with your phone, type its codes;
+# type the SMS codes the demo's "phone" prints.
+# DEMO_AUTO=1: app codes are computed with oathtool, SMS codes are read from
+# the outbox, and the ssh client gets them through SSH_ASKPASS; no
+# questions asked.
 #
 # Run as root after `cargo build --workspace` (`make demo` does both).
 # Exits non-zero if any step fails. The machine's own sshd, bus, PAM
@@ -24,6 +29,10 @@ user=mfademo
 service=sshd-mfa-demo
 pam_file=/etc/pam.d/$service
 port=${DEMO_PORT:-2222}
+# A number reserved for fiction (555-0100 to 555-0199), and how mfad shows
+# it to the user.
+phone=+15555550100
+phone_masked='+155*****100'
 marker="# written by mfa scripts/demo.sh; removed when the demo ends"
 
 bold=""
@@ -99,6 +108,7 @@ dir=""
 bus_pid=""
 mfad_pid=""
 sshd_pid=""
+reader_pid=""
 made_user=0
 wrote_pam=0
 
@@ -130,6 +140,7 @@ cleanup() {
 		done
 	fi
 	printf '\n%s==> cleaning up%s\n' "$bold" "$reset"
+	stop "$reader_pid" "the phone's reader"
 	# sshd first: its connections' PAM modules talk to mfad.
 	if [[ -n $sshd_pid ]]; then
 		stop "$sshd_pid" sshd && say "stopped sshd"
@@ -147,7 +158,7 @@ cleanup() {
 		rm -rf -- "$dir" && say "removed $dir (bus, mfad's state, sshd's config, keys and the $service symlink)"
 	fi
 	if [[ $rc -eq 0 ]]; then
-		printf '\n%sdemo finished: enrollment and SSH logins worked.%s\n' "$bold" "$reset"
+		printf '\n%sdemo finished: enrollment, codes by SMS and SSH logins worked.%s\n' "$bold" "$reset"
 	else
 		printf '\n%sdemo FAILED (exit %d)%s\n' "$bold" "$rc" "$reset" >&2
 	fi
@@ -212,7 +223,8 @@ demo_ssh() { # [ASKPASS_MODE] -- SSH_ARGS...
 		rc=${PIPESTATUS[0]}
 		out=$(<"$dir/ssh.out")
 	else
-		out=$(DEMO_ASKPASS_MODE=$mode DEMO_DIR=$dir SSH_ASKPASS="$dir/askpass" SSH_ASKPASS_REQUIRE=force \
+		out=$(DEMO_ASKPASS_MODE=$mode DEMO_DIR=$dir DEMO_SMS_SEEN=$(outbox_count) \
+			SSH_ASKPASS="$dir/askpass" SSH_ASKPASS_REQUIRE=force \
 			timeout 60 setsid -w ssh -F "$dir/ssh_config" "$@" </dev/null 2>&1)
 		rc=$?
 		indent <<<"$out"
@@ -221,6 +233,64 @@ demo_ssh() { # [ASKPASS_MODE] -- SSH_ARGS...
 	if [[ $rc -eq 124 ]]; then
 		die "ssh did not finish in time"
 	fi
+}
+
+# ---- the demo's phone: mfad's SMS outbox -------------------------------------
+
+# How many messages mfad has sent so far (lines in the outbox).
+outbox_count() {
+	if [[ -f $outbox ]]; then
+		wc -l <"$outbox"
+	else
+		echo 0
+	fi
+}
+
+# One outbox line as the phone shows it: "[SMS to +1555...] TEXT". The
+# fields are strings without quotes in them (E.164, the demo's sender and
+# message), so sed can take them apart.
+sms_text() { # JSON_LINE
+	local to message
+	to=$(sed -n 's/.*"to":"\([^"]*\)".*/\1/p' <<<"$1")
+	message=$(sed -n 's/.*"message":"\([^"]*\)".*/\1/p' <<<"$1")
+	printf '[SMS to %s] %s\n' "$to" "$message"
+}
+
+# Shows the messages after the first SEEN, as they reached the phone.
+show_sms_after() { # SEEN
+	local line
+	tail -n "+$(($1 + 1))" "$outbox" | while IFS= read -r line; do
+		printf '    %s\n' "$(sms_text "$line")"
+	done
+}
+
+# The code in the last message (its last run of 6 digits).
+last_sms_code() {
+	tail -n 1 "$outbox" | sed -n 's/.*"message":"\([^"]*\)".*/\1/p' |
+		grep -oE '[0-9]{6}' | tail -n 1
+}
+
+# Interactive: the phone, in the background. Prints each message as it is
+# appended to the outbox, until the demo ends (cleanup stops it).
+start_phone() {
+	[[ -z $reader_pid ]] || return 0
+	(
+		trap - EXIT INT TERM HUP
+		# A hiccup (a closed pipe) must not end the phone.
+		set +e
+		seen=$(outbox_count)
+		while sleep 0.2; do
+			n=$(outbox_count)
+			if ((n > seen)); then
+				# A leading newline: the message may arrive while a
+				# prompt waits on the line.
+				echo
+				show_sms_after "$seen" | head -n $((n - seen))
+				seen=$n
+			fi
+		done
+	) 9<&- </dev/null &
+	reader_pid=$!
 }
 
 # How many prompts the askpass script answered so far.
@@ -239,6 +309,7 @@ dir=$(mktemp -d /tmp/mfa-demo.XXXXXX)
 # The demo user must reach the bus socket and their home inside.
 chmod 0755 "$dir"
 addr="unix:path=$dir/bus"
+outbox=$dir/sms-outbox.jsonl
 bash "$repo/scripts/bus-config.sh" "$dir" >"$dir/bus.conf" ||
 	die "scripts/bus-config.sh could not write a bus config"
 dbus-daemon --nofork --nopidfile --config-file="$dir/bus.conf" 9<&- </dev/null >"$dir/dbus-daemon.log" 2>&1 &
@@ -265,6 +336,16 @@ window = 2
 [trusted_devices]
 # A key that passed the code step logs in without one for 30 days.
 lifetime = "30d"
+
+[sms]
+# Codes by SMS are appended to a file, one JSON line per message, which the
+# demo shows as its phone. A real machine sends them with backend = "http"
+# (an SMS provider such as Twilio) or "command" (a GSM modem through
+# gammu-smsd-inject) instead.
+backend = "file"
+
+[sms.file]
+path = "$outbox"
 EOF
 "$mfad" --config "$dir/mfad.toml" 9<&- </dev/null 2>"$dir/mfad.log" &
 mfad_pid=$!
@@ -273,6 +354,8 @@ say "mfad:   $mfad --config $dir/mfad.toml"
 say "state:  $dir/state (the database with the secrets)"
 say "config: $dir/mfad.toml:"
 grep -v '^#' "$dir/mfad.toml" | grep -v '^$' | sed 's/^/      /'
+say "([sms] backend \"file\": text messages go to that file, the demo's phone; a"
+say " real machine uses \"http\" (e.g. Twilio) or \"command\" (a GSM modem))"
 
 # ---- the demo user and their SSH key -----------------------------------------
 
@@ -430,9 +513,12 @@ show "mfactl --bus $addr status"
 as_user "$mfactl" --bus "$addr" status | indent || die "mfactl status failed"
 
 # The askpass script: answers sshd's "Verification code: " prompt as a
-# person would. MODE right: oathtool's code for now (or the first step
-# after the enrollment's, which is used up); MODE wrong: a code that is
-# wrong now. Every prompt it sees is logged, to tell whether one came.
+# person would. MODE right: oathtool's code for now (or the first step not
+# used yet, min_step, which it moves on past the step it gives); MODE
+# wrong: a code that is wrong now; MODE sms: Enter at the app-or-SMS
+# prompt, then the code of the SMS that sent (a new line in the outbox
+# after the first DEMO_SMS_SEEN). Every prompt it sees is logged, to tell
+# whether one came and which.
 cat >"$dir/askpass" <<'EOF'
 #!/bin/sh
 # SSH_ASKPASS for the mfa demo: ssh runs it with the prompt as $1 (which
@@ -452,7 +538,29 @@ right)
 	step=$(($(date +%s) / 30))
 	min=$(cat "$DEMO_DIR/min_step")
 	[ "$step" -ge "$min" ] || step=$min
+	# A step once used never works again.
+	echo $((step + 1)) >"$DEMO_DIR/min_step"
 	oathtool --totp --base32 --digits=6 --now="@$((step * 30))" - <"$DEMO_DIR/secret"
+	;;
+sms)
+	case $1 in
+	*"Code sent by SMS to "*)
+		outbox=$DEMO_DIR/sms-outbox.jsonl
+		i=0
+		while [ "$(cat "$outbox" 2>/dev/null | wc -l)" -le "$DEMO_SMS_SEEN" ]; do
+			i=$((i + 1))
+			if [ "$i" -gt 50 ]; then
+				echo "askpass: no new SMS in $outbox" >&2
+				exit 1
+			fi
+			sleep 0.1
+		done
+		tail -n 1 "$outbox" | sed -n 's/.*"message":"\([^"]*\)".*/\1/p' |
+			grep -oE '[0-9]{6}' | tail -n 1
+		;;
+	*"press Enter to get a code by SMS"*) echo ;;
+	*) exit 1 ;;
+	esac
 	;;
 *) exit 1 ;;
 esac
@@ -535,13 +643,117 @@ grep -q "account denied" "$dir/mfad.log" || die "mfad logged no 'account denied'
 say "refused; mfad logged why:"
 grep "account denied" "$dir/mfad.log" | tail -n 1 | indent
 
+# ---- codes by SMS -----------------------------------------------------------------
+
+step "Add a phone for codes by SMS (mfactl enroll sms, run as $user)"
+say "mfad's SMS gateway here is a file, $outbox (backend \"file\"):"
+say "each message is a line in it, which the demo shows as the phone would."
+if [[ $auto -eq 0 ]]; then
+	start_phone
+	show "mfactl --bus $addr enroll sms $phone"
+	say "$user has an app already, so mfactl first asks for a current code:"
+	say "type the one your app shows now (if it still shows the code you last"
+	say "used, wait for the next one). Then a code goes to $phone; the"
+	say "demo's phone prints it here as [SMS to $phone] ...; type it at Code:."
+	echo
+	seen=$(outbox_count)
+	as_user "$mfactl" --bus "$addr" enroll sms "$phone" || die "enrolling the phone failed"
+	(($(outbox_count) > seen)) || die "mfad sent no SMS for the enrollment"
+else
+	seen=$(outbox_count)
+	# The current code: a step after every one used so far.
+	s=$(now_step)
+	min=$(<"$dir/min_step")
+	((s >= min)) || s=$min
+	echo "$((s + 1))" >"$dir/min_step"
+	show "mfactl --bus $addr --json enroll sms $phone --begin   (a current code on stdin: oathtool's code for step $s)"
+	begin=$(code_at_step "$s" | as_user "$mfactl" --bus "$addr" --json enroll sms "$phone" --begin) ||
+		die "mfactl enroll sms --begin failed"
+	indent <<<"$begin"
+	re='"enrollment_id": *"([^"]+)"'
+	[[ $begin =~ $re ]] || die "mfactl enroll sms --begin printed no enrollment_id"
+	id=${BASH_REMATCH[1]}
+	[[ $begin == *"\"$phone_masked\""* ]] || die "mfactl enroll sms --begin did not show the number masked as $phone_masked"
+	(($(outbox_count) == seen + 1)) || die "mfad sent $(($(outbox_count) - seen)) SMS for the enrollment, not 1"
+	say "the phone received:"
+	show_sms_after "$seen"
+	code=$(last_sms_code)
+	[[ -n $code ]] || die "the SMS has no 6-digit code in it"
+	show "mfactl --bus $addr enroll sms --confirm $id CODE   (CODE: the code in that SMS)"
+	confirm=$(as_user "$mfactl" --bus "$addr" enroll sms --confirm "$id" "$code") ||
+		die "mfactl enroll sms --confirm failed"
+	indent <<<"$confirm"
+fi
+
+step "Log in with a code by SMS"
+# A trusted key is let in without a code; none may be left from above.
+trusted=$(as_user "$mfactl" --bus "$addr" --json trusted list) || die "mfactl trusted list failed"
+if [[ $trusted == *'"id"'* ]]; then
+	show "mfactl --bus $addr trusted remove --all"
+	as_user "$mfactl" --bus "$addr" trusted remove --all | indent || die "mfactl trusted remove --all failed"
+else
+	say "(no trusted device: the key's trust was removed above, so a code is asked)"
+fi
+say "$user has an app and a phone: the prompt asks for the app's code, and"
+say "an empty answer (Enter) sends a code by SMS instead."
+show "$ssh_show $ssh_dest '$remote_cmd'"
+seen=$(outbox_count)
+if [[ $auto -eq 0 ]]; then
+	say "At 'Verification code (press Enter to get a code by SMS):' press"
+	say "Enter; then type the code the demo's phone prints."
+	echo
+	demo_ssh tty -p "$port" "$user@127.0.0.1" "$remote_cmd"
+	[[ $rc -eq 0 && $out == *"$greeting"* ]] || die "the SSH login with a code by SMS failed (ssh exit $rc)"
+	if (($(outbox_count) > seen)); then
+		say "logged in with a code by SMS"
+	else
+		say "logged in (with the app's code: no SMS was sent)"
+	fi
+else
+	say "(DEMO_AUTO=1: SSH_ASKPASS answers the first prompt with an empty line,"
+	say " and the next one with the code of the SMS that arrived)"
+	before=$(askpass_count)
+	demo_ssh sms -p "$port" "$user@127.0.0.1" "$remote_cmd"
+	[[ $rc -eq 0 && $out == *"$greeting"* ]] || die "the SSH login with a code by SMS failed (ssh exit $rc)"
+	(($(askpass_count) == before + 2)) || die "ssh asked $(($(askpass_count) - before)) prompts, not 2 (app-or-SMS, then the SMS code)"
+	first=$(tail -n 2 "$dir/askpass.log" | head -n 1 | sed 's/ *$//')
+	second=$(tail -n 1 "$dir/askpass.log" | sed 's/ *$//')
+	[[ $first == *"Verification code (press Enter to get a code by SMS):" ]] ||
+		die "the first prompt was not the app-or-SMS one: $first"
+	[[ $second == *"Code sent by SMS to $phone_masked. Verification code:" ]] ||
+		die "the second prompt did not say where the code went: $second"
+	(($(outbox_count) == seen + 1)) || die "mfad sent $(($(outbox_count) - seen)) SMS for the login, not 1"
+	say "askpass answered: $first (Enter)"
+	say "the phone received:"
+	show_sms_after "$seen"
+	say "askpass answered: $second ******"
+	say "logged in with the code by SMS"
+fi
+
+step "The phone in the account: masked for $user, in full for an admin"
+show "mfactl --bus $addr status"
+status=$(as_user "$mfactl" --bus "$addr" status) || die "mfactl status failed"
+indent <<<"$status"
+[[ $status == *"$phone_masked"* && $status != *"$phone"* ]] ||
+	die "mfactl status does not show the phone masked as $phone_masked"
+show "mfactl --bus $addr admin status $user   (as root)"
+status=$("$mfactl" --bus "$addr" admin status "$user") || die "mfactl admin status failed"
+indent <<<"$status"
+[[ $status == *"$phone"* ]] || die "mfactl admin status does not show the phone in full ($phone)"
+
 if [[ $auto -eq 0 ]]; then
 	step "Try it yourself"
+	# The last login made the key trusted again; ask for a code again.
+	as_user "$mfactl" --bus "$addr" trusted remove --all >/dev/null ||
+		die "mfactl trusted remove --all failed"
 	say "sshd keeps running until you press Enter. In another terminal:"
 	say ""
 	say "    $ssh_show $ssh_dest"
 	say ""
-	say "(keep in mind: 5 wrong codes in a row lock $user for 15 minutes)"
+	say "The key's trust was removed, so it asks for a code: the app's, or press"
+	say "Enter for one by SMS, which the phone prints here."
+	say "(keep in mind: 5 wrong codes in a row lock $user for 15 minutes, and"
+	say " at most 5 codes go out by SMS an hour)"
 	read -r -p "    Press Enter to end the demo. " _ || true
 fi
 
