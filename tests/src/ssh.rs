@@ -470,17 +470,25 @@ impl Sshd {
 
     /// Runs the ssh client to completion; see [`SshOpts`].
     pub fn ssh(&self, user: &User, opts: &SshOpts<'_>) -> SshOutcome {
-        self.spawn_ssh(user, opts, false).finish()
+        self.spawn_ssh(user, opts, Askpass::Free).finish()
     }
 
     /// Starts ssh in the background; the askpass script stops at the first
     /// code prompt until [`PendingSsh::release`] (to do something to the
     /// daemon in the middle of a login).
     pub fn ssh_held(&self, user: &User, opts: &SshOpts<'_>) -> PendingSsh {
-        self.spawn_ssh(user, opts, true)
+        self.spawn_ssh(user, opts, Askpass::Hold)
     }
 
-    fn spawn_ssh(&self, user: &User, opts: &SshOpts<'_>, hold: bool) -> PendingSsh {
+    /// Starts ssh in the background; the askpass script answers each code
+    /// prompt only once the test has said what ([`PendingSsh::code_prompt`],
+    /// then [`PendingSsh::answer`]), for codes the test learns during the
+    /// login (sent by SMS). `opts.codes` is not used.
+    pub fn ssh_stepped(&self, user: &User, opts: &SshOpts<'_>) -> PendingSsh {
+        self.spawn_ssh(user, opts, Askpass::Stepped)
+    }
+
+    fn spawn_ssh(&self, user: &User, opts: &SshOpts<'_>, mode: Askpass) -> PendingSsh {
         let run = self.dir.join(format!("ssh-{}", random_letters(8)));
         std::fs::create_dir(&run).expect("create ssh run dir");
         let codes: String = opts.codes.iter().map(|c| format!("{c}\n")).collect();
@@ -488,8 +496,10 @@ impl Sshd {
         if let Some(pw) = opts.password {
             std::fs::write(run.join("password"), format!("{pw}\n")).expect("write password");
         }
-        if hold {
-            std::fs::write(run.join("hold"), "").expect("write hold");
+        match mode {
+            Askpass::Free => {}
+            Askpass::Hold => std::fs::write(run.join("hold"), "").expect("write hold"),
+            Askpass::Stepped => std::fs::write(run.join("asked"), "0\n").expect("write asked"),
         }
         let askpass = run.join("askpass");
         std::fs::write(&askpass, askpass_script(&run)).expect("write askpass");
@@ -543,11 +553,25 @@ impl Drop for Sshd {
     }
 }
 
+/// How the askpass script answers code prompts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Askpass {
+    /// From `codes`, at once.
+    Free,
+    /// From `codes`, the first one after the test releases it.
+    Hold,
+    /// Each one as the test says, when it says.
+    Stepped,
+}
+
 /// The askpass script for one ssh run: logs each prompt (ended by an ASCII
 /// record separator, since prompts may hold newlines), then answers by its
 /// kind: a code prompt gets the next line of `codes` (empty when none is
 /// left), a password prompt `password`, anything else an empty line. With
-/// `hold` present it waits at a code prompt until `hold` is removed.
+/// `hold` present it waits at a code prompt until `hold` is removed. With
+/// `asked` present (stepped) it counts code prompts there and answers the
+/// n-th with the file `answer-n` once the test wrote it (an empty line if
+/// `done` appears first).
 fn askpass_script(run: &Path) -> String {
     let r = run.display().to_string().replace('\'', "'\\''");
     format!(
@@ -557,6 +581,13 @@ R='{r}'
 printf '%s\036' "$1" >> "$R/prompts"
 case "$1" in
 *'{CODE_PROMPT}'*)
+    if [ -e "$R/asked" ]; then
+        n=$(( $(cat "$R/asked") + 1 ))
+        echo "$n" > "$R/asked"
+        while [ ! -e "$R/answer-$n" ] && [ ! -e "$R/done" ]; do sleep 0.02; done
+        if [ -e "$R/answer-$n" ]; then cat "$R/answer-$n"; else echo; fi
+        exit 0
+    fi
     if [ -e "$R/hold" ]; then
         : > "$R/held"
         while [ -e "$R/hold" ]; do sleep 0.02; done
@@ -644,9 +675,51 @@ impl PendingSsh {
         let _ = std::fs::remove_file(self.run.join("hold"));
     }
 
+    /// Waits until ssh asked the `n`-th code prompt (1-based; only with
+    /// [`Sshd::ssh_stepped`]) and returns its text; panics after `timeout`
+    /// or if ssh ends first.
+    #[track_caller]
+    pub fn code_prompt(&self, n: usize, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let asked: usize = std::fs::read_to_string(self.run.join("asked"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0);
+            if asked >= n {
+                let code_prompts: Vec<String> = read_prompts(&self.run)
+                    .into_iter()
+                    .filter(|p| p.contains(CODE_PROMPT))
+                    .collect();
+                return code_prompts.get(n - 1).cloned().unwrap_or_else(|| {
+                    panic!("code prompt {n} was counted but not logged: {code_prompts:?}")
+                });
+            }
+            let done = self.worker.as_ref().is_none_or(|w| w.is_finished());
+            if done || Instant::now() >= deadline {
+                panic!(
+                    "ssh never asked code prompt {n} ({}); prompts so far: {:?}",
+                    if done { "ssh ended" } else { "timed out" },
+                    read_prompts(&self.run)
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The answer to the `n`-th code prompt (with [`Sshd::ssh_stepped`]);
+    /// written whole before the script can see it.
+    pub fn answer(&self, n: usize, answer: &str) {
+        let tmp = self.run.join(format!("answer-{n}.tmp"));
+        std::fs::write(&tmp, format!("{answer}\n")).expect("write answer");
+        std::fs::rename(&tmp, self.run.join(format!("answer-{n}"))).expect("rename answer");
+    }
+
     /// Waits for ssh to end.
     pub fn finish(mut self) -> SshOutcome {
         self.release();
+        // A stepped script still waiting answers empty.
+        let _ = std::fs::write(self.run.join("done"), "");
         let output = self
             .worker
             .take()
