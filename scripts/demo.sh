@@ -516,9 +516,9 @@ as_user "$mfactl" --bus "$addr" status | indent || die "mfactl status failed"
 # person would. MODE right: oathtool's code for now (or the first step not
 # used yet, min_step, which it moves on past the step it gives); MODE
 # wrong: a code that is wrong now; MODE sms: Enter at the app-or-SMS
-# prompt, then the code of the SMS that sent (a new line in the outbox
-# after the first DEMO_SMS_SEEN). Every prompt it sees is logged, to tell
-# whether one came and which.
+# prompt, then the code of the SMS that Enter sent (a new line in the
+# outbox after the first DEMO_SMS_SEEN). Every prompt it sees is logged, to
+# tell whether one came and which.
 cat >"$dir/askpass" <<'EOF'
 #!/bin/sh
 # SSH_ASKPASS for the mfa demo: ssh runs it with the prompt as $1 (which
