@@ -280,6 +280,7 @@ fn an_app_and_phone_user_presses_enter_for_a_code_by_sms() {
     login.expect(APP_OR_SMS);
     login.answer("");
     login.expect(&sms_prompt(&phone));
+    assert_eq!(env.failures(&ben), 2, "Enter counted as a failure");
     let code = code_sent(&env, n + 1, &phone);
     login.answer(&code);
     login.finish().assert_result(PamResult::Success);
@@ -501,11 +502,15 @@ fn wrong_sms_codes_lock_the_user_out() {
     env.enroll_sms(&ida, &phone);
     let svc = env.pam_service("");
 
-    // A login session opened before the lockout (as root, like sshd).
-    let early = env.call(None, &["login-begin", &ida.name]);
-    let early = early.ok();
-    assert_eq!(early["action"], "challenge", "{early}");
-    let early = early["session"].as_str().unwrap_or_default().to_string();
+    // Two login sessions opened before the lockout (as root, like sshd).
+    let begin = || {
+        let v = env.call(None, &["login-begin", &ida.name]);
+        let v = v.ok();
+        assert_eq!(v["action"], "challenge", "{v}");
+        v["session"].as_str().unwrap_or_default().to_string()
+    };
+    let early = begin();
+    let early_enter = begin();
 
     let mut login = Login::start(&svc, &ida);
     login.expect(&sms_prompt(&phone));
@@ -525,7 +530,9 @@ fn wrong_sms_codes_lock_the_user_out() {
         "not locked after 3 wrong SMS codes: {s}"
     );
 
-    // The right code, in the session opened before: refused.
+    // The right code, in a session opened before: refused. Enter in the
+    // other sends nothing.
+    let n = env.sms_count();
     let a = env.call(None, &["answer", &early, &right]);
     if let mfa_tests::CallResult::Ok(v) = &a {
         assert_ne!(
@@ -533,8 +540,13 @@ fn wrong_sms_codes_lock_the_user_out() {
             "locked, yet the right code passed: {v}"
         );
     }
+    let a = env.call(None, &["answer", &early_enter, ""]);
+    if let mfa_tests::CallResult::Ok(v) = &a {
+        assert_ne!(v["result"], "success", "{v}");
+        assert_ne!(v["result"], "prompt", "an SMS for a locked user: {v}");
+    }
+    assert_eq!(env.sms_count(), n, "an SMS was sent to a locked user");
     // A new login: refused at once, told why, nothing sent.
-    let n = env.sms_count();
     let r = env.pamtester(&svc, &ida, &[&right]);
     r.assert_result(PamResult::AuthErr);
     assert!(
