@@ -434,6 +434,7 @@ pub fn group_secret(secret: &str) -> String {
 pub fn backup_codes_text(codes: &[String]) -> String {
     let mut out = String::from(
         "Backup codes: each one works once, in place of a verification code.\n\
+         They replace any backup codes you had before.\n\
          Store them now, somewhere safe: they are shown only this once.\n\n",
     );
     for pair in codes.chunks(2) {
@@ -779,6 +780,7 @@ mod tests {
         let codes: Vec<String> = (0..10).map(|i| format!("{}", 10_000_000 + i)).collect();
         let text = backup_codes_text(&codes);
         assert!(text.contains("shown only this once"));
+        assert!(text.contains("replace any backup codes"));
         assert!(text.contains("    10000000    10000001\n"));
         assert_eq!(text.lines().filter(|l| l.starts_with("    1")).count(), 5);
     }
