@@ -255,7 +255,9 @@ fn challenge(
                 AnswerResult::Prompt => {
                     prompts += 1;
                     if prompts > MAX_PROMPTS {
-                        log.warning(&format!("denied: more than {MAX_PROMPTS} new prompts; {who}"));
+                        log.warning(&format!(
+                            "denied: more than {MAX_PROMPTS} new prompts; {who}"
+                        ));
                         return Outcome::AuthErr;
                     }
                     log.debug(&format!("new prompt; {who}"));
