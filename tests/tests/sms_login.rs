@@ -725,11 +725,12 @@ fn a_gateway_that_is_down_never_lets_a_login_through() {
 /// A gateway that hangs makes mfad slow, not gone: the module (default
 /// `timeout=`, 10 s) must not take it for a dead daemon and let the login
 /// through under failmode=safe. The stack is the usual one: a first factor
-/// (here pam_permit standing in for the password), then pam_mfa.
+/// (here pam_permit standing in for the password), then pam_mfa. The
+/// logins run at once, each waiting on the gateway.
 #[test]
 fn a_gateway_that_hangs_never_lets_a_login_through() {
     let env = Env::builder()
-        .sms(Sms::http().timeout("30s"))
+        .sms(Sms::http().timeout("30s").max_sends_per_hour(20))
         .max_failures(100)
         .start();
     let ned = env.add_user();
@@ -737,24 +738,45 @@ fn a_gateway_that_hangs_never_lets_a_login_through() {
     env.enroll_sms(&ned, &random_phone());
     env.enroll_app_and_sms(&ola, &random_phone());
     env.sms_gateway().delay(Duration::from_secs(15));
-    for failmode in ["secure", "safe"] {
-        let svc = env.pam_service_raw(&format!(
+    let svc = |failmode: &str| {
+        env.pam_service_raw(&format!(
             "auth required pam_permit.so\nauth required {} failmode={failmode}\naccount required pam_permit.so\n",
             env.pam_module_spec()
-        ));
-        let r = answer_all(&svc, &ned, &["123456", "", ""]);
+        ))
+    };
+    let (secure, safe) = (svc("secure"), svc("safe"));
+    // SMS only: Begin waits on the gateway. App and phone: Enter does.
+    let cases = [
+        (&secure, &ned, "123456"),
+        (&safe, &ned, "123456"),
+        (&secure, &ola, ""),
+        (&safe, &ola, ""),
+    ];
+    let outcomes: Vec<PamOutcome> = std::thread::scope(|scope| {
+        let runs: Vec<_> = cases
+            .iter()
+            .map(|(svc, user, answer)| scope.spawn(|| answer_all(svc, user, &[answer, ""])))
+            .collect();
+        runs.into_iter()
+            .map(|r| {
+                r.join()
+                    .unwrap_or_else(|_| panic!("a login thread panicked"))
+            })
+            .collect()
+    });
+    for ((svc, user, _), r) in cases.iter().zip(&outcomes) {
         assert_ne!(
             r.result(),
             PamResult::Success,
-            "failmode={failmode}: an SMS-only user got in without a code while the gateway hung:\n{}\nmfad:\n{}",
+            "{} ({}) got in without a code while the gateway hung:\n{}\nmfad:\n{}",
+            user.name,
+            std::fs::read_to_string(env.pam_service_path(svc)).unwrap_or_default(),
             r.output,
             env.daemon_log()
         );
-        let r = answer_all(&svc, &ola, &["", "", ""]);
-        assert_ne!(
-            r.result(),
-            PamResult::Success,
-            "failmode={failmode}: Enter got in while the gateway hung:\n{}",
+        assert!(
+            r.transcript().contains("Verification code"),
+            "the login must still be asked for a code:\n{}",
             r.output
         );
     }
