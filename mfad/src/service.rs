@@ -51,10 +51,11 @@ const MSG_SMS_NOT_CONFIGURED: &str = "SMS is not configured on this host; ask th
 const MSG_SMS_FAILED: &str = "Could not send the code by SMS; try again later.";
 const MSG_SMS_EXPIRED: &str = "That SMS code expired; press Enter to get a new one.";
 /// How long a login waits for the SMS gateway before answering the module
-/// anyway. Well inside pam_mfa's default timeout (10 s): a Begin that
-/// timed out would read as "mfad unavailable", which `failmode=safe` lets
-/// through without a code. The send goes on in the background.
-pub const LOGIN_SEND_WAIT: std::time::Duration = std::time::Duration::from_secs(4);
+/// anyway (the send goes on in the background). A Begin that outlasted the
+/// module's `timeout=` (1 s at the least) would read as "mfad unavailable",
+/// which `failmode=safe` lets through without a code, so this stays well
+/// under a second.
+pub const LOGIN_SEND_WAIT: std::time::Duration = std::time::Duration::from_millis(600);
 const MSG_WRONG_RETRY: &str = "Wrong code, try again.";
 const MSG_WRONG: &str = "Wrong code.";
 const MSG_MALFORMED: &str = "A code is 6 digits (or an 8-digit backup code).";

@@ -72,6 +72,8 @@ pub const LOST: &str = "The verification service stopped answering; try again la
 /// What the user sees when the answer to the code prompt was the password.
 pub const PASSWORD_NOT_CODE: &str =
     "The password is not a verification code; this login method cannot ask for one.";
+/// What the user sees after more than [`MAX_PROMPTS`] new prompts.
+pub const TOO_MANY_PROMPTS: &str = "Too many new codes asked for in one login; start again.";
 /// What the user sees when the account phase refuses and mfad says nothing.
 pub const ACCOUNT_DENIED: &str = "This login did not pass two-step verification.";
 /// The PAM environment variable that carries the session token from the
@@ -258,6 +260,7 @@ fn challenge(
                         log.warning(&format!(
                             "denied: more than {MAX_PROMPTS} new prompts; {who}"
                         ));
+                        show_error(pam, TOO_MANY_PROMPTS, log);
                         return Outcome::AuthErr;
                     }
                     log.debug(&format!("new prompt; {who}"));

@@ -723,7 +723,7 @@ fn a_gateway_that_is_down_never_lets_a_login_through() {
 }
 
 /// A gateway that hangs makes mfad slow, not gone: the module (default
-/// `timeout=`, 10 s) must not take it for a dead daemon and let the login
+/// `timeout=`, 10 s, or a short 2 s) must not take it for a dead daemon and let the login
 /// through under failmode=safe. The stack is the usual one: a first factor
 /// (here pam_permit standing in for the password), then pam_mfa. The
 /// logins run at once, each waiting on the gateway.
@@ -745,12 +745,17 @@ fn a_gateway_that_hangs_never_lets_a_login_through() {
         ))
     };
     let (secure, safe) = (svc("secure"), svc("safe"));
+    // mfad waits for the gateway well under a second, so even a short
+    // module timeout does not run out first.
+    let safe_short = svc("safe timeout=2");
     // SMS only: Begin waits on the gateway. App and phone: Enter does.
     let cases = [
         (&secure, &ned, "123456"),
         (&safe, &ned, "123456"),
+        (&safe_short, &ned, "123456"),
         (&secure, &ola, ""),
         (&safe, &ola, ""),
+        (&safe_short, &ola, ""),
     ];
     let outcomes: Vec<PamOutcome> = std::thread::scope(|scope| {
         let runs: Vec<_> = cases

@@ -1046,6 +1046,7 @@ fn more_than_max_prompts_is_auth_err() {
         assert_eq!(pam.prompts.len(), MAX_PROMPTS + 1);
         assert_eq!(d.received.len(), MAX_PROMPTS + 1);
         assert_eq!(d.answers.len(), 1, "Answer called after the limit");
+        assert_eq!(pam.errors, [TOO_MANY_PROMPTS]);
         assert_eq!(token(&pam), None);
         assert!(
             log.has(
