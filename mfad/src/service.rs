@@ -1044,27 +1044,11 @@ impl Service {
         now: i64,
     ) -> Result<(String, Vec<String>)> {
         let user = self.account_user(caller, user)?;
-        let (secret, name) = {
-            let mut pending = lock(&self.enrollments);
-            let found = pending.get(enrollment_id).filter(|p| p.user == user);
-            let Some(Pending {
-                kind: PendingKind::Totp { name, secret },
-                expires,
-                ..
-            }) = found
-            else {
-                return Err(Error::NotFound(
-                    "No such enrollment; start again with `mfactl enroll totp`.".into(),
-                ));
-            };
-            if *expires <= now {
-                pending.remove(enrollment_id);
-                return Err(Error::Expired(
-                    "The enrollment expired after 10 minutes; start again with `mfactl enroll totp`.".into(),
-                ));
-            }
-            (secret.clone(), name.clone())
-        };
+        let (secret, name) =
+            self.live_pending(&user, enrollment_id, now, "totp", |kind| match kind {
+                PendingKind::Totp { name, secret } => Some((secret.clone(), name.clone())),
+                PendingKind::Sms { .. } => None,
+            })?;
         let codes = (
             normalize_code(code1.as_bytes()),
             normalize_code(code2.as_bytes()),
@@ -1174,28 +1158,38 @@ impl Service {
         Ok((id, phone::mask(&number)))
     }
 
-    /// The phone of a live pending SMS enrollment of `user`.
-    fn pending_phone(&self, user: &str, enrollment_id: &str, now: i64) -> Result<String> {
+    /// What `pick` takes from `user`'s live pending enrollment of the kind
+    /// it accepts (`command` names it in the errors: `mfactl enroll ...`).
+    fn live_pending<T>(
+        &self,
+        user: &str,
+        enrollment_id: &str,
+        now: i64,
+        command: &str,
+        pick: impl FnOnce(&PendingKind) -> Option<T>,
+    ) -> Result<T> {
         let mut pending = lock(&self.enrollments);
         let found = pending.get(enrollment_id).filter(|p| p.user == user);
-        let Some(Pending {
-            kind: PendingKind::Sms { phone, .. },
-            expires,
-            ..
-        }) = found
-        else {
-            return Err(Error::NotFound(
-                "No such enrollment; start again with `mfactl enroll sms`.".into(),
-            ));
+        let Some((picked, expires)) = found.and_then(|p| Some((pick(&p.kind)?, p.expires))) else {
+            return Err(Error::NotFound(format!(
+                "No such enrollment; start again with `mfactl enroll {command}`."
+            )));
         };
-        if *expires <= now {
+        if expires <= now {
             pending.remove(enrollment_id);
-            return Err(Error::Expired(
-                "The enrollment expired after 10 minutes; start again with `mfactl enroll sms`."
-                    .into(),
-            ));
+            return Err(Error::Expired(format!(
+                "The enrollment expired after 10 minutes; start again with `mfactl enroll {command}`."
+            )));
         }
-        Ok(phone.clone())
+        Ok(picked)
+    }
+
+    /// The phone of a live pending SMS enrollment of `user`.
+    fn pending_phone(&self, user: &str, enrollment_id: &str, now: i64) -> Result<String> {
+        self.live_pending(user, enrollment_id, now, "sms", |kind| match kind {
+            PendingKind::Sms { phone, .. } => Some(phone.clone()),
+            PendingKind::Totp { .. } => None,
+        })
     }
 
     pub fn enroll_sms_resend(
@@ -1234,25 +1228,19 @@ impl Service {
         now: i64,
     ) -> Result<(String, Vec<String>)> {
         let user = self.account_user(caller, user)?;
-        let number = self.pending_phone(&user, enrollment_id, now)?;
+        let (number, stored, code_expires) =
+            self.live_pending(&user, enrollment_id, now, "sms", |kind| match kind {
+                PendingKind::Sms {
+                    phone,
+                    code,
+                    code_expires,
+                } => Some((phone.clone(), code.clone(), *code_expires)),
+                PendingKind::Totp { .. } => None,
+            })?;
         let Some(code) = normalize_code(code.as_bytes()).filter(|c| c.len() == SMS_DIGITS) else {
             return Err(Error::InvalidCode(
                 "The code from the text message is 6 digits.".into(),
             ));
-        };
-        let (stored, code_expires) = match lock(&self.enrollments).get(enrollment_id) {
-            Some(Pending {
-                kind:
-                    PendingKind::Sms {
-                        code, code_expires, ..
-                    },
-                ..
-            }) => (code.clone(), *code_expires),
-            _ => {
-                return Err(Error::NotFound(
-                    "No such enrollment; start again with `mfactl enroll sms`.".into(),
-                ))
-            }
         };
         if backup::find(&code, std::slice::from_ref(&stored)).is_none() {
             self.pending_failed(enrollment_id);

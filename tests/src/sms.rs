@@ -63,28 +63,30 @@ pub fn mask_phone(phone: &str) -> String {
     )
 }
 
+/// The runs of ASCII digits in `text`, each whole: a phone number is one
+/// run, not a code inside it.
+pub fn digit_runs(text: &str) -> Vec<&str> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .filter(|run| !run.is_empty())
+        .collect()
+}
+
+/// Whether `code` appears in `text` as a number of its own (the check that
+/// a code was not logged).
+pub fn holds_code(text: &str, code: &str) -> bool {
+    digit_runs(text).contains(&code)
+}
+
 /// The one 6-digit code in `text`: a run of exactly 6 ASCII digits (longer
 /// runs, like a phone number, do not count). None when there is none or
 /// more than one distinct.
 pub fn find_code(text: &str) -> Option<String> {
-    let mut found = BTreeSet::new();
-    let b = text.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i].is_ascii_digit() {
-            let start = i;
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-            }
-            if i - start == 6 {
-                found.insert(text[start..i].to_string());
-            }
-        } else {
-            i += 1;
-        }
-    }
+    let mut found: BTreeSet<&str> = digit_runs(text)
+        .into_iter()
+        .filter(|run| run.len() == 6)
+        .collect();
     if found.len() == 1 {
-        found.pop_first()
+        found.pop_first().map(str::to_string)
     } else {
         None
     }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use mfa_tests::codes::unix_now;
 use mfa_tests::proc::Interactive;
+use mfa_tests::sms::holds_code;
 use mfa_tests::ssh::{account_guard, SshKey, SshOpts, SshSetup};
 use mfa_tests::{
     mask_phone, paths, random_phone, wrong_code, Clock, Cmd, Env, PamOutcome, PamResult, Sms, User,
@@ -164,26 +165,6 @@ fn code_sent(env: &Env, n: usize, phone: &str) -> String {
     let m = env.wait_for_sms(n);
     assert_eq!(m.to, phone, "SMS {n} went elsewhere: {m:?}");
     m.code()
-}
-
-/// No 6-digit run in `text` equals `code` (the code is not logged).
-fn holds_code(text: &str, code: &str) -> bool {
-    let b = text.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i].is_ascii_digit() {
-            let start = i;
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-            }
-            if &text[start..i] == code {
-                return true;
-            }
-        } else {
-            i += 1;
-        }
-    }
-    false
 }
 
 // ---------------------------------------------------------------------------

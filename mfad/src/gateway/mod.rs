@@ -160,13 +160,24 @@ fn has_control(s: &str) -> bool {
 }
 
 /// One message to send. `code` goes only into the text sent.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Message<'a> {
     /// E.164, `+` and digits.
     pub phone: &'a str,
     pub code: &'a str,
     pub user: &'a str,
     pub host: &'a str,
+}
+
+/// Without the code, so a debug print cannot leak it.
+impl std::fmt::Debug for Message<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message")
+            .field("phone", &self.phone)
+            .field("user", &self.user)
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a message was not (surely) sent. Display is one line for the admin
