@@ -110,6 +110,10 @@ fn run(path: &std::path::Path, explicit: bool) -> Result<()> {
 }
 
 async fn serve(service: Arc<Service>, bus: &str) -> Result<()> {
+    // Before the name is owned: whoever sees mfad on the bus may stop it,
+    // and SIGTERM must then end it cleanly, not by the default action.
+    let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = signal(tokio::signal::unix::SignalKind::interrupt())?;
     let conn = mfa_api::connect(bus)
         .await
         .map_err(|e| Error::Io(format!("cannot connect to the D-Bus bus {bus}: {e}")))?;
@@ -147,8 +151,6 @@ async fn serve(service: Arc<Service>, bus: &str) -> Result<()> {
     eprintln!("mfad: serving {} on {bus}", mfa_api::BUS_NAME);
     service.audit.info("started", &[("bus", bus)]);
 
-    let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut int = signal(tokio::signal::unix::SignalKind::interrupt())?;
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
