@@ -3,6 +3,8 @@
 #   make demo      a self-contained SSH demo on this machine (DEMO_AUTO=1 for no questions)
 #   make test      every test, against the real parts (as root)
 #   make lint      rustfmt, clippy, and the no-tokio-in-zbus check
+#   make bench     the performance benchmarks of DESIGN.md: a report of each target,
+#                  PASS or MISS (as root; a few minutes; BENCH_USERS=N for fewer users)
 #   make install   install mfad, mfactl, pam_mfa.so and their files (as root)
 #
 # Each target installs the Debian packages it needs (scripts/install-deps.sh).
@@ -31,7 +33,7 @@ DBUS_SERVICEDIR ?= /usr/share/dbus-1/system-services
 SYSTEMD_UNITDIR ?= /etc/systemd/system
 PAM_CONFIGDIR ?= /usr/share/pam-configs
 
-.PHONY: deps build test lint demo install clean
+.PHONY: deps build test lint bench demo install clean
 
 deps:
 	bash scripts/install-deps.sh
@@ -61,6 +63,11 @@ lint: deps
 		echo "make lint: pam_mfa depends on tokio; the PAM module must not" >&2; exit 1; \
 	fi; \
 	echo "lint: pam_mfa does not depend on tokio"
+
+# Not part of `test`: a measurement that prints PASS/MISS and exits 0 either
+# way. It builds its own release binaries (scripts/bench.sh).
+bench: deps
+	CARGO=$(CARGO) bash scripts/bench.sh
 
 demo: build
 	bash scripts/demo.sh
