@@ -52,6 +52,8 @@ pub struct Results {
     pub small: usize,
     pub seconds: f64,
     pub enroll_secs: f64,
+    /// Median fsync of a 4 KiB append in the temp dir, before measuring.
+    pub fsync_ns: u64,
     pub db_bytes: u64,
     /// (VmRSS, VmHWM) of the mfad that enrolled everyone.
     pub mem_enrolled: (u64, u64),
@@ -97,7 +99,12 @@ struct Target {
 pub fn render(r: &Results) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "\nmfa benchmarks (make bench)");
-    let _ = writeln!(o, "machine: {}", r.machine);
+    let _ = writeln!(
+        o,
+        "machine: {}; fsync of a 4 KiB append there: median {}",
+        r.machine,
+        ms(r.fsync_ns)
+    );
     let _ = writeln!(
         o,
         "mfad: release build, stock settings (window 1, SQLite WAL, synchronous=FULL); \

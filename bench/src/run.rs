@@ -155,6 +155,8 @@ pub fn run(o: &Options) -> Result<String> {
         }
     }
     r.enroll_secs = t.elapsed().as_secs_f64();
+    settle();
+    r.fsync_ns = fsync_probe(&paths.dir)?;
     // From here on nobody is looked up: logins as root never are.
     mounts.set_users(0, &[])?;
     r.mem_enrolled = big.mfad.memory()?;
@@ -243,6 +245,7 @@ pub fn run(o: &Options) -> Result<String> {
         .collect();
 
     // --- 1: PAM latency, one process, services interleaved ------------------
+    settle();
     eprintln!("mfa-bench: PAM latency (pam_permit, pam_google_authenticator, pam_mfa)");
     let per_service = WARMUP + LAT_ROUNDS * LAT_BLOCK;
     big.budget(per_service)?;
@@ -277,6 +280,7 @@ pub fn run(o: &Options) -> Result<String> {
     };
 
     // --- 2: PAM throughput, 8 worker processes --------------------------------
+    settle();
     for round in 0..TP_ROUNDS {
         eprintln!(
             "mfa-bench: PAM with {WORKERS} workers, round {} of {TP_ROUNDS}",
@@ -339,6 +343,7 @@ pub fn run(o: &Options) -> Result<String> {
     }
 
     // --- 3: mfad alone, 64 clients ----------------------------------------------
+    settle();
     for run in 0..DA_RUNS {
         eprintln!(
             "mfa-bench: mfad alone, {CLIENTS} clients, run {} of {DA_RUNS}",
@@ -402,6 +407,15 @@ pub fn run(o: &Options) -> Result<String> {
     Ok(crate::report::render(&r))
 }
 
+/// Lets the disk write back what the setup wrote (the database of the
+/// enrollments, Google Authenticator's files) before a measurement, whose
+/// fsyncs would otherwise wait for it.
+fn settle() {
+    // SAFETY: sync has no preconditions.
+    unsafe { libc::sync() };
+    std::thread::sleep(std::time::Duration::from_secs(1));
+}
+
 fn permit_job(users: &[JobUser]) -> Job {
     Job {
         service: SERVICE_PERMIT.into(),
@@ -436,6 +450,25 @@ fn throughput_input(job: Job) -> WorkerInput {
         rounds: 0,
         block: 0,
     }
+}
+
+/// The median time of appending 4 KiB to a file in `dir` and fsyncing it
+/// (a WAL commit's disk cost), over 200 tries.
+fn fsync_probe(dir: &Path) -> Result<u64> {
+    use std::io::Write as _;
+    let path = dir.join("fsync-probe");
+    let mut f = fs::File::create(&path).map_err(io_at("cannot create", &path))?;
+    let block = [0u8; 4096];
+    let mut samples = Vec::with_capacity(200);
+    for _ in 0..200 {
+        f.write_all(&block).map_err(io_at("cannot write", &path))?;
+        let t = Instant::now();
+        f.sync_data().map_err(io_at("cannot fsync", &path))?;
+        samples.push(u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX));
+    }
+    drop(f);
+    fs::remove_file(&path).map_err(io_at("cannot remove", &path))?;
+    Ok(stats::median(&samples))
 }
 
 /// pam_google_authenticator.so in one of PAM's module directories.
