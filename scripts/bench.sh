@@ -13,7 +13,7 @@
 #
 # Usage: scripts/bench.sh   (as root)
 # Environment:
-#   BENCH_USERS=N     users enrolled on mfad (default 100000; at least 1000)
+#   BENCH_USERS=N     users enrolled on mfad (default 100000; at least 10000)
 #   BENCH_SECONDS=S   length of each throughput round through PAM (default 4)
 #   BENCH_TMPDIR=DIR  where the temp dir goes (default /var/tmp): put it on
 #                     the disk that holds /var/lib/mfad in production

@@ -91,9 +91,11 @@ fn parse(args: &[String]) -> std::result::Result<Options, String> {
                 users = v
                     .parse()
                     .ok()
-                    .filter(|&n: &usize| (1000..=1_000_000).contains(&n))
+                    // Fewer users than the largest phase's logins (9,200)
+                    // could not give each login a user of its own.
+                    .filter(|&n: &usize| (10_000..=1_000_000).contains(&n))
                     .ok_or_else(|| {
-                        format!("--users {v}: give a whole number from 1000 to 1000000")
+                        format!("--users {v}: give a whole number from 10000 to 1000000")
                     })?;
             }
             "--seconds" => {

@@ -217,11 +217,19 @@ fn private_dev(dir: &Path) -> Result<Arc<AtomicU64>> {
         "/dev",
     ])?;
     for n in DEV_NODES {
+        // Only null and urandom are needed by everything; the others are
+        // kept when the host has them.
+        if !real.join(n).exists() && !matches!(*n, "null" | "urandom") {
+            continue;
+        }
         let to = Path::new("/dev").join(n);
         File::create(&to).map_err(io_at("cannot create", &to))?;
         mount(&["--bind", &format!("{real_s}/{n}"), path_str(&to)?])?;
     }
     for d in ["pts", "shm"] {
+        if !real.join(d).is_dir() {
+            continue;
+        }
         let to = Path::new("/dev").join(d);
         fs::create_dir(&to).map_err(io_at("cannot create", &to))?;
         mount(&["--rbind", &format!("{real_s}/{d}"), path_str(&to)?])?;
