@@ -727,9 +727,7 @@ impl Service {
         if sessions.len() >= MAX_SESSIONS {
             sessions.retain(|_, s| s.expires > now);
             if sessions.len() >= MAX_SESSIONS {
-                return Err(Error::RateLimited(
-                    "Too many logins in progress; try again shortly.".into(),
-                ));
+                evict_oldest(&mut sessions);
             }
         }
         let lifetime = if verified {
@@ -1488,6 +1486,23 @@ impl Service {
         self.audit
             .info("unlock", &[("user", user), ("by_uid", &caller.to_string())]);
         Ok(())
+    }
+}
+
+/// Makes room in a full session table by dropping the sessions closest to
+/// expiry, a hundredth of them at once (so the scan is rare). Refusing new
+/// logins instead would let a table filled by verified sessions that no
+/// account phase collects (stacks with only an auth line) lock everyone
+/// out. A dropped login fails closed: its next call finds no session.
+fn evict_oldest(sessions: &mut HashMap<String, Session>) {
+    let mut by_expiry: Vec<(i64, String)> = sessions
+        .iter()
+        .map(|(token, s)| (s.expires, token.clone()))
+        .collect();
+    let n = (MAX_SESSIONS / 100).clamp(1, by_expiry.len());
+    by_expiry.select_nth_unstable(n - 1);
+    for (_, token) in by_expiry.into_iter().take(n) {
+        sessions.remove(&token);
     }
 }
 
@@ -2252,6 +2267,31 @@ mod tests {
             r.account_check(0, USER, "sshd", "", NOW).unwrap().0,
             BeginAction::Deny
         );
+    }
+
+    #[test]
+    fn a_full_session_table_drops_its_oldest_sessions_not_new_logins() {
+        let s = service(Mode::Optional);
+        let (secret, _) = enroll(&s);
+        // Verified sessions no account phase collects, as with an auth-only
+        // stack (a trusted device's Allow makes the same kind).
+        let req = LoginRequest {
+            user: USER.into(),
+            ..Default::default()
+        };
+        let first = s.new_session(0, &req, None, true, NOW).unwrap();
+        for i in 1..MAX_SESSIONS as i64 {
+            s.new_session(0, &req, None, true, NOW + i / 100).unwrap();
+        }
+        let later = NOW + 200;
+        let (action, token, _) = s.login_begin(0, &req, later).unwrap();
+        assert_eq!(action, BeginAction::Challenge);
+        assert!(lock(&s.sessions).len() <= MAX_SESSIONS);
+        assert!(!lock(&s.sessions).contains_key(&first), "the oldest went");
+        let (r, _) = s
+            .login_answer(0, &token, code(&secret, 7).as_bytes(), later)
+            .unwrap();
+        assert_eq!(r, AnswerResult::Success);
     }
 
     #[test]
