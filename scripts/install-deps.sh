@@ -7,7 +7,8 @@
 # every package already present). Any failure stops the script with a
 # one-line reason.
 #
-# Usage: scripts/install-deps.sh
+# Usage: scripts/install-deps.sh [EXTRA_PACKAGE...]
+#   (extra packages: for `make bench`, see scripts/bench-deps.sh)
 set -euo pipefail
 
 die() {
@@ -42,6 +43,7 @@ packages=(
 	passwd
 	gcc
 	libc6-dev
+	"$@"
 )
 
 command -v dpkg-query >/dev/null 2>&1 ||
