@@ -90,7 +90,7 @@ impl Context {
                         Error::Storage(_) | Error::Io(_) | Error::Internal(_) | Error::Bus(_)
                     ) {
                         service
-                            .audit
+                            .audit()
                             .warn("internal error", &[("error", &e.to_string())]);
                     }
                 }
@@ -101,7 +101,7 @@ impl Context {
             Ok(result) => result.map_err(WireError::from),
             Err(e) => {
                 self.service
-                    .audit
+                    .audit()
                     .warn("internal error", &[("error", &e.to_string())]);
                 Err(WireError::from(Error::Internal(e.to_string())))
             }

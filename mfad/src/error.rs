@@ -22,8 +22,8 @@ pub enum Error {
     Unavailable(String),
     #[error("{0}")]
     Config(String),
-    #[error("state database: {0}")]
-    Storage(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Storage(#[from] crate::store::Error),
     #[error("D-Bus: {0}")]
     Bus(#[from] zbus::Error),
     #[error("{0}")]

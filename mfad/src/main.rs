@@ -1,14 +1,18 @@
 //! mfad: the mfa daemon on the system D-Bus.
 
+#![forbid(unsafe_code)]
+
 mod audit;
-mod backup;
+mod codes;
 mod config;
 mod dbus;
 mod error;
+mod factor;
 mod gateway;
 mod lockout;
 mod phone;
 mod policy;
+mod random;
 mod ratelimit;
 mod service;
 mod store;
@@ -27,8 +31,8 @@ use zbus::fdo::{DBusProxy, RequestNameFlags, RequestNameReply};
 use crate::audit::Audit;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::service::Service;
-use crate::store::Store;
+use crate::service::{Core, Service};
+use crate::store::sqlite::SqliteStore;
 
 const USAGE: &str = "usage: mfad [--config PATH]";
 
@@ -84,7 +88,7 @@ fn run(path: &std::path::Path, explicit: bool) -> Result<()> {
     let config = Config::load(path, explicit)?;
     let audit = Audit::new(config.daemon.log);
     let state_dir = config.daemon.state_dir.clone();
-    let store = Store::open(&state_dir)?;
+    let store = SqliteStore::open(&state_dir)?;
     // One daemon per state directory, whatever bus it serves.
     let lock_path = state_dir.join("mfad.lock");
     let lock_file = File::create(&lock_path)
@@ -105,7 +109,15 @@ fn run(path: &std::path::Path, explicit: bool) -> Result<()> {
         }),
         None => None,
     };
-    let service = Arc::new(Service::new(config, store, audit, sms));
+    let service = Arc::new(Service::new(Core {
+        config,
+        issuer: String::new(),
+        store: Arc::new(store),
+        audit: Arc::new(audit),
+        users: Box::new(users::Nss),
+        random: Box::new(random::Os),
+        sms,
+    }));
     runtime.block_on(serve(service, &bus))
 }
 
@@ -147,15 +159,15 @@ async fn serve(service: Arc<Service>, bus: &str) -> Result<()> {
             )));
         }
     }
-    drop_capabilities(&service.audit);
+    drop_capabilities(service.audit());
     eprintln!("mfad: serving {} on {bus}", mfa_api::BUS_NAME);
-    service.audit.info("started", &[("bus", bus)]);
+    service.audit().info("started", &[("bus", bus)]);
 
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
-    service.audit.info("stopped", &[]);
+    service.audit().info("stopped", &[]);
     let _ = conn.release_name(mfa_api::BUS_NAME).await;
     Ok(())
 }

@@ -1,7 +1,5 @@
 //! Phone numbers for SMS: E.164 only, and the masked form users see.
 
-/// The kind of an SMS device in the store and on the wire.
-pub const DEVICE_KIND: &str = "sms";
 /// Shown with every refused number.
 pub const EXAMPLE: &str = "+37255512345";
 /// E.164 allows at most 15 digits; the shortest numbers in use have 7.

@@ -11,8 +11,6 @@ pub const STEP_SECONDS: u64 = 30;
 pub const SECRET_BYTES: usize = 20;
 /// Digits in a code.
 pub const DIGITS: usize = 6;
-/// The kind of an authenticator-app device in the store and on the wire.
-pub const DEVICE_KIND: &str = "totp";
 
 /// The time step that `unix_time` falls in.
 pub fn step_at(unix_time: i64) -> u64 {

@@ -1,6 +1,16 @@
-//! Unix accounts: names, UIDs and the admin group, from NSS.
+//! Unix accounts behind a trait: names, UIDs and group membership. The
+//! daemon asks NSS ([`Nss`]); unit tests use [`Fake`] and never depend on
+//! the host's accounts.
 
 use nix::unistd::{Group, Uid, User};
+
+/// The user directory mfad consults.
+pub trait Directory: Send + Sync {
+    fn uid_of(&self, name: &str) -> Option<u32>;
+    fn name_of(&self, uid: u32) -> Option<String>;
+    /// Whether the user with `uid` is in `group` (primary or supplementary).
+    fn in_group(&self, uid: u32, group: &str) -> bool;
+}
 
 /// Longest user name accepted on the wire; longer than any NSS backend uses.
 const MAX_NAME: usize = 256;
@@ -18,33 +28,71 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '$' | '\\' | '+'))
 }
 
-pub fn uid_of(name: &str) -> Option<u32> {
-    if !valid_name(name) {
-        return None;
+/// The system's accounts, through NSS (files, sssd, LDAP, ...).
+pub struct Nss;
+
+impl Directory for Nss {
+    fn uid_of(&self, name: &str) -> Option<u32> {
+        if !valid_name(name) {
+            return None;
+        }
+        User::from_name(name).ok().flatten().map(|u| u.uid.as_raw())
     }
-    User::from_name(name).ok().flatten().map(|u| u.uid.as_raw())
+
+    fn name_of(&self, uid: u32) -> Option<String> {
+        User::from_uid(Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+    }
+
+    fn in_group(&self, uid: u32, group: &str) -> bool {
+        if group.is_empty() {
+            return false;
+        }
+        let Ok(Some(user)) = User::from_uid(Uid::from_raw(uid)) else {
+            return false;
+        };
+        let Ok(Some(g)) = Group::from_name(group) else {
+            return false;
+        };
+        user.gid == g.gid || g.mem.contains(&user.name)
+    }
 }
 
-pub fn name_of(uid: u32) -> Option<String> {
-    User::from_uid(Uid::from_raw(uid))
-        .ok()
-        .flatten()
-        .map(|u| u.name)
+/// A fixed directory for unit tests: users and the groups they are in.
+#[cfg(test)]
+#[derive(Default)]
+pub struct Fake {
+    users: Vec<(String, u32, Vec<String>)>,
 }
 
-/// Whether the user with `uid` is in `group`, as primary or supplementary
-/// group.
-pub fn in_group(uid: u32, group: &str) -> bool {
-    if group.is_empty() {
-        return false;
+#[cfg(test)]
+impl Fake {
+    pub fn with(mut self, name: &str, uid: u32, groups: &[&str]) -> Fake {
+        let groups = groups.iter().map(|g| g.to_string()).collect();
+        self.users.push((name.to_string(), uid, groups));
+        self
     }
-    let Ok(Some(user)) = User::from_uid(Uid::from_raw(uid)) else {
-        return false;
-    };
-    let Ok(Some(g)) = Group::from_name(group) else {
-        return false;
-    };
-    user.gid == g.gid || g.mem.contains(&user.name)
+}
+
+#[cfg(test)]
+impl Directory for Fake {
+    fn uid_of(&self, name: &str) -> Option<u32> {
+        self.users.iter().find(|u| u.0 == name).map(|u| u.1)
+    }
+
+    fn name_of(&self, uid: u32) -> Option<String> {
+        self.users.iter().find(|u| u.1 == uid).map(|u| u.0.clone())
+    }
+
+    fn in_group(&self, uid: u32, group: &str) -> bool {
+        !group.is_empty()
+            && self
+                .users
+                .iter()
+                .any(|u| u.1 == uid && u.2.iter().any(|g| g == group))
+    }
 }
 
 #[cfg(test)]
@@ -77,13 +125,25 @@ mod tests {
         }
     }
 
+    /// root (UID 0, group root) is on every Linux system, also in a
+    /// build container; no other account is assumed.
     #[test]
-    fn root_resolves_both_ways() {
-        assert_eq!(uid_of("root"), Some(0));
-        assert_eq!(name_of(0).as_deref(), Some("root"));
-        assert_eq!(uid_of("no-such-user-mfad-test"), None);
-        assert!(in_group(0, "root"));
-        assert!(!in_group(0, ""));
-        assert!(!in_group(0, "no-such-group-mfad-test"));
+    fn nss_resolves_root_both_ways() {
+        assert_eq!(Nss.uid_of("root"), Some(0));
+        assert_eq!(Nss.name_of(0).as_deref(), Some("root"));
+        assert_eq!(Nss.uid_of("no-such-user-mfad-test"), None);
+        assert_eq!(Nss.uid_of("bad name"), None);
+        assert!(Nss.in_group(0, "root"));
+        assert!(!Nss.in_group(0, ""));
+        assert!(!Nss.in_group(0, "no-such-group-mfad-test"));
+    }
+
+    #[test]
+    fn the_fake_answers_like_nss() {
+        let d = Fake::default().with("alice", 1000, &["wheel"]);
+        assert_eq!(d.uid_of("alice"), Some(1000));
+        assert_eq!(d.name_of(1000).as_deref(), Some("alice"));
+        assert_eq!(d.uid_of("bob"), None);
+        assert!(d.in_group(1000, "wheel") && !d.in_group(1000, "") && !d.in_group(1, "wheel"));
     }
 }

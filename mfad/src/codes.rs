@@ -1,15 +1,15 @@
-//! One-time backup codes: 8 digits, stored as salted SHA-256 hashes.
+//! One-time codes (backup codes, codes sent by SMS): generated uniformly,
+//! stored only as salted SHA-256 hashes, compared in constant time. Pure.
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::Result;
+use crate::random::Random;
 
-pub const COUNT: usize = 10;
-pub const DIGITS: usize = 8;
 const SALT_BYTES: usize = 16;
 
-/// A stored backup code.
+/// A one-time code as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hashed {
     pub salt: Vec<u8>,
@@ -24,30 +24,22 @@ pub fn hash_with_salt(code: &str, salt: &[u8]) -> Vec<u8> {
 }
 
 /// Hashes `code` with a fresh salt from `random`.
-pub fn hash(code: &str, random: &mut dyn FnMut(&mut [u8]) -> Result<()>) -> Result<Hashed> {
+pub fn hash(code: &str, random: &dyn Random) -> Result<Hashed> {
     let mut salt = vec![0u8; SALT_BYTES];
-    random(&mut salt)?;
+    random.fill(&mut salt)?;
     let hash = hash_with_salt(code, &salt);
     Ok(Hashed { salt, hash })
 }
 
-/// A uniform 8-digit code from `random`.
-pub fn generate(random: &mut dyn FnMut(&mut [u8]) -> Result<()>) -> Result<String> {
-    generate_digits(DIGITS, random)
-}
-
 /// A uniform code of `digits` (at most 9) decimal digits from `random`
-/// (rejection sampling, no modulo bias). Also makes the SMS codes.
-pub fn generate_digits(
-    digits: usize,
-    random: &mut dyn FnMut(&mut [u8]) -> Result<()>,
-) -> Result<String> {
+/// (rejection sampling, no modulo bias).
+pub fn generate_digits(digits: usize, random: &dyn Random) -> Result<String> {
     let limit = 10u32.pow(u32::try_from(digits.min(9)).unwrap_or(9));
     // The largest multiple of limit that fits in a u32.
     let zone = u32::MAX - (u32::MAX % limit);
     loop {
         let mut b = [0u8; 4];
-        random(&mut b)?;
+        random.fill(&mut b)?;
         let n = u32::from_le_bytes(b);
         if n < zone {
             return Ok(format!("{:0digits$}", n % limit));
@@ -71,42 +63,30 @@ pub fn find(code: &str, stored: &[Hashed]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn counter_random() -> impl FnMut(&mut [u8]) -> Result<()> {
-        let mut n = 0u8;
-        move |buf: &mut [u8]| {
-            for b in buf.iter_mut() {
-                n = n.wrapping_add(37);
-                *b = n;
-            }
-            Ok(())
-        }
-    }
+    use crate::random::Counter;
 
     #[test]
-    fn generated_codes_are_eight_digits() {
-        let mut r = counter_random();
-        for _ in 0..50 {
-            let c = generate(&mut r).unwrap();
-            assert_eq!(c.len(), DIGITS);
-            assert!(c.bytes().all(|b| b.is_ascii_digit()));
+    fn generated_codes_have_their_digits() {
+        let r = Counter::new();
+        for digits in [6, 8] {
+            for _ in 0..50 {
+                let c = generate_digits(digits, &r).unwrap();
+                assert_eq!(c.len(), digits);
+                assert!(c.bytes().all(|b| b.is_ascii_digit()));
+            }
         }
     }
 
     #[test]
     fn hashed_codes_match_only_themselves() {
-        let mut r = counter_random();
+        let r = Counter::new();
         let stored: Vec<Hashed> = ["12345678", "87654321"]
             .iter()
-            .map(|c| hash(c, &mut r).unwrap())
+            .map(|c| hash(c, &r).unwrap())
             .collect();
         assert_eq!(find("87654321", &stored), Some(1));
         assert_eq!(find("12345678", &stored), Some(0));
         assert_eq!(find("12345679", &stored), None);
-        assert_ne!(
-            stored[0].hash,
-            hash("12345678", &mut r).unwrap().hash,
-            "salted"
-        );
+        assert_ne!(stored[0].hash, hash("12345678", &r).unwrap().hash, "salted");
     }
 }

@@ -1,0 +1,155 @@
+//! A user's own account: status, removing a device, new backup codes, a
+//! code by SMS for these changes, and trusted devices. Changes that weaken
+//! the account need a current code unless root asks; changes that only make
+//! logins stricter (removing trust) do not.
+
+use mfa_api::{Device as WireDevice, TrustedDevice, UserStatus};
+
+use super::authz::AccountGrant;
+use super::{sms, verify, Core};
+use crate::audit::field;
+use crate::error::{Error, Result};
+use crate::factor::{self, View};
+use crate::phone;
+use crate::store::{Trusted, UserState};
+use crate::trust::Lifetime;
+
+pub fn status(core: &Core, grant: &AccountGrant, view: View) -> Result<UserStatus> {
+    let state = core.store.user(grant.user())?;
+    Ok(status_of(grant.user(), &state, view))
+}
+
+pub fn remove_device(
+    core: &Core,
+    grant: &AccountGrant,
+    device_id: &str,
+    code: &str,
+    now: i64,
+) -> Result<()> {
+    let user = grant.user();
+    let no_such = || Error::NotFound(format!("No device {} for {user}.", field(device_id)));
+    let state = core.store.user(user)?;
+    if !state.devices.iter().any(|d| d.id == device_id) {
+        return Err(no_such());
+    }
+    if !grant.by_root() {
+        verify::require_code(core, user, code, now)?;
+    }
+    if !core.store.remove_device(user, device_id)? {
+        return Err(no_such());
+    }
+    core.audit.info(
+        "remove",
+        &[
+            ("user", user),
+            ("device", device_id),
+            ("by_uid", &grant.caller().to_string()),
+        ],
+    );
+    Ok(())
+}
+
+pub fn regenerate_backup_codes(
+    core: &Core,
+    grant: &AccountGrant,
+    code: &str,
+    now: i64,
+) -> Result<Vec<String>> {
+    let user = grant.user();
+    if !core.store.user(user)?.enrolled() {
+        return Err(Error::NotEnrolled(format!(
+            "{user} has no device enrolled."
+        )));
+    }
+    if !grant.by_root() {
+        verify::require_code(core, user, code, now)?;
+    }
+    let (codes, hashed) = factor::backup::generate(core.random.as_ref())?;
+    core.store.replace_backup_codes(user, &hashed)?;
+    core.audit.info(
+        "backup codes regenerated",
+        &[("user", user), ("by_uid", &grant.caller().to_string())],
+    );
+    Ok(codes)
+}
+
+/// Sends a code to the user's phone, good as a current code for account
+/// changes (and at login). Returns the number, masked.
+pub fn send_code(core: &Core, grant: &AccountGrant, now: i64) -> Result<String> {
+    let user = grant.user();
+    core.sms()?;
+    let state = core.store.user(user)?;
+    let Some((_, number)) = state.phone() else {
+        return Err(Error::NotEnrolled(format!("{user} has no phone enrolled.")));
+    };
+    if state.lockout.is_locked(now) {
+        return Err(Error::LockedOut(state.lockout.message(now)));
+    }
+    sms::send_login_code(core, user, number, now, None)?;
+    Ok(phone::mask(number))
+}
+
+pub fn trusted_devices(core: &Core, grant: &AccountGrant) -> Result<Vec<TrustedDevice>> {
+    let lifetime = core.config.trusted_devices.lifetime;
+    let rows = core.store.trusted_list(grant.user())?;
+    Ok(rows.iter().map(|t| trusted_to_wire(t, lifetime)).collect())
+}
+
+/// Stops trusting one device (`Some(id)`) or all; returns how many.
+pub fn untrust(core: &Core, grant: &AccountGrant, id: Option<&str>) -> Result<u32> {
+    let user = grant.user();
+    let n = core.store.untrust(user, id)?;
+    if let Some(id) = id {
+        if n == 0 {
+            return Err(Error::NotFound(format!(
+                "No trusted device {} for {user}.",
+                field(id)
+            )));
+        }
+    }
+    core.audit.info(
+        "trusted device removed",
+        &[
+            ("user", user),
+            ("device", id.unwrap_or("all")),
+            ("by_uid", &grant.caller().to_string()),
+        ],
+    );
+    Ok(n)
+}
+
+fn device_to_wire(d: &crate::store::Device, view: View) -> WireDevice {
+    WireDevice {
+        id: d.id.clone(),
+        kind: d.data.kind().as_str().to_string(),
+        name: factor::display_name(d, view),
+        created: d.created,
+        last_used: d.last_used,
+    }
+}
+
+fn trusted_to_wire(t: &Trusted, lifetime: Lifetime) -> TrustedDevice {
+    TrustedDevice {
+        id: t.id.clone(),
+        kind: t.kind.clone(),
+        identity: t.identity.clone(),
+        first_used: t.first_used,
+        last_used: t.last_used,
+        expires: lifetime.expires(t.trusted_at).unwrap_or(0),
+    }
+}
+
+fn status_of(user: &str, state: &UserState, view: View) -> UserStatus {
+    UserStatus {
+        user: user.to_string(),
+        enrolled: state.enrolled(),
+        devices: state
+            .devices
+            .iter()
+            .map(|d| device_to_wire(d, view))
+            .collect(),
+        backup_codes_left: u32::try_from(state.backup_codes.len()).unwrap_or(u32::MAX),
+        failures: state.lockout.failures,
+        locked_until: state.lockout.locked_until,
+    }
+}

@@ -1,0 +1,467 @@
+//! Login attempts: one per `Login.Begin`, answered with codes until it is
+//! verified, refused or expired, then collected once by the account phase
+//! (`Login.AccountCheck`), which is where a device becomes trusted. Attempts
+//! live in memory only: a restart ends them (the login fails closed).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use mfa_api::{AnswerResult, BeginAction};
+
+use super::authz::LoginGrant;
+use super::verify::{self, Check, MSG_WRONG, MSG_WRONG_RETRY};
+use super::{lock, sms, Core, LoginRequest};
+use crate::error::{Error, Result};
+use crate::policy::{self, Decision};
+use crate::random;
+use crate::ratelimit::RateLimit;
+use crate::store::UserState;
+use crate::trust::{self, Identity, Lifetime};
+
+/// Tries per attempt before the module is told to give up.
+pub const TRIES: u32 = 3;
+/// An attempt lives this long (sshd's LoginGraceTime is 2 minutes).
+const ATTEMPT_SECS: i64 = 300;
+/// A verified attempt waits this long for the account phase.
+const VERIFIED_SECS: i64 = 600;
+/// Bound on the attempts a caller can make us hold.
+pub(super) const MAX_ATTEMPTS: usize = 10_000;
+/// Non-root callers (screen lockers) may start this many logins a minute.
+const SELF_LOGINS_PER_MINUTE: u32 = 10;
+
+pub const PROMPT: &str = "Verification code: ";
+/// The prompt for a user with an app and a phone.
+pub const PROMPT_APP_OR_SMS: &str = "Verification code (press Enter to get a code by SMS): ";
+const MSG_TRUSTED: &str = "This device is trusted; no verification code needed.";
+pub const MSG_NOT_VERIFIED: &str = "2-step verification did not take place in this login.";
+
+struct Attempt {
+    user: String,
+    caller: u32,
+    service: String,
+    rhost: String,
+    tty: String,
+    /// The device to trust once the login passed (None: never trusted).
+    identity: Option<Identity>,
+    tries: u32,
+    /// Passed the code step (or came from a trusted device): waits for
+    /// `AccountCheck`, and takes no more answers.
+    verified: bool,
+    expires: i64,
+}
+
+/// The attempts in flight, and the rate limit on self-verification.
+pub struct Attempts {
+    table: Mutex<HashMap<String, Attempt>>,
+    self_logins: Mutex<RateLimit>,
+}
+
+impl Attempts {
+    pub fn new() -> Attempts {
+        Attempts {
+            table: Mutex::new(HashMap::new()),
+            self_logins: Mutex::new(RateLimit::new(SELF_LOGINS_PER_MINUTE, 60)),
+        }
+    }
+
+    /// `Login.Begin`: ignore, allow (trusted device), deny, or a challenge
+    /// with the prompt. Returns the action, the attempt's token and a message.
+    pub fn begin(
+        &self,
+        core: &Core,
+        grant: &LoginGrant,
+        req: &LoginRequest,
+        now: i64,
+    ) -> Result<(BeginAction, String, String)> {
+        let user = grant.user();
+        if grant.caller() != 0 && !lock(&self.self_logins).hit(user, now) {
+            return Err(Error::RateLimited(
+                "Too many verification attempts; wait a minute.".into(),
+            ));
+        }
+        let fields = [
+            ("user", user),
+            ("service", req.service.as_str()),
+            ("rhost", &req.rhost),
+            ("tty", &req.tty),
+        ];
+        // Names that cannot exist are looked up like any other (and found
+        // unenrolled), so the answer does not reveal which users exist.
+        let lifetime = core.config.trusted_devices.lifetime;
+        let identity = match lifetime {
+            Lifetime::Off => None,
+            _ => trust::identity(&req.rhost, &req.auth_info),
+        };
+        let state = core.store.user(user)?;
+        let trusted = match &identity {
+            Some(id) if state.enrolled() => core
+                .store
+                .trusted(user, id.kind(), id.value())?
+                .filter(|t| lifetime.holds(t.trusted_at, now)),
+            _ => None,
+        };
+        match policy::begin(
+            core.config.policy.mode,
+            state.enrolled(),
+            trusted.is_some(),
+            state.lockout,
+            now,
+        ) {
+            Decision::Ignore => Ok((BeginAction::Ignore, String::new(), String::new())),
+            Decision::Allow => {
+                if let Some(t) = &trusted {
+                    core.store.touch_trusted(user, &t.id, now)?;
+                    let mut f = fields.to_vec();
+                    f.push(("trusted_device", &t.id));
+                    core.audit.info("login allowed", &f);
+                }
+                let token = self.add(core, grant, req, None, true, now)?;
+                Ok((BeginAction::Allow, token, MSG_TRUSTED.to_string()))
+            }
+            Decision::Deny(message) => {
+                let reason = if state.enrolled() {
+                    "locked out"
+                } else {
+                    "not enrolled"
+                };
+                let mut f = fields.to_vec();
+                f.push(("reason", reason));
+                core.audit.warn("login denied", &f);
+                Ok((BeginAction::Deny, String::new(), message))
+            }
+            Decision::Challenge => {
+                let prompt = match begin_prompt(core, &state, user, now)? {
+                    Ok(prompt) => prompt,
+                    Err(message) => {
+                        let mut f = fields.to_vec();
+                        f.push(("reason", "no code could be sent by SMS"));
+                        core.audit.warn("login denied", &f);
+                        return Ok((BeginAction::Deny, String::new(), message));
+                    }
+                };
+                let token = self.add(core, grant, req, identity, false, now)?;
+                Ok((BeginAction::Challenge, token, prompt))
+            }
+        }
+    }
+
+    pub(super) fn add(
+        &self,
+        core: &Core,
+        grant: &LoginGrant,
+        req: &LoginRequest,
+        identity: Option<Identity>,
+        verified: bool,
+        now: i64,
+    ) -> Result<String> {
+        let token = random::hex(core.random.as_ref(), 16)?;
+        let mut table = lock(&self.table);
+        if table.len() >= MAX_ATTEMPTS {
+            table.retain(|_, a| a.expires > now);
+            if table.len() >= MAX_ATTEMPTS {
+                evict_oldest(&mut table);
+            }
+        }
+        let lifetime = if verified {
+            VERIFIED_SECS
+        } else {
+            ATTEMPT_SECS
+        };
+        table.insert(
+            token.clone(),
+            Attempt {
+                user: grant.user().to_string(),
+                caller: grant.caller(),
+                service: req.service.clone(),
+                rhost: req.rhost.clone(),
+                tty: req.tty.clone(),
+                identity,
+                tries: 0,
+                verified,
+                expires: now + lifetime,
+            },
+        );
+        Ok(token)
+    }
+
+    /// `Login.Answer`: checks a code for the attempt `token`.
+    pub fn answer(
+        &self,
+        core: &Core,
+        caller: u32,
+        token: &str,
+        code: &[u8],
+        now: i64,
+    ) -> Result<(AnswerResult, String)> {
+        let (user, service, rhost, tty) = {
+            let mut table = lock(&self.table);
+            let Some(a) = table.get(token) else {
+                return Err(Error::NotFound("No such login attempt.".into()));
+            };
+            // Attempts are bound to the caller that began them: a token seen
+            // by someone else is useless to them.
+            if a.caller != caller || a.verified {
+                return Err(Error::NotFound("No such login attempt.".into()));
+            }
+            if a.expires <= now {
+                table.remove(token);
+                return Err(Error::Expired(
+                    "The login took too long; start again.".into(),
+                ));
+            }
+            (
+                a.user.clone(),
+                a.service.clone(),
+                a.rhost.clone(),
+                a.tty.clone(),
+            )
+        };
+        let fields = [
+            ("user", user.as_str()),
+            ("service", service.as_str()),
+            ("rhost", rhost.as_str()),
+            ("tty", tty.as_str()),
+        ];
+        if code.iter().all(|b| b.is_ascii_whitespace()) {
+            if let Some(reply) = answer_blank(core, &user, now)? {
+                return Ok(reply);
+            }
+        }
+        let check = verify::check(core, &user, code, now)?;
+        let mut table = lock(&self.table);
+        match check {
+            Check::Ok(how) => {
+                if let Some(a) = table.get_mut(token) {
+                    a.verified = true;
+                    a.expires = now + VERIFIED_SECS;
+                }
+                drop(table);
+                let mut f = fields.to_vec();
+                f.push(("method", how.method));
+                if let Some(device) = &how.device {
+                    f.push(("device", device));
+                }
+                core.audit.info("verify ok", &f);
+                Ok((AnswerResult::Success, String::new()))
+            }
+            Check::Locked(lockout) => {
+                table.remove(token);
+                core.audit.warn(
+                    "login denied",
+                    &[fields.as_slice(), &[("reason", "locked out")]].concat(),
+                );
+                Ok((AnswerResult::Deny, lockout.message(now)))
+            }
+            Check::Wrong { lockout, message } => {
+                core.audit.warn("verify failed", &fields);
+                if lockout.is_locked(now) {
+                    table.remove(token);
+                    core.audit.warn(
+                        "lockout",
+                        &[
+                            fields.as_slice(),
+                            &[("failures", &lockout.failures.to_string())],
+                        ]
+                        .concat(),
+                    );
+                    return Ok((AnswerResult::Deny, lockout.message(now)));
+                }
+                let tries = match table.get_mut(token) {
+                    Some(a) => {
+                        a.tries += 1;
+                        a.tries
+                    }
+                    None => TRIES,
+                };
+                if tries >= TRIES {
+                    table.remove(token);
+                    let message = if message == MSG_WRONG_RETRY {
+                        MSG_WRONG
+                    } else {
+                        message
+                    };
+                    return Ok((AnswerResult::Deny, message.to_string()));
+                }
+                Ok((AnswerResult::Retry, message.to_string()))
+            }
+        }
+    }
+
+    /// The account phase: did this login pass the code step? `token` is the
+    /// attempt `Begin` gave, carried from the auth phase by the module (in
+    /// the PAM environment, which survives sshd's separate auth process).
+    /// Each verified attempt answers once.
+    pub fn account_check(
+        &self,
+        core: &Core,
+        grant: &LoginGrant,
+        service: &str,
+        token: &str,
+        now: i64,
+    ) -> Result<(BeginAction, String)> {
+        let user = grant.user();
+        let enrolled = core.store.user(user)?.enrolled();
+        let verified = {
+            let mut table = lock(&self.table);
+            let ok = table.get(token).is_some_and(|a| {
+                a.verified && a.user == user && a.caller == grant.caller() && a.expires > now
+            });
+            if ok {
+                table.remove(token)
+            } else {
+                None
+            }
+        };
+        if let Some(attempt) = verified {
+            // Trust is given here, not at Answer: the account phase runs only
+            // once the whole auth stack passed, so a right code with a wrong
+            // password never makes a device trusted.
+            if let Some(id) = &attempt.identity {
+                trust_device(core, user, id, now)?;
+            }
+            return Ok((BeginAction::Allow, String::new()));
+        }
+        let denied = |reason: &str| {
+            core.audit.warn(
+                "account denied",
+                &[("user", user), ("service", service), ("reason", reason)],
+            )
+        };
+        match policy::begin(
+            core.config.policy.mode,
+            enrolled,
+            false,
+            crate::lockout::Lockout::default(),
+            now,
+        ) {
+            Decision::Ignore => Ok((BeginAction::Ignore, String::new())),
+            Decision::Deny(message) => {
+                denied("not enrolled");
+                Ok((BeginAction::Deny, message))
+            }
+            _ => {
+                denied(
+                    "no verification code in this login: put pam_mfa.so in the auth stack \
+                     and make sshd use keyboard-interactive (AuthenticationMethods)",
+                );
+                Ok((BeginAction::Deny, MSG_NOT_VERIFIED.to_string()))
+            }
+        }
+    }
+
+    /// Ends the attempts of `user` (an admin reset).
+    pub fn forget_user(&self, user: &str) {
+        lock(&self.table).retain(|_, a| a.user != user);
+    }
+
+    #[cfg(test)]
+    pub fn holds(&self, token: &str) -> bool {
+        lock(&self.table).contains_key(token)
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        lock(&self.table).len()
+    }
+}
+
+/// The prompt of a challenge. A user with a phone and no app gets a code by
+/// SMS now; if none can be sent, a backup code is the way left, and without
+/// one the login is refused (`Err` holds why).
+fn begin_prompt(
+    core: &Core,
+    state: &UserState,
+    user: &str,
+    now: i64,
+) -> Result<std::result::Result<String, String>> {
+    let Some((_, number)) = state.phone() else {
+        return Ok(Ok(PROMPT.to_string()));
+    };
+    if state.has_app() {
+        return Ok(Ok(if core.sms.is_some() {
+            PROMPT_APP_OR_SMS.to_string()
+        } else {
+            PROMPT.to_string()
+        }));
+    }
+    match sms::send_login_code(core, user, number, now, Some(core.sms()?.login_wait)) {
+        Ok(sent) => Ok(Ok(format!("{sent} Verification code: "))),
+        // A code sent earlier still works until it expires.
+        Err(Error::RateLimited(m) | Error::Unavailable(m)) => Ok(
+            match (
+                state.sms_code.as_ref().filter(|c| c.expires > now),
+                state.backup_codes.is_empty(),
+            ) {
+                (Some(_), _) => Ok(format!(
+                    "{m} Verification code (the last one sent by SMS, or a backup code): "
+                )),
+                (None, false) => Ok(format!("{m} Backup code: ")),
+                (None, true) => Err(m),
+            },
+        ),
+        Err(e) => Err(e),
+    }
+}
+
+/// An empty answer from a user with a phone asks for a code by SMS: the
+/// module prompts again (`prompt`). Neither a failure nor a try. None when
+/// the answer should be checked as a code after all.
+fn answer_blank(core: &Core, user: &str, now: i64) -> Result<Option<(AnswerResult, String)>> {
+    if core.sms.is_none() {
+        return Ok(None);
+    }
+    let state = core.store.user(user)?;
+    let Some((_, number)) = state.phone() else {
+        return Ok(None);
+    };
+    if state.lockout.is_locked(now) {
+        return Ok(None);
+    }
+    match sms::send_login_code(core, user, number, now, Some(core.sms()?.login_wait)) {
+        Ok(sent) => Ok(Some((
+            AnswerResult::Prompt,
+            format!("{sent} Verification code: "),
+        ))),
+        Err(Error::RateLimited(m) | Error::Unavailable(m)) => {
+            let other = match (state.has_app(), state.backup_codes.is_empty()) {
+                (true, _) => " Use your authenticator app or a backup code.",
+                (false, false) => " Use a backup code.",
+                (false, true) => "",
+            };
+            Ok(Some((AnswerResult::Retry, format!("{m}{other}"))))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn trust_device(core: &Core, user: &str, id: &Identity, now: i64) -> Result<()> {
+    let new_id = random::hex(core.random.as_ref(), 4)?;
+    core.store
+        .trust(user, &new_id, id.kind(), id.value(), now)?;
+    core.audit.info(
+        "device trusted",
+        &[
+            ("user", user),
+            ("kind", id.kind()),
+            ("identity", id.value()),
+        ],
+    );
+    Ok(())
+}
+
+/// Makes room in a full table by dropping the attempts closest to expiry, a
+/// hundredth of them at once (so the scan is rare). Refusing new logins
+/// instead would let a table filled by verified attempts that no account
+/// phase collects (stacks with only an auth line) lock everyone out. A
+/// dropped login fails closed: its next call finds no attempt.
+fn evict_oldest(table: &mut HashMap<String, Attempt>) {
+    let mut by_expiry: Vec<(i64, String)> = table
+        .iter()
+        .map(|(token, a)| (a.expires, token.clone()))
+        .collect();
+    let n = (MAX_ATTEMPTS / 100).clamp(1, by_expiry.len());
+    by_expiry.select_nth_unstable(n - 1);
+    for (_, token) in by_expiry.into_iter().take(n) {
+        table.remove(&token);
+    }
+}

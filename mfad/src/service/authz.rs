@@ -1,0 +1,164 @@
+//! Who may do what, checked by the caller's UID (from the bus, never from
+//! the message). Each check returns a grant; the operations behind it take
+//! the grant as an argument, so none of them can run unchecked.
+//!
+//! | interface | root | the user themselves | `admin_group` | anyone else |
+//! |---|---|---|---|---|
+//! | Login | any user | own account | own account | denied |
+//! | Account | any user | own account | own account | denied |
+//! | Admin | yes | no | yes | denied |
+
+use super::Core;
+use crate::audit::field;
+use crate::error::{Error, Result};
+use crate::users::valid_name;
+
+/// May verify `user`'s codes (Login interface).
+#[derive(Debug)]
+pub struct LoginGrant {
+    caller: u32,
+    user: String,
+}
+
+/// May act on `user`'s account (Account interface, or an admin's target).
+#[derive(Debug)]
+pub struct AccountGrant {
+    caller: u32,
+    user: String,
+}
+
+/// May use the Admin interface.
+#[derive(Debug)]
+pub struct AdminGrant {
+    caller: u32,
+}
+
+/// An admin may change `user`'s account (reset, unlock), and do whatever
+/// the user may do to it.
+#[derive(Debug)]
+pub struct AdminTarget {
+    caller: u32,
+    user: String,
+}
+
+impl LoginGrant {
+    pub fn caller(&self) -> u32 {
+        self.caller
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+}
+
+impl AccountGrant {
+    pub fn caller(&self) -> u32 {
+        self.caller
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// Root need not prove anything with a current code.
+    pub fn by_root(&self) -> bool {
+        self.caller == 0
+    }
+}
+
+impl AdminGrant {
+    /// The admin acting on `user`'s account.
+    pub fn on(&self, user: &str) -> Result<AdminTarget> {
+        check_name(user)?;
+        Ok(AdminTarget {
+            caller: self.caller,
+            user: user.to_string(),
+        })
+    }
+}
+
+impl AdminTarget {
+    pub fn caller(&self) -> u32 {
+        self.caller
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// What the account's owner may do, the admin may do too.
+    pub fn account(&self) -> AccountGrant {
+        AccountGrant {
+            caller: self.caller,
+            user: self.user.clone(),
+        }
+    }
+}
+
+fn check_name(user: &str) -> Result<()> {
+    if valid_name(user) {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "{} is not a valid user name.",
+            field(user)
+        )))
+    }
+}
+
+/// Login: root for anyone, others for themselves only.
+pub fn login(core: &Core, caller: u32, user: &str) -> Result<LoginGrant> {
+    if caller == 0 || core.users.uid_of(user) == Some(caller) {
+        return Ok(LoginGrant {
+            caller,
+            user: user.to_string(),
+        });
+    }
+    denied(core, "Login", caller, Some(user));
+    Err(Error::AccessDenied(
+        "You may only verify your own account.".into(),
+    ))
+}
+
+/// Account: the user named, or the caller when `user` is empty; root for
+/// anyone, others for themselves only.
+pub fn account(core: &Core, caller: u32, user: &str) -> Result<AccountGrant> {
+    if user.is_empty() {
+        let user = core
+            .users
+            .name_of(caller)
+            .ok_or_else(|| Error::InvalidArgument(format!("UID {caller} has no user name.")))?;
+        return Ok(AccountGrant { caller, user });
+    }
+    check_name(user)?;
+    if caller == 0 || core.users.uid_of(user) == Some(caller) {
+        return Ok(AccountGrant {
+            caller,
+            user: user.to_string(),
+        });
+    }
+    denied(core, "Account", caller, Some(user));
+    Err(Error::AccessDenied(
+        "You may only manage your own account.".into(),
+    ))
+}
+
+/// Admin: root, or a member of `[daemon] admin_group`.
+pub fn admin(core: &Core, caller: u32) -> Result<AdminGrant> {
+    if caller == 0 || core.users.in_group(caller, &core.config.daemon.admin_group) {
+        return Ok(AdminGrant { caller });
+    }
+    denied(core, "Admin", caller, None);
+    Err(Error::AccessDenied(
+        "Only root or members of the admin group may use the Admin interface.".into(),
+    ))
+}
+
+fn denied(core: &Core, interface: &str, caller: u32, user: Option<&str>) {
+    let caller = caller.to_string();
+    let mut fields = vec![("interface", interface), ("caller_uid", caller.as_str())];
+    if let Some(user) = user {
+        fields.push(("user", user));
+    }
+    core.audit.warn("access denied", &fields);
+}

@@ -1,0 +1,303 @@
+//! What mfad does, independent of D-Bus: each public method of [`Service`]
+//! is one call of the interface, given the caller's UID and the time. Each
+//! first gets a grant from [`authz`], then hands the work to the unit that
+//! owns it:
+//!
+//! | unit | owns |
+//! |---|---|
+//! | [`authz`] | who may do what (typed grants) |
+//! | [`attempts`] | login attempts: Begin, Answer, AccountCheck, trust |
+//! | [`verify`] | checking a code against the user's factors, lockout |
+//! | [`enroll`] | pending enrollments of every factor |
+//! | [`sms`] | sending codes by SMS, the hourly quota |
+//! | [`account`] | a user's own devices, backup codes, trusted devices |
+//! | [`admin`] | listing, resetting and unlocking users |
+//!
+//! The units share a [`Core`]: configuration, the store, the audit log, the
+//! user directory, randomness and the SMS gateway.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use mfa_api::{AnswerResult, BeginAction, TrustedDevice, UserStatus, UserSummary};
+
+use crate::audit::Audit;
+use crate::config::Config;
+use crate::error::Result;
+use crate::factor::View;
+use crate::random::Random;
+use crate::store::Store;
+use crate::users::Directory;
+
+pub mod account;
+pub mod admin;
+pub mod attempts;
+pub mod authz;
+pub mod enroll;
+pub mod sms;
+pub mod verify;
+
+#[cfg(test)]
+mod tests;
+
+pub use sms::{Sms, LOGIN_SEND_WAIT};
+
+/// One `Login.Begin` request.
+#[derive(Debug, Clone, Default)]
+pub struct LoginRequest {
+    pub user: String,
+    pub service: String,
+    pub rhost: String,
+    pub tty: String,
+    /// sshd's SSH_AUTH_INFO_0: the first factor's public key, if any.
+    pub auth_info: String,
+}
+
+/// What every unit works with.
+pub struct Core {
+    pub config: Config,
+    /// The name shown in authenticator apps.
+    pub issuer: String,
+    pub store: Arc<dyn Store>,
+    pub audit: Arc<Audit>,
+    pub users: Box<dyn Directory>,
+    pub random: Box<dyn Random>,
+    /// `[sms]`, when configured.
+    pub sms: Option<Sms>,
+}
+
+pub struct Service {
+    core: Core,
+    attempts: attempts::Attempts,
+    enrollments: enroll::Enrollments,
+}
+
+/// Locks one of the in-memory tables. A panic while holding the lock cannot
+/// leave them half-updated in a way that matters (each update is one insert
+/// or remove), so carry on.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+impl Service {
+    pub fn new(mut core: Core) -> Service {
+        if core.issuer.is_empty() {
+            core.issuer = if core.config.daemon.issuer.is_empty() {
+                nix::unistd::gethostname()
+                    .ok()
+                    .and_then(|h| h.into_string().ok())
+                    .unwrap_or_else(|| "mfa".into())
+            } else {
+                core.config.daemon.issuer.clone()
+            };
+        }
+        Service {
+            core,
+            attempts: attempts::Attempts::new(),
+            enrollments: enroll::Enrollments::new(),
+        }
+    }
+
+    pub fn audit(&self) -> &Audit {
+        &self.core.audit
+    }
+
+    // ----- Login -------------------------------------------------------------
+
+    pub fn login_begin(
+        &self,
+        caller: u32,
+        req: &LoginRequest,
+        now: i64,
+    ) -> Result<(BeginAction, String, String)> {
+        let grant = authz::login(&self.core, caller, &req.user)?;
+        self.attempts.begin(&self.core, &grant, req, now)
+    }
+
+    /// The grant was checked at Begin: an attempt answers only to the
+    /// caller that began it.
+    pub fn login_answer(
+        &self,
+        caller: u32,
+        token: &str,
+        code: &[u8],
+        now: i64,
+    ) -> Result<(AnswerResult, String)> {
+        self.attempts.answer(&self.core, caller, token, code, now)
+    }
+
+    pub fn account_check(
+        &self,
+        caller: u32,
+        user: &str,
+        service: &str,
+        token: &str,
+        now: i64,
+    ) -> Result<(BeginAction, String)> {
+        let grant = authz::login(&self.core, caller, user)?;
+        self.attempts
+            .account_check(&self.core, &grant, service, token, now)
+    }
+
+    // ----- Account -----------------------------------------------------------
+
+    pub fn enroll_totp_begin(
+        &self,
+        caller: u32,
+        user: &str,
+        name: &str,
+        now: i64,
+    ) -> Result<(String, String, String)> {
+        let grant = authz::account(&self.core, caller, user)?;
+        self.enrollments.totp_begin(&self.core, &grant, name, now)
+    }
+
+    pub fn enroll_totp_confirm(
+        &self,
+        caller: u32,
+        user: &str,
+        enrollment_id: &str,
+        code1: &str,
+        code2: &str,
+        now: i64,
+    ) -> Result<(String, Vec<String>)> {
+        let grant = authz::account(&self.core, caller, user)?;
+        self.enrollments
+            .totp_confirm(&self.core, &grant, enrollment_id, code1, code2, now)
+    }
+
+    pub fn enroll_sms_begin(
+        &self,
+        caller: u32,
+        user: &str,
+        number: &str,
+        code: &str,
+        now: i64,
+    ) -> Result<(String, String)> {
+        let grant = authz::account(&self.core, caller, user)?;
+        self.enrollments
+            .sms_begin(&self.core, &grant, number, code, now)
+    }
+
+    pub fn enroll_sms_resend(
+        &self,
+        caller: u32,
+        user: &str,
+        enrollment_id: &str,
+        now: i64,
+    ) -> Result<String> {
+        let grant = authz::account(&self.core, caller, user)?;
+        self.enrollments
+            .sms_resend(&self.core, &grant, enrollment_id, now)
+    }
+
+    pub fn enroll_sms_confirm(
+        &self,
+        caller: u32,
+        user: &str,
+        enrollment_id: &str,
+        code: &str,
+        now: i64,
+    ) -> Result<(String, Vec<String>)> {
+        let grant = authz::account(&self.core, caller, user)?;
+        self.enrollments
+            .sms_confirm(&self.core, &grant, enrollment_id, code, now)
+    }
+
+    pub fn send_code(&self, caller: u32, user: &str, now: i64) -> Result<String> {
+        let grant = authz::account(&self.core, caller, user)?;
+        account::send_code(&self.core, &grant, now)
+    }
+
+    pub fn status(&self, caller: u32, user: &str) -> Result<UserStatus> {
+        let grant = authz::account(&self.core, caller, user)?;
+        account::status(&self.core, &grant, View::Owner)
+    }
+
+    pub fn remove_device(
+        &self,
+        caller: u32,
+        user: &str,
+        device_id: &str,
+        code: &str,
+        now: i64,
+    ) -> Result<()> {
+        let grant = authz::account(&self.core, caller, user)?;
+        account::remove_device(&self.core, &grant, device_id, code, now)
+    }
+
+    pub fn regenerate_backup_codes(
+        &self,
+        caller: u32,
+        user: &str,
+        code: &str,
+        now: i64,
+    ) -> Result<Vec<String>> {
+        let grant = authz::account(&self.core, caller, user)?;
+        account::regenerate_backup_codes(&self.core, &grant, code, now)
+    }
+
+    pub fn trusted_devices(&self, caller: u32, user: &str) -> Result<Vec<TrustedDevice>> {
+        let grant = authz::account(&self.core, caller, user)?;
+        account::trusted_devices(&self.core, &grant)
+    }
+
+    /// Removing trust only makes logins stricter, so the user needs no code.
+    pub fn remove_trusted_device(&self, caller: u32, user: &str, id: &str) -> Result<()> {
+        let grant = authz::account(&self.core, caller, user)?;
+        account::untrust(&self.core, &grant, Some(id)).map(|_| ())
+    }
+
+    pub fn remove_all_trusted_devices(&self, caller: u32, user: &str) -> Result<u32> {
+        let grant = authz::account(&self.core, caller, user)?;
+        account::untrust(&self.core, &grant, None)
+    }
+
+    // ----- Admin -------------------------------------------------------------
+
+    fn admin_target(&self, caller: u32, user: &str) -> Result<authz::AdminTarget> {
+        authz::admin(&self.core, caller)?.on(user)
+    }
+
+    pub fn admin_trusted_devices(&self, caller: u32, user: &str) -> Result<Vec<TrustedDevice>> {
+        let target = self.admin_target(caller, user)?;
+        account::trusted_devices(&self.core, &target.account())
+    }
+
+    pub fn admin_remove_trusted_device(&self, caller: u32, user: &str, id: &str) -> Result<()> {
+        let target = self.admin_target(caller, user)?;
+        account::untrust(&self.core, &target.account(), Some(id)).map(|_| ())
+    }
+
+    pub fn admin_remove_all_trusted_devices(&self, caller: u32, user: &str) -> Result<u32> {
+        let target = self.admin_target(caller, user)?;
+        account::untrust(&self.core, &target.account(), None)
+    }
+
+    pub fn list_users(&self, caller: u32) -> Result<Vec<UserSummary>> {
+        let grant = authz::admin(&self.core, caller)?;
+        admin::list_users(&self.core, &grant)
+    }
+
+    pub fn user_status(&self, caller: u32, user: &str) -> Result<UserStatus> {
+        let target = self.admin_target(caller, user)?;
+        account::status(&self.core, &target.account(), View::Admin)
+    }
+
+    /// "Lost phone": the user's state goes, and so do their logins and
+    /// enrollments in flight.
+    pub fn reset(&self, caller: u32, user: &str) -> Result<()> {
+        let target = self.admin_target(caller, user)?;
+        admin::reset(&self.core, &target)?;
+        self.attempts.forget_user(target.user());
+        self.enrollments.forget_user(target.user());
+        Ok(())
+    }
+
+    pub fn unlock(&self, caller: u32, user: &str) -> Result<()> {
+        let target = self.admin_target(caller, user)?;
+        admin::unlock(&self.core, &target)
+    }
+}

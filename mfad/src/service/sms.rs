@@ -1,0 +1,199 @@
+//! Sending codes by SMS: the per-user hourly quota (counted in the store, so
+//! it survives a restart), the gateway call on its own thread, and how long
+//! a login waits for it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Core;
+use crate::audit::Audit;
+use crate::codes::{self, Hashed};
+use crate::error::{Error, Result};
+use crate::factor;
+use crate::gateway::{Message, SendError, Sender};
+use crate::lockout::minutes;
+use crate::phone;
+use crate::store::SendSlot;
+
+/// How long a login waits for the SMS gateway before answering the module
+/// anyway (the send goes on in the background). A Begin that outlasted the
+/// module's `timeout=` (1 s at the least) would read as "mfad unavailable",
+/// which `failmode=safe` lets through without a code, so this stays well
+/// under a second.
+pub const LOGIN_SEND_WAIT: Duration = Duration::from_millis(600);
+const MSG_NOT_CONFIGURED: &str = "SMS is not configured on this host; ask the administrator.";
+pub const MSG_FAILED: &str = "Could not send the code by SMS; try again later.";
+
+/// SMS sending, when `[sms]` is configured.
+pub struct Sms {
+    pub sender: Arc<dyn Sender>,
+    pub code_lifetime: i64,
+    pub max_sends_per_hour: u32,
+    /// How long a login waits for the gateway ([`LOGIN_SEND_WAIT`]).
+    pub login_wait: Duration,
+}
+
+/// Whether a code went out by SMS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The gateway took it.
+    Sent,
+    /// The gateway has not answered yet; the send goes on in the background.
+    OnItsWay,
+}
+
+/// One SMS on its way, owned so it can finish on its own thread.
+struct Outgoing {
+    sender: Arc<dyn Sender>,
+    audit: Arc<Audit>,
+    phone: String,
+    masked: String,
+    code: String,
+    user: String,
+    host: String,
+}
+
+impl Outgoing {
+    /// Sends and logs the outcome (the number masked, never the code).
+    fn send(&self) -> std::result::Result<(), SendError> {
+        let sent = self.sender.send(&Message {
+            phone: &self.phone,
+            code: &self.code,
+            user: &self.user,
+            host: &self.host,
+        });
+        match &sent {
+            Ok(()) => self
+                .audit
+                .info("sms sent", &[("user", &self.user), ("phone", &self.masked)]),
+            Err(e) => self.audit.warn(
+                "sms failed",
+                &[
+                    ("user", &self.user),
+                    ("phone", &self.masked),
+                    ("error", &e.to_string()),
+                ],
+            ),
+        }
+        sent
+    }
+
+    /// The login that asked stopped waiting; the outcome is logged only.
+    fn log_late(&self, sent: &std::result::Result<(), SendError>) {
+        let outcome = if sent.is_ok() { "sent" } else { "failed" };
+        self.audit.info(
+            "sms finished after the login stopped waiting",
+            &[("user", &self.user), ("outcome", outcome)],
+        );
+    }
+}
+
+impl Core {
+    /// The SMS configuration, or the error every SMS call gives without it.
+    pub fn sms(&self) -> Result<&Sms> {
+        self.sms
+            .as_ref()
+            .ok_or_else(|| Error::Unavailable(MSG_NOT_CONFIGURED.into()))
+    }
+}
+
+/// Sends a fresh code to `number` and returns it hashed, for the caller to
+/// store. Counts toward the user's sends per hour; a send the gateway
+/// refused outright does not. With `wait`, gives up waiting for the gateway
+/// after that long (the send goes on).
+pub fn send(
+    core: &Core,
+    user: &str,
+    number: &str,
+    now: i64,
+    wait: Option<Duration>,
+) -> Result<(Hashed, Delivery)> {
+    let sms = core.sms()?;
+    let masked = phone::mask(number);
+    let slot = match core.store.reserve_send(user, now, sms.max_sends_per_hour)? {
+        SendSlot::Granted(slot) => slot,
+        SendSlot::Full { next_at } => {
+            core.audit.warn(
+                "sms refused",
+                &[
+                    ("user", user),
+                    ("phone", &masked),
+                    ("reason", "max_sends_per_hour reached"),
+                ],
+            );
+            return Err(Error::RateLimited(format!(
+                "Too many codes sent by SMS; try again in {}.",
+                minutes(next_at - now)
+            )));
+        }
+    };
+    let code = factor::sms::new_code(core.random.as_ref())?;
+    let hashed = codes::hash(&code, core.random.as_ref())?;
+    let outgoing = Outgoing {
+        sender: sms.sender.clone(),
+        audit: core.audit.clone(),
+        phone: number.to_string(),
+        masked: masked.clone(),
+        code,
+        user: user.to_string(),
+        host: core.issuer.clone(),
+    };
+    let sent = match wait {
+        None => outgoing.send(),
+        Some(wait) => {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::Builder::new()
+                .name("mfad-sms".into())
+                .spawn(move || {
+                    let sent = outgoing.send();
+                    if let Err(late) = tx.send(sent) {
+                        outgoing.log_late(&late.0);
+                    }
+                })
+                .map_err(|e| Error::Internal(format!("cannot start an SMS thread: {e}")))?;
+            match rx.recv_timeout(wait) {
+                Ok(sent) => sent,
+                Err(_) => {
+                    core.audit.info(
+                        "sms pending",
+                        &[
+                            ("user", user),
+                            ("phone", &masked),
+                            ("waited_secs", &wait.as_secs().to_string()),
+                        ],
+                    );
+                    return Ok((hashed, Delivery::OnItsWay));
+                }
+            }
+        }
+    };
+    match sent {
+        Ok(()) => Ok((hashed, Delivery::Sent)),
+        Err(e) => {
+            if matches!(e, SendError::Failed(_)) {
+                core.store.release_send(slot)?;
+            }
+            Err(Error::Unavailable(MSG_FAILED.into()))
+        }
+    }
+}
+
+/// Sends a login code to the user's phone and makes it the one that works
+/// (stored before the gateway answers, so a late delivery still works).
+/// Returns what the user is told: where it went.
+pub fn send_login_code(
+    core: &Core,
+    user: &str,
+    number: &str,
+    now: i64,
+    wait: Option<Duration>,
+) -> Result<String> {
+    let lifetime = core.sms()?.code_lifetime;
+    let (hashed, delivery) = send(core, user, number, now, wait)?;
+    core.store.set_sms_code(user, &hashed, now + lifetime)?;
+    let masked = phone::mask(number);
+    Ok(match delivery {
+        Delivery::Sent => format!("Code sent by SMS to {masked}."),
+        Delivery::OnItsWay => format!("A code is on its way by SMS to {masked}."),
+    })
+}

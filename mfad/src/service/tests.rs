@@ -1,0 +1,802 @@
+//! The service over an in-memory store, a fake user directory and a
+//! recording SMS sender: every interface call as the daemon makes it.
+
+use std::sync::{Arc, Mutex};
+
+use super::attempts::{MSG_NOT_VERIFIED, PROMPT, PROMPT_APP_OR_SMS};
+use super::enroll::ENROLLMENT_SECS;
+use super::*;
+use crate::config::LogTarget;
+use crate::error::Error;
+use crate::factor::backup;
+use crate::factor::sms::MSG_EXPIRED as MSG_SMS_EXPIRED;
+use crate::factor::totp::MSG_REPLAY;
+use crate::gateway::{Message, SendError, Sender};
+use crate::phone;
+use crate::policy::Mode;
+use crate::random;
+use crate::store::sqlite::SqliteStore;
+use crate::totp;
+use crate::trust::Lifetime;
+use crate::users::Fake;
+
+const NOW: i64 = 2_000_000_000;
+/// The one user besides root in the fake directory.
+const USER: &str = "alice";
+const USER_UID: u32 = 1000;
+
+fn core(config: Config, sms: Option<Sms>) -> Core {
+    Core {
+        config,
+        issuer: "test-host".into(),
+        store: Arc::new(SqliteStore::open_in_memory().unwrap()),
+        audit: Arc::new(Audit::new(LogTarget::Stderr)),
+        users: Box::new(
+            Fake::default()
+                .with("root", 0, &["root"])
+                .with(USER, USER_UID, &[]),
+        ),
+        random: Box::new(random::Os),
+        sms,
+    }
+}
+
+fn service(mode: Mode) -> Service {
+    service_with(mode, Lifetime::Off)
+}
+
+fn service_with(mode: Mode, lifetime: Lifetime) -> Service {
+    let mut config = Config::default();
+    config.trusted_devices.lifetime = lifetime;
+    config.policy.mode = mode;
+    config.lockout.max_failures = 4;
+    config.daemon.log = LogTarget::Stderr;
+    Service::new(core(config, None))
+}
+
+/// Records what would go out by SMS; fails while `down` is set.
+#[derive(Default)]
+struct Outbox {
+    sent: Mutex<Vec<(String, String)>>,
+    down: std::sync::atomic::AtomicBool,
+    slow: std::sync::atomic::AtomicBool,
+}
+
+impl Sender for Outbox {
+    fn send(&self, m: &Message<'_>) -> std::result::Result<(), SendError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(SendError::Failed("HTTP 503".into()));
+        }
+        if self.slow.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_secs(3));
+        }
+        self.sent
+            .lock()
+            .unwrap()
+            .push((m.phone.to_string(), m.code.to_string()));
+        Ok(())
+    }
+}
+
+impl Outbox {
+    fn count(&self) -> usize {
+        self.sent.lock().unwrap().len()
+    }
+    fn last(&self) -> (String, String) {
+        self.sent.lock().unwrap().last().cloned().unwrap()
+    }
+    fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+const PHONE: &str = "+37255512345";
+const MASKED: &str = "+372*****345";
+
+fn sms_service(max_sends: u32) -> (Service, Arc<Outbox>) {
+    let outbox = Arc::new(Outbox::default());
+    let mut config = Config::default();
+    config.lockout.max_failures = 4;
+    let s = Service::new(core(
+        config,
+        Some(Sms {
+            sender: outbox.clone(),
+            code_lifetime: 120,
+            max_sends_per_hour: max_sends,
+            login_wait: std::time::Duration::from_millis(300),
+        }),
+    ));
+    (s, outbox)
+}
+
+/// Enrolls USER's phone as root; returns the backup codes.
+fn enroll_phone(s: &Service, outbox: &Outbox, number: &str, now: i64) -> Vec<String> {
+    let (id, masked) = s.enroll_sms_begin(0, USER, number, "", now).unwrap();
+    assert_eq!(masked, phone::mask(number));
+    let (to, code) = outbox.last();
+    assert_eq!(to, number);
+    s.enroll_sms_confirm(0, USER, &id, &code, now).unwrap().1
+}
+
+#[test]
+fn sms_only_login_sends_a_code_at_begin_and_it_works_once() {
+    let (s, outbox) = sms_service(10);
+    let backup = enroll_phone(&s, &outbox, PHONE, NOW);
+    assert_eq!(backup.len(), backup::COUNT);
+    let status = s.status(0, USER).unwrap();
+    assert_eq!(status.devices[0].kind, "sms");
+    assert_eq!(status.devices[0].name, MASKED);
+    assert_eq!(s.user_status(0, USER).unwrap().devices[0].name, PHONE);
+
+    let (action, token, prompt) = begin(&s);
+    assert_eq!(action, BeginAction::Challenge);
+    assert_eq!(
+        prompt,
+        format!("Code sent by SMS to {MASKED}. Verification code: ")
+    );
+    assert_eq!(outbox.count(), 2);
+    let (_, code) = outbox.last();
+    let (r, _) = s.login_answer(0, &token, code.as_bytes(), NOW).unwrap();
+    assert_eq!(r, AnswerResult::Success);
+    // One-time: the same code fails in the next login.
+    let (_, token, _) = begin(&s);
+    let (r, _) = s.login_answer(0, &token, code.as_bytes(), NOW).unwrap();
+    assert_eq!(r, AnswerResult::Retry);
+}
+
+#[test]
+fn a_new_sms_code_replaces_the_old_and_codes_expire() {
+    let (s, outbox) = sms_service(10);
+    enroll_phone(&s, &outbox, PHONE, NOW);
+    let (_, token, _) = begin(&s);
+    let (_, old) = outbox.last();
+    let (r, prompt) = s.login_answer(0, &token, b"", NOW).unwrap();
+    assert_eq!(r, AnswerResult::Prompt);
+    assert!(prompt.contains(MASKED), "{prompt}");
+    let (_, new) = outbox.last();
+    if old != new {
+        let (r, _) = s.login_answer(0, &token, old.as_bytes(), NOW).unwrap();
+        assert_eq!(r, AnswerResult::Retry);
+    }
+    let (r, msg) = s
+        .login_answer(0, &token, new.as_bytes(), NOW + 121)
+        .unwrap();
+    assert_eq!((r, msg.as_str()), (AnswerResult::Retry, MSG_SMS_EXPIRED));
+}
+
+#[test]
+fn app_and_phone_users_get_sms_on_an_empty_answer_only() {
+    let (s, outbox) = sms_service(2);
+    let (secret, _) = enroll(&s);
+    let (id, _) = s.enroll_sms_begin(0, USER, PHONE, "", NOW).unwrap();
+    s.enroll_sms_confirm(0, USER, &id, &outbox.last().1, NOW)
+        .unwrap();
+    let (_, token, prompt) = begin(&s);
+    assert_eq!(prompt, PROMPT_APP_OR_SMS);
+    assert_eq!(outbox.count(), 1, "no SMS until asked");
+    assert_eq!(
+        s.login_answer(0, &token, b"  ", NOW).unwrap().0,
+        AnswerResult::Prompt
+    );
+    // The hour's two sends are used: a clear retry, no failure counted.
+    let (r, msg) = s.login_answer(0, &token, b"", NOW).unwrap();
+    assert_eq!(r, AnswerResult::Retry);
+    assert!(
+        msg.contains("Too many codes") && msg.contains("app"),
+        "{msg}"
+    );
+    assert_eq!(outbox.count(), 2);
+    assert_eq!(s.user_status(0, USER).unwrap().failures, 0);
+    let (r, _) = s
+        .login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+        .unwrap();
+    assert_eq!(r, AnswerResult::Success);
+}
+
+#[test]
+fn gateway_down_leaves_backup_codes_or_denies() {
+    let (s, outbox) = sms_service(10);
+    let backup = enroll_phone(&s, &outbox, PHONE, NOW);
+    outbox.set_down(true);
+    let (action, token, prompt) = begin(&s);
+    assert_eq!(action, BeginAction::Challenge);
+    assert!(prompt.contains("Could not send") && prompt.contains("Backup code"));
+    let (r, _) = s
+        .login_answer(0, &token, backup[0].as_bytes(), NOW)
+        .unwrap();
+    assert_eq!(r, AnswerResult::Success);
+    s.core.store.replace_backup_codes(USER, &[]).unwrap();
+    let (action, token, msg) = begin(&s);
+    assert_eq!(action, BeginAction::Deny);
+    assert!(token.is_empty());
+    assert_eq!(msg, sms::MSG_FAILED);
+    // A refused send does not use up the hour's sends.
+    outbox.set_down(false);
+    assert_eq!(begin(&s).0, BeginAction::Challenge);
+}
+
+#[test]
+fn a_slow_gateway_does_not_hold_up_the_login() {
+    let (s, outbox) = sms_service(10);
+    enroll_phone(&s, &outbox, PHONE, NOW);
+    outbox.slow.store(true, std::sync::atomic::Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let (action, token, prompt) = begin(&s);
+    assert!(started.elapsed() < std::time::Duration::from_millis(2500));
+    assert_eq!(action, BeginAction::Challenge);
+    assert_eq!(
+        prompt,
+        format!("A code is on its way by SMS to {MASKED}. Verification code: ")
+    );
+    // The code was stored before the gateway answered: once it arrives,
+    // it works.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while outbox.count() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (_, code) = outbox.last();
+    let (r, _) = s.login_answer(0, &token, code.as_bytes(), NOW).unwrap();
+    assert_eq!(r, AnswerResult::Success);
+}
+
+#[test]
+fn wrong_sms_codes_lock_the_user() {
+    let (s, outbox) = sms_service(10);
+    enroll_phone(&s, &outbox, PHONE, NOW);
+    for _ in 0..4 {
+        let (action, token, _) = begin(&s);
+        assert_eq!(action, BeginAction::Challenge);
+        let (_, right) = outbox.last();
+        let wrong = if right == "000000" {
+            "000001"
+        } else {
+            "000000"
+        };
+        s.login_answer(0, &token, wrong.as_bytes(), NOW).unwrap();
+    }
+    let sent = outbox.count();
+    assert_eq!(begin(&s).0, BeginAction::Deny);
+    assert_eq!(outbox.count(), sent, "no SMS to a locked user");
+}
+
+#[test]
+fn a_new_number_needs_a_code_and_the_old_one_works_until_confirmed() {
+    let (s, outbox) = sms_service(10);
+    enroll_phone(&s, &outbox, PHONE, NOW);
+    let new = "+14155550100";
+    // USER_UID is not root: a current code is needed.
+    assert!(matches!(
+        s.enroll_sms_begin(USER_UID, USER, new, "", NOW),
+        Err(Error::InvalidCode(_))
+    ));
+    assert_eq!(s.send_code(USER_UID, USER, NOW).unwrap(), MASKED);
+    let (to, current) = outbox.last();
+    assert_eq!(to, PHONE);
+    let (id, masked) = s
+        .enroll_sms_begin(USER_UID, USER, new, &current, NOW)
+        .unwrap();
+    assert_eq!(masked, "+141*****100");
+    let (to, new_code) = outbox.last();
+    assert_eq!(to, new);
+    // Not confirmed yet: logins still go to the old number.
+    begin(&s);
+    assert_eq!(outbox.last().0, PHONE);
+    let device = s.status(0, USER).unwrap().devices[0].id.clone();
+    let (kept, codes) = s
+        .enroll_sms_confirm(USER_UID, USER, &id, &new_code, NOW)
+        .unwrap();
+    assert_eq!((kept, codes.len()), (device, 0));
+    begin(&s);
+    assert_eq!(outbox.last().0, new);
+    assert_eq!(s.user_status(0, USER).unwrap().devices.len(), 1);
+}
+
+#[test]
+fn bad_numbers_and_missing_sms_config_are_clear_errors() {
+    let (s, outbox) = sms_service(10);
+    for bad in ["0555", "+1 555 0100", "", "+0123456789"] {
+        match s.enroll_sms_begin(0, USER, bad, "", NOW) {
+            Err(Error::InvalidArgument(m)) => assert!(m.contains(phone::EXAMPLE), "{m}"),
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+    assert_eq!(outbox.count(), 0);
+    let plain = service(Mode::Optional);
+    assert!(matches!(
+        plain.enroll_sms_begin(0, USER, PHONE, "", NOW),
+        Err(Error::Unavailable(_))
+    ));
+}
+
+fn secret_of(uri: &str) -> Vec<u8> {
+    let b32 = uri
+        .split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    totp_rs::Secret::try_from_base32(b32)
+        .unwrap()
+        .as_ref()
+        .to_vec()
+}
+
+fn code(secret: &[u8], offset: i64) -> String {
+    totp::code_at_step(secret, (totp::step_at(NOW) as i64 + offset) as u64)
+}
+
+/// Enrolls USER with steps now-1 and now; returns secret and backup codes.
+fn enroll(s: &Service) -> (Vec<u8>, Vec<String>) {
+    let (id, uri, _) = s.enroll_totp_begin(0, USER, "phone", NOW).unwrap();
+    let secret = secret_of(&uri);
+    let (_, backup) = s
+        .enroll_totp_confirm(0, USER, &id, &code(&secret, -1), &code(&secret, 0), NOW)
+        .unwrap();
+    (secret, backup)
+}
+
+fn begin(s: &Service) -> (BeginAction, String, String) {
+    let req = LoginRequest {
+        user: USER.into(),
+        service: "sshd".into(),
+        ..Default::default()
+    };
+    s.login_begin(0, &req, NOW).unwrap()
+}
+
+#[test]
+fn unenrolled_users_follow_policy() {
+    assert_eq!(begin(&service(Mode::Optional)).0, BeginAction::Ignore);
+    assert_eq!(begin(&service(Mode::Required)).0, BeginAction::Deny);
+}
+
+#[test]
+fn enrolled_login_succeeds_once_per_step() {
+    let s = service(Mode::Optional);
+    let (secret, _) = enroll(&s);
+    let (action, token, prompt) = begin(&s);
+    assert_eq!((action, prompt.as_str()), (BeginAction::Challenge, PROMPT));
+    // The enrollment's own steps are used up.
+    let (r, msg) = s
+        .login_answer(0, &token, code(&secret, 0).as_bytes(), NOW)
+        .unwrap();
+    assert_eq!((r, msg.as_str()), (AnswerResult::Retry, MSG_REPLAY));
+    let spaced = code(&secret, 1);
+    let spaced = format!("{} {}", &spaced[..3], &spaced[3..]);
+    let (r, _) = s.login_answer(0, &token, spaced.as_bytes(), NOW).unwrap();
+    assert_eq!(r, AnswerResult::Success);
+    // The attempt is gone, and the same code does not work again.
+    assert!(matches!(
+        s.login_answer(0, &token, b"000000", NOW),
+        Err(Error::NotFound(_))
+    ));
+    let (_, token, _) = begin(&s);
+    let (r, msg) = s
+        .login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+        .unwrap();
+    assert_eq!((r, msg.as_str()), (AnswerResult::Retry, MSG_REPLAY));
+}
+
+#[test]
+fn three_wrong_tries_end_the_attempt_and_enough_lock_the_user() {
+    let s = service(Mode::Optional);
+    let (secret, _) = enroll(&s);
+    let (_, token, _) = begin(&s);
+    assert_eq!(
+        s.login_answer(0, &token, b"abc", NOW).unwrap().0,
+        AnswerResult::Retry
+    );
+    assert_eq!(
+        s.login_answer(0, &token, b"\xff\xfe", NOW).unwrap().0,
+        AnswerResult::Retry
+    );
+    assert_eq!(
+        s.login_answer(0, &token, &[b'1'; 10_000], NOW).unwrap().0,
+        AnswerResult::Deny
+    );
+    let (_, token, _) = begin(&s);
+    let (r, msg) = s.login_answer(0, &token, b"000000", NOW).unwrap();
+    assert_eq!(r, AnswerResult::Deny, "fourth failure locks");
+    assert!(msg.contains("Too many failed attempts"), "{msg}");
+    // Locked: Begin denies and a correct code does not help.
+    assert_eq!(begin(&s).0, BeginAction::Deny);
+    assert!(matches!(
+        verify::require_code(&s.core, USER, &code(&secret, 1), NOW),
+        Err(Error::LockedOut(_))
+    ));
+    s.unlock(0, USER).unwrap();
+    let (_, token, _) = begin(&s);
+    assert_eq!(
+        s.login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+            .unwrap()
+            .0,
+        AnswerResult::Success
+    );
+}
+
+#[test]
+fn backup_codes_work_once() {
+    let s = service(Mode::Optional);
+    let (_, backup) = enroll(&s);
+    assert_eq!(backup.len(), 10);
+    let (_, token, _) = begin(&s);
+    assert_eq!(
+        s.login_answer(0, &token, backup[3].as_bytes(), NOW)
+            .unwrap()
+            .0,
+        AnswerResult::Success
+    );
+    let (_, token, _) = begin(&s);
+    assert_eq!(
+        s.login_answer(0, &token, backup[3].as_bytes(), NOW)
+            .unwrap()
+            .0,
+        AnswerResult::Retry
+    );
+    assert_eq!(s.status(0, USER).unwrap().backup_codes_left, 9);
+}
+
+#[test]
+fn users_act_only_on_themselves() {
+    let s = service(Mode::Optional);
+    let req = LoginRequest {
+        user: "root".into(),
+        ..Default::default()
+    };
+    assert!(matches!(
+        s.login_begin(USER_UID, &req, NOW),
+        Err(Error::AccessDenied(_))
+    ));
+    assert!(matches!(
+        s.enroll_totp_begin(USER_UID, "root", "", NOW),
+        Err(Error::AccessDenied(_))
+    ));
+    assert!(matches!(
+        s.status(USER_UID, "root"),
+        Err(Error::AccessDenied(_))
+    ));
+    assert!(matches!(
+        s.reset(USER_UID, "root"),
+        Err(Error::AccessDenied(_))
+    ));
+    assert!(matches!(
+        s.list_users(USER_UID),
+        Err(Error::AccessDenied(_))
+    ));
+    // Their own account is fine.
+    assert_eq!(s.status(USER_UID, "").unwrap().user, USER);
+    let own = LoginRequest {
+        user: USER.into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        s.login_begin(USER_UID, &own, NOW).unwrap().0,
+        BeginAction::Ignore
+    );
+}
+
+#[test]
+fn an_attempt_belongs_to_its_caller() {
+    let s = service(Mode::Optional);
+    let (secret, _) = enroll(&s);
+    let (_, token, _) = begin(&s);
+    let stolen = s.login_answer(USER_UID, &token, code(&secret, 1).as_bytes(), NOW);
+    assert!(matches!(stolen, Err(Error::NotFound(_))));
+    assert_eq!(
+        s.login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+            .unwrap()
+            .0,
+        AnswerResult::Success
+    );
+}
+
+#[test]
+fn removing_a_device_as_the_user_needs_a_code() {
+    let s = service(Mode::Optional);
+    let (secret, _) = enroll(&s);
+    let id = s.status(0, USER).unwrap().devices[0].id.clone();
+    assert!(matches!(
+        s.remove_device(USER_UID, "", &id, "123456", NOW),
+        Err(Error::InvalidCode(_))
+    ));
+    assert!(matches!(
+        s.remove_device(USER_UID, "", "nope", "", NOW),
+        Err(Error::NotFound(_))
+    ));
+    s.remove_device(USER_UID, "", &id, &code(&secret, 1), NOW)
+        .unwrap();
+    let st = s.status(0, USER).unwrap();
+    assert!(!st.enrolled);
+    assert_eq!(st.backup_codes_left, 0);
+}
+
+#[test]
+fn enrollment_needs_two_consecutive_codes_and_expires() {
+    let s = service(Mode::Optional);
+    let (id, uri, b32) = s.enroll_totp_begin(0, USER, "", NOW).unwrap();
+    assert!(uri.contains(&format!("secret={b32}")));
+    let secret = secret_of(&uri);
+    let wrong = s.enroll_totp_confirm(0, USER, &id, &code(&secret, 0), &code(&secret, 0), NOW);
+    assert!(matches!(wrong, Err(Error::InvalidCode(_))));
+    let late = s.enroll_totp_confirm(
+        0,
+        USER,
+        &id,
+        &code(&secret, 0),
+        &code(&secret, 1),
+        NOW + ENROLLMENT_SECS,
+    );
+    assert!(matches!(late, Err(Error::Expired(_))));
+    assert!(matches!(
+        s.enroll_totp_confirm(0, USER, &id, "1", "2", NOW),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        s.enroll_totp_begin(0, "no-such-user-x", "", NOW),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn reset_forgets_everything_but_used_steps() {
+    let s = service(Mode::Optional);
+    enroll(&s);
+    s.reset(0, USER).unwrap();
+    let st = s.status(0, USER).unwrap();
+    assert!(!st.enrolled && st.devices.is_empty() && st.backup_codes_left == 0);
+    assert!(s.list_users(0).unwrap().is_empty());
+    assert_eq!(begin(&s).0, BeginAction::Ignore);
+}
+
+fn begin_from(
+    s: &Service,
+    rhost: &str,
+    auth_info: &str,
+    now: i64,
+) -> (BeginAction, String, String) {
+    let req = LoginRequest {
+        user: USER.into(),
+        service: "sshd".into(),
+        rhost: rhost.into(),
+        auth_info: auth_info.into(),
+        ..Default::default()
+    };
+    s.login_begin(0, &req, now).unwrap()
+}
+
+#[test]
+fn a_verified_device_is_trusted_for_the_lifetime() {
+    let s = service_with(Mode::Optional, Lifetime::Secs(3600));
+    let (secret, _) = enroll(&s);
+    let key = "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBNtIS6ys3VoapH/tKTx2Y8H3bCnHjpRD+evliKsWIGw";
+    let (action, token, _) = begin_from(&s, "10.0.0.9", key, NOW);
+    assert_eq!(action, BeginAction::Challenge);
+    assert_eq!(
+        s.login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+            .unwrap()
+            .0,
+        AnswerResult::Success
+    );
+    // Not trusted until the account phase says the whole login passed.
+    assert_eq!(
+        begin_from(&s, "10.0.0.7", key, NOW + 5).0,
+        BeginAction::Challenge
+    );
+    assert_eq!(
+        s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
+        BeginAction::Allow
+    );
+    // Same key from another host: trusted. No key, same host: not.
+    assert_eq!(
+        begin_from(&s, "10.0.0.7", key, NOW + 10).0,
+        BeginAction::Allow
+    );
+    assert_eq!(
+        begin_from(&s, "10.0.0.9", "", NOW + 10).0,
+        BeginAction::Challenge
+    );
+    // Local logins are never trusted.
+    assert_eq!(begin_from(&s, "", "", NOW + 10).0, BeginAction::Challenge);
+    // Expired trust asks again.
+    assert_eq!(
+        begin_from(&s, "10.0.0.7", key, NOW + 3600).0,
+        BeginAction::Challenge
+    );
+    let listed = s.trusted_devices(USER_UID, "").unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].kind.as_str(), listed[0].expires),
+        ("key", NOW + 3600)
+    );
+    assert_eq!(listed[0].last_used, NOW + 10);
+    // Another user gets nothing from it.
+    assert!(matches!(
+        s.trusted_devices(USER_UID, "root"),
+        Err(Error::AccessDenied(_))
+    ));
+    s.remove_trusted_device(USER_UID, "", &listed[0].id)
+        .unwrap();
+    assert_eq!(
+        begin_from(&s, "10.0.0.7", key, NOW + 20).0,
+        BeginAction::Challenge
+    );
+    assert!(matches!(
+        s.remove_trusted_device(USER_UID, "", &listed[0].id),
+        Err(Error::NotFound(_))
+    ));
+}
+
+#[test]
+fn host_trust_without_a_key_and_reset_clears_it() {
+    let s = service_with(Mode::Optional, Lifetime::Forever);
+    let (secret, _) = enroll(&s);
+    let (_, token, _) = begin_from(&s, "10.0.0.9", "", NOW);
+    assert_eq!(
+        s.login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+            .unwrap()
+            .0,
+        AnswerResult::Success
+    );
+    assert_eq!(
+        s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
+        BeginAction::Allow
+    );
+    assert_eq!(
+        begin_from(&s, "10.0.0.9", "", NOW + 1_000_000).0,
+        BeginAction::Allow
+    );
+    assert_eq!(s.admin_trusted_devices(0, USER).unwrap()[0].expires, 0);
+    assert!(matches!(
+        s.admin_trusted_devices(USER_UID, USER),
+        Err(Error::AccessDenied(_))
+    ));
+    s.reset(0, USER).unwrap();
+    assert!(s.admin_trusted_devices(0, USER).unwrap().is_empty());
+}
+
+#[test]
+fn a_right_code_without_the_account_phase_trusts_nothing() {
+    // e.g. `auth required pam_unix.so` failed after pam_mfa's success:
+    // the application never runs the account phase.
+    let s = service_with(Mode::Optional, Lifetime::Forever);
+    let (secret, _) = enroll(&s);
+    let (_, token, _) = begin_from(&s, "10.3.3.3", "", NOW);
+    assert_eq!(
+        s.login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+            .unwrap()
+            .0,
+        AnswerResult::Success
+    );
+    assert_eq!(
+        begin_from(&s, "10.3.3.3", "", NOW + 1).0,
+        BeginAction::Challenge
+    );
+    assert!(s.trusted_devices(0, USER).unwrap().is_empty());
+}
+
+#[test]
+fn trust_is_off_by_default() {
+    let s = service(Mode::Optional);
+    let (secret, _) = enroll(&s);
+    let (_, token, _) = begin_from(&s, "10.0.0.9", "", NOW);
+    assert_eq!(
+        s.login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+            .unwrap()
+            .0,
+        AnswerResult::Success
+    );
+    assert_eq!(
+        begin_from(&s, "10.0.0.9", "", NOW).0,
+        BeginAction::Challenge
+    );
+    assert!(s.trusted_devices(0, USER).unwrap().is_empty());
+}
+
+#[test]
+fn the_account_phase_needs_a_verified_attempt_once() {
+    let s = service(Mode::Optional);
+    // Not enrolled: no opinion.
+    assert_eq!(
+        s.account_check(0, USER, "sshd", "", NOW).unwrap().0,
+        BeginAction::Ignore
+    );
+    let (secret, _) = enroll(&s);
+    // Enrolled, but no code step in this login (sshd with publickey only).
+    let (action, msg) = s.account_check(0, USER, "sshd", "", NOW).unwrap();
+    assert_eq!(
+        (action, msg.as_str()),
+        (BeginAction::Deny, MSG_NOT_VERIFIED)
+    );
+    let (_, token, _) = begin(&s);
+    assert_eq!(
+        s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
+        BeginAction::Deny,
+        "not yet verified"
+    );
+    assert_eq!(
+        s.login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+            .unwrap()
+            .0,
+        AnswerResult::Success
+    );
+    // A verified attempt takes no more answers.
+    assert!(matches!(
+        s.login_answer(0, &token, b"123456", NOW),
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(
+        s.account_check(0, "root", "sshd", &token, NOW).unwrap().0,
+        BeginAction::Ignore,
+        "other user"
+    );
+    assert_eq!(
+        s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
+        BeginAction::Allow
+    );
+    assert_eq!(
+        s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
+        BeginAction::Deny,
+        "used once"
+    );
+}
+
+#[test]
+fn a_trusted_login_passes_the_account_phase() {
+    let s = service_with(Mode::Optional, Lifetime::Forever);
+    let (secret, _) = enroll(&s);
+    let (_, token, _) = begin_from(&s, "10.0.0.9", "", NOW);
+    assert_eq!(
+        s.login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+            .unwrap()
+            .0,
+        AnswerResult::Success
+    );
+    assert_eq!(
+        s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
+        BeginAction::Allow
+    );
+    let (action, token, _) = begin_from(&s, "10.0.0.9", "", NOW + 5);
+    assert_eq!(action, BeginAction::Allow);
+    assert_eq!(
+        s.account_check(0, USER, "sshd", &token, NOW + 6).unwrap().0,
+        BeginAction::Allow
+    );
+    // Unenrolled users under "required" are refused here too.
+    let r = service(Mode::Required);
+    assert_eq!(
+        r.account_check(0, USER, "sshd", "", NOW).unwrap().0,
+        BeginAction::Deny
+    );
+}
+
+#[test]
+fn a_full_attempt_table_drops_its_oldest_attempts_not_new_logins() {
+    let s = service(Mode::Optional);
+    let (secret, _) = enroll(&s);
+    // Verified attempts no account phase collects, as with an auth-only
+    // stack (a trusted device's Allow makes the same kind).
+    let req = LoginRequest {
+        user: USER.into(),
+        ..Default::default()
+    };
+    let grant = authz::login(&s.core, 0, USER).unwrap();
+    let add = |now| {
+        s.attempts
+            .add(&s.core, &grant, &req, None, true, now)
+            .unwrap()
+    };
+    let first = add(NOW);
+    for i in 1..attempts::MAX_ATTEMPTS as i64 {
+        add(NOW + i / 100);
+    }
+    let later = NOW + 200;
+    let (action, token, _) = s.login_begin(0, &req, later).unwrap();
+    assert_eq!(action, BeginAction::Challenge);
+    assert!(s.attempts.len() <= attempts::MAX_ATTEMPTS);
+    assert!(!s.attempts.holds(&first), "the oldest went");
+    let (r, _) = s
+        .login_answer(0, &token, code(&secret, 7).as_bytes(), later)
+        .unwrap();
+    assert_eq!(r, AnswerResult::Success);
+}

@@ -1,0 +1,225 @@
+//! Persistent state behind one trait, in the daemon's own terms.
+//!
+//! [`Store`] is everything mfad keeps across restarts: enrollments (devices
+//! with their kind-specific data), backup codes, the last accepted TOTP step,
+//! lockout counts, the live SMS code, SMS sends, trusted devices. Each method
+//! is one atomic operation: whatever must not race (replay, the lockout
+//! count, using a one-time code, the SMS quota) is decided inside the
+//! backend's transaction, never by a read here and a write there. No backend
+//! type (SQL, rows, driver errors) crosses this boundary.
+//!
+//! Backends: [`sqlite::SqliteStore`] (the embedded default). Every backend
+//! passes the suite in [`conformance`].
+
+use crate::codes::Hashed;
+use crate::factor::DeviceData;
+use crate::lockout::{Limits, Lockout};
+
+#[cfg(test)]
+pub mod conformance;
+pub mod sqlite;
+
+/// How long a send counts toward `max_sends_per_hour`.
+pub const SEND_WINDOW_SECS: i64 = 3600;
+
+/// The store's one error type: what went wrong, in words for the log. The
+/// D-Bus caller never sees it (see `crate::error`).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The backend failed (I/O, a constraint, a driver error).
+    #[error("state database: {0}")]
+    Backend(String),
+    /// The files or the schema are not what this mfad can use.
+    #[error("{0}")]
+    Setup(String),
+    /// A stored value could not be read back (a device's data, a number).
+    #[error("state database holds an unreadable value: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Everything a login needs to know about one user, read at once.
+#[derive(Debug, Clone, Default)]
+pub struct UserState {
+    /// The newest TOTP step accepted for the user (replay protection spans
+    /// all of the user's apps).
+    pub last_step: u64,
+    pub lockout: Lockout,
+    pub devices: Vec<Device>,
+    pub backup_codes: Vec<BackupCode>,
+    /// The SMS login code last sent, while one is stored.
+    pub sms_code: Option<SmsCode>,
+}
+
+impl UserState {
+    /// At least one device: the user is enrolled.
+    pub fn enrolled(&self) -> bool {
+        !self.devices.is_empty()
+    }
+
+    /// The enrolled phone (at most one per user) and its number.
+    pub fn phone(&self) -> Option<(&Device, &str)> {
+        self.devices.iter().find_map(|d| match &d.data {
+            DeviceData::Sms { phone } => Some((d, phone.as_str())),
+            _ => None,
+        })
+    }
+
+    /// Whether the user has an authenticator app.
+    pub fn has_app(&self) -> bool {
+        self.devices
+            .iter()
+            .any(|d| matches!(d.data, DeviceData::Totp { .. }))
+    }
+}
+
+/// An enrolled device: an authenticator app or a phone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Short id, unique for the user.
+    pub id: String,
+    /// The name the user gave it (empty where the kind names itself).
+    pub label: String,
+    /// What this kind of device needs to produce or receive codes.
+    pub data: DeviceData,
+    pub created: i64,
+    /// Unix time of the last login with it; 0 for never.
+    pub last_used: i64,
+}
+
+/// Identifies one stored one-time code to the store that handed it out.
+/// Only the store makes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeId(i64);
+
+/// An unused backup code.
+#[derive(Debug, Clone)]
+pub struct BackupCode {
+    pub id: CodeId,
+    pub code: Hashed,
+}
+
+/// The SMS login code last sent to a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsCode {
+    pub code: Hashed,
+    /// Unix time it stops working.
+    pub expires: i64,
+}
+
+/// One recorded SMS send; only the store makes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendId(i64);
+
+/// The outcome of [`Store::reserve_send`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendSlot {
+    /// A send is recorded; give it to `release_send` if nothing went out.
+    Granted(SendId),
+    /// The hour's sends are used up; the next one is possible at this time.
+    Full { next_at: i64 },
+}
+
+/// A trusted device as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trusted {
+    pub id: String,
+    /// `key` or `host` (see `crate::trust::Identity`).
+    pub kind: String,
+    pub identity: String,
+    /// When the device last passed verification; trust runs from here.
+    pub trusted_at: i64,
+    pub first_used: i64,
+    pub last_used: i64,
+}
+
+/// One line of the user list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub user: String,
+    pub devices: u32,
+    pub backup_codes_left: u32,
+    pub locked_until: i64,
+}
+
+/// The daemon's persistent state. Every method is atomic on its own; callers
+/// never need a lock around two of them for correctness.
+pub trait Store: Send + Sync {
+    /// The user's whole state; a default (unenrolled) one when unknown.
+    fn user(&self, user: &str) -> Result<UserState>;
+
+    /// Accepts TOTP `step` for `user` if it is newer than every step accepted
+    /// before and the user is not locked at `now`; then failures are cleared
+    /// and the device marked used. False, changing nothing, otherwise.
+    fn accept_totp_step(&self, user: &str, device_id: &str, step: u64, now: i64) -> Result<bool>;
+
+    /// Uses up a backup code and clears failures, unless the code is gone or
+    /// the user is locked at `now`.
+    fn use_backup_code(&self, user: &str, id: CodeId, now: i64) -> Result<bool>;
+
+    /// Uses up the SMS login code `code` (still the stored one, still live)
+    /// and clears failures, unless the user is locked at `now`.
+    fn use_sms_code(&self, user: &str, device_id: &str, code: &Hashed, now: i64) -> Result<bool>;
+
+    /// Counts one failure at `now` and returns the new state (locked once
+    /// `limits` say so), read and written in one step. Users without a row
+    /// (never enrolled) are not counted: their state stays the default.
+    fn record_failure(&self, user: &str, now: i64, limits: Limits) -> Result<Lockout>;
+
+    /// Makes `code` the user's one SMS login code; the one before dies.
+    fn set_sms_code(&self, user: &str, code: &Hashed, expires: i64) -> Result<()>;
+
+    /// Records a send for `user` unless `max` were recorded in the last
+    /// [`SEND_WINDOW_SECS`]; check and record are one step.
+    fn reserve_send(&self, user: &str, now: i64, max: u32) -> Result<SendSlot>;
+
+    /// Takes back a send that certainly went nowhere (the gateway refused).
+    fn release_send(&self, id: SendId) -> Result<()>;
+
+    /// Adds a confirmed device, marks TOTP steps up to `step` used and, when
+    /// `backup` is given, replaces the backup codes with it; one step.
+    fn add_device(
+        &self,
+        user: &str,
+        device: &Device,
+        step: u64,
+        backup: Option<&[Hashed]>,
+    ) -> Result<()>;
+
+    /// Replaces a device's data (a phone's new number). Any SMS code sent
+    /// before dies with it. False if there is no such device.
+    fn replace_device_data(&self, user: &str, device_id: &str, data: &DeviceData) -> Result<bool>;
+
+    /// Removes a device; with the last one go the backup codes, and with the
+    /// phone its live SMS code. False if there was no such device.
+    fn remove_device(&self, user: &str, device_id: &str) -> Result<bool>;
+
+    fn replace_backup_codes(&self, user: &str, backup: &[Hashed]) -> Result<()>;
+
+    /// The trusted device with this identity, if any.
+    fn trusted(&self, user: &str, kind: &str, identity: &str) -> Result<Option<Trusted>>;
+
+    fn trusted_list(&self, user: &str) -> Result<Vec<Trusted>>;
+
+    /// Trusts a device from `now` on: a new entry with `new_id`, or a renewal
+    /// of the one with the same identity (which keeps its id).
+    fn trust(&self, user: &str, new_id: &str, kind: &str, identity: &str, now: i64) -> Result<()>;
+
+    fn touch_trusted(&self, user: &str, id: &str, now: i64) -> Result<()>;
+
+    /// Removes one trusted device (`Some(id)`) or all of the user's; returns
+    /// how many went.
+    fn untrust(&self, user: &str, id: Option<&str>) -> Result<u32>;
+
+    /// Forgets the user's devices, backup codes, SMS code, trusted devices
+    /// and lockout. The last accepted step stays, so codes seen before the
+    /// reset stay dead. False if there was nothing to forget.
+    fn reset(&self, user: &str) -> Result<bool>;
+
+    /// Clears failures and lock. False for an unknown user.
+    fn unlock(&self, user: &str) -> Result<bool>;
+
+    /// Users with a device, a backup code or a failure count, by name.
+    fn list_users(&self) -> Result<Vec<Summary>>;
+}

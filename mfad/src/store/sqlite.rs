@@ -1,0 +1,707 @@
+//! The embedded backend: one SQLite database (`STATE_DIR/mfad.db`, WAL,
+//! directory 0700, file 0600). Nothing else in mfad touches SQL.
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{
+    BackupCode, CodeId, Device, Error, Result, SendId, SendSlot, SmsCode, Store, Summary, Trusted,
+    UserState, SEND_WINDOW_SECS,
+};
+use crate::codes::Hashed;
+use crate::factor::{DeviceData, Kind};
+use crate::lockout::{Limits, Lockout};
+
+pub const DB_FILE: &str = "mfad.db";
+
+/// Schema migrations, applied in order; `PRAGMA user_version` counts those
+/// done. Never edit a released entry: append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: users, TOTP devices, backup codes.
+    "CREATE TABLE users (
+        name TEXT PRIMARY KEY NOT NULL,
+        last_step INTEGER NOT NULL DEFAULT 0,
+        failures INTEGER NOT NULL DEFAULT 0,
+        locked_until INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE TABLE devices (
+        user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        secret BLOB NOT NULL,
+        created INTEGER NOT NULL,
+        last_used INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (user, id)
+    ) WITHOUT ROWID;
+    CREATE TABLE backup_codes (
+        user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        salt BLOB NOT NULL,
+        hash BLOB NOT NULL
+    );
+    CREATE INDEX backup_codes_user ON backup_codes(user);",
+    // 2: trusted devices. Expiry is not stored: it follows from trusted_at
+    // and the lifetime configured now.
+    "CREATE TABLE trusted_devices (
+        user TEXT NOT NULL,
+        id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        identity TEXT NOT NULL,
+        trusted_at INTEGER NOT NULL,
+        first_used INTEGER NOT NULL,
+        last_used INTEGER NOT NULL,
+        PRIMARY KEY (user, id),
+        UNIQUE (user, kind, identity)
+    ) WITHOUT ROWID;",
+    // 3: SMS: the one live login code per user (hashed), and the sends of
+    // the last hour (for max_sends_per_hour, which must survive a restart).
+    "CREATE TABLE sms_codes (
+        user TEXT PRIMARY KEY NOT NULL,
+        salt BLOB NOT NULL,
+        hash BLOB NOT NULL,
+        expires INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE sms_sends (
+        user TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX sms_sends_user_at ON sms_sends(user, at);",
+    // 4: typed device data. `data` is the kind's own encoding (see
+    // factor::DeviceData: a version byte, then the secret or the number);
+    // `label` is the name the user gave (empty for a phone, named by its
+    // number). Replaces the reused columns `name` and `secret`.
+    "CREATE TABLE devices_v4 (
+        user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        label TEXT NOT NULL,
+        data BLOB NOT NULL,
+        created INTEGER NOT NULL,
+        last_used INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (user, id)
+    ) WITHOUT ROWID;
+    INSERT INTO devices_v4 (user, id, kind, label, data, created, last_used)
+        SELECT user, id, kind,
+               CASE kind WHEN 'sms' THEN '' ELSE name END,
+               CASE kind WHEN 'sms' THEN CAST(X'01' || CAST(name AS BLOB) AS BLOB)
+                         ELSE CAST(X'01' || secret AS BLOB) END,
+               created, last_used
+        FROM devices;
+    DROP TABLE devices;
+    ALTER TABLE devices_v4 RENAME TO devices;",
+];
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Backend(e.to_string())
+    }
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub struct SqliteStore {
+    // One connection: SQLite serialises writers anyway, and every method is
+    // one transaction, so the lock is held for one operation at a time.
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database in `dir`, fixing modes to
+    /// 0700/0600 so a careless install cannot leave secrets readable.
+    pub fn open(dir: &Path) -> Result<SqliteStore> {
+        let io =
+            |what: &str, e: std::io::Error| Error::Setup(format!("{what} {}: {e}", dir.display()));
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| io("cannot create state directory", e))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| io("cannot set mode 0700 on", e))?;
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open(&path)?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+            .map_err(|e| io("cannot set mode 0600 on the database in", e))?;
+        SqliteStore::init(conn)
+    }
+
+    /// A private in-memory database, for unit tests.
+    #[cfg(test)]
+    pub fn open_in_memory() -> Result<SqliteStore> {
+        SqliteStore::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<SqliteStore> {
+        // WAL for concurrent readers; FULL sync so an accepted step or a
+        // failure count survives a power cut (replay and lockout state are
+        // security state, not a cache).
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // Every operation is one transaction, so a panic in another thread
+        // cannot have left half of one behind: carry on.
+        match self.conn.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn()
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let done = usize::try_from(version).unwrap_or(usize::MAX);
+    if done > MIGRATIONS.len() {
+        return Err(Error::Setup(format!(
+            "the state database has schema version {version}, newer than this mfad knows ({}); refusing to touch it",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(i + 1).unwrap_or(i64::MAX),
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn device_row(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(String, String, String, Vec<u8>, i64, i64)> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn device_of(row: (String, String, String, Vec<u8>, i64, i64)) -> Result<Device> {
+    let (id, kind, label, data, created, last_used) = row;
+    let kind = Kind::parse(&kind)
+        .ok_or_else(|| Error::Corrupt(format!("device {id} has unknown kind {kind:?}")))?;
+    let data =
+        DeviceData::decode(kind, &data).map_err(|e| Error::Corrupt(format!("device {id}: {e}")))?;
+    Ok(Device {
+        id,
+        label,
+        data,
+        created,
+        last_used,
+    })
+}
+
+fn trusted_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Trusted> {
+    Ok(Trusted {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        identity: r.get(2)?,
+        trusted_at: r.get(3)?,
+        first_used: r.get(4)?,
+        last_used: r.get(5)?,
+    })
+}
+
+fn replace_backup_codes(
+    tx: &rusqlite::Transaction<'_>,
+    user: &str,
+    backup: &[Hashed],
+) -> Result<()> {
+    tx.execute("DELETE FROM backup_codes WHERE user = ?1", [user])?;
+    let mut insert =
+        tx.prepare_cached("INSERT INTO backup_codes (user, salt, hash) VALUES (?1, ?2, ?3)")?;
+    for code in backup {
+        insert.execute(params![user, code.salt, code.hash])?;
+    }
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn user(&self, user: &str) -> Result<UserState> {
+        let conn = self.conn();
+        let base = conn
+            .prepare_cached("SELECT last_step, failures, locked_until FROM users WHERE name = ?1")?
+            .query_row([user], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .optional()?;
+        let Some((last_step, failures, locked_until)) = base else {
+            return Ok(UserState::default());
+        };
+        let devices = conn
+            .prepare_cached(
+                "SELECT id, kind, label, data, created, last_used FROM devices
+                 WHERE user = ?1 ORDER BY created, id",
+            )?
+            .query_map([user], device_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+            .into_iter()
+            .map(device_of)
+            .collect::<Result<Vec<_>>>()?;
+        let backup_codes = conn
+            .prepare_cached("SELECT rowid, salt, hash FROM backup_codes WHERE user = ?1")?
+            .query_map([user], |r| {
+                Ok(BackupCode {
+                    id: CodeId(r.get(0)?),
+                    code: Hashed {
+                        salt: r.get(1)?,
+                        hash: r.get(2)?,
+                    },
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let sms_code = conn
+            .prepare_cached("SELECT salt, hash, expires FROM sms_codes WHERE user = ?1")?
+            .query_row([user], |r| {
+                Ok(SmsCode {
+                    code: Hashed {
+                        salt: r.get(0)?,
+                        hash: r.get(1)?,
+                    },
+                    expires: r.get(2)?,
+                })
+            })
+            .optional()?;
+        Ok(UserState {
+            last_step: to_u64(last_step),
+            lockout: Lockout {
+                failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                locked_until,
+            },
+            devices,
+            backup_codes,
+            sms_code,
+        })
+    }
+
+    fn accept_totp_step(&self, user: &str, device_id: &str, step: u64, now: i64) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let changed = tx.execute(
+            "UPDATE users SET last_step = ?2, failures = 0, locked_until = 0
+             WHERE name = ?1 AND last_step < ?2 AND locked_until <= ?3",
+            params![user, to_i64(step), now],
+        )?;
+        if changed != 1 {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE devices SET last_used = ?3 WHERE user = ?1 AND id = ?2",
+            params![user, device_id, now],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn use_backup_code(&self, user: &str, id: CodeId, now: i64) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let deleted = tx.execute(
+            // A right code during a lockout still fails, even if the lock
+            // began after the caller read the user's state.
+            "DELETE FROM backup_codes WHERE user = ?1 AND rowid = ?2
+             AND NOT EXISTS (SELECT 1 FROM users WHERE name = ?1 AND locked_until > ?3)",
+            params![user, id.0, now],
+        )?;
+        if deleted != 1 {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE users SET failures = 0, locked_until = 0 WHERE name = ?1",
+            [user],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn use_sms_code(&self, user: &str, device_id: &str, code: &Hashed, now: i64) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let deleted = tx.execute(
+            "DELETE FROM sms_codes WHERE user = ?1 AND salt = ?2 AND hash = ?3 AND expires > ?4
+             AND NOT EXISTS (SELECT 1 FROM users WHERE name = ?1 AND locked_until > ?4)",
+            params![user, code.salt, code.hash, now],
+        )?;
+        if deleted != 1 {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE users SET failures = 0, locked_until = 0 WHERE name = ?1",
+            [user],
+        )?;
+        tx.execute(
+            "UPDATE devices SET last_used = ?3 WHERE user = ?1 AND id = ?2",
+            params![user, device_id, now],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn record_failure(&self, user: &str, now: i64, limits: Limits) -> Result<Lockout> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current = tx
+            .query_row(
+                "SELECT failures, locked_until FROM users WHERE name = ?1",
+                [user],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .optional()?;
+        let Some((failures, locked_until)) = current else {
+            // Nothing to lock for a user who never enrolled.
+            return Ok(Lockout::default().after_failure(now, limits));
+        };
+        let next = Lockout {
+            failures: u32::try_from(failures).unwrap_or(u32::MAX),
+            locked_until,
+        }
+        .after_failure(now, limits);
+        tx.execute(
+            "UPDATE users SET failures = ?2, locked_until = ?3 WHERE name = ?1",
+            params![user, next.failures, next.locked_until],
+        )?;
+        tx.commit()?;
+        Ok(next)
+    }
+
+    fn set_sms_code(&self, user: &str, code: &Hashed, expires: i64) -> Result<()> {
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO sms_codes (user, salt, hash, expires) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(user) DO UPDATE SET salt = excluded.salt, hash = excluded.hash,
+                 expires = excluded.expires",
+            )?
+            .execute(params![user, code.salt, code.hash, expires])?;
+        Ok(())
+    }
+
+    fn reserve_send(&self, user: &str, now: i64, max: u32) -> Result<SendSlot> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let since = now - SEND_WINDOW_SECS;
+        tx.execute(
+            "DELETE FROM sms_sends WHERE user = ?1 AND at <= ?2",
+            params![user, since],
+        )?;
+        let (count, oldest): (i64, Option<i64>) = tx.query_row(
+            "SELECT count(*), min(at) FROM sms_sends WHERE user = ?1",
+            [user],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if count >= i64::from(max) {
+            return Ok(SendSlot::Full {
+                next_at: oldest.unwrap_or(now) + SEND_WINDOW_SECS,
+            });
+        }
+        tx.execute(
+            "INSERT INTO sms_sends (user, at) VALUES (?1, ?2)",
+            params![user, now],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(SendSlot::Granted(SendId(id)))
+    }
+
+    fn release_send(&self, id: SendId) -> Result<()> {
+        self.conn()
+            .prepare_cached("DELETE FROM sms_sends WHERE rowid = ?1")?
+            .execute([id.0])?;
+        Ok(())
+    }
+
+    fn add_device(
+        &self,
+        user: &str,
+        device: &Device,
+        step: u64,
+        backup: Option<&[Hashed]>,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO users (name, last_step) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET last_step = max(last_step, excluded.last_step)",
+            params![user, to_i64(step)],
+        )?;
+        tx.execute(
+            "INSERT INTO devices (user, id, kind, label, data, created, last_used)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
+            params![
+                user,
+                device.id,
+                device.data.kind().as_str(),
+                device.label,
+                device.data.encode(),
+                device.created
+            ],
+        )?;
+        if let Some(backup) = backup {
+            replace_backup_codes(&tx, user, backup)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn replace_device_data(&self, user: &str, device_id: &str, data: &DeviceData) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "UPDATE devices SET data = ?4 WHERE user = ?1 AND id = ?2 AND kind = ?3",
+            params![user, device_id, data.kind().as_str(), data.encode()],
+        )?;
+        tx.execute("DELETE FROM sms_codes WHERE user = ?1", [user])?;
+        tx.commit()?;
+        Ok(n == 1)
+    }
+
+    fn remove_device(&self, user: &str, device_id: &str) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "DELETE FROM devices WHERE user = ?1 AND id = ?2",
+            params![user, device_id],
+        )?;
+        let left: i64 = tx.query_row(
+            "SELECT count(*) FROM devices WHERE user = ?1",
+            [user],
+            |r| r.get(0),
+        )?;
+        if left == 0 {
+            tx.execute("DELETE FROM backup_codes WHERE user = ?1", [user])?;
+        }
+        // A code sent to a phone that is gone must not log in.
+        tx.execute(
+            "DELETE FROM sms_codes WHERE user = ?1
+             AND NOT EXISTS (SELECT 1 FROM devices WHERE user = ?1 AND kind = ?2)",
+            params![user, Kind::Sms.as_str()],
+        )?;
+        tx.commit()?;
+        Ok(n == 1)
+    }
+
+    fn replace_backup_codes(&self, user: &str, backup: &[Hashed]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        replace_backup_codes(&tx, user, backup)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn trusted(&self, user: &str, kind: &str, identity: &str) -> Result<Option<Trusted>> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT id, kind, identity, trusted_at, first_used, last_used FROM trusted_devices
+                 WHERE user = ?1 AND kind = ?2 AND identity = ?3",
+            )?
+            .query_row(params![user, kind, identity], trusted_row)
+            .optional()?)
+    }
+
+    fn trusted_list(&self, user: &str) -> Result<Vec<Trusted>> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT id, kind, identity, trusted_at, first_used, last_used FROM trusted_devices
+                 WHERE user = ?1 ORDER BY first_used, id",
+            )?
+            .query_map([user], trusted_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn trust(&self, user: &str, new_id: &str, kind: &str, identity: &str, now: i64) -> Result<()> {
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO trusted_devices (user, id, kind, identity, trusted_at, first_used, last_used)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)
+                 ON CONFLICT(user, kind, identity)
+                 DO UPDATE SET trusted_at = excluded.trusted_at, last_used = excluded.last_used",
+            )?
+            .execute(params![user, new_id, kind, identity, now])?;
+        Ok(())
+    }
+
+    fn touch_trusted(&self, user: &str, id: &str, now: i64) -> Result<()> {
+        self.conn()
+            .prepare_cached(
+                "UPDATE trusted_devices SET last_used = ?3 WHERE user = ?1 AND id = ?2",
+            )?
+            .execute(params![user, id, now])?;
+        Ok(())
+    }
+
+    fn untrust(&self, user: &str, id: Option<&str>) -> Result<u32> {
+        let conn = self.conn();
+        let n = match id {
+            Some(id) => conn.execute(
+                "DELETE FROM trusted_devices WHERE user = ?1 AND id = ?2",
+                params![user, id],
+            )?,
+            None => conn.execute("DELETE FROM trusted_devices WHERE user = ?1", [user])?,
+        };
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    fn reset(&self, user: &str) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let devices = tx.execute("DELETE FROM devices WHERE user = ?1", [user])?;
+        let codes = tx.execute("DELETE FROM backup_codes WHERE user = ?1", [user])?;
+        let trusted = tx.execute("DELETE FROM trusted_devices WHERE user = ?1", [user])?;
+        tx.execute("DELETE FROM sms_codes WHERE user = ?1", [user])?;
+        let locks = tx.execute(
+            "UPDATE users SET failures = 0, locked_until = 0 WHERE name = ?1 AND (failures > 0 OR locked_until > 0)",
+            [user],
+        )?;
+        tx.commit()?;
+        Ok(devices + codes + trusted + locks > 0)
+    }
+
+    fn unlock(&self, user: &str) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE users SET failures = 0, locked_until = 0 WHERE name = ?1",
+            [user],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn list_users(&self) -> Result<Vec<Summary>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT u.name,
+                    (SELECT count(*) FROM devices d WHERE d.user = u.name),
+                    (SELECT count(*) FROM backup_codes b WHERE b.user = u.name),
+                    u.locked_until, u.failures
+             FROM users u ORDER BY u.name",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    Summary {
+                        user: r.get(0)?,
+                        devices: r.get(1)?,
+                        backup_codes_left: r.get(2)?,
+                        locked_until: r.get(3)?,
+                    },
+                    r.get::<_, i64>(4)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows
+            .into_iter()
+            .filter(|(s, failures)| {
+                s.devices > 0 || s.backup_codes_left > 0 || *failures > 0 || s.locked_until > 0
+            })
+            .map(|(s, _)| s)
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    crate::store::conformance::suite!(SqliteStore::open_in_memory().unwrap());
+
+    #[test]
+    fn files_get_private_modes_and_schema_is_versioned() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let s = SqliteStore::open(&state).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&state), 0o700);
+        assert_eq!(mode(&state.join(DB_FILE)), 0o600);
+        drop(s);
+        // Reopening applies nothing twice.
+        let s = SqliteStore::open(&state).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    }
+
+    /// A database as release 3 of the schema left it (app, phone, backup
+    /// codes, a live SMS code) keeps every enrollment through migration 4.
+    #[test]
+    fn devices_survive_the_typed_data_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            let tx = conn.transaction().unwrap();
+            for sql in &MIGRATIONS[..3] {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 3).unwrap();
+            tx.execute_batch(
+                "INSERT INTO users (name, last_step, failures) VALUES ('alice', 77, 2);
+                 INSERT INTO devices VALUES ('alice', 'a1', 'totp', 'phone', X'0102FF00', 10, 20);
+                 INSERT INTO devices VALUES ('alice', 's1', 'sms', '+37255512345', X'', 11, 0);
+                 INSERT INTO backup_codes VALUES ('alice', X'AA', X'BB');",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let s = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let u = s.user("alice").unwrap();
+        assert_eq!(u.last_step, 77);
+        assert_eq!(u.lockout.failures, 2);
+        assert_eq!(u.backup_codes.len(), 1);
+        assert_eq!(
+            u.devices,
+            vec![
+                Device {
+                    id: "a1".into(),
+                    label: "phone".into(),
+                    data: DeviceData::Totp {
+                        secret: vec![1, 2, 0xff, 0]
+                    },
+                    created: 10,
+                    last_used: 20,
+                },
+                Device {
+                    id: "s1".into(),
+                    label: String::new(),
+                    data: DeviceData::Sms {
+                        phone: "+37255512345".into()
+                    },
+                    created: 11,
+                    last_used: 0,
+                },
+            ]
+        );
+    }
+}
