@@ -50,6 +50,25 @@ struct Attempt {
     expires: i64,
 }
 
+/// Where an attempt comes from, for the audit log.
+struct Origin {
+    user: String,
+    service: String,
+    rhost: String,
+    tty: String,
+}
+
+impl Origin {
+    fn fields(&self) -> [(&str, &str); 4] {
+        [
+            ("user", &self.user),
+            ("service", &self.service),
+            ("rhost", &self.rhost),
+            ("tty", &self.tty),
+        ]
+    }
+}
+
 /// The attempts in flight, and the rate limit on self-verification.
 pub struct Attempts {
     table: Mutex<HashMap<String, Attempt>>,
@@ -193,41 +212,53 @@ impl Attempts {
         code: &[u8],
         now: i64,
     ) -> Result<(AnswerResult, String)> {
-        let (user, service, rhost, tty) = {
-            let mut table = lock(&self.table);
-            let Some(a) = table.get(token) else {
-                return Err(Error::NotFound("No such login attempt.".into()));
-            };
-            // Attempts are bound to the caller that began them: a token seen
-            // by someone else is useless to them.
-            if a.caller != caller || a.verified {
-                return Err(Error::NotFound("No such login attempt.".into()));
-            }
-            if a.expires <= now {
-                table.remove(token);
-                return Err(Error::Expired(
-                    "The login took too long; start again.".into(),
-                ));
-            }
-            (
-                a.user.clone(),
-                a.service.clone(),
-                a.rhost.clone(),
-                a.tty.clone(),
-            )
-        };
-        let fields = [
-            ("user", user.as_str()),
-            ("service", service.as_str()),
-            ("rhost", rhost.as_str()),
-            ("tty", tty.as_str()),
-        ];
+        let origin = self.live(caller, token, now)?;
         if code.iter().all(|b| b.is_ascii_whitespace()) {
-            if let Some(reply) = answer_blank(core, &user, now)? {
+            if let Some(reply) = answer_blank(core, &origin.user, now)? {
                 return Ok(reply);
             }
         }
-        let check = verify::check(core, &user, code, now)?;
+        let check = verify::check(core, &origin.user, code, now)?;
+        Ok(self.settle(core, token, &origin, check, now))
+    }
+
+    /// Who and where the attempt `token` is for, if it is live and was
+    /// begun by `caller`.
+    fn live(&self, caller: u32, token: &str, now: i64) -> Result<Origin> {
+        let mut table = lock(&self.table);
+        let Some(a) = table.get(token) else {
+            return Err(Error::NotFound("No such login attempt.".into()));
+        };
+        // Attempts are bound to the caller that began them: a token seen by
+        // someone else is useless to them.
+        if a.caller != caller || a.verified {
+            return Err(Error::NotFound("No such login attempt.".into()));
+        }
+        if a.expires <= now {
+            table.remove(token);
+            return Err(Error::Expired(
+                "The login took too long; start again.".into(),
+            ));
+        }
+        Ok(Origin {
+            user: a.user.clone(),
+            service: a.service.clone(),
+            rhost: a.rhost.clone(),
+            tty: a.tty.clone(),
+        })
+    }
+
+    /// Records a checked code in the attempt: verified, one more try, or
+    /// the end of it; and what the module is told.
+    fn settle(
+        &self,
+        core: &Core,
+        token: &str,
+        origin: &Origin,
+        check: Check,
+        now: i64,
+    ) -> (AnswerResult, String) {
+        let fields = origin.fields();
         let mut table = lock(&self.table);
         match check {
             Check::Ok(how) => {
@@ -242,7 +273,7 @@ impl Attempts {
                     f.push(("device", device));
                 }
                 core.audit.info("verify ok", &f);
-                Ok((AnswerResult::Success, String::new()))
+                (AnswerResult::Success, String::new())
             }
             Check::Locked(lockout) => {
                 table.remove(token);
@@ -250,39 +281,33 @@ impl Attempts {
                     "login denied",
                     &[fields.as_slice(), &[("reason", "locked out")]].concat(),
                 );
-                Ok((AnswerResult::Deny, lockout.message(now)))
+                (AnswerResult::Deny, lockout.message(now))
             }
             Check::Wrong { lockout, message } => {
                 core.audit.warn("verify failed", &fields);
                 if lockout.is_locked(now) {
                     table.remove(token);
+                    let failures = lockout.failures.to_string();
                     core.audit.warn(
                         "lockout",
-                        &[
-                            fields.as_slice(),
-                            &[("failures", &lockout.failures.to_string())],
-                        ]
-                        .concat(),
+                        &[fields.as_slice(), &[("failures", &failures)]].concat(),
                     );
-                    return Ok((AnswerResult::Deny, lockout.message(now)));
+                    return (AnswerResult::Deny, lockout.message(now));
                 }
-                let tries = match table.get_mut(token) {
-                    Some(a) => {
-                        a.tries += 1;
-                        a.tries
-                    }
-                    None => TRIES,
+                let tries = table.get_mut(token).map_or(TRIES, |a| {
+                    a.tries += 1;
+                    a.tries
+                });
+                if tries < TRIES {
+                    return (AnswerResult::Retry, message.to_string());
+                }
+                table.remove(token);
+                let message = if message == MSG_WRONG_RETRY {
+                    MSG_WRONG
+                } else {
+                    message
                 };
-                if tries >= TRIES {
-                    table.remove(token);
-                    let message = if message == MSG_WRONG_RETRY {
-                        MSG_WRONG
-                    } else {
-                        message
-                    };
-                    return Ok((AnswerResult::Deny, message.to_string()));
-                }
-                Ok((AnswerResult::Retry, message.to_string()))
+                (AnswerResult::Deny, message.to_string())
             }
         }
     }

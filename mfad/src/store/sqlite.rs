@@ -18,81 +18,13 @@ use crate::lockout::{Limits, Lockout};
 
 pub const DB_FILE: &str = "mfad.db";
 
-/// Schema migrations, applied in order; `PRAGMA user_version` counts those
-/// done. Never edit a released entry: append a new one.
+/// Schema migrations (`store/migrations/sqlite/`), applied in order; `PRAGMA
+/// user_version` counts those done. Never edit a released one: add a file.
 const MIGRATIONS: &[&str] = &[
-    // 1: users, TOTP devices, backup codes.
-    "CREATE TABLE users (
-        name TEXT PRIMARY KEY NOT NULL,
-        last_step INTEGER NOT NULL DEFAULT 0,
-        failures INTEGER NOT NULL DEFAULT 0,
-        locked_until INTEGER NOT NULL DEFAULT 0
-    ) WITHOUT ROWID;
-    CREATE TABLE devices (
-        user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
-        id TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        name TEXT NOT NULL,
-        secret BLOB NOT NULL,
-        created INTEGER NOT NULL,
-        last_used INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (user, id)
-    ) WITHOUT ROWID;
-    CREATE TABLE backup_codes (
-        user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
-        salt BLOB NOT NULL,
-        hash BLOB NOT NULL
-    );
-    CREATE INDEX backup_codes_user ON backup_codes(user);",
-    // 2: trusted devices. Expiry is not stored: it follows from trusted_at
-    // and the lifetime configured now.
-    "CREATE TABLE trusted_devices (
-        user TEXT NOT NULL,
-        id TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        identity TEXT NOT NULL,
-        trusted_at INTEGER NOT NULL,
-        first_used INTEGER NOT NULL,
-        last_used INTEGER NOT NULL,
-        PRIMARY KEY (user, id),
-        UNIQUE (user, kind, identity)
-    ) WITHOUT ROWID;",
-    // 3: SMS: the one live login code per user (hashed), and the sends of
-    // the last hour (for max_sends_per_hour, which must survive a restart).
-    "CREATE TABLE sms_codes (
-        user TEXT PRIMARY KEY NOT NULL,
-        salt BLOB NOT NULL,
-        hash BLOB NOT NULL,
-        expires INTEGER NOT NULL
-    ) WITHOUT ROWID;
-    CREATE TABLE sms_sends (
-        user TEXT NOT NULL,
-        at INTEGER NOT NULL
-    );
-    CREATE INDEX sms_sends_user_at ON sms_sends(user, at);",
-    // 4: typed device data. `data` is the kind's own encoding (see
-    // factor::DeviceData: a version byte, then the secret or the number);
-    // `label` is the name the user gave (empty for a phone, named by its
-    // number). Replaces the reused columns `name` and `secret`.
-    "CREATE TABLE devices_v4 (
-        user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
-        id TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        label TEXT NOT NULL,
-        data BLOB NOT NULL,
-        created INTEGER NOT NULL,
-        last_used INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (user, id)
-    ) WITHOUT ROWID;
-    INSERT INTO devices_v4 (user, id, kind, label, data, created, last_used)
-        SELECT user, id, kind,
-               CASE kind WHEN 'sms' THEN '' ELSE name END,
-               CASE kind WHEN 'sms' THEN CAST(X'01' || CAST(name AS BLOB) AS BLOB)
-                         ELSE CAST(X'01' || secret AS BLOB) END,
-               created, last_used
-        FROM devices;
-    DROP TABLE devices;
-    ALTER TABLE devices_v4 RENAME TO devices;",
+    include_str!("migrations/sqlite/0001-users-devices-backup-codes.sql"),
+    include_str!("migrations/sqlite/0002-trusted-devices.sql"),
+    include_str!("migrations/sqlite/0003-sms.sql"),
+    include_str!("migrations/sqlite/0004-typed-device-data.sql"),
 ];
 
 impl From<rusqlite::Error> for Error {
