@@ -13,7 +13,7 @@ pub enum Mode {
     Required,
 }
 
-/// The decision, before any session is made.
+/// The decision, before any login attempt is made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Ignore,
