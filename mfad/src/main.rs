@@ -33,6 +33,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::service::{Core, Service};
 use crate::store::sqlite::SqliteStore;
+use crate::users::Directory;
 
 const USAGE: &str = "usage: mfad [--config PATH]";
 
@@ -88,7 +89,7 @@ fn run(path: &std::path::Path, explicit: bool) -> Result<()> {
     let config = Config::load(path, explicit)?;
     let audit = Audit::new(config.daemon.log);
     let state_dir = config.daemon.state_dir.clone();
-    let store = SqliteStore::open(&state_dir)?;
+    let store = SqliteStore::open(&state_dir, &|name| users::Nss.account(name))?;
     // One daemon per state directory, whatever bus it serves.
     let lock_path = state_dir.join("mfad.lock");
     let lock_file = File::create(&lock_path)

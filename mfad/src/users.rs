@@ -4,12 +4,37 @@
 
 use nix::unistd::{Group, Uid, User};
 
+/// A Unix account: state is kept by its UID; `name` is the account's
+/// canonical name (the one its UID maps back to), whatever name it was
+/// looked up by (`ALICE` on a case-insensitive directory, an alias made with
+/// `useradd -o`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub uid: u32,
+    pub name: String,
+}
+
 /// The user directory mfad consults.
 pub trait Directory: Send + Sync {
     fn uid_of(&self, name: &str) -> Option<u32>;
     fn name_of(&self, uid: u32) -> Option<String>;
     /// Whether the user with `uid` is in `group` (primary or supplementary).
     fn in_group(&self, uid: u32, group: &str) -> bool;
+
+    /// The account `name` belongs to, by its UID and canonical name.
+    fn account(&self, name: &str) -> Option<Account> {
+        let uid = self.uid_of(name)?;
+        let name = self.name_of(uid)?;
+        Some(Account { uid, name })
+    }
+
+    /// The account with `uid`.
+    fn account_of(&self, uid: u32) -> Option<Account> {
+        Some(Account {
+            uid,
+            name: self.name_of(uid)?,
+        })
+    }
 }
 
 /// Longest user name accepted on the wire; longer than any NSS backend uses.
@@ -145,5 +170,20 @@ mod tests {
         assert_eq!(d.name_of(1000).as_deref(), Some("alice"));
         assert_eq!(d.uid_of("bob"), None);
         assert!(d.in_group(1000, "wheel") && !d.in_group(1000, "") && !d.in_group(1, "wheel"));
+    }
+
+    #[test]
+    fn every_name_of_a_uid_is_one_account() {
+        let d = Fake::default()
+            .with("alice", 1000, &[])
+            .with("aliceb", 1000, &[]);
+        let alice = Account {
+            uid: 1000,
+            name: "alice".into(),
+        };
+        assert_eq!(d.account("alice"), Some(alice.clone()));
+        assert_eq!(d.account("aliceb"), Some(alice.clone()));
+        assert_eq!(d.account_of(1000), Some(alice));
+        assert_eq!(d.account("bob"), None);
     }
 }

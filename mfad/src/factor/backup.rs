@@ -39,7 +39,7 @@ impl Factor for Backup {
             .collect();
         if let Some(i) = codes::find(a.code, &stored) {
             if a.store
-                .use_backup_code(a.user, a.state.backup_codes[i].id, a.now)?
+                .use_backup_code(a.uid, a.state.backup_codes[i].id, a.now)?
             {
                 return Ok(Outcome::Accepted(Accepted {
                     method: "backup",

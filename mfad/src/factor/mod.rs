@@ -146,7 +146,8 @@ pub enum Outcome {
 /// What a factor is given to check one typed code.
 pub struct Input<'a> {
     pub store: &'a dyn Store,
-    pub user: &'a str,
+    /// The account's UID (state is kept by it).
+    pub uid: u32,
     /// The user's state as read before the check; the store re-checks
     /// whatever could have changed since (replay, one-time use, lockout).
     pub state: &'a UserState,

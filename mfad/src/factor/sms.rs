@@ -39,9 +39,7 @@ impl Factor for Sms {
         if sent.expires <= a.now {
             return Ok(Outcome::Rejected(Some(MSG_EXPIRED)));
         }
-        if a.store
-            .use_sms_code(a.user, &device.id, &sent.code, a.now)?
-        {
+        if a.store.use_sms_code(a.uid, &device.id, &sent.code, a.now)? {
             return Ok(Outcome::Accepted(Accepted {
                 method: "sms",
                 device: Some(device.id.clone()),

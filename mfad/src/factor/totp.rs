@@ -38,7 +38,7 @@ impl Factor for Totp {
                 continue;
             };
             if step > a.state.last_step
-                && a.store.accept_totp_step(a.user, &device.id, step, a.now)?
+                && a.store.accept_totp_step(a.uid, &device.id, step, a.now)?
             {
                 return Ok(Outcome::Accepted(Accepted {
                     method: "totp",

@@ -6,7 +6,7 @@
 use mfa_api::{Device as WireDevice, TrustedDevice, UserStatus};
 
 use super::authz::AccountGrant;
-use super::{sms, verify, Core};
+use super::{owned_state, sms, verify, Core};
 use crate::audit::field;
 use crate::error::{Error, Result};
 use crate::factor::{self, View};
@@ -15,7 +15,10 @@ use crate::store::{Trusted, UserState};
 use crate::trust::Lifetime;
 
 pub fn status(core: &Core, grant: &AccountGrant, view: View) -> Result<UserStatus> {
-    let state = core.store.user(grant.user())?;
+    let state = match view {
+        View::Owner => owned_state(core, grant.account())?,
+        View::Admin => core.store.user(grant.uid())?,
+    };
     Ok(status_of(grant.user(), &state, view))
 }
 
@@ -28,14 +31,14 @@ pub fn remove_device(
 ) -> Result<()> {
     let user = grant.user();
     let no_such = || Error::NotFound(format!("No device {} for {user}.", field(device_id)));
-    let state = core.store.user(user)?;
+    let state = owned_state(core, grant.account())?;
     if !state.devices.iter().any(|d| d.id == device_id) {
         return Err(no_such());
     }
     if !grant.by_root() {
-        verify::require_code(core, user, code, now)?;
+        verify::require_code(core, grant.account(), code, now)?;
     }
-    if !core.store.remove_device(user, device_id)? {
+    if !core.store.remove_device(grant.uid(), device_id)? {
         return Err(no_such());
     }
     core.audit.info(
@@ -56,16 +59,16 @@ pub fn regenerate_backup_codes(
     now: i64,
 ) -> Result<Vec<String>> {
     let user = grant.user();
-    if !core.store.user(user)?.enrolled() {
+    if !owned_state(core, grant.account())?.enrolled() {
         return Err(Error::NotEnrolled(format!(
             "{user} has no device enrolled."
         )));
     }
     if !grant.by_root() {
-        verify::require_code(core, user, code, now)?;
+        verify::require_code(core, grant.account(), code, now)?;
     }
     let (codes, hashed) = factor::backup::generate(core.random.as_ref())?;
-    core.store.replace_backup_codes(user, &hashed)?;
+    core.store.replace_backup_codes(grant.uid(), &hashed)?;
     core.audit.info(
         "backup codes regenerated",
         &[("user", user), ("by_uid", &grant.caller().to_string())],
@@ -78,27 +81,27 @@ pub fn regenerate_backup_codes(
 pub fn send_code(core: &Core, grant: &AccountGrant, now: i64) -> Result<String> {
     let user = grant.user();
     core.sms()?;
-    let state = core.store.user(user)?;
+    let state = owned_state(core, grant.account())?;
     let Some((_, number)) = state.phone() else {
         return Err(Error::NotEnrolled(format!("{user} has no phone enrolled.")));
     };
     if state.lockout.is_locked(now) {
         return Err(Error::LockedOut(state.lockout.message(now)));
     }
-    sms::send_login_code(core, user, number, now, None)?;
+    sms::send_login_code(core, grant.account(), number, now, None)?;
     Ok(phone::mask(number))
 }
 
 pub fn trusted_devices(core: &Core, grant: &AccountGrant) -> Result<Vec<TrustedDevice>> {
     let lifetime = core.config.trusted_devices.lifetime;
-    let rows = core.store.trusted_list(grant.user())?;
+    let rows = core.store.trusted_list(grant.uid())?;
     Ok(rows.iter().map(|t| trusted_to_wire(t, lifetime)).collect())
 }
 
 /// Stops trusting one device (`Some(id)`) or all; returns how many.
 pub fn untrust(core: &Core, grant: &AccountGrant, id: Option<&str>) -> Result<u32> {
     let user = grant.user();
-    let n = core.store.untrust(user, id)?;
+    let n = core.store.untrust(grant.uid(), id)?;
     if let Some(id) = id {
         if n == 0 {
             return Err(Error::NotFound(format!(

@@ -26,7 +26,7 @@ pub fn list_users(core: &Core, _grant: &AdminGrant) -> Result<Vec<UserSummary>> 
 /// their logins and enrollments in flight).
 pub fn reset(core: &Core, target: &AdminTarget) -> Result<()> {
     let user = target.user();
-    core.store.reset(user)?;
+    core.store.reset(target.uid())?;
     core.audit.warn(
         "reset",
         &[("user", user), ("by_uid", &target.caller().to_string())],
@@ -36,7 +36,7 @@ pub fn reset(core: &Core, target: &AdminTarget) -> Result<()> {
 
 pub fn unlock(core: &Core, target: &AdminTarget) -> Result<()> {
     let user = target.user();
-    core.store.unlock(user)?;
+    core.store.unlock(target.uid())?;
     core.audit.info(
         "unlock",
         &[("user", user), ("by_uid", &target.caller().to_string())],

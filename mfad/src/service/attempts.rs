@@ -10,13 +10,14 @@ use mfa_api::{AnswerResult, BeginAction};
 
 use super::authz::LoginGrant;
 use super::verify::{self, Check, MSG_WRONG, MSG_WRONG_RETRY};
-use super::{lock, sms, Core, LoginRequest};
+use super::{lock, owned_state, sms, Core, LoginRequest};
 use crate::error::{Error, Result};
 use crate::policy::{self, Decision};
 use crate::random;
 use crate::ratelimit::RateLimit;
 use crate::store::UserState;
 use crate::trust::{self, Identity, Lifetime};
+use crate::users::Account;
 
 /// Tries per attempt before the module is told to give up.
 pub const TRIES: u32 = 3;
@@ -36,7 +37,7 @@ const MSG_TRUSTED: &str = "This device is trusted; no verification code needed."
 pub const MSG_NOT_VERIFIED: &str = "2-step verification did not take place in this login.";
 
 struct Attempt {
-    user: String,
+    account: Account,
     caller: u32,
     service: String,
     rhost: String,
@@ -52,7 +53,7 @@ struct Attempt {
 
 /// Where an attempt comes from, for the audit log.
 struct Origin {
-    user: String,
+    account: Account,
     service: String,
     rhost: String,
     tty: String,
@@ -61,7 +62,7 @@ struct Origin {
 impl Origin {
     fn fields(&self) -> [(&str, &str); 4] {
         [
-            ("user", &self.user),
+            ("user", &self.account.name),
             ("service", &self.service),
             ("rhost", &self.rhost),
             ("tty", &self.tty),
@@ -107,15 +108,25 @@ impl Attempts {
         // Names that cannot exist are looked up like any other (and found
         // unenrolled), so the answer does not reveal which users exist.
         let lifetime = core.config.trusted_devices.lifetime;
+        // Only root (sshd, login) vouches for where a login comes from; a
+        // caller running as the user (a screen locker) could name any host
+        // or key. A login without a remote host is never trusted.
         let identity = match lifetime {
             Lifetime::Off => None,
+            _ if grant.caller() != 0 || req.rhost.trim().is_empty() => None,
             _ => trust::identity(&req.rhost, &req.auth_info),
         };
-        let state = core.store.user(user)?;
+        let state = match owned_state(core, grant.account()) {
+            Ok(state) => state,
+            Err(Error::AccessDenied(message)) => {
+                return Ok((BeginAction::Deny, String::new(), message))
+            }
+            Err(e) => return Err(e),
+        };
         let trusted = match &identity {
             Some(id) if state.enrolled() => core
                 .store
-                .trusted(user, id.kind(), id.value())?
+                .trusted(grant.uid(), id.kind(), id.value())?
                 .filter(|t| lifetime.holds(t.trusted_at, now)),
             _ => None,
         };
@@ -129,7 +140,7 @@ impl Attempts {
             Decision::Ignore => Ok((BeginAction::Ignore, String::new(), String::new())),
             Decision::Allow => {
                 if let Some(t) = &trusted {
-                    core.store.touch_trusted(user, &t.id, now)?;
+                    core.store.touch_trusted(grant.uid(), &t.id, now)?;
                     let mut f = fields.to_vec();
                     f.push(("trusted_device", &t.id));
                     core.audit.info("login allowed", &f);
@@ -149,7 +160,7 @@ impl Attempts {
                 Ok((BeginAction::Deny, String::new(), message))
             }
             Decision::Challenge => {
-                let prompt = match begin_prompt(core, &state, user, now)? {
+                let prompt = match begin_prompt(core, &state, grant.account(), now)? {
                     Ok(prompt) => prompt,
                     Err(message) => {
                         let mut f = fields.to_vec();
@@ -189,7 +200,7 @@ impl Attempts {
         table.insert(
             token.clone(),
             Attempt {
-                user: grant.user().to_string(),
+                account: grant.account().clone(),
                 caller: grant.caller(),
                 service: req.service.clone(),
                 rhost: req.rhost.clone(),
@@ -214,11 +225,11 @@ impl Attempts {
     ) -> Result<(AnswerResult, String)> {
         let origin = self.live(caller, token, now)?;
         if code.iter().all(|b| b.is_ascii_whitespace()) {
-            if let Some(reply) = answer_blank(core, &origin.user, now)? {
+            if let Some(reply) = answer_blank(core, &origin.account, now)? {
                 return Ok(reply);
             }
         }
-        let check = verify::check(core, &origin.user, code, now)?;
+        let check = verify::check(core, &origin.account, code, now)?;
         Ok(self.settle(core, token, &origin, check, now))
     }
 
@@ -241,7 +252,7 @@ impl Attempts {
             ));
         }
         Ok(Origin {
-            user: a.user.clone(),
+            account: a.account.clone(),
             service: a.service.clone(),
             rhost: a.rhost.clone(),
             tty: a.tty.clone(),
@@ -325,11 +336,18 @@ impl Attempts {
         now: i64,
     ) -> Result<(BeginAction, String)> {
         let user = grant.user();
-        let enrolled = core.store.user(user)?.enrolled();
+        let enrolled = match owned_state(core, grant.account()) {
+            Ok(state) => state.enrolled(),
+            Err(Error::AccessDenied(message)) => return Ok((BeginAction::Deny, message)),
+            Err(e) => return Err(e),
+        };
         let verified = {
             let mut table = lock(&self.table);
             let ok = table.get(token).is_some_and(|a| {
-                a.verified && a.user == user && a.caller == grant.caller() && a.expires > now
+                a.verified
+                    && a.account == *grant.account()
+                    && a.caller == grant.caller()
+                    && a.expires > now
             });
             if ok {
                 table.remove(token)
@@ -342,7 +360,7 @@ impl Attempts {
             // once the whole auth stack passed, so a right code with a wrong
             // password never makes a device trusted.
             if let Some(id) = &attempt.identity {
-                trust_device(core, user, id, now)?;
+                trust_device(core, grant.account(), id, now)?;
             }
             return Ok((BeginAction::Allow, String::new()));
         }
@@ -375,8 +393,8 @@ impl Attempts {
     }
 
     /// Ends the attempts of `user` (an admin reset).
-    pub fn forget_user(&self, user: &str) {
-        lock(&self.table).retain(|_, a| a.user != user);
+    pub fn forget_user(&self, uid: u32) {
+        lock(&self.table).retain(|_, a| a.account.uid != uid);
     }
 
     #[cfg(test)]
@@ -396,7 +414,7 @@ impl Attempts {
 fn begin_prompt(
     core: &Core,
     state: &UserState,
-    user: &str,
+    account: &Account,
     now: i64,
 ) -> Result<std::result::Result<String, String>> {
     let Some((_, number)) = state.phone() else {
@@ -409,7 +427,7 @@ fn begin_prompt(
             PROMPT.to_string()
         }));
     }
-    match sms::send_login_code(core, user, number, now, Some(core.sms()?.login_wait)) {
+    match sms::send_login_code(core, account, number, now, Some(core.sms()?.login_wait)) {
         Ok(sent) => Ok(Ok(format!("{sent} Verification code: "))),
         // A code sent earlier still works until it expires.
         Err(Error::RateLimited(m) | Error::Unavailable(m)) => Ok(
@@ -431,18 +449,22 @@ fn begin_prompt(
 /// An empty answer from a user with a phone asks for a code by SMS: the
 /// module prompts again (`prompt`). Neither a failure nor a try. None when
 /// the answer should be checked as a code after all.
-fn answer_blank(core: &Core, user: &str, now: i64) -> Result<Option<(AnswerResult, String)>> {
+fn answer_blank(
+    core: &Core,
+    account: &Account,
+    now: i64,
+) -> Result<Option<(AnswerResult, String)>> {
     if core.sms.is_none() {
         return Ok(None);
     }
-    let state = core.store.user(user)?;
+    let state = core.store.user(account.uid)?;
     let Some((_, number)) = state.phone() else {
         return Ok(None);
     };
     if state.lockout.is_locked(now) {
         return Ok(None);
     }
-    match sms::send_login_code(core, user, number, now, Some(core.sms()?.login_wait)) {
+    match sms::send_login_code(core, account, number, now, Some(core.sms()?.login_wait)) {
         Ok(sent) => Ok(Some((
             AnswerResult::Prompt,
             format!("{sent} Verification code: "),
@@ -459,14 +481,14 @@ fn answer_blank(core: &Core, user: &str, now: i64) -> Result<Option<(AnswerResul
     }
 }
 
-fn trust_device(core: &Core, user: &str, id: &Identity, now: i64) -> Result<()> {
+fn trust_device(core: &Core, account: &Account, id: &Identity, now: i64) -> Result<()> {
     let new_id = random::hex(core.random.as_ref(), 4)?;
     core.store
-        .trust(user, &new_id, id.kind(), id.value(), now)?;
+        .trust(account.uid, &new_id, id.kind(), id.value(), now)?;
     core.audit.info(
         "device trusted",
         &[
-            ("user", user),
+            ("user", &account.name),
             ("kind", id.kind()),
             ("identity", id.value()),
         ],

@@ -2,6 +2,13 @@
 //! the message). Each check returns a grant; the operations behind it take
 //! the grant as an argument, so none of them can run unchecked.
 //!
+//! A grant names the account by UID and canonical name, resolved through
+//! the user directory once, here: every name of a UID (an alias, another
+//! case on a case-insensitive directory) is the same account. A name that
+//! resolves to nothing is [`UNKNOWN_UID`] for root (and so looks like a user
+//! who has not enrolled: no one learns which names exist) and refused for
+//! anyone else.
+//!
 //! | interface | root | the user themselves | `admin_group` | anyone else |
 //! |---|---|---|---|---|
 //! | Login | any user | own account | own account | denied |
@@ -11,20 +18,24 @@
 use super::Core;
 use crate::audit::field;
 use crate::error::{Error, Result};
-use crate::users::valid_name;
+use crate::users::{valid_name, Account};
+
+/// The UID of a name that resolves to no account: `(uid_t)-1`, which no
+/// account has, so nothing is ever stored under it.
+pub const UNKNOWN_UID: u32 = u32::MAX;
 
 /// May verify `user`'s codes (Login interface).
 #[derive(Debug)]
 pub struct LoginGrant {
     caller: u32,
-    user: String,
+    account: Account,
 }
 
 /// May act on `user`'s account (Account interface, or an admin's target).
 #[derive(Debug)]
 pub struct AccountGrant {
     caller: u32,
-    user: String,
+    account: Account,
 }
 
 /// May use the Admin interface.
@@ -38,7 +49,7 @@ pub struct AdminGrant {
 #[derive(Debug)]
 pub struct AdminTarget {
     caller: u32,
-    user: String,
+    account: Account,
 }
 
 impl LoginGrant {
@@ -46,8 +57,17 @@ impl LoginGrant {
         self.caller
     }
 
+    /// The account's canonical name.
     pub fn user(&self) -> &str {
-        &self.user
+        &self.account.name
+    }
+
+    pub fn account(&self) -> &Account {
+        &self.account
+    }
+
+    pub fn uid(&self) -> u32 {
+        self.account.uid
     }
 }
 
@@ -56,8 +76,17 @@ impl AccountGrant {
         self.caller
     }
 
+    /// The account's canonical name.
     pub fn user(&self) -> &str {
-        &self.user
+        &self.account.name
+    }
+
+    pub fn account(&self) -> &Account {
+        &self.account
+    }
+
+    pub fn uid(&self) -> u32 {
+        self.account.uid
     }
 
     /// Root need not prove anything with a current code.
@@ -68,11 +97,11 @@ impl AccountGrant {
 
 impl AdminGrant {
     /// The admin acting on `user`'s account.
-    pub fn on(&self, user: &str) -> Result<AdminTarget> {
+    pub fn on(&self, core: &Core, user: &str) -> Result<AdminTarget> {
         check_name(user)?;
         Ok(AdminTarget {
             caller: self.caller,
-            user: user.to_string(),
+            account: resolve(core, user),
         })
     }
 }
@@ -82,17 +111,30 @@ impl AdminTarget {
         self.caller
     }
 
+    /// The account's canonical name.
     pub fn user(&self) -> &str {
-        &self.user
+        &self.account.name
+    }
+
+    pub fn uid(&self) -> u32 {
+        self.account.uid
     }
 
     /// What the account's owner may do, the admin may do too.
-    pub fn account(&self) -> AccountGrant {
+    pub fn as_owner(&self) -> AccountGrant {
         AccountGrant {
             caller: self.caller,
-            user: self.user.clone(),
+            account: self.account.clone(),
         }
     }
+}
+
+/// The account `name` belongs to; [`UNKNOWN_UID`] when none.
+fn resolve(core: &Core, name: &str) -> Account {
+    core.users.account(name).unwrap_or_else(|| Account {
+        uid: UNKNOWN_UID,
+        name: name.to_string(),
+    })
 }
 
 fn check_name(user: &str) -> Result<()> {
@@ -108,11 +150,9 @@ fn check_name(user: &str) -> Result<()> {
 
 /// Login: root for anyone, others for themselves only.
 pub fn login(core: &Core, caller: u32, user: &str) -> Result<LoginGrant> {
-    if caller == 0 || core.users.uid_of(user) == Some(caller) {
-        return Ok(LoginGrant {
-            caller,
-            user: user.to_string(),
-        });
+    let account = resolve(core, user);
+    if caller == 0 || account.uid == caller {
+        return Ok(LoginGrant { caller, account });
     }
     denied(core, "Login", caller, Some(user));
     Err(Error::AccessDenied(
@@ -124,18 +164,16 @@ pub fn login(core: &Core, caller: u32, user: &str) -> Result<LoginGrant> {
 /// anyone, others for themselves only.
 pub fn account(core: &Core, caller: u32, user: &str) -> Result<AccountGrant> {
     if user.is_empty() {
-        let user = core
+        let account = core
             .users
-            .name_of(caller)
+            .account_of(caller)
             .ok_or_else(|| Error::InvalidArgument(format!("UID {caller} has no user name.")))?;
-        return Ok(AccountGrant { caller, user });
+        return Ok(AccountGrant { caller, account });
     }
     check_name(user)?;
-    if caller == 0 || core.users.uid_of(user) == Some(caller) {
-        return Ok(AccountGrant {
-            caller,
-            user: user.to_string(),
-        });
+    let account = resolve(core, user);
+    if caller == 0 || account.uid == caller {
+        return Ok(AccountGrant { caller, account });
     }
     denied(core, "Account", caller, Some(user));
     Err(Error::AccessDenied(

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::authz::AccountGrant;
-use super::{lock, sms, verify, Core};
+use super::authz::{AccountGrant, UNKNOWN_UID};
+use super::{lock, owned_state, sms, verify, Core};
 use crate::audit::field;
 use crate::codes;
 use crate::error::{Error, Result};
@@ -27,7 +27,7 @@ const DEFAULT_DEVICE_NAME: &str = "authenticator";
 const MAX_DEVICE_NAME: usize = 64;
 
 struct Pending {
-    user: String,
+    uid: u32,
     data: PendingData,
     tries: u32,
     expires: i64,
@@ -69,7 +69,7 @@ impl Enrollments {
         now: i64,
     ) -> Result<(String, String, String)> {
         let user = grant.user();
-        require_account(core, user)?;
+        require_account(grant)?;
         let name = if name.is_empty() {
             DEFAULT_DEVICE_NAME
         } else {
@@ -85,7 +85,7 @@ impl Enrollments {
         let secret_b32 = totp::secret_to_base32(&secret);
         let id = self.add(
             core,
-            user,
+            grant.uid(),
             PendingData::Totp(factor::totp::Pending {
                 name: name.to_string(),
                 secret,
@@ -112,17 +112,23 @@ impl Enrollments {
     ) -> Result<(String, Vec<String>)> {
         let user = grant.user();
         let (secret, name) =
-            self.live(user, enrollment_id, Kind::Totp, now, |data| match data {
-                PendingData::Totp(p) => Some((p.secret.clone(), p.name.clone())),
-                PendingData::Sms(_) => None,
-            })?;
+            self.live(
+                grant.uid(),
+                enrollment_id,
+                Kind::Totp,
+                now,
+                |data| match data {
+                    PendingData::Totp(p) => Some((p.secret.clone(), p.name.clone())),
+                    PendingData::Sms(_) => None,
+                },
+            )?;
         let (Some(c1), Some(c2)) = (
             verify::normalize(code1.as_bytes()),
             verify::normalize(code2.as_bytes()),
         ) else {
             return Err(Error::InvalidCode("Codes are 6 digits.".into()));
         };
-        let state = core.store.user(user)?;
+        let state = owned_state(core, grant.account())?;
         let Some(step) = totp::find_consecutive(
             &secret,
             &c1,
@@ -153,7 +159,8 @@ impl Enrollments {
             created: now,
             last_used: 0,
         };
-        core.store.add_device(user, &device, step, Some(&hashed))?;
+        core.store
+            .add_device(grant.account(), &device, step, Some(&hashed))?;
         core.audit.info(
             "enroll",
             &[
@@ -177,10 +184,10 @@ impl Enrollments {
         now: i64,
     ) -> Result<(String, String)> {
         let user = grant.user();
-        require_account(core, user)?;
+        require_account(grant)?;
         core.sms()?;
         let number = phone::parse(number).map_err(Error::InvalidArgument)?;
-        let state = core.store.user(user)?;
+        let state = owned_state(core, grant.account())?;
         let current = state.phone().map(|(_, p)| p);
         if current == Some(number.as_str()) {
             return Err(Error::InvalidArgument(format!(
@@ -189,13 +196,13 @@ impl Enrollments {
             )));
         }
         if !grant.by_root() && state.enrolled() {
-            verify::require_code(core, user, code, now)?;
+            verify::require_code(core, grant.account(), code, now)?;
         }
-        let (hashed, _) = sms::send(core, user, &number, now, None)?;
+        let (hashed, _) = sms::send(core, grant.account(), &number, now, None)?;
         let lifetime = core.sms()?.code_lifetime;
         let id = self.add(
             core,
-            user,
+            grant.uid(),
             PendingData::Sms(factor::sms::Pending {
                 phone: number.clone(),
                 code: hashed,
@@ -224,12 +231,17 @@ impl Enrollments {
         enrollment_id: &str,
         now: i64,
     ) -> Result<String> {
-        let user = grant.user();
-        let number = self.live(user, enrollment_id, Kind::Sms, now, |data| match data {
-            PendingData::Sms(p) => Some(p.phone.clone()),
-            PendingData::Totp(_) => None,
-        })?;
-        let (hashed, _) = sms::send(core, user, &number, now, None)?;
+        let number = self.live(
+            grant.uid(),
+            enrollment_id,
+            Kind::Sms,
+            now,
+            |data| match data {
+                PendingData::Sms(p) => Some(p.phone.clone()),
+                PendingData::Totp(_) => None,
+            },
+        )?;
+        let (hashed, _) = sms::send(core, grant.account(), &number, now, None)?;
         let lifetime = core.sms()?.code_lifetime;
         if let Some(Pending {
             data: PendingData::Sms(p),
@@ -254,11 +266,16 @@ impl Enrollments {
         now: i64,
     ) -> Result<(String, Vec<String>)> {
         let user = grant.user();
-        let (number, stored, code_expires) =
-            self.live(user, enrollment_id, Kind::Sms, now, |data| match data {
+        let (number, stored, code_expires) = self.live(
+            grant.uid(),
+            enrollment_id,
+            Kind::Sms,
+            now,
+            |data| match data {
                 PendingData::Sms(p) => Some((p.phone.clone(), p.code.clone(), p.code_expires)),
                 PendingData::Totp(_) => None,
-            })?;
+            },
+        )?;
         let Some(code) =
             verify::normalize(code.as_bytes()).filter(|c| c.len() == factor::sms::DIGITS)
         else {
@@ -280,12 +297,13 @@ impl Enrollments {
             return Err(Error::Expired("That code expired; send a new one.".into()));
         }
         self.take(enrollment_id, Kind::Sms)?;
-        let state = core.store.user(user)?;
+        let state = owned_state(core, grant.account())?;
         let data = DeviceData::Sms {
             phone: number.clone(),
         };
         if let Some((device, _)) = state.phone() {
-            core.store.replace_device_data(user, &device.id, &data)?;
+            core.store
+                .replace_device_data(grant.uid(), &device.id, &data)?;
             core.audit.info(
                 "phone changed",
                 &[
@@ -305,7 +323,8 @@ impl Enrollments {
             created: now,
             last_used: 0,
         };
-        core.store.add_device(user, &device, 0, Some(&hashed))?;
+        core.store
+            .add_device(grant.account(), &device, 0, Some(&hashed))?;
         core.audit.info(
             "enroll",
             &[
@@ -319,19 +338,19 @@ impl Enrollments {
     }
 
     /// Ends the pending enrollments of `user` (an admin reset).
-    pub fn forget_user(&self, user: &str) {
-        lock(&self.pending).retain(|_, p| p.user != user);
+    pub fn forget_user(&self, uid: u32) {
+        lock(&self.pending).retain(|_, p| p.uid != uid);
     }
 
     /// Remembers a pending enrollment for ten minutes; returns its id.
-    fn add(&self, core: &Core, user: &str, data: PendingData, now: i64) -> Result<String> {
+    fn add(&self, core: &Core, uid: u32, data: PendingData, now: i64) -> Result<String> {
         let id = random::hex(core.random.as_ref(), 8)?;
         let mut pending = lock(&self.pending);
         pending.retain(|_, p| p.expires > now);
         // Keep the newest few per user: starting over is normal, hoarding is not.
         let mut mine: Vec<(String, i64)> = pending
             .iter()
-            .filter(|(_, p)| p.user == user)
+            .filter(|(_, p)| p.uid == uid)
             .map(|(k, p)| (k.clone(), p.expires))
             .collect();
         mine.sort_by_key(|(_, e)| *e);
@@ -347,7 +366,7 @@ impl Enrollments {
         pending.insert(
             id.clone(),
             Pending {
-                user: user.to_string(),
+                uid,
                 data,
                 tries: 0,
                 expires: now + ENROLLMENT_SECS,
@@ -359,14 +378,14 @@ impl Enrollments {
     /// What `pick` takes from `user`'s live pending enrollment of `kind`.
     fn live<T>(
         &self,
-        user: &str,
+        uid: u32,
         enrollment_id: &str,
         kind: Kind,
         now: i64,
         pick: impl FnOnce(&PendingData) -> Option<T>,
     ) -> Result<T> {
         let mut pending = lock(&self.pending);
-        let found = pending.get(enrollment_id).filter(|p| p.user == user);
+        let found = pending.get(enrollment_id).filter(|p| p.uid == uid);
         let Some((picked, expires)) = found.and_then(|p| Some((pick(&p.data)?, p.expires))) else {
             return Err(Error::NotFound(format!(
                 "No such enrollment; start again with `mfactl enroll {}`.",
@@ -412,11 +431,11 @@ impl Enrollments {
 }
 
 /// Enrollment is for accounts that exist.
-fn require_account(core: &Core, user: &str) -> Result<()> {
-    if core.users.uid_of(user).is_none() {
+fn require_account(grant: &AccountGrant) -> Result<()> {
+    if grant.uid() == UNKNOWN_UID {
         return Err(Error::InvalidArgument(format!(
             "No such user: {}.",
-            field(user)
+            field(grant.user())
         )));
     }
     Ok(())

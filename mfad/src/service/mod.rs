@@ -22,11 +22,12 @@ use mfa_api::{AnswerResult, BeginAction, TrustedDevice, UserStatus, UserSummary}
 
 use crate::audit::Audit;
 use crate::config::Config;
+use crate::error::Error;
 use crate::error::Result;
 use crate::factor::View;
 use crate::random::Random;
-use crate::store::Store;
-use crate::users::Directory;
+use crate::store::{Store, UserState};
+use crate::users::{Account, Directory};
 
 pub mod account;
 pub mod admin;
@@ -69,6 +70,35 @@ pub struct Service {
     core: Core,
     attempts: attempts::Attempts,
     enrollments: enroll::Enrollments,
+}
+
+/// Why an account whose UID enrolled under another name is refused.
+pub const MSG_RESET_NEEDED: &str = "2-step verification for this account was set up by another \
+     account with the same UID (or under its old name); an administrator must reset it.";
+
+/// The state of `account`, refused (and logged for the admin) when its UID
+/// was enrolled under another account name: a renamed account, or a UID
+/// that now belongs to someone else. Never silently "not enrolled".
+pub fn owned_state(core: &Core, account: &Account) -> Result<UserState> {
+    let state = core.store.user(account.uid)?;
+    if state.enrolled() && state.name != account.name {
+        let uid = account.uid.to_string();
+        let fix = format!(
+            "check the account, then reset it: mfactl admin reset {}",
+            account.name
+        );
+        core.audit.warn(
+            "account changed",
+            &[
+                ("user", &account.name),
+                ("uid", &uid),
+                ("enrolled_as", &state.name),
+                ("action", &fix),
+            ],
+        );
+        return Err(Error::AccessDenied(MSG_RESET_NEEDED.into()));
+    }
+    Ok(state)
 }
 
 /// Locks one of the in-memory tables. A panic while holding the lock cannot
@@ -258,22 +288,22 @@ impl Service {
     // ----- Admin -------------------------------------------------------------
 
     fn admin_target(&self, caller: u32, user: &str) -> Result<authz::AdminTarget> {
-        authz::admin(&self.core, caller)?.on(user)
+        authz::admin(&self.core, caller)?.on(&self.core, user)
     }
 
     pub fn admin_trusted_devices(&self, caller: u32, user: &str) -> Result<Vec<TrustedDevice>> {
         let target = self.admin_target(caller, user)?;
-        account::trusted_devices(&self.core, &target.account())
+        account::trusted_devices(&self.core, &target.as_owner())
     }
 
     pub fn admin_remove_trusted_device(&self, caller: u32, user: &str, id: &str) -> Result<()> {
         let target = self.admin_target(caller, user)?;
-        account::untrust(&self.core, &target.account(), Some(id)).map(|_| ())
+        account::untrust(&self.core, &target.as_owner(), Some(id)).map(|_| ())
     }
 
     pub fn admin_remove_all_trusted_devices(&self, caller: u32, user: &str) -> Result<u32> {
         let target = self.admin_target(caller, user)?;
-        account::untrust(&self.core, &target.account(), None)
+        account::untrust(&self.core, &target.as_owner(), None)
     }
 
     pub fn list_users(&self, caller: u32) -> Result<Vec<UserSummary>> {
@@ -283,7 +313,7 @@ impl Service {
 
     pub fn user_status(&self, caller: u32, user: &str) -> Result<UserStatus> {
         let target = self.admin_target(caller, user)?;
-        account::status(&self.core, &target.account(), View::Admin)
+        account::status(&self.core, &target.as_owner(), View::Admin)
     }
 
     /// "Lost phone": the user's state goes, and so do their logins and
@@ -291,8 +321,8 @@ impl Service {
     pub fn reset(&self, caller: u32, user: &str) -> Result<()> {
         let target = self.admin_target(caller, user)?;
         admin::reset(&self.core, &target)?;
-        self.attempts.forget_user(target.user());
-        self.enrollments.forget_user(target.user());
+        self.attempts.forget_user(target.uid());
+        self.enrollments.forget_user(target.uid());
         Ok(())
     }
 

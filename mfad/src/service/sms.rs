@@ -14,6 +14,7 @@ use crate::gateway::{Message, SendError, Sender};
 use crate::lockout::minutes;
 use crate::phone;
 use crate::store::SendSlot;
+use crate::users::Account;
 
 /// How long a login waits for the SMS gateway before answering the module
 /// anyway (the send goes on in the background). A Begin that outlasted the
@@ -103,14 +104,18 @@ impl Core {
 /// after that long (the send goes on).
 pub fn send(
     core: &Core,
-    user: &str,
+    account: &Account,
     number: &str,
     now: i64,
     wait: Option<Duration>,
 ) -> Result<(Hashed, Delivery)> {
     let sms = core.sms()?;
+    let user = account.name.as_str();
     let masked = phone::mask(number);
-    let slot = match core.store.reserve_send(user, now, sms.max_sends_per_hour)? {
+    let slot = match core
+        .store
+        .reserve_send(account.uid, now, sms.max_sends_per_hour)?
+    {
         SendSlot::Granted(slot) => slot,
         SendSlot::Full { next_at } => {
             core.audit.warn(
@@ -183,14 +188,15 @@ pub fn send(
 /// Returns what the user is told: where it went.
 pub fn send_login_code(
     core: &Core,
-    user: &str,
+    account: &Account,
     number: &str,
     now: i64,
     wait: Option<Duration>,
 ) -> Result<String> {
     let lifetime = core.sms()?.code_lifetime;
-    let (hashed, delivery) = send(core, user, number, now, wait)?;
-    core.store.set_sms_code(user, &hashed, now + lifetime)?;
+    let (hashed, delivery) = send(core, account, number, now, wait)?;
+    core.store
+        .set_sms_code(account.uid, &hashed, now + lifetime)?;
     let masked = phone::mask(number);
     Ok(match delivery {
         Delivery::Sent => format!("Code sent by SMS to {masked}."),

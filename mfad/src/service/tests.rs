@@ -25,6 +25,13 @@ const NOW: i64 = 2_000_000_000;
 const USER: &str = "alice";
 const USER_UID: u32 = 1000;
 
+fn alice() -> crate::users::Account {
+    crate::users::Account {
+        uid: USER_UID,
+        name: USER.into(),
+    }
+}
+
 fn core(config: Config, sms: Option<Sms>) -> Core {
     Core {
         config,
@@ -205,7 +212,7 @@ fn gateway_down_leaves_backup_codes_or_denies() {
         .login_answer(0, &token, backup[0].as_bytes(), NOW)
         .unwrap();
     assert_eq!(r, AnswerResult::Success);
-    s.core.store.replace_backup_codes(USER, &[]).unwrap();
+    s.core.store.replace_backup_codes(USER_UID, &[]).unwrap();
     let (action, token, msg) = begin(&s);
     assert_eq!(action, BeginAction::Deny);
     assert!(token.is_empty());
@@ -402,7 +409,7 @@ fn three_wrong_tries_end_the_attempt_and_enough_lock_the_user() {
     // Locked: Begin denies and a correct code does not help.
     assert_eq!(begin(&s).0, BeginAction::Deny);
     assert!(matches!(
-        verify::require_code(&s.core, USER, &code(&secret, 1), NOW),
+        verify::require_code(&s.core, &alice(), &code(&secret, 1), NOW),
         Err(Error::LockedOut(_))
     ));
     s.unlock(0, USER).unwrap();
@@ -799,4 +806,165 @@ fn a_full_attempt_table_drops_its_oldest_attempts_not_new_logins() {
         .login_answer(0, &token, code(&secret, 7).as_bytes(), later)
         .unwrap();
     assert_eq!(r, AnswerResult::Success);
+}
+
+/// A service whose directory is `users` (root is always there).
+fn service_of(mode: Mode, lifetime: Lifetime, users: Fake) -> Service {
+    let mut config = Config::default();
+    config.policy.mode = mode;
+    config.trusted_devices.lifetime = lifetime;
+    config.lockout.max_failures = 4;
+    let mut c = core(config, None);
+    c.users = Box::new(users.with("root", 0, &["root"]));
+    Service::new(c)
+}
+
+fn begin_as(s: &Service, caller: u32, user: &str) -> (BeginAction, String, String) {
+    let req = LoginRequest {
+        user: user.into(),
+        service: "sshd".into(),
+        ..Default::default()
+    };
+    s.login_begin(caller, &req, NOW).unwrap()
+}
+
+#[test]
+fn every_name_of_a_uid_shares_one_enrollment_lockout_and_status() {
+    let users = Fake::default()
+        .with(USER, USER_UID, &[])
+        .with("aliceb", USER_UID, &[])
+        .with("ALICE", USER_UID, &[]);
+    let s = service_of(Mode::Optional, Lifetime::Off, users);
+    let (secret, _) = enroll(&s);
+    for alias in ["aliceb", "ALICE"] {
+        let (action, token, _) = begin_as(&s, 0, alias);
+        assert_eq!(action, BeginAction::Challenge, "{alias} is alice");
+        assert_eq!(
+            s.login_answer(0, &token, b"000000", NOW).unwrap().0,
+            AnswerResult::Retry
+        );
+    }
+    // Two failures under aliases count for alice too.
+    assert_eq!(s.status(0, USER).unwrap().failures, 2);
+    assert_eq!(s.status(0, "aliceb").unwrap().user, USER, "canonical name");
+    let (_, token, _) = begin_as(&s, 0, "aliceb");
+    assert_eq!(
+        s.login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+            .unwrap()
+            .0,
+        AnswerResult::Success
+    );
+    // The alias can verify itself (a screen locker running as UID 1000).
+    assert_eq!(begin_as(&s, USER_UID, "aliceb").0, BeginAction::Challenge);
+}
+
+#[test]
+fn an_unknown_name_gets_the_answer_of_an_unenrolled_user() {
+    for mode in [Mode::Optional, Mode::Required] {
+        let s = service_of(
+            mode,
+            Lifetime::Off,
+            Fake::default().with(USER, USER_UID, &[]),
+        );
+        let unknown = begin_as(&s, 0, "no-such-user");
+        let unenrolled = begin_as(&s, 0, USER);
+        assert_eq!(unknown, unenrolled, "{mode:?}");
+        assert!(matches!(
+            s.login_begin(
+                USER_UID,
+                &LoginRequest {
+                    user: "no-such-user".into(),
+                    ..Default::default()
+                },
+                NOW
+            ),
+            Err(Error::AccessDenied(_))
+        ));
+        assert!(matches!(
+            s.enroll_totp_begin(0, "no-such-user", "", NOW),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+}
+
+#[test]
+fn a_uid_enrolled_by_another_account_name_is_refused_until_reset() {
+    let shared = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let with = |users: Fake| {
+        let mut c = core(Config::default(), None);
+        c.store = shared.clone();
+        c.users = Box::new(users.with("root", 0, &["root"]));
+        Service::new(c)
+    };
+    let before = with(Fake::default().with(USER, USER_UID, &[]));
+    enroll(&before);
+    // The account was renamed (or the UID given to someone else).
+    let after = with(Fake::default().with("mallory", USER_UID, &[]));
+    let (action, token, message) = begin_as(&after, 0, "mallory");
+    assert_eq!(
+        (action, token.as_str(), message.as_str()),
+        (BeginAction::Deny, "", MSG_RESET_NEEDED)
+    );
+    assert!(matches!(
+        after.status(USER_UID, ""),
+        Err(Error::AccessDenied(_))
+    ));
+    assert_eq!(
+        after.account_check(0, "mallory", "sshd", "", NOW).unwrap(),
+        (BeginAction::Deny, MSG_RESET_NEEDED.to_string())
+    );
+    // The admin sees the old enrollment and resets it; then it is theirs.
+    assert_eq!(after.user_status(0, "mallory").unwrap().devices.len(), 1);
+    after.reset(0, "mallory").unwrap();
+    assert_eq!(begin_as(&after, 0, "mallory").0, BeginAction::Ignore);
+    assert_eq!(after.status(USER_UID, "").unwrap().user, "mallory");
+}
+
+#[test]
+fn only_root_with_a_remote_host_makes_a_device_trusted() {
+    let key = "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBNtIS6ys3VoapH/tKTx2Y8H3bCnHjpRD+evliKsWIGw";
+    let s = service_of(
+        Mode::Optional,
+        Lifetime::Secs(3600),
+        Fake::default().with(USER, USER_UID, &[]),
+    );
+    let (secret, _) = enroll(&s);
+    // The user's own caller (a screen locker) names a host and a key.
+    let req = LoginRequest {
+        user: USER.into(),
+        service: "xscreensaver".into(),
+        rhost: "203.0.113.9".into(),
+        auth_info: key.into(),
+        ..Default::default()
+    };
+    let (_, token, _) = s.login_begin(USER_UID, &req, NOW).unwrap();
+    assert_eq!(
+        s.login_answer(USER_UID, &token, code(&secret, 1).as_bytes(), NOW)
+            .unwrap()
+            .0,
+        AnswerResult::Success
+    );
+    assert_eq!(
+        s.account_check(USER_UID, USER, "xscreensaver", &token, NOW)
+            .unwrap()
+            .0,
+        BeginAction::Allow
+    );
+    assert!(s.trusted_devices(0, USER).unwrap().is_empty());
+    // root with a key but no remote host: not trusted either.
+    let (_, token, _) = begin_from(&s, "", key, NOW + 40);
+    assert_eq!(
+        s.login_answer(0, &token, code(&secret, 2).as_bytes(), NOW + 40)
+            .unwrap()
+            .0,
+        AnswerResult::Success
+    );
+    s.account_check(0, USER, "sshd", &token, NOW + 40).unwrap();
+    assert!(s.trusted_devices(0, USER).unwrap().is_empty());
+    // root with a remote host: trusted.
+    let (_, token, _) = begin_from(&s, "10.0.0.9", key, NOW + 70);
+    s.login_answer(0, &token, code(&secret, 3).as_bytes(), NOW + 70)
+        .unwrap();
+    s.account_check(0, USER, "sshd", &token, NOW + 70).unwrap();
+    assert_eq!(s.trusted_devices(0, USER).unwrap().len(), 1);
 }

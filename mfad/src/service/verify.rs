@@ -6,6 +6,7 @@ use super::Core;
 use crate::error::{Error, Result};
 use crate::factor::{Accepted, Input, Outcome, FACTORS};
 use crate::lockout::Lockout;
+use crate::users::Account;
 
 /// Longer input is not a code; it is rejected before any parsing.
 const MAX_CODE_INPUT: usize = 64;
@@ -44,8 +45,8 @@ pub fn normalize(raw: &[u8]) -> Option<String> {
 
 /// Checks a typed code for `user` and records the outcome: success uses the
 /// code up (and clears failures); anything else counts as one failure.
-pub fn check(core: &Core, user: &str, raw: &[u8], now: i64) -> Result<Check> {
-    let state = core.store.user(user)?;
+pub fn check(core: &Core, account: &Account, raw: &[u8], now: i64) -> Result<Check> {
+    let state = core.store.user(account.uid)?;
     if state.lockout.is_locked(now) {
         return Ok(Check::Locked(state.lockout));
     }
@@ -53,7 +54,7 @@ pub fn check(core: &Core, user: &str, raw: &[u8], now: i64) -> Result<Check> {
     if let Some(code) = normalize(raw) {
         let input = Input {
             store: core.store.as_ref(),
-            user,
+            uid: account.uid,
             state: &state,
             code: &code,
             now,
@@ -76,14 +77,15 @@ pub fn check(core: &Core, user: &str, raw: &[u8], now: i64) -> Result<Check> {
     }
     let lockout = core
         .store
-        .record_failure(user, now, core.config.lockout_limits())?;
+        .record_failure(account.uid, now, core.config.lockout_limits())?;
     Ok(Check::Wrong { lockout, message })
 }
 
 /// For account changes by the user: a current code is required, and a
 /// wrong one counts toward the lockout as at login.
-pub fn require_code(core: &Core, user: &str, code: &str, now: i64) -> Result<()> {
-    match check(core, user, code.as_bytes(), now)? {
+pub fn require_code(core: &Core, account: &Account, code: &str, now: i64) -> Result<()> {
+    let user = account.name.as_str();
+    match check(core, account, code.as_bytes(), now)? {
         Check::Ok(_) => Ok(()),
         Check::Locked(l) => Err(Error::LockedOut(l.message(now))),
         Check::Wrong { lockout, message } => {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::lockout::Limits;
+use crate::users::Account;
 
 pub fn totp(id: &str) -> Device {
     Device {
@@ -28,6 +29,24 @@ pub fn sms(id: &str, phone: &str) -> Device {
         },
         created: 1001,
         last_used: 0,
+    }
+}
+
+pub const ALICE: u32 = 1000;
+pub const BOB: u32 = 1001;
+pub const NOBODY: u32 = 4242;
+
+pub fn alice() -> Account {
+    Account {
+        uid: ALICE,
+        name: "alice".into(),
+    }
+}
+
+pub fn bob() -> Account {
+    Account {
+        uid: BOB,
+        name: "bob".into(),
     }
 }
 
@@ -59,6 +78,7 @@ macro_rules! suite {
             sms_codes_are_single_use_live_and_die_with_the_number,
             sends_are_limited_per_hour_and_can_be_released,
             trusted_devices_are_per_user_renewed_and_removed,
+            the_enrolling_name_is_kept_and_renewed,
             concurrent_accepts_of_one_step_let_one_through,
             concurrent_failures_are_all_counted,
         );
@@ -75,7 +95,7 @@ macro_rules! suite {
 pub(crate) use suite;
 
 pub fn unknown_user_is_a_default_state(s: Arc<dyn Store>) {
-    let u = s.user("nobody").unwrap();
+    let u = s.user(NOBODY).unwrap();
     assert!(!u.enrolled());
     assert_eq!(u.last_step, 0);
     assert_eq!(u.lockout, Lockout::default());
@@ -83,10 +103,10 @@ pub fn unknown_user_is_a_default_state(s: Arc<dyn Store>) {
 }
 
 pub fn devices_keep_their_typed_data(s: Arc<dyn Store>) {
-    s.add_device("alice", &totp("d1"), 1, Some(&[])).unwrap();
-    s.add_device("alice", &sms("d2", "+37255512345"), 1, None)
+    s.add_device(&alice(), &totp("d1"), 1, Some(&[])).unwrap();
+    s.add_device(&alice(), &sms("d2", "+37255512345"), 1, None)
         .unwrap();
-    let u = s.user("alice").unwrap();
+    let u = s.user(ALICE).unwrap();
     assert_eq!(u.devices, vec![totp("d1"), sms("d2", "+37255512345")]);
     assert_eq!(
         u.phone().map(|(d, p)| (d.id.as_str(), p)),
@@ -96,200 +116,189 @@ pub fn devices_keep_their_typed_data(s: Arc<dyn Store>) {
     let new = DeviceData::Sms {
         phone: "+14155550100".into(),
     };
-    assert!(s.replace_device_data("alice", "d2", &new).unwrap());
+    assert!(s.replace_device_data(ALICE, "d2", &new).unwrap());
     assert!(
-        !s.replace_device_data("alice", "d1", &new).unwrap(),
+        !s.replace_device_data(ALICE, "d1", &new).unwrap(),
         "an app is not a phone"
     );
-    assert_eq!(s.user("alice").unwrap().phone().unwrap().1, "+14155550100");
+    assert_eq!(s.user(ALICE).unwrap().phone().unwrap().1, "+14155550100");
 }
 
 pub fn steps_are_accepted_once_and_only_forward(s: Arc<dyn Store>) {
-    s.add_device("alice", &totp("d1"), 100, Some(&[])).unwrap();
+    s.add_device(&alice(), &totp("d1"), 100, Some(&[])).unwrap();
     assert!(
-        !s.accept_totp_step("alice", "d1", 100, 5).unwrap(),
+        !s.accept_totp_step(ALICE, "d1", 100, 5).unwrap(),
         "enrollment step reused"
     );
-    assert!(s.accept_totp_step("alice", "d1", 101, 5).unwrap());
+    assert!(s.accept_totp_step(ALICE, "d1", 101, 5).unwrap());
+    assert!(!s.accept_totp_step(ALICE, "d1", 101, 6).unwrap(), "replay");
     assert!(
-        !s.accept_totp_step("alice", "d1", 101, 6).unwrap(),
-        "replay"
-    );
-    assert!(
-        !s.accept_totp_step("alice", "d1", 99, 6).unwrap(),
+        !s.accept_totp_step(ALICE, "d1", 99, 6).unwrap(),
         "older step"
     );
     assert!(
-        !s.accept_totp_step("bob", "d1", 500, 6).unwrap(),
+        !s.accept_totp_step(BOB, "d1", 500, 6).unwrap(),
         "unknown user"
     );
-    let u = s.user("alice").unwrap();
+    let u = s.user(ALICE).unwrap();
     assert_eq!(u.last_step, 101);
     assert_eq!(u.devices[0].last_used, 5);
 }
 
 pub fn backup_codes_are_single_use(s: Arc<dyn Store>) {
-    s.add_device("alice", &totp("d1"), 1, Some(&[code(1), code(2)]))
+    s.add_device(&alice(), &totp("d1"), 1, Some(&[code(1), code(2)]))
         .unwrap();
-    s.add_device("bob", &totp("d1"), 1, Some(&[code(3)]))
+    s.add_device(&bob(), &totp("d1"), 1, Some(&[code(3)]))
         .unwrap();
-    let u = s.user("alice").unwrap();
+    let u = s.user(ALICE).unwrap();
     assert_eq!(u.backup_codes.len(), 2);
     let id = u.backup_codes[0].id;
-    assert!(s.use_backup_code("alice", id, 10).unwrap());
-    assert!(!s.use_backup_code("alice", id, 10).unwrap());
-    let bobs = s.user("bob").unwrap().backup_codes[0].id;
+    assert!(s.use_backup_code(ALICE, id, 10).unwrap());
+    assert!(!s.use_backup_code(ALICE, id, 10).unwrap());
+    let bobs = s.user(BOB).unwrap().backup_codes[0].id;
     assert!(
-        !s.use_backup_code("alice", bobs, 10).unwrap(),
+        !s.use_backup_code(ALICE, bobs, 10).unwrap(),
         "another user's code"
     );
-    assert_eq!(s.user("bob").unwrap().backup_codes.len(), 1);
+    assert_eq!(s.user(BOB).unwrap().backup_codes.len(), 1);
 }
 
 pub fn enrollment_replaces_backup_codes_only_when_given(s: Arc<dyn Store>) {
-    s.add_device("alice", &totp("d1"), 1, Some(&[code(1), code(2)]))
+    s.add_device(&alice(), &totp("d1"), 1, Some(&[code(1), code(2)]))
         .unwrap();
-    s.add_device("alice", &totp("d2"), 2, None).unwrap();
-    assert_eq!(s.user("alice").unwrap().backup_codes.len(), 2);
-    s.add_device("alice", &totp("d3"), 3, Some(&[code(3), code(4), code(5)]))
+    s.add_device(&alice(), &totp("d2"), 2, None).unwrap();
+    assert_eq!(s.user(ALICE).unwrap().backup_codes.len(), 2);
+    s.add_device(&alice(), &totp("d3"), 3, Some(&[code(3), code(4), code(5)]))
         .unwrap();
-    assert_eq!(s.user("alice").unwrap().backup_codes.len(), 3);
-    s.replace_backup_codes("alice", &[code(6)]).unwrap();
-    let u = s.user("alice").unwrap();
+    assert_eq!(s.user(ALICE).unwrap().backup_codes.len(), 3);
+    s.replace_backup_codes(ALICE, &[code(6)]).unwrap();
+    let u = s.user(ALICE).unwrap();
     assert_eq!(u.backup_codes.len(), 1);
     assert_eq!(u.backup_codes[0].code, code(6));
     assert_eq!(u.last_step, 3, "the newest enrollment step is kept");
 }
 
 pub fn removing_the_last_device_drops_backup_codes(s: Arc<dyn Store>) {
-    s.add_device("alice", &totp("d1"), 1, Some(&[code(1)]))
+    s.add_device(&alice(), &totp("d1"), 1, Some(&[code(1)]))
         .unwrap();
-    s.add_device("alice", &sms("d2", "+37255512345"), 2, Some(&[code(2)]))
+    s.add_device(&alice(), &sms("d2", "+37255512345"), 2, Some(&[code(2)]))
         .unwrap();
-    s.set_sms_code("alice", &code(9), 100).unwrap();
-    assert!(s.remove_device("alice", "d2").unwrap());
-    let u = s.user("alice").unwrap();
+    s.set_sms_code(ALICE, &code(9), 100).unwrap();
+    assert!(s.remove_device(ALICE, "d2").unwrap());
+    let u = s.user(ALICE).unwrap();
     assert_eq!(u.backup_codes.len(), 1);
     assert_eq!(u.sms_code, None, "a code sent to a removed phone dies");
-    assert!(!s.remove_device("alice", "d2").unwrap());
-    assert!(s.remove_device("alice", "d1").unwrap());
-    let u = s.user("alice").unwrap();
+    assert!(!s.remove_device(ALICE, "d2").unwrap());
+    assert!(s.remove_device(ALICE, "d1").unwrap());
+    let u = s.user(ALICE).unwrap();
     assert!(!u.enrolled() && u.backup_codes.is_empty());
     assert!(s.list_users().unwrap().is_empty());
 }
 
 pub fn failures_count_up_to_a_lock_and_locks_refuse_codes(s: Arc<dyn Store>) {
-    s.add_device("alice", &totp("d1"), 1, Some(&[code(1)]))
+    s.add_device(&alice(), &totp("d1"), 1, Some(&[code(1)]))
         .unwrap();
-    s.set_sms_code("alice", &code(2), 10_000).unwrap();
-    assert_eq!(s.record_failure("alice", 100, LIMITS).unwrap().failures, 1);
-    assert_eq!(s.record_failure("alice", 101, LIMITS).unwrap().failures, 2);
-    let locked = s.record_failure("alice", 102, LIMITS).unwrap();
+    s.set_sms_code(ALICE, &code(2), 10_000).unwrap();
+    assert_eq!(s.record_failure(ALICE, 100, LIMITS).unwrap().failures, 1);
+    assert_eq!(s.record_failure(ALICE, 101, LIMITS).unwrap().failures, 2);
+    let locked = s.record_failure(ALICE, 102, LIMITS).unwrap();
     assert_eq!(locked.failures, 3);
     assert_eq!(locked.locked_until, 102 + 900);
-    assert_eq!(s.user("alice").unwrap().lockout, locked);
+    assert_eq!(s.user(ALICE).unwrap().lockout, locked);
     // Right codes during the lock are refused and use nothing up.
-    let u = s.user("alice").unwrap();
-    assert!(!s.accept_totp_step("alice", "d1", 50, 200).unwrap());
-    assert!(!s
-        .use_backup_code("alice", u.backup_codes[0].id, 200)
-        .unwrap());
-    assert!(!s.use_sms_code("alice", "d1", &code(2), 200).unwrap());
-    let u = s.user("alice").unwrap();
+    let u = s.user(ALICE).unwrap();
+    assert!(!s.accept_totp_step(ALICE, "d1", 50, 200).unwrap());
+    assert!(!s.use_backup_code(ALICE, u.backup_codes[0].id, 200).unwrap());
+    assert!(!s.use_sms_code(ALICE, "d1", &code(2), 200).unwrap());
+    let u = s.user(ALICE).unwrap();
     assert_eq!((u.last_step, u.backup_codes.len()), (1, 1));
     assert!(u.sms_code.is_some());
     // After the lock a right code clears the count.
-    assert!(s.accept_totp_step("alice", "d1", 50, 1003).unwrap());
-    assert_eq!(s.user("alice").unwrap().lockout, Lockout::default());
+    assert!(s.accept_totp_step(ALICE, "d1", 50, 1003).unwrap());
+    assert_eq!(s.user(ALICE).unwrap().lockout, Lockout::default());
 }
 
 pub fn failures_of_unknown_users_are_not_stored(s: Arc<dyn Store>) {
-    let l = s.record_failure("nobody", 100, LIMITS).unwrap();
+    let l = s.record_failure(NOBODY, 100, LIMITS).unwrap();
     assert_eq!(l.failures, 1);
-    assert_eq!(s.user("nobody").unwrap().lockout, Lockout::default());
+    assert_eq!(s.user(NOBODY).unwrap().lockout, Lockout::default());
     assert!(s.list_users().unwrap().is_empty());
 }
 
 pub fn lockout_reset_and_unlock(s: Arc<dyn Store>) {
-    s.add_device("alice", &totp("d1"), 10, Some(&[code(1)]))
+    s.add_device(&alice(), &totp("d1"), 10, Some(&[code(1)]))
         .unwrap();
     for t in 0..3 {
-        s.record_failure("alice", 100 + t, LIMITS).unwrap();
+        s.record_failure(ALICE, 100 + t, LIMITS).unwrap();
     }
-    let locked = s.user("alice").unwrap().lockout;
+    let locked = s.user(ALICE).unwrap().lockout;
     assert!(locked.is_locked(103));
     assert_eq!(s.list_users().unwrap()[0].locked_until, locked.locked_until);
-    assert!(s.unlock("alice").unwrap());
-    assert!(!s.unlock("bob").unwrap());
-    assert_eq!(s.user("alice").unwrap().lockout, Lockout::default());
-    s.record_failure("alice", 200, LIMITS).unwrap();
-    s.trust("alice", "t1", "key", "SHA256:x", 100).unwrap();
-    s.set_sms_code("alice", &code(2), 10_000).unwrap();
-    assert!(s.reset("alice").unwrap());
-    let u = s.user("alice").unwrap();
+    assert!(s.unlock(ALICE).unwrap());
+    assert!(!s.unlock(BOB).unwrap());
+    assert_eq!(s.user(ALICE).unwrap().lockout, Lockout::default());
+    s.record_failure(ALICE, 200, LIMITS).unwrap();
+    s.trust(ALICE, "t1", "key", "SHA256:x", 100).unwrap();
+    s.set_sms_code(ALICE, &code(2), 10_000).unwrap();
+    assert!(s.reset(ALICE).unwrap());
+    let u = s.user(ALICE).unwrap();
     assert!(!u.enrolled() && u.backup_codes.is_empty() && u.sms_code.is_none());
     assert_eq!(u.lockout, Lockout::default());
     assert_eq!(u.last_step, 10, "used steps stay used");
-    assert!(s.trusted_list("alice").unwrap().is_empty());
-    assert!(!s.reset("alice").unwrap());
+    assert!(s.trusted_list(ALICE).unwrap().is_empty());
+    assert!(!s.reset(ALICE).unwrap());
 }
 
 pub fn sms_codes_are_single_use_live_and_die_with_the_number(s: Arc<dyn Store>) {
-    s.add_device("alice", &sms("p1", "+37255512345"), 0, Some(&[]))
+    s.add_device(&alice(), &sms("p1", "+37255512345"), 0, Some(&[]))
         .unwrap();
-    s.set_sms_code("alice", &code(1), 100).unwrap();
+    s.set_sms_code(ALICE, &code(1), 100).unwrap();
     assert!(
-        !s.use_sms_code("alice", "p1", &code(1), 100).unwrap(),
+        !s.use_sms_code(ALICE, "p1", &code(1), 100).unwrap(),
         "expired at its expiry"
     );
-    s.set_sms_code("alice", &code(2), 200).unwrap();
+    s.set_sms_code(ALICE, &code(2), 200).unwrap();
     assert!(
-        !s.use_sms_code("alice", "p1", &code(1), 50).unwrap(),
+        !s.use_sms_code(ALICE, "p1", &code(1), 50).unwrap(),
         "replaced"
     );
-    assert!(s.use_sms_code("alice", "p1", &code(2), 150).unwrap());
-    assert!(
-        !s.use_sms_code("alice", "p1", &code(2), 150).unwrap(),
-        "used"
-    );
-    assert_eq!(s.user("alice").unwrap().devices[0].last_used, 150);
-    s.set_sms_code("alice", &code(3), 300).unwrap();
+    assert!(s.use_sms_code(ALICE, "p1", &code(2), 150).unwrap());
+    assert!(!s.use_sms_code(ALICE, "p1", &code(2), 150).unwrap(), "used");
+    assert_eq!(s.user(ALICE).unwrap().devices[0].last_used, 150);
+    s.set_sms_code(ALICE, &code(3), 300).unwrap();
     let new = DeviceData::Sms {
         phone: "+14155550100".into(),
     };
-    s.replace_device_data("alice", "p1", &new).unwrap();
-    assert_eq!(s.user("alice").unwrap().sms_code, None);
+    s.replace_device_data(ALICE, "p1", &new).unwrap();
+    assert_eq!(s.user(ALICE).unwrap().sms_code, None);
 }
 
 pub fn sends_are_limited_per_hour_and_can_be_released(s: Arc<dyn Store>) {
-    let SendSlot::Granted(first) = s.reserve_send("alice", 1000, 2).unwrap() else {
+    let SendSlot::Granted(first) = s.reserve_send(ALICE, 1000, 2).unwrap() else {
         panic!("first send refused");
     };
     assert!(matches!(
-        s.reserve_send("alice", 1010, 2).unwrap(),
+        s.reserve_send(ALICE, 1010, 2).unwrap(),
         SendSlot::Granted(_)
     ));
     assert_eq!(
-        s.reserve_send("alice", 1020, 2).unwrap(),
+        s.reserve_send(ALICE, 1020, 2).unwrap(),
         SendSlot::Full {
             next_at: 1000 + SEND_WINDOW_SECS
         }
     );
     assert!(
-        matches!(
-            s.reserve_send("bob", 1020, 2).unwrap(),
-            SendSlot::Granted(_)
-        ),
+        matches!(s.reserve_send(BOB, 1020, 2).unwrap(), SendSlot::Granted(_)),
         "per user"
     );
     s.release_send(first).unwrap();
     assert!(matches!(
-        s.reserve_send("alice", 1030, 2).unwrap(),
+        s.reserve_send(ALICE, 1030, 2).unwrap(),
         SendSlot::Granted(_)
     ));
     assert!(
         matches!(
-            s.reserve_send("alice", 1010 + SEND_WINDOW_SECS, 2).unwrap(),
+            s.reserve_send(ALICE, 1010 + SEND_WINDOW_SECS, 2).unwrap(),
             SendSlot::Granted(_)
         ),
         "an hour later the oldest send no longer counts"
@@ -297,33 +306,33 @@ pub fn sends_are_limited_per_hour_and_can_be_released(s: Arc<dyn Store>) {
 }
 
 pub fn trusted_devices_are_per_user_renewed_and_removed(s: Arc<dyn Store>) {
-    s.add_device("alice", &totp("d1"), 1, Some(&[])).unwrap();
-    s.trust("alice", "t1", "key", "SHA256:x", 100).unwrap();
-    s.trust("alice", "t2", "host", "10.0.0.1", 110).unwrap();
-    assert_eq!(s.trusted("bob", "key", "SHA256:x").unwrap(), None);
+    s.add_device(&alice(), &totp("d1"), 1, Some(&[])).unwrap();
+    s.trust(ALICE, "t1", "key", "SHA256:x", 100).unwrap();
+    s.trust(ALICE, "t2", "host", "10.0.0.1", 110).unwrap();
+    assert_eq!(s.trusted(BOB, "key", "SHA256:x").unwrap(), None);
     // Renewal keeps the id and first use.
-    s.trust("alice", "t9", "key", "SHA256:x", 200).unwrap();
-    let t = s.trusted("alice", "key", "SHA256:x").unwrap().unwrap();
+    s.trust(ALICE, "t9", "key", "SHA256:x", 200).unwrap();
+    let t = s.trusted(ALICE, "key", "SHA256:x").unwrap().unwrap();
     assert_eq!(
         (t.id.as_str(), t.first_used, t.trusted_at),
         ("t1", 100, 200)
     );
-    s.touch_trusted("alice", "t1", 250).unwrap();
-    assert_eq!(s.trusted_list("alice").unwrap()[0].last_used, 250);
-    assert_eq!(s.untrust("alice", Some("t1")).unwrap(), 1);
-    assert_eq!(s.untrust("alice", Some("t1")).unwrap(), 0);
-    s.trust("alice", "t3", "key", "SHA256:y", 300).unwrap();
-    assert_eq!(s.untrust("alice", None).unwrap(), 2);
+    s.touch_trusted(ALICE, "t1", 250).unwrap();
+    assert_eq!(s.trusted_list(ALICE).unwrap()[0].last_used, 250);
+    assert_eq!(s.untrust(ALICE, Some("t1")).unwrap(), 1);
+    assert_eq!(s.untrust(ALICE, Some("t1")).unwrap(), 0);
+    s.trust(ALICE, "t3", "key", "SHA256:y", 300).unwrap();
+    assert_eq!(s.untrust(ALICE, None).unwrap(), 2);
 }
 
 /// Many threads offering the same step at once: exactly one is accepted.
 pub fn concurrent_accepts_of_one_step_let_one_through(s: Arc<dyn Store>) {
-    s.add_device("alice", &totp("d1"), 1, Some(&[])).unwrap();
+    s.add_device(&alice(), &totp("d1"), 1, Some(&[])).unwrap();
     let accepted: usize = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..8)
             .map(|_| {
                 let s = s.clone();
-                scope.spawn(move || s.accept_totp_step("alice", "d1", 42, 5).unwrap())
+                scope.spawn(move || s.accept_totp_step(ALICE, "d1", 42, 5).unwrap())
             })
             .collect();
         handles
@@ -336,7 +345,7 @@ pub fn concurrent_accepts_of_one_step_let_one_through(s: Arc<dyn Store>) {
 
 /// Failures recorded at once from many threads are each counted.
 pub fn concurrent_failures_are_all_counted(s: Arc<dyn Store>) {
-    s.add_device("alice", &totp("d1"), 1, Some(&[])).unwrap();
+    s.add_device(&alice(), &totp("d1"), 1, Some(&[])).unwrap();
     let limits = Limits {
         max_failures: 100,
         duration_secs: 900,
@@ -346,10 +355,26 @@ pub fn concurrent_failures_are_all_counted(s: Arc<dyn Store>) {
             let s = s.clone();
             scope.spawn(move || {
                 for _ in 0..5 {
-                    s.record_failure("alice", 100, limits).unwrap();
+                    s.record_failure(ALICE, 100, limits).unwrap();
                 }
             });
         }
     });
-    assert_eq!(s.user("alice").unwrap().lockout.failures, 40);
+    assert_eq!(s.user(ALICE).unwrap().lockout.failures, 40);
+}
+
+pub fn the_enrolling_name_is_kept_and_renewed(s: Arc<dyn Store>) {
+    assert_eq!(s.user(ALICE).unwrap().name, "");
+    s.add_device(&alice(), &totp("d1"), 1, Some(&[])).unwrap();
+    assert_eq!(s.user(ALICE).unwrap().name, "alice");
+    assert_eq!(s.list_users().unwrap()[0].user, "alice");
+    assert_eq!(s.list_users().unwrap()[0].uid, i64::from(ALICE));
+    // After a reset the UID enrolls afresh under its name of now.
+    assert!(s.reset(ALICE).unwrap());
+    let renamed = Account {
+        uid: ALICE,
+        name: "alice2".into(),
+    };
+    s.add_device(&renamed, &totp("d2"), 2, Some(&[])).unwrap();
+    assert_eq!(s.user(ALICE).unwrap().name, "alice2");
 }

@@ -1,5 +1,9 @@
 //! Persistent state behind one trait, in the daemon's own terms.
 //!
+//! State is kept by UID: every name of an account shares it. The name that
+//! enrolled is kept beside it, for display and to notice when the UID has
+//! come to belong to another account.
+//!
 //! [`Store`] is everything mfad keeps across restarts: enrollments (devices
 //! with their kind-specific data), backup codes, the last accepted TOTP step,
 //! lockout counts, the live SMS code, SMS sends, trusted devices. Each method
@@ -14,6 +18,7 @@
 use crate::codes::Hashed;
 use crate::factor::DeviceData;
 use crate::lockout::{Limits, Lockout};
+use crate::users::Account;
 
 #[cfg(test)]
 pub mod conformance;
@@ -39,9 +44,11 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Everything a login needs to know about one user, read at once.
+/// Everything a login needs to know about one account, read at once.
 #[derive(Debug, Clone, Default)]
 pub struct UserState {
+    /// The account name that enrolled (empty when the UID never did).
+    pub name: String,
     /// The newest TOTP step accepted for the user (replay protection spans
     /// all of the user's apps).
     pub last_step: u64,
@@ -137,7 +144,9 @@ pub struct Trusted {
 /// One line of the user list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
+    /// The name that enrolled.
     pub user: String,
+    pub uid: i64,
     pub devices: u32,
     pub backup_codes_left: u32,
     pub locked_until: i64,
@@ -146,42 +155,43 @@ pub struct Summary {
 /// The daemon's persistent state. Every method is atomic on its own; callers
 /// never need a lock around two of them for correctness.
 pub trait Store: Send + Sync {
-    /// The user's whole state; a default (unenrolled) one when unknown.
-    fn user(&self, user: &str) -> Result<UserState>;
+    /// The account's whole state; a default (unenrolled) one when unknown.
+    fn user(&self, uid: u32) -> Result<UserState>;
 
     /// Accepts TOTP `step` for `user` if it is newer than every step accepted
     /// before and the user is not locked at `now`; then failures are cleared
     /// and the device marked used. False, changing nothing, otherwise.
-    fn accept_totp_step(&self, user: &str, device_id: &str, step: u64, now: i64) -> Result<bool>;
+    fn accept_totp_step(&self, uid: u32, device_id: &str, step: u64, now: i64) -> Result<bool>;
 
     /// Uses up a backup code and clears failures, unless the code is gone or
     /// the user is locked at `now`.
-    fn use_backup_code(&self, user: &str, id: CodeId, now: i64) -> Result<bool>;
+    fn use_backup_code(&self, uid: u32, id: CodeId, now: i64) -> Result<bool>;
 
     /// Uses up the SMS login code `code` (still the stored one, still live)
     /// and clears failures, unless the user is locked at `now`.
-    fn use_sms_code(&self, user: &str, device_id: &str, code: &Hashed, now: i64) -> Result<bool>;
+    fn use_sms_code(&self, uid: u32, device_id: &str, code: &Hashed, now: i64) -> Result<bool>;
 
     /// Counts one failure at `now` and returns the new state (locked once
     /// `limits` say so), read and written in one step. Users without a row
     /// (never enrolled) are not counted: their state stays the default.
-    fn record_failure(&self, user: &str, now: i64, limits: Limits) -> Result<Lockout>;
+    fn record_failure(&self, uid: u32, now: i64, limits: Limits) -> Result<Lockout>;
 
     /// Makes `code` the user's one SMS login code; the one before dies.
-    fn set_sms_code(&self, user: &str, code: &Hashed, expires: i64) -> Result<()>;
+    fn set_sms_code(&self, uid: u32, code: &Hashed, expires: i64) -> Result<()>;
 
     /// Records a send for `user` unless `max` were recorded in the last
     /// [`SEND_WINDOW_SECS`]; check and record are one step.
-    fn reserve_send(&self, user: &str, now: i64, max: u32) -> Result<SendSlot>;
+    fn reserve_send(&self, uid: u32, now: i64, max: u32) -> Result<SendSlot>;
 
     /// Takes back a send that certainly went nowhere (the gateway refused).
     fn release_send(&self, id: SendId) -> Result<()>;
 
     /// Adds a confirmed device, marks TOTP steps up to `step` used and, when
-    /// `backup` is given, replaces the backup codes with it; one step.
+    /// `backup` is given, replaces the backup codes with it; one step. The
+    /// account's name is recorded as the one that enrolled.
     fn add_device(
         &self,
-        user: &str,
+        account: &Account,
         device: &Device,
         step: u64,
         backup: Option<&[Hashed]>,
@@ -189,37 +199,37 @@ pub trait Store: Send + Sync {
 
     /// Replaces a device's data (a phone's new number). Any SMS code sent
     /// before dies with it. False if there is no such device.
-    fn replace_device_data(&self, user: &str, device_id: &str, data: &DeviceData) -> Result<bool>;
+    fn replace_device_data(&self, uid: u32, device_id: &str, data: &DeviceData) -> Result<bool>;
 
     /// Removes a device; with the last one go the backup codes, and with the
     /// phone its live SMS code. False if there was no such device.
-    fn remove_device(&self, user: &str, device_id: &str) -> Result<bool>;
+    fn remove_device(&self, uid: u32, device_id: &str) -> Result<bool>;
 
-    fn replace_backup_codes(&self, user: &str, backup: &[Hashed]) -> Result<()>;
+    fn replace_backup_codes(&self, uid: u32, backup: &[Hashed]) -> Result<()>;
 
     /// The trusted device with this identity, if any.
-    fn trusted(&self, user: &str, kind: &str, identity: &str) -> Result<Option<Trusted>>;
+    fn trusted(&self, uid: u32, kind: &str, identity: &str) -> Result<Option<Trusted>>;
 
-    fn trusted_list(&self, user: &str) -> Result<Vec<Trusted>>;
+    fn trusted_list(&self, uid: u32) -> Result<Vec<Trusted>>;
 
     /// Trusts a device from `now` on: a new entry with `new_id`, or a renewal
     /// of the one with the same identity (which keeps its id).
-    fn trust(&self, user: &str, new_id: &str, kind: &str, identity: &str, now: i64) -> Result<()>;
+    fn trust(&self, uid: u32, new_id: &str, kind: &str, identity: &str, now: i64) -> Result<()>;
 
-    fn touch_trusted(&self, user: &str, id: &str, now: i64) -> Result<()>;
+    fn touch_trusted(&self, uid: u32, id: &str, now: i64) -> Result<()>;
 
     /// Removes one trusted device (`Some(id)`) or all of the user's; returns
     /// how many went.
-    fn untrust(&self, user: &str, id: Option<&str>) -> Result<u32>;
+    fn untrust(&self, uid: u32, id: Option<&str>) -> Result<u32>;
 
     /// Forgets the user's devices, backup codes, SMS code, trusted devices
     /// and lockout. The last accepted step stays, so codes seen before the
     /// reset stay dead. False if there was nothing to forget.
-    fn reset(&self, user: &str) -> Result<bool>;
+    fn reset(&self, uid: u32) -> Result<bool>;
 
     /// Clears failures and lock. False for an unknown user.
-    fn unlock(&self, user: &str) -> Result<bool>;
+    fn unlock(&self, uid: u32) -> Result<bool>;
 
-    /// Users with a device, a backup code or a failure count, by name.
+    /// Accounts with a device, a backup code or a failure count, by name.
     fn list_users(&self) -> Result<Vec<Summary>>;
 }

@@ -15,6 +15,7 @@ use super::{
 use crate::codes::Hashed;
 use crate::factor::{DeviceData, Kind};
 use crate::lockout::{Limits, Lockout};
+use crate::users::Account;
 
 pub const DB_FILE: &str = "mfad.db";
 
@@ -25,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0002-trusted-devices.sql"),
     include_str!("migrations/sqlite/0003-sms.sql"),
     include_str!("migrations/sqlite/0004-typed-device-data.sql"),
+    include_str!("migrations/sqlite/0005-state-by-uid.sql"),
 ];
 
 impl From<rusqlite::Error> for Error {
@@ -50,7 +52,9 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database in `dir`, fixing modes to
     /// 0700/0600 so a careless install cannot leave secrets readable.
-    pub fn open(dir: &Path) -> Result<SqliteStore> {
+    /// `account_of` resolves the user names of a database from before state
+    /// was kept by UID (schema 5).
+    pub fn open(dir: &Path, account_of: &dyn Fn(&str) -> Option<Account>) -> Result<SqliteStore> {
         let io =
             |what: &str, e: std::io::Error| Error::Setup(format!("{what} {}: {e}", dir.display()));
         fs::DirBuilder::new()
@@ -64,16 +68,19 @@ impl SqliteStore {
         let conn = Connection::open(&path)?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
             .map_err(|e| io("cannot set mode 0600 on the database in", e))?;
-        SqliteStore::init(conn)
+        SqliteStore::init(conn, account_of)
     }
 
     /// A private in-memory database, for unit tests.
     #[cfg(test)]
     pub fn open_in_memory() -> Result<SqliteStore> {
-        SqliteStore::init(Connection::open_in_memory()?)
+        SqliteStore::init(Connection::open_in_memory()?, &|_| None)
     }
 
-    fn init(mut conn: Connection) -> Result<SqliteStore> {
+    fn init(
+        mut conn: Connection,
+        account_of: &dyn Fn(&str) -> Option<Account>,
+    ) -> Result<SqliteStore> {
         // WAL for concurrent readers; FULL sync so an accepted step or a
         // failure count survives a power cut (replay and lockout state are
         // security state, not a cache).
@@ -81,7 +88,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        migrate(&mut conn)?;
+        migrate(&mut conn, account_of)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -104,7 +111,10 @@ impl SqliteStore {
     }
 }
 
-fn migrate(conn: &mut Connection) -> Result<()> {
+/// The migration that moves state from names to UIDs (0005).
+const BY_UID: usize = 4;
+
+fn migrate(conn: &mut Connection, account_of: &dyn Fn(&str) -> Option<Account>) -> Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let done = usize::try_from(version).unwrap_or(usize::MAX);
     if done > MIGRATIONS.len() {
@@ -115,13 +125,55 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
         let tx = conn.transaction()?;
+        if i == BY_UID {
+            map_names_to_uids(&tx, account_of)?;
+        }
         tx.execute_batch(sql)?;
+        if i == BY_UID {
+            tx.execute_batch("DROP TABLE temp.name_uid")?;
+        }
         tx.pragma_update(
             None,
             "user_version",
             i64::try_from(i + 1).unwrap_or(i64::MAX),
         )?;
         tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Fills `temp.name_uid` for migration 0005: each user name in the tables
+/// with its account (UID and canonical name), or a negative number for a
+/// name NSS no longer knows (its state is kept but never matches a login).
+fn map_names_to_uids(
+    tx: &rusqlite::Transaction<'_>,
+    account_of: &dyn Fn(&str) -> Option<Account>,
+) -> Result<()> {
+    tx.execute_batch(
+        "CREATE TEMP TABLE name_uid (
+            name TEXT PRIMARY KEY NOT NULL, uid INTEGER NOT NULL, account TEXT NOT NULL
+        )",
+    )?;
+    let names = tx
+        .prepare(
+            "SELECT name FROM users UNION SELECT user FROM trusted_devices
+             UNION SELECT user FROM sms_codes UNION SELECT user FROM sms_sends",
+        )?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut orphan = 0i64;
+    for name in names {
+        let (uid, account) = match account_of(&name) {
+            Some(a) => (i64::from(a.uid), a.name),
+            None => {
+                orphan -= 1;
+                (orphan, name.clone())
+            }
+        };
+        tx.execute(
+            "INSERT INTO temp.name_uid (name, uid, account) VALUES (?1, ?2, ?3)",
+            params![name, uid, account],
+        )?;
     }
     Ok(())
 }
@@ -165,49 +217,48 @@ fn trusted_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Trusted> {
     })
 }
 
-fn replace_backup_codes(
-    tx: &rusqlite::Transaction<'_>,
-    user: &str,
-    backup: &[Hashed],
-) -> Result<()> {
-    tx.execute("DELETE FROM backup_codes WHERE user = ?1", [user])?;
+fn replace_backup_codes(tx: &rusqlite::Transaction<'_>, uid: u32, backup: &[Hashed]) -> Result<()> {
+    tx.execute("DELETE FROM backup_codes WHERE uid = ?1", [uid])?;
     let mut insert =
-        tx.prepare_cached("INSERT INTO backup_codes (user, salt, hash) VALUES (?1, ?2, ?3)")?;
+        tx.prepare_cached("INSERT INTO backup_codes (uid, salt, hash) VALUES (?1, ?2, ?3)")?;
     for code in backup {
-        insert.execute(params![user, code.salt, code.hash])?;
+        insert.execute(params![uid, code.salt, code.hash])?;
     }
     Ok(())
 }
 
 impl Store for SqliteStore {
-    fn user(&self, user: &str) -> Result<UserState> {
+    fn user(&self, uid: u32) -> Result<UserState> {
         let conn = self.conn();
         let base = conn
-            .prepare_cached("SELECT last_step, failures, locked_until FROM users WHERE name = ?1")?
-            .query_row([user], |r| {
+            .prepare_cached(
+                "SELECT last_step, failures, locked_until, name FROM users WHERE uid = ?1",
+            )?
+            .query_row([uid], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,
                     r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
                 ))
             })
             .optional()?;
-        let Some((last_step, failures, locked_until)) = base else {
+        let Some((last_step, failures, locked_until, name)) = base else {
             return Ok(UserState::default());
         };
         let devices = conn
             .prepare_cached(
                 "SELECT id, kind, label, data, created, last_used FROM devices
-                 WHERE user = ?1 ORDER BY created, id",
+                 WHERE uid = ?1 ORDER BY created, id",
             )?
-            .query_map([user], device_row)?
+            .query_map([uid], device_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?
             .into_iter()
             .map(device_of)
             .collect::<Result<Vec<_>>>()?;
         let backup_codes = conn
-            .prepare_cached("SELECT rowid, salt, hash FROM backup_codes WHERE user = ?1")?
-            .query_map([user], |r| {
+            .prepare_cached("SELECT rowid, salt, hash FROM backup_codes WHERE uid = ?1")?
+            .query_map([uid], |r| {
                 Ok(BackupCode {
                     id: CodeId(r.get(0)?),
                     code: Hashed {
@@ -218,8 +269,8 @@ impl Store for SqliteStore {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let sms_code = conn
-            .prepare_cached("SELECT salt, hash, expires FROM sms_codes WHERE user = ?1")?
-            .query_row([user], |r| {
+            .prepare_cached("SELECT salt, hash, expires FROM sms_codes WHERE uid = ?1")?
+            .query_row([uid], |r| {
                 Ok(SmsCode {
                     code: Hashed {
                         salt: r.get(0)?,
@@ -230,6 +281,7 @@ impl Store for SqliteStore {
             })
             .optional()?;
         Ok(UserState {
+            name,
             last_step: to_u64(last_step),
             lockout: Lockout {
                 failures: u32::try_from(failures).unwrap_or(u32::MAX),
@@ -241,76 +293,76 @@ impl Store for SqliteStore {
         })
     }
 
-    fn accept_totp_step(&self, user: &str, device_id: &str, step: u64, now: i64) -> Result<bool> {
+    fn accept_totp_step(&self, uid: u32, device_id: &str, step: u64, now: i64) -> Result<bool> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let changed = tx.execute(
             "UPDATE users SET last_step = ?2, failures = 0, locked_until = 0
-             WHERE name = ?1 AND last_step < ?2 AND locked_until <= ?3",
-            params![user, to_i64(step), now],
+             WHERE uid = ?1 AND last_step < ?2 AND locked_until <= ?3",
+            params![uid, to_i64(step), now],
         )?;
         if changed != 1 {
             return Ok(false);
         }
         tx.execute(
-            "UPDATE devices SET last_used = ?3 WHERE user = ?1 AND id = ?2",
-            params![user, device_id, now],
+            "UPDATE devices SET last_used = ?3 WHERE uid = ?1 AND id = ?2",
+            params![uid, device_id, now],
         )?;
         tx.commit()?;
         Ok(true)
     }
 
-    fn use_backup_code(&self, user: &str, id: CodeId, now: i64) -> Result<bool> {
+    fn use_backup_code(&self, uid: u32, id: CodeId, now: i64) -> Result<bool> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let deleted = tx.execute(
             // A right code during a lockout still fails, even if the lock
             // began after the caller read the user's state.
-            "DELETE FROM backup_codes WHERE user = ?1 AND rowid = ?2
-             AND NOT EXISTS (SELECT 1 FROM users WHERE name = ?1 AND locked_until > ?3)",
-            params![user, id.0, now],
+            "DELETE FROM backup_codes WHERE uid = ?1 AND rowid = ?2
+             AND NOT EXISTS (SELECT 1 FROM users WHERE uid = ?1 AND locked_until > ?3)",
+            params![uid, id.0, now],
         )?;
         if deleted != 1 {
             return Ok(false);
         }
         tx.execute(
-            "UPDATE users SET failures = 0, locked_until = 0 WHERE name = ?1",
-            [user],
+            "UPDATE users SET failures = 0, locked_until = 0 WHERE uid = ?1",
+            [uid],
         )?;
         tx.commit()?;
         Ok(true)
     }
 
-    fn use_sms_code(&self, user: &str, device_id: &str, code: &Hashed, now: i64) -> Result<bool> {
+    fn use_sms_code(&self, uid: u32, device_id: &str, code: &Hashed, now: i64) -> Result<bool> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let deleted = tx.execute(
-            "DELETE FROM sms_codes WHERE user = ?1 AND salt = ?2 AND hash = ?3 AND expires > ?4
-             AND NOT EXISTS (SELECT 1 FROM users WHERE name = ?1 AND locked_until > ?4)",
-            params![user, code.salt, code.hash, now],
+            "DELETE FROM sms_codes WHERE uid = ?1 AND salt = ?2 AND hash = ?3 AND expires > ?4
+             AND NOT EXISTS (SELECT 1 FROM users WHERE uid = ?1 AND locked_until > ?4)",
+            params![uid, code.salt, code.hash, now],
         )?;
         if deleted != 1 {
             return Ok(false);
         }
         tx.execute(
-            "UPDATE users SET failures = 0, locked_until = 0 WHERE name = ?1",
-            [user],
+            "UPDATE users SET failures = 0, locked_until = 0 WHERE uid = ?1",
+            [uid],
         )?;
         tx.execute(
-            "UPDATE devices SET last_used = ?3 WHERE user = ?1 AND id = ?2",
-            params![user, device_id, now],
+            "UPDATE devices SET last_used = ?3 WHERE uid = ?1 AND id = ?2",
+            params![uid, device_id, now],
         )?;
         tx.commit()?;
         Ok(true)
     }
 
-    fn record_failure(&self, user: &str, now: i64, limits: Limits) -> Result<Lockout> {
+    fn record_failure(&self, uid: u32, now: i64, limits: Limits) -> Result<Lockout> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let current = tx
             .query_row(
-                "SELECT failures, locked_until FROM users WHERE name = ?1",
-                [user],
+                "SELECT failures, locked_until FROM users WHERE uid = ?1",
+                [uid],
                 |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
             )
             .optional()?;
@@ -324,35 +376,35 @@ impl Store for SqliteStore {
         }
         .after_failure(now, limits);
         tx.execute(
-            "UPDATE users SET failures = ?2, locked_until = ?3 WHERE name = ?1",
-            params![user, next.failures, next.locked_until],
+            "UPDATE users SET failures = ?2, locked_until = ?3 WHERE uid = ?1",
+            params![uid, next.failures, next.locked_until],
         )?;
         tx.commit()?;
         Ok(next)
     }
 
-    fn set_sms_code(&self, user: &str, code: &Hashed, expires: i64) -> Result<()> {
+    fn set_sms_code(&self, uid: u32, code: &Hashed, expires: i64) -> Result<()> {
         self.conn()
             .prepare_cached(
-                "INSERT INTO sms_codes (user, salt, hash, expires) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(user) DO UPDATE SET salt = excluded.salt, hash = excluded.hash,
+                "INSERT INTO sms_codes (uid, salt, hash, expires) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(uid) DO UPDATE SET salt = excluded.salt, hash = excluded.hash,
                  expires = excluded.expires",
             )?
-            .execute(params![user, code.salt, code.hash, expires])?;
+            .execute(params![uid, code.salt, code.hash, expires])?;
         Ok(())
     }
 
-    fn reserve_send(&self, user: &str, now: i64, max: u32) -> Result<SendSlot> {
+    fn reserve_send(&self, uid: u32, now: i64, max: u32) -> Result<SendSlot> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let since = now - SEND_WINDOW_SECS;
         tx.execute(
-            "DELETE FROM sms_sends WHERE user = ?1 AND at <= ?2",
-            params![user, since],
+            "DELETE FROM sms_sends WHERE uid = ?1 AND at <= ?2",
+            params![uid, since],
         )?;
         let (count, oldest): (i64, Option<i64>) = tx.query_row(
-            "SELECT count(*), min(at) FROM sms_sends WHERE user = ?1",
-            [user],
+            "SELECT count(*), min(at) FROM sms_sends WHERE uid = ?1",
+            [uid],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         if count >= i64::from(max) {
@@ -361,8 +413,8 @@ impl Store for SqliteStore {
             });
         }
         tx.execute(
-            "INSERT INTO sms_sends (user, at) VALUES (?1, ?2)",
-            params![user, now],
+            "INSERT INTO sms_sends (uid, at) VALUES (?1, ?2)",
+            params![uid, now],
         )?;
         let id = tx.last_insert_rowid();
         tx.commit()?;
@@ -378,7 +430,7 @@ impl Store for SqliteStore {
 
     fn add_device(
         &self,
-        user: &str,
+        account: &Account,
         device: &Device,
         step: u64,
         backup: Option<&[Hashed]>,
@@ -386,15 +438,16 @@ impl Store for SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
-            "INSERT INTO users (name, last_step) VALUES (?1, ?2)
-             ON CONFLICT(name) DO UPDATE SET last_step = max(last_step, excluded.last_step)",
-            params![user, to_i64(step)],
+            "INSERT INTO users (uid, name, last_step) VALUES (?1, ?2, ?3)
+             ON CONFLICT(uid) DO UPDATE SET name = excluded.name,
+             last_step = max(last_step, excluded.last_step)",
+            params![account.uid, account.name, to_i64(step)],
         )?;
         tx.execute(
-            "INSERT INTO devices (user, id, kind, label, data, created, last_used)
+            "INSERT INTO devices (uid, id, kind, label, data, created, last_used)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
             params![
-                user,
+                account.uid,
                 device.id,
                 device.data.kind().as_str(),
                 device.label,
@@ -403,131 +456,128 @@ impl Store for SqliteStore {
             ],
         )?;
         if let Some(backup) = backup {
-            replace_backup_codes(&tx, user, backup)?;
+            replace_backup_codes(&tx, account.uid, backup)?;
         }
         tx.commit()?;
         Ok(())
     }
 
-    fn replace_device_data(&self, user: &str, device_id: &str, data: &DeviceData) -> Result<bool> {
+    fn replace_device_data(&self, uid: u32, device_id: &str, data: &DeviceData) -> Result<bool> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let n = tx.execute(
-            "UPDATE devices SET data = ?4 WHERE user = ?1 AND id = ?2 AND kind = ?3",
-            params![user, device_id, data.kind().as_str(), data.encode()],
+            "UPDATE devices SET data = ?4 WHERE uid = ?1 AND id = ?2 AND kind = ?3",
+            params![uid, device_id, data.kind().as_str(), data.encode()],
         )?;
-        tx.execute("DELETE FROM sms_codes WHERE user = ?1", [user])?;
+        tx.execute("DELETE FROM sms_codes WHERE uid = ?1", [uid])?;
         tx.commit()?;
         Ok(n == 1)
     }
 
-    fn remove_device(&self, user: &str, device_id: &str) -> Result<bool> {
+    fn remove_device(&self, uid: u32, device_id: &str) -> Result<bool> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let n = tx.execute(
-            "DELETE FROM devices WHERE user = ?1 AND id = ?2",
-            params![user, device_id],
+            "DELETE FROM devices WHERE uid = ?1 AND id = ?2",
+            params![uid, device_id],
         )?;
-        let left: i64 = tx.query_row(
-            "SELECT count(*) FROM devices WHERE user = ?1",
-            [user],
-            |r| r.get(0),
-        )?;
+        let left: i64 =
+            tx.query_row("SELECT count(*) FROM devices WHERE uid = ?1", [uid], |r| {
+                r.get(0)
+            })?;
         if left == 0 {
-            tx.execute("DELETE FROM backup_codes WHERE user = ?1", [user])?;
+            tx.execute("DELETE FROM backup_codes WHERE uid = ?1", [uid])?;
         }
         // A code sent to a phone that is gone must not log in.
         tx.execute(
-            "DELETE FROM sms_codes WHERE user = ?1
-             AND NOT EXISTS (SELECT 1 FROM devices WHERE user = ?1 AND kind = ?2)",
-            params![user, Kind::Sms.as_str()],
+            "DELETE FROM sms_codes WHERE uid = ?1
+             AND NOT EXISTS (SELECT 1 FROM devices WHERE uid = ?1 AND kind = ?2)",
+            params![uid, Kind::Sms.as_str()],
         )?;
         tx.commit()?;
         Ok(n == 1)
     }
 
-    fn replace_backup_codes(&self, user: &str, backup: &[Hashed]) -> Result<()> {
+    fn replace_backup_codes(&self, uid: u32, backup: &[Hashed]) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        replace_backup_codes(&tx, user, backup)?;
+        replace_backup_codes(&tx, uid, backup)?;
         tx.commit()?;
         Ok(())
     }
 
-    fn trusted(&self, user: &str, kind: &str, identity: &str) -> Result<Option<Trusted>> {
+    fn trusted(&self, uid: u32, kind: &str, identity: &str) -> Result<Option<Trusted>> {
         Ok(self
             .conn()
             .prepare_cached(
                 "SELECT id, kind, identity, trusted_at, first_used, last_used FROM trusted_devices
-                 WHERE user = ?1 AND kind = ?2 AND identity = ?3",
+                 WHERE uid = ?1 AND kind = ?2 AND identity = ?3",
             )?
-            .query_row(params![user, kind, identity], trusted_row)
+            .query_row(params![uid, kind, identity], trusted_row)
             .optional()?)
     }
 
-    fn trusted_list(&self, user: &str) -> Result<Vec<Trusted>> {
+    fn trusted_list(&self, uid: u32) -> Result<Vec<Trusted>> {
         Ok(self
             .conn()
             .prepare_cached(
                 "SELECT id, kind, identity, trusted_at, first_used, last_used FROM trusted_devices
-                 WHERE user = ?1 ORDER BY first_used, id",
+                 WHERE uid = ?1 ORDER BY first_used, id",
             )?
-            .query_map([user], trusted_row)?
+            .query_map([uid], trusted_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
-    fn trust(&self, user: &str, new_id: &str, kind: &str, identity: &str, now: i64) -> Result<()> {
+    fn trust(&self, uid: u32, new_id: &str, kind: &str, identity: &str, now: i64) -> Result<()> {
         self.conn()
             .prepare_cached(
-                "INSERT INTO trusted_devices (user, id, kind, identity, trusted_at, first_used, last_used)
+                "INSERT INTO trusted_devices (uid, id, kind, identity, trusted_at, first_used, last_used)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)
-                 ON CONFLICT(user, kind, identity)
+                 ON CONFLICT(uid, kind, identity)
                  DO UPDATE SET trusted_at = excluded.trusted_at, last_used = excluded.last_used",
             )?
-            .execute(params![user, new_id, kind, identity, now])?;
+            .execute(params![uid, new_id, kind, identity, now])?;
         Ok(())
     }
 
-    fn touch_trusted(&self, user: &str, id: &str, now: i64) -> Result<()> {
+    fn touch_trusted(&self, uid: u32, id: &str, now: i64) -> Result<()> {
         self.conn()
-            .prepare_cached(
-                "UPDATE trusted_devices SET last_used = ?3 WHERE user = ?1 AND id = ?2",
-            )?
-            .execute(params![user, id, now])?;
+            .prepare_cached("UPDATE trusted_devices SET last_used = ?3 WHERE uid = ?1 AND id = ?2")?
+            .execute(params![uid, id, now])?;
         Ok(())
     }
 
-    fn untrust(&self, user: &str, id: Option<&str>) -> Result<u32> {
+    fn untrust(&self, uid: u32, id: Option<&str>) -> Result<u32> {
         let conn = self.conn();
         let n = match id {
             Some(id) => conn.execute(
-                "DELETE FROM trusted_devices WHERE user = ?1 AND id = ?2",
-                params![user, id],
+                "DELETE FROM trusted_devices WHERE uid = ?1 AND id = ?2",
+                params![uid, id],
             )?,
-            None => conn.execute("DELETE FROM trusted_devices WHERE user = ?1", [user])?,
+            None => conn.execute("DELETE FROM trusted_devices WHERE uid = ?1", [uid])?,
         };
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
-    fn reset(&self, user: &str) -> Result<bool> {
+    fn reset(&self, uid: u32) -> Result<bool> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let devices = tx.execute("DELETE FROM devices WHERE user = ?1", [user])?;
-        let codes = tx.execute("DELETE FROM backup_codes WHERE user = ?1", [user])?;
-        let trusted = tx.execute("DELETE FROM trusted_devices WHERE user = ?1", [user])?;
-        tx.execute("DELETE FROM sms_codes WHERE user = ?1", [user])?;
+        let devices = tx.execute("DELETE FROM devices WHERE uid = ?1", [uid])?;
+        let codes = tx.execute("DELETE FROM backup_codes WHERE uid = ?1", [uid])?;
+        let trusted = tx.execute("DELETE FROM trusted_devices WHERE uid = ?1", [uid])?;
+        tx.execute("DELETE FROM sms_codes WHERE uid = ?1", [uid])?;
         let locks = tx.execute(
-            "UPDATE users SET failures = 0, locked_until = 0 WHERE name = ?1 AND (failures > 0 OR locked_until > 0)",
-            [user],
+            "UPDATE users SET failures = 0, locked_until = 0 WHERE uid = ?1 AND (failures > 0 OR locked_until > 0)",
+            [uid],
         )?;
         tx.commit()?;
         Ok(devices + codes + trusted + locks > 0)
     }
 
-    fn unlock(&self, user: &str) -> Result<bool> {
+    fn unlock(&self, uid: u32) -> Result<bool> {
         let n = self.conn().execute(
-            "UPDATE users SET failures = 0, locked_until = 0 WHERE name = ?1",
-            [user],
+            "UPDATE users SET failures = 0, locked_until = 0 WHERE uid = ?1",
+            [uid],
         )?;
         Ok(n == 1)
     }
@@ -535,22 +585,23 @@ impl Store for SqliteStore {
     fn list_users(&self) -> Result<Vec<Summary>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT u.name,
-                    (SELECT count(*) FROM devices d WHERE d.user = u.name),
-                    (SELECT count(*) FROM backup_codes b WHERE b.user = u.name),
+            "SELECT u.name, u.uid,
+                    (SELECT count(*) FROM devices d WHERE d.uid = u.uid),
+                    (SELECT count(*) FROM backup_codes b WHERE b.uid = u.uid),
                     u.locked_until, u.failures
-             FROM users u ORDER BY u.name",
+             FROM users u ORDER BY u.name, u.uid",
         )?;
         let rows = stmt
             .query_map([], |r| {
                 Ok((
                     Summary {
                         user: r.get(0)?,
-                        devices: r.get(1)?,
-                        backup_codes_left: r.get(2)?,
-                        locked_until: r.get(3)?,
+                        uid: r.get(1)?,
+                        devices: r.get(2)?,
+                        backup_codes_left: r.get(3)?,
+                        locked_until: r.get(4)?,
                     },
-                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
                 ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -574,21 +625,24 @@ mod tests {
     fn files_get_private_modes_and_schema_is_versioned() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
-        let s = SqliteStore::open(&state).unwrap();
+        let s = SqliteStore::open(&state, &|_| None).unwrap();
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&state), 0o700);
         assert_eq!(mode(&state.join(DB_FILE)), 0o600);
         drop(s);
         // Reopening applies nothing twice.
-        let s = SqliteStore::open(&state).unwrap();
+        let s = SqliteStore::open(&state, &|_| None).unwrap();
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
     }
 
-    /// A database as release 3 of the schema left it (app, phone, backup
-    /// codes, a live SMS code) keeps every enrollment through migration 4.
+    /// A database as the release before typed devices and UIDs left it
+    /// (schema 3: an app, a phone, backup codes, a trusted device, a live SMS
+    /// code, all by name) keeps every enrollment through migrations 4 and 5.
+    /// Two names of one UID become one account; a name NSS no longer knows
+    /// is kept apart and matches no login.
     #[test]
-    fn devices_survive_the_typed_data_migration() {
+    fn enrollments_survive_the_migrations_to_typed_data_and_uids() {
         let dir = tempfile::tempdir().unwrap();
         {
             let mut conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
@@ -601,20 +655,38 @@ mod tests {
                 "INSERT INTO users (name, last_step, failures) VALUES ('alice', 77, 2);
                  INSERT INTO devices VALUES ('alice', 'a1', 'totp', 'phone', X'0102FF00', 10, 20);
                  INSERT INTO devices VALUES ('alice', 's1', 'sms', '+37255512345', X'', 11, 0);
-                 INSERT INTO backup_codes VALUES ('alice', X'AA', X'BB');",
+                 INSERT INTO backup_codes VALUES ('alice', X'AA', X'BB');
+                 INSERT INTO trusted_devices VALUES ('alice', 't1', 'key', 'SHA256:x', 5, 5, 6);
+                 INSERT INTO sms_codes VALUES ('alice', X'01', X'02', 99);
+                 INSERT INTO users (name, last_step) VALUES ('ALICE', 80);
+                 INSERT INTO devices VALUES ('ALICE', 'a2', 'totp', 'laptop', X'0909', 12, 0);
+                 INSERT INTO users (name, last_step) VALUES ('gone', 1);
+                 INSERT INTO devices VALUES ('gone', 'g1', 'totp', 'old', X'0303', 13, 0);",
             )
             .unwrap();
             tx.commit().unwrap();
         }
-        let s = SqliteStore::open(dir.path()).unwrap();
+        let account_of = |name: &str| match name {
+            "alice" | "ALICE" => Some(Account {
+                uid: 1000,
+                name: "alice".into(),
+            }),
+            _ => None,
+        };
+        let s = SqliteStore::open(dir.path(), &account_of).unwrap();
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
-        let u = s.user("alice").unwrap();
-        assert_eq!(u.last_step, 77);
+        let u = s.user(1000).unwrap();
+        assert_eq!(u.name, "alice", "the account's own name");
+        assert_eq!(u.last_step, 80, "the newest step of either name");
         assert_eq!(u.lockout.failures, 2);
         assert_eq!(u.backup_codes.len(), 1);
+        assert_eq!(s.trusted_list(1000).unwrap().len(), 1);
+        assert_eq!(u.sms_code.as_ref().map(|c| c.expires), Some(99));
+        let ids: Vec<&str> = u.devices.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["a1", "s1", "a2"]);
         assert_eq!(
-            u.devices,
-            vec![
+            u.devices[..2],
+            [
                 Device {
                     id: "a1".into(),
                     label: "phone".into(),
@@ -634,6 +706,16 @@ mod tests {
                     last_used: 0,
                 },
             ]
+        );
+        let listed: Vec<(String, i64)> = s
+            .list_users()
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.user, l.uid))
+            .collect();
+        assert_eq!(
+            listed,
+            [("alice".to_string(), 1000), ("gone".to_string(), -1)]
         );
     }
 }
