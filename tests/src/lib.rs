@@ -373,6 +373,17 @@ impl Env {
         u
     }
 
+    /// A second name for `of`'s UID (`useradd -o`), removed when the Env is
+    /// dropped.
+    pub fn add_alias(&self, of: &User) -> User {
+        let u = users::create_alias(of);
+        self.users
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(u.name.clone());
+        u
+    }
+
     /// A new group with these members, removed when the Env is dropped.
     pub fn add_group(&self, members: &[&User]) -> String {
         let g = users::create_group(members);

@@ -66,6 +66,34 @@ pub fn create_user_with_shell(shell: &str) -> User {
     lookup(&name).unwrap_or_else(|| panic!("useradd made {name} but it cannot be looked up"))
 }
 
+/// Another name for `of`'s UID (`useradd -o`): `mfat<random>`, listed after
+/// `of` in /etc/passwd, so the UID's own name stays `of`'s.
+pub fn create_alias(of: &User) -> User {
+    let name = format!("mfat{}", random_letters(12));
+    let (uid, gid) = (of.uid.to_string(), of.gid.to_string());
+    let out = shadow(
+        "useradd",
+        &[
+            "-o",
+            "-u",
+            &uid,
+            "-g",
+            &gid,
+            "-M",
+            "-N",
+            "-s",
+            "/usr/sbin/nologin",
+            &name,
+        ],
+    );
+    assert!(
+        out.success(),
+        "cannot create {name} as an alias of {}:\n{out}",
+        of.name
+    );
+    lookup(&name).unwrap_or_else(|| panic!("useradd made {name} but it cannot be looked up"))
+}
+
 /// Sets a user's password with chpasswd (on stdin, never in arguments).
 pub fn set_password(name: &str, password: &str) {
     let out = shadow_stdin("chpasswd", &[], Some(&format!("{name}:{password}\n")));
