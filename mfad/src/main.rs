@@ -2,24 +2,6 @@
 
 #![forbid(unsafe_code)]
 
-mod audit;
-mod codes;
-mod config;
-mod dbus;
-mod error;
-mod factor;
-mod gateway;
-mod lockout;
-mod phone;
-mod policy;
-mod random;
-mod ratelimit;
-mod service;
-mod store;
-mod totp;
-mod trust;
-mod users;
-
 use std::fs::File;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,12 +10,13 @@ use std::sync::Arc;
 use nix::fcntl::{Flock, FlockArg};
 use zbus::fdo::{DBusProxy, RequestNameFlags, RequestNameReply};
 
-use crate::audit::Audit;
-use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::service::{Core, Service};
-use crate::store::sqlite::SqliteStore;
-use crate::users::Directory;
+use mfad::audit::Audit;
+use mfad::config::{self, Config};
+use mfad::error::{Error, Result};
+use mfad::service::{self, Core, Service};
+use mfad::store::sqlite::SqliteStore;
+use mfad::users::{self, Directory};
+use mfad::{dbus, gateway, random};
 
 const USAGE: &str = "usage: mfad [--config PATH]";
 

@@ -1,0 +1,23 @@
+//! mfad, the mfa daemon, as a library: the binary (`main.rs`) wires these
+//! modules to the system; the fuzz targets and tests call them directly.
+//! See docs/architecture.md for what each module owns.
+
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod codes;
+pub mod config;
+pub mod dbus;
+pub mod error;
+pub mod factor;
+pub mod gateway;
+pub mod lockout;
+pub mod phone;
+pub mod policy;
+pub mod random;
+pub mod ratelimit;
+pub mod service;
+pub mod store;
+pub mod totp;
+pub mod trust;
+pub mod users;
