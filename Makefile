@@ -1,10 +1,11 @@
 # mfa: build, test, demo and install.
 #
 #   make demo      a self-contained SSH demo on this machine (DEMO_AUTO=1 for no questions)
-#   make test      every test, against the real parts (as root)
+#   make test      lint, then every test: unit tests and the integration tests
+#                  against the real parts (as root)
 #   make lint      rustfmt, clippy, and the no-tokio-in-zbus check
-#   make bench     the performance benchmarks of DESIGN.md: a report of each target,
-#                  PASS or MISS (as root; a few minutes; BENCH_USERS=N for fewer users)
+#   make bench     the performance benchmarks of docs/performance.md: a report of each
+#                  target, PASS or MISS (as root; a few minutes; BENCH_USERS=N for fewer users)
 #   make install   install mfad, mfactl, pam_mfa.so and their files (as root)
 #
 # Each target installs the Debian packages it needs (scripts/install-deps.sh).
@@ -41,8 +42,10 @@ deps:
 build: deps
 	$(CARGO) build --workspace
 
-# The integration tests need root and the binaries of `build`.
-test: build
+# Lint first, so that CI (which runs `make test`) checks it too. The
+# integration tests (the `tests` crate, not a default member) need root and
+# the binaries of `build`.
+test: lint build
 	bash scripts/test-summary.sh $(CARGO) test --workspace
 
 lint: deps

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs mfa's performance benchmarks (DESIGN.md, "Performance") and prints a
+# Runs mfa's performance benchmarks (docs/performance.md) and prints a
 # report: each target, what was measured, PASS or MISS. A measurement, not a
 # test: it exits 0 whatever the numbers, and non-zero only when it could not
 # measure. `make bench` runs it; `make test` never does.

@@ -1,5 +1,5 @@
-//! mfa-bench: the performance benchmarks of DESIGN.md ("Performance"),
-//! run by `make bench` (scripts/bench.sh). A measurement, not a test: it
+//! mfa-bench: the performance benchmarks of docs/performance.md, run by
+//! `make bench` (scripts/bench.sh). A measurement, not a test: it
 //! prints a report with each target and PASS or MISS, and exits 0 whatever
 //! the numbers; non-zero only when it could not measure.
 //!
@@ -51,7 +51,7 @@ pub fn mono_ns() -> u64 {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub paths: Paths,
-    /// Users enrolled on the big mfad (the design's 100,000).
+    /// Users enrolled on the big mfad (the targets' 100,000).
     pub users: usize,
     /// Length of each throughput round through PAM.
     pub seconds: f64,

@@ -9,123 +9,21 @@
 //! prints `ready`, waits for `go DEADLINE_NS`, and every worker ends by
 //! printing one JSON line: a [`Tally`] per job.
 
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ffi::{CStr, CString};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::ptr;
 use std::time::Instant;
 
+use mfa_pam_client::{Conversation, Handle, PAM_SUCCESS};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{io, Error, Result};
 use crate::stats::Tally;
 use crate::{mono_ns, totp};
 
-const PAM_PROMPT_ECHO_OFF: c_int = 1;
-const PAM_PROMPT_ECHO_ON: c_int = 2;
-const PAM_ERROR_MSG: c_int = 3;
-const PAM_TEXT_INFO: c_int = 4;
-const PAM_SUCCESS: c_int = 0;
-const PAM_BUF_ERR: c_int = 5;
-const PAM_CONV_ERR: c_int = 19;
-
-#[repr(C)]
-struct PamMessage {
-    msg_style: c_int,
-    msg: *const c_char,
-}
-
-#[repr(C)]
-struct PamResponse {
-    resp: *mut c_char,
-    resp_retcode: c_int,
-}
-
-type ConvFn = extern "C" fn(
-    num_msg: c_int,
-    msg: *mut *const PamMessage,
-    resp: *mut *mut PamResponse,
-    appdata: *mut c_void,
-) -> c_int;
-
-#[repr(C)]
-struct PamConv {
-    conv: Option<ConvFn>,
-    appdata_ptr: *mut c_void,
-}
-
-#[repr(C)]
-struct PamHandle {
-    _private: [u8; 0],
-}
-
-#[link(name = "pam")]
-extern "C" {
-    fn pam_start(
-        service: *const c_char,
-        user: *const c_char,
-        conv: *const PamConv,
-        pamh: *mut *mut PamHandle,
-    ) -> c_int;
-    fn pam_authenticate(pamh: *mut PamHandle, flags: c_int) -> c_int;
-    fn pam_end(pamh: *mut PamHandle, status: c_int) -> c_int;
-    fn pam_strerror(pamh: *mut PamHandle, errnum: c_int) -> *const c_char;
-}
-
-/// What the conversation answers and saw, for one login.
-struct Conversation {
-    answer: CString,
-    prompts: usize,
-    messages: Vec<String>,
-}
-
-extern "C" fn converse(
-    num_msg: c_int,
-    msg: *mut *const PamMessage,
-    resp: *mut *mut PamResponse,
-    appdata: *mut c_void,
-) -> c_int {
-    let Ok(n) = usize::try_from(num_msg) else {
-        return PAM_CONV_ERR;
-    };
-    if n == 0 || msg.is_null() || resp.is_null() || appdata.is_null() {
-        return PAM_CONV_ERR;
-    }
-    // SAFETY: appdata is the &mut Conversation that `login` put in the
-    // pam_conv, alive and not otherwise used while pam_authenticate runs.
-    let conv = unsafe { &mut *(appdata as *mut Conversation) };
-    // SAFETY: calloc of n zeroed PamResponse; the module frees it and the
-    // strings in it with free(), as the conversation ABI says.
-    let replies =
-        unsafe { libc::calloc(n, std::mem::size_of::<PamResponse>()) } as *mut PamResponse;
-    if replies.is_null() {
-        return PAM_BUF_ERR;
-    }
-    for i in 0..n {
-        // SAFETY: Linux-PAM passes an array of n valid message pointers.
-        let m = unsafe { &**msg.add(i) };
-        match m.msg_style {
-            PAM_PROMPT_ECHO_OFF | PAM_PROMPT_ECHO_ON => {
-                conv.prompts += 1;
-                // SAFETY: strdup copies into malloc'ed memory that the
-                // module frees; replies has n elements and i < n.
-                unsafe { (*replies.add(i)).resp = libc::strdup(conv.answer.as_ptr()) };
-            }
-            PAM_ERROR_MSG | PAM_TEXT_INFO if !m.msg.is_null() => {
-                // SAFETY: a NUL-terminated string valid during the call.
-                let text = unsafe { CStr::from_ptr(m.msg) };
-                conv.messages.push(text.to_string_lossy().into_owned());
-            }
-            _ => {}
-        }
-    }
-    // SAFETY: resp is the out-pointer libpam gave.
-    unsafe { *resp = replies };
-    PAM_SUCCESS
-}
-
-/// One login through `service`; Ok(duration of the whole cycle) on
+/// One login through `service`, answering the one prompt with `answer`
+/// (none when `prompts` is 0); Ok(duration of the whole cycle) on
 /// PAM_SUCCESS with the expected number of prompts.
 fn login(
     service: &CStr,
@@ -133,50 +31,25 @@ fn login(
     answer: CString,
     prompts: usize,
 ) -> std::result::Result<u64, String> {
-    let mut conv = Conversation {
-        answer,
-        prompts: 0,
-        messages: Vec::new(),
-    };
-    let pam_conv = PamConv {
-        conv: Some(converse),
-        appdata_ptr: &mut conv as *mut Conversation as *mut c_void,
-    };
+    let mut conv = Conversation::new((prompts > 0).then_some(answer));
     let start = Instant::now();
-    let mut pamh: *mut PamHandle = ptr::null_mut();
-    // SAFETY: NUL-terminated strings and a pam_conv that outlive the handle
-    // (pam_end below); pamh is an out-pointer.
-    let rc = unsafe { pam_start(service.as_ptr(), user.as_ptr(), &pam_conv, &mut pamh) };
-    if rc != PAM_SUCCESS || pamh.is_null() {
-        return Err(format!("pam_start failed ({rc})"));
-    }
-    // SAFETY: pamh is the live handle from pam_start.
-    let auth = unsafe { pam_authenticate(pamh, 0) };
+    let mut pam = Handle::start(service, user, &mut conv).map_err(|e| e.to_string())?;
+    let auth = pam.authenticate(0);
     let why = if auth == PAM_SUCCESS {
         String::new()
     } else {
-        // SAFETY: pamh is live; pam_strerror returns a static string.
-        let s = unsafe { pam_strerror(pamh, auth) };
-        if s.is_null() {
-            format!("error {auth}")
-        } else {
-            // SAFETY: a NUL-terminated static string from libpam.
-            unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned()
-        }
+        pam.strerror(auth)
     };
-    // SAFETY: ends the handle, not used afterwards.
-    unsafe { pam_end(pamh, auth) };
+    pam.end(auth);
     let elapsed = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    let messages: Vec<&str> = conv.messages().iter().map(|m| m.text.as_str()).collect();
     if auth != PAM_SUCCESS {
-        return Err(format!(
-            "pam_authenticate: {why}; messages: {:?}",
-            conv.messages
-        ));
+        return Err(format!("pam_authenticate: {why}; messages: {messages:?}"));
     }
-    if conv.prompts != prompts {
+    if conv.prompts().len() != prompts {
         return Err(format!(
-            "{} prompts instead of {prompts}; messages: {:?}",
-            conv.prompts, conv.messages
+            "{} prompts instead of {prompts}; messages: {messages:?}",
+            conv.prompts().len()
         ));
     }
     Ok(elapsed)

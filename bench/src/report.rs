@@ -316,7 +316,7 @@ pub fn render(r: &Results) -> String {
             pass: ratio <= 1.25,
         },
     ];
-    let _ = writeln!(o, "\ntargets (DESIGN.md, Performance):");
+    let _ = writeln!(o, "\ntargets (docs/performance.md):");
     let _ = writeln!(o, "   {:<4}{:<66}{:<30}result", "", "target", "measured");
     for t in &targets {
         let _ = writeln!(
@@ -331,7 +331,7 @@ pub fn render(r: &Results) -> String {
     if !scale_note.is_empty() {
         let _ = writeln!(
             o,
-            "   * measured with {} users, not the design's 100,000 (BENCH_USERS)",
+            "   * measured with {} users, not the targets' 100,000 (BENCH_USERS)",
             r.users
         );
     }

@@ -5,6 +5,8 @@
 //! names. mfad implements the interfaces with exactly these signatures; a test
 //! in `tests/` compares the live introspection data with `docs/dbus-api.md`.
 
+#![forbid(unsafe_code)]
+
 use serde::{Deserialize, Serialize};
 use zbus::{proxy, Type};
 

@@ -1,6 +1,8 @@
 //! mfactl: enroll an authenticator app for two-step login verification and
 //! administer mfad, over the org.mfad.Mfa1 D-Bus interface.
 
+#![forbid(unsafe_code)]
+
 mod cli;
 mod commands;
 mod error;

@@ -2,6 +2,7 @@
 //! plus where each goes. The renderers are pure; `Term` does the writing.
 
 use std::io::{self, Write};
+use std::sync::OnceLock;
 
 use mfa_api::{TrustedDevice, UserStatus, UserSummary};
 use serde_json::{json, Value};
@@ -160,29 +161,24 @@ pub struct LocalTime {
 }
 
 impl LocalTime {
-    /// The local time of Unix time `t` (the system's time zone), or `None`
-    /// when the C library cannot represent it.
+    /// The local time of Unix time `t` in the system's time zone (`TZ`, else
+    /// /etc/localtime, else UTC, as the C library decides), or `None` when
+    /// it cannot be represented.
     pub fn of(t: i64) -> Option<LocalTime> {
-        // time_t is 32 bits on some targets, so the conversion is needed there.
-        #[allow(clippy::useless_conversion)]
-        let t: libc::time_t = t.try_into().ok()?;
-        let mut tm = std::mem::MaybeUninit::<libc::tm>::zeroed();
-        // SAFETY: localtime_r only reads `t` and writes the struct `tm`
-        // points to, which is valid for writes; it is the thread-safe
-        // variant (no shared static buffer).
-        let r = unsafe { libc::localtime_r(&t, tm.as_mut_ptr()) };
-        if r.is_null() {
-            return None;
-        }
-        // SAFETY: localtime_r succeeded, so it filled every field (and the
-        // struct was zeroed before, which is a valid `tm` anyway).
-        let tm = unsafe { tm.assume_init() };
+        LocalTime::in_zone(t, local_zone())
+    }
+
+    fn in_zone(t: i64, zone: &tz::TimeZone) -> Option<LocalTime> {
+        let dt = tz::UtcDateTime::from_timespec(t, 0)
+            .ok()?
+            .project(zone.as_ref())
+            .ok()?;
         Some(LocalTime {
-            year: tm.tm_year.checked_add(1900)?,
-            month: u32::try_from(tm.tm_mon).ok()?.checked_add(1)?,
-            day: u32::try_from(tm.tm_mday).ok()?,
-            hour: u32::try_from(tm.tm_hour).ok()?,
-            minute: u32::try_from(tm.tm_min).ok()?,
+            year: dt.year(),
+            month: u32::from(dt.month()),
+            day: u32::from(dt.month_day()),
+            hour: u32::from(dt.hour()),
+            minute: u32::from(dt.minute()),
         })
     }
 
@@ -200,6 +196,22 @@ impl LocalTime {
     fn same_day(&self, other: &LocalTime) -> bool {
         (self.year, self.month, self.day) == (other.year, other.month, other.day)
     }
+}
+
+/// The system's time zone, read once: `TZ` when set (a zone name, a file
+/// or a POSIX rule; empty means UTC), else /etc/localtime, else UTC.
+fn local_zone() -> &'static tz::TimeZone {
+    static ZONE: OnceLock<tz::TimeZone> = OnceLock::new();
+    ZONE.get_or_init(|| zone_for(std::env::var("TZ").ok().as_deref()))
+}
+
+fn zone_for(tz_env: Option<&str>) -> tz::TimeZone {
+    let zone = match tz_env {
+        Some("") => Ok(tz::TimeZone::utc()),
+        Some(spec) => tz::TimeZone::from_posix_tz(spec),
+        None => tz::TimeZone::local(),
+    };
+    zone.unwrap_or_else(|_| tz::TimeZone::utc())
 }
 
 /// Turns Unix times into local times; a parameter so tests need no time
@@ -521,6 +533,19 @@ mod tests {
         assert_eq!(b.len(), 16, "{s}");
         assert_eq!((b[4], b[7], b[10], b[13]), (b'-', b'-', b' ', b':'), "{s}");
         assert!(s.starts_with("2026-11-2"), "{s}");
+    }
+
+    #[test]
+    fn local_time_follows_tz() {
+        let at = |spec| LocalTime::in_zone(T, &zone_for(Some(spec))).map(|t| t.date_time());
+        // T is 14:05 UTC, in November: Eastern European winter time, UTC+2.
+        assert_eq!(
+            at("EET-2EEST,M3.5.0/3,M10.5.0/4").as_deref(),
+            Some("2026-11-23 16:05")
+        );
+        assert_eq!(at("").as_deref(), Some("2026-11-23 14:05"));
+        // Garbage in TZ is UTC, as with the C library.
+        assert_eq!(at("not a zone!").as_deref(), Some("2026-11-23 14:05"));
     }
 
     #[test]

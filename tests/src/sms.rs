@@ -37,7 +37,7 @@ use crate::{random_letters, Enrolled, Env, User};
 /// How long the `wait_for_*` helpers of the Env wait for a message.
 pub const SMS_WAIT: Duration = Duration::from_secs(15);
 
-/// The example number of the brief; valid E.164.
+/// The example number of the README; valid E.164.
 pub const EXAMPLE_PHONE: &str = "+37255512345";
 
 /// A random valid Estonian mobile number, `+3725` and 7 digits (12
@@ -49,9 +49,9 @@ pub fn random_phone() -> String {
     format!("+3725{digits}")
 }
 
-/// A number masked the way the brief shows it: the first 4 characters,
-/// a `*` for each hidden one, the last 3 (`+37255512345` ->
-/// `+372*****345`).
+/// A number masked the way mfad shows it to users (README, "Codes by
+/// SMS"): the first 4 characters, a `*` for each hidden one, the last 3
+/// (`+37255512345` -> `+372*****345`).
 pub fn mask_phone(phone: &str) -> String {
     let c: Vec<char> = phone.chars().collect();
     assert!(c.len() > 7, "too short to mask: {phone}");

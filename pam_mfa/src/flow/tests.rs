@@ -591,7 +591,7 @@ fn codes_and_session_tokens_never_reach_the_log() {
 }
 
 #[test]
-fn outcomes_map_to_the_pam_codes_of_the_brief() {
+fn outcomes_map_to_their_pam_codes() {
     use pam::constants::PamResultCode as C;
     assert_eq!(Outcome::Success.code(), C::PAM_SUCCESS);
     assert_eq!(Outcome::Ignore.code(), C::PAM_IGNORE);

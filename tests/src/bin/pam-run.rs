@@ -14,174 +14,11 @@
 //! Prints one JSON object on stdout; exit 0 unless the helper itself failed.
 
 use std::collections::BTreeMap;
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ffi::CString;
 use std::process::ExitCode;
-use std::ptr;
-use std::sync::Mutex;
 
-use nix::libc;
+use mfa_pam_client::{Conversation, Handle, PAM_ESTABLISH_CRED};
 use serde_json::json;
-
-const PAM_PROMPT_ECHO_OFF: c_int = 1;
-const PAM_PROMPT_ECHO_ON: c_int = 2;
-const PAM_ERROR_MSG: c_int = 3;
-const PAM_TEXT_INFO: c_int = 4;
-const PAM_SUCCESS: c_int = 0;
-const PAM_BUF_ERR: c_int = 5;
-const PAM_CONV_ERR: c_int = 19;
-const PAM_ESTABLISH_CRED: c_int = 0x0002;
-
-#[repr(C)]
-struct PamMessage {
-    msg_style: c_int,
-    msg: *const c_char,
-}
-
-#[repr(C)]
-struct PamResponse {
-    resp: *mut c_char,
-    resp_retcode: c_int,
-}
-
-type ConvFn = extern "C" fn(
-    num_msg: c_int,
-    msg: *mut *const PamMessage,
-    resp: *mut *mut PamResponse,
-    appdata: *mut c_void,
-) -> c_int;
-
-#[repr(C)]
-struct PamConv {
-    conv: Option<ConvFn>,
-    appdata_ptr: *mut c_void,
-}
-
-#[repr(C)]
-struct PamHandle {
-    _private: [u8; 0],
-}
-
-#[link(name = "pam")]
-extern "C" {
-    fn pam_start(
-        service: *const c_char,
-        user: *const c_char,
-        conv: *const PamConv,
-        pamh: *mut *mut PamHandle,
-    ) -> c_int;
-    fn pam_authenticate(pamh: *mut PamHandle, flags: c_int) -> c_int;
-    fn pam_setcred(pamh: *mut PamHandle, flags: c_int) -> c_int;
-    fn pam_acct_mgmt(pamh: *mut PamHandle, flags: c_int) -> c_int;
-    fn pam_end(pamh: *mut PamHandle, status: c_int) -> c_int;
-}
-
-/// What the conversation saw and has left to say.
-struct Conversation {
-    answers: Vec<Vec<u8>>,
-    prompts: Vec<String>,
-    /// "echo_off" or "echo_on", one per prompt.
-    prompt_styles: Vec<&'static str>,
-    messages: Vec<String>,
-    /// "error" or "info", one per message.
-    message_styles: Vec<&'static str>,
-}
-
-static CONV: Mutex<Conversation> = Mutex::new(Conversation {
-    answers: Vec::new(),
-    prompts: Vec::new(),
-    prompt_styles: Vec::new(),
-    messages: Vec::new(),
-    message_styles: Vec::new(),
-});
-
-extern "C" fn converse(
-    num_msg: c_int,
-    msg: *mut *const PamMessage,
-    resp: *mut *mut PamResponse,
-    _appdata: *mut c_void,
-) -> c_int {
-    let Ok(n) = usize::try_from(num_msg) else {
-        return PAM_CONV_ERR;
-    };
-    if n == 0 || msg.is_null() || resp.is_null() {
-        return PAM_CONV_ERR;
-    }
-    let mut conv = match CONV.lock() {
-        Ok(c) => c,
-        Err(e) => e.into_inner(),
-    };
-    // SAFETY: calloc of n zeroed PamResponse; libpam (the module) frees it
-    // and the strings in it with free(), as the PAM conversation ABI says.
-    let replies =
-        unsafe { libc::calloc(n, std::mem::size_of::<PamResponse>()) } as *mut PamResponse;
-    if replies.is_null() {
-        return PAM_BUF_ERR;
-    }
-    for i in 0..n {
-        // SAFETY: Linux-PAM passes an array of n pointers to messages, each
-        // valid for the duration of this call.
-        let m = unsafe { &**msg.add(i) };
-        let text = if m.msg.is_null() {
-            String::new()
-        } else {
-            // SAFETY: msg is a NUL-terminated string owned by the caller.
-            unsafe { CStr::from_ptr(m.msg) }
-                .to_string_lossy()
-                .into_owned()
-        };
-        match m.msg_style {
-            PAM_PROMPT_ECHO_OFF | PAM_PROMPT_ECHO_ON => {
-                conv.prompts.push(text);
-                conv.prompt_styles
-                    .push(if m.msg_style == PAM_PROMPT_ECHO_OFF {
-                        "echo_off"
-                    } else {
-                        "echo_on"
-                    });
-                if conv.answers.is_empty() {
-                    free_replies(replies, n);
-                    return PAM_CONV_ERR;
-                }
-                let answer = conv.answers.remove(0);
-                let Ok(c) = CString::new(answer) else {
-                    free_replies(replies, n);
-                    return PAM_CONV_ERR;
-                };
-                // SAFETY: strdup copies into malloc'ed memory that the
-                // receiver frees; replies has n elements and i < n.
-                unsafe {
-                    (*replies.add(i)).resp = libc::strdup(c.as_ptr());
-                }
-            }
-            PAM_ERROR_MSG | PAM_TEXT_INFO => {
-                conv.messages.push(text);
-                conv.message_styles.push(if m.msg_style == PAM_ERROR_MSG {
-                    "error"
-                } else {
-                    "info"
-                });
-            }
-            _ => {}
-        }
-    }
-    // SAFETY: resp is a valid out-pointer given by libpam.
-    unsafe { *resp = replies };
-    PAM_SUCCESS
-}
-
-fn free_replies(replies: *mut PamResponse, n: usize) {
-    for i in 0..n {
-        // SAFETY: replies has n elements, zeroed or with strdup'ed strings.
-        unsafe {
-            let r = (*replies.add(i)).resp;
-            if !r.is_null() {
-                libc::free(r as *mut c_void);
-            }
-        }
-    }
-    // SAFETY: allocated with calloc above and not handed out.
-    unsafe { libc::free(replies as *mut c_void) };
-}
 
 /// Thread ids of this process.
 fn threads() -> Vec<String> {
@@ -269,45 +106,26 @@ fn main() -> ExitCode {
         eprintln!("pam-run: NUL in service or user");
         return ExitCode::from(2);
     };
-    match CONV.lock() {
-        Ok(mut c) => c.answers = answers,
-        Err(e) => e.into_inner().answers = answers,
-    }
-    let conv = PamConv {
-        conv: Some(converse),
-        appdata_ptr: ptr::null_mut(),
-    };
+    // One conversation for every round: answers are used up across rounds.
+    let mut conv = Conversation::new(answers);
 
     let before = snapshot();
     let mut rounds = Vec::new();
     for _ in 0..repeat {
-        let mut pamh: *mut PamHandle = ptr::null_mut();
-        // SAFETY: valid NUL-terminated strings and conversation struct that
-        // outlive the handle; pamh is an out-pointer.
-        let rc = unsafe { pam_start(c_service.as_ptr(), c_user.as_ptr(), &conv, &mut pamh) };
-        if rc != PAM_SUCCESS || pamh.is_null() {
-            eprintln!("pam-run: pam_start failed with {rc}");
-            return ExitCode::from(2);
-        }
-        // SAFETY: pamh is a live handle from pam_start.
-        let auth = unsafe { pam_authenticate(pamh, 0) };
+        let mut pam = match Handle::start(&c_service, &c_user, &mut conv) {
+            Ok(pam) => pam,
+            Err(e) => {
+                eprintln!("pam-run: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let auth = pam.authenticate(0);
         let after_auth = snapshot();
         // pam_acct_mgmt before pam_setcred, the order of login, su, sudo
         // and sshd (and of the Linux-PAM application guide).
-        let account = if acct {
-            // SAFETY: as above.
-            Some(unsafe { pam_acct_mgmt(pamh, 0) })
-        } else {
-            None
-        };
-        let cred = if setcred {
-            // SAFETY: as above.
-            Some(unsafe { pam_setcred(pamh, PAM_ESTABLISH_CRED) })
-        } else {
-            None
-        };
-        // SAFETY: ends the handle; not used afterwards.
-        let end = unsafe { pam_end(pamh, auth) };
+        let account = acct.then(|| pam.acct_mgmt(0));
+        let cred = setcred.then(|| pam.setcred(PAM_ESTABLISH_CRED));
+        let end = pam.end(auth);
         let after_end = snapshot();
         rounds.push(json!({
             "authenticate": auth,
@@ -318,20 +136,20 @@ fn main() -> ExitCode {
             "after_end": after_end,
         }));
     }
-    let conv = match CONV.lock() {
-        Ok(c) => c,
-        Err(e) => e.into_inner(),
-    };
+    let prompts: Vec<&str> = conv.prompts().iter().map(|p| p.text.as_str()).collect();
+    let prompt_styles: Vec<&str> = conv.prompts().iter().map(|p| p.echo.as_str()).collect();
+    let messages: Vec<&str> = conv.messages().iter().map(|m| m.text.as_str()).collect();
+    let message_styles: Vec<&str> = conv.messages().iter().map(|m| m.kind.as_str()).collect();
     println!(
         "{}",
         json!({
             "before": before,
             "rounds": rounds,
-            "prompts": conv.prompts,
-            "prompt_styles": conv.prompt_styles,
-            "messages": conv.messages,
-            "message_styles": conv.message_styles,
-            "unused_answers": conv.answers.len(),
+            "prompts": prompts,
+            "prompt_styles": prompt_styles,
+            "messages": messages,
+            "message_styles": message_styles,
+            "unused_answers": conv.unused_answers(),
         })
     );
     ExitCode::SUCCESS

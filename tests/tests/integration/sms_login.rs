@@ -4,12 +4,12 @@
 //! tests read each code from what the gateway received, the way a phone
 //! would, and answer the prompt with it while the login waits.
 //!
-//! What the brief fixes: an SMS-only user gets a code at Begin and the
-//! prompt says where it went; a user with an app and a phone is asked for
-//! the app code and an empty answer sends one by SMS (`prompt`, not a try);
-//! SMS codes are one-time, replaced by a newer one, expire, count toward
-//! the lockout; sends are limited per hour; a gateway that is down or
-//! hangs never lets a login through without a right code.
+//! What the README promises ("Codes by SMS"): an SMS-only user gets a code
+//! at Begin and the prompt says where it went; a user with an app and a
+//! phone is asked for the app code and an empty answer sends one by SMS
+//! (`prompt`, not a try); SMS codes are one-time, replaced by a newer one,
+//! expire, count toward the lockout; sends are limited per hour; a gateway
+//! that is down or hangs never lets a login through without a right code.
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,6 @@
 //! docs/dbus-api.md cannot drift from the live interface: the methods the
 //! real mfad reports through Introspect must be exactly the ones the doc
-//! lists, and exactly the contract in the team brief.
+//! lists, and the wire contract below must stay served as it is.
 
 use std::collections::BTreeSet;
 
@@ -12,9 +12,9 @@ const INTERFACES: [&str; 3] = [
     "org.mfad.Mfa1.Admin",
 ];
 
-/// The wire contract (team brief, "The wire"); UserStatus is
-/// (sba(sssxx)uux) as mfa_api defines it (the brief's "uuux" has one u
-/// too many).
+/// The wire contract: the methods of the first release, which modules and
+/// mfactl of that release call, with their exact signatures. UserStatus is
+/// (sba(sssxx)uux) as mfa_api defines it.
 const CONTRACT: &[&str] = &[
     "org.mfad.Mfa1.Login.Begin(s user, s service, s rhost, s tty, s auth_info) -> (s action, s session, s message)",
     "org.mfad.Mfa1.Login.Answer(s session, ay code) -> (s result, s message)",
@@ -241,7 +241,7 @@ fn dbus_api_doc_matches_live_introspection() {
     );
 }
 
-/// Every method of the brief's contract is served with exactly that
+/// Every method of the wire contract is served with exactly that
 /// signature (later issues may add methods; the doc test covers those).
 #[test]
 fn live_interface_keeps_the_wire_contract() {
