@@ -19,6 +19,7 @@ mod failmode;
 mod failsafe;
 mod harness;
 mod hygiene;
+mod identity;
 mod lockout;
 mod login;
 mod mfactl;
