@@ -28,12 +28,13 @@ pub fn hex(random: &dyn Random, bytes: usize) -> Result<String> {
 /// A predictable source for tests: a counter, never the same byte twice in
 /// a row.
 #[cfg(test)]
+#[derive(Default)]
 pub struct Counter(std::sync::Mutex<u8>);
 
 #[cfg(test)]
 impl Counter {
     pub fn new() -> Counter {
-        Counter(std::sync::Mutex::new(0))
+        Counter::default()
     }
 }
 

@@ -76,6 +76,12 @@ pub struct Attempts {
     self_logins: Mutex<RateLimit>,
 }
 
+impl Default for Attempts {
+    fn default() -> Self {
+        Attempts::new()
+    }
+}
+
 impl Attempts {
     pub fn new() -> Attempts {
         Attempts {
@@ -403,7 +409,7 @@ impl Attempts {
     }
 
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         lock(&self.table).len()
     }
 }

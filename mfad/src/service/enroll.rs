@@ -52,6 +52,12 @@ pub struct Enrollments {
     pending: Mutex<HashMap<String, Pending>>,
 }
 
+impl Default for Enrollments {
+    fn default() -> Self {
+        Enrollments::new()
+    }
+}
+
 impl Enrollments {
     pub fn new() -> Enrollments {
         Enrollments {

@@ -800,7 +800,7 @@ fn a_full_attempt_table_drops_its_oldest_attempts_not_new_logins() {
     let later = NOW + 200;
     let (action, token, _) = s.login_begin(0, &req, later).unwrap();
     assert_eq!(action, BeginAction::Challenge);
-    assert!(s.attempts.len() <= attempts::MAX_ATTEMPTS);
+    assert!(s.attempts.count() <= attempts::MAX_ATTEMPTS);
     assert!(!s.attempts.holds(&first), "the oldest went");
     let (r, _) = s
         .login_answer(0, &token, code(&secret, 7).as_bytes(), later)
