@@ -87,6 +87,9 @@ pub struct LockoutConfig {
     pub max_failures: u32,
     #[serde(with = "humantime_serde_compat")]
     pub duration: Duration,
+    /// Each new lock of a user doubles `duration`, up to this.
+    #[serde(with = "humantime_serde_compat")]
+    pub max_duration: Duration,
 }
 
 impl Default for Config {
@@ -135,6 +138,7 @@ impl Default for LockoutConfig {
         LockoutConfig {
             max_failures: 5,
             duration: Duration::from_secs(15 * 60),
+            max_duration: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -218,6 +222,8 @@ impl Config {
         crate::lockout::Limits {
             max_failures: self.lockout.max_failures,
             duration_secs: i64::try_from(self.lockout.duration.as_secs()).unwrap_or(i64::MAX),
+            max_duration_secs: i64::try_from(self.lockout.max_duration.as_secs())
+                .unwrap_or(i64::MAX),
         }
     }
 }

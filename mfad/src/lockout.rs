@@ -7,13 +7,35 @@ pub struct Lockout {
     pub failures: u32,
     /// Unix time the lock ends; 0 when never locked.
     pub locked_until: i64,
+    /// Locks since the last success: each new lock lasts twice as long as
+    /// the one before, up to the limit.
+    pub locks: u32,
 }
 
 /// The configured limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub max_failures: u32,
+    /// How long the first lock lasts.
     pub duration_secs: i64,
+    /// The longest a lock lasts, however often it doubled.
+    pub max_duration_secs: i64,
+}
+
+impl Limits {
+    /// The length of lock number `n` (1 for the first): the duration,
+    /// doubled for each lock before it, at most the maximum (but never
+    /// shorter than the duration itself).
+    pub fn duration_of_lock(&self, n: u32) -> i64 {
+        let doubled = match self
+            .duration_secs
+            .checked_mul(1i64 << n.saturating_sub(1).min(40))
+        {
+            Some(d) => d,
+            None => i64::MAX,
+        };
+        doubled.min(self.max_duration_secs.max(self.duration_secs))
+    }
 }
 
 impl Lockout {
@@ -28,15 +50,20 @@ impl Lockout {
 
     /// The state after one more failure at `now`. A lock that has run out
     /// starts the count afresh, so a user is not locked again by a single
-    /// typo after waiting it out.
+    /// typo after waiting it out; but the next lock, until a success, lasts
+    /// twice as long.
     pub fn after_failure(self, now: i64, limits: Limits) -> Lockout {
         let failures = if self.locked_until != 0 && !self.is_locked(now) {
             1
         } else {
             self.failures.saturating_add(1)
         };
+        let mut locks = self.locks;
         let locked_until = if failures >= limits.max_failures {
-            now.saturating_add(limits.duration_secs)
+            if !self.is_locked(now) {
+                locks = locks.saturating_add(1);
+            }
+            now.saturating_add(limits.duration_of_lock(locks))
         } else if self.is_locked(now) {
             self.locked_until
         } else {
@@ -45,6 +72,7 @@ impl Lockout {
         Lockout {
             failures,
             locked_until,
+            locks,
         }
     }
 
@@ -71,6 +99,7 @@ mod tests {
     const LIMITS: Limits = Limits {
         max_failures: 3,
         duration_secs: 900,
+        max_duration_secs: 3600,
     };
 
     #[test]
@@ -108,11 +137,48 @@ mod tests {
         assert!(!s.is_locked(5000));
     }
 
+    /// Each new lock doubles, up to the maximum; failures within a lock do
+    /// not count as a new lock.
+    #[test]
+    fn each_new_lock_lasts_twice_as_long_up_to_the_maximum() {
+        let mut s = Lockout::default();
+        let mut t = 0;
+        let mut lengths = Vec::new();
+        for _ in 0..5 {
+            for _ in 0..3 {
+                s = s.after_failure(t, LIMITS);
+            }
+            lengths.push(s.locked_until - t);
+            assert_eq!(s.after_failure(t + 1, LIMITS).locks, s.locks);
+            t = s.locked_until + 1;
+        }
+        assert_eq!(lengths, [900, 1800, 3600, 3600, 3600]);
+        assert_eq!(s.locks, 5);
+    }
+
+    #[test]
+    fn a_maximum_below_the_duration_leaves_the_duration() {
+        let limits = Limits {
+            max_failures: 1,
+            duration_secs: 900,
+            max_duration_secs: 60,
+        };
+        assert_eq!(limits.duration_of_lock(1), 900);
+        assert_eq!(limits.duration_of_lock(u32::MAX), 900);
+        let huge = Limits {
+            max_failures: 1,
+            duration_secs: i64::MAX / 2,
+            max_duration_secs: i64::MAX,
+        };
+        assert_eq!(huge.duration_of_lock(10), i64::MAX);
+    }
+
     #[test]
     fn message_rounds_minutes_up() {
         let s = Lockout {
             failures: 5,
             locked_until: 1000,
+            locks: 1,
         };
         assert_eq!(
             s.message(100),

@@ -75,6 +75,7 @@ mod tests {
         let locked = Lockout {
             failures: 5,
             locked_until: 100,
+            locks: 1,
         };
         assert!(
             matches!(begin(Mode::Optional, true, true, locked, 50), Decision::Deny(m) if m.contains("Too many"))

@@ -71,6 +71,9 @@ impl Directory for Nss {
             .map(|u| u.name)
     }
 
+    /// Through getgrouplist(3): the primary group and every supplementary
+    /// group any NSS source knows (sssd and LDAP groups need not list their
+    /// members in `gr_mem`).
     fn in_group(&self, uid: u32, group: &str) -> bool {
         if group.is_empty() {
             return false;
@@ -81,7 +84,10 @@ impl Directory for Nss {
         let Ok(Some(g)) = Group::from_name(group) else {
             return false;
         };
-        user.gid == g.gid || g.mem.contains(&user.name)
+        let Ok(name) = std::ffi::CString::new(user.name) else {
+            return false;
+        };
+        nix::unistd::getgrouplist(&name, user.gid).is_ok_and(|gids| gids.contains(&g.gid))
     }
 }
 

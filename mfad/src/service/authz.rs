@@ -96,13 +96,29 @@ impl AccountGrant {
 }
 
 impl AdminGrant {
-    /// The admin acting on `user`'s account.
+    /// The admin looking at `user`'s account.
     pub fn on(&self, core: &Core, user: &str) -> Result<AdminTarget> {
         check_name(user)?;
         Ok(AdminTarget {
             caller: self.caller,
             account: resolve(core, user),
         })
+    }
+
+    /// The admin changing `user`'s account (reset, unlock, removing devices
+    /// or trust). Only root may change root's or another admin's: an admin
+    /// who could reset an admin could take over their account.
+    pub fn to_change(&self, core: &Core, user: &str) -> Result<AdminTarget> {
+        let target = self.on(core, user)?;
+        let uid = target.account.uid;
+        let protected = uid == 0 || core.users.in_group(uid, &core.config.daemon.admin_group);
+        if self.caller != 0 && protected && uid != UNKNOWN_UID {
+            denied(core, "Admin", self.caller, Some(user));
+            return Err(Error::AccessDenied(
+                "Only root may change root's or an administrator's 2-step verification.".into(),
+            ));
+        }
+        Ok(target)
     }
 }
 

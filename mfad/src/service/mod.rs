@@ -291,18 +291,22 @@ impl Service {
         authz::admin(&self.core, caller)?.on(&self.core, user)
     }
 
+    fn admin_change(&self, caller: u32, user: &str) -> Result<authz::AdminTarget> {
+        authz::admin(&self.core, caller)?.to_change(&self.core, user)
+    }
+
     pub fn admin_trusted_devices(&self, caller: u32, user: &str) -> Result<Vec<TrustedDevice>> {
         let target = self.admin_target(caller, user)?;
         account::trusted_devices(&self.core, &target.as_owner())
     }
 
     pub fn admin_remove_trusted_device(&self, caller: u32, user: &str, id: &str) -> Result<()> {
-        let target = self.admin_target(caller, user)?;
+        let target = self.admin_change(caller, user)?;
         account::untrust(&self.core, &target.as_owner(), Some(id)).map(|_| ())
     }
 
     pub fn admin_remove_all_trusted_devices(&self, caller: u32, user: &str) -> Result<u32> {
-        let target = self.admin_target(caller, user)?;
+        let target = self.admin_change(caller, user)?;
         account::untrust(&self.core, &target.as_owner(), None)
     }
 
@@ -319,7 +323,7 @@ impl Service {
     /// "Lost phone": the user's state goes, and so do their logins and
     /// enrollments in flight.
     pub fn reset(&self, caller: u32, user: &str) -> Result<()> {
-        let target = self.admin_target(caller, user)?;
+        let target = self.admin_change(caller, user)?;
         admin::reset(&self.core, &target)?;
         self.attempts.forget_user(target.uid());
         self.enrollments.forget_user(target.uid());
@@ -327,7 +331,7 @@ impl Service {
     }
 
     pub fn unlock(&self, caller: u32, user: &str) -> Result<()> {
-        let target = self.admin_target(caller, user)?;
+        let target = self.admin_change(caller, user)?;
         admin::unlock(&self.core, &target)
     }
 }

@@ -968,3 +968,35 @@ fn only_root_with_a_remote_host_makes_a_device_trusted() {
     s.account_check(0, USER, "sshd", &token, NOW + 70).unwrap();
     assert_eq!(s.trusted_devices(0, USER).unwrap().len(), 1);
 }
+
+#[test]
+fn an_admin_may_not_change_root_or_another_admin() {
+    let users = Fake::default()
+        .with(USER, USER_UID, &[])
+        .with("ops1", 1001, &["ops"])
+        .with("ops2", 1002, &["ops"]);
+    let mut c = core(Config::default(), None);
+    c.config.daemon.admin_group = "ops".into();
+    c.users = Box::new(users.with("root", 0, &["root"]));
+    let s = Service::new(c);
+    s.reset(1001, USER).unwrap();
+    s.unlock(1001, USER).unwrap();
+    for protected in ["root", "ops2", "ops1"] {
+        assert!(
+            matches!(s.reset(1001, protected), Err(Error::AccessDenied(_))),
+            "{protected}"
+        );
+        assert!(matches!(
+            s.unlock(1001, protected),
+            Err(Error::AccessDenied(_))
+        ));
+        assert!(matches!(
+            s.admin_remove_all_trusted_devices(1001, protected),
+            Err(Error::AccessDenied(_))
+        ));
+        // Looking is fine; root may change them.
+        s.user_status(1001, protected).unwrap();
+        s.reset(0, protected).unwrap();
+        s.unlock(0, protected).unwrap();
+    }
+}

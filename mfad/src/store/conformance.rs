@@ -60,6 +60,7 @@ pub fn code(n: u8) -> Hashed {
 const LIMITS: Limits = Limits {
     max_failures: 3,
     duration_secs: 900,
+    max_duration_secs: 3600,
 };
 
 /// Expands to one `#[test]` per conformance check, each on a fresh store.
@@ -73,6 +74,7 @@ macro_rules! suite {
             enrollment_replaces_backup_codes_only_when_given,
             removing_the_last_device_drops_backup_codes,
             failures_count_up_to_a_lock_and_locks_refuse_codes,
+            locks_double_until_a_success,
             failures_of_unknown_users_are_not_stored,
             lockout_reset_and_unlock,
             sms_codes_are_single_use_live_and_die_with_the_number,
@@ -349,6 +351,7 @@ pub fn concurrent_failures_are_all_counted(s: Arc<dyn Store>) {
     let limits = Limits {
         max_failures: 100,
         duration_secs: 900,
+        max_duration_secs: 900,
     };
     std::thread::scope(|scope| {
         for _ in 0..8 {
@@ -377,4 +380,29 @@ pub fn the_enrolling_name_is_kept_and_renewed(s: Arc<dyn Store>) {
     };
     s.add_device(&renamed, &totp("d2"), 2, Some(&[])).unwrap();
     assert_eq!(s.user(ALICE).unwrap().name, "alice2");
+}
+
+pub fn locks_double_until_a_success(s: Arc<dyn Store>) {
+    s.add_device(&alice(), &totp("d1"), 1, Some(&[])).unwrap();
+    let lock = |t: i64| {
+        let mut l = Lockout::default();
+        for i in 0..3 {
+            l = s.record_failure(ALICE, t + i, LIMITS).unwrap();
+        }
+        l
+    };
+    let first = lock(100);
+    assert_eq!((first.locks, first.locked_until), (1, 102 + 900));
+    let second = lock(2000);
+    assert_eq!((second.locks, second.locked_until), (2, 2002 + 1800));
+    assert_eq!(s.user(ALICE).unwrap().lockout, second);
+    // A success after the lock ends the doubling.
+    assert!(s.accept_totp_step(ALICE, "d1", 10, 5000).unwrap());
+    assert_eq!(s.user(ALICE).unwrap().lockout, Lockout::default());
+    assert_eq!(lock(6000).locked_until, 6002 + 900);
+    // So does an admin's unlock.
+    let again = lock(8000);
+    assert_eq!(again.locks, 2);
+    assert!(s.unlock(ALICE).unwrap());
+    assert_eq!(lock(20000).locks, 1);
 }

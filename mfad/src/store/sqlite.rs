@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0003-sms.sql"),
     include_str!("migrations/sqlite/0004-typed-device-data.sql"),
     include_str!("migrations/sqlite/0005-state-by-uid.sql"),
+    include_str!("migrations/sqlite/0006-lock-count.sql"),
 ];
 
 impl From<rusqlite::Error> for Error {
@@ -206,6 +207,15 @@ fn device_of(row: (String, String, String, Vec<u8>, i64, i64)) -> Result<Device>
     })
 }
 
+/// (failures, locked_until, locks) as stored.
+fn lockout_of((failures, locked_until, locks): (i64, i64, i64)) -> Lockout {
+    Lockout {
+        failures: u32::try_from(failures).unwrap_or(u32::MAX),
+        locked_until,
+        locks: u32::try_from(locks).unwrap_or(u32::MAX),
+    }
+}
+
 fn trusted_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Trusted> {
     Ok(Trusted {
         id: r.get(0)?,
@@ -232,18 +242,21 @@ impl Store for SqliteStore {
         let conn = self.conn();
         let base = conn
             .prepare_cached(
-                "SELECT last_step, failures, locked_until, name FROM users WHERE uid = ?1",
+                "SELECT last_step, failures, locked_until, name, locks FROM users WHERE uid = ?1",
             )?
             .query_row([uid], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
+                    (
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(4)?,
+                    ),
                     r.get::<_, String>(3)?,
                 ))
             })
             .optional()?;
-        let Some((last_step, failures, locked_until, name)) = base else {
+        let Some((last_step, lockout, name)) = base else {
             return Ok(UserState::default());
         };
         let devices = conn
@@ -283,10 +296,7 @@ impl Store for SqliteStore {
         Ok(UserState {
             name,
             last_step: to_u64(last_step),
-            lockout: Lockout {
-                failures: u32::try_from(failures).unwrap_or(u32::MAX),
-                locked_until,
-            },
+            lockout: lockout_of(lockout),
             devices,
             backup_codes,
             sms_code,
@@ -297,7 +307,7 @@ impl Store for SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let changed = tx.execute(
-            "UPDATE users SET last_step = ?2, failures = 0, locked_until = 0
+            "UPDATE users SET last_step = ?2, failures = 0, locked_until = 0, locks = 0
              WHERE uid = ?1 AND last_step < ?2 AND locked_until <= ?3",
             params![uid, to_i64(step), now],
         )?;
@@ -326,7 +336,7 @@ impl Store for SqliteStore {
             return Ok(false);
         }
         tx.execute(
-            "UPDATE users SET failures = 0, locked_until = 0 WHERE uid = ?1",
+            "UPDATE users SET failures = 0, locked_until = 0, locks = 0 WHERE uid = ?1",
             [uid],
         )?;
         tx.commit()?;
@@ -345,7 +355,7 @@ impl Store for SqliteStore {
             return Ok(false);
         }
         tx.execute(
-            "UPDATE users SET failures = 0, locked_until = 0 WHERE uid = ?1",
+            "UPDATE users SET failures = 0, locked_until = 0, locks = 0 WHERE uid = ?1",
             [uid],
         )?;
         tx.execute(
@@ -361,23 +371,25 @@ impl Store for SqliteStore {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let current = tx
             .query_row(
-                "SELECT failures, locked_until FROM users WHERE uid = ?1",
+                "SELECT failures, locked_until, locks FROM users WHERE uid = ?1",
                 [uid],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                },
             )
             .optional()?;
-        let Some((failures, locked_until)) = current else {
+        let Some(current) = current else {
             // Nothing to lock for a user who never enrolled.
             return Ok(Lockout::default().after_failure(now, limits));
         };
-        let next = Lockout {
-            failures: u32::try_from(failures).unwrap_or(u32::MAX),
-            locked_until,
-        }
-        .after_failure(now, limits);
+        let next = lockout_of(current).after_failure(now, limits);
         tx.execute(
-            "UPDATE users SET failures = ?2, locked_until = ?3 WHERE uid = ?1",
-            params![uid, next.failures, next.locked_until],
+            "UPDATE users SET failures = ?2, locked_until = ?3, locks = ?4 WHERE uid = ?1",
+            params![uid, next.failures, next.locked_until, next.locks],
         )?;
         tx.commit()?;
         Ok(next)
@@ -567,7 +579,8 @@ impl Store for SqliteStore {
         let trusted = tx.execute("DELETE FROM trusted_devices WHERE uid = ?1", [uid])?;
         tx.execute("DELETE FROM sms_codes WHERE uid = ?1", [uid])?;
         let locks = tx.execute(
-            "UPDATE users SET failures = 0, locked_until = 0 WHERE uid = ?1 AND (failures > 0 OR locked_until > 0)",
+            "UPDATE users SET failures = 0, locked_until = 0, locks = 0
+             WHERE uid = ?1 AND (failures > 0 OR locked_until > 0 OR locks > 0)",
             [uid],
         )?;
         tx.commit()?;
@@ -576,7 +589,7 @@ impl Store for SqliteStore {
 
     fn unlock(&self, uid: u32) -> Result<bool> {
         let n = self.conn().execute(
-            "UPDATE users SET failures = 0, locked_until = 0 WHERE uid = ?1",
+            "UPDATE users SET failures = 0, locked_until = 0, locks = 0 WHERE uid = ?1",
             [uid],
         )?;
         Ok(n == 1)
