@@ -655,6 +655,7 @@ fn file_existing_outbox_is_appended_and_missing_dir_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("outbox.jsonl");
     std::fs::write(&path, "{\"old\":1}\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let rt = runtime();
     file_gateway(&path, &rt)
         .send(&message("alice", "box"))
@@ -666,6 +667,46 @@ fn file_existing_outbox_is_appended_and_missing_dir_refused() {
         Err(Error::Config(e)) => assert!(e.contains("does not exist"), "{e}"),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn file_outbox_is_never_a_symlink_nor_readable_by_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let target = dir.path().join("elsewhere");
+    std::fs::write(&target, "").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let link = dir.path().join("outbox.jsonl");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let at_start = |path: &Path| {
+        let c = sms(&format!(
+            "[sms]\nbackend = \"file\"\n[sms.file]\npath = \"{}\"\n",
+            path.display()
+        ));
+        match Gateway::new(&c, rt.handle().clone()) {
+            Err(Error::Config(e)) => e,
+            Ok(_) => panic!("{} accepted", path.display()),
+            Err(e) => panic!("{e:?}"),
+        }
+    };
+    assert!(at_start(&link).contains("symlink"));
+    let open = dir.path().join("open.jsonl");
+    std::fs::write(&open, "").unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(at_start(&open).contains("chmod 600"));
+    // A symlink put in place after the start is refused at the send.
+    let later = dir.path().join("later.jsonl");
+    let g = file_gateway(&later, &rt);
+    std::os::unix::fs::symlink(&target, &later).unwrap();
+    match g.send(&message("alice", "box")) {
+        Err(SendError::Failed(d)) => assert!(d.contains("symlink"), "{d}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "",
+        "nothing written through it"
+    );
 }
 
 #[test]

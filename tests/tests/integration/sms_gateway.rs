@@ -825,6 +825,25 @@ fn a_password_file_others_may_read_is_refused() {
     }
 }
 
+/// The file outbox holds codes: mfad refuses one it does not own, one
+/// others may read, and a symlink, at start.
+#[test]
+fn a_file_outbox_owned_by_another_user_or_a_symlink_is_refused() {
+    let env = Env::builder().sms(Sms::file()).no_daemon().start();
+    let outbox = env.dir().join("sms-outbox.jsonl");
+    let shown = outbox.display().to_string();
+    let owner = env.add_user();
+    std::fs::write(&outbox, "").expect("write the outbox");
+    std::fs::set_permissions(&outbox, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::os::unix::fs::chown(&outbox, Some(owner.uid), Some(owner.gid)).expect("chown");
+    let toml = env.config().to_toml();
+    assert_refused(&env, "outbox owned by a user", &toml, &[&shown, "UID"]);
+    std::fs::remove_file(&outbox).expect("remove");
+    std::os::unix::fs::symlink("/etc/mfa-no-such-target", &outbox).expect("symlink");
+    assert_refused(&env, "outbox is a symlink", &toml, &[&shown, "symlink"]);
+    assert!(!std::path::Path::new("/etc/mfa-no-such-target").exists());
+}
+
 /// The harness's enrollment helpers work on every backend, and SendCode
 /// goes to the enrolled phone through the same gateway; its code is a
 /// current code (here for RegenerateBackupCodes).
