@@ -27,13 +27,9 @@ impl Limits {
     /// doubled for each lock before it, at most the maximum (but never
     /// shorter than the duration itself).
     pub fn duration_of_lock(&self, n: u32) -> i64 {
-        let doubled = match self
+        let doubled = self
             .duration_secs
-            .checked_mul(1i64 << n.saturating_sub(1).min(40))
-        {
-            Some(d) => d,
-            None => i64::MAX,
-        };
+            .saturating_mul(1i64 << n.saturating_sub(1).min(40));
         doubled.min(self.max_duration_secs.max(self.duration_secs))
     }
 }
