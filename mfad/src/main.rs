@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 use std::fs::File;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -72,13 +73,25 @@ fn run(path: &std::path::Path, explicit: bool) -> Result<()> {
     let config = Config::load(path, explicit)?;
     let audit = Audit::new(config.daemon.log);
     let state_dir = config.daemon.state_dir.clone();
-    let store = SqliteStore::open(&state_dir, &|name| users::Nss.account(name))?;
-    // One daemon per state directory, whatever bus it serves.
+    // One daemon per state directory, whatever bus it serves; the lock is
+    // taken before the database is opened, so two daemons never migrate it
+    // at once.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&state_dir)
+        .map_err(|e| {
+            Error::Io(format!(
+                "cannot create state directory {}: {e}",
+                state_dir.display()
+            ))
+        })?;
     let lock_path = state_dir.join("mfad.lock");
     let lock_file = File::create(&lock_path)
         .map_err(|e| Error::Io(format!("cannot create {}: {e}", lock_path.display())))?;
     let _lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock)
         .map_err(|_| Error::Io(format!("{} is in use by another mfad", state_dir.display())))?;
+    let store = SqliteStore::open(&state_dir, &|name| users::Nss.account(name))?;
     let bus = config.daemon.bus.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -147,13 +160,41 @@ async fn serve(service: Arc<Service>, bus: &str) -> Result<()> {
     eprintln!("mfad: serving {} on {bus}", mfa_api::BUS_NAME);
     service.audit().info("started", &[("bus", bus)]);
 
+    let lost = bus_lost(&conn);
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+        why = lost => {
+            // Logins would wait for an mfad that no longer answers: better
+            // to exit and be restarted (systemd) or activated again.
+            let why = why.unwrap_or_else(|e| e.to_string());
+            service.audit().warn("stopped", &[("reason", &why)]);
+            return Err(Error::Io(format!("stopping: {why}")));
+        }
     }
     service.audit().info("stopped", &[]);
     let _ = conn.release_name(mfa_api::BUS_NAME).await;
     Ok(())
+}
+
+/// Resolves when mfad loses its bus name (NameLost) or its connection to
+/// the bus; says which.
+async fn bus_lost(conn: &zbus::Connection) -> std::result::Result<String, zbus::Error> {
+    use futures_core::Stream;
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .sender("org.freedesktop.DBus")
+        .interface("org.freedesktop.DBus")
+        .member("NameLost")
+        .add_arg(mfa_api::BUS_NAME)
+        .build()?;
+    let mut stream = zbus::MessageStream::for_match_rule(rule, conn, None).await?;
+    let next = std::future::poll_fn(|cx| std::pin::Pin::new(&mut stream).poll_next(cx)).await;
+    Ok(match next {
+        Some(Ok(_)) => format!("lost the bus name {}", mfa_api::BUS_NAME),
+        Some(Err(e)) => format!("lost the bus connection: {e}"),
+        None => "lost the bus connection".to_string(),
+    })
 }
 
 fn signal(kind: tokio::signal::unix::SignalKind) -> Result<tokio::signal::unix::Signal> {

@@ -217,6 +217,21 @@ impl Daemon {
         self.child.as_ref().map(|c| c.id())
     }
 
+    /// Waits up to `timeout` for mfad to exit by itself; its status, or
+    /// None if it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let child = self.child.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// SIGTERM and wait (SIGKILL after 5 s); the exit status.
     pub fn stop(&mut self) -> Option<ExitStatus> {
         self.child.take().and_then(|c| terminate(c, "mfad"))

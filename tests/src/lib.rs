@@ -287,6 +287,16 @@ impl Env {
         self.daemon.take().and_then(|mut d| d.stop())
     }
 
+    /// [`Daemon::wait_exit`] for this Env's mfad.
+    pub fn wait_daemon_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.daemon.as_mut().and_then(|d| d.wait_exit(timeout))
+    }
+
+    /// Stops the private dbus-daemon for good (the bus is gone).
+    pub fn stop_bus(&mut self) {
+        self.bus.stop();
+    }
+
     pub fn daemon_pid(&self) -> Option<u32> {
         self.daemon.as_ref().and_then(|d| d.pid())
     }

@@ -59,6 +59,44 @@ fn sigterm_stops_it_cleanly() {
     );
 }
 
+/// Logins would wait on an mfad that can no longer answer: it exits,
+/// non-zero and logged, when its bus goes away.
+#[test]
+fn it_exits_when_it_loses_the_bus() {
+    let mut env = Env::new();
+    env.stop_bus();
+    let status = env
+        .wait_daemon_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("mfad still runs without its bus:\n{}", env.daemon_log()));
+    assert!(!status.success(), "{status}");
+    let log = env.daemon_log();
+    assert!(log.contains("lost the bus connection"), "{log}");
+}
+
+/// Two daemons never migrate one database at once: the state directory's
+/// lock comes first.
+#[test]
+fn it_takes_the_state_lock_before_it_opens_the_database() {
+    use nix::fcntl::{Flock, FlockArg};
+    use std::os::unix::fs::DirBuilderExt;
+    let env = Env::builder().no_daemon().start();
+    let state = env.state_dir();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(state)
+        .expect("create the state directory");
+    let file = std::fs::File::create(state.join("mfad.lock")).expect("create mfad.lock");
+    let _held = Flock::lock(file, FlockArg::LockExclusiveNonblock).expect("lock mfad.lock");
+    let out = env.run_mfad(env.config_path(), Duration::from_secs(10));
+    assert!(matches!(out.code, Some(c) if c != 0), "{out}");
+    assert!(out.stderr.contains("in use by another mfad"), "{out}");
+    assert!(
+        !state.join("mfad.db").exists(),
+        "mfad opened the database before it had the lock"
+    );
+}
+
 #[test]
 fn its_state_is_private_to_root() {
     let env = Env::new();
