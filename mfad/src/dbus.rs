@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mfa_api::{
-    AnswerResult, BeginAction, Error as WireError, TrustedDevice, UserStatus, UserSummary,
+    AccountAction, AnswerResult, BeginAction, Error as WireError, TrustedDevice, UserStatus,
+    UserSummary,
 };
 use zbus::fdo::DBusProxy;
 use zbus::interface;
@@ -165,7 +166,7 @@ impl Login {
         user: String,
         service: String,
         session: String,
-    ) -> Result<(BeginAction, String), WireError> {
+    ) -> Result<(AccountAction, String), WireError> {
         let caller = self.0.caller(&header).await?;
         self.0
             .run(move |s, now| s.account_check(caller, &user, &service, &session, now))

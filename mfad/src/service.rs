@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use mfa_api::{AnswerResult, BeginAction, Device, TrustedDevice, UserStatus, UserSummary};
+use mfa_api::{
+    AccountAction, AnswerResult, BeginAction, Device, TrustedDevice, UserStatus, UserSummary,
+};
 
 use crate::audit::Audit;
 use crate::backup;
@@ -763,7 +765,7 @@ impl Service {
         service: &str,
         token: &str,
         now: i64,
-    ) -> Result<(BeginAction, String)> {
+    ) -> Result<(AccountAction, String)> {
         self.authorize_login(caller, user)?;
         let enrolled = !lock(&self.store).user(user)?.devices.is_empty();
         let verified = {
@@ -784,7 +786,7 @@ impl Service {
             if let Some(id) = &session.identity {
                 self.trust_device(user, id, now)?;
             }
-            return Ok((BeginAction::Allow, String::new()));
+            return Ok((AccountAction::Allow, String::new()));
         }
         match policy::begin(
             self.config.policy.mode,
@@ -793,7 +795,7 @@ impl Service {
             Lockout::default(),
             now,
         ) {
-            Decision::Ignore => Ok((BeginAction::Ignore, String::new())),
+            Decision::Ignore => Ok((AccountAction::Ignore, String::new())),
             Decision::Deny(message) => {
                 self.audit.warn(
                     "account denied",
@@ -803,7 +805,7 @@ impl Service {
                         ("reason", "not enrolled"),
                     ],
                 );
-                Ok((BeginAction::Deny, message))
+                Ok((AccountAction::Deny, message))
             }
             _ => {
                 self.audit.warn(
@@ -818,7 +820,7 @@ impl Service {
                         ),
                     ],
                 );
-                Ok((BeginAction::Deny, MSG_NOT_VERIFIED.to_string()))
+                Ok((AccountAction::Deny, MSG_NOT_VERIFIED.to_string()))
             }
         }
     }
@@ -2084,7 +2086,7 @@ mod tests {
         );
         assert_eq!(
             s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
-            BeginAction::Allow
+            AccountAction::Allow
         );
         // Same key from another host: trusted. No key, same host: not.
         assert_eq!(
@@ -2139,7 +2141,7 @@ mod tests {
         );
         assert_eq!(
             s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
-            BeginAction::Allow
+            AccountAction::Allow
         );
         assert_eq!(
             begin_from(&s, "10.0.0.9", "", NOW + 1_000_000).0,
@@ -2198,19 +2200,19 @@ mod tests {
         // Not enrolled: no opinion.
         assert_eq!(
             s.account_check(0, USER, "sshd", "", NOW).unwrap().0,
-            BeginAction::Ignore
+            AccountAction::Ignore
         );
         let (secret, _) = enroll(&s);
         // Enrolled, but no code step in this login (sshd with publickey only).
         let (action, msg) = s.account_check(0, USER, "sshd", "", NOW).unwrap();
         assert_eq!(
             (action, msg.as_str()),
-            (BeginAction::Deny, MSG_NOT_VERIFIED)
+            (AccountAction::Deny, MSG_NOT_VERIFIED)
         );
         let (_, token, _) = begin(&s);
         assert_eq!(
             s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
-            BeginAction::Deny,
+            AccountAction::Deny,
             "not yet verified"
         );
         assert_eq!(
@@ -2226,16 +2228,16 @@ mod tests {
         ));
         assert_eq!(
             s.account_check(0, "root", "sshd", &token, NOW).unwrap().0,
-            BeginAction::Ignore,
+            AccountAction::Ignore,
             "other user"
         );
         assert_eq!(
             s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
-            BeginAction::Allow
+            AccountAction::Allow
         );
         assert_eq!(
             s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
-            BeginAction::Deny,
+            AccountAction::Deny,
             "used once"
         );
     }
@@ -2253,19 +2255,19 @@ mod tests {
         );
         assert_eq!(
             s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
-            BeginAction::Allow
+            AccountAction::Allow
         );
         let (action, token, _) = begin_from(&s, "10.0.0.9", "", NOW + 5);
         assert_eq!(action, BeginAction::Allow);
         assert_eq!(
             s.account_check(0, USER, "sshd", &token, NOW + 6).unwrap().0,
-            BeginAction::Allow
+            AccountAction::Allow
         );
         // Unenrolled users under "required" are refused here too.
         let r = service(Mode::Required);
         assert_eq!(
             r.account_check(0, USER, "sshd", "", NOW).unwrap().0,
-            BeginAction::Deny
+            AccountAction::Deny
         );
     }
 

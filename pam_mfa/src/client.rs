@@ -13,7 +13,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use mfa_api::{AnswerResult, BeginAction, LoginProxy};
+use mfa_api::{AccountAction, AnswerResult, BeginAction, LoginProxy};
 use zbus::proxy::CacheProperties;
 
 use crate::error::Error;
@@ -50,7 +50,7 @@ pub struct AnswerReply {
 /// message (why denied).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountReply {
-    pub action: BeginAction,
+    pub action: AccountAction,
     pub message: String,
 }
 

@@ -13,6 +13,7 @@
 //!   ├─ ignore ──> Ignore
 //!   ├─ allow ───> keep the session in PAM_MFA_SESSION, show message (info), Success
 //!   ├─ deny ────> show message (error), AuthErr
+//!   ├─ unknown ─> show "refused" note (error), AuthErr
 //!   └─ challenge: up to MAX_TRIES wrong answers
 //!        prompt (echo off) ──conversation fails──> ConvErr
 //!        Answer ──success──> keep the session in PAM_MFA_SESSION, Success
@@ -20,9 +21,14 @@
 //!               ──prompt───> prompt again with the message as the prompt
 //!                            (a code went out by SMS; up to MAX_PROMPTS)
 //!               ──deny─────> show message (error), AuthErr
+//!               ──unknown──> show "refused" note (error), AuthErr
 //!               ──refused──> show message (error), AuthErr
 //!               ──unavailable──> AuthInfoUnavail (whatever failmode)
 //! ```
+//!
+//! `unknown` is any action or result this version does not know (a newer
+//! mfad): it is a refusal, never "unavailable", so `failmode=safe` cannot
+//! turn version skew into a login without a code.
 //!
 //! Once mfad has asked for a code, losing it is never PAM_IGNORE, even
 //! with `failmode=safe`: otherwise anyone who can stall the daemon
@@ -41,6 +47,7 @@
 //! AccountCheck ──allow──> Success
 //!              ──ignore─> Ignore
 //!              ──deny───> show message (error), PermDenied
+//!              ──unknown──> show "did not pass" note (error), PermDenied
 //!              ──refused (mfad error)──> show message (error), PermDenied
 //!              ──unavailable──> failmode: secure PermDenied / safe Ignore
 //! ```
@@ -48,7 +55,7 @@
 //! The token is removed whatever happens, so it never reaches the user's
 //! session environment, and it is never logged.
 
-use mfa_api::{AnswerResult, BeginAction};
+use mfa_api::{AccountAction, AnswerResult, BeginAction};
 
 use crate::args::{failmode_name, FailMode};
 use crate::client::{AccountReply, BeginRequest, Daemon};
@@ -76,6 +83,10 @@ pub const PASSWORD_NOT_CODE: &str =
 pub const TOO_MANY_PROMPTS: &str = "Too many new codes asked for in one login; start again.";
 /// What the user sees when the account phase refuses and mfad says nothing.
 pub const ACCOUNT_DENIED: &str = "This login did not pass two-step verification.";
+/// What the user sees when mfad answers with an action or result this
+/// module does not know (a newer mfad).
+pub const NOT_UNDERSTOOD: &str =
+    "The verification service gave an answer this login cannot use; the login is refused.";
 /// The PAM environment variable that carries the session token from the
 /// auth phase to the account phase. A bearer token: never logged.
 pub const SESSION_ENV: &str = "PAM_MFA_SESSION";
@@ -164,9 +175,11 @@ pub fn authenticate(
 
     let begin = match daemon.begin(&request) {
         Ok(reply) => reply,
-        Err(Error::Refused { kind, message }) => {
+        Err(Error::Refused(e)) => {
+            let message = e.message();
             log.warning(&format!(
-                "mfad refused the login ({kind}): {message}; {who}"
+                "mfad refused the login ({}): {message}; {who}",
+                e.kind().unwrap_or_default()
             ));
             show_error(pam, &message, log);
             return Outcome::AuthErr;
@@ -200,6 +213,14 @@ pub fn authenticate(
             &begin.message,
             &who,
         ),
+        BeginAction::Unknown => {
+            log.error(&format!(
+                "mfad answered Begin with an action this module does not know \
+                 (is mfad newer than pam_mfa?), refusing; {who}"
+            ));
+            show_error(pam, NOT_UNDERSTOOD, log);
+            Outcome::AuthErr
+        }
     }
 }
 
@@ -287,13 +308,27 @@ fn challenge(
                     show_error(pam, &r.message, log);
                     return Outcome::AuthErr;
                 }
+                AnswerResult::Unknown => {
+                    log.error(&format!(
+                        "mfad answered Answer with a result this module does not know \
+                         (is mfad newer than pam_mfa?), refusing; {who}"
+                    ));
+                    show_error(pam, NOT_UNDERSTOOD, log);
+                    return Outcome::AuthErr;
+                }
             },
-            Err(Error::Refused { kind, message }) => {
+            Err(Error::Refused(e)) => {
+                let message = e.message();
                 log.warning(&format!(
-                    "mfad refused the answer ({kind}): {message}; {who}"
+                    "mfad refused the answer ({}): {message}; {who}",
+                    e.kind().unwrap_or_default()
                 ));
                 // mfad forgot the session: it restarted during the login.
-                let m = if kind == "NotFound" { LOST } else { &message };
+                let m = if matches!(e, mfa_api::Error::NotFound(_)) {
+                    LOST
+                } else {
+                    &message
+                };
                 show_error(pam, m, log);
                 return Outcome::AuthErr;
             }
@@ -349,31 +384,34 @@ pub fn account(
     ));
     match daemon.account_check(&user, &service, &session) {
         Ok(AccountReply { action, message }) => match action {
-            BeginAction::Allow => {
+            AccountAction::Allow => {
                 log.debug(&format!("account allowed; {who}"));
                 Outcome::Success
             }
-            BeginAction::Ignore => {
+            AccountAction::Ignore => {
                 log.debug(&format!("not enrolled, ignoring; {who}"));
                 Outcome::Ignore
             }
-            BeginAction::Deny => {
+            AccountAction::Deny => {
                 log.warning(&format!("account denied: {message}; {who}"));
                 show_error(pam, or_default(&message, ACCOUNT_DENIED), log);
                 Outcome::PermDenied
             }
-            // Not an answer AccountCheck gives; never a way in.
-            BeginAction::Challenge => {
+            // A newer mfad's answer is never a way in.
+            AccountAction::Unknown => {
                 log.error(&format!(
-                    "mfad answered the account check with `challenge`, refusing; {who}"
+                    "mfad answered the account check with an action this module does not \
+                     know (is mfad newer than pam_mfa?), refusing; {who}"
                 ));
                 show_error(pam, ACCOUNT_DENIED, log);
                 Outcome::PermDenied
             }
         },
-        Err(Error::Refused { kind, message }) => {
+        Err(Error::Refused(e)) => {
+            let message = e.message();
             log.warning(&format!(
-                "mfad refused the account check ({kind}): {message}; {who}"
+                "mfad refused the account check ({}): {message}; {who}",
+                e.kind().unwrap_or_default()
             ));
             show_error(pam, or_default(&message, ACCOUNT_DENIED), log);
             Outcome::PermDenied

@@ -22,11 +22,13 @@
 //! | Begin: `ignore` (not enrolled, policy optional) | nothing | PAM_IGNORE |
 //! | Begin: `allow` (trusted device) | message, PAM_TEXT_INFO | PAM_SUCCESS, token kept |
 //! | Begin: `deny` (locked out, enrollment required) | message, PAM_ERROR_MSG | PAM_AUTH_ERR |
+//! | Begin: an action this version does not know (a newer mfad), either failmode | "cannot use" note, PAM_ERROR_MSG | PAM_AUTH_ERR |
 //! | Begin: `challenge`, then Answer `success` | prompt (echo off); message if any, PAM_TEXT_INFO | PAM_SUCCESS, token kept |
 //! | Answer `retry` | message, PAM_ERROR_MSG; prompt again (3 tries at most) | — |
 //! | Answer `deny`, or a 3rd `retry` | message, PAM_ERROR_MSG | PAM_AUTH_ERR |
+//! | Answer: a result this version does not know, either failmode | "cannot use" note, PAM_ERROR_MSG | PAM_AUTH_ERR |
 //! | the answer equals PAM_AUTHTOK (sshd's password method answers every prompt with the password) | "not a verification code", PAM_ERROR_MSG; mfad is not asked | PAM_AUTH_ERR |
-//! | an mfad error (`org.mfad.Mfa1.Error.*`) on Begin or Answer | its message, PAM_ERROR_MSG | PAM_AUTH_ERR |
+//! | an mfad error (`org.mfad.Mfa1.Error.*`, also one this version does not know) on Begin or Answer | its message, PAM_ERROR_MSG | PAM_AUTH_ERR |
 //! | conversation fails (Ctrl-D, client gone) | — | PAM_CONV_ERR |
 //! | no user name | — | PAM_USER_UNKNOWN |
 //! | mfad cannot be asked before Begin answers (no bus, no owner, timeout, bad `bus=`), `failmode=secure` | "unavailable" note, PAM_ERROR_MSG | PAM_AUTHINFO_UNAVAIL |
@@ -44,6 +46,7 @@
 //! | `allow` (this login passed the code step, or a trusted device) | nothing | PAM_SUCCESS |
 //! | `ignore` (not enrolled, policy optional) | nothing | PAM_IGNORE |
 //! | `deny` (no verified session for this user) | message, PAM_ERROR_MSG | PAM_PERM_DENIED |
+//! | an action this version does not know (a newer mfad), either failmode | "did not pass" note, PAM_ERROR_MSG | PAM_PERM_DENIED |
 //! | an mfad error | its message, PAM_ERROR_MSG | PAM_PERM_DENIED |
 //! | mfad cannot be asked, `failmode=secure` | "unavailable" note, PAM_ERROR_MSG | PAM_PERM_DENIED |
 //! | same, `failmode=safe` | nothing; syslog warning | PAM_IGNORE |

@@ -133,7 +133,7 @@ impl ScriptedDaemon {
         }
     }
     /// An mfad asked only AccountCheck, which answers `action`.
-    fn checks(action: BeginAction, message: &str) -> ScriptedDaemon {
+    fn checks(action: AccountAction, message: &str) -> ScriptedDaemon {
         ScriptedDaemon {
             begin: None,
             account: Some(Ok(AccountReply {
@@ -515,20 +515,18 @@ fn losing_the_daemon_after_the_challenge_refuses_in_both_failmodes() {
 fn daemon_errors_are_auth_err_with_their_message() {
     for opts in [SECURE, SAFE] {
         let mut pam = ScriptedPam::new(&[]);
-        let mut d = ScriptedDaemon::failing(Error::Refused {
-            kind: "AccessDenied",
-            message: "You may only verify your own account.".into(),
-        });
+        let mut d = ScriptedDaemon::failing(Error::Refused(mfa_api::Error::AccessDenied(
+            "You may only verify your own account.".into(),
+        )));
         let (o, log) = run(&mut pam, &mut d, opts);
         assert_eq!(o, Outcome::AuthErr);
         assert_eq!(pam.errors, ["You may only verify your own account."]);
         assert!(log.has(Level::Warning, "AccessDenied"), "{}", log.all());
 
         let mut pam = ScriptedPam::new(&[b"1"]);
-        let mut d = ScriptedDaemon::challenge().then_err(Error::Refused {
-            kind: "Expired",
-            message: "The login took too long; start again.".into(),
-        });
+        let mut d = ScriptedDaemon::challenge().then_err(Error::Refused(mfa_api::Error::Expired(
+            "The login took too long; start again.".into(),
+        )));
         assert_eq!(run(&mut pam, &mut d, opts).0, Outcome::AuthErr);
         assert_eq!(pam.errors, ["The login took too long; start again."]);
     }
@@ -666,10 +664,8 @@ fn the_token_is_kept_only_after_success_or_allow() {
         (
             "mfad refuses the answer",
             vec![b"1"],
-            ScriptedDaemon::challenge().then_err(Error::Refused {
-                kind: "Expired",
-                message: "Too slow.".into(),
-            }),
+            ScriptedDaemon::challenge()
+                .then_err(Error::Refused(mfa_api::Error::Expired("Too slow.".into()))),
             Outcome::AuthErr,
         ),
         (
@@ -764,7 +760,7 @@ fn check(
 #[test]
 fn account_allow_is_success_and_the_token_is_gone() {
     let mut pam = after_auth(Some(TOKEN));
-    let mut d = ScriptedDaemon::checks(BeginAction::Allow, "");
+    let mut d = ScriptedDaemon::checks(AccountAction::Allow, "");
     let (o, _) = check(&mut pam, &mut d, SECURE);
     assert_eq!(o, Outcome::Success);
     assert_eq!(
@@ -778,7 +774,7 @@ fn account_allow_is_success_and_the_token_is_gone() {
 #[test]
 fn account_ignore_is_pam_ignore_and_the_token_is_gone() {
     let mut pam = after_auth(Some(TOKEN));
-    let mut d = ScriptedDaemon::checks(BeginAction::Ignore, "");
+    let mut d = ScriptedDaemon::checks(AccountAction::Ignore, "");
     assert_eq!(check(&mut pam, &mut d, SECURE).0, Outcome::Ignore);
     assert_eq!(token(&pam), None);
     assert!(pam.errors.is_empty());
@@ -789,7 +785,7 @@ fn account_deny_is_perm_denied_with_the_reason() {
     for opts in [SECURE, SAFE] {
         let mut pam = after_auth(Some(TOKEN));
         let mut d = ScriptedDaemon::checks(
-            BeginAction::Deny,
+            AccountAction::Deny,
             "This login did not pass two-step verification.",
         );
         let (o, log) = check(&mut pam, &mut d, opts);
@@ -810,7 +806,7 @@ fn account_deny_is_perm_denied_with_the_reason() {
 #[test]
 fn no_token_asks_with_an_empty_session() {
     let mut pam = after_auth(None);
-    let mut d = ScriptedDaemon::checks(BeginAction::Deny, "");
+    let mut d = ScriptedDaemon::checks(AccountAction::Deny, "");
     let (o, _) = check(&mut pam, &mut d, SECURE);
     assert_eq!(o, Outcome::PermDenied);
     assert_eq!(d.checks[0].2, "");
@@ -823,24 +819,93 @@ fn no_token_asks_with_an_empty_session() {
 }
 
 #[test]
-fn account_challenge_is_never_a_way_in() {
-    let mut pam = after_auth(Some(TOKEN));
-    let mut d = ScriptedDaemon::checks(BeginAction::Challenge, "Verification code: ");
-    let (o, log) = check(&mut pam, &mut d, SAFE);
-    assert_eq!(o, Outcome::PermDenied);
-    assert!(pam.prompts.is_empty());
-    assert_eq!(pam.errors, [ACCOUNT_DENIED]);
-    assert!(log.has(Level::Error, "challenge"), "{}", log.all());
+fn account_unknown_is_never_a_way_in() {
+    // e.g. `challenge`, or anything a newer mfad says.
+    for opts in [SECURE, SAFE] {
+        let mut pam = after_auth(Some(TOKEN));
+        let mut d = ScriptedDaemon::checks(AccountAction::Unknown, "Verification code: ");
+        let (o, log) = check(&mut pam, &mut d, opts);
+        assert_eq!(o, Outcome::PermDenied, "{opts:?}");
+        assert!(pam.prompts.is_empty());
+        assert_eq!(pam.errors, [ACCOUNT_DENIED]);
+        assert_eq!(token(&pam), None);
+        assert!(log.has(Level::Error, "does not know"), "{}", log.all());
+    }
+}
+
+// ---- Version skew: answers this version does not know are refusals ----
+
+/// An error reply from a newer mfad, with a name this version has no
+/// variant for.
+fn newer_error() -> Error {
+    Error::from_api(mfa_api::Error::ZBus(zbus::Error::MethodError(
+        zbus::names::OwnedErrorName::try_from("org.mfad.Mfa1.Error.Bogus").unwrap(),
+        Some("Something new.".into()),
+        zbus::message::Message::method_call("/", "Begin")
+            .build(&())
+            .unwrap(),
+    )))
+}
+
+#[test]
+fn an_unknown_begin_action_is_auth_err_in_both_failmodes() {
+    for opts in [SECURE, SAFE] {
+        let mut pam = ScriptedPam::new(&[b"123456"]);
+        let mut d = ScriptedDaemon::begins(BeginAction::Unknown, "Verification code: ");
+        let (o, log) = run(&mut pam, &mut d, opts);
+        assert_eq!(o, Outcome::AuthErr, "{opts:?}");
+        assert!(pam.prompts.is_empty(), "no prompt for an unknown action");
+        assert_eq!(pam.errors, [NOT_UNDERSTOOD]);
+        assert_eq!(token(&pam), None);
+        assert!(log.has(Level::Error, "does not know"), "{}", log.all());
+    }
+}
+
+#[test]
+fn an_unknown_answer_result_is_auth_err_in_both_failmodes() {
+    for opts in [SECURE, SAFE] {
+        let mut pam = ScriptedPam::new(&[b"123456", b"654321"]);
+        let mut d = ScriptedDaemon::challenge().then(AnswerResult::Unknown, "Welcome.");
+        let (o, log) = run(&mut pam, &mut d, opts);
+        assert_eq!(o, Outcome::AuthErr, "{opts:?}");
+        assert_eq!(d.received.len(), 1, "asked again after an unknown result");
+        assert_eq!(pam.errors, [NOT_UNDERSTOOD]);
+        assert!(pam.infos.is_empty());
+        assert_eq!(token(&pam), None);
+        assert!(log.has(Level::Error, "does not know"), "{}", log.all());
+    }
+}
+
+#[test]
+fn an_unknown_mfad_error_is_a_refusal_in_both_failmodes() {
+    for opts in [SECURE, SAFE] {
+        let mut pam = ScriptedPam::new(&[]);
+        let mut d = ScriptedDaemon::failing(newer_error());
+        let (o, log) = run(&mut pam, &mut d, opts);
+        assert_eq!(o, Outcome::AuthErr, "{opts:?}");
+        assert_eq!(pam.errors, ["Something new."]);
+        assert!(log.has(Level::Warning, "(Bogus)"), "{}", log.all());
+
+        let mut pam = ScriptedPam::new(&[b"1"]);
+        let mut d = ScriptedDaemon::challenge().then_err(newer_error());
+        assert_eq!(run(&mut pam, &mut d, opts).0, Outcome::AuthErr);
+        assert_eq!(pam.errors, ["Something new."]);
+
+        let mut pam = after_auth(Some(TOKEN));
+        let mut d = ScriptedDaemon::check_fails(newer_error());
+        assert_eq!(check(&mut pam, &mut d, opts).0, Outcome::PermDenied);
+        assert_eq!(pam.errors, ["Something new."]);
+        assert_eq!(token(&pam), None);
+    }
 }
 
 #[test]
 fn account_mfad_errors_are_perm_denied_in_both_failmodes() {
     for opts in [SECURE, SAFE] {
         let mut pam = after_auth(Some(TOKEN));
-        let mut d = ScriptedDaemon::check_fails(Error::Refused {
-            kind: "AccessDenied",
-            message: "You may only check your own account.".into(),
-        });
+        let mut d = ScriptedDaemon::check_fails(Error::Refused(mfa_api::Error::AccessDenied(
+            "You may only check your own account.".into(),
+        )));
         let (o, log) = check(&mut pam, &mut d, opts);
         assert_eq!(o, Outcome::PermDenied, "{opts:?}");
         assert_eq!(pam.errors, ["You may only check your own account."]);
@@ -881,7 +946,7 @@ fn account_unreachable_daemon_with_failmode_safe_steps_aside_loudly() {
 fn account_without_a_user_removes_the_token_and_asks_nobody() {
     let mut pam = after_auth(Some(TOKEN));
     pam.user = None;
-    let mut d = ScriptedDaemon::checks(BeginAction::Allow, "");
+    let mut d = ScriptedDaemon::checks(AccountAction::Allow, "");
     assert_eq!(check(&mut pam, &mut d, SAFE).0, Outcome::UserUnknown);
     assert!(d.checks.is_empty());
     assert_eq!(token(&pam), None);
@@ -891,7 +956,7 @@ fn account_without_a_user_removes_the_token_and_asks_nobody() {
 fn account_logs_a_failed_removal_and_keeps_its_answer() {
     let mut pam = after_auth(Some(TOKEN));
     pam.putenv_fails = true;
-    let mut d = ScriptedDaemon::checks(BeginAction::Allow, "");
+    let mut d = ScriptedDaemon::checks(AccountAction::Allow, "");
     let (o, log) = check(&mut pam, &mut d, SECURE);
     assert_eq!(o, Outcome::Success);
     assert_eq!(d.checks[0].2, TOKEN);
@@ -905,8 +970,8 @@ fn account_logs_a_failed_removal_and_keeps_its_answer() {
 #[test]
 fn the_token_never_reaches_the_account_log() {
     for mut d in [
-        ScriptedDaemon::checks(BeginAction::Allow, ""),
-        ScriptedDaemon::checks(BeginAction::Deny, "No."),
+        ScriptedDaemon::checks(AccountAction::Allow, ""),
+        ScriptedDaemon::checks(AccountAction::Deny, "No."),
         ScriptedDaemon::check_fails(Error::Unavailable("gone".into())),
     ] {
         let mut pam = after_auth(Some(TOKEN));
@@ -922,7 +987,7 @@ fn auth_then_account_on_one_handle() {
     let mut pam = ScriptedPam::new(&[b"123456"]);
     let mut d = ScriptedDaemon::challenge().then(AnswerResult::Success, "");
     d.account = Some(Ok(AccountReply {
-        action: BeginAction::Allow,
+        action: AccountAction::Allow,
         message: String::new(),
     }));
     assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::Success);
@@ -937,10 +1002,9 @@ fn auth_then_account_on_one_handle() {
 #[test]
 fn a_session_mfad_forgot_reads_as_the_service_going_away() {
     let mut pam = ScriptedPam::new(&[b"123456"]);
-    let mut d = ScriptedDaemon::challenge().then_err(Error::Refused {
-        kind: "NotFound",
-        message: "No such login session.".into(),
-    });
+    let mut d = ScriptedDaemon::challenge().then_err(Error::Refused(mfa_api::Error::NotFound(
+        "No such login session.".into(),
+    )));
     assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::AuthErr);
     assert_eq!(pam.errors, [LOST]);
 }
