@@ -41,9 +41,9 @@ pub enum Error {
     InvalidCode(String),
     /// An argument was malformed (user name, device id, name, ...).
     InvalidArgument(String),
-    /// A device, enrollment or login session that does not exist.
+    /// A device, enrollment or login attempt that does not exist.
     NotFound(String),
-    /// A pending enrollment or login session that timed out.
+    /// A pending enrollment or login attempt that timed out.
     Expired(String),
     /// Too many requests in a short time.
     RateLimited(String),
@@ -223,8 +223,9 @@ pub struct UserSummary {
 )]
 pub trait Login {
     /// Starts a login. `auth_info` is sshd's `SSH_AUTH_INFO_0` or empty.
-    /// Returns the action, a session token for `Answer` (empty unless
-    /// challenge) and a message: the prompt, or why the login is refused.
+    /// Returns the action, an attempt token for `Answer` (empty unless
+    /// challenge or allow) and a message: the prompt, or why the login is
+    /// refused.
     fn begin(
         &self,
         user: &str,
@@ -235,17 +236,17 @@ pub trait Login {
     ) -> Result<(BeginAction, String, String), Error>;
 
     /// Checks a code typed by the user, as the raw bytes they typed.
-    fn answer(&self, session: &str, code: &[u8]) -> Result<(AnswerResult, String), Error>;
+    fn answer(&self, attempt: &str, code: &[u8]) -> Result<(AnswerResult, String), Error>;
 
-    /// The account phase: did the login with this session (from `Begin`,
-    /// after `success` or `allow`) pass the code step? Returns `allow` (once
-    /// per session), `ignore` (not enrolled, policy optional) or `deny` with
-    /// a message.
+    /// The account phase: did the login attempt with this token (from
+    /// `Begin`, after `success` or `allow`) pass the code step? Returns
+    /// `allow` (once per attempt), `ignore` (not enrolled, policy optional)
+    /// or `deny` with a message.
     fn account_check(
         &self,
         user: &str,
         service: &str,
-        session: &str,
+        attempt: &str,
     ) -> Result<(AccountAction, String), Error>;
 }
 
@@ -485,10 +486,10 @@ mod tests {
         assert_eq!(e.error_name(), "org.mfad.Mfa1.Error.LockedOut");
         assert_eq!(e.message(), "Too many failed attempts.");
 
-        let e = Error::NotFound("No such login session.".into());
+        let e = Error::NotFound("No such login attempt.".into());
         assert!(e.is_refusal());
         assert_eq!(e.kind().as_deref(), Some("NotFound"));
-        assert_eq!(e.message(), "No such login session.");
+        assert_eq!(e.message(), "No such login attempt.");
     }
 
     #[test]

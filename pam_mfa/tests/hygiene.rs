@@ -83,14 +83,14 @@ impl FakeLogin {
             "refused" => Err(zbus::fdo::Error::Failed("no".into())),
             _ => Ok((
                 BeginAction::Challenge,
-                format!("session-of-{user}"),
+                format!("attempt-of-{user}"),
                 "Verification code: ".into(),
             )),
         }
     }
 
-    async fn answer(&self, session: String, code: Vec<u8>) -> (AnswerResult, String) {
-        if session.starts_with("session-of-") && code == GOOD_CODE {
+    async fn answer(&self, attempt: String, code: Vec<u8>) -> (AnswerResult, String) {
+        if attempt.starts_with("attempt-of-") && code == GOOD_CODE {
             (AnswerResult::Success, String::new())
         } else {
             (AnswerResult::Retry, "Wrong code.".into())
@@ -101,12 +101,12 @@ impl FakeLogin {
         &self,
         user: String,
         _service: String,
-        session: String,
+        attempt: String,
     ) -> zbus::fdo::Result<(AccountAction, String)> {
         match user.as_str() {
             "ignored" => Ok((AccountAction::Ignore, String::new())),
             "hung" => std::future::pending().await,
-            _ if session == format!("session-of-{user}") => {
+            _ if attempt == format!("attempt-of-{user}") => {
                 Ok((AccountAction::Allow, String::new()))
             }
             _ => Ok((AccountAction::Deny, "Not verified.".into())),
@@ -355,7 +355,7 @@ fn the_client_leaves_no_thread_and_no_descriptor_behind() {
     );
     assert_same(&base, "account check without a login");
     let mut pam = Typist {
-        env: HashMap::from([("PAM_MFA_SESSION".to_string(), "forged".to_string())]),
+        env: HashMap::from([(flow::ATTEMPT_ENV.to_string(), "forged".to_string())]),
         ..typist(vec![], &base)
     };
     assert_eq!(

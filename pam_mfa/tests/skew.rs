@@ -3,6 +3,8 @@
 //! answers with values and errors this version does not know, as a newer
 //! mfad might. With `failmode=safe`, where an unreachable mfad means
 //! PAM_IGNORE, each of them must still be a refusal.
+//!
+//! Also the token's old name, `PAM_MFA_SESSION`, over the real bus.
 
 mod common;
 
@@ -13,7 +15,7 @@ use common::{serve_fake_mfad, wait_for_owner, Bus};
 use pam::constants::PamResultCode;
 use pam_mfa::args::FailMode;
 use pam_mfa::client::BusDaemon;
-use pam_mfa::flow::{self, Options, Outcome, NOT_UNDERSTOOD, SESSION_ENV};
+use pam_mfa::flow::{self, Options, Outcome, ATTEMPT_ENV, NOT_UNDERSTOOD, OLD_ATTEMPT_ENV};
 use pam_mfa::handle::{Code, Pam};
 use pam_mfa::log::{Level, Log};
 use pam_mfa::Error;
@@ -31,7 +33,7 @@ const GOOD_CODE: &[u8] = b"123456";
 const PROMPT: &str = "Verification code: ";
 
 /// A newer mfad. What it answers depends on the user name (Begin,
-/// AccountCheck) or the session token (Answer); plain strings, so it can
+/// AccountCheck) or the attempt token (Answer); plain strings, so it can
 /// say what no enum of this version has.
 struct NewerLogin;
 
@@ -46,20 +48,20 @@ impl NewerLogin {
         _auth_info: String,
     ) -> Result<(String, String, String), NewerError> {
         match user.as_str() {
-            "bogus-begin" => Ok(("bogus".into(), format!("session-of-{user}"), PROMPT.into())),
+            "bogus-begin" => Ok(("bogus".into(), format!("attempt-of-{user}"), PROMPT.into())),
             "bogus-error" => Err(NewerError::Bogus("Something new.".into())),
             _ => Ok((
                 "challenge".into(),
-                format!("session-of-{user}"),
+                format!("attempt-of-{user}"),
                 PROMPT.into(),
             )),
         }
     }
 
-    async fn answer(&self, session: String, code: Vec<u8>) -> Result<(String, String), NewerError> {
-        match session.as_str() {
-            "session-of-bogus-answer" => Ok(("bogus".into(), "Welcome.".into())),
-            "session-of-bogus-answer-error" => Err(NewerError::Bogus("Something new.".into())),
+    async fn answer(&self, attempt: String, code: Vec<u8>) -> Result<(String, String), NewerError> {
+        match attempt.as_str() {
+            "attempt-of-bogus-answer" => Ok(("bogus".into(), "Welcome.".into())),
+            "attempt-of-bogus-answer-error" => Err(NewerError::Bogus("Something new.".into())),
             _ if code == GOOD_CODE => Ok(("success".into(), String::new())),
             _ => Ok(("retry".into(), "Wrong code.".into())),
         }
@@ -69,14 +71,14 @@ impl NewerLogin {
         &self,
         user: String,
         _service: String,
-        session: String,
+        attempt: String,
     ) -> Result<(String, String), NewerError> {
         match user.as_str() {
             "bogus-check" => Ok(("bogus".into(), String::new())),
             // A Begin action, never an AccountCheck one.
             "challenge-check" => Ok(("challenge".into(), PROMPT.into())),
             "bogus-error" => Err(NewerError::Bogus("Something new.".into())),
-            _ if session == format!("session-of-{user}") => Ok(("allow".into(), String::new())),
+            _ if attempt == format!("attempt-of-{user}") => Ok(("allow".into(), String::new())),
             _ => Ok(("deny".into(), "Not verified.".into())),
         }
     }
@@ -224,8 +226,8 @@ fn the_newer_mfad_lets_a_right_code_in() {
     assert_eq!(o, Outcome::Success);
     assert_eq!(pam.errors, ["Wrong code."]);
     assert_eq!(
-        pam.env.get(SESSION_ENV).map(String::as_str),
-        Some("session-of-carol")
+        pam.env.get(ATTEMPT_ENV).map(String::as_str),
+        Some("attempt-of-carol")
     );
     assert_eq!(account(&bus.address, &mut pam).0, Outcome::Success);
     assert!(pam.env.is_empty());
@@ -264,7 +266,7 @@ fn an_unknown_account_action_is_perm_denied() {
     for user in ["bogus-check", "challenge-check"] {
         let mut pam = Screen::new(user, vec![]);
         pam.env
-            .insert(SESSION_ENV.into(), format!("session-of-{user}"));
+            .insert(ATTEMPT_ENV.into(), format!("attempt-of-{user}"));
         let (o, log) = account(&bus.address, &mut pam);
         assert_eq!(o, Outcome::PermDenied, "{user}: {:?}", log.0);
         assert_eq!(o.code(), PamResultCode::PAM_PERM_DENIED);
@@ -294,9 +296,34 @@ fn an_unknown_mfad_error_is_a_refusal() {
 
     let mut pam = Screen::new("bogus-error", vec![]);
     pam.env
-        .insert(SESSION_ENV.into(), "session-of-bogus-error".into());
+        .insert(ATTEMPT_ENV.into(), "attempt-of-bogus-error".into());
     let (o, _) = account(&bus.address, &mut pam);
     assert_eq!(o.code(), PamResultCode::PAM_PERM_DENIED);
     assert_eq!(pam.errors, ["Something new."]);
+    assert!(pam.env.is_empty(), "{:?}", pam.env);
+}
+
+#[test]
+fn the_old_token_name_still_counts_for_one_release() {
+    let bus = newer_mfad();
+    // An auth phase by the module before the rename left the old name.
+    let mut pam = Screen::new("carol", vec![]);
+    pam.env
+        .insert(OLD_ATTEMPT_ENV.into(), "attempt-of-carol".into());
+    assert_eq!(account(&bus.address, &mut pam).0, Outcome::Success);
+    assert!(pam.env.is_empty(), "{:?}", pam.env);
+
+    // The new name is read first; both go.
+    let mut pam = Screen::new("carol", vec![]);
+    pam.env
+        .insert(ATTEMPT_ENV.into(), "attempt-of-carol".into());
+    pam.env.insert(OLD_ATTEMPT_ENV.into(), "forged".into());
+    assert_eq!(account(&bus.address, &mut pam).0, Outcome::Success);
+    assert!(pam.env.is_empty(), "{:?}", pam.env);
+    let mut pam = Screen::new("carol", vec![]);
+    pam.env.insert(ATTEMPT_ENV.into(), "forged".into());
+    pam.env
+        .insert(OLD_ATTEMPT_ENV.into(), "attempt-of-carol".into());
+    assert_eq!(account(&bus.address, &mut pam).0, Outcome::PermDenied);
     assert!(pam.env.is_empty(), "{:?}", pam.env);
 }

@@ -107,13 +107,13 @@ struct ScriptedDaemon {
     answers: VecDeque<Result<AnswerReply, Error>>,
     account: Option<Result<AccountReply, Error>>,
     requests: Vec<BeginRequest>,
-    /// (session, code) per Answer.
+    /// (attempt, code) per Answer.
     received: Vec<(String, Vec<u8>)>,
-    /// (user, service, session) per AccountCheck.
+    /// (user, service, attempt) per AccountCheck.
     checks: Vec<(String, String, String)>,
 }
 
-/// The session token every scripted Begin returns (whatever the action,
+/// The attempt token every scripted Begin returns (whatever the action,
 /// so that the tests see which actions keep it).
 const TOKEN: &str = "tok123";
 
@@ -122,7 +122,7 @@ impl ScriptedDaemon {
         ScriptedDaemon {
             begin: Some(Ok(BeginReply {
                 action,
-                session: TOKEN.into(),
+                attempt: TOKEN.into(),
                 message: message.into(),
             })),
             answers: VecDeque::new(),
@@ -179,8 +179,8 @@ impl Daemon for ScriptedDaemon {
             .take()
             .unwrap_or_else(|| panic!("Begin called twice"))
     }
-    fn answer(&mut self, session: &str, code: &[u8]) -> Result<AnswerReply, Error> {
-        self.received.push((session.to_string(), code.to_vec()));
+    fn answer(&mut self, attempt: &str, code: &[u8]) -> Result<AnswerReply, Error> {
+        self.received.push((attempt.to_string(), code.to_vec()));
         self.answers
             .pop_front()
             .unwrap_or_else(|| panic!("unexpected Answer #{}", self.received.len()))
@@ -189,10 +189,10 @@ impl Daemon for ScriptedDaemon {
         &mut self,
         user: &str,
         service: &str,
-        session: &str,
+        attempt: &str,
     ) -> Result<AccountReply, Error> {
         self.checks
-            .push((user.into(), service.into(), session.into()));
+            .push((user.into(), service.into(), attempt.into()));
         self.account
             .take()
             .unwrap_or_else(|| panic!("unexpected AccountCheck"))
@@ -360,7 +360,7 @@ fn the_password_as_answer_is_refused_without_asking_mfad() {
     assert!(d.received.is_empty(), "the password went to mfad");
     assert_eq!(pam.errors, [PASSWORD_NOT_CODE]);
     assert!(!log.all().contains("hunter2"));
-    assert!(pam.getenv(SESSION_ENV).is_none());
+    assert!(pam.getenv(ATTEMPT_ENV).is_none());
 
     // A code that differs from the password goes through as usual.
     let mut pam = ScriptedPam::new(&[b"123456"]);
@@ -372,13 +372,13 @@ fn the_password_as_answer_is_refused_without_asking_mfad() {
 #[test]
 fn setcred_forgets_a_token_the_account_phase_did_not_take() {
     let mut pam = ScriptedPam::new(&[]);
-    pam.env.insert(SESSION_ENV.into(), TOKEN.into());
+    pam.env.insert(ATTEMPT_ENV.into(), TOKEN.into());
     let mut log = Recorder::default();
-    forget_session(&mut pam, &mut log);
-    assert!(pam.getenv(SESSION_ENV).is_none());
+    forget_attempt(&mut pam, &mut log);
+    assert!(pam.getenv(ATTEMPT_ENV).is_none());
     assert!(!log.all().contains(TOKEN));
     // Nothing to forget is not an error.
-    forget_session(&mut pam, &mut log);
+    forget_attempt(&mut pam, &mut log);
     assert!(
         log.0.iter().all(|(l, _)| *l != Level::Error),
         "{}",
@@ -570,7 +570,7 @@ fn no_user_is_user_unknown_and_mfad_is_not_asked() {
 }
 
 #[test]
-fn codes_and_session_tokens_never_reach_the_log() {
+fn codes_and_attempt_tokens_never_reach_the_log() {
     let mut pam = ScriptedPam::new(&[b"246810", b"135791"]);
     let mut d = ScriptedDaemon::challenge()
         .then(AnswerResult::Retry, "Wrong code.")
@@ -600,10 +600,10 @@ fn outcomes_map_to_the_pam_codes_of_the_brief() {
     assert_eq!(Outcome::PermDenied.code(), C::PAM_PERM_DENIED);
 }
 
-// ---- The session token, from the auth phase to the account phase ----
+// ---- The attempt token, from the auth phase to the account phase ----
 
 fn token(pam: &ScriptedPam) -> Option<&str> {
-    pam.env.get(SESSION_ENV).map(String::as_str)
+    pam.env.get(ATTEMPT_ENV).map(String::as_str)
 }
 
 #[test]
@@ -691,7 +691,7 @@ fn the_token_is_kept_only_after_success_or_allow() {
 #[test]
 fn a_token_left_from_an_earlier_authentication_is_dropped() {
     let mut pam = ScriptedPam::new(&[b"1"]);
-    pam.env.insert(SESSION_ENV.into(), "stale".into());
+    pam.env.insert(ATTEMPT_ENV.into(), "stale".into());
     pam.env.insert("OTHER".into(), "kept".into());
     let mut d = ScriptedDaemon::challenge().then(AnswerResult::Deny, "No.");
     assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::AuthErr);
@@ -700,7 +700,7 @@ fn a_token_left_from_an_earlier_authentication_is_dropped() {
 
     // ... and replaced by this one's after a success.
     let mut pam = ScriptedPam::new(&[b"1"]);
-    pam.env.insert(SESSION_ENV.into(), "stale".into());
+    pam.env.insert(ATTEMPT_ENV.into(), "stale".into());
     let mut d = ScriptedDaemon::challenge().then(AnswerResult::Success, "");
     assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::Success);
     assert_eq!(token(&pam), Some(TOKEN));
@@ -727,7 +727,7 @@ fn an_empty_token_is_not_kept() {
     let mut d = ScriptedDaemon {
         begin: Some(Ok(BeginReply {
             action: BeginAction::Allow,
-            session: String::new(),
+            attempt: String::new(),
             message: String::new(),
         })),
         ..ScriptedDaemon::begins(BeginAction::Ignore, "")
@@ -742,7 +742,7 @@ fn an_empty_token_is_not_kept() {
 fn after_auth(token: Option<&str>) -> ScriptedPam {
     let mut pam = ScriptedPam::new(&[]);
     if let Some(t) = token {
-        pam.env.insert(SESSION_ENV.into(), t.into());
+        pam.env.insert(ATTEMPT_ENV.into(), t.into());
     }
     pam
 }
@@ -804,7 +804,7 @@ fn account_deny_is_perm_denied_with_the_reason() {
 }
 
 #[test]
-fn no_token_asks_with_an_empty_session() {
+fn no_token_asks_with_an_empty_attempt() {
     let mut pam = after_auth(None);
     let mut d = ScriptedDaemon::checks(AccountAction::Deny, "");
     let (o, _) = check(&mut pam, &mut d, SECURE);
@@ -897,6 +897,63 @@ fn an_unknown_mfad_error_is_a_refusal_in_both_failmodes() {
         assert_eq!(pam.errors, ["Something new."]);
         assert_eq!(token(&pam), None);
     }
+}
+
+// ---- The old name of the token, PAM_MFA_SESSION, for one release ----
+
+#[test]
+fn the_account_phase_reads_the_old_name_and_removes_it() {
+    let mut pam = ScriptedPam::new(&[]);
+    pam.env.insert(OLD_ATTEMPT_ENV.into(), TOKEN.into());
+    let mut d = ScriptedDaemon::checks(AccountAction::Allow, "");
+    assert_eq!(check(&mut pam, &mut d, SECURE).0, Outcome::Success);
+    assert_eq!(d.checks[0].2, TOKEN);
+    assert!(pam.env.is_empty(), "{:?}", pam.env);
+}
+
+#[test]
+fn the_new_name_wins_and_both_are_removed() {
+    let mut pam = after_auth(Some(TOKEN));
+    pam.env.insert(OLD_ATTEMPT_ENV.into(), "old".into());
+    let mut d = ScriptedDaemon::checks(AccountAction::Allow, "");
+    assert_eq!(check(&mut pam, &mut d, SECURE).0, Outcome::Success);
+    assert_eq!(d.checks[0].2, TOKEN);
+    assert!(pam.env.is_empty(), "{:?}", pam.env);
+
+    // Also when refused.
+    let mut pam = after_auth(Some(TOKEN));
+    pam.env.insert(OLD_ATTEMPT_ENV.into(), "old".into());
+    let mut d = ScriptedDaemon::checks(AccountAction::Deny, "No.");
+    assert_eq!(check(&mut pam, &mut d, SAFE).0, Outcome::PermDenied);
+    assert!(pam.env.is_empty(), "{:?}", pam.env);
+}
+
+#[test]
+fn setcred_and_a_new_authentication_drop_both_names() {
+    let mut log = Recorder::default();
+    let mut pam = after_auth(Some(TOKEN));
+    pam.env.insert(OLD_ATTEMPT_ENV.into(), TOKEN.into());
+    pam.env.insert("OTHER".into(), "kept".into());
+    forget_attempt(&mut pam, &mut log);
+    assert_eq!(pam.env.keys().collect::<Vec<_>>(), ["OTHER"]);
+
+    let mut pam = ScriptedPam::new(&[b"1"]);
+    pam.env.insert(OLD_ATTEMPT_ENV.into(), "stale".into());
+    let mut d = ScriptedDaemon::challenge().then(AnswerResult::Success, "");
+    assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::Success);
+    assert_eq!(token(&pam), Some(TOKEN));
+    assert_eq!(pam.env.get(OLD_ATTEMPT_ENV), None);
+}
+
+#[test]
+fn the_token_is_kept_under_the_new_name_only() {
+    let mut pam = ScriptedPam::new(&[b"1"]);
+    let mut d = ScriptedDaemon::challenge().then(AnswerResult::Success, "");
+    assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::Success);
+    assert_eq!(
+        pam.env,
+        BTreeMap::from([("PAM_MFA_ATTEMPT".to_string(), TOKEN.to_string())])
+    );
 }
 
 #[test]
@@ -1000,10 +1057,10 @@ fn auth_then_account_on_one_handle() {
 }
 
 #[test]
-fn a_session_mfad_forgot_reads_as_the_service_going_away() {
+fn an_attempt_mfad_forgot_reads_as_the_service_going_away() {
     let mut pam = ScriptedPam::new(&[b"123456"]);
     let mut d = ScriptedDaemon::challenge().then_err(Error::Refused(mfa_api::Error::NotFound(
-        "No such login session.".into(),
+        "No such login attempt.".into(),
     )));
     assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::AuthErr);
     assert_eq!(pam.errors, [LOST]);
