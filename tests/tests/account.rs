@@ -165,6 +165,52 @@ fn the_account_phase_needs_this_logins_code_step() {
     assert!(run.leaks().is_empty(), "{:?}\n{}", run.leaks(), run.output);
 }
 
+/// The token's name before PAM_MFA_ATTEMPT, as an auth phase of the older
+/// module leaves it: the account phase still reads it, for one release.
+#[test]
+fn the_account_phase_still_reads_the_old_token_name() {
+    let env = Env::new();
+    let max = env.add_user();
+    let dev = env.enroll_raw(&max);
+    let svc = env.pam_service_raw(&format!(
+        "auth required {}\n{}\n",
+        env.pam_module_spec(),
+        account_guard(&env)
+    ));
+    let c = Clock::now().codes(&dev.secret, 0, 1);
+    let verified = |code: &str| {
+        let v = env.call(None, &["login", &max.name, code]);
+        assert_eq!(v.ok()["answers"][0]["result"], "success", "{v:?}");
+        let attempt = v.ok()["begin"]["attempt"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(!attempt.is_empty(), "{v:?}");
+        attempt
+    };
+    let account = |name: &str, attempt: &str| {
+        env.pamtester_with(
+            &svc,
+            &max,
+            &[],
+            &PamtesterOpts {
+                ops: vec!["acct_mgmt"],
+                pam_env: vec![(name, attempt)],
+                ..PamtesterOpts::default()
+            },
+        )
+    };
+
+    let old = verified(&c[0]);
+    account("PAM_MFA_SESSION", &old).assert_result(PamResult::Success);
+    // It was read, and used up: not again, under either name.
+    account("PAM_MFA_SESSION", &old).assert_result(PamResult::PermDenied);
+    account("PAM_MFA_ATTEMPT", &old).assert_result(PamResult::PermDenied);
+
+    let new = verified(&c[1]);
+    account("PAM_MFA_ATTEMPT", &new).assert_result(PamResult::Success);
+}
+
 /// On the wire: a verified attempt answers AccountCheck once; an attempt
 /// that never got the code, or another user's, is denied.
 #[test]
