@@ -28,7 +28,9 @@ pub const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
 #[derive(Debug, zbus::DBusError)]
 #[zbus(prefix = "org.mfad.Mfa1.Error")]
 pub enum Error {
-    /// A transport or protocol error on the client side (not sent by mfad).
+    /// A transport or protocol error on the client side (not sent by mfad);
+    /// also an `org.mfad.Mfa1.Error.*` name this version has no variant for
+    /// (see [`Error::is_refusal`]).
     #[zbus(error)]
     ZBus(zbus::Error),
     /// The caller may not act on this user or interface.
