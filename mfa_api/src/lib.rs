@@ -30,7 +30,9 @@ pub const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
 #[derive(Debug, zbus::DBusError)]
 #[zbus(prefix = "org.mfad.Mfa1.Error")]
 pub enum Error {
-    /// A transport or protocol error on the client side (not sent by mfad).
+    /// A transport or protocol error on the client side (not sent by mfad);
+    /// also an `org.mfad.Mfa1.Error.*` name this version has no variant for
+    /// (see [`Error::is_refusal`]).
     #[zbus(error)]
     ZBus(zbus::Error),
     /// The caller may not act on this user or interface.
@@ -43,9 +45,9 @@ pub enum Error {
     InvalidCode(String),
     /// An argument was malformed (user name, device id, name, ...).
     InvalidArgument(String),
-    /// A device, enrollment or login session that does not exist.
+    /// A device, enrollment or login attempt that does not exist.
     NotFound(String),
-    /// A pending enrollment or login session that timed out.
+    /// A pending enrollment or login attempt that timed out.
     Expired(String),
     /// Too many requests in a short time.
     RateLimited(String),
@@ -57,25 +59,51 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether mfad itself answered with this error: one of the variants
+    /// above, or a name under [`ERROR_PREFIX`] that this version does not
+    /// know (a newer mfad). Anything else means the call did not reach a
+    /// decision (no bus, no owner, a timeout, a broken connection).
+    pub fn is_refusal(&self) -> bool {
+        self.kind().is_some()
+    }
+
+    /// The error's name under [`ERROR_PREFIX`] (`"LockedOut"`), also for
+    /// names this version does not know; `None` for transport errors.
+    pub fn kind(&self) -> Option<String> {
+        let name = self.error_name();
+        name.strip_prefix(ERROR_PREFIX)
+            .and_then(|n| n.strip_prefix('.'))
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+    }
+
+    /// The full D-Bus error name, as the reply carried it.
+    pub fn error_name(&self) -> String {
+        match self {
+            Error::ZBus(zbus::Error::MethodError(name, _, _)) => name.to_string(),
+            other => zbus::DBusError::name(other).to_string(),
+        }
+    }
+
     /// The human-readable sentence, without the D-Bus error name.
     pub fn message(&self) -> String {
         match self {
+            Error::ZBus(zbus::Error::MethodError(_, description, _)) if self.is_refusal() => {
+                description.clone().unwrap_or_default()
+            }
             Error::ZBus(e) => e.to_string(),
-            Error::AccessDenied(m)
-            | Error::NotEnrolled(m)
-            | Error::LockedOut(m)
-            | Error::InvalidCode(m)
-            | Error::InvalidArgument(m)
-            | Error::NotFound(m)
-            | Error::Expired(m)
-            | Error::RateLimited(m)
-            | Error::Unavailable(m)
-            | Error::Internal(m) => m.clone(),
+            other => zbus::DBusError::description(other)
+                .unwrap_or_default()
+                .to_string(),
         }
     }
 }
 
 /// What `Login.Begin` tells the PAM module to do.
+///
+/// Any other value (from a newer mfad) decodes as [`BeginAction::Unknown`],
+/// which the module treats as `deny`: version skew must never read as
+/// "daemon unavailable", which `failmode=safe` would let through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Type)]
 #[zbus(signature = "s")]
 #[serde(rename_all = "lowercase")]
@@ -88,9 +116,13 @@ pub enum BeginAction {
     Deny,
     /// Prompt for a code with the message and call `Login.Answer`.
     Challenge,
+    /// A value this version does not know: a refusal. Never sent.
+    #[serde(other, skip_serializing)]
+    Unknown,
 }
 
-/// What `Login.Answer` says about a code.
+/// What `Login.Answer` says about a code. Unknown values decode as
+/// [`AnswerResult::Unknown`], a refusal (see [`BeginAction`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Type)]
 #[zbus(signature = "s")]
 #[serde(rename_all = "lowercase")]
@@ -104,6 +136,27 @@ pub enum AnswerResult {
     /// No code was checked (the answer was empty and a code went out by
     /// SMS): prompt again with the message as the new prompt. Not a try.
     Prompt,
+    /// A value this version does not know: a refusal. Never sent.
+    #[serde(other, skip_serializing)]
+    Unknown,
+}
+
+/// What `Login.AccountCheck` says about a login. Unknown values decode as
+/// [`AccountAction::Unknown`], a refusal (see [`BeginAction`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[zbus(signature = "s")]
+#[serde(rename_all = "lowercase")]
+pub enum AccountAction {
+    /// This login passed the code step (or came from a trusted device):
+    /// PAM_SUCCESS.
+    Allow,
+    /// Not enrolled and the policy is optional: PAM_IGNORE.
+    Ignore,
+    /// Refuse the login: PAM_PERM_DENIED.
+    Deny,
+    /// A value this version does not know: a refusal. Never sent.
+    #[serde(other, skip_serializing)]
+    Unknown,
 }
 
 /// One enrolled device: an authenticator app or a phone.
@@ -174,8 +227,9 @@ pub struct UserSummary {
 )]
 pub trait Login {
     /// Starts a login. `auth_info` is sshd's `SSH_AUTH_INFO_0` or empty.
-    /// Returns the action, a session token for `Answer` (empty unless
-    /// challenge) and a message: the prompt, or why the login is refused.
+    /// Returns the action, an attempt token for `Answer` (empty unless
+    /// challenge or allow) and a message: the prompt, or why the login is
+    /// refused.
     fn begin(
         &self,
         user: &str,
@@ -186,18 +240,18 @@ pub trait Login {
     ) -> Result<(BeginAction, String, String), Error>;
 
     /// Checks a code typed by the user, as the raw bytes they typed.
-    fn answer(&self, session: &str, code: &[u8]) -> Result<(AnswerResult, String), Error>;
+    fn answer(&self, attempt: &str, code: &[u8]) -> Result<(AnswerResult, String), Error>;
 
-    /// The account phase: did the login with this session (from `Begin`,
-    /// after `success` or `allow`) pass the code step? Returns `allow` (once
-    /// per session), `ignore` (not enrolled, policy optional) or `deny` with
-    /// a message.
+    /// The account phase: did the login attempt with this token (from
+    /// `Begin`, after `success` or `allow`) pass the code step? Returns
+    /// `allow` (once per attempt), `ignore` (not enrolled, policy optional)
+    /// or `deny` with a message.
     fn account_check(
         &self,
         user: &str,
         service: &str,
-        session: &str,
-    ) -> Result<(BeginAction, String), Error>;
+        attempt: &str,
+    ) -> Result<(AccountAction, String), Error>;
 }
 
 /// A user's own enrollment. `user` may be empty for "the caller"; only root
@@ -330,5 +384,140 @@ mod tests {
         assert_eq!(bus_address("system"), SYSTEM_BUS_ADDRESS);
         assert_eq!(bus_address("unix:path=/tmp/x/bus"), "unix:path=/tmp/x/bus");
         assert_eq!(bus_address(""), "");
+    }
+
+    use zbus::wire::{serialized::Context, to_bytes, LE};
+
+    /// Encodes `value` as D-Bus does and decodes it as `T`.
+    fn roundtrip<V, T>(value: &V) -> zbus::Result<T>
+    where
+        V: Serialize + Type,
+        T: for<'de> Deserialize<'de> + Type,
+    {
+        let data = to_bytes(Context::new(LE, 0), value)?;
+        data.deserialize::<T>().map(|(v, _)| v)
+    }
+
+    #[test]
+    fn known_values_decode_as_themselves() {
+        for (wire, want) in [
+            ("ignore", BeginAction::Ignore),
+            ("allow", BeginAction::Allow),
+            ("deny", BeginAction::Deny),
+            ("challenge", BeginAction::Challenge),
+        ] {
+            assert_eq!(roundtrip::<_, BeginAction>(&wire).unwrap(), want);
+            assert_eq!(roundtrip::<_, String>(&want).unwrap(), wire);
+        }
+        for (wire, want) in [
+            ("success", AnswerResult::Success),
+            ("retry", AnswerResult::Retry),
+            ("deny", AnswerResult::Deny),
+            ("prompt", AnswerResult::Prompt),
+        ] {
+            assert_eq!(roundtrip::<_, AnswerResult>(&wire).unwrap(), want);
+            assert_eq!(roundtrip::<_, String>(&want).unwrap(), wire);
+        }
+        for (wire, want) in [
+            ("allow", AccountAction::Allow),
+            ("ignore", AccountAction::Ignore),
+            ("deny", AccountAction::Deny),
+        ] {
+            assert_eq!(roundtrip::<_, AccountAction>(&wire).unwrap(), want);
+            assert_eq!(roundtrip::<_, String>(&want).unwrap(), wire);
+        }
+    }
+
+    #[test]
+    fn unknown_values_decode_as_unknown() {
+        // "challenge" is a Begin action, never an AccountCheck one; case
+        // matters; "unknown" itself is not special.
+        for wire in ["bogus", "", "Allow", "unknown", "allow ", "challenge"] {
+            assert_eq!(
+                roundtrip::<_, AccountAction>(&wire).unwrap(),
+                AccountAction::Unknown,
+                "{wire:?}"
+            );
+        }
+        for wire in ["bogus", "", "ALLOW", "unknown", "success"] {
+            assert_eq!(
+                roundtrip::<_, BeginAction>(&wire).unwrap(),
+                BeginAction::Unknown,
+                "{wire:?}"
+            );
+        }
+        for wire in ["bogus", "", "Success", "unknown", "allow"] {
+            assert_eq!(
+                roundtrip::<_, AnswerResult>(&wire).unwrap(),
+                AnswerResult::Unknown,
+                "{wire:?}"
+            );
+        }
+        // The whole reply of each method, as the proxies decode it.
+        let begin: (BeginAction, String, String) = roundtrip(&("bogus", "t0k", "Hello.")).unwrap();
+        assert_eq!(begin, (BeginAction::Unknown, "t0k".into(), "Hello.".into()));
+        let answer: (AnswerResult, String) = roundtrip(&("bogus", "Hi.")).unwrap();
+        assert_eq!(answer, (AnswerResult::Unknown, "Hi.".into()));
+        let check: (AccountAction, String) = roundtrip(&("bogus", "Hi.")).unwrap();
+        assert_eq!(check, (AccountAction::Unknown, "Hi.".into()));
+    }
+
+    #[test]
+    fn unknown_is_never_sent() {
+        assert!(roundtrip::<_, String>(&BeginAction::Unknown).is_err());
+        assert!(roundtrip::<_, String>(&AnswerResult::Unknown).is_err());
+        assert!(roundtrip::<_, String>(&AccountAction::Unknown).is_err());
+    }
+
+    /// An error reply named `name` with `description`, decoded as a proxy
+    /// call decodes it.
+    fn reply_error(name: &str, description: &str) -> Error {
+        let call = zbus::message::Message::method_call(OBJECT_PATH, "Begin")
+            .build(&())
+            .unwrap();
+        let reply = zbus::message::Message::error(&call.header(), name)
+            .build(&(description,))
+            .unwrap();
+        Error::from(zbus::Error::from(reply))
+    }
+
+    #[test]
+    fn mfad_errors_are_refusals_with_their_name_and_message() {
+        let e = reply_error("org.mfad.Mfa1.Error.LockedOut", "Too many failed attempts.");
+        assert!(matches!(&e, Error::LockedOut(m) if m == "Too many failed attempts."));
+        assert!(e.is_refusal());
+        assert_eq!(e.kind().as_deref(), Some("LockedOut"));
+        assert_eq!(e.error_name(), "org.mfad.Mfa1.Error.LockedOut");
+        assert_eq!(e.message(), "Too many failed attempts.");
+
+        let e = Error::NotFound("No such login attempt.".into());
+        assert!(e.is_refusal());
+        assert_eq!(e.kind().as_deref(), Some("NotFound"));
+        assert_eq!(e.message(), "No such login attempt.");
+    }
+
+    #[test]
+    fn an_error_from_a_newer_mfad_is_still_a_refusal() {
+        let e = reply_error("org.mfad.Mfa1.Error.Bogus", "Something new.");
+        assert!(matches!(e, Error::ZBus(_)), "{e:?}");
+        assert!(e.is_refusal());
+        assert_eq!(e.kind().as_deref(), Some("Bogus"));
+        assert_eq!(e.error_name(), "org.mfad.Mfa1.Error.Bogus");
+        assert_eq!(e.message(), "Something new.");
+    }
+
+    #[test]
+    fn bus_and_transport_errors_are_not_refusals() {
+        for e in [
+            reply_error("org.freedesktop.DBus.Error.ServiceUnknown", "No owner."),
+            reply_error("org.freedesktop.DBus.Error.Failed", "no"),
+            reply_error("org.mfad.Mfa1.ErrorX.LockedOut", "Not ours."),
+            reply_error("org.mfad.Mfa1.Errors", "Not ours."),
+            Error::ZBus(zbus::Error::InterfaceNotFound),
+        ] {
+            assert!(!e.is_refusal(), "{e:?}");
+            assert_eq!(e.kind(), None, "{e:?}");
+            assert!(!e.message().is_empty(), "{e:?}");
+        }
     }
 }

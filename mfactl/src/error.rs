@@ -67,22 +67,20 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Maps an error of a call to mfad. The daemon's own errors carry a sentence
-/// meant for the user; everything else is the transport's.
+/// Maps an error of a call to mfad. The daemon's own errors (also ones this
+/// version does not know) carry a sentence meant for the user; everything
+/// else is the transport's.
 pub fn from_api(e: mfa_api::Error, bus: &str) -> Error {
-    match e {
-        mfa_api::Error::ZBus(z) => from_zbus(z, bus),
-        other => {
-            let m = other.message();
-            if m.trim().is_empty() {
-                Error::Daemon(format!(
-                    "mfad refused the request ({})",
-                    zbus::DBusError::name(&other)
-                ))
-            } else {
-                Error::Daemon(m)
-            }
+    if !e.is_refusal() {
+        if let mfa_api::Error::ZBus(z) = e {
+            return from_zbus(z, bus);
         }
+    }
+    let m = e.message();
+    if m.trim().is_empty() {
+        Error::Daemon(format!("mfad refused the request ({})", e.error_name()))
+    } else {
+        Error::Daemon(m)
     }
 }
 
@@ -232,6 +230,32 @@ mod tests {
             assert_eq!(m.line(), want);
             assert_eq!(m.exit_code(), 1);
         }
+    }
+
+    #[test]
+    fn errors_of_a_newer_mfad_are_its_message_or_name() {
+        let reply = |desc: Option<&str>| {
+            mfa_api::Error::ZBus(zbus::Error::MethodError(
+                zbus::names::OwnedErrorName::try_from("org.mfad.Mfa1.Error.Bogus").expect("name"),
+                desc.map(String::from),
+                zbus::message::Message::method_call("/", "Status")
+                    .build(&())
+                    .expect("message"),
+            ))
+        };
+        let m = from_api(reply(Some("Something new.")), BUS);
+        assert_eq!(m.line(), "Something new.");
+        assert_eq!(m.exit_code(), 1);
+        let m = from_api(reply(None), BUS);
+        assert_eq!(
+            m.line(),
+            "mfad refused the request (org.mfad.Mfa1.Error.Bogus)"
+        );
+        let m = from_api(mfa_api::Error::Internal(" ".into()), BUS);
+        assert_eq!(
+            m.line(),
+            "mfad refused the request (org.mfad.Mfa1.Error.Internal)"
+        );
     }
 
     #[test]

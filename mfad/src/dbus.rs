@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mfa_api::{
-    AnswerResult, BeginAction, Error as WireError, TrustedDevice, UserStatus, UserSummary,
+    AccountAction, AnswerResult, BeginAction, Error as WireError, TrustedDevice, UserStatus,
+    UserSummary,
 };
 use zbus::fdo::DBusProxy;
 use zbus::interface;
@@ -122,7 +123,7 @@ pub struct Admin(pub Arc<Context>);
 
 #[interface(name = "org.mfad.Mfa1.Login")]
 impl Login {
-    #[zbus(out_args("action", "session", "message"))]
+    #[zbus(out_args("action", "attempt", "message"))]
     async fn begin(
         &self,
         #[zbus(header)] header: Header<'_>,
@@ -149,12 +150,12 @@ impl Login {
     async fn answer(
         &self,
         #[zbus(header)] header: Header<'_>,
-        session: String,
+        attempt: String,
         code: Vec<u8>,
     ) -> Result<(AnswerResult, String), WireError> {
         let caller = self.0.caller(&header).await?;
         self.0
-            .run(move |s, now| s.login_answer(caller, &session, &code, now))
+            .run(move |s, now| s.login_answer(caller, &attempt, &code, now))
             .await
     }
 
@@ -164,11 +165,11 @@ impl Login {
         #[zbus(header)] header: Header<'_>,
         user: String,
         service: String,
-        session: String,
-    ) -> Result<(BeginAction, String), WireError> {
+        attempt: String,
+    ) -> Result<(AccountAction, String), WireError> {
         let caller = self.0.caller(&header).await?;
         self.0
-            .run(move |s, now| s.account_check(caller, &user, &service, &session, now))
+            .run(move |s, now| s.account_check(caller, &user, &service, &attempt, now))
             .await
     }
 }

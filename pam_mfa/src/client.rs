@@ -13,7 +13,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use mfa_api::{AnswerResult, BeginAction, LoginProxy};
+use mfa_api::{AccountAction, AnswerResult, BeginAction, LoginProxy};
 use zbus::proxy::CacheProperties;
 
 use crate::error::Error;
@@ -30,12 +30,12 @@ pub struct BeginRequest {
     pub auth_info: String,
 }
 
-/// `Login.Begin`'s answer: action, session token, message.
+/// `Login.Begin`'s answer: action, attempt token, message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BeginReply {
     pub action: BeginAction,
-    /// For `Answer`; a bearer token, never logged.
-    pub session: String,
+    /// For `Answer` and `AccountCheck`; a bearer token, never logged.
+    pub attempt: String,
     pub message: String,
 }
 
@@ -50,20 +50,20 @@ pub struct AnswerReply {
 /// message (why denied).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountReply {
-    pub action: BeginAction,
+    pub action: AccountAction,
     pub message: String,
 }
 
 /// mfad as the state machine sees it.
 pub trait Daemon {
     fn begin(&mut self, request: &BeginRequest) -> Result<BeginReply, Error>;
-    fn answer(&mut self, session: &str, code: &[u8]) -> Result<AnswerReply, Error>;
-    /// `session` is the token Begin returned in the auth phase, or empty.
+    fn answer(&mut self, attempt: &str, code: &[u8]) -> Result<AnswerReply, Error>;
+    /// `attempt` is the token Begin returned in the auth phase, or empty.
     fn account_check(
         &mut self,
         user: &str,
         service: &str,
-        session: &str,
+        attempt: &str,
     ) -> Result<AccountReply, Error>;
 }
 
@@ -157,7 +157,7 @@ impl BusDaemon {
 
 impl Daemon for BusDaemon {
     fn begin(&mut self, req: &BeginRequest) -> Result<BeginReply, Error> {
-        let (action, session, message) = self.start("Login.Begin", |proxy| async move {
+        let (action, attempt, message) = self.start("Login.Begin", |proxy| async move {
             proxy
                 .begin(
                     &req.user,
@@ -170,17 +170,17 @@ impl Daemon for BusDaemon {
         })?;
         Ok(BeginReply {
             action,
-            session,
+            attempt,
             message,
         })
     }
 
-    fn answer(&mut self, session: &str, code: &[u8]) -> Result<AnswerReply, Error> {
+    fn answer(&mut self, attempt: &str, code: &[u8]) -> Result<AnswerReply, Error> {
         let timeout = self.timeout;
         let (proxy, rt) = self.connected()?;
         rt.block_on(async {
             let (result, message) = rt
-                .timeout(timeout, proxy.answer(session, code))
+                .timeout(timeout, proxy.answer(attempt, code))
                 .await
                 .map_err(|_| timed_out("Login.Answer", timeout))?
                 .map_err(Error::from_api)?;
@@ -192,10 +192,10 @@ impl Daemon for BusDaemon {
         &mut self,
         user: &str,
         service: &str,
-        session: &str,
+        attempt: &str,
     ) -> Result<AccountReply, Error> {
         let (action, message) = self.start("Login.AccountCheck", |proxy| async move {
-            proxy.account_check(user, service, session).await
+            proxy.account_check(user, service, attempt).await
         })?;
         Ok(AccountReply { action, message })
     }

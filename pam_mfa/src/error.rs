@@ -23,10 +23,11 @@ pub enum Error {
     #[error("mfad is unavailable: {0}")]
     Unavailable(String),
 
-    /// mfad answered with one of its own errors (`org.mfad.Mfa1.Error.*`);
-    /// `message` is its sentence for the user.
-    #[error("mfad refused: {kind}: {message}")]
-    Refused { kind: &'static str, message: String },
+    /// mfad answered with one of its own errors (`org.mfad.Mfa1.Error.*`,
+    /// also ones this version does not know); its message is a sentence
+    /// for the user.
+    #[error("mfad refused: {}: {}", .0.kind().unwrap_or_default(), .0.message())]
+    Refused(mfa_api::Error),
 }
 
 impl Error {
@@ -34,23 +35,10 @@ impl Error {
     /// everything else (transport, bus, timeout) means mfad could not be
     /// asked.
     pub fn from_api(e: mfa_api::Error) -> Error {
-        use mfa_api::Error as E;
-        let kind = match &e {
-            E::ZBus(z) => return Error::Unavailable(z.to_string()),
-            E::AccessDenied(_) => "AccessDenied",
-            E::NotEnrolled(_) => "NotEnrolled",
-            E::LockedOut(_) => "LockedOut",
-            E::InvalidCode(_) => "InvalidCode",
-            E::InvalidArgument(_) => "InvalidArgument",
-            E::NotFound(_) => "NotFound",
-            E::Expired(_) => "Expired",
-            E::RateLimited(_) => "RateLimited",
-            E::Unavailable(_) => "Unavailable",
-            E::Internal(_) => "Internal",
-        };
-        Error::Refused {
-            kind,
-            message: e.message(),
+        if e.is_refusal() {
+            Error::Refused(e)
+        } else {
+            Error::Unavailable(e.message())
         }
     }
 }
@@ -62,9 +50,8 @@ mod tests {
     #[test]
     fn mfad_errors_are_refusals_and_transport_errors_are_unavailability() {
         let e = Error::from_api(mfa_api::Error::LockedOut("Too many.".into()));
-        assert!(
-            matches!(&e, Error::Refused { kind: "LockedOut", message } if message == "Too many.")
-        );
+        assert!(matches!(&e, Error::Refused(mfa_api::Error::LockedOut(m)) if m == "Too many."));
+        assert_eq!(e.to_string(), "mfad refused: LockedOut: Too many.");
         let e = Error::from_api(mfa_api::Error::ZBus(zbus::Error::InterfaceNotFound));
         assert!(matches!(e, Error::Unavailable(_)));
         let e = Error::from_api(mfa_api::Error::ZBus(zbus::Error::MethodError(
@@ -76,5 +63,18 @@ mod tests {
                 .unwrap(),
         )));
         assert!(matches!(e, Error::Unavailable(_)));
+    }
+
+    #[test]
+    fn an_mfad_error_this_version_does_not_know_is_a_refusal() {
+        let e = Error::from_api(mfa_api::Error::ZBus(zbus::Error::MethodError(
+            zbus::names::OwnedErrorName::try_from("org.mfad.Mfa1.Error.Bogus").unwrap(),
+            Some("Something new.".into()),
+            zbus::message::Message::method_call("/", "Ping")
+                .build(&())
+                .unwrap(),
+        )));
+        assert!(matches!(e, Error::Refused(_)), "{e:?}");
+        assert_eq!(e.to_string(), "mfad refused: Bogus: Something new.");
     }
 }

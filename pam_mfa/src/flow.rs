@@ -5,24 +5,31 @@
 //! scripted daemon.
 //!
 //! ```text
-//! drop any PAM_MFA_SESSION left from an earlier authentication
+//! drop any PAM_MFA_ATTEMPT (or old PAM_MFA_SESSION) left from an earlier
+//! authentication
 //! user? ──no──> UserUnknown
 //!   │
 //! Begin ──unavailable──> failmode: secure AuthInfoUnavail / safe Ignore
 //!   │   ──refused (mfad error)──> show message, AuthErr
 //!   ├─ ignore ──> Ignore
-//!   ├─ allow ───> keep the session in PAM_MFA_SESSION, show message (info), Success
+//!   ├─ allow ───> keep the attempt in PAM_MFA_ATTEMPT, show message (info), Success
 //!   ├─ deny ────> show message (error), AuthErr
+//!   ├─ unknown ─> show "refused" note (error), AuthErr
 //!   └─ challenge: up to MAX_TRIES wrong answers
 //!        prompt (echo off) ──conversation fails──> ConvErr
-//!        Answer ──success──> keep the session in PAM_MFA_SESSION, Success
+//!        Answer ──success──> keep the attempt in PAM_MFA_ATTEMPT, Success
 //!               ──retry────> show message (error), prompt again
 //!               ──prompt───> prompt again with the message as the prompt
 //!                            (a code went out by SMS; up to MAX_PROMPTS)
 //!               ──deny─────> show message (error), AuthErr
+//!               ──unknown──> show "refused" note (error), AuthErr
 //!               ──refused──> show message (error), AuthErr
 //!               ──unavailable──> AuthInfoUnavail (whatever failmode)
 //! ```
+//!
+//! `unknown` is any action or result this version does not know (a newer
+//! mfad): it is a refusal, never "unavailable", so `failmode=safe` cannot
+//! turn version skew into a login without a code.
 //!
 //! Once mfad has asked for a code, losing it is never PAM_IGNORE, even
 //! with `failmode=safe`: otherwise anyone who can stall the daemon
@@ -30,17 +37,19 @@
 //! code.
 //!
 //! The account phase (`account required pam_mfa.so`) asks mfad whether this
-//! login passed the code step. The auth phase leaves the session token in
+//! login passed the code step. The auth phase leaves the attempt token in
 //! the PAM environment, because sshd runs keyboard-interactive
 //! authentication in a child process: `pam_set_data` stays in the child,
 //! the PAM environment is handed back to the parent.
 //!
 //! ```text
-//! take PAM_MFA_SESSION (missing = ""), and remove it from the environment
+//! take PAM_MFA_ATTEMPT, else the old PAM_MFA_SESSION (missing = ""), and
+//! remove both from the environment
 //! user? ──no──> UserUnknown
 //! AccountCheck ──allow──> Success
 //!              ──ignore─> Ignore
 //!              ──deny───> show message (error), PermDenied
+//!              ──unknown──> show "did not pass" note (error), PermDenied
 //!              ──refused (mfad error)──> show message (error), PermDenied
 //!              ──unavailable──> failmode: secure PermDenied / safe Ignore
 //! ```
@@ -48,7 +57,7 @@
 //! The token is removed whatever happens, so it never reaches the user's
 //! session environment, and it is never logged.
 
-use mfa_api::{AnswerResult, BeginAction};
+use mfa_api::{AccountAction, AnswerResult, BeginAction};
 
 use crate::args::{failmode_name, FailMode};
 use crate::client::{AccountReply, BeginRequest, Daemon};
@@ -56,7 +65,7 @@ use crate::error::Error;
 use crate::handle::Pam;
 use crate::log::Log;
 
-/// Tries per authentication (mfad allows 3 per session, too).
+/// Tries per authentication (mfad allows 3 per attempt, too).
 pub const MAX_TRIES: usize = 3;
 /// New prompts (an empty answer sent a code by SMS) per authentication;
 /// mfad limits the sends, this bounds the loop whatever it says.
@@ -76,9 +85,16 @@ pub const PASSWORD_NOT_CODE: &str =
 pub const TOO_MANY_PROMPTS: &str = "Too many new codes asked for in one login; start again.";
 /// What the user sees when the account phase refuses and mfad says nothing.
 pub const ACCOUNT_DENIED: &str = "This login did not pass two-step verification.";
-/// The PAM environment variable that carries the session token from the
+/// What the user sees when mfad answers with an action or result this
+/// module does not know (a newer mfad).
+pub const NOT_UNDERSTOOD: &str =
+    "The verification service gave an answer this login cannot use; the login is refused.";
+/// The PAM environment variable that carries the attempt token from the
 /// auth phase to the account phase. A bearer token: never logged.
-pub const SESSION_ENV: &str = "PAM_MFA_SESSION";
+pub const ATTEMPT_ENV: &str = "PAM_MFA_ATTEMPT";
+/// Its earlier name, read (after [`ATTEMPT_ENV`]) and removed for one more
+/// release, so that an auth phase run by the older module still counts.
+pub const OLD_ATTEMPT_ENV: &str = "PAM_MFA_SESSION";
 /// Longest answer sent to mfad: far beyond any code, far below the bus's
 /// message limit (an over-long message would drop the connection, which
 /// must not be a way to turn a wrong answer into "daemon unavailable").
@@ -132,9 +148,7 @@ pub fn authenticate(
 ) -> Outcome {
     // A token from an earlier authentication on this handle must not vouch
     // for this one.
-    if pam.getenv(SESSION_ENV).is_some() {
-        remove_session(pam, log);
-    }
+    forget_attempt(pam, log);
     let user = match pam.user() {
         Ok(u) => u,
         Err(e) => {
@@ -164,9 +178,11 @@ pub fn authenticate(
 
     let begin = match daemon.begin(&request) {
         Ok(reply) => reply,
-        Err(Error::Refused { kind, message }) => {
+        Err(Error::Refused(e)) => {
+            let message = e.message();
             log.warning(&format!(
-                "mfad refused the login ({kind}): {message}; {who}"
+                "mfad refused the login ({}): {message}; {who}",
+                e.kind().unwrap_or_default()
             ));
             show_error(pam, &message, log);
             return Outcome::AuthErr;
@@ -180,7 +196,7 @@ pub fn authenticate(
         }
         BeginAction::Allow => {
             log.info(&format!("allowed without a code; {who}"));
-            keep_session(pam, &begin.session, log, &who);
+            keep_attempt(pam, &begin.attempt, log, &who);
             if !options.silent {
                 show_info(pam, &begin.message, log);
             }
@@ -196,10 +212,18 @@ pub fn authenticate(
             daemon,
             options,
             log,
-            &begin.session,
+            &begin.attempt,
             &begin.message,
             &who,
         ),
+        BeginAction::Unknown => {
+            log.error(&format!(
+                "mfad answered Begin with an action this module does not know \
+                 (is mfad newer than pam_mfa?), refusing; {who}"
+            ));
+            show_error(pam, NOT_UNDERSTOOD, log);
+            Outcome::AuthErr
+        }
     }
 }
 
@@ -208,7 +232,7 @@ fn challenge(
     daemon: &mut impl Daemon,
     options: Options,
     log: &mut impl Log,
-    session: &str,
+    attempt: &str,
     prompt: &str,
     who: &str,
 ) -> Outcome {
@@ -217,9 +241,9 @@ fn challenge(
     } else {
         prompt.to_string()
     };
-    let mut attempt = 0;
+    let mut tries = 0;
     let mut prompts = 0;
-    while attempt < MAX_TRIES {
+    while tries < MAX_TRIES {
         let mut code = match pam.prompt_secret(&prompt) {
             Ok(c) => c,
             Err(e) => {
@@ -242,13 +266,13 @@ fn challenge(
             return Outcome::AuthErr;
         }
         code.truncate(MAX_CODE_BYTES);
-        let reply = daemon.answer(session, code.as_bytes());
+        let reply = daemon.answer(attempt, code.as_bytes());
         drop(code);
         match reply {
             Ok(r) => match r.result {
                 AnswerResult::Success => {
                     log.info(&format!("verified; {who}"));
-                    keep_session(pam, session, log, who);
+                    keep_attempt(pam, attempt, log, who);
                     if !options.silent {
                         show_info(pam, &r.message, log);
                     }
@@ -269,8 +293,8 @@ fn challenge(
                     }
                 }
                 AnswerResult::Retry => {
-                    attempt += 1;
-                    log.debug(&format!("wrong code, try {attempt} of {MAX_TRIES}; {who}"));
+                    tries += 1;
+                    log.debug(&format!("wrong code, try {tries} of {MAX_TRIES}; {who}"));
                     let m = if r.message.is_empty() {
                         WRONG_CODE
                     } else {
@@ -281,19 +305,33 @@ fn challenge(
                 AnswerResult::Deny => {
                     log.warning(&format!(
                         "denied after {} tries: {}; {who}",
-                        attempt + 1,
+                        tries + 1,
                         r.message
                     ));
                     show_error(pam, &r.message, log);
                     return Outcome::AuthErr;
                 }
+                AnswerResult::Unknown => {
+                    log.error(&format!(
+                        "mfad answered Answer with a result this module does not know \
+                         (is mfad newer than pam_mfa?), refusing; {who}"
+                    ));
+                    show_error(pam, NOT_UNDERSTOOD, log);
+                    return Outcome::AuthErr;
+                }
             },
-            Err(Error::Refused { kind, message }) => {
+            Err(Error::Refused(e)) => {
+                let message = e.message();
                 log.warning(&format!(
-                    "mfad refused the answer ({kind}): {message}; {who}"
+                    "mfad refused the answer ({}): {message}; {who}",
+                    e.kind().unwrap_or_default()
                 ));
-                // mfad forgot the session: it restarted during the login.
-                let m = if kind == "NotFound" { LOST } else { &message };
+                // mfad forgot the attempt: it restarted during the login.
+                let m = if matches!(e, mfa_api::Error::NotFound(_)) {
+                    LOST
+                } else {
+                    &message
+                };
                 show_error(pam, m, log);
                 return Outcome::AuthErr;
             }
@@ -316,13 +354,12 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// For `pam_sm_setcred`: drops the session token if the account phase did
-/// not (a stack without `account ... pam_mfa.so`), so it does not reach the
-/// user's session environment. Never fails the login.
-pub fn forget_session(pam: &mut impl Pam, log: &mut impl Log) {
-    if pam.getenv(SESSION_ENV).is_some() {
-        remove_session(pam, log);
-    }
+/// For `pam_sm_setcred` (and the start of an authentication): drops the
+/// attempt token, under either name, if the account phase did not (a stack
+/// without `account ... pam_mfa.so`), so it does not reach the user's
+/// session environment. Never fails the login.
+pub fn forget_attempt(pam: &mut impl Pam, log: &mut impl Log) {
+    let _ = take_attempt(pam, log);
 }
 
 /// One account check, start to end.
@@ -333,7 +370,7 @@ pub fn account(
     log: &mut impl Log,
 ) -> Outcome {
     // First, so that no path below leaves it for the user's session.
-    let session = take_session(pam, log);
+    let attempt = take_attempt(pam, log);
     let user = match pam.user() {
         Ok(u) => u,
         Err(e) => {
@@ -344,36 +381,39 @@ pub fn account(
     let service = pam.service();
     let who = format!("user={user} rhost={}", pam.rhost());
     log.debug(&format!(
-        "account check; session from the auth phase: {}; {who}",
-        if session.is_empty() { "no" } else { "yes" }
+        "account check; attempt from the auth phase: {}; {who}",
+        if attempt.is_empty() { "no" } else { "yes" }
     ));
-    match daemon.account_check(&user, &service, &session) {
+    match daemon.account_check(&user, &service, &attempt) {
         Ok(AccountReply { action, message }) => match action {
-            BeginAction::Allow => {
+            AccountAction::Allow => {
                 log.debug(&format!("account allowed; {who}"));
                 Outcome::Success
             }
-            BeginAction::Ignore => {
+            AccountAction::Ignore => {
                 log.debug(&format!("not enrolled, ignoring; {who}"));
                 Outcome::Ignore
             }
-            BeginAction::Deny => {
+            AccountAction::Deny => {
                 log.warning(&format!("account denied: {message}; {who}"));
                 show_error(pam, or_default(&message, ACCOUNT_DENIED), log);
                 Outcome::PermDenied
             }
-            // Not an answer AccountCheck gives; never a way in.
-            BeginAction::Challenge => {
+            // A newer mfad's answer is never a way in.
+            AccountAction::Unknown => {
                 log.error(&format!(
-                    "mfad answered the account check with `challenge`, refusing; {who}"
+                    "mfad answered the account check with an action this module does not \
+                     know (is mfad newer than pam_mfa?), refusing; {who}"
                 ));
                 show_error(pam, ACCOUNT_DENIED, log);
                 Outcome::PermDenied
             }
         },
-        Err(Error::Refused { kind, message }) => {
+        Err(Error::Refused(e)) => {
+            let message = e.message();
             log.warning(&format!(
-                "mfad refused the account check ({kind}): {message}; {who}"
+                "mfad refused the account check ({}): {message}; {who}",
+                e.kind().unwrap_or_default()
             ));
             show_error(pam, or_default(&message, ACCOUNT_DENIED), log);
             Outcome::PermDenied
@@ -394,37 +434,34 @@ pub fn account(
     }
 }
 
-/// Leaves a verified session in the PAM environment for the account phase.
+/// Leaves a verified attempt in the PAM environment for the account phase.
 /// Failing that is logged only: the authentication itself passed, and an
 /// `account pam_mfa.so` line will refuse the login without the token.
-fn keep_session(pam: &mut impl Pam, session: &str, log: &mut impl Log, who: &str) {
-    if session.is_empty() {
-        log.debug(&format!("mfad gave no session token to keep; {who}"));
+fn keep_attempt(pam: &mut impl Pam, attempt: &str, log: &mut impl Log, who: &str) {
+    if attempt.is_empty() {
+        log.debug(&format!("mfad gave no attempt token to keep; {who}"));
         return;
     }
-    if let Err(e) = pam.setenv(SESSION_ENV, session) {
+    if let Err(e) = pam.setenv(ATTEMPT_ENV, attempt) {
         log.warning(&format!(
             "{e}; the account phase will not see this verification; {who}"
         ));
     }
 }
 
-/// The session the auth phase left (empty if none), removed from the PAM
-/// environment.
-fn take_session(pam: &mut impl Pam, log: &mut impl Log) -> String {
-    match pam.getenv(SESSION_ENV) {
-        Some(session) => {
-            remove_session(pam, log);
-            session
+/// The attempt the auth phase left (empty if none): the new name first,
+/// then the old one. Both are removed from the PAM environment.
+fn take_attempt(pam: &mut impl Pam, log: &mut impl Log) -> String {
+    let mut attempt = None;
+    for name in [ATTEMPT_ENV, OLD_ATTEMPT_ENV] {
+        if let Some(value) = pam.getenv(name) {
+            attempt.get_or_insert(value);
+            if let Err(e) = pam.unsetenv(name) {
+                log.error(&e.to_string());
+            }
         }
-        None => String::new(),
     }
-}
-
-fn remove_session(pam: &mut impl Pam, log: &mut impl Log) {
-    if let Err(e) = pam.unsetenv(SESSION_ENV) {
-        log.error(&e.to_string());
-    }
+    attempt.unwrap_or_default()
 }
 
 fn or_default<'a>(message: &'a str, default: &'a str) -> &'a str {

@@ -263,7 +263,8 @@ mod tests {
 
     #[test]
     fn environment_names_are_checked() {
-        assert!(check_env_name("PAM_MFA_SESSION").is_ok());
+        assert!(check_env_name(crate::flow::ATTEMPT_ENV).is_ok());
+        assert!(check_env_name(crate::flow::OLD_ATTEMPT_ENV).is_ok());
         assert!(matches!(check_env_name(""), Err(Error::Environment(_))));
         assert!(matches!(check_env_name("A=B"), Err(Error::Environment(_))));
     }

@@ -22,36 +22,40 @@
 //! | Begin: `ignore` (not enrolled, policy optional) | nothing | PAM_IGNORE |
 //! | Begin: `allow` (trusted device) | message, PAM_TEXT_INFO | PAM_SUCCESS, token kept |
 //! | Begin: `deny` (locked out, enrollment required) | message, PAM_ERROR_MSG | PAM_AUTH_ERR |
+//! | Begin: an action this version does not know (a newer mfad), either failmode | "cannot use" note, PAM_ERROR_MSG | PAM_AUTH_ERR |
 //! | Begin: `challenge`, then Answer `success` | prompt (echo off); message if any, PAM_TEXT_INFO | PAM_SUCCESS, token kept |
 //! | Answer `retry` | message, PAM_ERROR_MSG; prompt again (3 tries at most) | — |
 //! | Answer `deny`, or a 3rd `retry` | message, PAM_ERROR_MSG | PAM_AUTH_ERR |
+//! | Answer: a result this version does not know, either failmode | "cannot use" note, PAM_ERROR_MSG | PAM_AUTH_ERR |
 //! | the answer equals PAM_AUTHTOK (sshd's password method answers every prompt with the password) | "not a verification code", PAM_ERROR_MSG; mfad is not asked | PAM_AUTH_ERR |
-//! | an mfad error (`org.mfad.Mfa1.Error.*`) on Begin or Answer | its message, PAM_ERROR_MSG | PAM_AUTH_ERR |
+//! | an mfad error (`org.mfad.Mfa1.Error.*`, also one this version does not know) on Begin or Answer | its message, PAM_ERROR_MSG | PAM_AUTH_ERR |
 //! | conversation fails (Ctrl-D, client gone) | — | PAM_CONV_ERR |
 //! | no user name | — | PAM_USER_UNKNOWN |
 //! | mfad cannot be asked before Begin answers (no bus, no owner, timeout, bad `bus=`), `failmode=secure` | "unavailable" note, PAM_ERROR_MSG | PAM_AUTHINFO_UNAVAIL |
 //! | same, `failmode=safe` | nothing; syslog warning | PAM_IGNORE |
 //! | mfad lost after it asked for a code (either failmode) | "stopped answering", PAM_ERROR_MSG | PAM_AUTHINFO_UNAVAIL |
 //!
-//! "token kept": Begin's session token goes into the PAM environment as
-//! `PAM_MFA_SESSION` for the account phase (failing that is logged only).
+//! "token kept": Begin's attempt token goes into the PAM environment as
+//! `PAM_MFA_ATTEMPT` for the account phase (failing that is logged only).
 //!
-//! What `pam_sm_acct_mgmt` returns (it reads `PAM_MFA_SESSION`, missing =
-//! "", and always removes it, so it never reaches the user's session):
+//! What `pam_sm_acct_mgmt` returns (it reads `PAM_MFA_ATTEMPT`, else the
+//! name earlier versions used, `PAM_MFA_SESSION`, missing = "", and always
+//! removes both, so the token never reaches the user's session):
 //!
 //! | AccountCheck says | shown to the user | returns |
 //! |---|---|---|
 //! | `allow` (this login passed the code step, or a trusted device) | nothing | PAM_SUCCESS |
 //! | `ignore` (not enrolled, policy optional) | nothing | PAM_IGNORE |
-//! | `deny` (no verified session for this user) | message, PAM_ERROR_MSG | PAM_PERM_DENIED |
+//! | `deny` (no verified attempt for this user) | message, PAM_ERROR_MSG | PAM_PERM_DENIED |
+//! | an action this version does not know (a newer mfad), either failmode | "did not pass" note, PAM_ERROR_MSG | PAM_PERM_DENIED |
 //! | an mfad error | its message, PAM_ERROR_MSG | PAM_PERM_DENIED |
 //! | mfad cannot be asked, `failmode=secure` | "unavailable" note, PAM_ERROR_MSG | PAM_PERM_DENIED |
 //! | same, `failmode=safe` | nothing; syslog warning | PAM_IGNORE |
 //! | no user name | — | PAM_USER_UNKNOWN |
 //!
 //! PAM_SILENT hides PAM_TEXT_INFO only. `pam_sm_setcred` removes a
-//! `PAM_MFA_SESSION` the account phase did not take and returns
-//! PAM_SUCCESS; the other hooks PAM_IGNORE.
+//! `PAM_MFA_ATTEMPT` (or `PAM_MFA_SESSION`) the account phase did not take
+//! and returns PAM_SUCCESS; the other hooks PAM_IGNORE.
 //!
 //! pam-bindings' entry points catch panics (PAM_ABORT); the code here does
 //! not panic to begin with.
@@ -121,14 +125,14 @@ impl PamHooks for PamMfa {
 
     /// sshd drops the session unless setcred succeeds; there are no
     /// credentials to set. Applications call it after the account phase,
-    /// so it drops a session token that no `account ... pam_mfa.so` took,
+    /// so it drops an attempt token that no `account ... pam_mfa.so` took,
     /// before sshd copies the PAM environment into the user's session.
     fn sm_setcred(pamh: &mut PamHandle, argv: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
         let (args, _) = args::parse(&argv);
         let mut pam = handle::PamItems::new(pamh);
         let service = handle::Pam::service(&pam);
         let mut log = log::Syslog::open(&service, "setcred", args.debug);
-        flow::forget_session(&mut pam, &mut log);
+        flow::forget_attempt(&mut pam, &mut log);
         PamResultCode::PAM_SUCCESS
     }
 

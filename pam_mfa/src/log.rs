@@ -3,7 +3,7 @@
 //! One logger per authentication, opened at the start and closed (dropped)
 //! at the end, so no socket outlives the call. Without /dev/log it logs
 //! nothing and says nothing: the module must work on machines without a
-//! syslog daemon. Callers never pass a code or a session token.
+//! syslog daemon. Callers never pass a code or an attempt token.
 
 use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
 

@@ -7,13 +7,15 @@
 //!
 //! One #[test] only: other tests' threads would muddle the counts.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mfa_api::{AnswerResult, BeginAction};
+use common::{serve_fake_mfad, wait_for, wait_for_owner, Bus};
+use mfa_api::{AccountAction, AnswerResult, BeginAction};
 use pam_mfa::args::FailMode;
 use pam_mfa::client::{BeginRequest, BusDaemon, Daemon};
 use pam_mfa::flow::{self, Options, Outcome};
@@ -60,64 +62,6 @@ fn assert_same(before: &Snapshot, what: &str) {
     assert_eq!(&after, before, "{what}: threads or descriptors differ");
 }
 
-/// A private dbus-daemon in a temp dir, killed on drop.
-struct Bus {
-    child: Child,
-    dir: PathBuf,
-    address: String,
-}
-
-impl Bus {
-    fn start() -> Bus {
-        let dir = std::env::temp_dir().join(format!("pam-mfa-hygiene-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let socket = dir.join("bus");
-        let address = format!("unix:path={}", socket.display());
-        let child = Command::new("dbus-daemon")
-            .args([
-                "--session",
-                "--nofork",
-                "--nopidfile",
-                &format!("--address={address}"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon must be installed (Debian: dbus)");
-        wait_for(|| socket.exists(), "the bus socket");
-        Bus {
-            child,
-            dir,
-            address,
-        }
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
-        // SAFETY: kill(2) on our own child's pid; no memory is involved.
-        let rc = unsafe { libc::kill(pid, sig) };
-        assert_eq!(rc, 0, "kill({pid}, {sig})");
-    }
-}
-
-impl Drop for Bus {
-    fn drop(&mut self) {
-        self.signal(libc::SIGCONT);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn wait_for(mut f: impl FnMut() -> bool, what: &str) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < Duration::from_secs(10), "no {what}");
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// The fake mfad: what it does depends on the user name.
 struct FakeLogin;
 
@@ -139,14 +83,14 @@ impl FakeLogin {
             "refused" => Err(zbus::fdo::Error::Failed("no".into())),
             _ => Ok((
                 BeginAction::Challenge,
-                format!("session-of-{user}"),
+                format!("attempt-of-{user}"),
                 "Verification code: ".into(),
             )),
         }
     }
 
-    async fn answer(&self, session: String, code: Vec<u8>) -> (AnswerResult, String) {
-        if session.starts_with("session-of-") && code == GOOD_CODE {
+    async fn answer(&self, attempt: String, code: Vec<u8>) -> (AnswerResult, String) {
+        if attempt.starts_with("attempt-of-") && code == GOOD_CODE {
             (AnswerResult::Success, String::new())
         } else {
             (AnswerResult::Retry, "Wrong code.".into())
@@ -157,55 +101,17 @@ impl FakeLogin {
         &self,
         user: String,
         _service: String,
-        session: String,
-    ) -> zbus::fdo::Result<(BeginAction, String)> {
+        attempt: String,
+    ) -> zbus::fdo::Result<(AccountAction, String)> {
         match user.as_str() {
-            "ignored" => Ok((BeginAction::Ignore, String::new())),
+            "ignored" => Ok((AccountAction::Ignore, String::new())),
             "hung" => std::future::pending().await,
-            _ if session == format!("session-of-{user}") => Ok((BeginAction::Allow, String::new())),
-            _ => Ok((BeginAction::Deny, "Not verified.".into())),
+            _ if attempt == format!("attempt-of-{user}") => {
+                Ok((AccountAction::Allow, String::new()))
+            }
+            _ => Ok((AccountAction::Deny, "Not verified.".into())),
         }
     }
-}
-
-/// Serves FakeLogin on the bus from a thread of its own, forever.
-fn serve_fake_mfad(address: &str) {
-    let address = address.to_string();
-    thread::Builder::new()
-        .name("fake-mfad".into())
-        .spawn(move || {
-            zbus::block_on(async move {
-                let conn = zbus::connection::Builder::address(address.as_str())
-                    .name(mfa_api::BUS_NAME)
-                    .serve_at(mfa_api::OBJECT_PATH, FakeLogin)
-                    .build()
-                    .await
-                    .expect("fake mfad connects");
-                std::future::pending::<()>().await;
-                drop(conn);
-            })
-        })
-        .expect("thread");
-}
-
-/// Waits until org.mfad.Mfa1 has an owner (asked over a throwaway
-/// connection, before any snapshot is taken).
-fn wait_for_owner(address: &str) {
-    wait_for(
-        || {
-            zbus::block_on(async {
-                let conn = zbus::connection::Builder::address(address).build().await?;
-                let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
-                let has = dbus
-                    .name_has_owner(mfa_api::BUS_NAME.try_into().expect("name"))
-                    .await?;
-                conn.close().await?;
-                Ok::<bool, zbus::Error>(has)
-            })
-            .unwrap_or(false)
-        },
-        "owner for org.mfad.Mfa1",
-    );
 }
 
 fn request(user: &str) -> BeginRequest {
@@ -321,7 +227,7 @@ fn account(pam: &mut Typist, bus: &str, timeout: Duration) -> Outcome {
 
 #[test]
 fn the_client_leaves_no_thread_and_no_descriptor_behind() {
-    let bus = Bus::start();
+    let bus = Bus::start("hygiene");
     let base = snapshot();
 
     // No socket at all.
@@ -374,7 +280,7 @@ fn the_client_leaves_no_thread_and_no_descriptor_behind() {
     d.close();
     assert_same(&base, "hung bus");
 
-    serve_fake_mfad(&bus.address);
+    serve_fake_mfad(&bus.address, FakeLogin);
     wait_for_owner(&bus.address);
     // The fake mfad's thread (and its socket) are part of the picture now.
     let base = snapshot();
@@ -449,7 +355,7 @@ fn the_client_leaves_no_thread_and_no_descriptor_behind() {
     );
     assert_same(&base, "account check without a login");
     let mut pam = Typist {
-        env: HashMap::from([("PAM_MFA_SESSION".to_string(), "forged".to_string())]),
+        env: HashMap::from([(flow::ATTEMPT_ENV.to_string(), "forged".to_string())]),
         ..typist(vec![], &base)
     };
     assert_eq!(

@@ -138,6 +138,9 @@ pub struct PamtesterOpts<'a> {
     /// Run pamtester as this user (a screen locker), not as root.
     pub as_user: Option<&'a User>,
     pub envs: Vec<(&'a str, &'a str)>,
+    /// PAM environment variables set before the operations (`-E`), as an
+    /// earlier phase of the application would have left them.
+    pub pam_env: Vec<(&'a str, &'a str)>,
     pub timeout: Duration,
 }
 
@@ -148,6 +151,7 @@ impl Default for PamtesterOpts<'_> {
             ops: vec!["authenticate"],
             as_user: None,
             envs: Vec::new(),
+            pam_env: Vec::new(),
             timeout: Duration::from_secs(30),
         }
     }
@@ -165,6 +169,10 @@ pub fn pamtester_with(
     let mut args: Vec<String> = vec!["-v".into()];
     for (k, v) in &opts.items {
         args.push("-I".into());
+        args.push(format!("{k}={v}"));
+    }
+    for (k, v) in &opts.pam_env {
+        args.push("-E".into());
         args.push(format!("{k}={v}"));
     }
     args.push(service.into());

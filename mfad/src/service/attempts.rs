@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use mfa_api::{AnswerResult, BeginAction};
+use mfa_api::{AccountAction, AnswerResult, BeginAction};
 
 use super::authz::LoginGrant;
 use super::verify::{self, Check, MSG_WRONG, MSG_WRONG_RETRY};
@@ -340,11 +340,11 @@ impl Attempts {
         service: &str,
         token: &str,
         now: i64,
-    ) -> Result<(BeginAction, String)> {
+    ) -> Result<(AccountAction, String)> {
         let user = grant.user();
         let enrolled = match owned_state(core, grant.account()) {
             Ok(state) => state.enrolled(),
-            Err(Error::AccessDenied(message)) => return Ok((BeginAction::Deny, message)),
+            Err(Error::AccessDenied(message)) => return Ok((AccountAction::Deny, message)),
             Err(e) => return Err(e),
         };
         let verified = {
@@ -368,7 +368,7 @@ impl Attempts {
             if let Some(id) = &attempt.identity {
                 trust_device(core, grant.account(), id, now)?;
             }
-            return Ok((BeginAction::Allow, String::new()));
+            return Ok((AccountAction::Allow, String::new()));
         }
         let denied = |reason: &str| {
             core.audit.warn(
@@ -383,17 +383,17 @@ impl Attempts {
             crate::lockout::Lockout::default(),
             now,
         ) {
-            Decision::Ignore => Ok((BeginAction::Ignore, String::new())),
+            Decision::Ignore => Ok((AccountAction::Ignore, String::new())),
             Decision::Deny(message) => {
                 denied("not enrolled");
-                Ok((BeginAction::Deny, message))
+                Ok((AccountAction::Deny, message))
             }
             _ => {
                 denied(
                     "no verification code in this login: put pam_mfa.so in the auth stack \
                      and make sshd use keyboard-interactive (AuthenticationMethods)",
                 );
-                Ok((BeginAction::Deny, MSG_NOT_VERIFIED.to_string()))
+                Ok((AccountAction::Deny, MSG_NOT_VERIFIED.to_string()))
             }
         }
     }

@@ -18,7 +18,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use mfa_api::{AnswerResult, BeginAction, TrustedDevice, UserStatus, UserSummary};
+use mfa_api::{AccountAction, AnswerResult, BeginAction, TrustedDevice, UserStatus, UserSummary};
 
 use crate::audit::Audit;
 use crate::config::Config;
@@ -165,7 +165,7 @@ impl Service {
         service: &str,
         token: &str,
         now: i64,
-    ) -> Result<(BeginAction, String)> {
+    ) -> Result<(AccountAction, String)> {
         let grant = authz::login(&self.core, caller, user)?;
         self.attempts
             .account_check(&self.core, &grant, service, token, now)

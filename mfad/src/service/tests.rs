@@ -592,7 +592,7 @@ fn a_verified_device_is_trusted_for_the_lifetime() {
     );
     assert_eq!(
         s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
-        BeginAction::Allow
+        AccountAction::Allow
     );
     // Same key from another host: trusted. No key, same host: not.
     assert_eq!(
@@ -647,7 +647,7 @@ fn host_trust_without_a_key_and_reset_clears_it() {
     );
     assert_eq!(
         s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
-        BeginAction::Allow
+        AccountAction::Allow
     );
     assert_eq!(
         begin_from(&s, "10.0.0.9", "", NOW + 1_000_000).0,
@@ -706,19 +706,19 @@ fn the_account_phase_needs_a_verified_attempt_once() {
     // Not enrolled: no opinion.
     assert_eq!(
         s.account_check(0, USER, "sshd", "", NOW).unwrap().0,
-        BeginAction::Ignore
+        AccountAction::Ignore
     );
     let (secret, _) = enroll(&s);
     // Enrolled, but no code step in this login (sshd with publickey only).
     let (action, msg) = s.account_check(0, USER, "sshd", "", NOW).unwrap();
     assert_eq!(
         (action, msg.as_str()),
-        (BeginAction::Deny, MSG_NOT_VERIFIED)
+        (AccountAction::Deny, MSG_NOT_VERIFIED)
     );
     let (_, token, _) = begin(&s);
     assert_eq!(
         s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
-        BeginAction::Deny,
+        AccountAction::Deny,
         "not yet verified"
     );
     assert_eq!(
@@ -734,16 +734,16 @@ fn the_account_phase_needs_a_verified_attempt_once() {
     ));
     assert_eq!(
         s.account_check(0, "root", "sshd", &token, NOW).unwrap().0,
-        BeginAction::Ignore,
+        AccountAction::Ignore,
         "other user"
     );
     assert_eq!(
         s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
-        BeginAction::Allow
+        AccountAction::Allow
     );
     assert_eq!(
         s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
-        BeginAction::Deny,
+        AccountAction::Deny,
         "used once"
     );
 }
@@ -761,19 +761,19 @@ fn a_trusted_login_passes_the_account_phase() {
     );
     assert_eq!(
         s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
-        BeginAction::Allow
+        AccountAction::Allow
     );
     let (action, token, _) = begin_from(&s, "10.0.0.9", "", NOW + 5);
     assert_eq!(action, BeginAction::Allow);
     assert_eq!(
         s.account_check(0, USER, "sshd", &token, NOW + 6).unwrap().0,
-        BeginAction::Allow
+        AccountAction::Allow
     );
     // Unenrolled users under "required" are refused here too.
     let r = service(Mode::Required);
     assert_eq!(
         r.account_check(0, USER, "sshd", "", NOW).unwrap().0,
-        BeginAction::Deny
+        AccountAction::Deny
     );
 }
 
@@ -911,7 +911,7 @@ fn a_uid_enrolled_by_another_account_name_is_refused_until_reset() {
     ));
     assert_eq!(
         after.account_check(0, "mallory", "sshd", "", NOW).unwrap(),
-        (BeginAction::Deny, MSG_RESET_NEEDED.to_string())
+        (AccountAction::Deny, MSG_RESET_NEEDED.to_string())
     );
     // The admin sees the old enrollment and resets it; then it is theirs.
     assert_eq!(after.user_status(0, "mallory").unwrap().devices.len(), 1);
@@ -948,7 +948,7 @@ fn only_root_with_a_remote_host_makes_a_device_trusted() {
         s.account_check(USER_UID, USER, "xscreensaver", &token, NOW)
             .unwrap()
             .0,
-        BeginAction::Allow
+        AccountAction::Allow
     );
     assert!(s.trusted_devices(0, USER).unwrap().is_empty());
     // root with a key but no remote host: not trusted either.

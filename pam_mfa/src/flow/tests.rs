@@ -107,13 +107,13 @@ struct ScriptedDaemon {
     answers: VecDeque<Result<AnswerReply, Error>>,
     account: Option<Result<AccountReply, Error>>,
     requests: Vec<BeginRequest>,
-    /// (session, code) per Answer.
+    /// (attempt, code) per Answer.
     received: Vec<(String, Vec<u8>)>,
-    /// (user, service, session) per AccountCheck.
+    /// (user, service, attempt) per AccountCheck.
     checks: Vec<(String, String, String)>,
 }
 
-/// The session token every scripted Begin returns (whatever the action,
+/// The attempt token every scripted Begin returns (whatever the action,
 /// so that the tests see which actions keep it).
 const TOKEN: &str = "tok123";
 
@@ -122,7 +122,7 @@ impl ScriptedDaemon {
         ScriptedDaemon {
             begin: Some(Ok(BeginReply {
                 action,
-                session: TOKEN.into(),
+                attempt: TOKEN.into(),
                 message: message.into(),
             })),
             answers: VecDeque::new(),
@@ -133,7 +133,7 @@ impl ScriptedDaemon {
         }
     }
     /// An mfad asked only AccountCheck, which answers `action`.
-    fn checks(action: BeginAction, message: &str) -> ScriptedDaemon {
+    fn checks(action: AccountAction, message: &str) -> ScriptedDaemon {
         ScriptedDaemon {
             begin: None,
             account: Some(Ok(AccountReply {
@@ -179,8 +179,8 @@ impl Daemon for ScriptedDaemon {
             .take()
             .unwrap_or_else(|| panic!("Begin called twice"))
     }
-    fn answer(&mut self, session: &str, code: &[u8]) -> Result<AnswerReply, Error> {
-        self.received.push((session.to_string(), code.to_vec()));
+    fn answer(&mut self, attempt: &str, code: &[u8]) -> Result<AnswerReply, Error> {
+        self.received.push((attempt.to_string(), code.to_vec()));
         self.answers
             .pop_front()
             .unwrap_or_else(|| panic!("unexpected Answer #{}", self.received.len()))
@@ -189,10 +189,10 @@ impl Daemon for ScriptedDaemon {
         &mut self,
         user: &str,
         service: &str,
-        session: &str,
+        attempt: &str,
     ) -> Result<AccountReply, Error> {
         self.checks
-            .push((user.into(), service.into(), session.into()));
+            .push((user.into(), service.into(), attempt.into()));
         self.account
             .take()
             .unwrap_or_else(|| panic!("unexpected AccountCheck"))
@@ -360,7 +360,7 @@ fn the_password_as_answer_is_refused_without_asking_mfad() {
     assert!(d.received.is_empty(), "the password went to mfad");
     assert_eq!(pam.errors, [PASSWORD_NOT_CODE]);
     assert!(!log.all().contains("hunter2"));
-    assert!(pam.getenv(SESSION_ENV).is_none());
+    assert!(pam.getenv(ATTEMPT_ENV).is_none());
 
     // A code that differs from the password goes through as usual.
     let mut pam = ScriptedPam::new(&[b"123456"]);
@@ -372,13 +372,13 @@ fn the_password_as_answer_is_refused_without_asking_mfad() {
 #[test]
 fn setcred_forgets_a_token_the_account_phase_did_not_take() {
     let mut pam = ScriptedPam::new(&[]);
-    pam.env.insert(SESSION_ENV.into(), TOKEN.into());
+    pam.env.insert(ATTEMPT_ENV.into(), TOKEN.into());
     let mut log = Recorder::default();
-    forget_session(&mut pam, &mut log);
-    assert!(pam.getenv(SESSION_ENV).is_none());
+    forget_attempt(&mut pam, &mut log);
+    assert!(pam.getenv(ATTEMPT_ENV).is_none());
     assert!(!log.all().contains(TOKEN));
     // Nothing to forget is not an error.
-    forget_session(&mut pam, &mut log);
+    forget_attempt(&mut pam, &mut log);
     assert!(
         log.0.iter().all(|(l, _)| *l != Level::Error),
         "{}",
@@ -515,20 +515,18 @@ fn losing_the_daemon_after_the_challenge_refuses_in_both_failmodes() {
 fn daemon_errors_are_auth_err_with_their_message() {
     for opts in [SECURE, SAFE] {
         let mut pam = ScriptedPam::new(&[]);
-        let mut d = ScriptedDaemon::failing(Error::Refused {
-            kind: "AccessDenied",
-            message: "You may only verify your own account.".into(),
-        });
+        let mut d = ScriptedDaemon::failing(Error::Refused(mfa_api::Error::AccessDenied(
+            "You may only verify your own account.".into(),
+        )));
         let (o, log) = run(&mut pam, &mut d, opts);
         assert_eq!(o, Outcome::AuthErr);
         assert_eq!(pam.errors, ["You may only verify your own account."]);
         assert!(log.has(Level::Warning, "AccessDenied"), "{}", log.all());
 
         let mut pam = ScriptedPam::new(&[b"1"]);
-        let mut d = ScriptedDaemon::challenge().then_err(Error::Refused {
-            kind: "Expired",
-            message: "The login took too long; start again.".into(),
-        });
+        let mut d = ScriptedDaemon::challenge().then_err(Error::Refused(mfa_api::Error::Expired(
+            "The login took too long; start again.".into(),
+        )));
         assert_eq!(run(&mut pam, &mut d, opts).0, Outcome::AuthErr);
         assert_eq!(pam.errors, ["The login took too long; start again."]);
     }
@@ -572,7 +570,7 @@ fn no_user_is_user_unknown_and_mfad_is_not_asked() {
 }
 
 #[test]
-fn codes_and_session_tokens_never_reach_the_log() {
+fn codes_and_attempt_tokens_never_reach_the_log() {
     let mut pam = ScriptedPam::new(&[b"246810", b"135791"]);
     let mut d = ScriptedDaemon::challenge()
         .then(AnswerResult::Retry, "Wrong code.")
@@ -602,10 +600,10 @@ fn outcomes_map_to_their_pam_codes() {
     assert_eq!(Outcome::PermDenied.code(), C::PAM_PERM_DENIED);
 }
 
-// ---- The session token, from the auth phase to the account phase ----
+// ---- The attempt token, from the auth phase to the account phase ----
 
 fn token(pam: &ScriptedPam) -> Option<&str> {
-    pam.env.get(SESSION_ENV).map(String::as_str)
+    pam.env.get(ATTEMPT_ENV).map(String::as_str)
 }
 
 #[test]
@@ -666,10 +664,8 @@ fn the_token_is_kept_only_after_success_or_allow() {
         (
             "mfad refuses the answer",
             vec![b"1"],
-            ScriptedDaemon::challenge().then_err(Error::Refused {
-                kind: "Expired",
-                message: "Too slow.".into(),
-            }),
+            ScriptedDaemon::challenge()
+                .then_err(Error::Refused(mfa_api::Error::Expired("Too slow.".into()))),
             Outcome::AuthErr,
         ),
         (
@@ -695,7 +691,7 @@ fn the_token_is_kept_only_after_success_or_allow() {
 #[test]
 fn a_token_left_from_an_earlier_authentication_is_dropped() {
     let mut pam = ScriptedPam::new(&[b"1"]);
-    pam.env.insert(SESSION_ENV.into(), "stale".into());
+    pam.env.insert(ATTEMPT_ENV.into(), "stale".into());
     pam.env.insert("OTHER".into(), "kept".into());
     let mut d = ScriptedDaemon::challenge().then(AnswerResult::Deny, "No.");
     assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::AuthErr);
@@ -704,7 +700,7 @@ fn a_token_left_from_an_earlier_authentication_is_dropped() {
 
     // ... and replaced by this one's after a success.
     let mut pam = ScriptedPam::new(&[b"1"]);
-    pam.env.insert(SESSION_ENV.into(), "stale".into());
+    pam.env.insert(ATTEMPT_ENV.into(), "stale".into());
     let mut d = ScriptedDaemon::challenge().then(AnswerResult::Success, "");
     assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::Success);
     assert_eq!(token(&pam), Some(TOKEN));
@@ -731,7 +727,7 @@ fn an_empty_token_is_not_kept() {
     let mut d = ScriptedDaemon {
         begin: Some(Ok(BeginReply {
             action: BeginAction::Allow,
-            session: String::new(),
+            attempt: String::new(),
             message: String::new(),
         })),
         ..ScriptedDaemon::begins(BeginAction::Ignore, "")
@@ -746,7 +742,7 @@ fn an_empty_token_is_not_kept() {
 fn after_auth(token: Option<&str>) -> ScriptedPam {
     let mut pam = ScriptedPam::new(&[]);
     if let Some(t) = token {
-        pam.env.insert(SESSION_ENV.into(), t.into());
+        pam.env.insert(ATTEMPT_ENV.into(), t.into());
     }
     pam
 }
@@ -764,7 +760,7 @@ fn check(
 #[test]
 fn account_allow_is_success_and_the_token_is_gone() {
     let mut pam = after_auth(Some(TOKEN));
-    let mut d = ScriptedDaemon::checks(BeginAction::Allow, "");
+    let mut d = ScriptedDaemon::checks(AccountAction::Allow, "");
     let (o, _) = check(&mut pam, &mut d, SECURE);
     assert_eq!(o, Outcome::Success);
     assert_eq!(
@@ -778,7 +774,7 @@ fn account_allow_is_success_and_the_token_is_gone() {
 #[test]
 fn account_ignore_is_pam_ignore_and_the_token_is_gone() {
     let mut pam = after_auth(Some(TOKEN));
-    let mut d = ScriptedDaemon::checks(BeginAction::Ignore, "");
+    let mut d = ScriptedDaemon::checks(AccountAction::Ignore, "");
     assert_eq!(check(&mut pam, &mut d, SECURE).0, Outcome::Ignore);
     assert_eq!(token(&pam), None);
     assert!(pam.errors.is_empty());
@@ -789,7 +785,7 @@ fn account_deny_is_perm_denied_with_the_reason() {
     for opts in [SECURE, SAFE] {
         let mut pam = after_auth(Some(TOKEN));
         let mut d = ScriptedDaemon::checks(
-            BeginAction::Deny,
+            AccountAction::Deny,
             "This login did not pass two-step verification.",
         );
         let (o, log) = check(&mut pam, &mut d, opts);
@@ -808,9 +804,9 @@ fn account_deny_is_perm_denied_with_the_reason() {
 }
 
 #[test]
-fn no_token_asks_with_an_empty_session() {
+fn no_token_asks_with_an_empty_attempt() {
     let mut pam = after_auth(None);
-    let mut d = ScriptedDaemon::checks(BeginAction::Deny, "");
+    let mut d = ScriptedDaemon::checks(AccountAction::Deny, "");
     let (o, _) = check(&mut pam, &mut d, SECURE);
     assert_eq!(o, Outcome::PermDenied);
     assert_eq!(d.checks[0].2, "");
@@ -823,24 +819,150 @@ fn no_token_asks_with_an_empty_session() {
 }
 
 #[test]
-fn account_challenge_is_never_a_way_in() {
+fn account_unknown_is_never_a_way_in() {
+    // e.g. `challenge`, or anything a newer mfad says.
+    for opts in [SECURE, SAFE] {
+        let mut pam = after_auth(Some(TOKEN));
+        let mut d = ScriptedDaemon::checks(AccountAction::Unknown, "Verification code: ");
+        let (o, log) = check(&mut pam, &mut d, opts);
+        assert_eq!(o, Outcome::PermDenied, "{opts:?}");
+        assert!(pam.prompts.is_empty());
+        assert_eq!(pam.errors, [ACCOUNT_DENIED]);
+        assert_eq!(token(&pam), None);
+        assert!(log.has(Level::Error, "does not know"), "{}", log.all());
+    }
+}
+
+// ---- Version skew: answers this version does not know are refusals ----
+
+/// An error reply from a newer mfad, with a name this version has no
+/// variant for.
+fn newer_error() -> Error {
+    Error::from_api(mfa_api::Error::ZBus(zbus::Error::MethodError(
+        zbus::names::OwnedErrorName::try_from("org.mfad.Mfa1.Error.Bogus").unwrap(),
+        Some("Something new.".into()),
+        zbus::message::Message::method_call("/", "Begin")
+            .build(&())
+            .unwrap(),
+    )))
+}
+
+#[test]
+fn an_unknown_begin_action_is_auth_err_in_both_failmodes() {
+    for opts in [SECURE, SAFE] {
+        let mut pam = ScriptedPam::new(&[b"123456"]);
+        let mut d = ScriptedDaemon::begins(BeginAction::Unknown, "Verification code: ");
+        let (o, log) = run(&mut pam, &mut d, opts);
+        assert_eq!(o, Outcome::AuthErr, "{opts:?}");
+        assert!(pam.prompts.is_empty(), "no prompt for an unknown action");
+        assert_eq!(pam.errors, [NOT_UNDERSTOOD]);
+        assert_eq!(token(&pam), None);
+        assert!(log.has(Level::Error, "does not know"), "{}", log.all());
+    }
+}
+
+#[test]
+fn an_unknown_answer_result_is_auth_err_in_both_failmodes() {
+    for opts in [SECURE, SAFE] {
+        let mut pam = ScriptedPam::new(&[b"123456", b"654321"]);
+        let mut d = ScriptedDaemon::challenge().then(AnswerResult::Unknown, "Welcome.");
+        let (o, log) = run(&mut pam, &mut d, opts);
+        assert_eq!(o, Outcome::AuthErr, "{opts:?}");
+        assert_eq!(d.received.len(), 1, "asked again after an unknown result");
+        assert_eq!(pam.errors, [NOT_UNDERSTOOD]);
+        assert!(pam.infos.is_empty());
+        assert_eq!(token(&pam), None);
+        assert!(log.has(Level::Error, "does not know"), "{}", log.all());
+    }
+}
+
+#[test]
+fn an_unknown_mfad_error_is_a_refusal_in_both_failmodes() {
+    for opts in [SECURE, SAFE] {
+        let mut pam = ScriptedPam::new(&[]);
+        let mut d = ScriptedDaemon::failing(newer_error());
+        let (o, log) = run(&mut pam, &mut d, opts);
+        assert_eq!(o, Outcome::AuthErr, "{opts:?}");
+        assert_eq!(pam.errors, ["Something new."]);
+        assert!(log.has(Level::Warning, "(Bogus)"), "{}", log.all());
+
+        let mut pam = ScriptedPam::new(&[b"1"]);
+        let mut d = ScriptedDaemon::challenge().then_err(newer_error());
+        assert_eq!(run(&mut pam, &mut d, opts).0, Outcome::AuthErr);
+        assert_eq!(pam.errors, ["Something new."]);
+
+        let mut pam = after_auth(Some(TOKEN));
+        let mut d = ScriptedDaemon::check_fails(newer_error());
+        assert_eq!(check(&mut pam, &mut d, opts).0, Outcome::PermDenied);
+        assert_eq!(pam.errors, ["Something new."]);
+        assert_eq!(token(&pam), None);
+    }
+}
+
+// ---- The old name of the token, PAM_MFA_SESSION, for one release ----
+
+#[test]
+fn the_account_phase_reads_the_old_name_and_removes_it() {
+    let mut pam = ScriptedPam::new(&[]);
+    pam.env.insert(OLD_ATTEMPT_ENV.into(), TOKEN.into());
+    let mut d = ScriptedDaemon::checks(AccountAction::Allow, "");
+    assert_eq!(check(&mut pam, &mut d, SECURE).0, Outcome::Success);
+    assert_eq!(d.checks[0].2, TOKEN);
+    assert!(pam.env.is_empty(), "{:?}", pam.env);
+}
+
+#[test]
+fn the_new_name_wins_and_both_are_removed() {
     let mut pam = after_auth(Some(TOKEN));
-    let mut d = ScriptedDaemon::checks(BeginAction::Challenge, "Verification code: ");
-    let (o, log) = check(&mut pam, &mut d, SAFE);
-    assert_eq!(o, Outcome::PermDenied);
-    assert!(pam.prompts.is_empty());
-    assert_eq!(pam.errors, [ACCOUNT_DENIED]);
-    assert!(log.has(Level::Error, "challenge"), "{}", log.all());
+    pam.env.insert(OLD_ATTEMPT_ENV.into(), "old".into());
+    let mut d = ScriptedDaemon::checks(AccountAction::Allow, "");
+    assert_eq!(check(&mut pam, &mut d, SECURE).0, Outcome::Success);
+    assert_eq!(d.checks[0].2, TOKEN);
+    assert!(pam.env.is_empty(), "{:?}", pam.env);
+
+    // Also when refused.
+    let mut pam = after_auth(Some(TOKEN));
+    pam.env.insert(OLD_ATTEMPT_ENV.into(), "old".into());
+    let mut d = ScriptedDaemon::checks(AccountAction::Deny, "No.");
+    assert_eq!(check(&mut pam, &mut d, SAFE).0, Outcome::PermDenied);
+    assert!(pam.env.is_empty(), "{:?}", pam.env);
+}
+
+#[test]
+fn setcred_and_a_new_authentication_drop_both_names() {
+    let mut log = Recorder::default();
+    let mut pam = after_auth(Some(TOKEN));
+    pam.env.insert(OLD_ATTEMPT_ENV.into(), TOKEN.into());
+    pam.env.insert("OTHER".into(), "kept".into());
+    forget_attempt(&mut pam, &mut log);
+    assert_eq!(pam.env.keys().collect::<Vec<_>>(), ["OTHER"]);
+
+    let mut pam = ScriptedPam::new(&[b"1"]);
+    pam.env.insert(OLD_ATTEMPT_ENV.into(), "stale".into());
+    let mut d = ScriptedDaemon::challenge().then(AnswerResult::Success, "");
+    assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::Success);
+    assert_eq!(token(&pam), Some(TOKEN));
+    assert_eq!(pam.env.get(OLD_ATTEMPT_ENV), None);
+}
+
+#[test]
+fn the_token_is_kept_under_the_new_name_only() {
+    let mut pam = ScriptedPam::new(&[b"1"]);
+    let mut d = ScriptedDaemon::challenge().then(AnswerResult::Success, "");
+    assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::Success);
+    assert_eq!(
+        pam.env,
+        BTreeMap::from([("PAM_MFA_ATTEMPT".to_string(), TOKEN.to_string())])
+    );
 }
 
 #[test]
 fn account_mfad_errors_are_perm_denied_in_both_failmodes() {
     for opts in [SECURE, SAFE] {
         let mut pam = after_auth(Some(TOKEN));
-        let mut d = ScriptedDaemon::check_fails(Error::Refused {
-            kind: "AccessDenied",
-            message: "You may only check your own account.".into(),
-        });
+        let mut d = ScriptedDaemon::check_fails(Error::Refused(mfa_api::Error::AccessDenied(
+            "You may only check your own account.".into(),
+        )));
         let (o, log) = check(&mut pam, &mut d, opts);
         assert_eq!(o, Outcome::PermDenied, "{opts:?}");
         assert_eq!(pam.errors, ["You may only check your own account."]);
@@ -881,7 +1003,7 @@ fn account_unreachable_daemon_with_failmode_safe_steps_aside_loudly() {
 fn account_without_a_user_removes_the_token_and_asks_nobody() {
     let mut pam = after_auth(Some(TOKEN));
     pam.user = None;
-    let mut d = ScriptedDaemon::checks(BeginAction::Allow, "");
+    let mut d = ScriptedDaemon::checks(AccountAction::Allow, "");
     assert_eq!(check(&mut pam, &mut d, SAFE).0, Outcome::UserUnknown);
     assert!(d.checks.is_empty());
     assert_eq!(token(&pam), None);
@@ -891,7 +1013,7 @@ fn account_without_a_user_removes_the_token_and_asks_nobody() {
 fn account_logs_a_failed_removal_and_keeps_its_answer() {
     let mut pam = after_auth(Some(TOKEN));
     pam.putenv_fails = true;
-    let mut d = ScriptedDaemon::checks(BeginAction::Allow, "");
+    let mut d = ScriptedDaemon::checks(AccountAction::Allow, "");
     let (o, log) = check(&mut pam, &mut d, SECURE);
     assert_eq!(o, Outcome::Success);
     assert_eq!(d.checks[0].2, TOKEN);
@@ -905,8 +1027,8 @@ fn account_logs_a_failed_removal_and_keeps_its_answer() {
 #[test]
 fn the_token_never_reaches_the_account_log() {
     for mut d in [
-        ScriptedDaemon::checks(BeginAction::Allow, ""),
-        ScriptedDaemon::checks(BeginAction::Deny, "No."),
+        ScriptedDaemon::checks(AccountAction::Allow, ""),
+        ScriptedDaemon::checks(AccountAction::Deny, "No."),
         ScriptedDaemon::check_fails(Error::Unavailable("gone".into())),
     ] {
         let mut pam = after_auth(Some(TOKEN));
@@ -922,7 +1044,7 @@ fn auth_then_account_on_one_handle() {
     let mut pam = ScriptedPam::new(&[b"123456"]);
     let mut d = ScriptedDaemon::challenge().then(AnswerResult::Success, "");
     d.account = Some(Ok(AccountReply {
-        action: BeginAction::Allow,
+        action: AccountAction::Allow,
         message: String::new(),
     }));
     assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::Success);
@@ -935,12 +1057,11 @@ fn auth_then_account_on_one_handle() {
 }
 
 #[test]
-fn a_session_mfad_forgot_reads_as_the_service_going_away() {
+fn an_attempt_mfad_forgot_reads_as_the_service_going_away() {
     let mut pam = ScriptedPam::new(&[b"123456"]);
-    let mut d = ScriptedDaemon::challenge().then_err(Error::Refused {
-        kind: "NotFound",
-        message: "No such login session.".into(),
-    });
+    let mut d = ScriptedDaemon::challenge().then_err(Error::Refused(mfa_api::Error::NotFound(
+        "No such login attempt.".into(),
+    )));
     assert_eq!(run(&mut pam, &mut d, SECURE).0, Outcome::AuthErr);
     assert_eq!(pam.errors, [LOST]);
 }

@@ -7,8 +7,8 @@
 //!   login USER ANSWER...          Begin, then Answer each answer in turn
 //!                                 while the result is retry or prompt
 //!                                 (an empty ANSWER is the empty answer)
-//!   answer SESSION ANSWER         one Login.Answer
-//!   account-check USER SERVICE SESSION
+//!   answer ATTEMPT ANSWER         one Login.Answer
+//!   account-check USER SERVICE ATTEMPT
 //!   trusted USER | trusted-remove USER ID | trusted-remove-all USER
 //!   admin-trusted USER | admin-trusted-remove USER ID | admin-trusted-remove-all USER
 //!   enroll-begin USER [NAME]
@@ -27,7 +27,7 @@
 //! "message": MESSAGE} for a D-Bus error reply (exit 3). Anything else
 //! (usage, cannot connect) exits 2 with {"fatal": MESSAGE}.
 //!
-//! `login` prints {"begin": {action, session, message}, "answers":
+//! `login` prints {"begin": {action, attempt, message}, "answers":
 //! [{result, message}...]}; a `prompt` result's message is the new prompt.
 //! The SMS calls print {"enrollment_id", "phone"} (begin), {"phone"}
 //! (resend, send-code; the number as masked by the daemon) and
@@ -87,17 +87,17 @@ async fn run(args: Vec<String>) -> Result<Value, Failure> {
             let service = rest.get(1).map(String::as_str).unwrap_or("mfa-test");
             let rhost = rest.get(2).map(String::as_str).unwrap_or("");
             let auth_info = rest.get(3).map(String::as_str).unwrap_or("");
-            let (action, session, message) = login
+            let (action, attempt, message) = login
                 .begin(&arg(rest, 0, "USER")?, service, rhost, "", auth_info)
                 .await?;
-            json!({"action": action, "session": session, "message": message})
+            json!({"action": action, "attempt": attempt, "message": message})
         }
         "account-check" => {
             let (action, message) = login
                 .account_check(
                     &arg(rest, 0, "USER")?,
                     &arg(rest, 1, "SERVICE")?,
-                    &arg(rest, 2, "SESSION")?,
+                    &arg(rest, 2, "ATTEMPT")?,
                 )
                 .await?;
             json!({"action": action, "message": message})
@@ -127,13 +127,13 @@ async fn run(args: Vec<String>) -> Result<Value, Failure> {
                 .await?
         ),
         "login" => {
-            let (action, session, message) = login
+            let (action, attempt, message) = login
                 .begin(&arg(rest, 0, "USER")?, "mfa-test", "", "", "")
                 .await?;
             let mut answers = Vec::new();
             if action == BeginAction::Challenge {
                 for code in &rest[1..] {
-                    let (result, message) = login.answer(&session, code.as_bytes()).await?;
+                    let (result, message) = login.answer(&attempt, code.as_bytes()).await?;
                     answers.push(json!({"result": result, "message": message}));
                     // A prompt is not a try: the next answer goes to the
                     // new prompt, as pam_mfa does.
@@ -146,14 +146,14 @@ async fn run(args: Vec<String>) -> Result<Value, Failure> {
                 }
             }
             json!({
-                "begin": {"action": action, "session": session, "message": message},
+                "begin": {"action": action, "attempt": attempt, "message": message},
                 "answers": answers,
             })
         }
         "answer" => {
             let (result, message) = login
                 .answer(
-                    &arg(rest, 0, "SESSION")?,
+                    &arg(rest, 0, "ATTEMPT")?,
                     arg(rest, 1, "ANSWER")?.as_bytes(),
                 )
                 .await?;

@@ -1,8 +1,8 @@
 //! The account-phase guard, `account required pam_mfa.so`: a login of an
 //! enrolled user that never passed the code step (sshd left at public key
 //! only, a stack without pam_mfa in auth) is refused in pam_acct_mgmt, and
-//! mfad logs why. The auth phase hands its verified session to the account
-//! phase in the PAM environment (PAM_MFA_SESSION), which survives sshd's
+//! mfad logs why. The auth phase hands its verified attempt to the account
+//! phase in the PAM environment (PAM_MFA_ATTEMPT), which survives sshd's
 //! separate keyboard-interactive process.
 
 use mfa_tests::pam::{rc, PamtesterOpts};
@@ -165,10 +165,56 @@ fn the_account_phase_needs_this_logins_code_step() {
     assert!(run.leaks().is_empty(), "{:?}\n{}", run.leaks(), run.output);
 }
 
-/// On the wire: a verified session answers AccountCheck once; a session
+/// The token's name before PAM_MFA_ATTEMPT, as an auth phase of the older
+/// module leaves it: the account phase still reads it, for one release.
+#[test]
+fn the_account_phase_still_reads_the_old_token_name() {
+    let env = Env::new();
+    let max = env.add_user();
+    let dev = env.enroll_raw(&max);
+    let svc = env.pam_service_raw(&format!(
+        "auth required {}\n{}\n",
+        env.pam_module_spec(),
+        account_guard(&env)
+    ));
+    let c = Clock::now().codes(&dev.secret, 0, 1);
+    let verified = |code: &str| {
+        let v = env.call(None, &["login", &max.name, code]);
+        assert_eq!(v.ok()["answers"][0]["result"], "success", "{v:?}");
+        let attempt = v.ok()["begin"]["attempt"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(!attempt.is_empty(), "{v:?}");
+        attempt
+    };
+    let account = |name: &str, attempt: &str| {
+        env.pamtester_with(
+            &svc,
+            &max,
+            &[],
+            &PamtesterOpts {
+                ops: vec!["acct_mgmt"],
+                pam_env: vec![(name, attempt)],
+                ..PamtesterOpts::default()
+            },
+        )
+    };
+
+    let old = verified(&c[0]);
+    account("PAM_MFA_SESSION", &old).assert_result(PamResult::Success);
+    // It was read, and used up: not again, under either name.
+    account("PAM_MFA_SESSION", &old).assert_result(PamResult::PermDenied);
+    account("PAM_MFA_ATTEMPT", &old).assert_result(PamResult::PermDenied);
+
+    let new = verified(&c[1]);
+    account("PAM_MFA_ATTEMPT", &new).assert_result(PamResult::Success);
+}
+
+/// On the wire: a verified attempt answers AccountCheck once; an attempt
 /// that never got the code, or another user's, is denied.
 #[test]
-fn a_verified_session_passes_the_account_check_once() {
+fn a_verified_attempt_passes_the_account_check_once() {
     let env = Env::new();
     let ola = env.add_user();
     let pia = env.add_user();
@@ -177,23 +223,23 @@ fn a_verified_session_passes_the_account_check_once() {
     let code = Clock::now().code(&dev.secret, 0);
     let v = env.call(None, &["login", &ola.name, &code]);
     assert_eq!(v.ok()["answers"][0]["result"], "success", "{v:?}");
-    let session = v.ok()["begin"]["session"]
+    let attempt = v.ok()["begin"]["attempt"]
         .as_str()
         .unwrap_or_default()
         .to_string();
     // Another user cannot use it.
-    let other = env.call(None, &["account-check", &pia.name, "svc", &session]);
+    let other = env.call(None, &["account-check", &pia.name, "svc", &attempt]);
     assert_eq!(other.ok()["action"], "deny", "{other:?}");
-    let first = env.call(None, &["account-check", &ola.name, "svc", &session]);
+    let first = env.call(None, &["account-check", &ola.name, "svc", &attempt]);
     assert_eq!(first.ok()["action"], "allow", "{first:?}");
-    let again = env.call(None, &["account-check", &ola.name, "svc", &session]);
+    let again = env.call(None, &["account-check", &ola.name, "svc", &attempt]);
     assert_eq!(again.ok()["action"], "deny", "{again:?}");
     let none = env.call(None, &["account-check", &ola.name, "svc", ""]);
     assert_eq!(none.ok()["action"], "deny", "{none:?}");
 
     // A challenge that was never answered is not verified.
     let begin = env.call(None, &["login-begin", &ola.name]);
-    let pending = begin.ok()["session"]
+    let pending = begin.ok()["attempt"]
         .as_str()
         .unwrap_or_default()
         .to_string();

@@ -16,8 +16,8 @@ const INTERFACES: [&str; 3] = [
 /// mfactl of that release call, with their exact signatures. UserStatus is
 /// (sba(sssxx)uux) as mfa_api defines it.
 const CONTRACT: &[&str] = &[
-    "org.mfad.Mfa1.Login.Begin(s user, s service, s rhost, s tty, s auth_info) -> (s action, s session, s message)",
-    "org.mfad.Mfa1.Login.Answer(s session, ay code) -> (s result, s message)",
+    "org.mfad.Mfa1.Login.Begin(s user, s service, s rhost, s tty, s auth_info) -> (s action, s attempt, s message)",
+    "org.mfad.Mfa1.Login.Answer(s attempt, ay code) -> (s result, s message)",
     "org.mfad.Mfa1.Account.EnrollTotpBegin(s user, s name) -> (s enrollment_id, s uri, s secret)",
     "org.mfad.Mfa1.Account.EnrollTotpConfirm(s user, s enrollment_id, s code1, s code2) -> (s device_id, as backup_codes)",
     "org.mfad.Mfa1.Account.Status(s user) -> ((sba(sssxx)uux) status)",

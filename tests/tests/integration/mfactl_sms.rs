@@ -427,7 +427,7 @@ fn phone_set_changes_the_number_after_a_code_by_sms() {
             None,
             &[
                 "answer",
-                json_str(&begin, "session").as_str(),
+                json_str(&begin, "attempt").as_str(),
                 &login_sms.code(),
             ],
         )

@@ -919,7 +919,7 @@ fn harness_mfa_call_follows_prompts() {
     let n = env.sms_count();
     let b = env.call(None, &["login-begin", &cy.name]).ok().clone();
     let code = env.wait_for_sms(n + 1).code();
-    let session = json_str(&b, "session");
-    let a = env.call(None, &["answer", &session, &code]).ok().clone();
+    let attempt = json_str(&b, "attempt");
+    let a = env.call(None, &["answer", &attempt, &code]).ok().clone();
     assert_eq!(a["result"], "success", "{a}");
 }

@@ -483,12 +483,12 @@ fn wrong_sms_codes_lock_the_user_out() {
     env.enroll_sms(&ida, &phone);
     let svc = env.pam_service("");
 
-    // Two login sessions opened before the lockout (as root, like sshd).
+    // Two login attempts begun before the lockout (as root, like sshd).
     let begin = || {
         let v = env.call(None, &["login-begin", &ida.name]);
         let v = v.ok();
         assert_eq!(v["action"], "challenge", "{v}");
-        v["session"].as_str().unwrap_or_default().to_string()
+        v["attempt"].as_str().unwrap_or_default().to_string()
     };
     let early = begin();
     let early_enter = begin();
@@ -511,7 +511,7 @@ fn wrong_sms_codes_lock_the_user_out() {
         "not locked after 3 wrong SMS codes: {s}"
     );
 
-    // The right code, in a session opened before: refused. Enter in the
+    // The right code, in an attempt begun before: refused. Enter in the
     // other sends nothing.
     let n = env.sms_count();
     let a = env.call(None, &["answer", &early, &right]);
