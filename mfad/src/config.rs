@@ -35,6 +35,20 @@ pub struct Daemon {
     /// Members may use the Admin interface besides root.
     pub admin_group: String,
     pub log: LogTarget,
+    /// The daemon's key (sealed secrets); empty means STATE_DIR/mfad.key.
+    pub key_file: PathBuf,
+}
+
+impl Daemon {
+    /// Where the daemon's key is: `key_file`, or `mfad.key` in the state
+    /// directory.
+    pub fn key_path(&self) -> PathBuf {
+        if self.key_file.as_os_str().is_empty() {
+            self.state_dir.join("mfad.key")
+        } else {
+            self.key_file.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -115,6 +129,7 @@ impl Default for Daemon {
             issuer: String::new(),
             admin_group: String::new(),
             log: LogTarget::Auto,
+            key_file: PathBuf::new(),
         }
     }
 }
@@ -205,6 +220,9 @@ impl Config {
         }
         if self.lockout.duration.is_zero() {
             return bad("[lockout] duration must be longer than 0s".into());
+        }
+        if !self.daemon.key_file.as_os_str().is_empty() && !self.daemon.key_file.is_absolute() {
+            return bad("[daemon] key_file must be an absolute path".into());
         }
         if !self.daemon.state_dir.is_absolute() {
             return bad("[daemon] state_dir must be an absolute path".into());

@@ -16,6 +16,7 @@ pub mod phone;
 pub mod policy;
 pub mod random;
 pub mod ratelimit;
+pub mod seal;
 pub mod service;
 pub mod store;
 pub mod totp;

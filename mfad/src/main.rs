@@ -14,6 +14,7 @@ use zbus::fdo::{DBusProxy, RequestNameFlags, RequestNameReply};
 use mfad::audit::Audit;
 use mfad::config::{self, Config};
 use mfad::error::{Error, Result};
+use mfad::seal::Keys;
 use mfad::service::{self, Core, Service};
 use mfad::store::sqlite::SqliteStore;
 use mfad::users::{self, Directory};
@@ -70,6 +71,11 @@ fn main() -> ExitCode {
 }
 
 fn run(path: &std::path::Path, explicit: bool) -> Result<()> {
+    // No core dumps: a dump of mfad would hold the key and TOTP secrets.
+    // Non-dumpable also keeps other processes of root's from ptrace-ing it
+    // without CAP_SYS_PTRACE.
+    nix::sys::prctl::set_dumpable(false)
+        .map_err(|e| Error::Io(format!("cannot turn core dumps off: {e}")))?;
     let config = Config::load(path, explicit)?;
     let audit = Audit::new(config.daemon.log);
     let state_dir = config.daemon.state_dir.clone();
@@ -91,7 +97,8 @@ fn run(path: &std::path::Path, explicit: bool) -> Result<()> {
         .map_err(|e| Error::Io(format!("cannot create {}: {e}", lock_path.display())))?;
     let _lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock)
         .map_err(|_| Error::Io(format!("{} is in use by another mfad", state_dir.display())))?;
-    let store = SqliteStore::open(&state_dir, &|name| users::Nss.account(name))?;
+    let keys = Arc::new(daemon_key(&config.daemon.key_path(), &state_dir)?);
+    let store = SqliteStore::open(&state_dir, &|name| users::Nss.account(name), keys.clone())?;
     let bus = config.daemon.bus.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -113,6 +120,7 @@ fn run(path: &std::path::Path, explicit: bool) -> Result<()> {
         audit: Arc::new(audit),
         users: Box::new(users::Nss),
         random: Box::new(random::Os),
+        keys,
         sms,
     }));
     runtime.block_on(serve(service, &bus))
@@ -175,6 +183,24 @@ async fn serve(service: Arc<Service>, bus: &str) -> Result<()> {
     service.audit().info("stopped", &[]);
     let _ = conn.release_name(mfa_api::BUS_NAME).await;
     Ok(())
+}
+
+/// The daemon's key: read from `path`, or made there at the first start. A
+/// database that holds sealed secrets is useless without its key, so a
+/// missing key file is then an error, never replaced by a new key.
+fn daemon_key(path: &std::path::Path, state_dir: &std::path::Path) -> Result<Keys> {
+    if let Some(keys) = Keys::load(path).map_err(Error::Io)? {
+        return Ok(keys);
+    }
+    if SqliteStore::holds_sealed_secrets(state_dir)? {
+        return Err(Error::Io(format!(
+            "the key file {} is missing, and the database in {} cannot be read without it; \
+             restore the key file from a backup",
+            path.display(),
+            state_dir.display()
+        )));
+    }
+    Keys::create(path, &random::Os).map_err(Error::Io)
 }
 
 /// Resolves when mfad loses its bus name (NameLost) or its connection to

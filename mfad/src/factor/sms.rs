@@ -33,7 +33,7 @@ impl Factor for Sms {
         let (Some(sent), Some((device, _))) = (&a.state.sms_code, a.state.phone()) else {
             return Ok(Outcome::Rejected(None));
         };
-        if codes::find(a.code, std::slice::from_ref(&sent.code)).is_none() {
+        if codes::find(a.code, std::slice::from_ref(&sent.code), a.keys).is_none() {
             return Ok(Outcome::Rejected(None));
         }
         if sent.expires <= a.now {

@@ -67,7 +67,7 @@ pub fn regenerate_backup_codes(
     if !grant.by_root() {
         verify::require_code(core, grant.account(), code, now)?;
     }
-    let (codes, hashed) = factor::backup::generate(core.random.as_ref())?;
+    let (codes, hashed) = factor::backup::generate(core.random.as_ref(), &core.keys)?;
     core.store.replace_backup_codes(grant.uid(), &hashed)?;
     core.audit.info(
         "backup codes regenerated",

@@ -157,7 +157,7 @@ impl Enrollments {
         // Taken out first: two confirmations of one enrollment cannot both pass.
         self.take(enrollment_id, Kind::Totp)?;
         let device_id = new_device_id(core, &state.devices)?;
-        let (codes, hashed) = factor::backup::generate(core.random.as_ref())?;
+        let (codes, hashed) = factor::backup::generate(core.random.as_ref(), &core.keys)?;
         let device = Device {
             id: device_id.clone(),
             label: name,
@@ -289,7 +289,7 @@ impl Enrollments {
                 "The code from the text message is 6 digits.".into(),
             ));
         };
-        if codes::find(&code, std::slice::from_ref(&stored)).is_none() {
+        if codes::find(&code, std::slice::from_ref(&stored), &core.keys).is_none() {
             self.failed(enrollment_id);
             core.audit.warn(
                 "enroll failed",
@@ -321,7 +321,7 @@ impl Enrollments {
             return Ok((device.id.clone(), Vec::new()));
         }
         let device_id = new_device_id(core, &state.devices)?;
-        let (codes, hashed) = factor::backup::generate(core.random.as_ref())?;
+        let (codes, hashed) = factor::backup::generate(core.random.as_ref(), &core.keys)?;
         let device = Device {
             id: device_id.clone(),
             label: String::new(),

@@ -26,6 +26,7 @@ use crate::error::Error;
 use crate::error::Result;
 use crate::factor::View;
 use crate::random::Random;
+use crate::seal::Keys;
 use crate::store::{Store, UserState};
 use crate::users::{Account, Directory};
 
@@ -62,6 +63,8 @@ pub struct Core {
     pub audit: Arc<Audit>,
     pub users: Box<dyn Directory>,
     pub random: Box<dyn Random>,
+    /// The daemon's key (sealed secrets, keyed codes).
+    pub keys: Arc<Keys>,
     /// `[sms]`, when configured.
     pub sms: Option<Sms>,
 }

@@ -133,7 +133,7 @@ pub fn send(
         }
     };
     let code = factor::sms::new_code(core.random.as_ref())?;
-    let hashed = codes::hash(&code, core.random.as_ref())?;
+    let hashed = codes::hash(&code, core.random.as_ref(), &core.keys)?;
     let outgoing = Outgoing {
         sender: sms.sender.clone(),
         audit: core.audit.clone(),

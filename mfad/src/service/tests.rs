@@ -44,6 +44,7 @@ fn core(config: Config, sms: Option<Sms>) -> Core {
                 .with(USER, USER_UID, &[]),
         ),
         random: Box::new(random::Os),
+        keys: Arc::new(crate::seal::Keys::for_tests()),
         sms,
     }
 }

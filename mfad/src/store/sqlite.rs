@@ -4,7 +4,7 @@
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -12,9 +12,10 @@ use super::{
     BackupCode, CodeId, Device, Error, Result, SendId, SendSlot, SmsCode, Store, Summary, Trusted,
     UserState, SEND_WINDOW_SECS,
 };
-use crate::codes::Hashed;
+use crate::codes::{self, Hashed};
 use crate::factor::{DeviceData, Kind};
 use crate::lockout::{Limits, Lockout};
+use crate::seal::Keys;
 use crate::users::Account;
 
 pub const DB_FILE: &str = "mfad.db";
@@ -28,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0004-typed-device-data.sql"),
     include_str!("migrations/sqlite/0005-state-by-uid.sql"),
     include_str!("migrations/sqlite/0006-lock-count.sql"),
+    include_str!("migrations/sqlite/0007-sealed-secrets.sql"),
 ];
 
 impl From<rusqlite::Error> for Error {
@@ -48,6 +50,7 @@ pub struct SqliteStore {
     // One connection: SQLite serialises writers anyway, and every method is
     // one transaction, so the lock is held for one operation at a time.
     conn: Mutex<Connection>,
+    keys: Arc<Keys>,
 }
 
 impl SqliteStore {
@@ -55,7 +58,11 @@ impl SqliteStore {
     /// 0700/0600 so a careless install cannot leave secrets readable.
     /// `account_of` resolves the user names of a database from before state
     /// was kept by UID (schema 5).
-    pub fn open(dir: &Path, account_of: &dyn Fn(&str) -> Option<Account>) -> Result<SqliteStore> {
+    pub fn open(
+        dir: &Path,
+        account_of: &dyn Fn(&str) -> Option<Account>,
+        keys: Arc<Keys>,
+    ) -> Result<SqliteStore> {
         let io =
             |what: &str, e: std::io::Error| Error::Setup(format!("{what} {}: {e}", dir.display()));
         fs::DirBuilder::new()
@@ -69,18 +76,36 @@ impl SqliteStore {
         let conn = Connection::open(&path)?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
             .map_err(|e| io("cannot set mode 0600 on the database in", e))?;
-        SqliteStore::init(conn, account_of)
+        SqliteStore::init(conn, account_of, keys)
+    }
+
+    /// Whether the database in `dir` holds sealed secrets (schema 7 or
+    /// newer): then it is useless without its key file, which must never be
+    /// made anew.
+    pub fn holds_sealed_secrets(dir: &Path) -> Result<bool> {
+        let path = dir.join(DB_FILE);
+        if !path.exists() {
+            return Ok(false);
+        }
+        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        Ok(usize::try_from(version).is_ok_and(|v| v > SEAL))
     }
 
     /// A private in-memory database, for unit tests.
     #[cfg(test)]
     pub fn open_in_memory() -> Result<SqliteStore> {
-        SqliteStore::init(Connection::open_in_memory()?, &|_| None)
+        SqliteStore::init(
+            Connection::open_in_memory()?,
+            &|_| None,
+            Arc::new(Keys::for_tests()),
+        )
     }
 
     fn init(
         mut conn: Connection,
         account_of: &dyn Fn(&str) -> Option<Account>,
+        keys: Arc<Keys>,
     ) -> Result<SqliteStore> {
         // WAL for concurrent readers; FULL sync so an accepted step or a
         // failure count survives a power cut (replay and lockout state are
@@ -88,10 +113,13 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Deleted secrets and codes are overwritten, not left in free pages.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        migrate(&mut conn, account_of)?;
+        migrate(&mut conn, account_of, &keys)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            keys,
         })
     }
 
@@ -114,8 +142,14 @@ impl SqliteStore {
 
 /// The migration that moves state from names to UIDs (0005).
 const BY_UID: usize = 4;
+/// The migration that seals secrets and keys codes (0007).
+const SEAL: usize = 6;
 
-fn migrate(conn: &mut Connection, account_of: &dyn Fn(&str) -> Option<Account>) -> Result<()> {
+fn migrate(
+    conn: &mut Connection,
+    account_of: &dyn Fn(&str) -> Option<Account>,
+    keys: &Keys,
+) -> Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let done = usize::try_from(version).unwrap_or(usize::MAX);
     if done > MIGRATIONS.len() {
@@ -133,12 +167,63 @@ fn migrate(conn: &mut Connection, account_of: &dyn Fn(&str) -> Option<Account>) 
         if i == BY_UID {
             tx.execute_batch("DROP TABLE temp.name_uid")?;
         }
+        if i == SEAL {
+            seal_secrets(&tx, keys)?;
+        }
         tx.pragma_update(
             None,
             "user_version",
             i64::try_from(i + 1).unwrap_or(i64::MAX),
         )?;
         tx.commit()?;
+    }
+    if done <= SEAL {
+        // The plain secrets are gone from the tables; rewrite the file and
+        // empty the WAL so none stays in a free page or an old frame.
+        conn.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")?;
+    }
+    Ok(())
+}
+
+/// Migration 0007: every plain TOTP secret sealed, every code hash keyed.
+fn seal_secrets(tx: &rusqlite::Transaction<'_>, keys: &Keys) -> Result<()> {
+    let devices = tx
+        .prepare("SELECT uid, id, kind, data FROM devices")?
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for (row_uid, id, kind, data) in devices {
+        // An orphan (a name NSS no longer knew at migration 0005, kept under
+        // a negative number) is sealed too, under a UID no login has.
+        let uid = u32::try_from(row_uid).unwrap_or(u32::MAX);
+        let Some(kind) = Kind::parse(&kind).filter(|k| DeviceData::is_plain_secret(*k, &data))
+        else {
+            continue;
+        };
+        let plain = DeviceData::decode(kind, &data, keys, uid, &id).map_err(Error::Corrupt)?;
+        let sealed = plain.encode(keys, uid, &id).map_err(Error::Corrupt)?;
+        tx.execute(
+            "UPDATE devices SET data = ?3 WHERE uid = ?1 AND id = ?2",
+            params![row_uid, id, sealed],
+        )?;
+    }
+    for table in ["backup_codes", "sms_codes"] {
+        let rows = tx
+            .prepare(&format!("SELECT rowid, hash FROM {table}"))?
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for (rowid, hash) in rows {
+            tx.execute(
+                &format!("UPDATE {table} SET hash = ?2 WHERE rowid = ?1"),
+                params![rowid, codes::key_legacy(&hash, keys)],
+            )?;
+        }
     }
     Ok(())
 }
@@ -192,12 +277,16 @@ fn device_row(
     ))
 }
 
-fn device_of(row: (String, String, String, Vec<u8>, i64, i64)) -> Result<Device> {
+fn device_of(
+    row: (String, String, String, Vec<u8>, i64, i64),
+    keys: &Keys,
+    uid: u32,
+) -> Result<Device> {
     let (id, kind, label, data, created, last_used) = row;
     let kind = Kind::parse(&kind)
         .ok_or_else(|| Error::Corrupt(format!("device {id} has unknown kind {kind:?}")))?;
-    let data =
-        DeviceData::decode(kind, &data).map_err(|e| Error::Corrupt(format!("device {id}: {e}")))?;
+    let data = DeviceData::decode(kind, &data, keys, uid, &id)
+        .map_err(|e| Error::Corrupt(format!("device {id}: {e}")))?;
     Ok(Device {
         id,
         label,
@@ -267,7 +356,7 @@ impl Store for SqliteStore {
             .query_map([uid], device_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?
             .into_iter()
-            .map(device_of)
+            .map(|row| device_of(row, &self.keys, uid))
             .collect::<Result<Vec<_>>>()?;
         let backup_codes = conn
             .prepare_cached("SELECT rowid, salt, hash FROM backup_codes WHERE uid = ?1")?
@@ -463,7 +552,10 @@ impl Store for SqliteStore {
                 device.id,
                 device.data.kind().as_str(),
                 device.label,
-                device.data.encode(),
+                device
+                    .data
+                    .encode(&self.keys, account.uid, &device.id)
+                    .map_err(Error::Corrupt)?,
                 device.created
             ],
         )?;
@@ -479,7 +571,13 @@ impl Store for SqliteStore {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let n = tx.execute(
             "UPDATE devices SET data = ?4 WHERE uid = ?1 AND id = ?2 AND kind = ?3",
-            params![uid, device_id, data.kind().as_str(), data.encode()],
+            params![
+                uid,
+                device_id,
+                data.kind().as_str(),
+                data.encode(&self.keys, uid, device_id)
+                    .map_err(Error::Corrupt)?
+            ],
         )?;
         tx.execute("DELETE FROM sms_codes WHERE uid = ?1", [uid])?;
         tx.commit()?;
@@ -638,14 +736,14 @@ mod tests {
     fn files_get_private_modes_and_schema_is_versioned() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
-        let s = SqliteStore::open(&state, &|_| None).unwrap();
+        let s = SqliteStore::open(&state, &|_| None, Arc::new(Keys::for_tests())).unwrap();
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&state), 0o700);
         assert_eq!(mode(&state.join(DB_FILE)), 0o600);
         drop(s);
         // Reopening applies nothing twice.
-        let s = SqliteStore::open(&state, &|_| None).unwrap();
+        let s = SqliteStore::open(&state, &|_| None, Arc::new(Keys::for_tests())).unwrap();
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
     }
 
@@ -666,15 +764,15 @@ mod tests {
             tx.pragma_update(None, "user_version", 3).unwrap();
             tx.execute_batch(
                 "INSERT INTO users (name, last_step, failures) VALUES ('alice', 77, 2);
-                 INSERT INTO devices VALUES ('alice', 'a1', 'totp', 'phone', X'0102FF00', 10, 20);
+                 INSERT INTO devices VALUES ('alice', 'a1', 'totp', 'phone', CAST('PLAIN-SECRET-ALICE-1' AS BLOB), 10, 20);
                  INSERT INTO devices VALUES ('alice', 's1', 'sms', '+37255512345', X'', 11, 0);
                  INSERT INTO backup_codes VALUES ('alice', X'AA', X'BB');
                  INSERT INTO trusted_devices VALUES ('alice', 't1', 'key', 'SHA256:x', 5, 5, 6);
                  INSERT INTO sms_codes VALUES ('alice', X'01', X'02', 99);
                  INSERT INTO users (name, last_step) VALUES ('ALICE', 80);
-                 INSERT INTO devices VALUES ('ALICE', 'a2', 'totp', 'laptop', X'0909', 12, 0);
+                 INSERT INTO devices VALUES ('ALICE', 'a2', 'totp', 'laptop', CAST('PLAIN-SECRET-ALICE-2' AS BLOB), 12, 0);
                  INSERT INTO users (name, last_step) VALUES ('gone', 1);
-                 INSERT INTO devices VALUES ('gone', 'g1', 'totp', 'old', X'0303', 13, 0);",
+                 INSERT INTO devices VALUES ('gone', 'g1', 'totp', 'old', CAST('PLAIN-SECRET-GONE-33' AS BLOB), 13, 0);",
             )
             .unwrap();
             tx.commit().unwrap();
@@ -686,7 +784,7 @@ mod tests {
             }),
             _ => None,
         };
-        let s = SqliteStore::open(dir.path(), &account_of).unwrap();
+        let s = SqliteStore::open(dir.path(), &account_of, Arc::new(Keys::for_tests())).unwrap();
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
         let u = s.user(1000).unwrap();
         assert_eq!(u.name, "alice", "the account's own name");
@@ -704,7 +802,7 @@ mod tests {
                     id: "a1".into(),
                     label: "phone".into(),
                     data: DeviceData::Totp {
-                        secret: vec![1, 2, 0xff, 0]
+                        secret: b"PLAIN-SECRET-ALICE-1".to_vec()
                     },
                     created: 10,
                     last_used: 20,
@@ -730,5 +828,23 @@ mod tests {
             listed,
             [("alice".to_string(), 1000), ("gone".to_string(), -1)]
         );
+        // No plain secret is left in any file of the state directory: not in
+        // the tables, free pages or the WAL.
+        drop(s);
+        for entry in fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            let bytes = fs::read(&path).unwrap();
+            for secret in [
+                "PLAIN-SECRET-ALICE-1",
+                "PLAIN-SECRET-ALICE-2",
+                "PLAIN-SECRET-GONE-33",
+            ] {
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "{secret} found in {}",
+                    path.display()
+                );
+            }
+        }
     }
 }

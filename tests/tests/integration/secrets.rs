@@ -154,3 +154,49 @@ fn odd_input_never_brings_the_daemon_down() {
         env.daemon_log()
     );
 }
+
+/// A copy of the state directory's files reveals no TOTP secret: not as
+/// base32, raw bytes or hex, not in the database, its WAL or any other
+/// file, while mfad runs and after it stopped.
+#[test]
+fn no_file_of_the_state_directory_holds_a_secret() {
+    let mut env = Env::new();
+    let users: Vec<_> = (0..3).map(|_| env.add_user()).collect();
+    let secrets: Vec<String> = users.iter().map(|u| env.enroll(u).secret).collect();
+    let state_dir = env.state_dir().to_path_buf();
+    let scan = |when: &str| {
+        let mut files = 0;
+        for entry in std::fs::read_dir(&state_dir).expect("read the state directory") {
+            let path = entry.expect("entry").path();
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            files += 1;
+            for secret in &secrets {
+                let raw = mfa_tests::codes::base32_decode(secret);
+                assert_eq!(raw.len(), 20, "a 160-bit secret");
+                let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+                for (form, needle) in [
+                    ("base32", secret.as_bytes().to_vec()),
+                    ("raw", raw.clone()),
+                    ("hex", hex.clone().into_bytes()),
+                    ("HEX", hex.to_uppercase().into_bytes()),
+                ] {
+                    assert!(
+                        !bytes.windows(needle.len()).any(|w| w == needle.as_slice()),
+                        "{when}: the secret ({form}) is in {}",
+                        path.display()
+                    );
+                }
+            }
+        }
+        assert!(files >= 2, "{when}: the database and the key file at least");
+    };
+    scan("while mfad runs");
+    env.stop_daemon();
+    scan("after mfad stopped");
+    // The secrets still work: they are sealed, not lost.
+    env.start_daemon();
+    let svc = env.pam_service("");
+    let code = Clock::now().code(&secrets[0], 0);
+    env.pamtester(&svc, &users[0], &[&code])
+        .assert_result(PamResult::Success);
+}
