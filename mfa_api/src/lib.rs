@@ -263,7 +263,12 @@ pub trait Login {
 )]
 pub trait Account {
     /// Starts an authenticator-app enrollment that expires after 10 minutes.
-    fn enroll_totp_begin(&self, user: &str, name: &str) -> Result<(String, String, String), Error>;
+    fn enroll_totp_begin(
+        &self,
+        user: &str,
+        name: &str,
+        code: &str,
+    ) -> Result<(String, String, String), Error>;
 
     /// Completes it with two consecutive codes; returns the new device id and
     /// ten backup codes, shown this once.

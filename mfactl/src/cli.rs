@@ -142,6 +142,12 @@ pub struct TotpArgs {
     #[arg(long, value_name = "ID")]
     pub confirm: Option<String>,
 
+    /// A current code (authenticator app, SMS or backup code), needed once
+    /// you have a device; asked for when omitted. Other users can see
+    /// command lines (ps): the prompt or stdin is safer.
+    #[arg(long, value_name = "CODE", conflicts_with = "confirm")]
+    pub code: Option<String>,
+
     /// The code shown now (read from stdin when omitted).
     #[arg(value_name = "CODE1", requires = "confirm", requires = "code2")]
     pub code1: Option<String>,

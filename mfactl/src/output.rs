@@ -443,6 +443,10 @@ pub fn group_secret(secret: &str) -> String {
 }
 
 /// The backup codes, two to a line, and what to do with them.
+/// After a further device: backup codes come with the first one only.
+pub const BACKUP_CODES_UNCHANGED: &str =
+    "Your backup codes are unchanged (`mfactl backup-codes` makes new ones).\n";
+
 pub fn backup_codes_text(codes: &[String]) -> String {
     let mut out = String::from(
         "Backup codes: each one works once, in place of a verification code.\n\

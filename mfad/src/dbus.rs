@@ -182,10 +182,11 @@ impl Account {
         #[zbus(header)] header: Header<'_>,
         user: String,
         name: String,
+        code: String,
     ) -> Result<(String, String, String), WireError> {
         let caller = self.0.caller(&header).await?;
         self.0
-            .run(move |s, now| s.enroll_totp_begin(caller, &user, &name, now))
+            .run(move |s, now| s.enroll_totp_begin(caller, &user, &name, &code, now))
             .await
     }
 

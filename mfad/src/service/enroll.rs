@@ -66,12 +66,15 @@ impl Enrollments {
     }
 
     /// Starts an authenticator-app enrollment: (id, otpauth URI, secret in
-    /// base32).
+    /// base32). A user who already has a device proves it with a current
+    /// code first (root need not): nothing running as the user may add its
+    /// own app.
     pub fn totp_begin(
         &self,
         core: &Core,
         grant: &AccountGrant,
         name: &str,
+        code: &str,
         now: i64,
     ) -> Result<(String, String, String)> {
         let user = grant.user();
@@ -85,6 +88,9 @@ impl Enrollments {
             return Err(Error::InvalidArgument(format!(
                 "A device name is at most {MAX_DEVICE_NAME} printable characters."
             )));
+        }
+        if !grant.by_root() && owned_state(core, grant.account())?.enrolled() {
+            verify::require_code(core, grant.account(), code, now)?;
         }
         let secret = factor::totp::new_secret(core.random.as_ref())?;
         let uri = totp::otpauth_uri(&core.issuer, user, &secret);
@@ -157,7 +163,7 @@ impl Enrollments {
         // Taken out first: two confirmations of one enrollment cannot both pass.
         self.take(enrollment_id, Kind::Totp)?;
         let device_id = new_device_id(core, &state.devices)?;
-        let (codes, hashed) = factor::backup::generate(core.random.as_ref(), &core.keys)?;
+        let (codes, hashed) = first_backup_codes(core, state.enrolled())?;
         let device = Device {
             id: device_id.clone(),
             label: name,
@@ -166,7 +172,7 @@ impl Enrollments {
             last_used: 0,
         };
         core.store
-            .add_device(grant.account(), &device, step, Some(&hashed))?;
+            .add_device(grant.account(), &device, step, hashed.as_deref())?;
         core.audit.info(
             "enroll",
             &[
@@ -321,7 +327,7 @@ impl Enrollments {
             return Ok((device.id.clone(), Vec::new()));
         }
         let device_id = new_device_id(core, &state.devices)?;
-        let (codes, hashed) = factor::backup::generate(core.random.as_ref(), &core.keys)?;
+        let (codes, hashed) = first_backup_codes(core, state.enrolled())?;
         let device = Device {
             id: device_id.clone(),
             label: String::new(),
@@ -330,7 +336,7 @@ impl Enrollments {
             last_used: 0,
         };
         core.store
-            .add_device(grant.account(), &device, 0, Some(&hashed))?;
+            .add_device(grant.account(), &device, 0, hashed.as_deref())?;
         core.audit.info(
             "enroll",
             &[
@@ -445,6 +451,19 @@ fn require_account(grant: &AccountGrant) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Backup codes come with the first device only; later devices leave them
+/// as they are (never replaced silently: new ones only on request).
+fn first_backup_codes(
+    core: &Core,
+    enrolled: bool,
+) -> Result<(Vec<String>, Option<Vec<crate::codes::Hashed>>)> {
+    if enrolled {
+        return Ok((Vec::new(), None));
+    }
+    let (codes, hashed) = factor::backup::generate(core.random.as_ref(), &core.keys)?;
+    Ok((codes, Some(hashed)))
 }
 
 /// A device id not yet used by the user.

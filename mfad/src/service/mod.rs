@@ -181,10 +181,12 @@ impl Service {
         caller: u32,
         user: &str,
         name: &str,
+        code: &str,
         now: i64,
     ) -> Result<(String, String, String)> {
         let grant = authz::account(&self.core, caller, user)?;
-        self.enrollments.totp_begin(&self.core, &grant, name, now)
+        self.enrollments
+            .totp_begin(&self.core, &grant, name, code, now)
     }
 
     pub fn enroll_totp_confirm(

@@ -336,7 +336,7 @@ fn code(secret: &[u8], offset: i64) -> String {
 
 /// Enrolls USER with steps now-1 and now; returns secret and backup codes.
 fn enroll(s: &Service) -> (Vec<u8>, Vec<String>) {
-    let (id, uri, _) = s.enroll_totp_begin(0, USER, "phone", NOW).unwrap();
+    let (id, uri, _) = s.enroll_totp_begin(0, USER, "phone", "", NOW).unwrap();
     let secret = secret_of(&uri);
     let (_, backup) = s
         .enroll_totp_confirm(0, USER, &id, &code(&secret, -1), &code(&secret, 0), NOW)
@@ -457,7 +457,7 @@ fn users_act_only_on_themselves() {
         Err(Error::AccessDenied(_))
     ));
     assert!(matches!(
-        s.enroll_totp_begin(USER_UID, "root", "", NOW),
+        s.enroll_totp_begin(USER_UID, "root", "", "", NOW),
         Err(Error::AccessDenied(_))
     ));
     assert!(matches!(
@@ -522,7 +522,7 @@ fn removing_a_device_as_the_user_needs_a_code() {
 #[test]
 fn enrollment_needs_two_consecutive_codes_and_expires() {
     let s = service(Mode::Optional);
-    let (id, uri, b32) = s.enroll_totp_begin(0, USER, "", NOW).unwrap();
+    let (id, uri, b32) = s.enroll_totp_begin(0, USER, "", "", NOW).unwrap();
     assert!(uri.contains(&format!("secret={b32}")));
     let secret = secret_of(&uri);
     let wrong = s.enroll_totp_confirm(0, USER, &id, &code(&secret, 0), &code(&secret, 0), NOW);
@@ -541,7 +541,7 @@ fn enrollment_needs_two_consecutive_codes_and_expires() {
         Err(Error::NotFound(_))
     ));
     assert!(matches!(
-        s.enroll_totp_begin(0, "no-such-user-x", "", NOW),
+        s.enroll_totp_begin(0, "no-such-user-x", "", "", NOW),
         Err(Error::InvalidArgument(_))
     ));
 }
@@ -882,7 +882,7 @@ fn an_unknown_name_gets_the_answer_of_an_unenrolled_user() {
             Err(Error::AccessDenied(_))
         ));
         assert!(matches!(
-            s.enroll_totp_begin(0, "no-such-user", "", NOW),
+            s.enroll_totp_begin(0, "no-such-user", "", "", NOW),
             Err(Error::InvalidArgument(_))
         ));
     }
@@ -1000,4 +1000,63 @@ fn an_admin_may_not_change_root_or_another_admin() {
         s.reset(0, protected).unwrap();
         s.unlock(0, protected).unwrap();
     }
+}
+
+#[test]
+fn a_new_app_needs_a_current_code_and_keeps_the_backup_codes() {
+    let s = service(Mode::Optional);
+    let (secret, backup) = enroll(&s);
+    // As the user, without a code or with a wrong one: refused, counted.
+    assert!(matches!(
+        s.enroll_totp_begin(USER_UID, "", "laptop", "", NOW),
+        Err(Error::InvalidCode(_))
+    ));
+    assert!(matches!(
+        s.enroll_totp_begin(USER_UID, "", "laptop", "000000", NOW),
+        Err(Error::InvalidCode(_))
+    ));
+    assert_eq!(s.status(0, USER).unwrap().failures, 2);
+    // With a backup code (any factor proves it): a second app, no new codes.
+    let (id, uri, _) = s
+        .enroll_totp_begin(USER_UID, "", "laptop", &backup[0], NOW)
+        .unwrap();
+    let second = secret_of(&uri);
+    // Steps are used once across all of a user's apps: the next two.
+    let (_, codes) = s
+        .enroll_totp_confirm(
+            USER_UID,
+            "",
+            &id,
+            &code(&second, 1),
+            &code(&second, 2),
+            NOW + 30,
+        )
+        .unwrap();
+    assert!(codes.is_empty(), "backup codes are never replaced silently");
+    let status = s.status(0, USER).unwrap();
+    assert_eq!(status.devices.len(), 2);
+    assert_eq!(status.backup_codes_left, 9, "the other nine still work");
+    let (_, token, _) = begin(&s);
+    assert_eq!(
+        s.login_answer(0, &token, backup[1].as_bytes(), NOW)
+            .unwrap()
+            .0,
+        AnswerResult::Success
+    );
+    let _ = secret;
+    // root needs no code.
+    s.enroll_totp_begin(0, USER, "tablet", "", NOW).unwrap();
+}
+
+#[test]
+fn a_first_phone_after_an_app_brings_no_new_backup_codes() {
+    let (s, outbox) = sms_service(10);
+    let (id, uri, _) = s.enroll_totp_begin(0, USER, "phone", "", NOW).unwrap();
+    let secret = secret_of(&uri);
+    let (_, first) = s
+        .enroll_totp_confirm(0, USER, &id, &code(&secret, -1), &code(&secret, 0), NOW)
+        .unwrap();
+    assert_eq!(first.len(), backup::COUNT);
+    assert!(enroll_phone(&s, &outbox, PHONE, NOW).is_empty());
+    assert_eq!(s.status(0, USER).unwrap().backup_codes_left, 10);
 }

@@ -11,7 +11,7 @@
 //!   account-check USER SERVICE ATTEMPT
 //!   trusted USER | trusted-remove USER ID | trusted-remove-all USER
 //!   admin-trusted USER | admin-trusted-remove USER ID | admin-trusted-remove-all USER
-//!   enroll-begin USER [NAME]
+//!   enroll-begin USER [NAME [CODE]]
 //!   enroll-confirm USER ID CODE1 CODE2
 //!   enroll-sms-begin USER PHONE [CODE]
 //!   enroll-sms-resend USER ID
@@ -188,8 +188,9 @@ async fn run(args: Vec<String>) -> Result<Value, Failure> {
         }
         "enroll-begin" => {
             let name = rest.get(1).map(String::as_str).unwrap_or("");
+            let code = rest.get(2).map(String::as_str).unwrap_or("");
             let (id, uri, secret) = account
-                .enroll_totp_begin(&arg(rest, 0, "USER")?, name)
+                .enroll_totp_begin(&arg(rest, 0, "USER")?, name, code)
                 .await?;
             json!({"enrollment_id": id, "uri": uri, "secret": secret})
         }

@@ -28,7 +28,7 @@ fn dbus_errors_never_contain_the_code() {
     let w8 = "13572468";
 
     // Enrollment confirmation with wrong codes.
-    let p = env.call(me, &["enroll-begin", ""]);
+    let p = env.call(me, &["enroll-begin", "", "", &dev.backup_codes[9]]);
     let id = p.ok()["enrollment_id"].as_str().expect("id").to_string();
     let pending_secret = p.ok()["secret"].as_str().expect("secret").to_string();
     let r = env.call(me, &["enroll-confirm", "", &id, &w1, &w2]);
@@ -74,11 +74,15 @@ fn the_daemon_log_never_contains_a_code_or_a_secret() {
     env.pamtester(&svc, &bo, &[&dev.backup_codes[0]])
         .assert_result(PamResult::Success);
     let v = env.mfactl_json(Some(&bo), &["backup-codes", "--code", &c[1]]);
-    for code in v["backup_codes"].as_array().expect("codes") {
-        used.push(code.as_str().unwrap_or_default().to_string());
-    }
-    // A pending enrollment's secret.
-    let p = env.enroll_begin(&bo);
+    let fresh: Vec<String> = v["backup_codes"]
+        .as_array()
+        .expect("codes")
+        .iter()
+        .map(|c| c.as_str().unwrap_or_default().to_string())
+        .collect();
+    used.extend(fresh.iter().cloned());
+    // A pending enrollment's secret (a further device: with a code).
+    let p = env.enroll_begin_with_code(&bo, &fresh[0]);
     used.push(p.secret.clone());
     env.mfactl_as(&bo, &["remove", &dev.device_id, "--code", &c[2]])
         .assert_success();
