@@ -457,7 +457,11 @@ mod de {
     /// Each prefix is `+` and 1 to 15 digits, not starting with 0: the
     /// start of an E.164 number, so a typo cannot silently allow nothing.
     pub fn allowed_prefixes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-        let prefixes = Vec::<String>::deserialize(d)?;
+        let prefixes = Vec::<String>::deserialize(d).map_err(|e: D::Error| {
+            custom(format!(
+                "sms.allowed_prefixes must be a list like [\"+372\", \"+1\"] ({e})"
+            ))
+        })?;
         for (i, p) in prefixes.iter().enumerate() {
             if !super::is_e164(p) || p.starts_with("+0") {
                 return Err(custom(format!(
