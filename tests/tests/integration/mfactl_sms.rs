@@ -167,17 +167,21 @@ fn interactive_enroll_sms_sends_again_on_enter() {
         "the refusal is not shown:\n{shown}"
     );
 
-    // The first code no longer works.
-    if first.code() != third.code() {
-        run.send_line(&first.code());
-        run.wait_for("Code:", 5, WAIT);
-        assert!(
-            run.transcript().to_lowercase().contains("wrong code"),
-            "{}",
-            run.transcript()
-        );
-    }
-    run.send_line(&third.code());
+    // A code never sent is wrong; the first code, sent two resends ago,
+    // still works (the last three stay live).
+    let sent = [first.code(), second.code(), third.code()];
+    let wrong = (0..)
+        .map(|n: u32| format!("{n:06}"))
+        .find(|c| !sent.contains(c))
+        .expect("a code never sent");
+    run.send_line(&wrong);
+    run.wait_for("Code:", 5, WAIT);
+    assert!(
+        run.transcript().to_lowercase().contains("wrong code"),
+        "{}",
+        run.transcript()
+    );
+    run.send_line(&first.code());
     let out = run.finish();
     out.assert_success();
     for code in [first.code(), second.code(), third.code()] {
