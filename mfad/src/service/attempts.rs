@@ -476,10 +476,18 @@ fn answer_blank(
             format!("{sent} Verification code: "),
         ))),
         Err(Error::RateLimited(m) | Error::Unavailable(m)) => {
-            let other = match (state.has_app(), state.backup_codes.is_empty()) {
-                (true, _) => " Use your authenticator app or a backup code.",
-                (false, false) => " Use a backup code.",
-                (false, true) => "",
+            // Codes sent before still work (a cooldown is most often hit
+            // right after one was sent).
+            let live = state.sms_codes.iter().any(|c| c.expires > now);
+            let other = match (live, state.has_app(), state.backup_codes.is_empty()) {
+                (true, true, _) => {
+                    " Use a code already sent by SMS, your authenticator app or a backup code."
+                }
+                (true, false, false) => " Use a code already sent by SMS or a backup code.",
+                (true, false, true) => " Use a code already sent by SMS.",
+                (false, true, _) => " Use your authenticator app or a backup code.",
+                (false, false, false) => " Use a backup code.",
+                (false, false, true) => "",
             };
             Ok(Some((AnswerResult::Retry, format!("{m}{other}"))))
         }
