@@ -294,8 +294,9 @@ pub trait Account {
         code: &str,
     ) -> Result<(String, String), Error>;
 
-    /// Sends a new code for the enrollment; the previous one stops working.
-    /// Limited by `[sms] max_sends_per_hour`. Returns the number, masked.
+    /// Sends a new code for the enrollment; the ones before keep working
+    /// (the last 3). Limited by `[sms] resend_cooldown`, `max_sends_per_hour`
+    /// and `max_total_sends_per_hour`. Returns the number, masked.
     fn enroll_sms_resend(&self, user: &str, enrollment_id: &str) -> Result<String, Error>;
 
     /// Completes the enrollment with the code sent by SMS. Returns the

@@ -102,7 +102,7 @@ pub struct SmsArgs {
     #[arg(long, requires = "phone")]
     pub begin: bool,
 
-    /// Send a new code for enrollment ID (the previous one stops working).
+    /// Send a new code for enrollment ID (the codes sent before keep working).
     #[arg(long, value_name = "ID", conflicts_with_all = ["begin", "confirm"])]
     pub resend: Option<String>,
 

@@ -424,10 +424,10 @@ pub fn sms_begin_text(enrollment_id: &str, phone: &str) -> String {
     )
 }
 
-/// A code sent again: the previous one is dead.
+/// A code sent again: the ones before still work.
 pub fn sms_resent_line(phone: &str) -> String {
     format!(
-        "New code sent by SMS to {}; the previous one no longer works.\n",
+        "New code sent by SMS to {}; the ones sent before still work.\n",
         clean(phone)
     )
 }

@@ -314,6 +314,9 @@ mod tests {
         assert_eq!(s.backend, crate::gateway::Backend::File);
         assert_eq!(s.code_lifetime, Duration::from_secs(300));
         assert_eq!(s.max_sends_per_hour, 5);
+        assert_eq!(s.max_total_sends_per_hour, 100);
+        assert_eq!(s.resend_cooldown, Duration::from_secs(30));
+        assert!(s.allowed_prefixes.is_empty(), "any number");
         assert_eq!(s.sender, "MFA");
         assert_eq!(
             s.message.to_string(),
@@ -321,6 +324,28 @@ mod tests {
         );
         assert_eq!(s.file.unwrap().path, PathBuf::from("/tmp/outbox"));
         assert!(s.http.is_none() && s.command.is_none());
+    }
+
+    #[test]
+    fn sms_cost_limits() {
+        let s = parse(
+            "[sms]\nbackend = \"file\"\nallowed_prefixes = [\"+372\", \"+1\"]\n\
+             max_total_sends_per_hour = 40\nresend_cooldown = \"1m\"\n\
+             [sms.file]\npath = \"/tmp/outbox\"\n",
+        )
+        .unwrap()
+        .sms
+        .unwrap();
+        assert_eq!(s.allowed_prefixes, ["+372", "+1"]);
+        assert_eq!(s.max_total_sends_per_hour, 40);
+        assert_eq!(s.resend_cooldown, Duration::from_secs(60));
+        let none = parse(
+            "[sms]\nbackend = \"file\"\nresend_cooldown = \"0s\"\n[sms.file]\npath = \"/x\"\n",
+        )
+        .unwrap()
+        .sms
+        .unwrap();
+        assert!(none.resend_cooldown.is_zero(), "0s turns the cooldown off");
     }
 
     #[test]
@@ -447,6 +472,14 @@ mod tests {
             ("[sms]\nbackend = \"file\"\ncode_lifetime = \"0s\"\n".into(), vec!["line 3", "sms.code_lifetime must be longer than 0s"]),
             ("[sms]\nbackend = \"file\"\ncode_lifetime = \"soon\"\n".into(), vec!["line 3", "invalid duration"]),
             ("[sms]\nbackend = \"file\"\nmax_sends_per_hour = 0\n".into(), vec!["line 3", "sms.max_sends_per_hour must be at least 1"]),
+            ("[sms]\nbackend = \"file\"\nmax_total_sends_per_hour = 0\n".into(), vec!["line 3", "sms.max_total_sends_per_hour must be at least 1"]),
+            ("[sms]\nbackend = \"file\"\nresend_cooldown = \"2h\"\n".into(), vec!["line 3", "sms.resend_cooldown must be at most 1h"]),
+            ("[sms]\nbackend = \"file\"\nresend_cooldown = \"soon\"\n".into(), vec!["line 3", "sms.resend_cooldown", "invalid duration"]),
+            ("[sms]\nbackend = \"file\"\nallowed_prefixes = [\"+372\", \"372\"]\n".into(), vec!["line 3", "sms.allowed_prefixes[1]", "\"372\"", "\"+\" and digits"]),
+            ("[sms]\nbackend = \"file\"\nallowed_prefixes = [\"+\"]\n".into(), vec!["line 3", "sms.allowed_prefixes[0]"]),
+            ("[sms]\nbackend = \"file\"\nallowed_prefixes = [\"+0\"]\n".into(), vec!["line 3", "sms.allowed_prefixes[0]"]),
+            ("[sms]\nbackend = \"file\"\nallowed_prefixes = [\"+1 \"]\n".into(), vec!["line 3", "sms.allowed_prefixes[0]"]),
+            ("[sms]\nbackend = \"file\"\nallowed_prefixes = \"+372\"\n".into(), vec!["line 3", "allowed_prefixes"]),
             ("[sms]\nbackend = \"file\"\n[sms.file]\npath = \"outbox\"\n".into(), vec!["line 4", "sms.file.path", "absolute"]),
             (format!("{http}url = \"http://sms.example.com/\"\n"), vec!["line 4", "sms.http.url", "https://"]),
             (format!("{http}url = \"http://10.0.0.1/\"\n"), vec!["line 4", "127.0.0.1"]),

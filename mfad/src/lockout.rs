@@ -88,6 +88,13 @@ pub fn minutes(secs: i64) -> String {
     format!("{minutes} {unit}")
 }
 
+/// A short wait for users, in whole seconds rounded up: "12 seconds".
+pub fn seconds(secs: i64) -> String {
+    let secs = secs.max(1);
+    let unit = if secs == 1 { "second" } else { "seconds" };
+    format!("{secs} {unit}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,7 +108,12 @@ fn run(path: &std::path::Path, explicit: bool) -> Result<()> {
         Some(sms) => Some(service::Sms {
             sender: Arc::new(gateway::Gateway::new(sms, runtime.handle().clone())?),
             code_lifetime: i64::try_from(sms.code_lifetime.as_secs()).unwrap_or(i64::MAX),
-            max_sends_per_hour: sms.max_sends_per_hour,
+            limits: mfad::store::SendLimits {
+                per_user: sms.max_sends_per_hour,
+                total: sms.max_total_sends_per_hour,
+                cooldown: i64::try_from(sms.resend_cooldown.as_secs()).unwrap_or(i64::MAX),
+            },
+            allowed_prefixes: sms.allowed_prefixes.clone(),
             login_wait: service::LOGIN_SEND_WAIT,
         }),
         None => None,

@@ -435,17 +435,17 @@ fn begin_prompt(
     }
     match sms::send_login_code(core, account, number, now, Some(core.sms()?.login_wait)) {
         Ok(sent) => Ok(Ok(format!("{sent} Verification code: "))),
-        // A code sent earlier still works until it expires.
+        // Codes sent earlier still work until they expire.
         Err(Error::RateLimited(m) | Error::Unavailable(m)) => Ok(
             match (
-                state.sms_code.as_ref().filter(|c| c.expires > now),
+                state.sms_codes.iter().any(|c| c.expires > now),
                 state.backup_codes.is_empty(),
             ) {
-                (Some(_), _) => Ok(format!(
-                    "{m} Verification code (the last one sent by SMS, or a backup code): "
+                (true, _) => Ok(format!(
+                    "{m} Verification code (one already sent by SMS, or a backup code): "
                 )),
-                (None, false) => Ok(format!("{m} Backup code: ")),
-                (None, true) => Err(m),
+                (false, false) => Ok(format!("{m} Backup code: ")),
+                (false, true) => Err(m),
             },
         ),
         Err(e) => Err(e),
@@ -476,10 +476,18 @@ fn answer_blank(
             format!("{sent} Verification code: "),
         ))),
         Err(Error::RateLimited(m) | Error::Unavailable(m)) => {
-            let other = match (state.has_app(), state.backup_codes.is_empty()) {
-                (true, _) => " Use your authenticator app or a backup code.",
-                (false, false) => " Use a backup code.",
-                (false, true) => "",
+            // Codes sent before still work (a cooldown is most often hit
+            // right after one was sent).
+            let live = state.sms_codes.iter().any(|c| c.expires > now);
+            let other = match (live, state.has_app(), state.backup_codes.is_empty()) {
+                (true, true, _) => {
+                    " Use a code already sent by SMS, your authenticator app or a backup code."
+                }
+                (true, false, false) => " Use a code already sent by SMS or a backup code.",
+                (true, false, true) => " Use a code already sent by SMS.",
+                (false, true, _) => " Use your authenticator app or a backup code.",
+                (false, false, false) => " Use a backup code.",
+                (false, false, true) => "",
             };
             Ok(Some((AnswerResult::Retry, format!("{m}{other}"))))
         }

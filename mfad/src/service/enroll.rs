@@ -8,12 +8,11 @@ use std::sync::Mutex;
 use super::authz::{AccountGrant, UNKNOWN_UID};
 use super::{lock, owned_state, sms, verify, Core};
 use crate::audit::field;
-use crate::codes;
 use crate::error::{Error, Result};
 use crate::factor::{self, DeviceData, Kind};
 use crate::phone;
 use crate::random;
-use crate::store::Device;
+use crate::store::{Device, SmsCode};
 use crate::totp;
 
 /// A pending enrollment lives this long.
@@ -197,8 +196,9 @@ impl Enrollments {
     ) -> Result<(String, String)> {
         let user = grant.user();
         require_account(grant)?;
-        core.sms()?;
+        let sms = core.sms()?;
         let number = phone::parse(number).map_err(Error::InvalidArgument)?;
+        sms.allows(&number).map_err(Error::InvalidArgument)?;
         let state = owned_state(core, grant.account())?;
         let current = state.phone().map(|(_, p)| p);
         if current == Some(number.as_str()) {
@@ -215,11 +215,13 @@ impl Enrollments {
         let id = self.add(
             core,
             grant.uid(),
-            PendingData::Sms(factor::sms::Pending {
-                phone: number.clone(),
-                code: hashed,
-                code_expires: now + lifetime,
-            }),
+            PendingData::Sms(factor::sms::Pending::new(
+                number.clone(),
+                SmsCode {
+                    code: hashed,
+                    expires: now + lifetime,
+                },
+            )),
             now,
         )?;
         let change = if current.is_some() { "change" } else { "new" };
@@ -235,7 +237,8 @@ impl Enrollments {
         Ok((id, phone::mask(&number)))
     }
 
-    /// Sends a new code for a phone enrollment; the one before dies.
+    /// Sends a new code for a phone enrollment; the ones before stay live
+    /// (the newest `factor::sms::KEEP`).
     pub fn sms_resend(
         &self,
         core: &Core,
@@ -260,8 +263,10 @@ impl Enrollments {
             ..
         }) = lock(&self.pending).get_mut(enrollment_id)
         {
-            p.code = hashed;
-            p.code_expires = now + lifetime;
+            p.resent(SmsCode {
+                code: hashed,
+                expires: now + lifetime,
+            });
         }
         Ok(phone::mask(&number))
     }
@@ -278,16 +283,17 @@ impl Enrollments {
         now: i64,
     ) -> Result<(String, Vec<String>)> {
         let user = grant.user();
-        let (number, stored, code_expires) = self.live(
-            grant.uid(),
-            enrollment_id,
-            Kind::Sms,
-            now,
-            |data| match data {
-                PendingData::Sms(p) => Some((p.phone.clone(), p.code.clone(), p.code_expires)),
-                PendingData::Totp(_) => None,
-            },
-        )?;
+        let (number, sent) =
+            self.live(
+                grant.uid(),
+                enrollment_id,
+                Kind::Sms,
+                now,
+                |data| match data {
+                    PendingData::Sms(p) => Some((p.phone.clone(), p.codes.clone())),
+                    PendingData::Totp(_) => None,
+                },
+            )?;
         let Some(code) =
             verify::normalize(code.as_bytes()).filter(|c| c.len() == factor::sms::DIGITS)
         else {
@@ -295,7 +301,8 @@ impl Enrollments {
                 "The code from the text message is 6 digits.".into(),
             ));
         };
-        if codes::find(&code, std::slice::from_ref(&stored), &core.keys).is_none() {
+        let checked = factor::sms::check(&code, &sent, now, &core.keys);
+        if matches!(checked, Err(false)) {
             self.failed(enrollment_id);
             core.audit.warn(
                 "enroll failed",
@@ -305,7 +312,7 @@ impl Enrollments {
                 "Wrong code; check the text message, or send a new code.".into(),
             ));
         }
-        if code_expires <= now {
+        if checked.is_err() {
             return Err(Error::Expired("That code expired; send a new one.".into()));
         }
         self.take(enrollment_id, Kind::Sms)?;

@@ -24,6 +24,9 @@ const NOW: i64 = 2_000_000_000;
 /// The one user besides root in the fake directory.
 const USER: &str = "alice";
 const USER_UID: u32 = 1000;
+/// A second user, for limits across users.
+const BOB: &str = "bob";
+const BOB_UID: u32 = 1001;
 
 fn alice() -> crate::users::Account {
     crate::users::Account {
@@ -41,7 +44,8 @@ fn core(config: Config, sms: Option<Sms>) -> Core {
         users: Box::new(
             Fake::default()
                 .with("root", 0, &["root"])
-                .with(USER, USER_UID, &[]),
+                .with(USER, USER_UID, &[])
+                .with(BOB, BOB_UID, &[]),
         ),
         random: Box::new(random::Os),
         keys: Arc::new(crate::seal::Keys::for_tests()),
@@ -101,7 +105,23 @@ impl Outbox {
 const PHONE: &str = "+37255512345";
 const MASKED: &str = "+372*****345";
 
+/// SMS with `max_sends` per user and hour and no cooldown (the tests of
+/// other things send back to back).
 fn sms_service(max_sends: u32) -> (Service, Arc<Outbox>) {
+    sms_service_with(
+        crate::store::SendLimits {
+            per_user: max_sends,
+            total: 100,
+            cooldown: 0,
+        },
+        &[],
+    )
+}
+
+fn sms_service_with(
+    limits: crate::store::SendLimits,
+    allowed_prefixes: &[&str],
+) -> (Service, Arc<Outbox>) {
     let outbox = Arc::new(Outbox::default());
     let mut config = Config::default();
     config.lockout.max_failures = 4;
@@ -110,7 +130,8 @@ fn sms_service(max_sends: u32) -> (Service, Arc<Outbox>) {
         Some(Sms {
             sender: outbox.clone(),
             code_lifetime: 120,
-            max_sends_per_hour: max_sends,
+            limits,
+            allowed_prefixes: allowed_prefixes.iter().map(|p| p.to_string()).collect(),
             login_wait: std::time::Duration::from_millis(300),
         }),
     ));
@@ -152,24 +173,209 @@ fn sms_only_login_sends_a_code_at_begin_and_it_works_once() {
     assert_eq!(r, AnswerResult::Retry);
 }
 
+/// "Send again" keeps the codes sent before: a slow first message still
+/// logs in, and is no wrong code toward the lockout.
 #[test]
-fn a_new_sms_code_replaces_the_old_and_codes_expire() {
+fn codes_sent_again_stay_live_until_one_is_used_and_expire() {
     let (s, outbox) = sms_service(10);
     enroll_phone(&s, &outbox, PHONE, NOW);
     let (_, token, _) = begin(&s);
-    let (_, old) = outbox.last();
+    let (_, first) = outbox.last();
     let (r, prompt) = s.login_answer(0, &token, b"", NOW).unwrap();
     assert_eq!(r, AnswerResult::Prompt);
     assert!(prompt.contains(MASKED), "{prompt}");
-    let (_, new) = outbox.last();
-    if old != new {
-        let (r, _) = s.login_answer(0, &token, old.as_bytes(), NOW).unwrap();
+    let (_, second) = outbox.last();
+    assert_eq!(outbox.count(), 3);
+    let (r, _) = s.login_answer(0, &token, first.as_bytes(), NOW).unwrap();
+    assert_eq!(r, AnswerResult::Success, "the first code still works");
+    assert_eq!(s.user_status(0, USER).unwrap().failures, 0);
+    // One login, one code: the second died with the first.
+    let (_, token, _) = begin(&s);
+    if second != outbox.last().1 {
+        let (r, _) = s.login_answer(0, &token, second.as_bytes(), NOW).unwrap();
         assert_eq!(r, AnswerResult::Retry);
+        assert_eq!(s.user_status(0, USER).unwrap().failures, 1);
     }
+    let (_, new) = outbox.last();
     let (r, msg) = s
         .login_answer(0, &token, new.as_bytes(), NOW + 121)
         .unwrap();
     assert_eq!((r, msg.as_str()), (AnswerResult::Retry, MSG_SMS_EXPIRED));
+}
+
+/// Of four codes sent for one login, the newest three work; using one of
+/// them uses up the others.
+#[test]
+fn only_the_last_three_codes_stay_live_and_one_use_kills_all() {
+    let (s, outbox) = sms_service(10);
+    enroll_phone(&s, &outbox, PHONE, NOW);
+    let (_, token, _) = begin(&s);
+    for _ in 0..3 {
+        assert_eq!(
+            s.login_answer(0, &token, b"", NOW).unwrap().0,
+            AnswerResult::Prompt
+        );
+    }
+    let sent: Vec<String> = outbox.sent.lock().unwrap()[1..]
+        .iter()
+        .map(|(_, c)| c.clone())
+        .collect();
+    assert_eq!(sent.len(), 4);
+    let state = s.core.store.user(USER_UID).unwrap();
+    assert_eq!(state.sms_codes.len(), 3);
+    // The oldest no longer works (unless it equals a newer one by chance).
+    if !sent[1..].contains(&sent[0]) {
+        let (r, _) = s.login_answer(0, &token, sent[0].as_bytes(), NOW).unwrap();
+        assert_eq!(r, AnswerResult::Retry);
+    }
+    let (r, _) = s.login_answer(0, &token, sent[1].as_bytes(), NOW).unwrap();
+    assert_eq!(r, AnswerResult::Success);
+    assert!(s.core.store.user(USER_UID).unwrap().sms_codes.is_empty());
+}
+
+#[test]
+fn an_enrollment_code_sent_again_keeps_the_first_one_live() {
+    let (s, outbox) = sms_service(10);
+    let (id, _) = s.enroll_sms_begin(0, USER, PHONE, "", NOW).unwrap();
+    let (_, first) = outbox.last();
+    s.enroll_sms_resend(0, USER, &id, NOW).unwrap();
+    assert_eq!(outbox.count(), 2);
+    s.enroll_sms_confirm(0, USER, &id, &first, NOW).unwrap();
+    assert!(s.status(0, USER).unwrap().devices[0].kind == "sms");
+}
+
+#[test]
+fn numbers_outside_the_allowed_prefixes_are_refused_with_the_rule() {
+    let (s, outbox) = sms_service_with(
+        crate::store::SendLimits {
+            per_user: 10,
+            total: 100,
+            cooldown: 0,
+        },
+        &["+372", "+1"],
+    );
+    for bad in ["+447700900123", "+37155512345"] {
+        match s.enroll_sms_begin(0, USER, bad, "", NOW) {
+            Err(Error::InvalidArgument(m)) => {
+                assert!(
+                    m.contains("allowed_prefixes") && m.contains("+372, +1"),
+                    "{bad}: {m}"
+                );
+                assert!(!m.contains('\n'));
+            }
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    assert_eq!(outbox.count(), 0, "nothing sent to a refused number");
+    enroll_phone(&s, &outbox, PHONE, NOW);
+    // A change of number is held to the same rule.
+    s.send_code(USER_UID, USER, NOW).unwrap();
+    let current = outbox.last().1;
+    assert!(matches!(
+        s.enroll_sms_begin(USER_UID, USER, "+447700900123", &current, NOW),
+        Err(Error::InvalidArgument(m)) if m.contains("allowed_prefixes")
+    ));
+    let (id, _) = s
+        .enroll_sms_begin(USER_UID, USER, "+14155550100", &current, NOW)
+        .unwrap();
+    assert!(!id.is_empty());
+}
+
+/// The machine-wide budget holds across users, with a message for them
+/// and (in the log) a line for the admin.
+#[test]
+fn the_machine_wide_budget_holds_across_users() {
+    let (s, outbox) = sms_service_with(
+        crate::store::SendLimits {
+            per_user: 10,
+            total: 3,
+            cooldown: 0,
+        },
+        &[],
+    );
+    enroll_phone(&s, &outbox, PHONE, NOW);
+    s.send_code(USER_UID, USER, NOW).unwrap();
+    s.enroll_sms_begin(0, BOB, "+14155550100", "", NOW).unwrap();
+    assert_eq!(outbox.count(), 3);
+    for (user, r) in [
+        (USER, s.send_code(0, USER, NOW + 10)),
+        (
+            BOB,
+            s.enroll_sms_begin(0, BOB, "+14155550101", "", NOW + 10)
+                .map(|(_, m)| m),
+        ),
+    ] {
+        match r {
+            Err(Error::RateLimited(m)) => assert!(
+                m.contains("This host has sent too many codes") && m.contains("60 minutes"),
+                "{user}: {m}"
+            ),
+            other => panic!("{user}: {other:?}"),
+        }
+    }
+    assert_eq!(outbox.count(), 3);
+    assert_eq!(
+        s.send_code(0, USER, NOW + 3600).unwrap(),
+        MASKED,
+        "an hour later"
+    );
+}
+
+/// Between two sends to one user the cooldown holds, and the message says
+/// how long is left: login sends, SendCode, enrollment resends.
+#[test]
+fn sends_to_one_user_wait_for_the_cooldown() {
+    let (s, outbox) = sms_service_with(
+        crate::store::SendLimits {
+            per_user: 20,
+            total: 100,
+            cooldown: 30,
+        },
+        &[],
+    );
+    let (id, _) = s.enroll_sms_begin(0, USER, PHONE, "", NOW).unwrap();
+    let wait12 = "Wait 12 seconds before asking for another code.";
+    match s.enroll_sms_resend(0, USER, &id, NOW + 18) {
+        Err(Error::RateLimited(m)) => assert_eq!(m, wait12),
+        other => panic!("{other:?}"),
+    }
+    s.enroll_sms_confirm(0, USER, &id, &outbox.last().1, NOW)
+        .unwrap();
+    assert_eq!(outbox.count(), 1);
+    match s.send_code(0, USER, NOW + 29) {
+        Err(Error::RateLimited(m)) => {
+            assert_eq!(m, "Wait 1 second before asking for another code.")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Login: Begin sends (the cooldown is over), "send again" waits.
+    let req = LoginRequest {
+        user: USER.into(),
+        service: "sshd".into(),
+        ..Default::default()
+    };
+    let (_, token, prompt) = s.login_begin(0, &req, NOW + 30).unwrap();
+    assert!(prompt.starts_with("Code sent by SMS"), "{prompt}");
+    let (r, msg) = s.login_answer(0, &token, b"", NOW + 48).unwrap();
+    assert_eq!(r, AnswerResult::Retry);
+    assert_eq!(
+        msg,
+        format!("{wait12} Use a code already sent by SMS or a backup code.")
+    );
+    // A second login meanwhile is told to wait too, and the code already
+    // sent still works.
+    let (_, token, prompt) = s.login_begin(0, &req, NOW + 48).unwrap();
+    assert!(prompt.starts_with(wait12), "{prompt}");
+    assert_eq!(outbox.count(), 2);
+    assert_eq!(s.user_status(0, USER).unwrap().failures, 0);
+    let (r, _) = s
+        .login_answer(0, &token, outbox.last().1.as_bytes(), NOW + 48)
+        .unwrap();
+    assert_eq!(r, AnswerResult::Success);
+    // Another user is not held up.
+    s.enroll_sms_begin(0, BOB, "+14155550100", "", NOW + 48)
+        .unwrap();
+    assert_eq!(outbox.count(), 3);
 }
 
 #[test]
@@ -254,12 +460,18 @@ fn wrong_sms_codes_lock_the_user() {
     for _ in 0..4 {
         let (action, token, _) = begin(&s);
         assert_eq!(action, BeginAction::Challenge);
-        let (_, right) = outbox.last();
-        let wrong = if right == "000000" {
-            "000001"
-        } else {
-            "000000"
-        };
+        // Codes of earlier logins stay live too: wrong is none of them.
+        let sent: Vec<String> = outbox
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| m.1.clone())
+            .collect();
+        let wrong = (0..)
+            .map(|n: u32| format!("{n:06}"))
+            .find(|c| !sent.contains(c))
+            .unwrap();
         s.login_answer(0, &token, wrong.as_bytes(), NOW).unwrap();
     }
     let sent = outbox.count();

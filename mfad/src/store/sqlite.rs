@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    BackupCode, CodeId, Device, Error, Result, SendId, SendSlot, SmsCode, Store, Summary, Trusted,
-    UserState, SEND_WINDOW_SECS,
+    BackupCode, CodeId, Device, Error, Result, SendId, SendLimits, SendSlot, SmsCode, Store,
+    Summary, Trusted, UserState, SEND_WINDOW_SECS,
 };
 use crate::codes::{self, Hashed};
 use crate::factor::{DeviceData, Kind};
@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0005-state-by-uid.sql"),
     include_str!("migrations/sqlite/0006-lock-count.sql"),
     include_str!("migrations/sqlite/0007-sealed-secrets.sql"),
+    include_str!("migrations/sqlite/0008-sms-codes.sql"),
 ];
 
 impl From<rusqlite::Error> for Error {
@@ -370,9 +371,11 @@ impl Store for SqliteStore {
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        let sms_code = conn
-            .prepare_cached("SELECT salt, hash, expires FROM sms_codes WHERE uid = ?1")?
-            .query_row([uid], |r| {
+        let sms_codes = conn
+            .prepare_cached(
+                "SELECT salt, hash, expires FROM sms_codes WHERE uid = ?1 ORDER BY rowid",
+            )?
+            .query_map([uid], |r| {
                 Ok(SmsCode {
                     code: Hashed {
                         salt: r.get(0)?,
@@ -380,15 +383,15 @@ impl Store for SqliteStore {
                     },
                     expires: r.get(2)?,
                 })
-            })
-            .optional()?;
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(UserState {
             name,
             last_step: to_u64(last_step),
             lockout: lockout_of(lockout),
             devices,
             backup_codes,
-            sms_code,
+            sms_codes,
         })
     }
 
@@ -440,9 +443,11 @@ impl Store for SqliteStore {
              AND NOT EXISTS (SELECT 1 FROM users WHERE uid = ?1 AND locked_until > ?4)",
             params![uid, code.salt, code.hash, now],
         )?;
-        if deleted != 1 {
+        if deleted == 0 {
             return Ok(false);
         }
+        // One login, one code: the others sent for it die with it.
+        tx.execute("DELETE FROM sms_codes WHERE uid = ?1", [uid])?;
         tx.execute(
             "UPDATE users SET failures = 0, locked_until = 0, locks = 0 WHERE uid = ?1",
             [uid],
@@ -484,32 +489,48 @@ impl Store for SqliteStore {
         Ok(next)
     }
 
-    fn set_sms_code(&self, uid: u32, code: &Hashed, expires: i64) -> Result<()> {
-        self.conn()
-            .prepare_cached(
-                "INSERT INTO sms_codes (uid, salt, hash, expires) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(uid) DO UPDATE SET salt = excluded.salt, hash = excluded.hash,
-                 expires = excluded.expires",
-            )?
-            .execute(params![uid, code.salt, code.hash, expires])?;
+    fn add_sms_code(&self, uid: u32, code: &Hashed, expires: i64, keep: usize) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO sms_codes (uid, salt, hash, expires) VALUES (?1, ?2, ?3, ?4)",
+            params![uid, code.salt, code.hash, expires],
+        )?;
+        tx.execute(
+            "DELETE FROM sms_codes WHERE uid = ?1 AND rowid NOT IN
+             (SELECT rowid FROM sms_codes WHERE uid = ?1 ORDER BY rowid DESC LIMIT ?2)",
+            params![uid, i64::try_from(keep).unwrap_or(i64::MAX)],
+        )?;
+        tx.commit()?;
         Ok(())
     }
 
-    fn reserve_send(&self, uid: u32, now: i64, max: u32) -> Result<SendSlot> {
+    fn reserve_send(&self, uid: u32, now: i64, limits: SendLimits) -> Result<SendSlot> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let since = now - SEND_WINDOW_SECS;
-        tx.execute(
-            "DELETE FROM sms_sends WHERE uid = ?1 AND at <= ?2",
-            params![uid, since],
-        )?;
-        let (count, oldest): (i64, Option<i64>) = tx.query_row(
-            "SELECT count(*), min(at) FROM sms_sends WHERE uid = ?1",
+        tx.execute("DELETE FROM sms_sends WHERE at <= ?1", [since])?;
+        let (count, oldest, newest): (i64, Option<i64>, Option<i64>) = tx.query_row(
+            "SELECT count(*), min(at), max(at) FROM sms_sends WHERE uid = ?1",
             [uid],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
-        if count >= i64::from(max) {
-            return Ok(SendSlot::Full {
+        if let Some(newest) = newest.filter(|n| now < n + limits.cooldown) {
+            return Ok(SendSlot::Cooldown {
+                next_at: newest + limits.cooldown,
+            });
+        }
+        if count >= i64::from(limits.per_user) {
+            return Ok(SendSlot::UserFull {
+                next_at: oldest.unwrap_or(now) + SEND_WINDOW_SECS,
+            });
+        }
+        let (total, oldest): (i64, Option<i64>) =
+            tx.query_row("SELECT count(*), min(at) FROM sms_sends", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        if total >= i64::from(limits.total) {
+            return Ok(SendSlot::TotalFull {
                 next_at: oldest.unwrap_or(now) + SEND_WINDOW_SECS,
             });
         }
@@ -792,7 +813,8 @@ mod tests {
         assert_eq!(u.lockout.failures, 2);
         assert_eq!(u.backup_codes.len(), 1);
         assert_eq!(s.trusted_list(1000).unwrap().len(), 1);
-        assert_eq!(u.sms_code.as_ref().map(|c| c.expires), Some(99));
+        let sms: Vec<i64> = u.sms_codes.iter().map(|c| c.expires).collect();
+        assert_eq!(sms, [99], "the live SMS code survives 0008");
         let ids: Vec<&str> = u.devices.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(ids, ["a1", "s1", "a2"]);
         assert_eq!(
