@@ -175,6 +175,33 @@ pub struct Device {
     pub last_used: i64,
 }
 
+/// The kinds of [`Device`], as `Device::kind` names them on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// An authenticator app (`"totp"`).
+    Totp,
+    /// A phone for codes by SMS (`"sms"`).
+    Sms,
+    /// A kind this version does not know (a newer mfad).
+    Other,
+}
+
+impl DeviceKind {
+    pub fn of(kind: &str) -> DeviceKind {
+        match kind {
+            "totp" => DeviceKind::Totp,
+            "sms" => DeviceKind::Sms,
+            _ => DeviceKind::Other,
+        }
+    }
+}
+
+impl Device {
+    pub fn device_kind(&self) -> DeviceKind {
+        DeviceKind::of(&self.kind)
+    }
+}
+
 /// One user's enrollment and lockout state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
 pub struct UserStatus {

@@ -304,7 +304,11 @@ pub fn status_text(s: &UserStatus, now: i64, clock: Clock<'_>) -> String {
         out.push_str("Devices:\n");
         // A phone's "name" is its number (masked for the user, in full for
         // an admin); the header says so when there is one.
-        let name = if s.devices.iter().any(|d| d.kind == "sms") {
+        let name = if s
+            .devices
+            .iter()
+            .any(|d| d.device_kind() == mfa_api::DeviceKind::Sms)
+        {
             "NAME / NUMBER"
         } else {
             "NAME"
