@@ -413,6 +413,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn device_kinds_are_named_once() {
+        assert_eq!(DeviceKind::of("totp"), DeviceKind::Totp);
+        assert_eq!(DeviceKind::of("sms"), DeviceKind::Sms);
+        assert_eq!(DeviceKind::of("fido2"), DeviceKind::Other);
+    }
+
+    #[test]
     fn system_names_the_system_bus_and_anything_else_is_kept() {
         assert_eq!(bus_address("system"), SYSTEM_BUS_ADDRESS);
         assert_eq!(bus_address("unix:path=/tmp/x/bus"), "unix:path=/tmp/x/bus");

@@ -38,6 +38,8 @@ pub struct DaemonConfig {
     pub window: u32,
     pub max_failures: u32,
     pub lockout_duration: String,
+    /// `[lockout] max_duration`, when set.
+    pub lockout_max_duration: Option<String>,
     /// `[trusted_devices] lifetime`; None leaves the section out (mfad's
     /// default, "off").
     pub trusted_lifetime: Option<String>,
@@ -134,6 +136,9 @@ impl DaemonConfig {
             self.max_failures,
             toml_str(&self.lockout_duration),
         );
+        if let Some(max) = &self.lockout_max_duration {
+            let _ = writeln!(toml, "max_duration = {}", toml_str(max));
+        }
         if let Some(lifetime) = &self.trusted_lifetime {
             let _ = write!(
                 toml,

@@ -68,6 +68,7 @@ pub struct EnvBuilder {
     policy: Policy,
     max_failures: u32,
     lockout_duration: String,
+    lockout_max_duration: Option<String>,
     admin_group: String,
     issuer: String,
     trusted_lifetime: Option<String>,
@@ -83,6 +84,7 @@ impl Default for EnvBuilder {
             policy: Policy::Optional,
             max_failures: 5,
             lockout_duration: "15m".into(),
+            lockout_max_duration: None,
             admin_group: String::new(),
             issuer: "mfa-test".into(),
             trusted_lifetime: None,
@@ -113,6 +115,11 @@ impl EnvBuilder {
         self.lockout_duration = d.into();
         self
     }
+    pub fn lockout_max_duration(mut self, d: &str) -> Self {
+        self.lockout_max_duration = Some(d.into());
+        self
+    }
+
     pub fn admin_group(mut self, g: &str) -> Self {
         self.admin_group = g.into();
         self
@@ -211,6 +218,7 @@ impl Env {
             window: b.window,
             max_failures: b.max_failures,
             lockout_duration: b.lockout_duration,
+            lockout_max_duration: b.lockout_max_duration,
             trusted_lifetime: b.trusted_lifetime,
             sms: sms_section,
             extra_toml: b.extra_toml,
