@@ -63,7 +63,7 @@ use crate::args::{failmode_name, FailMode};
 use crate::client::{AccountReply, BeginRequest, Daemon};
 use crate::error::Error;
 use crate::handle::Pam;
-use crate::log::Log;
+use crate::log::{field, Log};
 
 /// Tries per authentication (mfad allows 3 per attempt, too).
 pub const MAX_TRIES: usize = 3;
@@ -165,16 +165,16 @@ pub fn authenticate(
     };
     log.debug(&format!(
         "begin user={} rhost={} tty={} auth_info={}",
-        request.user,
-        request.rhost,
-        request.tty,
+        field(&request.user),
+        field(&request.rhost),
+        field(&request.tty),
         if request.auth_info.is_empty() {
             "no"
         } else {
             "yes"
         }
     ));
-    let who = format!("user={} rhost={}", request.user, request.rhost);
+    let who = who(&request.user, &request.rhost);
 
     let begin = match daemon.begin(&request) {
         Ok(reply) => reply,
@@ -379,7 +379,7 @@ pub fn account(
         }
     };
     let service = pam.service();
-    let who = format!("user={user} rhost={}", pam.rhost());
+    let who = who(&user, &pam.rhost());
     log.debug(&format!(
         "account check; attempt from the auth phase: {}; {who}",
         if attempt.is_empty() { "no" } else { "yes" }
@@ -432,6 +432,12 @@ pub fn account(
             }
         },
     }
+}
+
+/// The `user=... rhost=...` tail of each log line; both quoted when not
+/// simple, as the caller controls them.
+fn who(user: &str, rhost: &str) -> String {
+    format!("user={} rhost={}", field(user), field(rhost))
 }
 
 /// Leaves a verified attempt in the PAM environment for the account phase.

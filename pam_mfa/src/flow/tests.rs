@@ -1286,3 +1286,39 @@ fn prompt_messages_and_sms_codes_never_reach_the_log() {
         assert!(!all.contains(secret), "{secret} in log:\n{all}");
     }
 }
+
+#[test]
+fn caller_controlled_fields_cannot_forge_log_fields() {
+    let user = "eve rhost=10.9.9.9 user=root";
+    let rhost = "h tty=x";
+    let mut pam = ScriptedPam::new(&[b"123456"]);
+    pam.user = Some(user.into());
+    pam.rhost = rhost.into();
+    pam.tty = "pts/0 user=root".into();
+    let mut d = ScriptedDaemon::challenge().then(AnswerResult::Success, "");
+    let mut log = Recorder::default();
+    let o = authenticate(&mut pam, &mut d, SECURE, &mut log);
+    assert_eq!(o, Outcome::Success);
+    let quoted = "user=\"eve rhost=10.9.9.9 user=root\" rhost=\"h tty=x\"";
+    assert!(log.has(Level::Info, quoted), "{}", log.all());
+    assert!(
+        log.has(Level::Debug, "tty=\"pts/0 user=root\""),
+        "{}",
+        log.all()
+    );
+    // Every mention of the name is the quoted one.
+    for (_, m) in &log.0 {
+        assert!(!m.contains("user=eve"), "{m}");
+    }
+
+    let mut pam = ScriptedPam::new(&[]);
+    pam.user = Some(user.into());
+    pam.rhost = rhost.into();
+    let mut d = ScriptedDaemon::checks(AccountAction::Deny, "No.");
+    let mut log = Recorder::default();
+    assert_eq!(
+        account(&mut pam, &mut d, SECURE, &mut log),
+        Outcome::PermDenied
+    );
+    assert!(log.has(Level::Warning, quoted), "{}", log.all());
+}
