@@ -1322,3 +1322,39 @@ fn caller_controlled_fields_cannot_forge_log_fields() {
     );
     assert!(log.has(Level::Warning, quoted), "{}", log.all());
 }
+
+#[test]
+fn a_bad_bus_or_an_impostor_is_refused_in_either_failmode() {
+    let errors = || {
+        [
+            Error::Config("bus=unix:abstract=x is not a single unix:path= D-Bus address".into()),
+            Error::Impostor("org.mfad.Mfa1 is owned by :1.5, running as UID 1000, not 0".into()),
+        ]
+    };
+    for options in [SECURE, SAFE] {
+        for e in errors() {
+            let what = e.to_string();
+            let mut pam = ScriptedPam::new(&[]);
+            let mut d = ScriptedDaemon::failing(e);
+            let (o, log) = run(&mut pam, &mut d, options);
+            assert_eq!(o, Outcome::AuthInfoUnavail, "{options:?} {what}");
+            assert_eq!(pam.errors, [UNAVAILABLE]);
+            assert!(pam.prompts.is_empty());
+            assert!(
+                log.has(Level::Error, &what) && log.has(Level::Error, "either failmode"),
+                "{}",
+                log.all()
+            );
+        }
+        for e in errors() {
+            let what = e.to_string();
+            let mut pam = ScriptedPam::new(&[]);
+            let mut d = ScriptedDaemon::check_fails(e);
+            let mut log = Recorder::default();
+            let o = account(&mut pam, &mut d, options, &mut log);
+            assert_eq!(o, Outcome::PermDenied, "{options:?} {what}");
+            assert_eq!(pam.errors, [UNAVAILABLE]);
+            assert!(log.has(Level::Error, &what), "{}", log.all());
+        }
+    }
+}
