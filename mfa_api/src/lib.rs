@@ -389,6 +389,26 @@ pub trait Admin {
     fn remove_all_trusted_devices(&self, user: &str) -> Result<u32, Error>;
 }
 
+/// Longest log field value written; enough for any host name.
+pub const MAX_LOG_FIELD: usize = 200;
+
+/// A caller-controlled value (user name, rhost, service, tty) as it goes
+/// into a log line, by the one rule mfad and pam_mfa share: plain when it
+/// is a simple token, otherwise quoted with escapes, so a hostile value
+/// cannot forge a line or a `key=value` field for log parsers.
+pub fn log_field(value: &str) -> String {
+    let value: String = value.chars().take(MAX_LOG_FIELD).collect();
+    let simple = !value.is_empty()
+        && value.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | ':' | '/' | '$')
+        });
+    if simple {
+        value
+    } else {
+        format!("{value:?}")
+    }
+}
+
 /// The D-Bus address `address` names: `"system"` is [`SYSTEM_BUS_ADDRESS`],
 /// anything else is taken as a D-Bus address as it is. Never consults the
 /// environment.

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use mfa_api::{
     AccountAction, AnswerResult, BeginAction, Error as WireError, TrustedDevice, UserStatus,
@@ -15,11 +15,22 @@ use zbus::message::Header;
 use zbus::names::BusName;
 
 use crate::error::Error;
+use crate::ratelimit::{Budget, Take};
 use crate::service::{LoginRequest, Service};
 
 /// Unique bus names are never reused while the bus runs, so a name's UID
 /// can be remembered; the map is emptied when it grows large.
 const MAX_CACHED_CALLERS: usize = 4096;
+
+/// Calls a non-root UID may make at once, across all its connections and
+/// all methods; far above what mfactl or a screen locker makes.
+pub const CALL_BURST: u32 = 50;
+/// Calls a second a non-root UID's budget refills with.
+pub const CALLS_PER_SECOND: u32 = 20;
+/// Non-root calls that may run at once; more wait their turn. Root's calls
+/// (sshd, login, sudo asking through pam_mfa) never wait for one, so a
+/// flood of user calls cannot hold every worker or the store ahead of them.
+const NON_ROOT_SLOTS: usize = 2;
 
 /// Shared by the three interfaces: the service, and who is calling.
 pub struct Context {
@@ -27,6 +38,15 @@ pub struct Context {
     bus: DBusProxy<'static>,
     callers: Mutex<HashMap<String, u32>>,
     runtime: tokio::runtime::Handle,
+    fairness: Fairness,
+}
+
+/// Who gets served when one user floods mfad: see [`Context::admit`].
+struct Fairness {
+    budget: Mutex<Budget>,
+    non_root: tokio::sync::Semaphore,
+    /// The budget's clock: monotonic, so setting the time cannot refill it.
+    epoch: Instant,
 }
 
 impl Context {
@@ -40,7 +60,48 @@ impl Context {
             bus,
             callers: Mutex::new(HashMap::new()),
             runtime,
+            fairness: Fairness {
+                budget: Mutex::new(Budget::new(CALL_BURST, CALLS_PER_SECOND)),
+                non_root: tokio::sync::Semaphore::new(NON_ROOT_SLOTS),
+                epoch: Instant::now(),
+            },
         })
+    }
+
+    /// Lets a call by `caller` go ahead. Root is never limited. A non-root
+    /// UID over its budget is refused at once (RateLimited, logged once per
+    /// flood), before any work; within budget it waits for one of the few
+    /// non-root slots, held (the returned permit) until the call ends.
+    async fn admit(
+        &self,
+        caller: u32,
+    ) -> Result<Option<tokio::sync::SemaphorePermit<'_>>, WireError> {
+        if caller == 0 {
+            return Ok(None);
+        }
+        let now_ms = i64::try_from(self.fairness.epoch.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let take = match self.fairness.budget.lock() {
+            Ok(mut budget) => budget.take(caller, now_ms),
+            // A poisoned lock: refuse rather than serve without a limit.
+            Err(_) => Take::Refused { first: false },
+        };
+        if let Take::Refused { first } = take {
+            if first {
+                self.service.audit().warn(
+                    "over the call budget, refusing calls",
+                    &[("uid", &caller.to_string())],
+                );
+            }
+            return Err(WireError::RateLimited(
+                "Too many requests; try again in a few seconds.".into(),
+            ));
+        }
+        self.fairness
+            .non_root
+            .acquire()
+            .await
+            .map(Some)
+            .map_err(|e| WireError::from(Error::Internal(e.to_string())))
     }
 
     /// The caller's Unix UID, as the bus daemon vouches for it.
@@ -72,13 +133,15 @@ impl Context {
         self.callers.lock().ok().and_then(|c| c.get(key).copied())
     }
 
-    /// Runs `f` on the blocking pool (it may wait on SQLite's fsync) with the
-    /// current time, and turns its error into the wire error.
-    async fn run<T, F>(&self, f: F) -> Result<T, WireError>
+    /// Runs `f` for `caller`, once admitted (see [`Context::admit`]), on
+    /// the blocking pool (it may wait on SQLite's fsync) with the current
+    /// time, and turns its error into the wire error.
+    async fn run<T, F>(&self, caller: u32, f: F) -> Result<T, WireError>
     where
         T: Send + 'static,
         F: FnOnce(&Service, i64) -> crate::error::Result<T> + Send + 'static,
     {
+        let _slot = self.admit(caller).await?;
         let service = self.service.clone();
         let joined = self
             .runtime
@@ -142,7 +205,7 @@ impl Login {
             auth_info,
         };
         self.0
-            .run(move |s, now| s.login_begin(caller, &req, now))
+            .run(caller, move |s, now| s.login_begin(caller, &req, now))
             .await
     }
 
@@ -155,7 +218,9 @@ impl Login {
     ) -> Result<(AnswerResult, String), WireError> {
         let caller = self.0.caller(&header).await?;
         self.0
-            .run(move |s, now| s.login_answer(caller, &attempt, &code, now))
+            .run(caller, move |s, now| {
+                s.login_answer(caller, &attempt, &code, now)
+            })
             .await
     }
 
@@ -169,7 +234,9 @@ impl Login {
     ) -> Result<(AccountAction, String), WireError> {
         let caller = self.0.caller(&header).await?;
         self.0
-            .run(move |s, now| s.account_check(caller, &user, &service, &attempt, now))
+            .run(caller, move |s, now| {
+                s.account_check(caller, &user, &service, &attempt, now)
+            })
             .await
     }
 }
@@ -186,7 +253,9 @@ impl Account {
     ) -> Result<(String, String, String), WireError> {
         let caller = self.0.caller(&header).await?;
         self.0
-            .run(move |s, now| s.enroll_totp_begin(caller, &user, &name, &code, now))
+            .run(caller, move |s, now| {
+                s.enroll_totp_begin(caller, &user, &name, &code, now)
+            })
             .await
     }
 
@@ -201,7 +270,7 @@ impl Account {
     ) -> Result<(String, Vec<String>), WireError> {
         let caller = self.0.caller(&header).await?;
         self.0
-            .run(move |s, now| {
+            .run(caller, move |s, now| {
                 s.enroll_totp_confirm(caller, &user, &enrollment_id, &code1, &code2, now)
             })
             .await
@@ -217,7 +286,9 @@ impl Account {
     ) -> Result<(String, String), WireError> {
         let caller = self.0.caller(&header).await?;
         self.0
-            .run(move |s, now| s.enroll_sms_begin(caller, &user, &phone, &code, now))
+            .run(caller, move |s, now| {
+                s.enroll_sms_begin(caller, &user, &phone, &code, now)
+            })
             .await
     }
 
@@ -230,7 +301,9 @@ impl Account {
     ) -> Result<String, WireError> {
         let caller = self.0.caller(&header).await?;
         self.0
-            .run(move |s, now| s.enroll_sms_resend(caller, &user, &enrollment_id, now))
+            .run(caller, move |s, now| {
+                s.enroll_sms_resend(caller, &user, &enrollment_id, now)
+            })
             .await
     }
 
@@ -244,7 +317,9 @@ impl Account {
     ) -> Result<(String, Vec<String>), WireError> {
         let caller = self.0.caller(&header).await?;
         self.0
-            .run(move |s, now| s.enroll_sms_confirm(caller, &user, &enrollment_id, &code, now))
+            .run(caller, move |s, now| {
+                s.enroll_sms_confirm(caller, &user, &enrollment_id, &code, now)
+            })
             .await
     }
 
@@ -256,7 +331,7 @@ impl Account {
     ) -> Result<String, WireError> {
         let caller = self.0.caller(&header).await?;
         self.0
-            .run(move |s, now| s.send_code(caller, &user, now))
+            .run(caller, move |s, now| s.send_code(caller, &user, now))
             .await
     }
 
@@ -267,7 +342,9 @@ impl Account {
         user: String,
     ) -> Result<UserStatus, WireError> {
         let caller = self.0.caller(&header).await?;
-        self.0.run(move |s, _| s.status(caller, &user)).await
+        self.0
+            .run(caller, move |s, _| s.status(caller, &user))
+            .await
     }
 
     async fn remove_device(
@@ -279,7 +356,9 @@ impl Account {
     ) -> Result<(), WireError> {
         let caller = self.0.caller(&header).await?;
         self.0
-            .run(move |s, now| s.remove_device(caller, &user, &device_id, &code, now))
+            .run(caller, move |s, now| {
+                s.remove_device(caller, &user, &device_id, &code, now)
+            })
             .await
     }
 
@@ -292,7 +371,9 @@ impl Account {
     ) -> Result<Vec<String>, WireError> {
         let caller = self.0.caller(&header).await?;
         self.0
-            .run(move |s, now| s.regenerate_backup_codes(caller, &user, &code, now))
+            .run(caller, move |s, now| {
+                s.regenerate_backup_codes(caller, &user, &code, now)
+            })
             .await
     }
 
@@ -304,7 +385,7 @@ impl Account {
     ) -> Result<Vec<TrustedDevice>, WireError> {
         let caller = self.0.caller(&header).await?;
         self.0
-            .run(move |s, _| s.trusted_devices(caller, &user))
+            .run(caller, move |s, _| s.trusted_devices(caller, &user))
             .await
     }
 
@@ -316,7 +397,9 @@ impl Account {
     ) -> Result<(), WireError> {
         let caller = self.0.caller(&header).await?;
         self.0
-            .run(move |s, _| s.remove_trusted_device(caller, &user, &id))
+            .run(caller, move |s, _| {
+                s.remove_trusted_device(caller, &user, &id)
+            })
             .await
     }
 
@@ -328,7 +411,9 @@ impl Account {
     ) -> Result<u32, WireError> {
         let caller = self.0.caller(&header).await?;
         self.0
-            .run(move |s, _| s.remove_all_trusted_devices(caller, &user))
+            .run(caller, move |s, _| {
+                s.remove_all_trusted_devices(caller, &user)
+            })
             .await
     }
 }
@@ -341,7 +426,7 @@ impl Admin {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Vec<UserSummary>, WireError> {
         let caller = self.0.caller(&header).await?;
-        self.0.run(move |s, _| s.list_users(caller)).await
+        self.0.run(caller, move |s, _| s.list_users(caller)).await
     }
 
     #[zbus(out_args("status"))]
@@ -351,7 +436,9 @@ impl Admin {
         user: String,
     ) -> Result<UserStatus, WireError> {
         let caller = self.0.caller(&header).await?;
-        self.0.run(move |s, _| s.user_status(caller, &user)).await
+        self.0
+            .run(caller, move |s, _| s.user_status(caller, &user))
+            .await
     }
 
     async fn reset(
@@ -360,7 +447,7 @@ impl Admin {
         user: String,
     ) -> Result<(), WireError> {
         let caller = self.0.caller(&header).await?;
-        self.0.run(move |s, _| s.reset(caller, &user)).await
+        self.0.run(caller, move |s, _| s.reset(caller, &user)).await
     }
 
     async fn unlock(
@@ -369,7 +456,9 @@ impl Admin {
         user: String,
     ) -> Result<(), WireError> {
         let caller = self.0.caller(&header).await?;
-        self.0.run(move |s, _| s.unlock(caller, &user)).await
+        self.0
+            .run(caller, move |s, _| s.unlock(caller, &user))
+            .await
     }
 
     #[zbus(out_args("devices"))]
@@ -380,7 +469,7 @@ impl Admin {
     ) -> Result<Vec<TrustedDevice>, WireError> {
         let caller = self.0.caller(&header).await?;
         self.0
-            .run(move |s, _| s.admin_trusted_devices(caller, &user))
+            .run(caller, move |s, _| s.admin_trusted_devices(caller, &user))
             .await
     }
 
@@ -392,7 +481,9 @@ impl Admin {
     ) -> Result<(), WireError> {
         let caller = self.0.caller(&header).await?;
         self.0
-            .run(move |s, _| s.admin_remove_trusted_device(caller, &user, &id))
+            .run(caller, move |s, _| {
+                s.admin_remove_trusted_device(caller, &user, &id)
+            })
             .await
     }
 
@@ -404,7 +495,9 @@ impl Admin {
     ) -> Result<u32, WireError> {
         let caller = self.0.caller(&header).await?;
         self.0
-            .run(move |s, _| s.admin_remove_all_trusted_devices(caller, &user))
+            .run(caller, move |s, _| {
+                s.admin_remove_all_trusted_devices(caller, &user)
+            })
             .await
     }
 }

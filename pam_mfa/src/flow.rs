@@ -10,6 +10,8 @@
 //! user? ──no──> UserUnknown
 //!   │
 //! Begin ──unavailable──> failmode: secure AuthInfoUnavail / safe Ignore
+//!   │   ──bad bus= (not unix:path=), or org.mfad.Mfa1 not owned by root──>
+//!   │       AuthInfoUnavail (whatever failmode), logged
 //!   │   ──refused (mfad error)──> show message, AuthErr
 //!   ├─ ignore ──> Ignore
 //!   ├─ allow ───> keep the attempt in PAM_MFA_ATTEMPT, show message (info), Success
@@ -52,6 +54,7 @@
 //!              ──unknown──> show "did not pass" note (error), PermDenied
 //!              ──refused (mfad error)──> show message (error), PermDenied
 //!              ──unavailable──> failmode: secure PermDenied / safe Ignore
+//!              ──bad bus=, or an impostor──> PermDenied (whatever failmode)
 //! ```
 //!
 //! The token is removed whatever happens, so it never reaches the user's
@@ -63,7 +66,7 @@ use crate::args::{failmode_name, FailMode};
 use crate::client::{AccountReply, BeginRequest, Daemon};
 use crate::error::Error;
 use crate::handle::Pam;
-use crate::log::Log;
+use crate::log::{field, Log};
 
 /// Tries per authentication (mfad allows 3 per attempt, too).
 pub const MAX_TRIES: usize = 3;
@@ -165,16 +168,16 @@ pub fn authenticate(
     };
     log.debug(&format!(
         "begin user={} rhost={} tty={} auth_info={}",
-        request.user,
-        request.rhost,
-        request.tty,
+        field(&request.user),
+        field(&request.rhost),
+        field(&request.tty),
         if request.auth_info.is_empty() {
             "no"
         } else {
             "yes"
         }
     ));
-    let who = format!("user={} rhost={}", request.user, request.rhost);
+    let who = who(&request.user, &request.rhost);
 
     let begin = match daemon.begin(&request) {
         Ok(reply) => reply,
@@ -379,7 +382,7 @@ pub fn account(
         }
     };
     let service = pam.service();
-    let who = format!("user={user} rhost={}", pam.rhost());
+    let who = who(&user, &pam.rhost());
     log.debug(&format!(
         "account check; attempt from the auth phase: {}; {who}",
         if attempt.is_empty() { "no" } else { "yes" }
@@ -418,6 +421,13 @@ pub fn account(
             show_error(pam, or_default(&message, ACCOUNT_DENIED), log);
             Outcome::PermDenied
         }
+        Err(e) if refused_in_any_failmode(&e) => {
+            log.error(&format!(
+                "{e}; refusing the login in either failmode; {who}"
+            ));
+            show_error(pam, UNAVAILABLE, log);
+            Outcome::PermDenied
+        }
         Err(e) => match options.failmode {
             FailMode::Secure => {
                 log.error(&format!("{e}; refusing the login (failmode=secure); {who}"));
@@ -432,6 +442,12 @@ pub fn account(
             }
         },
     }
+}
+
+/// The `user=... rhost=...` tail of each log line; both quoted when not
+/// simple, as the caller controls them.
+fn who(user: &str, rhost: &str) -> String {
+    format!("user={} rhost={}", field(user), field(rhost))
 }
 
 /// Leaves a verified attempt in the PAM environment for the account phase.
@@ -472,7 +488,14 @@ fn or_default<'a>(message: &'a str, default: &'a str) -> &'a str {
     }
 }
 
-/// mfad could not be asked before it made a decision: `failmode` decides.
+/// A bad `bus=` or an impostor on mfad's name: not mfad being down, so
+/// `failmode=safe` does not step aside for it.
+fn refused_in_any_failmode(e: &Error) -> bool {
+    matches!(e, Error::Config(_) | Error::Impostor(_))
+}
+
+/// mfad could not be asked before it made a decision: `failmode` decides,
+/// unless the module's configuration or mfad's identity is wrong.
 fn unavailable(
     pam: &mut impl Pam,
     options: Options,
@@ -480,6 +503,13 @@ fn unavailable(
     e: &Error,
     who: &str,
 ) -> Outcome {
+    if refused_in_any_failmode(e) {
+        log.error(&format!(
+            "{e}; refusing the login in either failmode; {who}"
+        ));
+        show_error(pam, UNAVAILABLE, log);
+        return Outcome::AuthInfoUnavail;
+    }
     match options.failmode {
         FailMode::Secure => {
             log.error(&format!("{e}; refusing the login (failmode=secure); {who}"));

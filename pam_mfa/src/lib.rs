@@ -33,6 +33,7 @@
 //! | no user name | — | PAM_USER_UNKNOWN |
 //! | mfad cannot be asked before Begin answers (no bus, no owner, timeout, bad `bus=`), `failmode=secure` | "unavailable" note, PAM_ERROR_MSG | PAM_AUTHINFO_UNAVAIL |
 //! | same, `failmode=safe` | nothing; syslog warning | PAM_IGNORE |
+//! | `bus=` is not one `unix:path=` address (an abstract socket, TCP), or org.mfad.Mfa1's owner is not UID 0 (asked of the bus before the first call), either failmode | "unavailable" note, PAM_ERROR_MSG; syslog error | PAM_AUTHINFO_UNAVAIL |
 //! | mfad lost after it asked for a code (either failmode) | "stopped answering", PAM_ERROR_MSG | PAM_AUTHINFO_UNAVAIL |
 //!
 //! "token kept": Begin's attempt token goes into the PAM environment as
@@ -51,6 +52,7 @@
 //! | an mfad error | its message, PAM_ERROR_MSG | PAM_PERM_DENIED |
 //! | mfad cannot be asked, `failmode=secure` | "unavailable" note, PAM_ERROR_MSG | PAM_PERM_DENIED |
 //! | same, `failmode=safe` | nothing; syslog warning | PAM_IGNORE |
+//! | a bad `bus=` or an impostor (as above), either failmode | "unavailable" note, PAM_ERROR_MSG; syslog error | PAM_PERM_DENIED |
 //! | no user name | — | PAM_USER_UNKNOWN |
 //!
 //! PAM_SILENT hides PAM_TEXT_INFO only. `pam_sm_setcred` removes a

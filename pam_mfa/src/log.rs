@@ -60,7 +60,7 @@ impl Syslog {
         });
         Syslog {
             logger,
-            prefix: format!("pam_mfa({service}:{phase}): "),
+            prefix: format!("pam_mfa({}:{phase}): ", field(service)),
             debug,
         }
     }
@@ -95,6 +95,13 @@ fn program_name() -> String {
         .unwrap_or_else(|| "pam_mfa".to_string())
 }
 
+/// A caller-controlled value (user name, service, rhost, tty) in a log
+/// line: quoted unless it is a simple token, by the rule mfad's log uses,
+/// so a name like `x rhost=10.0.0.1` cannot forge a field.
+pub fn field(value: &str) -> String {
+    mfa_api::log_field(value)
+}
+
 /// One line: control characters (newlines from a daemon message, say)
 /// become spaces, so a value cannot forge a second log line.
 pub fn one_line(s: &str) -> String {
@@ -127,5 +134,16 @@ mod tests {
     fn the_prefix_names_service_and_phase() {
         let l = Syslog::open("sshd", "auth", false);
         assert_eq!(l.prefix, "pam_mfa(sshd:auth): ");
+        let l = Syslog::open("x): user=root", "auth", false);
+        assert_eq!(l.prefix, "pam_mfa(\"x): user=root\":auth): ");
+    }
+
+    #[test]
+    fn fields_are_quoted_unless_simple() {
+        assert_eq!(field("alice"), "alice");
+        assert_eq!(field("alice@example.com"), "alice@example.com");
+        assert_eq!(field("a b user=root"), "\"a b user=root\"");
+        assert_eq!(field(""), "\"\"");
+        assert_eq!(field("a\"b"), "\"a\\\"b\"");
     }
 }

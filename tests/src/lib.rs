@@ -75,6 +75,7 @@ pub struct EnvBuilder {
     sms: Option<Sms>,
     extra_toml: String,
     start_daemon: bool,
+    anyone_may_own_the_name: bool,
 }
 
 impl Default for EnvBuilder {
@@ -91,6 +92,7 @@ impl Default for EnvBuilder {
             sms: None,
             extra_toml: String::new(),
             start_daemon: true,
+            anyone_may_own_the_name: false,
         }
     }
 }
@@ -144,6 +146,12 @@ impl EnvBuilder {
     /// Raw TOML appended to mfad.toml (for tests of bad configs).
     pub fn extra_toml(mut self, toml: &str) -> Self {
         self.extra_toml = toml.into();
+        self
+    }
+    /// A bus whose policy lets any user own org.mfad.Mfa1 (a misconfigured
+    /// bus, for an impostor to use; see [`Env::start_impostor`]).
+    pub fn anyone_may_own_the_name(mut self) -> Self {
+        self.anyone_may_own_the_name = true;
         self
     }
     /// Only the bus; mfad is not started (call [`Env::start_daemon`]).
@@ -200,7 +208,17 @@ impl Env {
         // 0755: the test users must reach the bus socket inside.
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
             .expect("chmod temp dir");
-        let bus = Bus::start(&dir);
+        let bus = if b.anyone_may_own_the_name {
+            Bus::start_with_policy(
+                &dir,
+                &format!(
+                    r#"<policy context="default"><allow own="{}"/></policy>"#,
+                    mfa_api::BUS_NAME
+                ),
+            )
+        } else {
+            Bus::start(&dir)
+        };
         let (sms, sms_section) = match &b.sms {
             Some(s) => {
                 let (parts, section) = sms::make(s, &dir);

@@ -1286,3 +1286,75 @@ fn prompt_messages_and_sms_codes_never_reach_the_log() {
         assert!(!all.contains(secret), "{secret} in log:\n{all}");
     }
 }
+
+#[test]
+fn caller_controlled_fields_cannot_forge_log_fields() {
+    let user = "eve rhost=10.9.9.9 user=root";
+    let rhost = "h tty=x";
+    let mut pam = ScriptedPam::new(&[b"123456"]);
+    pam.user = Some(user.into());
+    pam.rhost = rhost.into();
+    pam.tty = "pts/0 user=root".into();
+    let mut d = ScriptedDaemon::challenge().then(AnswerResult::Success, "");
+    let mut log = Recorder::default();
+    let o = authenticate(&mut pam, &mut d, SECURE, &mut log);
+    assert_eq!(o, Outcome::Success);
+    let quoted = "user=\"eve rhost=10.9.9.9 user=root\" rhost=\"h tty=x\"";
+    assert!(log.has(Level::Info, quoted), "{}", log.all());
+    assert!(
+        log.has(Level::Debug, "tty=\"pts/0 user=root\""),
+        "{}",
+        log.all()
+    );
+    // Every mention of the name is the quoted one.
+    for (_, m) in &log.0 {
+        assert!(!m.contains("user=eve"), "{m}");
+    }
+
+    let mut pam = ScriptedPam::new(&[]);
+    pam.user = Some(user.into());
+    pam.rhost = rhost.into();
+    let mut d = ScriptedDaemon::checks(AccountAction::Deny, "No.");
+    let mut log = Recorder::default();
+    assert_eq!(
+        account(&mut pam, &mut d, SECURE, &mut log),
+        Outcome::PermDenied
+    );
+    assert!(log.has(Level::Warning, quoted), "{}", log.all());
+}
+
+#[test]
+fn a_bad_bus_or_an_impostor_is_refused_in_either_failmode() {
+    let errors = || {
+        [
+            Error::Config("bus=unix:abstract=x is not a single unix:path= D-Bus address".into()),
+            Error::Impostor("org.mfad.Mfa1 is owned by :1.5, running as UID 1000, not 0".into()),
+        ]
+    };
+    for options in [SECURE, SAFE] {
+        for e in errors() {
+            let what = e.to_string();
+            let mut pam = ScriptedPam::new(&[]);
+            let mut d = ScriptedDaemon::failing(e);
+            let (o, log) = run(&mut pam, &mut d, options);
+            assert_eq!(o, Outcome::AuthInfoUnavail, "{options:?} {what}");
+            assert_eq!(pam.errors, [UNAVAILABLE]);
+            assert!(pam.prompts.is_empty());
+            assert!(
+                log.has(Level::Error, &what) && log.has(Level::Error, "either failmode"),
+                "{}",
+                log.all()
+            );
+        }
+        for e in errors() {
+            let what = e.to_string();
+            let mut pam = ScriptedPam::new(&[]);
+            let mut d = ScriptedDaemon::check_fails(e);
+            let mut log = Recorder::default();
+            let o = account(&mut pam, &mut d, options, &mut log);
+            assert_eq!(o, Outcome::PermDenied, "{options:?} {what}");
+            assert_eq!(pam.errors, [UNAVAILABLE]);
+            assert!(log.has(Level::Error, &what), "{}", log.all());
+        }
+    }
+}

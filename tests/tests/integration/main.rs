@@ -17,6 +17,7 @@ mod daemon;
 mod enroll;
 mod failmode;
 mod failsafe;
+mod fairness;
 mod harness;
 mod hygiene;
 mod identity;
