@@ -447,11 +447,12 @@ pub fn group_secret(secret: &str) -> String {
 }
 
 /// The backup codes, two to a line, and what to do with them.
-/// After a further device: backup codes come with the first one only.
-pub const BACKUP_CODES_UNCHANGED: &str =
-    "Your backup codes are unchanged (`mfactl backup-codes` makes new ones).\n";
-
+/// New backup codes to store, or, after a further device (mfad makes
+/// backup codes with the first one only), that the old ones stand.
 pub fn backup_codes_text(codes: &[String]) -> String {
+    if codes.is_empty() {
+        return "Your backup codes are unchanged (`mfactl backup-codes` makes new ones).\n".into();
+    }
     let mut out = String::from(
         "Backup codes: each one works once, in place of a verification code.\n\
          They replace any backup codes you had before.\n\

@@ -129,11 +129,7 @@ async fn confirm(
             .term
             .print_json(&output::confirm_json(&device_id, &codes));
     }
-    let backup = if codes.is_empty() {
-        output::BACKUP_CODES_UNCHANGED.to_string()
-    } else {
-        output::backup_codes_text(&codes)
-    };
+    let backup = output::backup_codes_text(&codes);
     ctx.term.print(&format!(
         "Device {} enrolled: from now on, logins ask for a code from it.\n\n{backup}",
         output::clean(&device_id),
@@ -178,8 +174,6 @@ async fn interactive(ctx: &Ctx, name: &str, code: Option<String>) -> Result<(), 
 pub fn show_result(ctx: &Ctx, device_id: &str, codes: &[String]) -> Result<(), Error> {
     if ctx.term.json {
         ctx.term.print_json(&output::confirm_json(device_id, codes))
-    } else if codes.is_empty() {
-        ctx.term.print(output::BACKUP_CODES_UNCHANGED)
     } else {
         ctx.term.print(&output::backup_codes_text(codes))
     }

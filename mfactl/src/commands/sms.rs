@@ -104,12 +104,7 @@ async fn confirm(ctx: &Ctx, id: &str, code: Option<String>) -> Result<(), Error>
             clean(&device_id)
         ))
     } else {
-        // mfad makes backup codes only with a first device.
-        let backup = if codes.is_empty() {
-            output::BACKUP_CODES_UNCHANGED.to_string()
-        } else {
-            output::backup_codes_text(&codes)
-        };
+        let backup = output::backup_codes_text(&codes);
         ctx.term.print(&format!(
             "Phone enrolled as device {}: logins can now ask for a code by SMS.\n\n{backup}",
             clean(&device_id),
