@@ -71,8 +71,7 @@ impl SqliteStore {
         SqliteStore::init(conn, account_of)
     }
 
-    /// A private in-memory database, for unit tests.
-    #[cfg(test)]
+    /// A private in-memory database, for unit tests and the fuzz targets.
     pub fn open_in_memory() -> Result<SqliteStore> {
         SqliteStore::init(Connection::open_in_memory()?, &|_| None)
     }
