@@ -157,6 +157,8 @@ pub struct Admin(pub Arc<Context>);
 
 #[interface(name = "org.mfad.Mfa1.Login")]
 impl Login {
+    // The arguments are the wire method's five plus who is calling.
+    #[allow(clippy::too_many_arguments)]
     #[zbus(out_args("action", "session", "message"))]
     async fn begin(
         &self,
