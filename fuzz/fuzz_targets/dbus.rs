@@ -1,11 +1,12 @@
 //! The D-Bus method handlers with arbitrary arguments: mfad's Login, Account
 //! and Admin interfaces served on one end of a peer-to-peer connection over
-//! a socket pair, called from the other end. Each input is a fresh daemon
-//! (in-memory store, fixed user directory, SMS into a recorder) in which
-//! alice already has an authenticator app and backup codes, then a
-//! sequence of calls. Codes can be wrong bytes or the right ones (the
-//! harness knows the secrets, the backup codes and the last SMS), so the
-//! fuzzer reaches success, replay, lockout and enrollment paths.
+//! a socket pair, called from the other end. One daemon (in-memory store,
+//! fixed user directory, SMS into a recorder) serves the whole run; each
+//! input starts with alice having an authenticator app and backup codes and
+//! nobody else anything, then makes a sequence of calls. Codes can be wrong
+//! bytes or the right ones (the harness knows the secrets, the backup codes
+//! and the last SMS), so the fuzzer reaches success, replay, lockout and
+//! enrollment paths.
 //!
 //! The caller is this process (SO_PEERCRED): run as root it acts as root;
 //! run as another user it is alice.
@@ -172,6 +173,7 @@ fn totp_code(secret: &[u8], steps_back: u64) -> String {
         .with_step_duration(30)
         .build_noncompliant()
         .generate(step * 30)
+        .to_string()
 }
 
 fn user(u: &User) -> String {
@@ -235,12 +237,13 @@ fn checked<T>(what: &str, r: Result<T, WireError>) -> Option<T> {
     }
 }
 
-fn daemon(alice: u32, outbox: Arc<Outbox>) -> Arc<Service> {
-    let mut config = Config::default();
-    config.daemon.log = LogTarget::Stderr;
-    config.daemon.admin_group = ADMINS.into();
-    config.lockout.max_failures = 3;
-    let store = SqliteStore::open_in_memory().expect("an in-memory store");
+/// Gives alice back her app and backup codes, and nothing else to anyone:
+/// the state every input starts from. (The newest accepted step stays, as
+/// the store keeps it through a reset, so a code once used stays dead.)
+fn fresh_state(store: &SqliteStore, alice: u32) {
+    for uid in [0, alice, BOB] {
+        store.reset(uid).expect("reset");
+    }
     let account = Account {
         uid: alice,
         name: "alice".into(),
@@ -261,34 +264,58 @@ fn daemon(alice: u32, outbox: Arc<Outbox>) -> Arc<Service> {
     store
         .add_device(&account, &device, 0, Some(&backup))
         .expect("alice's app");
+}
+
+fn service(alice: u32, store: Arc<SqliteStore>, outbox: Arc<Outbox>) -> Arc<Service> {
+    let mut config = Config::default();
+    config.daemon.log = LogTarget::Stderr;
+    config.daemon.admin_group = ADMINS.into();
+    config.lockout.max_failures = 3;
     Arc::new(Service::new(Core {
         config,
         issuer: "fuzz".into(),
-        store: Arc::new(store),
+        store,
         audit: Arc::new(mfad::audit::Audit::new(LogTarget::Stderr)),
         users: Box::new(Users { alice }),
         random: Box::new(mfad::random::Os),
         sms: Some(Sms {
             sender: outbox,
             code_lifetime: 120,
-            max_sends_per_hour: 5,
+            // High enough that SMS paths stay open for the whole run of one
+            // process (sends are not forgotten by a reset).
+            max_sends_per_hour: 1000,
             login_wait: Duration::from_millis(50),
         }),
     }))
 }
 
-async fn run(calls: Vec<Call>) {
+/// One daemon and one connection for the whole process: a p2p handshake and
+/// a new store per input would make this target a hundred times slower.
+/// Each input starts from [`fresh_state`].
+struct Daemon {
+    login: LoginProxy<'static>,
+    account: AccountProxy<'static>,
+    admin: AdminProxy<'static>,
+    store: Arc<SqliteStore>,
+    outbox: Arc<Outbox>,
+    alice: u32,
+    _server: zbus::Connection,
+    _client: zbus::Connection,
+}
+
+async fn start() -> Daemon {
     let me = nix::unistd::getuid().as_raw();
     let alice = if me == 0 { 1000 } else { me };
     let outbox = Arc::new(Outbox::default());
-    let service = daemon(alice, outbox.clone());
+    let store = Arc::new(SqliteStore::open_in_memory().expect("an in-memory store"));
+    let service = service(alice, store.clone(), outbox.clone());
     let ctx = mfad::dbus::Context::new(service, tokio::runtime::Handle::current());
     let (server_end, client_end) = UnixStream::pair().expect("a socket pair");
     let client = zbus::connection::Builder::unix_stream(client_end)
         .p2p()
         .build();
     let (server, client) = tokio::join!(mfad::dbus::serve_peer(ctx, server_end), client);
-    let (_server, client) = (server.expect("server end"), client.expect("client end"));
+    let (server, client) = (server.expect("server end"), client.expect("client end"));
     let login = LoginProxy::builder(&client)
         .cache_properties(CacheProperties::No)
         .build()
@@ -304,6 +331,29 @@ async fn run(calls: Vec<Call>) {
         .build()
         .await
         .expect("admin proxy");
+    Daemon {
+        login,
+        account,
+        admin,
+        store,
+        outbox,
+        alice,
+        _server: server,
+        _client: client,
+    }
+}
+
+fn daemon() -> &'static Daemon {
+    static DAEMON: OnceLock<Daemon> = OnceLock::new();
+    DAEMON.get_or_init(|| runtime().block_on(start()))
+}
+
+async fn run(d: &Daemon, calls: Vec<Call>) {
+    fresh_state(&d.store, d.alice);
+    if let Ok(mut last) = d.outbox.0.lock() {
+        last.clear();
+    }
+    let (login, account, admin, outbox) = (&d.login, &d.account, &d.admin, &*d.outbox);
     let mut k = Known {
         backup: BACKUP.iter().map(|c| c.to_string()).collect(),
         ..Known::default()
@@ -327,7 +377,7 @@ async fn run(calls: Vec<Call>) {
                 }
             }
             Call::Answer(s, c) => {
-                let c = code(&c, &k, &outbox);
+                let c = code(&c, &k, outbox);
                 checked("Answer", login.answer(&id(&s, &k.session), &c).await);
             }
             Call::AccountCheck(u, service, s) => {
@@ -340,13 +390,14 @@ async fn run(calls: Vec<Call>) {
                 let r = account.enroll_totp_begin(&user(&u), &clean(&name)).await;
                 if let Some((enrollment, _, secret)) = checked("EnrollTotpBegin", r) {
                     k.enrollment = enrollment;
-                    k.pending_secret = Secret::Encoded(secret)
-                        .to_bytes()
-                        .expect("the secret is base32");
+                    k.pending_secret = Secret::try_from_base32(&secret)
+                        .expect("the secret is base32")
+                        .as_bytes()
+                        .to_vec();
                 }
             }
             Call::EnrollTotpConfirm(u, e, c1, c2) => {
-                let (c1, c2) = (text(code(&c1, &k, &outbox)), text(code(&c2, &k, &outbox)));
+                let (c1, c2) = (text(code(&c1, &k, outbox)), text(code(&c2, &k, outbox)));
                 let r = account
                     .enroll_totp_confirm(&user(&u), &id(&e, &k.enrollment), &c1, &c2)
                     .await;
@@ -358,7 +409,7 @@ async fn run(calls: Vec<Call>) {
                 }
             }
             Call::EnrollSmsBegin(u, phone, c) => {
-                let c = text(code(&c, &k, &outbox));
+                let c = text(code(&c, &k, outbox));
                 let r = account
                     .enroll_sms_begin(&user(&u), &clean(&phone), &c)
                     .await;
@@ -373,7 +424,7 @@ async fn run(calls: Vec<Call>) {
                 checked("EnrollSmsResend", r);
             }
             Call::EnrollSmsConfirm(u, e, c) => {
-                let c = text(code(&c, &k, &outbox));
+                let c = text(code(&c, &k, outbox));
                 let r = account
                     .enroll_sms_confirm(&user(&u), &id(&e, &k.enrollment), &c)
                     .await;
@@ -391,14 +442,14 @@ async fn run(calls: Vec<Call>) {
                 checked("Status", account.status(&user(&u)).await);
             }
             Call::RemoveDevice(u, d, c) => {
-                let c = text(code(&c, &k, &outbox));
+                let c = text(code(&c, &k, outbox));
                 let r = account
                     .remove_device(&user(&u), &id(&d, &k.device), &c)
                     .await;
                 checked("RemoveDevice", r);
             }
             Call::RegenerateBackupCodes(u, c) => {
-                let c = text(code(&c, &k, &outbox));
+                let c = text(code(&c, &k, outbox));
                 let r = account.regenerate_backup_codes(&user(&u), &c).await;
                 if let Some(backup) = checked("RegenerateBackupCodes", r) {
                     assert!(!backup.is_empty(), "new backup codes");
@@ -452,5 +503,6 @@ fuzz_target!(|calls: Vec<Call>| {
     if calls.len() > 24 {
         return;
     }
-    runtime().block_on(run(calls));
+    let d = daemon();
+    runtime().block_on(run(d, calls));
 });
