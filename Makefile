@@ -6,6 +6,8 @@
 #   make lint      rustfmt, clippy, and the no-tokio-in-zbus check
 #   make bench     the performance benchmarks of docs/performance.md: a report of each
 #                  target, PASS or MISS (as root; a few minutes; BENCH_USERS=N for fewer users)
+#   make fuzz      run each fuzz target of fuzz/ for FUZZ_SECONDS (60) from its corpus;
+#                  prints executions and crashes per target (installs cargo-fuzz)
 #   make install   install mfad, mfactl, pam_mfa.so and their files (as root)
 #
 # Each target installs the Debian packages it needs (scripts/install-deps.sh).
@@ -34,7 +36,7 @@ DBUS_SERVICEDIR ?= /usr/share/dbus-1/system-services
 SYSTEMD_UNITDIR ?= /etc/systemd/system
 PAM_CONFIGDIR ?= /usr/share/pam-configs
 
-.PHONY: deps build test lint bench demo install clean
+.PHONY: deps build test lint bench fuzz demo install clean
 
 deps:
 	bash scripts/install-deps.sh
@@ -71,6 +73,12 @@ lint: deps
 # way. It builds its own release binaries (scripts/bench.sh).
 bench: deps
 	CARGO=$(CARGO) bash scripts/bench.sh
+
+# Not part of `test`: the fuzz crate needs cargo-fuzz and its own
+# (sanitizer) build; see scripts/fuzz.sh.
+fuzz:
+	CARGO=$(CARGO) bash scripts/fuzz-deps.sh
+	CARGO=$(CARGO) bash scripts/fuzz.sh
 
 demo: build
 	bash scripts/demo.sh

@@ -2,6 +2,7 @@
 //! move the work off the bus thread, and translate errors.
 
 use std::collections::HashMap;
+use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -13,6 +14,8 @@ use zbus::fdo::DBusProxy;
 use zbus::interface;
 use zbus::message::Header;
 use zbus::names::BusName;
+use zbus::proxy::CacheProperties;
+use zbus::{Connection, Guid};
 
 use crate::error::Error;
 use crate::ratelimit::{Budget, Take};
@@ -35,7 +38,6 @@ const NON_ROOT_SLOTS: usize = 2;
 /// Shared by the three interfaces: the service, and who is calling.
 pub struct Context {
     service: Arc<Service>,
-    bus: DBusProxy<'static>,
     callers: Mutex<HashMap<String, u32>>,
     runtime: tokio::runtime::Handle,
     fairness: Fairness,
@@ -50,14 +52,11 @@ struct Fairness {
 }
 
 impl Context {
-    pub fn new(
-        service: Arc<Service>,
-        bus: DBusProxy<'static>,
-        runtime: tokio::runtime::Handle,
-    ) -> Arc<Context> {
+    /// One context serves any number of connections, on a bus or
+    /// peer-to-peer: each call is answered for the connection it came on.
+    pub fn new(service: Arc<Service>, runtime: tokio::runtime::Handle) -> Arc<Context> {
         Arc::new(Context {
             service,
-            bus,
             callers: Mutex::new(HashMap::new()),
             runtime,
             fairness: Fairness {
@@ -104,8 +103,13 @@ impl Context {
             .map_err(|e| WireError::from(Error::Internal(e.to_string())))
     }
 
-    /// The caller's Unix UID, as the bus daemon vouches for it.
-    async fn caller(&self, header: &Header<'_>) -> Result<u32, WireError> {
+    /// The caller's Unix UID: on a bus as the bus daemon vouches for it; on a
+    /// peer-to-peer connection (no bus, no sender name) the kernel's
+    /// SO_PEERCRED of the socket's other end.
+    async fn caller(&self, header: &Header<'_>, conn: &Connection) -> Result<u32, WireError> {
+        if !conn.is_bus() {
+            return peer_uid(conn).await;
+        }
         let Some(sender) = header.sender() else {
             return Err(WireError::AccessDenied(
                 "The caller has no bus name.".into(),
@@ -115,8 +119,12 @@ impl Context {
         if let Some(uid) = self.cached(&key) {
             return Ok(uid);
         }
-        let uid = self
-            .bus
+        let bus = DBusProxy::builder(conn)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .map_err(|e| WireError::from(Error::from(e)))?;
+        let uid = bus
             .get_connection_unix_user(BusName::from(sender.to_owned()))
             .await
             .map_err(|e| WireError::from(Error::from(e)))?;
@@ -173,11 +181,38 @@ impl Context {
     }
 }
 
+/// The UID of the process at the other end of a peer-to-peer connection;
+/// refused when the socket cannot tell (not a Unix socket).
+async fn peer_uid(conn: &Connection) -> Result<u32, WireError> {
+    let creds = conn.peer_creds().await.map_err(|e| {
+        WireError::from(Error::Io(format!(
+            "cannot read the peer's credentials: {e}"
+        )))
+    })?;
+    creds.unix_user_id().ok_or_else(|| {
+        WireError::AccessDenied("The caller's user cannot be told on this connection.".into())
+    })
+}
+
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// Serves the three interfaces on the server end of a peer-to-peer
+/// connection over `stream`; the call returns once the peer has
+/// authenticated.
+pub async fn serve_peer(ctx: Arc<Context>, stream: UnixStream) -> zbus::Result<Connection> {
+    zbus::connection::Builder::unix_stream(stream)
+        .server(Guid::generate())
+        .p2p()
+        .serve_at(mfa_api::OBJECT_PATH, Login(ctx.clone()))
+        .serve_at(mfa_api::OBJECT_PATH, Account(ctx.clone()))
+        .serve_at(mfa_api::OBJECT_PATH, Admin(ctx))
+        .build()
+        .await
 }
 
 pub struct Login(pub Arc<Context>);
@@ -186,17 +221,20 @@ pub struct Admin(pub Arc<Context>);
 
 #[interface(name = "org.mfad.Mfa1.Login")]
 impl Login {
+    // The arguments are the wire method's five plus who is calling.
+    #[allow(clippy::too_many_arguments)]
     #[zbus(out_args("action", "attempt", "message"))]
     async fn begin(
         &self,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
         user: String,
         service: String,
         rhost: String,
         tty: String,
         auth_info: String,
     ) -> Result<(BeginAction, String, String), WireError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, conn).await?;
         let req = LoginRequest {
             user,
             service,
@@ -213,10 +251,11 @@ impl Login {
     async fn answer(
         &self,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
         attempt: String,
         code: Vec<u8>,
     ) -> Result<(AnswerResult, String), WireError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, conn).await?;
         self.0
             .run(caller, move |s, now| {
                 s.login_answer(caller, &attempt, &code, now)
@@ -228,11 +267,12 @@ impl Login {
     async fn account_check(
         &self,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
         user: String,
         service: String,
         attempt: String,
     ) -> Result<(AccountAction, String), WireError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, conn).await?;
         self.0
             .run(caller, move |s, now| {
                 s.account_check(caller, &user, &service, &attempt, now)
@@ -247,11 +287,12 @@ impl Account {
     async fn enroll_totp_begin(
         &self,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
         user: String,
         name: String,
         code: String,
     ) -> Result<(String, String, String), WireError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, conn).await?;
         self.0
             .run(caller, move |s, now| {
                 s.enroll_totp_begin(caller, &user, &name, &code, now)
@@ -263,12 +304,13 @@ impl Account {
     async fn enroll_totp_confirm(
         &self,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
         user: String,
         enrollment_id: String,
         code1: String,
         code2: String,
     ) -> Result<(String, Vec<String>), WireError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, conn).await?;
         self.0
             .run(caller, move |s, now| {
                 s.enroll_totp_confirm(caller, &user, &enrollment_id, &code1, &code2, now)
@@ -280,11 +322,12 @@ impl Account {
     async fn enroll_sms_begin(
         &self,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
         user: String,
         phone: String,
         code: String,
     ) -> Result<(String, String), WireError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, conn).await?;
         self.0
             .run(caller, move |s, now| {
                 s.enroll_sms_begin(caller, &user, &phone, &code, now)
@@ -296,10 +339,11 @@ impl Account {
     async fn enroll_sms_resend(
         &self,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
         user: String,
         enrollment_id: String,
     ) -> Result<String, WireError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, conn).await?;
         self.0
             .run(caller, move |s, now| {
                 s.enroll_sms_resend(caller, &user, &enrollment_id, now)
@@ -311,11 +355,12 @@ impl Account {
     async fn enroll_sms_confirm(
         &self,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
         user: String,
         enrollment_id: String,
         code: String,
     ) -> Result<(String, Vec<String>), WireError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, conn).await?;
         self.0
             .run(caller, move |s, now| {
                 s.enroll_sms_confirm(caller, &user, &enrollment_id, &code, now)
@@ -327,9 +372,10 @@ impl Account {
     async fn send_code(
         &self,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
         user: String,
     ) -> Result<String, WireError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, conn).await?;
         self.0
             .run(caller, move |s, now| s.send_code(caller, &user, now))
             .await
@@ -339,9 +385,10 @@ impl Account {
     async fn status(
         &self,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
         user: String,
     ) -> Result<UserStatus, WireError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, conn).await?;
         self.0
             .run(caller, move |s, _| s.status(caller, &user))
             .await
@@ -350,11 +397,12 @@ impl Account {
     async fn remove_device(
         &self,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
         user: String,
         device_id: String,
         code: String,
     ) -> Result<(), WireError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, conn).await?;
         self.0
             .run(caller, move |s, now| {
                 s.remove_device(caller, &user, &device_id, &code, now)
@@ -366,10 +414,11 @@ impl Account {
     async fn regenerate_backup_codes(
         &self,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
         user: String,
         code: String,
     ) -> Result<Vec<String>, WireError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, conn).await?;
         self.0
             .run(caller, move |s, now| {
                 s.regenerate_backup_codes(caller, &user, &code, now)
@@ -381,9 +430,10 @@ impl Account {
     async fn trusted_devices(
         &self,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
         user: String,
     ) -> Result<Vec<TrustedDevice>, WireError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, conn).await?;
         self.0
             .run(caller, move |s, _| s.trusted_devices(caller, &user))
             .await
@@ -392,10 +442,11 @@ impl Account {
     async fn remove_trusted_device(
         &self,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
         user: String,
         id: String,
     ) -> Result<(), WireError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, conn).await?;
         self.0
             .run(caller, move |s, _| {
                 s.remove_trusted_device(caller, &user, &id)
@@ -407,9 +458,10 @@ impl Account {
     async fn remove_all_trusted_devices(
         &self,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
         user: String,
     ) -> Result<u32, WireError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, conn).await?;
         self.0
             .run(caller, move |s, _| {
                 s.remove_all_trusted_devices(caller, &user)
@@ -424,8 +476,9 @@ impl Admin {
     async fn list_users(
         &self,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<UserSummary>, WireError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, conn).await?;
         self.0.run(caller, move |s, _| s.list_users(caller)).await
     }
 
@@ -433,9 +486,10 @@ impl Admin {
     async fn user_status(
         &self,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
         user: String,
     ) -> Result<UserStatus, WireError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, conn).await?;
         self.0
             .run(caller, move |s, _| s.user_status(caller, &user))
             .await
@@ -444,18 +498,20 @@ impl Admin {
     async fn reset(
         &self,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
         user: String,
     ) -> Result<(), WireError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, conn).await?;
         self.0.run(caller, move |s, _| s.reset(caller, &user)).await
     }
 
     async fn unlock(
         &self,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
         user: String,
     ) -> Result<(), WireError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, conn).await?;
         self.0
             .run(caller, move |s, _| s.unlock(caller, &user))
             .await
@@ -465,9 +521,10 @@ impl Admin {
     async fn trusted_devices(
         &self,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
         user: String,
     ) -> Result<Vec<TrustedDevice>, WireError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, conn).await?;
         self.0
             .run(caller, move |s, _| s.admin_trusted_devices(caller, &user))
             .await
@@ -476,10 +533,11 @@ impl Admin {
     async fn remove_trusted_device(
         &self,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
         user: String,
         id: String,
     ) -> Result<(), WireError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, conn).await?;
         self.0
             .run(caller, move |s, _| {
                 s.admin_remove_trusted_device(caller, &user, &id)
@@ -491,13 +549,91 @@ impl Admin {
     async fn remove_all_trusted_devices(
         &self,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
         user: String,
     ) -> Result<u32, WireError> {
-        let caller = self.0.caller(&header).await?;
+        let caller = self.0.caller(&header, conn).await?;
         self.0
             .run(caller, move |s, _| {
                 s.admin_remove_all_trusted_devices(caller, &user)
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, LogTarget};
+    use crate::service::Core;
+    use crate::store::sqlite::SqliteStore;
+    use crate::users::Fake;
+    use mfa_api::{AccountProxy, AdminProxy};
+
+    const OTHER_UID: u32 = 4242;
+
+    /// No bus and no sender name: the UID the handlers act for is the one
+    /// the kernel gives for the socket's other end, this test's own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_peer_to_peer_caller_is_known_by_its_socket_credentials() {
+        let me = nix::unistd::getuid().as_raw();
+        let own = if me == 0 { "root" } else { "me" };
+        let mut users = Fake::default()
+            .with("root", 0, &["root"])
+            .with("other", OTHER_UID, &[]);
+        if me != 0 {
+            users = users.with(own, me, &[]);
+        }
+        let mut config = Config::default();
+        config.daemon.log = LogTarget::Stderr;
+        let service = Arc::new(Service::new(Core {
+            config,
+            issuer: "test-host".into(),
+            store: Arc::new(SqliteStore::open_in_memory().unwrap()),
+            audit: Arc::new(crate::audit::Audit::new(LogTarget::Stderr)),
+            users: Box::new(users),
+            random: Box::new(crate::random::Os),
+            keys: Arc::new(crate::seal::Keys::for_tests()),
+            sms: None,
+        }));
+        let ctx = Context::new(service, tokio::runtime::Handle::current());
+        let (server_end, client_end) = UnixStream::pair().unwrap();
+        let client = zbus::connection::Builder::unix_stream(client_end)
+            .p2p()
+            .build();
+        let (server, client) = tokio::join!(serve_peer(ctx, server_end), client);
+        let (_server, client) = (server.unwrap(), client.unwrap());
+        assert!(!client.is_bus());
+
+        let account = AccountProxy::builder(&client)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .unwrap();
+        let status = account.status(own).await.unwrap();
+        assert_eq!(status.user, own);
+        assert!(!status.enrolled);
+
+        // Another user's account and the Admin interface are root's only.
+        let admin = AdminProxy::builder(&client)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .unwrap();
+        let theirs = account.status("other").await;
+        let listed = admin.list_users().await;
+        if me == 0 {
+            assert_eq!(theirs.unwrap().user, "other");
+            assert!(listed.unwrap().is_empty());
+        } else {
+            assert!(
+                matches!(theirs, Err(WireError::AccessDenied(_))),
+                "{theirs:?}"
+            );
+            assert!(
+                matches!(listed, Err(WireError::AccessDenied(_))),
+                "{listed:?}"
+            );
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use nix::fcntl::{Flock, FlockArg};
-use zbus::fdo::{DBusProxy, RequestNameFlags, RequestNameReply};
+use zbus::fdo::{RequestNameFlags, RequestNameReply};
 
 use mfad::audit::Audit;
 use mfad::config::{self, Config};
@@ -139,8 +139,7 @@ async fn serve(service: Arc<Service>, bus: &str) -> Result<()> {
     let conn = mfa_api::connect(bus)
         .await
         .map_err(|e| Error::Io(format!("cannot connect to the D-Bus bus {bus}: {e}")))?;
-    let proxy = DBusProxy::new(&conn).await?;
-    let ctx = dbus::Context::new(service.clone(), proxy, tokio::runtime::Handle::current());
+    let ctx = dbus::Context::new(service.clone(), tokio::runtime::Handle::current());
     let server = conn.object_server();
     server
         .at(mfa_api::OBJECT_PATH, dbus::Login(ctx.clone()))

@@ -49,6 +49,16 @@ impl Keys {
         }
     }
 
+    /// A fresh random key that lives only in memory (an in-memory store for
+    /// tests and fuzzing; never the daemon's, which must outlive it).
+    pub fn ephemeral() -> Result<Keys, String> {
+        let mut master = Zeroizing::new([0u8; KEY_BYTES]);
+        crate::random::Os
+            .fill(master.as_mut_slice())
+            .map_err(|e| e.to_string())?;
+        Ok(Keys::from_master(&master))
+    }
+
     /// A fixed key, for unit tests only.
     #[cfg(test)]
     pub fn for_tests() -> Keys {

@@ -22,6 +22,8 @@ use crate::users::Account;
 
 #[cfg(test)]
 pub mod conformance;
+#[cfg(test)]
+mod properties;
 pub mod sqlite;
 
 /// How long a send counts toward `max_sends_per_hour`.

@@ -86,13 +86,12 @@ impl SqliteStore {
         Ok(usize::try_from(version).is_ok_and(|v| v > SEAL))
     }
 
-    /// A private in-memory database, for unit tests.
-    #[cfg(test)]
+    /// A private in-memory database, for unit tests and the fuzz targets.
     pub fn open_in_memory() -> Result<SqliteStore> {
         SqliteStore::init(
             Connection::open_in_memory()?,
             &|_| None,
-            Arc::new(Keys::for_tests()),
+            Arc::new(Keys::ephemeral().map_err(Error::Setup)?),
         )
     }
 
