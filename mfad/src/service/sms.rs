@@ -14,7 +14,7 @@ use crate::factor;
 use crate::gateway::{Message, SendError, Sender};
 use crate::lockout::{minutes, seconds};
 use crate::phone;
-use crate::store::{SendLimits, SendSlot};
+use crate::store::{SendId, SendLimits, SendSlot};
 use crate::users::Account;
 
 /// How long a login waits for the SMS gateway before answering the module
@@ -132,79 +132,25 @@ pub fn send(
     wait: Option<Duration>,
 ) -> Result<(Hashed, Delivery)> {
     let sms = core.sms()?;
-    let user = account.name.as_str();
     let masked = phone::mask(number);
-    let refused = |reason: &str| {
-        core.audit.warn(
-            "sms refused",
-            &[("user", user), ("phone", &masked), ("reason", reason)],
-        );
-    };
-    let slot = match core.store.reserve_send(account.uid, now, sms.limits)? {
-        SendSlot::Granted(slot) => slot,
-        SendSlot::Cooldown { next_at } => {
-            refused("resend_cooldown");
-            return Err(Error::RateLimited(format!(
-                "Wait {} before asking for another code.",
-                seconds(next_at - now)
-            )));
-        }
-        SendSlot::UserFull { next_at } => {
-            refused("max_sends_per_hour reached");
-            return Err(Error::RateLimited(format!(
-                "Too many codes sent by SMS; try again in {}.",
-                minutes(next_at - now)
-            )));
-        }
-        SendSlot::TotalFull { next_at } => {
-            // Every user is refused until the hour frees a send: the admin
-            // must hear of it (a flood, or a budget too small).
-            refused("max_total_sends_per_hour reached for the whole host");
-            return Err(Error::RateLimited(format!(
-                "This host has sent too many codes by SMS; try again in {}, or ask the administrator.",
-                minutes(next_at - now)
-            )));
-        }
-    };
+    let slot = reserve(core, account, &masked, now)?;
     let code = factor::sms::new_code(core.random.as_ref())?;
     let hashed = codes::hash(&code, core.random.as_ref(), &core.keys)?;
     let outgoing = Outgoing {
         sender: sms.sender.clone(),
         audit: core.audit.clone(),
         phone: number.to_string(),
-        masked: masked.clone(),
+        masked,
         code,
-        user: user.to_string(),
+        user: account.name.clone(),
         host: core.issuer.clone(),
     };
     let sent = match wait {
         None => outgoing.send(),
-        Some(wait) => {
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::Builder::new()
-                .name("mfad-sms".into())
-                .spawn(move || {
-                    let sent = outgoing.send();
-                    if let Err(late) = tx.send(sent) {
-                        outgoing.log_late(&late.0);
-                    }
-                })
-                .map_err(|e| Error::Internal(format!("cannot start an SMS thread: {e}")))?;
-            match rx.recv_timeout(wait) {
-                Ok(sent) => sent,
-                Err(_) => {
-                    core.audit.info(
-                        "sms pending",
-                        &[
-                            ("user", user),
-                            ("phone", &masked),
-                            ("waited_secs", &wait.as_secs().to_string()),
-                        ],
-                    );
-                    return Ok((hashed, Delivery::OnItsWay));
-                }
-            }
-        }
+        Some(wait) => match send_waiting(core, outgoing, wait)? {
+            Some(sent) => sent,
+            None => return Ok((hashed, Delivery::OnItsWay)),
+        },
     };
     match sent {
         Ok(()) => Ok((hashed, Delivery::Sent)),
@@ -213,6 +159,83 @@ pub fn send(
                 core.store.release_send(slot)?;
             }
             Err(Error::Unavailable(MSG_FAILED.into()))
+        }
+    }
+}
+
+/// Records one send for `account` within the cooldown and the hourly
+/// budgets (the user's and the host's), or says which one refuses it.
+fn reserve(core: &Core, account: &Account, masked: &str, now: i64) -> Result<SendId> {
+    let limits = core.sms()?.limits;
+    let refused = |reason: &str| {
+        core.audit.warn(
+            "sms refused",
+            &[
+                ("user", &account.name),
+                ("phone", masked),
+                ("reason", reason),
+            ],
+        );
+    };
+    match core.store.reserve_send(account.uid, now, limits)? {
+        SendSlot::Granted(slot) => Ok(slot),
+        SendSlot::Cooldown { next_at } => {
+            refused("resend_cooldown");
+            Err(Error::RateLimited(format!(
+                "Wait {} before asking for another code.",
+                seconds(next_at - now)
+            )))
+        }
+        SendSlot::UserFull { next_at } => {
+            refused("max_sends_per_hour reached");
+            Err(Error::RateLimited(format!(
+                "Too many codes sent by SMS; try again in {}.",
+                minutes(next_at - now)
+            )))
+        }
+        SendSlot::TotalFull { next_at } => {
+            // Every user is refused until the hour frees a send: the admin
+            // must hear of it (a flood, or a budget too small).
+            refused("max_total_sends_per_hour reached for the whole host");
+            Err(Error::RateLimited(format!(
+                "This host has sent too many codes by SMS; try again in {}, or ask the administrator.",
+                minutes(next_at - now)
+            )))
+        }
+    }
+}
+
+/// Sends on a thread of its own and waits at most `wait` for the gateway;
+/// None when it has not answered by then (the send goes on, and its
+/// outcome is logged when it comes).
+fn send_waiting(
+    core: &Core,
+    outgoing: Outgoing,
+    wait: Duration,
+) -> Result<Option<std::result::Result<(), SendError>>> {
+    let (user, masked) = (outgoing.user.clone(), outgoing.masked.clone());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("mfad-sms".into())
+        .spawn(move || {
+            let sent = outgoing.send();
+            if let Err(late) = tx.send(sent) {
+                outgoing.log_late(&late.0);
+            }
+        })
+        .map_err(|e| Error::Internal(format!("cannot start an SMS thread: {e}")))?;
+    match rx.recv_timeout(wait) {
+        Ok(sent) => Ok(Some(sent)),
+        Err(_) => {
+            core.audit.info(
+                "sms pending",
+                &[
+                    ("user", &user),
+                    ("phone", &masked),
+                    ("waited_secs", &wait.as_secs().to_string()),
+                ],
+            );
+            Ok(None)
         }
     }
 }
