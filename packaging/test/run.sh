@@ -94,6 +94,48 @@ subcommand_pages() {
 }
 check "mfactl(1) and a page per subcommand, from the clap definitions" subcommand_pages
 
+echo "== make install, make uninstall"
+# Into DESTDIR, with a PATH whose cargo, rustc, apt-get and apt only
+# record that they were called: make install copies what make built.
+stage=$work/stage
+mkdir -p "$stage/bin"
+for t in cargo rustc apt-get apt; do
+	printf '#!/bin/sh\necho "%s $*" >>"%s"\nexit 1\n' "$t" "$stage/called" >"$stage/bin/$t"
+	chmod 755 "$stage/bin/$t"
+done
+as_make() {
+	env -i PATH="$stage/bin:/usr/sbin:/usr/bin:/sbin:/bin" HOME=/nonexistent \
+		make -s -C "$root" "$@" DESTDIR="$stage/d" PREFIX=/usr CARGO_TARGET_DIR="$(realpath "$TARGET_DIR")" || return 1
+	[[ ! -e $stage/called ]] || { echo "make $* ran:"; cat "$stage/called"; return 1; }
+}
+staged_files() {
+	(cd "$stage/d" && find . -type f | sort)
+}
+pamdir=$(pkg-config --variable=libdir pam)/security
+install_stages() {
+	as_make install || return 1
+	local want have f
+	want=$(
+		for f in etc/mfad/mfad.toml etc/systemd/system/mfad.service "${pamdir#/}/pam_mfa.so" usr/bin/mfactl \
+			usr/sbin/mfad usr/share/bash-completion/completions/mfactl \
+			usr/share/dbus-1/system-services/org.mfad.Mfa1.service usr/share/dbus-1/system.d/org.mfad.Mfa1.conf \
+			usr/share/fish/vendor_completions.d/mfactl.fish usr/share/man/man5/mfad.toml.5 usr/share/man/man8/mfad.8 \
+			usr/share/man/man8/pam_mfa.8 usr/share/pam-configs/mfa usr/share/zsh/vendor-completions/_mfactl; do
+			echo "./$f"
+		done
+		for f in "$docs"/man/*.1; do echo "./usr/share/man/man1/${f##*/}"; done
+	)
+	have=$(staged_files)
+	[[ $have == "$(sort <<<"$want")" ]] || { diff <(sort <<<"$want") <(echo "$have"); return 1; }
+	grep -q -- "--config /etc/mfad/mfad.toml" "$stage/d/etc/systemd/system/mfad.service"
+}
+check "make install DESTDIR= PREFIX=/usr, no cargo, no apt-get: every file, the module in pkg-config's PAM dir" install_stages
+uninstall_unstages() {
+	as_make uninstall || return 1
+	[[ $(staged_files) == ./etc/mfad/mfad.toml ]] || { echo "left:"; staged_files; return 1; }
+}
+check "make uninstall removes them all but the configuration" uninstall_unstages
+
 echo "== lintian"
 for deb in "$mfad_deb" "$pam_deb"; do
 	# Overrides ship in the package; each has its reason above it.
