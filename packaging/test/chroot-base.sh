@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prints the path of a Debian 12 (bookworm) base tarball for the package
-# test, made with mmdebstrap from the apt sources this machine uses, with
-# what the test needs preinstalled (the test itself needs no network).
+# tests (chroot.sh, nspawn.sh), made with mmdebstrap from the apt sources
+# this machine uses, with what they need preinstalled (the tests themselves
+# need no network).
 #
 # Cached in /var/cache/mfa-package-test under a name derived from the
 # sources and the package list, so a change of either makes a new one; on
@@ -15,8 +16,10 @@ die() {
 
 # dbus: the system bus that activates mfad; libpam-runtime: pam-auth-update;
 # pamtester and oathtool: logins with codes; passwd: useradd, chpasswd;
-# ca-certificates: mfad Recommends it; procps: pgrep; util-linux: setpriv.
-include=dbus,libpam-runtime,libpam-modules,pamtester,oathtool,passwd,ca-certificates,procps,util-linux
+# ca-certificates: mfad Recommends it; procps: pgrep; util-linux: setpriv;
+# systemd, systemd-sysv: booted by systemd-nspawn (nspawn.sh); python3:
+# the loopback SMS gateway there.
+include=dbus,libpam-runtime,libpam-modules,pamtester,oathtool,passwd,ca-certificates,procps,util-linux,systemd,systemd-sysv,python3
 
 # The sources of this machine: every active list and deb822 file.
 sources=()

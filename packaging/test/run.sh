@@ -214,19 +214,31 @@ unshare --mount --pid --fork --kill-child bash -euc '
 ' chroot-test "$chroot_dir" "$DEB_VERSION" "$prev_version" "$multiarch" | tee "$work/chroot.log"
 rc=${PIPESTATUS[0]}
 set -e
-c_passed=$(sed -n 's/^chroot: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$work/chroot.log")
-c_failed=$(sed -n 's/^chroot: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$work/chroot.log")
-if [[ -z $c_passed ]]; then
-	echo "FAIL  the chroot test ended early (exit $rc)"
-	failed=$((failed + 1))
-else
-	passed=$((passed + c_passed))
-	failed=$((failed + c_failed))
-	if ((rc != 0 && c_failed == 0)); then
-		echo "FAIL  the chroot test exited $rc"
+# tally NAME LOG EXIT: adds the "NAME: N passed, M failed" line of LOG.
+tally() {
+	local name=$1 log=$2 rc=$3 p f
+	p=$(sed -n "s/^$name: \([0-9]*\) passed, \([0-9]*\) failed\$/\1/p" "$log")
+	f=$(sed -n "s/^$name: \([0-9]*\) passed, \([0-9]*\) failed\$/\2/p" "$log")
+	if [[ -z $p ]]; then
+		echo "FAIL  the $name test ended early (exit $rc)"
+		failed=$((failed + 1))
+		return
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+	if ((rc != 0 && f == 0)); then
+		echo "FAIL  the $name test exited $rc"
 		failed=$((failed + 1))
 	fi
-fi
+}
+tally chroot "$work/chroot.log" "$rc"
+
+echo "== the .debs booted with systemd-nspawn: mfad under its unit, an SMS through the HTTP backend"
+set +e
+bash packaging/test/nspawn.sh "$base" "$work/debs" "$work" | tee "$work/nspawn.log"
+rc=${PIPESTATUS[0]}
+set -e
+tally nspawn "$work/nspawn.log" "$rc"
 
 echo "package-test: $passed passed, $failed failed"
 ((failed == 0))
