@@ -13,6 +13,7 @@
 #   man-db        man --warnings (the man page checks)
 #   python3       packaging/test/man-coverage.py
 #   systemd       systemd-analyze security (the unit's exposure)
+#   systemd-container  systemd-nspawn, which boots the packages under systemd
 #   pkg-config    the PAM module directory for make install
 #
 # Usage: scripts/package-deps.sh
@@ -28,7 +29,7 @@ CARGO_DEB_VERSION=3.8.0
 CARGO_GENERATE_RPM_VERSION=0.21.1
 
 here=$(dirname -- "${BASH_SOURCE[0]}")
-bash "$here/install-deps.sh" dpkg-dev binutils lintian rpm rpmlint mmdebstrap man-db python3 systemd pkg-config
+bash "$here/install-deps.sh" dpkg-dev binutils lintian rpm rpmlint mmdebstrap man-db python3 systemd systemd-container pkg-config
 
 cargo_bin="${CARGO_HOME:-${HOME:-/root}/.cargo}/bin"
 export PATH=$PATH:$cargo_bin
@@ -49,7 +50,7 @@ pinned() {
 pinned cargo-deb "$CARGO_DEB_VERSION" deb
 pinned cargo-generate-rpm "$CARGO_GENERATE_RPM_VERSION" generate-rpm
 
-for t in lintian rpm rpmlint mmdebstrap man python3 systemd-analyze pkg-config dpkg-shlibdeps strip; do
+for t in lintian rpm rpmlint mmdebstrap man python3 systemd-analyze systemd-nspawn pkg-config dpkg-shlibdeps strip; do
 	PATH=$PATH:/usr/sbin:/sbin command -v "$t" >/dev/null 2>&1 ||
 		die "'$t' is not on PATH although its package is installed"
 done

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154
 # Sourced by run.sh (uses its `check`, TARGET_DIR, DEB_VERSION, docs): the
 # RPM's lint, file list, configuration files and scriptlets.
 

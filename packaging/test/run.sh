@@ -168,6 +168,7 @@ check "libpam-mfa: module, profile, man page" deb_has "$pam_deb" -rw-r--r-- root
 control_is() {
 	local deb=$1 field=$2 want=$3 have
 	have=$(dpkg-deb -f "$deb" "$field")
+	# shellcheck disable=SC2053 # want is a glob pattern
 	[[ $have == $want ]] || { echo "$(basename "$deb") $field: '$have', want '$want'"; return 1; }
 }
 check "mfad: conffile /etc/mfad/mfad.toml" bash -c "dpkg-deb --ctrl-tarfile '$mfad_deb' | tar -xO ./conffiles | grep -qx /etc/mfad/mfad.toml"
