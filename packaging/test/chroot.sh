@@ -181,6 +181,11 @@ echo 'auth required pam_mfa.so' >>/etc/pam.d/mfa-pt
 refuses "dpkg -r libpam-mfa is refused while a service file names pam_mfa.so" dpkg -r libpam-mfa
 check "  ... the message names the file" grep -q '/etc/pam.d/mfa-pt' <<<"$last_out"
 check "  ... the module stays" test -f "$module"
+
+# The RPM's %preun has the same guard, on the final removal only.
+refuses "the RPM's %preun refuses the final removal while a service file names pam_mfa.so" sh $pt/debs/rpm-preun.sh 0
+check "  ... the message names the file" grep -q '/etc/pam.d/mfa-pt' <<<"$last_out"
+check "the RPM's %preun lets an upgrade go ahead" sh $pt/debs/rpm-preun.sh 1
 cp /tmp/mfa-pt.orig /etc/pam.d/mfa-pt
 
 cp /etc/pam.d/common-auth /tmp/common-auth.orig
@@ -203,6 +208,7 @@ check "  ... no pam_mfa left in /etc/pam.d" bash -c '! grep -r pam_mfa /etc/pam.
 check "  ... the module is gone" test ! -e "$module"
 check "  ... logins work: alice with her password" login alice alice-pw-1
 check "  ... logins work: bob with his password" login bob bob-pw-2
+check "the RPM's %preun allows the final removal once no PAM file names pam_mfa.so" sh $pt/debs/rpm-preun.sh 0
 
 # --- purge --------------------------------------------------------------------
 out=$(dpkg -P mfad 2>&1) && ok "dpkg -P mfad" || bad "dpkg -P mfad" "$out"

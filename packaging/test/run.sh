@@ -195,6 +195,9 @@ for deb in "$mfad_deb" "$pam_deb"; do
 	dpkg-deb --root-owner-group -b "$x" "$work/debs/prev/" >/dev/null
 done
 cp "$mfad_deb" "$pam_deb" "$work/debs/"
+# The RPM's %preun, to run its removal guard against a real /etc/pam.d.
+rpm -qp --qf '%{PREUN}' "$rpm_file" >"$work/debs/rpm-preun.sh" 2>/dev/null
+[[ -s $work/debs/rpm-preun.sh ]] || die "no %preun in $rpm_file"
 
 base=$(bash packaging/test/chroot-base.sh)
 chroot_dir=$work/root
