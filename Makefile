@@ -140,6 +140,7 @@ install:
 	install -m 0644 packaging/pam/mfa $(DESTDIR)$(PAM_CONFIGDIR)/mfa
 	@if [[ -z "$(DESTDIR)" && -d /run/systemd/system ]]; then \
 		systemctl daemon-reload; \
+		systemctl reload dbus 2>/dev/null || true; \
 		echo "installed; start the daemon with: systemctl enable --now mfad"; \
 	else \
 		echo "installed; start the daemon with: $(SBINDIR)/mfad --config $(SYSCONFDIR)/mfad/mfad.toml (or systemctl enable --now mfad)"; \
