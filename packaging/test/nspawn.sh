@@ -60,8 +60,9 @@ for u in sms-gw probe; do
 	ln -s "/etc/systemd/system/$u.service" "$root/etc/systemd/system/multi-user.target.wants/$u.service"
 done
 
-# The probe powers the container off; the timeout only guards a hang.
-timeout 300 systemd-nspawn --quiet --directory="$root" --register=no --keep-unit --private-network --boot \
+# The probe powers the container off; the timeout only guards a hang. A
+# machine name of its own lets two runs boot at once.
+timeout 300 systemd-nspawn --quiet --directory="$root" --machine="mfa-pt-${work##*.}" --register=no --keep-unit --private-network --boot \
 	>"$work/nspawn-boot.log" 2>&1 </dev/null || true
 [[ -s $root/root/probe.out ]] ||
 	die "the container wrote no results; its console: $(tail -n 20 "$work/nspawn-boot.log")"
