@@ -151,7 +151,8 @@ install:
 # database (/etc/mfad, /var/lib/mfad: the secrets). Refuses while a PAM
 # file still loads the module, as the package does.
 uninstall:
-	@if [[ -z "$(DESTDIR)" ]] && grep -lE '^[[:space:]]*[^#[:space:]].*pam_mfa\.so' /etc/pam.d/* 2>/dev/null; then \
+	@if [[ -z "$(DESTDIR)" ]] && grep -lE --exclude='*.pam-old' --exclude='*.dpkg-*' --exclude='*.ucf-*' --exclude='*.rpm*' --exclude='*~' \
+		'^[[:space:]]*[^#[:space:]].*pam_mfa\.so' /etc/pam.d/* 2>/dev/null; then \
 		echo "make uninstall: the files above still load pam_mfa.so; logins through them would fail without it: take it out first (pam-auth-update --disable mfa)" >&2; exit 1; \
 	fi
 	@if [[ -z "$(DESTDIR)" && -d /run/systemd/system ]]; then systemctl disable --now mfad 2>/dev/null || true; fi

@@ -6,6 +6,10 @@ if [ "$1" -eq 0 ]; then
 	named=""
 	for f in /etc/pam.d/*; do
 		[ -f "$f" ] || continue
+		# Backups that no login reads (rpm, authselect, editors).
+		case "$f" in
+		*.rpmsave | *.rpmnew | *.rpmorig | *.pam-old | *~) continue ;;
+		esac
 		if grep -Eq '^[[:space:]]*[^#[:space:]].*pam_mfa\.so' "$f"; then
 			named="$named $f"
 		fi

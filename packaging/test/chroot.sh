@@ -202,9 +202,11 @@ cp /tmp/common-auth.orig /etc/pam.d/common-auth
 pam-auth-update --enable mfa
 check "the profile is enabled again" grep -q pam_mfa /etc/pam.d/common-auth
 
-out=$(dpkg -r libpam-mfa 2>&1) && ok "dpkg -r libpam-mfa with the profile enabled" ||
+# A backup pam-auth-update --force leaves names the module; no login reads it.
+cp /etc/pam.d/common-auth /etc/pam.d/common-auth.pam-old
+out=$(dpkg -r libpam-mfa 2>&1) && ok "dpkg -r libpam-mfa with the profile enabled (and a common-auth.pam-old)" ||
 	bad "dpkg -r libpam-mfa with the profile enabled" "$out"
-check "  ... no pam_mfa left in /etc/pam.d" bash -c '! grep -r pam_mfa /etc/pam.d'
+check "  ... no pam_mfa left in /etc/pam.d" bash -c '! grep -r --exclude="*.pam-old" pam_mfa /etc/pam.d'
 check "  ... the module is gone" test ! -e "$module"
 check "  ... logins work: alice with her password" login alice alice-pw-1
 check "  ... logins work: bob with his password" login bob bob-pw-2
