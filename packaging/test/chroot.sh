@@ -49,8 +49,9 @@ fatal() {
 	finish
 }
 
-# No service starts from a postinst here (there is no systemd), but make
-# sure of it for invoke-rc.d too.
+# No service starts from a postinst here (systemd is installed but not
+# running, so deb-systemd-invoke does nothing); make sure of it for
+# invoke-rc.d too.
 printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
 chmod 755 /usr/sbin/policy-rc.d
 
