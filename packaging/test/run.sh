@@ -94,6 +94,15 @@ subcommand_pages() {
 }
 check "mfactl(1) and a page per subcommand, from the clap definitions" subcommand_pages
 
+completions() {
+	# bash: sourcing it registers a completion for mfactl that offers the
+	# subcommands.
+	bash -c 'source "$1" && complete -p mfactl >/dev/null && COMP_WORDS=(mfactl "") COMP_CWORD=1 && _mfactl mfactl "" mfactl && [[ " ${COMPREPLY[*]} " == *" enroll "* && " ${COMPREPLY[*]} " == *" admin "* ]] || { echo "offered: ${COMPREPLY[*]}"; exit 1; }' - "$docs/completions/mfactl.bash" || return 1
+	grep -q '^#compdef mfactl' "$docs/completions/_mfactl" || { echo "_mfactl is no zsh completion for mfactl"; return 1; }
+	grep -q '^complete -c mfactl' "$docs/completions/mfactl.fish" || { echo "mfactl.fish completes no mfactl"; return 1; }
+}
+check "bash, zsh and fish completions of mfactl (bash offers the subcommands)" completions
+
 echo "== make install, make uninstall"
 # Into DESTDIR, with a PATH whose cargo, rustc, apt-get and apt only
 # record that they were called: make install copies what make built.
