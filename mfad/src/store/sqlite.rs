@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0004-typed-device-data.sql"),
     include_str!("migrations/sqlite/0005-state-by-uid.sql"),
     include_str!("migrations/sqlite/0006-lock-count.sql"),
+    include_str!("migrations/sqlite/0009-grace.sql"),
 ];
 
 impl From<rusqlite::Error> for Error {
@@ -578,13 +579,38 @@ impl Store for SqliteStore {
         let codes = tx.execute("DELETE FROM backup_codes WHERE uid = ?1", [uid])?;
         let trusted = tx.execute("DELETE FROM trusted_devices WHERE uid = ?1", [uid])?;
         tx.execute("DELETE FROM sms_codes WHERE uid = ?1", [uid])?;
+        // The next login that must enroll starts a new grace period.
+        let grace = tx.execute("DELETE FROM grace WHERE uid = ?1", [uid])?;
         let locks = tx.execute(
             "UPDATE users SET failures = 0, locked_until = 0, locks = 0
              WHERE uid = ?1 AND (failures > 0 OR locked_until > 0 OR locks > 0)",
             [uid],
         )?;
         tx.commit()?;
-        Ok(devices + codes + trusted + locks > 0)
+        Ok(devices + codes + trusted + locks + grace > 0)
+    }
+
+    fn start_grace(&self, uid: u32, now: i64) -> Result<i64> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO grace (uid, started) VALUES (?1, ?2)",
+            params![uid, now],
+        )?;
+        let started = tx.query_row("SELECT started FROM grace WHERE uid = ?1", [uid], |r| {
+            r.get(0)
+        })?;
+        tx.commit()?;
+        Ok(started)
+    }
+
+    fn grace_starts(&self) -> Result<Vec<(u32, i64)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT uid, started FROM grace ORDER BY uid")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 
     fn unlock(&self, uid: u32) -> Result<bool> {
