@@ -108,7 +108,9 @@ impl Error {
 #[zbus(signature = "s")]
 #[serde(rename_all = "lowercase")]
 pub enum BeginAction {
-    /// Not enrolled and the policy is optional: PAM_IGNORE.
+    /// No code asked (not enrolled and not required, exempt, or in the grace
+    /// period to enroll): PAM_IGNORE. A non-empty message is a notice to
+    /// show as info text (the grace period's time left).
     Ignore,
     /// No code needed (trusted device): PAM_SUCCESS.
     Allow,

@@ -11,7 +11,7 @@
 //!   │
 //! Begin ──unavailable──> failmode: secure AuthInfoUnavail / safe Ignore
 //!   │   ──refused (mfad error)──> show message, AuthErr
-//!   ├─ ignore ──> Ignore
+//!   ├─ ignore ──> show message, if any (info, also under PAM_SILENT), Ignore
 //!   ├─ allow ───> keep the attempt in PAM_MFA_ATTEMPT, show message (info), Success
 //!   ├─ deny ────> show message (error), AuthErr
 //!   ├─ unknown ─> show "refused" note (error), AuthErr
@@ -192,6 +192,12 @@ pub fn authenticate(
     match begin.action {
         BeginAction::Ignore => {
             log.debug(&format!("not enrolled, ignoring; {who}"));
+            // A message here is the grace-period notice (enroll by when, and
+            // how), shown even under PAM_SILENT: sudo passes it by default,
+            // and a user who never sees it is locked out when it ends.
+            if !begin.message.is_empty() {
+                show_info(pam, &begin.message, log);
+            }
             Outcome::Ignore
         }
         BeginAction::Allow => {

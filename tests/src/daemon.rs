@@ -35,6 +35,8 @@ pub struct DaemonConfig {
     pub admin_group: String,
     pub log: String,
     pub policy: Policy,
+    /// Raw TOML lines added to `[policy]` after `mode` (groups, grace).
+    pub policy_toml: String,
     pub window: u32,
     pub max_failures: u32,
     pub lockout_duration: String,
@@ -114,6 +116,7 @@ impl DaemonConfig {
              \n\
              [policy]\n\
              mode = {}\n\
+             {}\n\
              \n\
              [totp]\n\
              window = {}\n\
@@ -127,6 +130,7 @@ impl DaemonConfig {
             toml_str(&self.admin_group),
             toml_str(&self.log),
             toml_str(self.policy.as_str()),
+            self.policy_toml,
             self.window,
             self.max_failures,
             toml_str(&self.lockout_duration),

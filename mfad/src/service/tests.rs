@@ -1000,3 +1000,120 @@ fn an_admin_may_not_change_root_or_another_admin() {
         s.unlock(0, protected).unwrap();
     }
 }
+
+/// A service with this `[policy]` and a directory of alice (in `staff`),
+/// bob (in `robots`) and carol (in no group).
+fn policy_service(f: impl FnOnce(&mut crate::config::Policy)) -> Service {
+    let mut config = Config::default();
+    f(&mut config.policy);
+    let mut c = core(config, None);
+    c.users = Box::new(
+        Fake::default()
+            .with("root", 0, &["root"])
+            .with(USER, USER_UID, &["staff"])
+            .with("bob", 1001, &["robots"])
+            .with("carol", 1002, &[]),
+    );
+    Service::new(c)
+}
+
+fn begin_at(s: &Service, user: &str, service: &str, now: i64) -> (BeginAction, String) {
+    let req = LoginRequest {
+        user: user.into(),
+        service: service.into(),
+        ..Default::default()
+    };
+    let (action, _, message) = s.login_begin(0, &req, now).unwrap();
+    (action, message)
+}
+
+#[test]
+fn groups_and_services_decide_who_must_use_two_step() {
+    let s = policy_service(|p| {
+        p.required_groups = vec!["staff".into()];
+        p.exempt_groups = vec!["robots".into()];
+        p.exempt_users = vec!["carol".into()];
+        p.service.insert(
+            "sudo".into(),
+            crate::config::ServicePolicy {
+                mode: Mode::Required,
+            },
+        );
+    });
+    // alice must (required group), with any service.
+    assert_eq!(begin_at(&s, USER, "sshd", NOW).0, BeginAction::Deny);
+    // carol is exempt even for sudo; bob through his group.
+    assert_eq!(begin_at(&s, "carol", "sudo", NOW).0, BeginAction::Ignore);
+    assert_eq!(begin_at(&s, "bob", "sudo", NOW).0, BeginAction::Ignore);
+    // Without the exemption, carol must for sudo only.
+    let s = policy_service(|p| {
+        p.service.insert(
+            "sudo".into(),
+            crate::config::ServicePolicy {
+                mode: Mode::Required,
+            },
+        );
+    });
+    assert_eq!(begin_at(&s, "carol", "sudo", NOW).0, BeginAction::Deny);
+    assert_eq!(begin_at(&s, "carol", "sshd", NOW).0, BeginAction::Ignore);
+    let (action, message) = s.account_check(0, "carol", "sudo", "", NOW).unwrap();
+    assert_eq!(action, AccountAction::Deny, "{message}");
+    assert_eq!(
+        s.account_check(0, "carol", "sshd", "", NOW).unwrap().0,
+        AccountAction::Ignore
+    );
+}
+
+#[test]
+fn an_exempt_user_with_a_device_is_not_asked() {
+    let s = policy_service(|p| p.exempt_users = vec![USER.into()]);
+    enroll(&s);
+    assert_eq!(begin_at(&s, USER, "sshd", NOW).0, BeginAction::Ignore);
+    assert_eq!(
+        s.account_check(0, USER, "sshd", "", NOW).unwrap().0,
+        AccountAction::Ignore
+    );
+}
+
+#[test]
+fn the_grace_period_runs_from_the_first_login_and_a_reset_restarts_it() {
+    let s = policy_service(|p| {
+        p.mode = Mode::Required;
+        p.grace_period = std::time::Duration::from_secs(3600);
+    });
+    let (action, message) = begin_at(&s, USER, "sshd", NOW);
+    assert_eq!(action, BeginAction::Ignore);
+    assert!(
+        message.contains("1 hour") && message.contains("mfactl enroll"),
+        "{message}"
+    );
+    assert_eq!(
+        s.account_check(0, USER, "sshd", "", NOW + 10).unwrap().0,
+        AccountAction::Ignore
+    );
+    let (action, message) = begin_at(&s, USER, "sshd", NOW + 1800);
+    assert_eq!(action, BeginAction::Ignore);
+    assert!(message.contains("30 minutes"), "{message}");
+    // Over: refused, in both phases.
+    assert_eq!(begin_at(&s, USER, "sshd", NOW + 3600).0, BeginAction::Deny);
+    assert_eq!(
+        s.account_check(0, USER, "sshd", "", NOW + 3600).unwrap().0,
+        AccountAction::Deny
+    );
+    // carol's period is her own, from her first login.
+    assert_eq!(
+        begin_at(&s, "carol", "sshd", NOW + 3600).0,
+        BeginAction::Ignore
+    );
+    // An admin reset starts a new one.
+    s.reset(0, USER).unwrap();
+    let (action, message) = begin_at(&s, USER, "sshd", NOW + 4000);
+    assert_eq!(action, BeginAction::Ignore);
+    assert!(message.contains("1 hour"), "{message}");
+    // Once enrolled, a code is asked for.
+    enroll(&s);
+    assert_eq!(
+        begin_at(&s, USER, "sshd", NOW + 4000).0,
+        BeginAction::Challenge
+    );
+}

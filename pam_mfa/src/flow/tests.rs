@@ -250,6 +250,21 @@ fn ignore_is_pam_ignore_without_a_prompt() {
     assert!(pam.prompts.is_empty() && pam.errors.is_empty() && pam.infos.is_empty());
 }
 
+/// The grace-period notice comes with `ignore`: shown as info, even under
+/// PAM_SILENT, and the outcome stays PAM_IGNORE.
+#[test]
+fn ignore_with_a_message_shows_it_as_info_even_when_silent() {
+    let notice = "2-step verification is required for this account: set it up within 6 days.";
+    for silent in [false, true] {
+        let mut pam = ScriptedPam::new(&[]);
+        let mut d = ScriptedDaemon::begins(BeginAction::Ignore, notice);
+        let (o, _) = run(&mut pam, &mut d, Options { silent, ..SECURE });
+        assert_eq!(o, Outcome::Ignore);
+        assert_eq!(pam.infos, [notice], "silent={silent}");
+        assert!(pam.prompts.is_empty() && pam.errors.is_empty());
+    }
+}
+
 #[test]
 fn begin_is_told_who_where_and_how() {
     let mut pam = ScriptedPam::new(&[]);

@@ -1,0 +1,146 @@
+//! Rolling 2-step out: who must use it (`required_groups`, `exempt_groups`,
+//! `exempt_users`, `[policy.service.NAME]`) with real groups through
+//! getgrouplist, and the grace period, through pamtester and stacks where
+//! PAM_IGNORE and PAM_SUCCESS pass and PAM_AUTH_ERR fails.
+
+use std::time::{Duration, Instant};
+
+use mfa_tests::daemon::toml_str;
+use mfa_tests::{Clock, Cmd, Env, PamResult, Policy, User};
+
+fn with_permit(env: &Env) -> String {
+    env.pam_service_raw(&format!(
+        "auth required {}\nauth required pam_permit.so\naccount required pam_permit.so\n",
+        env.pam_module_spec()
+    ))
+}
+
+/// Makes a new group `user`'s primary group (test users are made in
+/// `users`, which every other test user shares).
+fn set_primary_group(env: &Env, user: &User) -> String {
+    let group = env.add_group(&[]);
+    Cmd::new("usermod")
+        .args(["-g", &group, &user.name])
+        .run()
+        .assert_success();
+    let out = Cmd::new("id").args(["-Gn", &user.name]).run();
+    assert_eq!(out.stdout.trim(), group, "only the primary group: {out}");
+    group
+}
+
+#[test]
+fn groups_users_and_services_decide_who_must_use_two_step() {
+    let mut env = Env::builder().no_daemon().start();
+    let staffer = env.add_user();
+    let plain = env.add_user();
+    let robot = env.add_user();
+    let backup = env.add_user();
+    let by_primary = env.add_user();
+    let staff = env.add_group(&[&staffer, &backup]);
+    let robots = env.add_group(&[&robot]);
+    let lenient = with_permit(&env);
+    let strict = with_permit(&env);
+    let policy = format!(
+        "required_groups = [{}, {}]\nexempt_groups = [{}]\nexempt_users = [{}]\n",
+        toml_str(&staff),
+        toml_str(&set_primary_group(&env, &by_primary)),
+        toml_str(&robots),
+        toml_str(&backup.name),
+    );
+    env.set_config(|c| {
+        c.policy_toml = policy;
+        c.extra_toml = format!(
+            "[policy.service.{}]\nmode = \"required\"\n",
+            toml_str(&strict)
+        );
+    });
+    env.start_daemon();
+    env.enroll_raw(&robot);
+
+    let login = |user: &User, service: &str| env.pamtester(service, user, &[]);
+    // A supplementary group of required_groups, and a primary one.
+    login(&staffer, &lenient).assert_result(PamResult::AuthErr);
+    login(&by_primary, &lenient).assert_result(PamResult::AuthErr);
+    // Nobody else must, except through the strict service.
+    let r = login(&plain, &lenient);
+    r.assert_result(PamResult::Success);
+    assert_eq!(r.prompts(), 0, "{}", r.output);
+    login(&plain, &strict).assert_result(PamResult::AuthErr);
+    // Exempt by group (even with a device) and by name (even in staff):
+    // never asked, and the login is logged.
+    for user in [&robot, &backup] {
+        let r = login(user, &strict);
+        r.assert_result(PamResult::Success);
+        assert_eq!(r.prompts(), 0, "{} is exempt:\n{}", user.name, r.output);
+        let log = env.daemon_log();
+        assert!(
+            log.lines()
+                .any(|l| l.contains("login exempt") && l.contains(&format!("user={}", user.name))),
+            "{log}"
+        );
+    }
+    // Anyone else with a device is asked for a code.
+    assert!(!env
+        .daemon_log()
+        .contains(&format!("user={} exempt", plain.name)));
+    let dev = env.enroll_raw(&plain);
+    let code = Clock::now().code(&dev.secret, 0);
+    let r = env.pamtester(&lenient, &plain, &[&code]);
+    r.assert_result(PamResult::Success);
+    assert_eq!(r.prompts(), 1, "{}", r.output);
+}
+
+/// Polls `f` until it holds or `limit` passes.
+fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    f()
+}
+
+#[test]
+fn the_grace_period_runs_from_the_first_login_until_it_ends_and_a_reset_restarts_it() {
+    let env = Env::builder()
+        .policy(Policy::Required)
+        .policy_toml("grace_period = \"4s\"")
+        .start();
+    let nina = env.add_user();
+    let svc = with_permit(&env);
+    // The period starts at nina's first login, not when mfad started.
+    std::thread::sleep(Duration::from_secs(5));
+    let first = Instant::now();
+    let r = env.pamtester(&svc, &nina, &[]);
+    r.assert_result(PamResult::Success);
+    assert_eq!(r.prompts(), 0, "{}", r.output);
+    let text = r.output.all();
+    assert!(
+        text.contains("mfactl enroll totp") && text.contains("second"),
+        "the user is told how long is left and how to enroll:\n{text}"
+    );
+    // Ends 4 seconds after the first login.
+    std::thread::sleep(Duration::from_secs(5).saturating_sub(first.elapsed()));
+    let r = env.pamtester(&svc, &nina, &[]);
+    r.assert_result(PamResult::AuthErr);
+    assert!(
+        !r.output.all().contains("mfactl enroll totp"),
+        "{}",
+        r.output
+    );
+    // An admin reset gives her a new one.
+    env.call(None, &["admin-reset", &nina.name]).ok();
+    env.pamtester(&svc, &nina, &[])
+        .assert_result(PamResult::Success);
+    assert!(
+        eventually(Duration::from_secs(8), || env
+            .pamtester(&svc, &nina, &[])
+            .result()
+            == PamResult::AuthErr),
+        "the new period ends too"
+    );
+    let log = env.daemon_log();
+    assert!(log.contains("login in grace period"), "{log}");
+}
