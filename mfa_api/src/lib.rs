@@ -219,6 +219,16 @@ pub struct UserSummary {
     pub locked_until: i64,
 }
 
+/// One line of `Admin.ListMissing`: a user who must use 2-step and has no
+/// device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct MissingUser {
+    pub user: String,
+    /// Seconds of their grace period left; -1 when it has not started (it
+    /// starts at their next login), 0 when it is over or there is none.
+    pub grace_left: i64,
+}
+
 /// Used by the PAM module: one authentication is `Begin` then `Answer`s.
 ///
 /// root may verify any user; any other caller only itself (screen lockers).
@@ -356,6 +366,13 @@ pub trait Admin {
     fn remove_trusted_device(&self, user: &str, id: &str) -> Result<(), Error>;
 
     fn remove_all_trusted_devices(&self, user: &str) -> Result<u32, Error>;
+
+    /// Users who must use 2-step and have no device: local accounts with a
+    /// login shell and anyone seen at login, by name.
+    fn list_missing(&self) -> Result<Vec<MissingUser>, Error>;
+
+    /// Removes one device of the user, without a code (the user lost it).
+    fn remove_device(&self, user: &str, device_id: &str) -> Result<(), Error>;
 }
 
 /// The D-Bus address `address` names: `"system"` is [`SYSTEM_BUS_ADDRESS`],

@@ -154,7 +154,12 @@ pub struct TotpArgs {
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// List every user with a device or lockout state.
-    List,
+    List {
+        /// Instead, the users who must use 2-step and have no device, with
+        /// the time left of their grace period.
+        #[arg(long)]
+        missing: bool,
+    },
     /// Show one user's devices, backup codes left and lockout state.
     Status {
         #[arg(value_name = "USER")]
@@ -165,6 +170,14 @@ pub enum AdminCommand {
     Reset {
         #[arg(value_name = "USER")]
         user: String,
+    },
+    /// Remove one of a user's devices (a lost phone), without a code.
+    Remove {
+        #[arg(value_name = "USER")]
+        user: String,
+        /// The device's id, as `admin status USER` shows it.
+        #[arg(value_name = "DEVICE_ID")]
+        device_id: String,
     },
     /// Clear a user's failed attempts and lockout.
     Unlock {

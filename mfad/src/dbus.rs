@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mfa_api::{
-    AccountAction, AnswerResult, BeginAction, Error as WireError, TrustedDevice, UserStatus,
-    UserSummary,
+    AccountAction, AnswerResult, BeginAction, Error as WireError, MissingUser, TrustedDevice,
+    UserStatus, UserSummary,
 };
 use zbus::fdo::DBusProxy;
 use zbus::interface;
@@ -404,6 +404,27 @@ impl Admin {
         let caller = self.0.caller(&header).await?;
         self.0
             .run(move |s, _| s.admin_remove_all_trusted_devices(caller, &user))
+            .await
+    }
+
+    #[zbus(out_args("users"))]
+    async fn list_missing(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<MissingUser>, WireError> {
+        let caller = self.0.caller(&header).await?;
+        self.0.run(move |s, now| s.list_missing(caller, now)).await
+    }
+
+    async fn remove_device(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        user: String,
+        device_id: String,
+    ) -> Result<(), WireError> {
+        let caller = self.0.caller(&header).await?;
+        self.0
+            .run(move |s, _| s.admin_remove_device(caller, &user, &device_id))
             .await
     }
 }

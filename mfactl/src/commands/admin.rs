@@ -11,7 +11,30 @@ pub async fn run(ctx: &Ctx, command: AdminCommand) -> Result<(), Error> {
     let admin = ctx.admin(&conn).await?;
     let term = &ctx.term;
     match command {
-        AdminCommand::List => {
+        AdminCommand::List { missing: true } => {
+            let users = admin.list_missing().await.map_err(|e| ctx.api(e))?;
+            if term.json {
+                term.print_json(&output::missing_json(&users))
+            } else {
+                term.print(&output::missing_text(&users))
+            }
+        }
+        AdminCommand::Remove { user, device_id } => {
+            admin
+                .remove_device(&user, &device_id)
+                .await
+                .map_err(|e| ctx.api(e))?;
+            if term.json {
+                term.print_json(&output::ok_json())
+            } else {
+                term.print(&format!(
+                    "Removed device {} of {}.\n",
+                    output::clean(&device_id),
+                    output::clean(&user)
+                ))
+            }
+        }
+        AdminCommand::List { missing: false } => {
             let users = admin.list_users().await.map_err(|e| ctx.api(e))?;
             if term.json {
                 term.print_json(&output::list_json(&users))

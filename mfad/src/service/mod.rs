@@ -18,7 +18,9 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use mfa_api::{AccountAction, AnswerResult, BeginAction, TrustedDevice, UserStatus, UserSummary};
+use mfa_api::{
+    AccountAction, AnswerResult, BeginAction, MissingUser, TrustedDevice, UserStatus, UserSummary,
+};
 
 use crate::audit::Audit;
 use crate::config::Config;
@@ -333,5 +335,16 @@ impl Service {
     pub fn unlock(&self, caller: u32, user: &str) -> Result<()> {
         let target = self.admin_change(caller, user)?;
         admin::unlock(&self.core, &target)
+    }
+
+    pub fn list_missing(&self, caller: u32, now: i64) -> Result<Vec<MissingUser>> {
+        let grant = authz::admin(&self.core, caller)?;
+        admin::list_missing(&self.core, &grant, now)
+    }
+
+    /// An admin removes a device the user lost; no code, as for a reset.
+    pub fn admin_remove_device(&self, caller: u32, user: &str, device_id: &str) -> Result<()> {
+        let target = self.admin_change(caller, user)?;
+        account::delete_device(&self.core, &target.as_owner(), device_id)
     }
 }

@@ -1117,3 +1117,85 @@ fn the_grace_period_runs_from_the_first_login_and_a_reset_restarts_it() {
         BeginAction::Challenge
     );
 }
+
+#[test]
+fn admins_list_who_must_still_enroll_with_their_grace_left() {
+    let s = policy_service(|p| {
+        p.required_groups = vec!["staff".into()];
+        p.grace_period = std::time::Duration::from_secs(3600);
+    });
+    let missing = |now| s.list_missing(0, now).unwrap();
+    // alice must (staff) and has not logged in yet; bob and carol need not.
+    assert_eq!(
+        missing(NOW),
+        [mfa_api::MissingUser {
+            user: USER.into(),
+            grace_left: -1
+        }]
+    );
+    begin_at(&s, USER, "sshd", NOW);
+    assert_eq!(missing(NOW + 600)[0].grace_left, 3000);
+    assert_eq!(missing(NOW + 4000)[0].grace_left, 0);
+    // A service that requires it makes everyone not exempt count.
+    let s2 = policy_service(|p| {
+        p.exempt_users = vec!["bob".into()];
+        p.service.insert(
+            "sudo".into(),
+            crate::config::ServicePolicy {
+                mode: Mode::Required,
+            },
+        );
+    });
+    let names: Vec<String> = s2
+        .list_missing(0, NOW)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.user)
+        .collect();
+    assert_eq!(names, [USER, "carol"]);
+    // Enrolled users are not missing; nobody but an admin may ask.
+    enroll(&s);
+    assert!(missing(NOW + 4000).is_empty());
+    assert!(matches!(
+        s.list_missing(1002, NOW),
+        Err(Error::AccessDenied(_))
+    ));
+}
+
+#[test]
+fn admins_remove_a_device_without_a_code_but_not_an_admins() {
+    let mut config = Config::default();
+    config.daemon.admin_group = "admins".into();
+    let mut c = core(config, None);
+    c.users = Box::new(
+        Fake::default()
+            .with("root", 0, &["root"])
+            .with(USER, USER_UID, &[])
+            .with("ada", 1001, &["admins"])
+            .with("abe", 1002, &["admins"]),
+    );
+    let s = Service::new(c);
+    enroll(&s);
+    let id = s.status(0, USER).unwrap().devices[0].id.clone();
+    assert!(matches!(
+        s.admin_remove_device(1001, USER, "nope"),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        s.admin_remove_device(USER_UID, USER, &id),
+        Err(Error::AccessDenied(_))
+    ));
+    s.admin_remove_device(1001, USER, &id).unwrap();
+    assert!(!s.status(0, USER).unwrap().enrolled);
+    // Another admin's device: only root.
+    let (eid, uri, _) = s.enroll_totp_begin(0, "abe", "phone", NOW).unwrap();
+    let secret = secret_of(&uri);
+    s.enroll_totp_confirm(0, "abe", &eid, &code(&secret, -1), &code(&secret, 0), NOW)
+        .unwrap();
+    let abe_dev = s.status(0, "abe").unwrap().devices[0].id.clone();
+    assert!(matches!(
+        s.admin_remove_device(1001, "abe", &abe_dev),
+        Err(Error::AccessDenied(_))
+    ));
+    s.admin_remove_device(0, "abe", &abe_dev).unwrap();
+}

@@ -144,3 +144,97 @@ fn the_grace_period_runs_from_the_first_login_until_it_ends_and_a_reset_restarts
     let log = env.daemon_log();
     assert!(log.contains("login in grace period"), "{log}");
 }
+
+fn device_id(env: &Env, user: &User) -> String {
+    let s = env.mfactl_json(None, &["admin", "status", &user.name]);
+    s["devices"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no device: {s}"))
+        .to_string()
+}
+
+fn missing(env: &Env, as_user: Option<&User>) -> Vec<(String, i64)> {
+    let v = env.mfactl_json(as_user, &["admin", "list", "--missing"]);
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a list: {v}"))
+        .iter()
+        .map(|m| {
+            (
+                m["user"].as_str().expect("user").to_string(),
+                m["grace_left"].as_i64().expect("grace_left"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn admins_see_who_is_missing_and_remove_a_lost_device() {
+    let mut env = Env::builder().no_daemon().start();
+    let ann = env.add_login_user(None);
+    let nol = env.add_user(); // no login shell: listed once seen at login
+    let plain = env.add_login_user(None);
+    let adm = env.add_user();
+    let adm2 = env.add_login_user(None);
+    let staff = env.add_group(&[&ann, &nol, &adm2]);
+    let admins = env.add_group(&[&adm, &adm2]);
+    env.set_config(|c| {
+        c.admin_group = admins.clone();
+        c.policy_toml = format!(
+            "required_groups = [{}]\ngrace_period = \"1h\"\n",
+            toml_str(&staff)
+        );
+    });
+    env.start_daemon();
+    let ours = |list: Vec<(String, i64)>| -> Vec<(String, i64)> {
+        let names = [&ann.name, &nol.name, &plain.name, &adm.name, &adm2.name];
+        list.into_iter()
+            .filter(|(u, _)| names.contains(&u))
+            .collect()
+    };
+    let mut want = vec![(ann.name.clone(), -1), (adm2.name.clone(), -1)];
+    want.sort();
+    assert_eq!(ours(missing(&env, None)), want);
+
+    // nol is seen at login: listed, with the grace period running.
+    let svc = with_permit(&env);
+    env.pamtester(&svc, &nol, &[])
+        .assert_result(PamResult::Success);
+    let now = ours(missing(&env, Some(&adm)));
+    let nol_left = now.iter().find(|(u, _)| *u == nol.name).map(|m| m.1);
+    assert!(
+        matches!(nol_left, Some(l) if (3590..=3600).contains(&l)),
+        "{now:?}"
+    );
+    let text = env.mfactl(&["admin", "list", "--missing"]);
+    text.assert_success();
+    assert!(text.stdout.contains("starts at the next login"), "{text}");
+    assert!(text.stdout.contains(&ann.name), "{text}");
+
+    // Enrolled: off the list. The admin removes ann's lost phone: back on.
+    env.enroll_raw(&ann);
+    assert!(!ours(missing(&env, None)).iter().any(|m| m.0 == ann.name));
+    let id = device_id(&env, &ann);
+    let r = env.mfactl_as(&adm, &["admin", "remove", &ann.name, &id]);
+    r.assert_success();
+    assert!(r.stdout.contains(&id), "{r}");
+    assert!(ours(missing(&env, None)).iter().any(|m| m.0 == ann.name));
+    let again = env.mfactl_as(&adm, &["admin", "remove", &ann.name, &id]);
+    again.assert_failure();
+    assert!(again.stderr.contains("No device"), "{again}");
+
+    // Another admin's device: only root may remove it.
+    env.enroll_raw(&adm2);
+    let id2 = device_id(&env, &adm2);
+    let r = env.mfactl_as(&adm, &["admin", "remove", &adm2.name, &id2]);
+    r.assert_failure();
+    assert!(r.stderr.contains("Only root"), "{r}");
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{r}");
+    env.mfactl(&["admin", "remove", &adm2.name, &id2])
+        .assert_success();
+    // Not an admin: refused.
+    let r = env.mfactl_as(&plain, &["admin", "list", "--missing"]);
+    r.assert_failure();
+    let r = env.mfactl_as(&plain, &["admin", "remove", &nol.name, "x"]);
+    r.assert_failure();
+    assert!(r.stderr.contains("admin"), "{r}");
+}
