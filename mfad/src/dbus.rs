@@ -110,7 +110,8 @@ impl Context {
     }
 }
 
-fn now() -> i64 {
+/// The time, read once per call (and by `--check-config`).
+pub fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::DirBuilderExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -19,13 +19,23 @@ use mfad::store::sqlite::SqliteStore;
 use mfad::users::{self, Directory};
 use mfad::{dbus, gateway, random};
 
-const USAGE: &str = "usage: mfad [--config PATH]";
+const USAGE: &str = "usage: mfad [--check-config] [--config PATH]";
 
-fn parse_args() -> std::result::Result<Option<(PathBuf, bool)>, String> {
+/// What the command line asks for.
+struct Args {
+    config: PathBuf,
+    /// The path was given with --config (so it must exist).
+    explicit: bool,
+    check: bool,
+}
+
+fn parse_args() -> std::result::Result<Option<Args>, String> {
     let mut args = std::env::args_os().skip(1);
     let mut config = None;
+    let mut check = false;
     while let Some(arg) = args.next() {
         match arg.to_str() {
+            Some("--check-config") => check = true,
             Some("--config") => match args.next() {
                 Some(p) => config = Some(PathBuf::from(p)),
                 None => return Err("--config needs a path".into()),
@@ -43,14 +53,16 @@ fn parse_args() -> std::result::Result<Option<(PathBuf, bool)>, String> {
             _ => return Err(format!("unexpected argument {arg:?}")),
         }
     }
-    Ok(Some(match config {
-        Some(p) => (p, true),
-        None => (PathBuf::from(config::DEFAULT_PATH), false),
+    let explicit = config.is_some();
+    Ok(Some(Args {
+        config: config.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH)),
+        explicit,
+        check,
     }))
 }
 
 fn main() -> ExitCode {
-    let (path, explicit) = match parse_args() {
+    let args = match parse_args() {
         Ok(Some(a)) => a,
         Ok(None) => return ExitCode::SUCCESS,
         Err(e) => {
@@ -60,7 +72,12 @@ fn main() -> ExitCode {
     };
     // Everything mfad creates (database, WAL, lock file) is for root alone.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    match run(&path, explicit) {
+    let result = if args.check {
+        check_config(&args.config, args.explicit)
+    } else {
+        run(&args.config, args.explicit)
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mfad: {e}");
@@ -69,7 +86,34 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(path: &std::path::Path, explicit: bool) -> Result<()> {
+/// `--check-config`: validates the file and prints what it would do; the
+/// state database, when there is one, says who has a device.
+fn check_config(path: &Path, explicit: bool) -> Result<()> {
+    let config = Config::load(path, explicit)?;
+    let db = config.daemon.state_dir.join("mfad.db");
+    let store = if db.exists() {
+        SqliteStore::open(&config.daemon.state_dir, &|name| users::Nss.account(name))?
+    } else {
+        SqliteStore::open_in_memory()?
+    };
+    let service = Service::new(Core {
+        config: config.clone(),
+        issuer: String::new(),
+        store: Arc::new(store),
+        audit: Arc::new(Audit::new(config::LogTarget::Stderr)),
+        users: Box::new(users::Nss),
+        random: Box::new(random::Os),
+        sms: None,
+    });
+    let missing = service.list_missing(0, dbus::now())?;
+    print!(
+        "{}",
+        mfad::check::report(&config, path, &missing, &users::Nss)
+    );
+    Ok(())
+}
+
+fn run(path: &Path, explicit: bool) -> Result<()> {
     let config = Config::load(path, explicit)?;
     let audit = Audit::new(config.daemon.log);
     let state_dir = config.daemon.state_dir.clone();
@@ -115,14 +159,31 @@ fn run(path: &std::path::Path, explicit: bool) -> Result<()> {
         random: Box::new(random::Os),
         sms,
     }));
-    runtime.block_on(serve(service, &bus))
+    runtime.block_on(serve(service, &bus, path, explicit))
 }
 
-async fn serve(service: Arc<Service>, bus: &str) -> Result<()> {
+/// SIGHUP: re-reads the file. A bad one is refused and logged, and the
+/// configuration in force stays.
+fn reload(service: &Service, path: &Path, explicit: bool) {
+    let audit = service.audit();
+    match Config::load(path, explicit) {
+        Ok(config) => {
+            let kept = service.reload(config);
+            audit.info("config reloaded", &[("path", &path.to_string_lossy())]);
+            if !kept.is_empty() {
+                audit.warn("config needs a restart", &[("unchanged", &kept.join(", "))]);
+            }
+        }
+        Err(e) => audit.warn("config refused", &[("error", &e.to_string())]),
+    }
+}
+
+async fn serve(service: Arc<Service>, bus: &str, path: &Path, explicit: bool) -> Result<()> {
     // Before the name is owned: whoever sees mfad on the bus may stop it,
     // and SIGTERM must then end it cleanly, not by the default action.
     let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut hup = signal(tokio::signal::unix::SignalKind::hangup())?;
     let conn = mfa_api::connect(bus)
         .await
         .map_err(|e| Error::Io(format!("cannot connect to the D-Bus bus {bus}: {e}")))?;
@@ -156,20 +217,30 @@ async fn serve(service: Arc<Service>, bus: &str) -> Result<()> {
             )));
         }
     }
-    drop_capabilities(service.audit());
+    drop_capabilities(&service.audit());
     eprintln!("mfad: serving {} on {bus}", mfa_api::BUS_NAME);
     service.audit().info("started", &[("bus", bus)]);
 
     let lost = bus_lost(&conn);
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-        why = lost => {
-            // Logins would wait for an mfad that no longer answers: better
-            // to exit and be restarted (systemd) or activated again.
-            let why = why.unwrap_or_else(|e| e.to_string());
-            service.audit().warn("stopped", &[("reason", &why)]);
-            return Err(Error::Io(format!("stopping: {why}")));
+    tokio::pin!(lost);
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                let service = service.clone();
+                let path = path.to_path_buf();
+                // The new config waits for the calls in flight: off the
+                // runtime's threads.
+                let _ = tokio::task::spawn_blocking(move || reload(&service, &path, explicit)).await;
+            }
+            why = &mut lost => {
+                // Logins would wait for an mfad that no longer answers: better
+                // to exit and be restarted (systemd) or activated again.
+                let why = why.unwrap_or_else(|e| e.to_string());
+                service.audit().warn("stopped", &[("reason", &why)]);
+                return Err(Error::Io(format!("stopping: {why}")));
+            }
         }
     }
     service.audit().info("stopped", &[]);

@@ -212,7 +212,7 @@ fn gateway_down_leaves_backup_codes_or_denies() {
         .login_answer(0, &token, backup[0].as_bytes(), NOW)
         .unwrap();
     assert_eq!(r, AnswerResult::Success);
-    s.core.store.replace_backup_codes(USER_UID, &[]).unwrap();
+    s.core().store.replace_backup_codes(USER_UID, &[]).unwrap();
     let (action, token, msg) = begin(&s);
     assert_eq!(action, BeginAction::Deny);
     assert!(token.is_empty());
@@ -409,7 +409,7 @@ fn three_wrong_tries_end_the_attempt_and_enough_lock_the_user() {
     // Locked: Begin denies and a correct code does not help.
     assert_eq!(begin(&s).0, BeginAction::Deny);
     assert!(matches!(
-        verify::require_code(&s.core, &alice(), &code(&secret, 1), NOW),
+        verify::require_code(&s.core(), &alice(), &code(&secret, 1), NOW),
         Err(Error::LockedOut(_))
     ));
     s.unlock(0, USER).unwrap();
@@ -787,10 +787,10 @@ fn a_full_attempt_table_drops_its_oldest_attempts_not_new_logins() {
         user: USER.into(),
         ..Default::default()
     };
-    let grant = authz::login(&s.core, 0, USER).unwrap();
+    let grant = authz::login(&s.core(), 0, USER).unwrap();
     let add = |now| {
         s.attempts
-            .add(&s.core, &grant, &req, None, true, now)
+            .add(&s.core(), &grant, &req, None, true, now)
             .unwrap()
     };
     let first = add(NOW);
@@ -1198,4 +1198,41 @@ fn admins_remove_a_device_without_a_code_but_not_an_admins() {
         Err(Error::AccessDenied(_))
     ));
     s.admin_remove_device(0, "abe", &abe_dev).unwrap();
+}
+
+#[test]
+fn a_reload_changes_the_policy_and_keeps_logins_in_flight() {
+    let s = service(Mode::Optional);
+    let (secret, _) = enroll(&s);
+    let (action, token, _) = begin(&s);
+    assert_eq!(action, BeginAction::Challenge);
+    let mut config = Config::default();
+    config.policy.mode = Mode::Required;
+    config.daemon.bus = "unix:path=/elsewhere".into();
+    config.daemon.log = LogTarget::Stderr;
+    let kept = s.reload(config);
+    assert_eq!(kept, ["[daemon] bus"]);
+    assert_eq!(s.core().config.daemon.bus, Config::default().daemon.bus);
+    // The login begun before the reload still takes its code.
+    assert_eq!(
+        s.login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+            .unwrap()
+            .0,
+        AnswerResult::Success
+    );
+    // The new policy applies to the next login.
+    assert_eq!(
+        s.login_begin(
+            0,
+            &LoginRequest {
+                user: "root".into(),
+                service: "sshd".into(),
+                ..Default::default()
+            },
+            NOW
+        )
+        .unwrap()
+        .0,
+        BeginAction::Deny
+    );
 }

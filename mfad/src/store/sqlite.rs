@@ -73,8 +73,8 @@ impl SqliteStore {
         SqliteStore::init(conn, account_of)
     }
 
-    /// A private in-memory database, for unit tests.
-    #[cfg(test)]
+    /// A private in-memory database: for unit tests, and for
+    /// `mfad --check-config` on a machine where mfad never ran.
     pub fn open_in_memory() -> Result<SqliteStore> {
         SqliteStore::init(Connection::open_in_memory()?, &|_| None)
     }

@@ -238,3 +238,106 @@ fn admins_see_who_is_missing_and_remove_a_lost_device() {
     r.assert_failure();
     assert!(r.stderr.contains("admin"), "{r}");
 }
+
+fn hup(env: &Env) {
+    let pid = env.daemon_pid().expect("mfad runs");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .expect("SIGHUP to mfad");
+}
+
+/// Waits until the daemon's log has `n` lines containing `what`.
+fn wait_log(env: &Env, what: &str, n: usize) -> String {
+    let ok = eventually(Duration::from_secs(10), || {
+        env.daemon_log().matches(what).count() >= n
+    });
+    let log = env.daemon_log();
+    assert!(ok, "no {n}x {what:?} in the log:\n{log}");
+    log
+}
+
+#[test]
+fn sighup_rereads_the_config_and_keeps_logins_in_flight() {
+    let mut env = Env::new();
+    let una = env.add_user();
+    let eve = env.add_user();
+    let dev = env.enroll_raw(&eve);
+    let svc = with_permit(&env);
+    env.pamtester(&svc, &una, &[])
+        .assert_result(PamResult::Success);
+    // eve's login is waiting for her code while the config changes.
+    let begun = env.call(None, &["login-begin", &eve.name]);
+    assert_eq!(begun.ok()["action"], "challenge", "{begun:?}");
+    let attempt = begun.ok()["attempt"].as_str().expect("attempt").to_string();
+
+    env.set_config(|c| c.policy = Policy::Required);
+    hup(&env);
+    wait_log(&env, "config reloaded", 1);
+    env.pamtester(&svc, &una, &[])
+        .assert_result(PamResult::AuthErr);
+    let code = Clock::now().code(&dev.secret, 0);
+    let answered = env.call(None, &["answer", &attempt, &code]);
+    assert_eq!(answered.ok()["result"], "success", "{answered:?}");
+
+    // A bad file is refused, logged, and the config in force stays.
+    std::fs::write(env.config_path(), "[policy]\nmode = \"maybe\"\n").expect("write");
+    hup(&env);
+    let log = wait_log(&env, "config refused", 1);
+    let line = log
+        .lines()
+        .find(|l| l.contains("config refused"))
+        .unwrap_or_default();
+    assert!(line.contains("line 2"), "{line}");
+    env.pamtester(&svc, &una, &[])
+        .assert_result(PamResult::AuthErr);
+    assert!(env.daemon_pid().is_some(), "mfad still runs");
+    // What needs a restart is said, and kept.
+    env.set_config(|c| c.bus = "unix:path=/nonexistent/bus".into());
+    hup(&env);
+    let log = wait_log(&env, "config reloaded", 2);
+    assert!(log.contains("config needs a restart"), "{log}");
+    env.pamtester(&svc, &una, &[])
+        .assert_result(PamResult::AuthErr);
+}
+
+#[test]
+fn check_config_prints_the_policy_and_warns_about_root() {
+    let env = Env::builder()
+        .no_daemon()
+        .policy(Policy::Required)
+        .policy_toml("grace_period = \"7d\"")
+        .start();
+    let out = Cmd::new(mfa_tests::paths::mfad())
+        .arg("--check-config")
+        .arg("--config")
+        .arg(env.config_path())
+        .run();
+    out.assert_success();
+    for want in [
+        "valid",
+        "mode = \"required\", grace_period = \"7days\"",
+        "have no device:",
+        "warning: root must use 2-step verification but has no device",
+    ] {
+        assert!(out.stdout.contains(want), "{want:?}:\n{out}");
+    }
+    // mfad never ran there: check-config leaves no state behind.
+    assert!(!env.state_dir().join("mfad.db").exists());
+
+    let bad = env.write_file("bad.toml", "[policy]\nexempt_users = [\"a b\"]\n");
+    let out = Cmd::new(mfa_tests::paths::mfad())
+        .args(["--check-config", "--config"])
+        .arg(&bad)
+        .run();
+    out.assert_failure();
+    assert!(out.stdout.is_empty(), "{out}");
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{out}");
+    assert!(out.stderr.contains("exempt_users"), "{out}");
+    let missing = Cmd::new(mfa_tests::paths::mfad())
+        .args(["--check-config", "--config", "/nonexistent/mfad.toml"])
+        .run();
+    missing.assert_failure();
+    assert!(missing.stderr.contains("cannot read"), "{missing}");
+}
