@@ -8,6 +8,8 @@
 #![forbid(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
+
+pub mod breakglass;
 use zbus::{proxy, Type};
 
 /// The daemon's well-known bus name. Only root may own it (D-Bus policy).

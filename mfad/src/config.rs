@@ -36,6 +36,9 @@ pub struct Daemon {
     /// Members may use the Admin interface besides root.
     pub admin_group: String,
     pub log: LogTarget,
+    /// The break-glass codes (`mfactl admin break-glass`); mfad reports
+    /// the used ones when it starts.
+    pub break_glass: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -148,6 +151,7 @@ impl Default for Daemon {
             issuer: String::new(),
             admin_group: String::new(),
             log: LogTarget::Auto,
+            break_glass: PathBuf::from(mfa_api::breakglass::DEFAULT_PATH),
         }
     }
 }

@@ -116,6 +116,7 @@ fn check_config(path: &Path, explicit: bool) -> Result<()> {
 fn run(path: &Path, explicit: bool) -> Result<()> {
     let config = Config::load(path, explicit)?;
     let audit = Audit::new(config.daemon.log);
+    report_break_glass(&config.daemon.break_glass, &audit);
     let state_dir = config.daemon.state_dir.clone();
     // One daemon per state directory, whatever bus it serves; the lock is
     // taken before the database is opened, so two daemons never migrate it
@@ -160,6 +161,25 @@ fn run(path: &Path, explicit: bool) -> Result<()> {
         sms,
     }));
     runtime.block_on(serve(service, &bus, path, explicit))
+}
+
+/// Logs every break-glass code used (by pam_mfa, while mfad could not be
+/// asked), at each start until new codes are made.
+fn report_break_glass(path: &Path, audit: &Audit) {
+    match mfa_api::breakglass::uses(path) {
+        Ok(uses) => {
+            for u in uses {
+                audit.warn(
+                    "break-glass code was used",
+                    &[("user", &u.user), ("at", &u.used_at.to_string())],
+                );
+            }
+        }
+        Err(e) if path.exists() => {
+            audit.warn("break-glass codes unreadable", &[("error", &e.to_string())])
+        }
+        Err(_) => {}
+    }
 }
 
 /// SIGHUP: re-reads the file. A bad one is refused and logged, and the

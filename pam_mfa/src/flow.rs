@@ -11,6 +11,9 @@
 //!   │
 //! Begin ──unavailable──> failmode: secure AuthInfoUnavail / safe Ignore
 //!   │   ──refused (mfad error)──> show message, AuthErr
+//!   │   ──unavailable, user in breakglass_users──> prompt for a break-glass
+//!   │       code: used up ──> Success (LOG_CRIT); wrong/used ──> AuthErr;
+//!   │       file unusable ──> failmode
 //!   ├─ ignore ──> show message, if any (info, also under PAM_SILENT), Ignore
 //!   ├─ allow ───> keep the attempt in PAM_MFA_ATTEMPT, show message (info), Success
 //!   ├─ deny ────> show message (error), AuthErr
@@ -139,10 +142,57 @@ pub struct Options {
     pub silent: bool,
 }
 
-/// One authentication, start to end.
+/// Break-glass codes (`breakglass=PATH`): used only when mfad cannot be
+/// asked, never on one of its refusals.
+pub trait BreakGlass {
+    /// Whether `user` may use a code (`breakglass_users=`) at all.
+    fn applies(&self, user: &str) -> bool;
+    /// Uses up `code` for `user`: Ok(true) if it was an unused code, now
+    /// used; Err with a line for the log if the file cannot be used.
+    fn consume(&mut self, user: &str, code: &[u8]) -> Result<bool, String>;
+    /// Whether `user` used a code in the last [`BREAK_GLASS_ACCOUNT_SECS`]
+    /// (the account phase after the auth phase that used it).
+    fn used_recently(&mut self, user: &str) -> bool;
+}
+
+/// No `breakglass=`: nobody may use a code.
+pub struct NoBreakGlass;
+
+impl BreakGlass for NoBreakGlass {
+    fn applies(&self, _: &str) -> bool {
+        false
+    }
+    fn consume(&mut self, _: &str, _: &[u8]) -> Result<bool, String> {
+        Ok(false)
+    }
+    fn used_recently(&mut self, _: &str) -> bool {
+        false
+    }
+}
+
+/// How long after a break-glass login its account phase passes without mfad.
+pub const BREAK_GLASS_ACCOUNT_SECS: i64 = 600;
+/// The prompt for a break-glass code.
+pub const BREAK_GLASS_PROMPT: &str =
+    "Two-step verification is unavailable. Emergency (break-glass) code: ";
+/// What the user sees after a wrong break-glass code.
+pub const BREAK_GLASS_WRONG: &str = "Wrong or used emergency code.";
+
+/// One authentication, start to end, without break-glass codes.
 pub fn authenticate(
     pam: &mut impl Pam,
     daemon: &mut impl Daemon,
+    options: Options,
+    log: &mut impl Log,
+) -> Outcome {
+    authenticate_with(pam, daemon, &mut NoBreakGlass, options, log)
+}
+
+/// One authentication, start to end.
+pub fn authenticate_with(
+    pam: &mut impl Pam,
+    daemon: &mut impl Daemon,
+    glass: &mut impl BreakGlass,
     options: Options,
     log: &mut impl Log,
 ) -> Outcome {
@@ -186,6 +236,9 @@ pub fn authenticate(
             ));
             show_error(pam, &message, log);
             return Outcome::AuthErr;
+        }
+        Err(e) if glass.applies(&request.user) => {
+            return break_glass(pam, glass, options, log, &e, &request.user, &who)
         }
         Err(e) => return unavailable(pam, options, log, &e, &who),
     };
@@ -375,6 +428,19 @@ pub fn account(
     options: Options,
     log: &mut impl Log,
 ) -> Outcome {
+    account_with(pam, daemon, &mut NoBreakGlass, options, log)
+}
+
+/// The account phase; a login whose auth phase used a break-glass code
+/// (recorded in the root-only file, so nobody can fake it) passes while
+/// mfad still cannot be asked.
+pub fn account_with(
+    pam: &mut impl Pam,
+    daemon: &mut impl Daemon,
+    glass: &mut impl BreakGlass,
+    options: Options,
+    log: &mut impl Log,
+) -> Outcome {
     // First, so that no path below leaves it for the user's session.
     let attempt = take_attempt(pam, log);
     let user = match pam.user() {
@@ -423,6 +489,12 @@ pub fn account(
             ));
             show_error(pam, or_default(&message, ACCOUNT_DENIED), log);
             Outcome::PermDenied
+        }
+        Err(e) if glass.applies(&user) && glass.used_recently(&user) => {
+            log.critical(&format!(
+                "{e}; account allowed after a break-glass code in the auth phase; {who}"
+            ));
+            Outcome::Success
         }
         Err(e) => match options.failmode {
             FailMode::Secure => {
@@ -479,6 +551,45 @@ fn or_default<'a>(message: &'a str, default: &'a str) -> &'a str {
 }
 
 /// mfad could not be asked before it made a decision: `failmode` decides.
+/// mfad cannot be asked and `user` may use a break-glass code: one prompt,
+/// one try. A file that cannot be used leaves it to `failmode`.
+fn break_glass(
+    pam: &mut impl Pam,
+    glass: &mut impl BreakGlass,
+    options: Options,
+    log: &mut impl Log,
+    e: &Error,
+    user: &str,
+    who: &str,
+) -> Outcome {
+    log.warning(&format!("{e}; asking for a break-glass code; {who}"));
+    let code = match pam.prompt_secret(BREAK_GLASS_PROMPT) {
+        Ok(c) => c,
+        Err(e) => {
+            log.warning(&format!("{e}; {who}"));
+            return Outcome::ConvErr;
+        }
+    };
+    match glass.consume(user, code.as_bytes()) {
+        Ok(true) => {
+            log.critical(&format!(
+                "BREAK-GLASS CODE USED: logged in without a second factor while mfad could \
+                 not be asked; make new codes (mfactl admin break-glass --generate); {who}"
+            ));
+            Outcome::Success
+        }
+        Ok(false) => {
+            log.warning(&format!("wrong or used break-glass code; {who}"));
+            show_error(pam, BREAK_GLASS_WRONG, log);
+            Outcome::AuthErr
+        }
+        Err(why) => {
+            log.error(&format!("break-glass codes cannot be used: {why}; {who}"));
+            unavailable(pam, options, log, e, who)
+        }
+    }
+}
+
 fn unavailable(
     pam: &mut impl Pam,
     options: Options,

@@ -61,6 +61,7 @@
 //! not panic to begin with.
 
 pub mod args;
+pub mod breakglass;
 pub mod client;
 pub mod error;
 pub mod flow;
@@ -94,6 +95,7 @@ fn run(
     step: impl FnOnce(
         &mut handle::PamItems<'_>,
         &mut client::BusDaemon,
+        &mut breakglass::File,
         flow::Options,
         &mut log::Syslog,
     ) -> flow::Outcome,
@@ -110,7 +112,8 @@ fn run(
         silent: flags & PAM_SILENT != 0,
     };
     let mut daemon = client::BusDaemon::new(&args.bus, args.timeout);
-    let outcome = step(&mut pam, &mut daemon, options, &mut log);
+    let mut glass = breakglass::File::new(args.breakglass, args.breakglass_users);
+    let outcome = step(&mut pam, &mut daemon, &mut glass, options, &mut log);
     daemon.close();
     log.debug(&format!("returning {:?}", outcome.code()));
     outcome.code()
@@ -118,9 +121,15 @@ fn run(
 
 impl PamHooks for PamMfa {
     fn sm_authenticate(pamh: &mut PamHandle, argv: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
-        run(pamh, &argv, flags, "auth", |pam, daemon, options, log| {
-            flow::authenticate(pam, daemon, options, log)
-        })
+        run(
+            pamh,
+            &argv,
+            flags,
+            "auth",
+            |pam, daemon, glass, options, log| {
+                flow::authenticate_with(pam, daemon, glass, options, log)
+            },
+        )
     }
 
     /// sshd drops the session unless setcred succeeds; there are no
@@ -144,7 +153,7 @@ impl PamHooks for PamMfa {
             &argv,
             flags,
             "account",
-            |pam, daemon, options, log| flow::account(pam, daemon, options, log),
+            |pam, daemon, glass, options, log| flow::account_with(pam, daemon, glass, options, log),
         )
     }
 

@@ -215,6 +215,7 @@ impl Env {
             issuer: b.issuer,
             admin_group: b.admin_group,
             log: "stderr".into(),
+            daemon_toml: String::new(),
             policy: b.policy,
             policy_toml: b.policy_toml,
             window: b.window,

@@ -341,3 +341,110 @@ fn check_config_prints_the_policy_and_warns_about_root() {
     missing.assert_failure();
     assert!(missing.stderr.contains("cannot read"), "{missing}");
 }
+
+fn root() -> User {
+    User {
+        name: "root".into(),
+        uid: 0,
+        gid: 0,
+    }
+}
+
+/// The test: mfad stopped, failmode=secure; root logs in with one
+/// code once, the same code fails the second time, another user cannot use
+/// one; with mfad running a break-glass code is not a verification code;
+/// mfad reports the use when it starts again.
+#[test]
+fn break_glass_codes_let_root_in_once_while_mfad_is_down() {
+    let mut env = Env::builder().no_daemon().start();
+    let file = env.dir().join("break-glass");
+    let file_s = file.to_string_lossy().to_string();
+    env.set_config(|c| c.daemon_toml = format!("break_glass = {}", toml_str(&file_s)));
+    env.start_daemon();
+    let other = env.add_user();
+
+    // Only root makes codes.
+    let r = env.mfactl_as(
+        &other,
+        &["admin", "break-glass", "--generate", "--file", "/tmp/x"],
+    );
+    r.assert_failure();
+    assert!(r.stderr.contains("Only root"), "{r}");
+    let v = env.mfactl_json(
+        None,
+        &[
+            "admin",
+            "break-glass",
+            "--generate",
+            "--count",
+            "2",
+            "--file",
+            &file_s,
+        ],
+    );
+    let codes: Vec<String> = v["codes"]
+        .as_array()
+        .expect("codes")
+        .iter()
+        .map(|c| c.as_str().expect("code").to_string())
+        .collect();
+    assert_eq!(codes.len(), 2, "{v}");
+    assert!(
+        codes.iter().all(|c| c.replace('-', "").len() >= 16),
+        "{codes:?}"
+    );
+    let meta = std::fs::metadata(&file).expect("the file");
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert_eq!((meta.uid(), meta.permissions().mode() & 0o777), (0, 0o600));
+    let stored = std::fs::read_to_string(&file).expect("read");
+    assert!(!codes.iter().any(|c| stored.contains(&c.replace('-', ""))));
+
+    let svc = env.pam_service(&format!(
+        "failmode=secure breakglass={file_s} breakglass_users=root"
+    ));
+    // mfad running: the code is only a (wrong) verification code.
+    env.enroll_raw(&root());
+    let r = env.pamtester(&svc, &root(), &[&codes[0], &codes[0], &codes[0]]);
+    r.assert_result(PamResult::AuthErr);
+    assert!(!r.output.all().contains("break-glass"), "{}", r.output);
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), stored);
+
+    // mfad stopped; both phases, as sshd and su run them.
+    env.stop_daemon();
+    let args = format!("failmode=secure breakglass={file_s}");
+    let both = env.pam_service_raw(&format!(
+        "auth required {m} {args}\naccount required {m} {args}\n",
+        m = env.pam_module_spec()
+    ));
+    use mfa_tests::pam::rc;
+    let r = env.pam_run(&both, &root(), &["--acct"], &[&codes[0]]);
+    assert_eq!(r.auth_rc(0), rc::PAM_SUCCESS, "{}", r.output);
+    assert_eq!(r.round_rc(0, "acct_mgmt"), rc::PAM_SUCCESS, "{}", r.output);
+    assert_eq!(r.prompt_styles(), ["echo_off"], "{}", r.output);
+    assert!(r.prompts()[0].contains("break-glass"), "{}", r.output);
+    // Used once: the same code fails, and so does a made-up one.
+    let r = env.pam_run(&both, &root(), &[], &[&codes[0]]);
+    assert_eq!(r.auth_rc(0), rc::PAM_AUTH_ERR, "{}", r.output);
+    let r = env.pam_run(&both, &root(), &[], &["aaaaa-aaaaa-aaaaa-aaaaa"]);
+    assert_eq!(r.auth_rc(0), rc::PAM_AUTH_ERR, "{}", r.output);
+    // Not in breakglass_users (default root): never asked, failmode=secure
+    // refuses in both phases.
+    let r = env.pam_run(&both, &other, &["--acct"], &[&codes[1]]);
+    assert_eq!(r.auth_rc(0), rc::PAM_AUTHINFO_UNAVAIL, "{}", r.output);
+    assert!(r.prompts().is_empty(), "{}", r.output);
+    assert_eq!(
+        r.round_rc(0, "acct_mgmt"),
+        rc::PAM_PERM_DENIED,
+        "{}",
+        r.output
+    );
+
+    env.start_daemon();
+    let log = wait_log(&env, "break-glass code was used", 1);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("break-glass code was used") && l.contains("user=root")),
+        "{log}"
+    );
+    assert_eq!(log.matches("break-glass code was used").count(), 1, "{log}");
+}
