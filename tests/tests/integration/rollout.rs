@@ -448,3 +448,38 @@ fn break_glass_codes_let_root_in_once_while_mfad_is_down() {
     );
     assert_eq!(log.matches("break-glass code was used").count(), 1, "{log}");
 }
+
+/// Over the real sshd (key, then keyboard-interactive, with the account
+/// guard): a user in their grace period gets in on the key alone; once it
+/// is over, the login is refused. (sshd hands the module's info text to
+/// the client only in a login with a terminal, after it; this harness runs
+/// a command without one, so the notice itself is checked through
+/// pamtester above.)
+#[test]
+fn ssh_logins_in_the_grace_period_are_told_to_enroll_then_refused() {
+    use mfa_tests::ssh::{account_guard, SshOpts, SshSetup};
+    let env = Env::builder()
+        .policy(Policy::Required)
+        .policy_toml("grace_period = \"6s\"")
+        .start();
+    let gus = env.add_login_user(None);
+    let key = env.ssh_key();
+    let sshd = env.sshd(SshSetup::key_then_code(&env).account(&account_guard(&env)));
+    sshd.authorize(&gus, &[&key]);
+    let opts = SshOpts {
+        key: Some(&key),
+        attempts: 1,
+        ..SshOpts::default()
+    };
+    let start = Instant::now();
+    let r = sshd.ssh(&gus, &opts);
+    r.assert_logged_in();
+    assert_eq!(r.code_prompts(), 0, "{r}");
+    assert!(
+        env.daemon_log().contains("login in grace period"),
+        "{}",
+        env.daemon_log()
+    );
+    std::thread::sleep(Duration::from_secs(7).saturating_sub(start.elapsed()));
+    sshd.ssh(&gus, &opts).assert_refused();
+}
