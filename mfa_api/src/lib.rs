@@ -4,6 +4,8 @@
 //! path, the three interfaces as proxy traits, the wire types and the error
 //! names. mfad implements the interfaces with exactly these signatures; a test
 //! in `tests/` compares the live introspection data with `docs/dbus-api.md`.
+//! Besides the bus, [`breakglass`]: the emergency codes' file, which mfactl
+//! writes, pam_mfa uses and mfad reports on.
 
 #![forbid(unsafe_code)]
 
