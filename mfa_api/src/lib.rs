@@ -4,10 +4,14 @@
 //! path, the three interfaces as proxy traits, the wire types and the error
 //! names. mfad implements the interfaces with exactly these signatures; a test
 //! in `tests/` compares the live introspection data with `docs/dbus-api.md`.
+//! Besides the bus, [`breakglass`]: the emergency codes' file, which mfactl
+//! writes, pam_mfa uses and mfad reports on.
 
 #![forbid(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
+
+pub mod breakglass;
 use zbus::{proxy, Type};
 
 /// The daemon's well-known bus name. Only root may own it (D-Bus policy).
@@ -108,7 +112,9 @@ impl Error {
 #[zbus(signature = "s")]
 #[serde(rename_all = "lowercase")]
 pub enum BeginAction {
-    /// Not enrolled and the policy is optional: PAM_IGNORE.
+    /// No code asked (not enrolled and not required, exempt, or in the grace
+    /// period to enroll): PAM_IGNORE. A non-empty message is a notice to
+    /// show as info text (the grace period's time left).
     Ignore,
     /// No code needed (trusted device): PAM_SUCCESS.
     Allow,
@@ -242,6 +248,16 @@ pub struct UserSummary {
     pub devices: u32,
     pub backup_codes_left: u32,
     pub locked_until: i64,
+}
+
+/// One line of `Admin.ListMissing`: a user who must use 2-step and has no
+/// device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct MissingUser {
+    pub user: String,
+    /// Seconds of their grace period left; -1 when it has not started (it
+    /// starts at their next login), 0 when it is over or there is none.
+    pub grace_left: i64,
 }
 
 /// Used by the PAM module: one authentication is `Begin` then `Answer`s.
@@ -387,6 +403,13 @@ pub trait Admin {
     fn remove_trusted_device(&self, user: &str, id: &str) -> Result<(), Error>;
 
     fn remove_all_trusted_devices(&self, user: &str) -> Result<u32, Error>;
+
+    /// Users who must use 2-step and have no device: local accounts with a
+    /// login shell and anyone seen at login, by name.
+    fn list_missing(&self) -> Result<Vec<MissingUser>, Error>;
+
+    /// Removes one device of the user, without a code (the user lost it).
+    fn remove_device(&self, user: &str, device_id: &str) -> Result<(), Error>;
 }
 
 /// Longest log field value written; enough for any host name.

@@ -1,5 +1,6 @@
 //! `/etc/mfad/mfad.toml`. Unknown keys are errors, reported with their line.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::gateway::SmsConfig;
-use crate::policy::Mode;
+use crate::policy::{Mode, Rules};
 use crate::trust::Lifetime;
 
 pub const DEFAULT_PATH: &str = "/etc/mfad/mfad.toml";
@@ -37,6 +38,9 @@ pub struct Daemon {
     pub log: LogTarget,
     /// The daemon's key (sealed secrets); empty means STATE_DIR/mfad.key.
     pub key_file: PathBuf,
+    /// The break-glass codes (`mfactl admin break-glass`); mfad reports
+    /// the used ones when it starts.
+    pub break_glass: PathBuf,
 }
 
 impl Daemon {
@@ -64,6 +68,40 @@ pub enum LogTarget {
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
     pub mode: Mode,
+    /// Members must use 2-step whatever the mode.
+    pub required_groups: Vec<String>,
+    /// Members are never asked (machine accounts); beats everything.
+    pub exempt_groups: Vec<String>,
+    pub exempt_users: Vec<String>,
+    /// How long a user who must use 2-step may still log in without it.
+    #[serde(with = "humantime_serde_compat")]
+    pub grace_period: Duration,
+    /// `[policy.service.NAME]`: overrides for one PAM service.
+    pub service: BTreeMap<String, ServicePolicy>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePolicy {
+    pub mode: Mode,
+}
+
+impl Policy {
+    /// The rules `crate::policy` decides by.
+    pub fn rules(&self) -> Rules {
+        Rules {
+            mode: self.mode,
+            required_groups: self.required_groups.clone(),
+            exempt_groups: self.exempt_groups.clone(),
+            exempt_users: self.exempt_users.clone(),
+            services: self
+                .service
+                .iter()
+                .map(|(name, s)| (name.clone(), s.mode))
+                .collect(),
+            grace_secs: i64::try_from(self.grace_period.as_secs()).unwrap_or(i64::MAX),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -110,9 +148,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             daemon: Daemon::default(),
-            policy: Policy {
-                mode: Mode::Optional,
-            },
+            policy: Policy::default(),
             totp: Totp { window: 1 },
             lockout: LockoutConfig::default(),
             trusted_devices: TrustedDevices::default(),
@@ -130,6 +166,7 @@ impl Default for Daemon {
             admin_group: String::new(),
             log: LogTarget::Auto,
             key_file: PathBuf::new(),
+            break_glass: PathBuf::from(mfa_api::breakglass::DEFAULT_PATH),
         }
     }
 }
@@ -138,6 +175,11 @@ impl Default for Policy {
     fn default() -> Self {
         Policy {
             mode: Mode::Optional,
+            required_groups: Vec::new(),
+            exempt_groups: Vec::new(),
+            exempt_users: Vec::new(),
+            grace_period: Duration::ZERO,
+            service: BTreeMap::new(),
         }
     }
 }
@@ -173,6 +215,15 @@ mod humantime_serde_compat {
         let s = String::deserialize(d)?;
         super::parse_duration(&s).map_err(serde::de::Error::custom)
     }
+}
+
+/// A PAM service name as in /etc/pam.d: no path, no white space.
+fn valid_service(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'))
 }
 
 /// The highest window accepted: 10 steps each way is five minutes of skew,
@@ -233,6 +284,19 @@ impl Config {
         if let Some(sms) = &self.sms {
             sms.validate().or_else(bad)?;
         }
+        let p = &self.policy;
+        for (key, names) in [
+            ("required_groups", &p.required_groups),
+            ("exempt_groups", &p.exempt_groups),
+            ("exempt_users", &p.exempt_users),
+        ] {
+            if let Some(n) = names.iter().find(|n| !crate::users::valid_name(n)) {
+                return bad(format!("[policy] {key}: {n:?} is not a valid name"));
+            }
+        }
+        if let Some(s) = p.service.keys().find(|s| !valid_service(s)) {
+            return bad(format!("[policy.service.{s}]: not a PAM service name"));
+        }
         Ok(())
     }
 
@@ -263,6 +327,43 @@ mod tests {
         assert_eq!(c.lockout.max_failures, 5);
         assert_eq!(c.lockout.duration, Duration::from_secs(900));
         assert_eq!(c.trusted_devices.lifetime, Lifetime::Off);
+    }
+
+    #[test]
+    fn policy_keys() {
+        let c = parse(
+            "[policy]\nmode = \"optional\"\nrequired_groups = [\"staff\"]\n\
+             exempt_groups = [\"robots\", \"ci\"]\nexempt_users = [\"backup\"]\n\
+             grace_period = \"7d\"\n[policy.service.sudo]\nmode = \"required\"\n",
+        )
+        .unwrap();
+        let r = c.policy.rules();
+        assert_eq!(r.required_groups, ["staff"]);
+        assert_eq!(r.exempt_groups, ["robots", "ci"]);
+        assert_eq!(r.exempt_users, ["backup"]);
+        assert_eq!(r.grace_secs, 7 * 86400);
+        assert_eq!(r.services.get("sudo"), Some(&Mode::Required));
+        let d = parse("").unwrap().policy.rules();
+        assert_eq!(d, Rules::default());
+        for (text, want) in [
+            ("[policy]\ngrace_period = \"soon\"\n", "line 2"),
+            ("[policy]\nexempt_users = [\"a b\"]\n", "exempt_users"),
+            ("[policy]\nrequired_groups = \"staff\"\n", "line 2"),
+            ("[policy.service.sudo]\nmode = \"maybe\"\n", "line 2"),
+            ("[policy.service.sudo]\n", "mode"),
+            (
+                "[policy.service.sudo]\nmode = \"required\"\nbogus = 1\n",
+                "bogus",
+            ),
+            (
+                "[policy.service.\"../x\"]\nmode = \"required\"\n",
+                "not a PAM service",
+            ),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use mfa_api::{
-    AccountAction, AnswerResult, BeginAction, Error as WireError, TrustedDevice, UserStatus,
-    UserSummary,
+    AccountAction, AnswerResult, BeginAction, Error as WireError, MissingUser, TrustedDevice,
+    UserStatus, UserSummary,
 };
 use zbus::fdo::DBusProxy;
 use zbus::interface;
@@ -194,7 +194,8 @@ async fn peer_uid(conn: &Connection) -> Result<u32, WireError> {
     })
 }
 
-fn now() -> i64 {
+/// The time, read once per call (and by `--check-config`).
+pub fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -556,6 +557,33 @@ impl Admin {
         self.0
             .run(caller, move |s, _| {
                 s.admin_remove_all_trusted_devices(caller, &user)
+            })
+            .await
+    }
+
+    #[zbus(out_args("users"))]
+    async fn list_missing(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<MissingUser>, WireError> {
+        let caller = self.0.caller(&header, conn).await?;
+        self.0
+            .run(caller, move |s, now| s.list_missing(caller, now))
+            .await
+    }
+
+    async fn remove_device(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        user: String,
+        device_id: String,
+    ) -> Result<(), WireError> {
+        let caller = self.0.caller(&header, conn).await?;
+        self.0
+            .run(caller, move |s, _| {
+                s.admin_remove_device(caller, &user, &device_id)
             })
             .await
     }

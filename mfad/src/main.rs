@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::DirBuilderExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -20,13 +20,23 @@ use mfad::store::sqlite::SqliteStore;
 use mfad::users::{self, Directory};
 use mfad::{dbus, gateway, random};
 
-const USAGE: &str = "usage: mfad [--config PATH]";
+const USAGE: &str = "usage: mfad [--check-config] [--config PATH]";
 
-fn parse_args() -> std::result::Result<Option<(PathBuf, bool)>, String> {
+/// What the command line asks for.
+struct Args {
+    config: PathBuf,
+    /// The path was given with --config (so it must exist).
+    explicit: bool,
+    check: bool,
+}
+
+fn parse_args() -> std::result::Result<Option<Args>, String> {
     let mut args = std::env::args_os().skip(1);
     let mut config = None;
+    let mut check = false;
     while let Some(arg) = args.next() {
         match arg.to_str() {
+            Some("--check-config") => check = true,
             Some("--config") => match args.next() {
                 Some(p) => config = Some(PathBuf::from(p)),
                 None => return Err("--config needs a path".into()),
@@ -44,14 +54,16 @@ fn parse_args() -> std::result::Result<Option<(PathBuf, bool)>, String> {
             _ => return Err(format!("unexpected argument {arg:?}")),
         }
     }
-    Ok(Some(match config {
-        Some(p) => (p, true),
-        None => (PathBuf::from(config::DEFAULT_PATH), false),
+    let explicit = config.is_some();
+    Ok(Some(Args {
+        config: config.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH)),
+        explicit,
+        check,
     }))
 }
 
 fn main() -> ExitCode {
-    let (path, explicit) = match parse_args() {
+    let args = match parse_args() {
         Ok(Some(a)) => a,
         Ok(None) => return ExitCode::SUCCESS,
         Err(e) => {
@@ -61,7 +73,12 @@ fn main() -> ExitCode {
     };
     // Everything mfad creates (database, WAL, lock file) is for root alone.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    match run(&path, explicit) {
+    let result = if args.check {
+        check_config(&args.config, args.explicit)
+    } else {
+        run(&args.config, args.explicit)
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mfad: {e}");
@@ -70,7 +87,52 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(path: &std::path::Path, explicit: bool) -> Result<()> {
+/// `--check-config`: validates the file and prints what it would do; the
+/// state database, when there is one, says who has a device.
+fn check_config(path: &Path, explicit: bool) -> Result<()> {
+    let config = Config::load(path, explicit)?;
+    let db = config.daemon.state_dir.join("mfad.db");
+    // Never makes a key file: reads the one there is, if any.
+    let keys = Arc::new(
+        match Keys::load(&config.daemon.key_path()).map_err(Error::Io)? {
+            Some(keys) => keys,
+            None if SqliteStore::holds_sealed_secrets(&config.daemon.state_dir)? => {
+                return Err(Error::Io(format!(
+                    "the key file {} is missing; the database cannot be read without it",
+                    config.daemon.key_path().display()
+                )))
+            }
+            None => Keys::ephemeral().map_err(Error::Io)?,
+        },
+    );
+    let store = if db.exists() {
+        SqliteStore::open(
+            &config.daemon.state_dir,
+            &|name| users::Nss.account(name),
+            keys.clone(),
+        )?
+    } else {
+        SqliteStore::open_in_memory()?
+    };
+    let service = Service::new(Core {
+        config: config.clone(),
+        issuer: String::new(),
+        store: Arc::new(store),
+        audit: Arc::new(Audit::new(config::LogTarget::Stderr)),
+        users: Box::new(users::Nss),
+        random: Box::new(random::Os),
+        keys,
+        sms: None,
+    });
+    let missing = service.list_missing(0, dbus::now())?;
+    print!(
+        "{}",
+        mfad::check::report(&config, path, &missing, &users::Nss)
+    );
+    Ok(())
+}
+
+fn run(path: &Path, explicit: bool) -> Result<()> {
     // No core dumps: a dump of mfad would hold the key and TOTP secrets.
     // Non-dumpable also keeps other processes of root's from ptrace-ing it
     // without CAP_SYS_PTRACE.
@@ -78,6 +140,7 @@ fn run(path: &std::path::Path, explicit: bool) -> Result<()> {
         .map_err(|e| Error::Io(format!("cannot turn core dumps off: {e}")))?;
     let config = Config::load(path, explicit)?;
     let audit = Audit::new(config.daemon.log);
+    report_break_glass(&config.daemon.break_glass, &audit);
     let state_dir = config.daemon.state_dir.clone();
     // One daemon per state directory, whatever bus it serves; the lock is
     // taken before the database is opened, so two daemons never migrate it
@@ -128,14 +191,50 @@ fn run(path: &std::path::Path, explicit: bool) -> Result<()> {
         keys,
         sms,
     }));
-    runtime.block_on(serve(service, &bus))
+    runtime.block_on(serve(service, &bus, path, explicit))
 }
 
-async fn serve(service: Arc<Service>, bus: &str) -> Result<()> {
+/// Logs every break-glass code used (by pam_mfa, while mfad could not be
+/// asked), at each start until new codes are made.
+fn report_break_glass(path: &Path, audit: &Audit) {
+    match mfa_api::breakglass::uses(path) {
+        Ok(uses) => {
+            for u in uses {
+                audit.warn(
+                    "break-glass code was used",
+                    &[("user", &u.user), ("at", &u.used_at.to_string())],
+                );
+            }
+        }
+        Err(e) if path.exists() => {
+            audit.warn("break-glass codes unreadable", &[("error", &e.to_string())])
+        }
+        Err(_) => {}
+    }
+}
+
+/// SIGHUP: re-reads the file. A bad one is refused and logged, and the
+/// configuration in force stays.
+fn reload(service: &Service, path: &Path, explicit: bool) {
+    let audit = service.audit();
+    match Config::load(path, explicit) {
+        Ok(config) => {
+            let kept = service.reload(config);
+            audit.info("config reloaded", &[("path", &path.to_string_lossy())]);
+            if !kept.is_empty() {
+                audit.warn("config needs a restart", &[("unchanged", &kept.join(", "))]);
+            }
+        }
+        Err(e) => audit.warn("config refused", &[("error", &e.to_string())]),
+    }
+}
+
+async fn serve(service: Arc<Service>, bus: &str, path: &Path, explicit: bool) -> Result<()> {
     // Before the name is owned: whoever sees mfad on the bus may stop it,
     // and SIGTERM must then end it cleanly, not by the default action.
     let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut hup = signal(tokio::signal::unix::SignalKind::hangup())?;
     let conn = mfa_api::connect(bus)
         .await
         .map_err(|e| Error::Io(format!("cannot connect to the D-Bus bus {bus}: {e}")))?;
@@ -168,20 +267,30 @@ async fn serve(service: Arc<Service>, bus: &str) -> Result<()> {
             )));
         }
     }
-    drop_capabilities(service.audit());
+    drop_capabilities(&service.audit());
     eprintln!("mfad: serving {} on {bus}", mfa_api::BUS_NAME);
     service.audit().info("started", &[("bus", bus)]);
 
     let lost = bus_lost(&conn);
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-        why = lost => {
-            // Logins would wait for an mfad that no longer answers: better
-            // to exit and be restarted (systemd) or activated again.
-            let why = why.unwrap_or_else(|e| e.to_string());
-            service.audit().warn("stopped", &[("reason", &why)]);
-            return Err(Error::Io(format!("stopping: {why}")));
+    tokio::pin!(lost);
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                let service = service.clone();
+                let path = path.to_path_buf();
+                // The new config waits for the calls in flight: off the
+                // runtime's threads.
+                let _ = tokio::task::spawn_blocking(move || reload(&service, &path, explicit)).await;
+            }
+            why = &mut lost => {
+                // Logins would wait for an mfad that no longer answers: better
+                // to exit and be restarted (systemd) or activated again.
+                let why = why.unwrap_or_else(|e| e.to_string());
+                service.audit().warn("stopped", &[("reason", &why)]);
+                return Err(Error::Io(format!("stopping: {why}")));
+            }
         }
     }
     service.audit().info("stopped", &[]);

@@ -63,6 +63,7 @@
 //! not panic to begin with.
 
 pub mod args;
+pub mod breakglass;
 pub mod client;
 pub mod error;
 pub mod flow;
@@ -96,6 +97,7 @@ fn run(
     step: impl FnOnce(
         &mut handle::PamItems<'_>,
         &mut client::BusDaemon,
+        &mut breakglass::File,
         flow::Options,
         &mut log::Syslog,
     ) -> flow::Outcome,
@@ -112,7 +114,8 @@ fn run(
         silent: flags & PAM_SILENT != 0,
     };
     let mut daemon = client::BusDaemon::new(&args.bus, args.timeout);
-    let outcome = step(&mut pam, &mut daemon, options, &mut log);
+    let mut glass = breakglass::File::new(args.breakglass, args.breakglass_users);
+    let outcome = step(&mut pam, &mut daemon, &mut glass, options, &mut log);
     daemon.close();
     log.debug(&format!("returning {:?}", outcome.code()));
     outcome.code()
@@ -120,9 +123,15 @@ fn run(
 
 impl PamHooks for PamMfa {
     fn sm_authenticate(pamh: &mut PamHandle, argv: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
-        run(pamh, &argv, flags, "auth", |pam, daemon, options, log| {
-            flow::authenticate(pam, daemon, options, log)
-        })
+        run(
+            pamh,
+            &argv,
+            flags,
+            "auth",
+            |pam, daemon, glass, options, log| {
+                flow::authenticate_with(pam, daemon, glass, options, log)
+            },
+        )
     }
 
     /// sshd drops the session unless setcred succeeds; there are no
@@ -146,7 +155,7 @@ impl PamHooks for PamMfa {
             &argv,
             flags,
             "account",
-            |pam, daemon, options, log| flow::account(pam, daemon, options, log),
+            |pam, daemon, glass, options, log| flow::account_with(pam, daemon, glass, options, log),
         )
     }
 

@@ -14,6 +14,8 @@ pub enum Level {
     Info,
     Warning,
     Error,
+    /// LOG_CRIT: a login without a second factor (break-glass).
+    Critical,
 }
 
 /// Where the module's log lines go; a recorder in tests.
@@ -31,6 +33,9 @@ pub trait Log {
     }
     fn error(&mut self, message: &str) {
         self.log(Level::Error, message);
+    }
+    fn critical(&mut self, message: &str) {
+        self.log(Level::Critical, message);
     }
 }
 
@@ -81,6 +86,7 @@ impl Log for Syslog {
             Level::Info => logger.info(line),
             Level::Warning => logger.warning(line),
             Level::Error => logger.err(line),
+            Level::Critical => logger.crit(line),
         };
     }
 }

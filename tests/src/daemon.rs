@@ -34,7 +34,11 @@ pub struct DaemonConfig {
     pub issuer: String,
     pub admin_group: String,
     pub log: String,
+    /// Raw TOML lines added to `[daemon]` (e.g. `break_glass = "..."`).
+    pub daemon_toml: String,
     pub policy: Policy,
+    /// Raw TOML lines added to `[policy]` after `mode` (groups, grace).
+    pub policy_toml: String,
     pub window: u32,
     pub max_failures: u32,
     pub lockout_duration: String,
@@ -116,9 +120,10 @@ impl DaemonConfig {
              issuer = {}\n\
              admin_group = {}\n\
              log = {}\n\
-             \n\
+             {}\n\
              [policy]\n\
              mode = {}\n\
+             {}\n\
              \n\
              [totp]\n\
              window = {}\n\
@@ -131,7 +136,9 @@ impl DaemonConfig {
             toml_str(&self.issuer),
             toml_str(&self.admin_group),
             toml_str(&self.log),
+            self.daemon_toml,
             toml_str(self.policy.as_str()),
+            self.policy_toml,
             self.window,
             self.max_failures,
             toml_str(&self.lockout_duration),

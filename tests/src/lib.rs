@@ -66,6 +66,7 @@ pub fn random_letters(n: usize) -> String {
 pub struct EnvBuilder {
     window: u32,
     policy: Policy,
+    policy_toml: String,
     max_failures: u32,
     lockout_duration: String,
     lockout_max_duration: Option<String>,
@@ -83,6 +84,7 @@ impl Default for EnvBuilder {
         EnvBuilder {
             window: 4,
             policy: Policy::Optional,
+            policy_toml: String::new(),
             max_failures: 5,
             lockout_duration: "15m".into(),
             lockout_max_duration: None,
@@ -106,6 +108,12 @@ impl EnvBuilder {
     }
     pub fn policy(mut self, p: Policy) -> Self {
         self.policy = p;
+        self
+    }
+    /// Raw TOML lines for `[policy]` besides `mode`, e.g.
+    /// `required_groups = ["staff"]`.
+    pub fn policy_toml(mut self, toml: &str) -> Self {
+        self.policy_toml = toml.into();
         self
     }
     pub fn max_failures(mut self, n: u32) -> Self {
@@ -232,7 +240,9 @@ impl Env {
             issuer: b.issuer,
             admin_group: b.admin_group,
             log: "stderr".into(),
+            daemon_toml: String::new(),
             policy: b.policy,
+            policy_toml: b.policy_toml,
             window: b.window,
             max_failures: b.max_failures,
             lockout_duration: b.lockout_duration,

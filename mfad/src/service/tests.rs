@@ -221,7 +221,7 @@ fn only_the_last_three_codes_stay_live_and_one_use_kills_all() {
         .map(|(_, c)| c.clone())
         .collect();
     assert_eq!(sent.len(), 4);
-    let state = s.core.store.user(USER_UID).unwrap();
+    let state = s.core().store.user(USER_UID).unwrap();
     assert_eq!(state.sms_codes.len(), 3);
     // The oldest no longer works (unless it equals a newer one by chance).
     if !sent[1..].contains(&sent[0]) {
@@ -230,7 +230,7 @@ fn only_the_last_three_codes_stay_live_and_one_use_kills_all() {
     }
     let (r, _) = s.login_answer(0, &token, sent[1].as_bytes(), NOW).unwrap();
     assert_eq!(r, AnswerResult::Success);
-    assert!(s.core.store.user(USER_UID).unwrap().sms_codes.is_empty());
+    assert!(s.core().store.user(USER_UID).unwrap().sms_codes.is_empty());
 }
 
 #[test]
@@ -419,7 +419,7 @@ fn gateway_down_leaves_backup_codes_or_denies() {
         .login_answer(0, &token, backup[0].as_bytes(), NOW)
         .unwrap();
     assert_eq!(r, AnswerResult::Success);
-    s.core.store.replace_backup_codes(USER_UID, &[]).unwrap();
+    s.core().store.replace_backup_codes(USER_UID, &[]).unwrap();
     let (action, token, msg) = begin(&s);
     assert_eq!(action, BeginAction::Deny);
     assert!(token.is_empty());
@@ -622,7 +622,7 @@ fn three_wrong_tries_end_the_attempt_and_enough_lock_the_user() {
     // Locked: Begin denies and a correct code does not help.
     assert_eq!(begin(&s).0, BeginAction::Deny);
     assert!(matches!(
-        verify::require_code(&s.core, &alice(), &code(&secret, 1), NOW),
+        verify::require_code(&s.core(), &alice(), &code(&secret, 1), NOW),
         Err(Error::LockedOut(_))
     ));
     s.unlock(0, USER).unwrap();
@@ -1000,10 +1000,10 @@ fn a_full_attempt_table_drops_its_oldest_attempts_not_new_logins() {
         user: USER.into(),
         ..Default::default()
     };
-    let grant = authz::login(&s.core, 0, USER).unwrap();
+    let grant = authz::login(&s.core(), 0, USER).unwrap();
     let add = |now| {
         s.attempts
-            .add(&s.core, &grant, &req, None, true, now)
+            .add(&s.core(), &grant, &req, None, true, now)
             .unwrap()
     };
     let first = add(NOW);
@@ -1271,4 +1271,240 @@ fn a_first_phone_after_an_app_brings_no_new_backup_codes() {
     assert_eq!(first.len(), backup::COUNT);
     assert!(enroll_phone(&s, &outbox, PHONE, NOW).is_empty());
     assert_eq!(s.status(0, USER).unwrap().backup_codes_left, 10);
+}
+
+/// A service with this `[policy]` and a directory of alice (in `staff`),
+/// bob (in `robots`) and carol (in no group).
+fn policy_service(f: impl FnOnce(&mut crate::config::Policy)) -> Service {
+    let mut config = Config::default();
+    f(&mut config.policy);
+    let mut c = core(config, None);
+    c.users = Box::new(
+        Fake::default()
+            .with("root", 0, &["root"])
+            .with(USER, USER_UID, &["staff"])
+            .with("bob", 1001, &["robots"])
+            .with("carol", 1002, &[]),
+    );
+    Service::new(c)
+}
+
+fn begin_at(s: &Service, user: &str, service: &str, now: i64) -> (BeginAction, String) {
+    let req = LoginRequest {
+        user: user.into(),
+        service: service.into(),
+        ..Default::default()
+    };
+    let (action, _, message) = s.login_begin(0, &req, now).unwrap();
+    (action, message)
+}
+
+#[test]
+fn groups_and_services_decide_who_must_use_two_step() {
+    let s = policy_service(|p| {
+        p.required_groups = vec!["staff".into()];
+        p.exempt_groups = vec!["robots".into()];
+        p.exempt_users = vec!["carol".into()];
+        p.service.insert(
+            "sudo".into(),
+            crate::config::ServicePolicy {
+                mode: Mode::Required,
+            },
+        );
+    });
+    // alice must (required group), with any service.
+    assert_eq!(begin_at(&s, USER, "sshd", NOW).0, BeginAction::Deny);
+    // carol is exempt even for sudo; bob through his group.
+    assert_eq!(begin_at(&s, "carol", "sudo", NOW).0, BeginAction::Ignore);
+    assert_eq!(begin_at(&s, "bob", "sudo", NOW).0, BeginAction::Ignore);
+    // Without the exemption, carol must for sudo only.
+    let s = policy_service(|p| {
+        p.service.insert(
+            "sudo".into(),
+            crate::config::ServicePolicy {
+                mode: Mode::Required,
+            },
+        );
+    });
+    assert_eq!(begin_at(&s, "carol", "sudo", NOW).0, BeginAction::Deny);
+    assert_eq!(begin_at(&s, "carol", "sshd", NOW).0, BeginAction::Ignore);
+    let (action, message) = s.account_check(0, "carol", "sudo", "", NOW).unwrap();
+    assert_eq!(action, AccountAction::Deny, "{message}");
+    assert_eq!(
+        s.account_check(0, "carol", "sshd", "", NOW).unwrap().0,
+        AccountAction::Ignore
+    );
+}
+
+#[test]
+fn an_exempt_user_with_a_device_is_not_asked() {
+    let s = policy_service(|p| p.exempt_users = vec![USER.into()]);
+    enroll(&s);
+    assert_eq!(begin_at(&s, USER, "sshd", NOW).0, BeginAction::Ignore);
+    assert_eq!(
+        s.account_check(0, USER, "sshd", "", NOW).unwrap().0,
+        AccountAction::Ignore
+    );
+}
+
+#[test]
+fn the_grace_period_runs_from_the_first_login_and_a_reset_restarts_it() {
+    let s = policy_service(|p| {
+        p.mode = Mode::Required;
+        p.grace_period = std::time::Duration::from_secs(3600);
+    });
+    let (action, message) = begin_at(&s, USER, "sshd", NOW);
+    assert_eq!(action, BeginAction::Ignore);
+    assert!(
+        message.contains("1 hour") && message.contains("mfactl enroll"),
+        "{message}"
+    );
+    assert_eq!(
+        s.account_check(0, USER, "sshd", "", NOW + 10).unwrap().0,
+        AccountAction::Ignore
+    );
+    let (action, message) = begin_at(&s, USER, "sshd", NOW + 1800);
+    assert_eq!(action, BeginAction::Ignore);
+    assert!(message.contains("30 minutes"), "{message}");
+    // Over: refused, in both phases.
+    assert_eq!(begin_at(&s, USER, "sshd", NOW + 3600).0, BeginAction::Deny);
+    assert_eq!(
+        s.account_check(0, USER, "sshd", "", NOW + 3600).unwrap().0,
+        AccountAction::Deny
+    );
+    // carol's period is her own, from her first login.
+    assert_eq!(
+        begin_at(&s, "carol", "sshd", NOW + 3600).0,
+        BeginAction::Ignore
+    );
+    // An admin reset starts a new one.
+    s.reset(0, USER).unwrap();
+    let (action, message) = begin_at(&s, USER, "sshd", NOW + 4000);
+    assert_eq!(action, BeginAction::Ignore);
+    assert!(message.contains("1 hour"), "{message}");
+    // Once enrolled, a code is asked for.
+    enroll(&s);
+    assert_eq!(
+        begin_at(&s, USER, "sshd", NOW + 4000).0,
+        BeginAction::Challenge
+    );
+}
+
+#[test]
+fn admins_list_who_must_still_enroll_with_their_grace_left() {
+    let s = policy_service(|p| {
+        p.required_groups = vec!["staff".into()];
+        p.grace_period = std::time::Duration::from_secs(3600);
+    });
+    let missing = |now| s.list_missing(0, now).unwrap();
+    // alice must (staff) and has not logged in yet; bob and carol need not.
+    assert_eq!(
+        missing(NOW),
+        [mfa_api::MissingUser {
+            user: USER.into(),
+            grace_left: -1
+        }]
+    );
+    begin_at(&s, USER, "sshd", NOW);
+    assert_eq!(missing(NOW + 600)[0].grace_left, 3000);
+    assert_eq!(missing(NOW + 4000)[0].grace_left, 0);
+    // A service that requires it makes everyone not exempt count.
+    let s2 = policy_service(|p| {
+        p.exempt_users = vec!["bob".into()];
+        p.service.insert(
+            "sudo".into(),
+            crate::config::ServicePolicy {
+                mode: Mode::Required,
+            },
+        );
+    });
+    let names: Vec<String> = s2
+        .list_missing(0, NOW)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.user)
+        .collect();
+    assert_eq!(names, [USER, "carol"]);
+    // Enrolled users are not missing; nobody but an admin may ask.
+    enroll(&s);
+    assert!(missing(NOW + 4000).is_empty());
+    assert!(matches!(
+        s.list_missing(1002, NOW),
+        Err(Error::AccessDenied(_))
+    ));
+}
+
+#[test]
+fn admins_remove_a_device_without_a_code_but_not_an_admins() {
+    let mut config = Config::default();
+    config.daemon.admin_group = "admins".into();
+    let mut c = core(config, None);
+    c.users = Box::new(
+        Fake::default()
+            .with("root", 0, &["root"])
+            .with(USER, USER_UID, &[])
+            .with("ada", 1001, &["admins"])
+            .with("abe", 1002, &["admins"]),
+    );
+    let s = Service::new(c);
+    enroll(&s);
+    let id = s.status(0, USER).unwrap().devices[0].id.clone();
+    assert!(matches!(
+        s.admin_remove_device(1001, USER, "nope"),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        s.admin_remove_device(USER_UID, USER, &id),
+        Err(Error::AccessDenied(_))
+    ));
+    s.admin_remove_device(1001, USER, &id).unwrap();
+    assert!(!s.status(0, USER).unwrap().enrolled);
+    // Another admin's device: only root.
+    let (eid, uri, _) = s.enroll_totp_begin(0, "abe", "phone", "", NOW).unwrap();
+    let secret = secret_of(&uri);
+    s.enroll_totp_confirm(0, "abe", &eid, &code(&secret, -1), &code(&secret, 0), NOW)
+        .unwrap();
+    let abe_dev = s.status(0, "abe").unwrap().devices[0].id.clone();
+    assert!(matches!(
+        s.admin_remove_device(1001, "abe", &abe_dev),
+        Err(Error::AccessDenied(_))
+    ));
+    s.admin_remove_device(0, "abe", &abe_dev).unwrap();
+}
+
+#[test]
+fn a_reload_changes_the_policy_and_keeps_logins_in_flight() {
+    let s = service(Mode::Optional);
+    let (secret, _) = enroll(&s);
+    let (action, token, _) = begin(&s);
+    assert_eq!(action, BeginAction::Challenge);
+    let mut config = Config::default();
+    config.policy.mode = Mode::Required;
+    config.daemon.bus = "unix:path=/elsewhere".into();
+    config.daemon.log = LogTarget::Stderr;
+    let kept = s.reload(config);
+    assert_eq!(kept, ["[daemon] bus"]);
+    assert_eq!(s.core().config.daemon.bus, Config::default().daemon.bus);
+    // The login begun before the reload still takes its code.
+    assert_eq!(
+        s.login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+            .unwrap()
+            .0,
+        AnswerResult::Success
+    );
+    // The new policy applies to the next login.
+    assert_eq!(
+        s.login_begin(
+            0,
+            &LoginRequest {
+                user: "root".into(),
+                service: "sshd".into(),
+                ..Default::default()
+            },
+            NOW
+        )
+        .unwrap()
+        .0,
+        BeginAction::Deny
+    );
 }

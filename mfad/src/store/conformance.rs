@@ -87,6 +87,7 @@ macro_rules! suite {
             the_enrolling_name_is_kept_and_renewed,
             concurrent_accepts_of_one_step_let_one_through,
             concurrent_failures_are_all_counted,
+            a_grace_period_starts_once_until_a_reset,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -581,4 +582,31 @@ pub fn locks_double_until_a_success(s: Arc<dyn Store>) {
     assert_eq!(again.locks, 2);
     assert!(s.unlock(ALICE).unwrap());
     assert_eq!(lock(20000).locks, 1);
+}
+
+/// The first start of a grace period is kept; a reset forgets it, so the
+/// next one starts anew.
+pub fn a_grace_period_starts_once_until_a_reset(s: Arc<dyn Store>) {
+    assert!(s.grace_starts().unwrap().is_empty());
+    assert_eq!(s.start_grace(ALICE, 100).unwrap(), 100);
+    assert_eq!(s.start_grace(ALICE, 500).unwrap(), 100);
+    assert_eq!(s.start_grace(BOB, 300).unwrap(), 300);
+    assert_eq!(s.grace_starts().unwrap(), [(ALICE, 100), (BOB, 300)]);
+    assert!(
+        s.reset(ALICE).unwrap(),
+        "a grace period is something to forget"
+    );
+    assert_eq!(s.grace_starts().unwrap(), [(BOB, 300)]);
+    assert_eq!(s.start_grace(ALICE, 900).unwrap(), 900);
+    // Many logins starting it at once agree on one start.
+    let starts: Vec<i64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let s = s.clone();
+                scope.spawn(move || s.start_grace(NOBODY, 1000 + i).unwrap())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(starts.iter().all(|&t| t == starts[0]), "{starts:?}");
 }

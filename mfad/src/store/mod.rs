@@ -246,8 +246,8 @@ pub trait Store: Send + Sync {
     /// how many went.
     fn untrust(&self, uid: u32, id: Option<&str>) -> Result<u32>;
 
-    /// Forgets the user's devices, backup codes, SMS codes, trusted devices
-    /// and lockout. The last accepted step stays, so codes seen before the
+    /// Forgets the user's devices, backup codes, SMS codes, trusted devices,
+    /// grace period and lockout. The last accepted step stays, so codes seen before the
     /// reset stay dead. False if there was nothing to forget.
     fn reset(&self, uid: u32) -> Result<bool>;
 
@@ -256,4 +256,11 @@ pub trait Store: Send + Sync {
 
     /// Accounts with a device, a backup code or a failure count, by name.
     fn list_users(&self) -> Result<Vec<Summary>>;
+
+    /// When the account's grace period for enrolling started: the stored
+    /// start, or `now`, stored, if there is none; one step.
+    fn start_grace(&self, uid: u32, now: i64) -> Result<i64>;
+
+    /// Every stored grace period start, by UID.
+    fn grace_starts(&self) -> Result<Vec<(u32, i64)>>;
 }

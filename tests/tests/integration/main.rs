@@ -26,6 +26,7 @@ mod login;
 mod mfactl;
 mod mfactl_sms;
 mod policy;
+mod rollout;
 mod secrets;
 mod services;
 mod sms_gateway;

@@ -86,7 +86,8 @@ impl SqliteStore {
         Ok(usize::try_from(version).is_ok_and(|v| v > SEAL))
     }
 
-    /// A private in-memory database, for unit tests and the fuzz targets.
+    /// A private in-memory database: for unit tests, the fuzz targets, and
+    /// `mfad --check-config` on a machine where mfad never ran.
     pub fn open_in_memory() -> Result<SqliteStore> {
         SqliteStore::init(
             Connection::open_in_memory()?,
@@ -565,13 +566,38 @@ impl Store for SqliteStore {
         let codes = tx.execute("DELETE FROM backup_codes WHERE uid = ?1", [uid])?;
         let trusted = tx.execute("DELETE FROM trusted_devices WHERE uid = ?1", [uid])?;
         tx.execute("DELETE FROM sms_codes WHERE uid = ?1", [uid])?;
+        // The next login that must enroll starts a new grace period.
+        let grace = tx.execute("DELETE FROM grace WHERE uid = ?1", [uid])?;
         let locks = tx.execute(
             "UPDATE users SET failures = 0, locked_until = 0, locks = 0
              WHERE uid = ?1 AND (failures > 0 OR locked_until > 0 OR locks > 0)",
             [uid],
         )?;
         tx.commit()?;
-        Ok(devices + codes + trusted + locks > 0)
+        Ok(devices + codes + trusted + locks + grace > 0)
+    }
+
+    fn start_grace(&self, uid: u32, now: i64) -> Result<i64> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO grace (uid, started) VALUES (?1, ?2)",
+            params![uid, now],
+        )?;
+        let started = tx.query_row("SELECT started FROM grace WHERE uid = ?1", [uid], |r| {
+            r.get(0)
+        })?;
+        tx.commit()?;
+        Ok(started)
+    }
+
+    fn grace_starts(&self) -> Result<Vec<(u32, i64)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT uid, started FROM grace ORDER BY uid")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 
     fn unlock(&self, uid: u32) -> Result<bool> {
