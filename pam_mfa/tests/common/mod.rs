@@ -127,12 +127,30 @@ pub fn serve_fake_mfad<I: zbus::object_server::Interface>(address: &str, login: 
         .name("fake-mfad".into())
         .spawn(move || {
             zbus::block_on(async move {
-                let conn = zbus::connection::Builder::address(address.as_str())
-                    .name(mfa_api::BUS_NAME)
-                    .serve_at(mfa_api::OBJECT_PATH, login)
-                    .build()
+                // A loaded machine (the whole suite in parallel) can refuse
+                // a connection for a moment; a fake that gave up at once
+                // would fail the test for the machine's sake, not the code's.
+                let start = Instant::now();
+                let conn = loop {
+                    match zbus::connection::Builder::address(address.as_str())
+                        .build()
+                        .await
+                    {
+                        Ok(conn) => break conn,
+                        Err(e) if start.elapsed() < Duration::from_secs(10) => {
+                            eprintln!("fake mfad: {e}; retrying");
+                            thread::sleep(Duration::from_millis(100));
+                        }
+                        Err(e) => panic!("fake mfad cannot connect: {e}"),
+                    }
+                };
+                conn.object_server()
+                    .at(mfa_api::OBJECT_PATH, login)
                     .await
-                    .expect("fake mfad connects");
+                    .expect("fake mfad serves its object");
+                conn.request_name(mfa_api::BUS_NAME)
+                    .await
+                    .expect("fake mfad owns its name");
                 std::future::pending::<()>().await;
                 drop(conn);
             })
