@@ -331,3 +331,33 @@ fn a_right_code_with_a_wrong_password_trusts_nothing() {
     r.assert_result(PamResult::Success);
     assert_eq!(trusted_list(&env, &eve).len(), 1);
 }
+
+/// Only root vouches for where a login comes from: a caller running as the
+/// user (a screen locker) that names a host and a key of its own choosing
+/// gets its code checked, but no trusted device. The same made-up origin
+/// begun by root is trusted, so the check can fail.
+#[test]
+fn a_caller_running_as_the_user_cannot_mint_trust() {
+    let env = Env::builder().trusted_lifetime("30d").start();
+    let mo = env.add_user();
+    let dev = env.enroll_raw(&mo);
+    let key = "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBNtIS6ys3VoapH/tKTx2Y8H3bCnHjpRD+evliKsWIGw";
+    let verify_as = |who: Option<&User>, offset: i64| {
+        let b = env.call(who, &["login-begin", &mo.name, "sshd", "203.0.113.7", key]);
+        assert_eq!(b.ok()["action"], "challenge", "{b:?}");
+        let attempt = b.ok()["attempt"].as_str().expect("attempt").to_string();
+        let code = Clock::now().code(&dev.secret, offset);
+        let a = env.call(who, &["answer", &attempt, &code]);
+        assert_eq!(a.ok()["result"], "success", "{a:?}");
+        let c = env.call(who, &["account-check", &mo.name, "sshd", &attempt]);
+        assert_eq!(c.ok()["action"], "allow", "{c:?}");
+    };
+    let trusted = || {
+        let t = env.call(None, &["trusted", &mo.name]);
+        t.ok().as_array().map(Vec::len).unwrap_or(usize::MAX)
+    };
+    verify_as(Some(&mo), 0);
+    assert_eq!(trusted(), 0, "the user's own caller made a trusted device");
+    verify_as(None, 1);
+    assert_eq!(trusted(), 1, "root's login from that origin is trusted");
+}
