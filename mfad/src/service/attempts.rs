@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::policy::{self, Decision, Need};
 use crate::random;
 use crate::ratelimit::RateLimit;
-use crate::store::UserState;
+use crate::store::{Trusted, UserState};
 use crate::trust::{self, Identity, Lifetime};
 use crate::users::Account;
 
@@ -105,23 +105,8 @@ impl Attempts {
                 "Too many verification attempts; wait a minute.".into(),
             ));
         }
-        let fields = [
-            ("user", user),
-            ("service", req.service.as_str()),
-            ("rhost", &req.rhost),
-            ("tty", &req.tty),
-        ];
         // Names that cannot exist are looked up like any other (and found
         // unenrolled), so the answer does not reveal which users exist.
-        let lifetime = core.config.trusted_devices.lifetime;
-        // Only root (sshd, login) vouches for where a login comes from; a
-        // caller running as the user (a screen locker) could name any host
-        // or key. A login without a remote host is never trusted.
-        let identity = match lifetime {
-            Lifetime::Off => None,
-            _ if grant.caller() != 0 || req.rhost.trim().is_empty() => None,
-            _ => trust::identity(&req.rhost, &req.auth_info),
-        };
         let state = match owned_state(core, grant.account()) {
             Ok(state) => state,
             Err(Error::AccessDenied(message)) => {
@@ -129,13 +114,7 @@ impl Attempts {
             }
             Err(e) => return Err(e),
         };
-        let trusted = match &identity {
-            Some(id) if state.enrolled() => core
-                .store
-                .trusted(grant.uid(), id.kind(), id.value())?
-                .filter(|t| lifetime.holds(t.trusted_at, now)),
-            _ => None,
-        };
+        let (identity, trusted) = origin(core, grant, req, &state, now)?;
         let need = need_of(core, grant.account(), &req.service);
         let facts = policy::Facts {
             enrolled: state.enrolled(),
@@ -143,7 +122,40 @@ impl Attempts {
             lockout: state.lockout,
             grace_start: grace_start(core, grant.account(), &need, state.enrolled(), now)?,
         };
-        match policy::begin(&need, core.config.policy.rules().grace_secs, facts, now) {
+        let decision = policy::begin(&need, core.config.policy.rules().grace_secs, facts, now);
+        let fields = [
+            ("user", grant.user()),
+            ("service", req.service.as_str()),
+            ("rhost", &req.rhost),
+            ("tty", &req.tty),
+        ];
+        self.act(
+            core,
+            grant,
+            req,
+            &fields,
+            decision,
+            &state,
+            (identity, trusted),
+            now,
+        )
+    }
+
+    /// What Begin answers for a decision, with its audit line; a challenge
+    /// or an allowed login makes an attempt.
+    #[allow(clippy::too_many_arguments)]
+    fn act(
+        &self,
+        core: &Core,
+        grant: &LoginGrant,
+        req: &LoginRequest,
+        fields: &[(&str, &str)],
+        decision: Decision,
+        state: &UserState,
+        (identity, trusted): (Option<Identity>, Option<Trusted>),
+        now: i64,
+    ) -> Result<(BeginAction, String, String)> {
+        match decision {
             Decision::Ignore => Ok((BeginAction::Ignore, String::new(), String::new())),
             Decision::Exempt(why) => {
                 let mut f = fields.to_vec();
@@ -186,7 +198,7 @@ impl Attempts {
                 Ok((BeginAction::Deny, String::new(), message))
             }
             Decision::Challenge => {
-                let prompt = match begin_prompt(core, &state, grant.account(), now)? {
+                let prompt = match begin_prompt(core, state, grant.account(), now)? {
                     Ok(prompt) => prompt,
                     Err(message) => {
                         let mut f = fields.to_vec();
@@ -460,6 +472,33 @@ fn grace_start(
         return Ok(Some(now));
     }
     Ok(Some(core.store.start_grace(account.uid, now)?))
+}
+
+/// Where the login comes from, as a device that could be trusted, and the
+/// trusted device it is, if any. Only root (sshd, login) vouches for where
+/// a login comes from; a caller running as the user (a screen locker) could
+/// name any host or key. A login without a remote host is never trusted.
+fn origin(
+    core: &Core,
+    grant: &LoginGrant,
+    req: &LoginRequest,
+    state: &UserState,
+    now: i64,
+) -> Result<(Option<Identity>, Option<Trusted>)> {
+    let lifetime = core.config.trusted_devices.lifetime;
+    let identity = match lifetime {
+        Lifetime::Off => None,
+        _ if grant.caller() != 0 || req.rhost.trim().is_empty() => None,
+        _ => trust::identity(&req.rhost, &req.auth_info),
+    };
+    let trusted = match &identity {
+        Some(id) if state.enrolled() => core
+            .store
+            .trusted(grant.uid(), id.kind(), id.value())?
+            .filter(|t| lifetime.holds(t.trusted_at, now)),
+        _ => None,
+    };
+    Ok((identity, trusted))
 }
 
 /// The prompt of a challenge. A user with a phone and no app gets a code by
