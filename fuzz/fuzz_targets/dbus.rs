@@ -62,6 +62,16 @@ impl Directory for Users {
     fn in_group(&self, uid: u32, group: &str) -> bool {
         uid == BOB && group == ADMINS
     }
+
+    fn login_accounts(&self) -> Vec<Account> {
+        [(0, "root"), (self.alice, "alice"), (BOB, "bob")]
+            .into_iter()
+            .map(|(uid, name)| Account {
+                uid,
+                name: name.into(),
+            })
+            .collect()
+    }
 }
 
 /// Keeps the last code that went out by SMS.
@@ -250,7 +260,7 @@ fn fresh_state(store: &SqliteStore, alice: u32) {
     };
     let backup: Vec<Hashed> = BACKUP
         .iter()
-        .map(|c| codes::hash(c, &mfad::random::Os).expect("random salt"))
+        .map(|c| codes::hash(c, &mfad::random::Os, &keys()).expect("random salt"))
         .collect();
     let device = Device {
         id: "app1".into(),
@@ -266,6 +276,14 @@ fn fresh_state(store: &SqliteStore, alice: u32) {
         .expect("alice's app");
 }
 
+/// One fixed key for the process: the service checks the backup codes that
+/// `fresh_state` stores with it.
+fn keys() -> Arc<mfad::seal::Keys> {
+    static KEYS: std::sync::OnceLock<Arc<mfad::seal::Keys>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| Arc::new(mfad::seal::Keys::from_master(&[0x42; 32])))
+        .clone()
+}
+
 fn service(alice: u32, store: Arc<SqliteStore>, outbox: Arc<Outbox>) -> Arc<Service> {
     let mut config = Config::default();
     config.daemon.log = LogTarget::Stderr;
@@ -278,13 +296,18 @@ fn service(alice: u32, store: Arc<SqliteStore>, outbox: Arc<Outbox>) -> Arc<Serv
         audit: Arc::new(mfad::audit::Audit::new(LogTarget::Stderr)),
         users: Box::new(Users { alice }),
         random: Box::new(mfad::random::Os),
-        keys: Arc::new(mfad::seal::Keys::ephemeral().expect("randomness for a key")),
+        keys: keys(),
         sms: Some(Sms {
             sender: outbox,
             code_lifetime: 120,
             // High enough that SMS paths stay open for the whole run of one
             // process (sends are not forgotten by a reset).
-            max_sends_per_hour: 1000,
+            limits: mfad::store::SendLimits {
+                per_user: 1000,
+                total: 100_000,
+                cooldown: 0,
+            },
+            allowed_prefixes: Vec::new(),
             login_wait: Duration::from_millis(50),
         }),
     }))
@@ -388,7 +411,9 @@ async fn run(d: &Daemon, calls: Vec<Call>) {
                 checked("AccountCheck", r);
             }
             Call::EnrollTotpBegin(u, name) => {
-                let r = account.enroll_totp_begin(&user(&u), &clean(&name)).await;
+                let r = account
+                    .enroll_totp_begin(&user(&u), &clean(&name), "")
+                    .await;
                 if let Some((enrollment, _, secret)) = checked("EnrollTotpBegin", r) {
                     k.enrollment = enrollment;
                     k.pending_secret = Secret::try_from_base32(&secret)
