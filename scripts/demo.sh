@@ -343,6 +343,9 @@ lifetime = "30d"
 # (an SMS provider such as Twilio) or "command" (a GSM modem through
 # gammu-smsd-inject) instead.
 backend = "file"
+# The demo logs in with a code by SMS right after adding the phone; a real
+# machine keeps the default 30 s between two messages to one user.
+resend_cooldown = "0s"
 
 [sms.file]
 path = "$outbox"
