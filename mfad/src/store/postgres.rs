@@ -1,0 +1,1069 @@
+//! The shared backend: one PostgreSQL database for a fleet of hosts, each
+//! running its own mfad. Everything that must hold across hosts (replay,
+//! lockout counts, one-time codes, SMS quotas) is one statement or one
+//! transaction in the database, never a read here and a write there.
+//!
+//! The [`Store`] trait is synchronous and called from tokio's blocking pool:
+//! each operation runs on the daemon's runtime (`Handle::block_on`) within
+//! `timeout`, so a slow or unreachable database ends a login as "mfad
+//! unavailable" ([`Error::Unavailable`]) before the PAM module gives up.
+
+use std::future::Future;
+use std::io;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+use super::{
+    BackupCode, CodeId, Device, Error, Result, SendId, SendSlot, SmsCode, Store, Summary, Trusted,
+    UserState, SEND_WINDOW_SECS,
+};
+use crate::codes::Hashed;
+use crate::factor::{DeviceData, Kind};
+use crate::lockout::{Limits, Lockout};
+use crate::users::Account;
+
+/// Schema migrations (`store/migrations/postgres/`), applied in order;
+/// `mfad_schema.version` counts those done. Never edit a released one.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/0001-schema.sql")];
+
+/// The advisory lock that lets one mfad of the fleet migrate at a time
+/// ("mfa" in ASCII; any constant the fleet agrees on).
+const MIGRATION_LOCK: i64 = 0x6d6661;
+
+/// How to reach the shared database.
+#[derive(Clone)]
+pub struct Settings {
+    /// libpq-style: a `postgresql://` URL or `key=value` pairs.
+    pub url: String,
+    /// From `[store] password_file`.
+    pub password: Option<String>,
+    pub pool_size: usize,
+    /// The longest one operation may take, waiting for a connection included.
+    pub timeout: Duration,
+    /// The host whose trusted devices this daemon sees; empty when trust is
+    /// fleet-wide.
+    pub trust_host: String,
+}
+
+impl std::fmt::Debug for Settings {
+    // Never the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("url", &self.url)
+            .field("pool_size", &self.pool_size)
+            .field("timeout", &self.timeout)
+            .field("trust_host", &self.trust_host)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses `url` and applies the TLS rule: a database reached over the
+/// network (not a unix socket, not loopback) is spoken to over TLS only.
+/// `sslmode=prefer` (libpq's default, which falls back to clear text) is
+/// raised to `require`; `sslmode=disable` is refused with the reason.
+pub fn parse_url(url: &str) -> std::result::Result<tokio_postgres::Config, String> {
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| format!("[store] url is not a PostgreSQL connection string: {e}"))?;
+    if config.get_password().is_some() {
+        return Err("[store] url must not hold a password; put it in [store] password_file".into());
+    }
+    if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
+        return Err("[store] url names no host (use a host name, an address or host=/run/postgresql for the local socket)".into());
+    }
+    let remote: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .filter_map(|h| match h {
+            Host::Tcp(name) if !is_loopback(name) => Some(name.clone()),
+            _ => None,
+        })
+        .chain(
+            config
+                .get_hostaddrs()
+                .iter()
+                .filter(|a| !a.is_loopback())
+                .map(IpAddr::to_string),
+        )
+        .collect();
+    if let Some(host) = remote.first() {
+        match config.get_ssl_mode() {
+            SslMode::Disable => {
+                return Err(format!(
+                    "[store] url has sslmode=disable for {host}, which is not this machine: \
+                     codes' hashes, secrets and the password would cross the network in clear; \
+                     use sslmode=require (TLS is optional only on a unix socket or loopback)"
+                ));
+            }
+            SslMode::Prefer => {
+                config.ssl_mode(SslMode::Require);
+            }
+            _ => {}
+        }
+    }
+    Ok(config)
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|a| a.is_loopback())
+}
+
+pub struct PostgresStore {
+    pool: Pool,
+    runtime: tokio::runtime::Handle,
+    timeout: Duration,
+    trust_host: String,
+}
+
+impl PostgresStore {
+    /// Sets up the pool and brings the schema up to date (once across the
+    /// fleet, under an advisory lock). Fails when the database cannot be
+    /// reached now: a daemon that starts must know its schema is right.
+    /// Must not be called from inside the runtime's async context.
+    pub fn open(settings: &Settings, runtime: tokio::runtime::Handle) -> Result<PostgresStore> {
+        let mut config = parse_url(&settings.url).map_err(Error::Setup)?;
+        if let Some(p) = &settings.password {
+            config.password(p.as_bytes());
+        }
+        config.connect_timeout(settings.timeout);
+        if config.get_application_name().is_none() {
+            config.application_name("mfad");
+        }
+        let manager = Manager::from_config(
+            config,
+            RustlsConnect::new()?,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool_size.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(settings.timeout))
+            .create_timeout(Some(settings.timeout))
+            .recycle_timeout(Some(settings.timeout))
+            .build()
+            .map_err(|e| Error::Setup(format!("cannot set up the PostgreSQL pool: {e}")))?;
+        let store = PostgresStore {
+            pool,
+            runtime,
+            timeout: settings.timeout,
+            trust_host: settings.trust_host.clone(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        // Migrations may take longer than one login's operation.
+        let timeout = self.timeout.max(Duration::from_secs(60));
+        self.run_within(timeout, async |c| {
+            c.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+                .await?;
+            let done = migrate_locked(c).await;
+            // Unlocked either way: a session lock outlives the transaction.
+            c.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+                .await?;
+            done
+        })?
+    }
+
+    /// The schema version, for tests.
+    #[cfg(test)]
+    pub fn schema_version(&self) -> Result<i64> {
+        self.run(async |c| {
+            let row = c
+                .query_one("SELECT version::BIGINT FROM mfad_schema", &[])
+                .await?;
+            Ok(row.get::<_, i64>(0))
+        })
+    }
+
+    fn run<T>(
+        &self,
+        op: impl AsyncFnOnce(&mut deadpool_postgres::Client) -> PgResult<T>,
+    ) -> Result<T> {
+        self.run_within(self.timeout, op)
+    }
+
+    /// Runs `op` on a pooled connection within `timeout`. A connection that
+    /// broke is dropped by the pool (its recycling checks it), so the next
+    /// operation after the database is back opens a fresh one.
+    fn run_within<T>(
+        &self,
+        timeout: Duration,
+        op: impl AsyncFnOnce(&mut deadpool_postgres::Client) -> PgResult<T>,
+    ) -> Result<T> {
+        self.runtime.block_on(async {
+            let work = async {
+                let mut client = self.pool.get().await.map_err(pool_error)?;
+                op(&mut client).await
+            };
+            match tokio::time::timeout(timeout, work).await {
+                Ok(r) => r.map_err(pg_error),
+                Err(_) => Err(Error::Unavailable(format!(
+                    "the PostgreSQL database did not answer within {}",
+                    humantime::format_duration(timeout)
+                ))),
+            }
+        })
+    }
+}
+
+/// Either the operation's own error or a `Setup` one from a migration.
+enum PgError {
+    Pg(tokio_postgres::Error),
+    Store(Error),
+}
+
+impl From<tokio_postgres::Error> for PgError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        PgError::Pg(e)
+    }
+}
+
+impl From<Error> for PgError {
+    fn from(e: Error) -> Self {
+        PgError::Store(e)
+    }
+}
+
+type PgResult<T> = std::result::Result<T, PgError>;
+
+async fn migrate_locked(c: &deadpool_postgres::Client) -> PgResult<Result<()>> {
+    c.batch_execute(
+        "CREATE TABLE IF NOT EXISTS mfad_schema (version INTEGER NOT NULL);
+         INSERT INTO mfad_schema (version) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM mfad_schema)",
+    )
+    .await?;
+    let version: i32 = c
+        .query_one("SELECT version FROM mfad_schema", &[])
+        .await?
+        .get(0);
+    let done = usize::try_from(version).unwrap_or(usize::MAX);
+    if done > MIGRATIONS.len() {
+        return Ok(Err(Error::Setup(format!(
+            "the PostgreSQL database has schema version {version}, newer than this mfad knows ({}); refusing to touch it",
+            MIGRATIONS.len()
+        ))));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+        // One transaction per migration: PostgreSQL's DDL is transactional.
+        c.batch_execute("BEGIN").await?;
+        let step = async {
+            c.batch_execute(sql).await?;
+            let next = i32::try_from(i + 1).unwrap_or(i32::MAX);
+            c.execute("UPDATE mfad_schema SET version = $1", &[&next])
+                .await?;
+            c.batch_execute("COMMIT").await
+        };
+        if let Err(e) = step.await {
+            let _ = c.batch_execute("ROLLBACK").await;
+            return Err(e.into());
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Connection trouble (the database is down, restarting, full) is
+/// `Unavailable`: logins treat it as "mfad unavailable". Anything else the
+/// database said is a `Backend` error.
+fn pg_error(e: PgError) -> Error {
+    let e = match e {
+        PgError::Store(e) => return e,
+        PgError::Pg(e) => e,
+    };
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        // 08: connection exception; 57P01-57P03: shutdown or not yet up;
+        // 53: insufficient resources (too many connections, disk full).
+        if code.starts_with("08") || code.starts_with("57P0") || code.starts_with("53") {
+            return Error::Unavailable(format!("PostgreSQL: {db}"));
+        }
+        return Error::Backend(format!("PostgreSQL: {db}"));
+    }
+    let io = std::error::Error::source(&e).is_some_and(|s| s.is::<io::Error>());
+    if e.is_closed() || io {
+        Error::Unavailable(format!("PostgreSQL connection: {}", chain(&e)))
+    } else {
+        Error::Backend(format!("PostgreSQL: {}", chain(&e)))
+    }
+}
+
+fn pool_error(e: PoolError) -> PgError {
+    match e {
+        PoolError::Backend(e) => PgError::Pg(e),
+        other => PgError::Store(Error::Unavailable(format!(
+            "PostgreSQL connection pool: {other}"
+        ))),
+    }
+}
+
+/// An error with its causes, on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
+        next = cause.source();
+    }
+    s
+}
+
+// ---- TLS: tokio-postgres over tokio-rustls, with the system's roots ----
+
+#[derive(Clone)]
+struct RustlsConnect(Arc<rustls::ClientConfig>);
+
+impl RustlsConnect {
+    fn new() -> Result<RustlsConnect> {
+        use rustls_platform_verifier::BuilderVerifierExt;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .and_then(|b| b.with_platform_verifier())
+            .map_err(|e| Error::Setup(format!("cannot set up TLS for PostgreSQL: {e}")))?
+            .with_no_client_auth();
+        Ok(RustlsConnect(Arc::new(config)))
+    }
+}
+
+impl<S> MakeTlsConnect<S> for RustlsConnect
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = TlsStream<S>;
+    type TlsConnect = RustlsConnector;
+    type Error = rustls::pki_types::InvalidDnsNameError;
+
+    fn make_tls_connect(
+        &mut self,
+        domain: &str,
+    ) -> std::result::Result<RustlsConnector, Self::Error> {
+        Ok(RustlsConnector {
+            config: self.0.clone(),
+            name: rustls::pki_types::ServerName::try_from(domain.to_owned())?,
+        })
+    }
+}
+
+struct RustlsConnector {
+    config: Arc<rustls::ClientConfig>,
+    name: rustls::pki_types::ServerName<'static>,
+}
+
+impl<S> TlsConnect<S> for RustlsConnector
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = TlsStream<S>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<TlsStream<S>>> + Send>>;
+
+    fn connect(self, stream: S) -> Self::Future {
+        Box::pin(async move {
+            let tls = tokio_rustls::TlsConnector::from(self.config)
+                .connect(self.name, stream)
+                .await?;
+            Ok(TlsStream(tls))
+        })
+    }
+}
+
+struct TlsStream<S>(tokio_rustls::client::TlsStream<S>);
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for TlsStream<S> {
+    fn channel_binding(&self) -> ChannelBinding {
+        // SCRAM without channel binding: the certificate check already
+        // binds the session to the server.
+        ChannelBinding::none()
+    }
+}
+
+// ---- the store ----
+
+fn uid64(uid: u32) -> i64 {
+    i64::from(uid)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u32(v: i64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+async fn exec<C: GenericClient + Sync>(
+    c: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> PgResult<u64> {
+    let stmt = c.prepare_cached(sql).await?;
+    Ok(c.execute(&stmt, params).await?)
+}
+
+async fn query<C: GenericClient + Sync>(
+    c: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> PgResult<Vec<Row>> {
+    let stmt = c.prepare_cached(sql).await?;
+    Ok(c.query(&stmt, params).await?)
+}
+
+async fn query_opt<C: GenericClient + Sync>(
+    c: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> PgResult<Option<Row>> {
+    let stmt = c.prepare_cached(sql).await?;
+    Ok(c.query_opt(&stmt, params).await?)
+}
+
+/// Takes the user's row lock for the rest of the transaction, so that the
+/// statements after it see no other host's change to the user in between.
+async fn lock_user<C: GenericClient + Sync>(c: &C, uid: i64) -> PgResult<bool> {
+    Ok(
+        query_opt(c, "SELECT 1 FROM users WHERE uid = $1 FOR UPDATE", &[&uid])
+            .await?
+            .is_some(),
+    )
+}
+
+fn device_of(r: &Row) -> Result<Device> {
+    let id: String = r.get(0);
+    let kind: String = r.get(1);
+    let kind = Kind::parse(&kind)
+        .ok_or_else(|| Error::Corrupt(format!("device {id} has unknown kind {kind:?}")))?;
+    let data: Vec<u8> = r.get(3);
+    let data =
+        DeviceData::decode(kind, &data).map_err(|e| Error::Corrupt(format!("device {id}: {e}")))?;
+    Ok(Device {
+        id,
+        label: r.get(2),
+        data,
+        created: r.get(4),
+        last_used: r.get(5),
+    })
+}
+
+fn trusted_of(r: &Row) -> Trusted {
+    Trusted {
+        id: r.get(0),
+        kind: r.get(1),
+        identity: r.get(2),
+        trusted_at: r.get(3),
+        first_used: r.get(4),
+        last_used: r.get(5),
+    }
+}
+
+fn lockout_of(r: &Row, at: usize) -> Lockout {
+    Lockout {
+        failures: to_u32(r.get(at)),
+        locked_until: r.get(at + 1),
+        locks: to_u32(r.get(at + 2)),
+    }
+}
+
+async fn replace_backup_codes<C: GenericClient + Sync>(
+    c: &C,
+    uid: i64,
+    backup: &[Hashed],
+) -> PgResult<()> {
+    exec(c, "DELETE FROM backup_codes WHERE uid = $1", &[&uid]).await?;
+    for code in backup {
+        exec(
+            c,
+            "INSERT INTO backup_codes (uid, salt, hash) VALUES ($1, $2, $3)",
+            &[&uid, &code.salt, &code.hash],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+const CLEAR_FAILURES: &str =
+    "UPDATE users SET failures = 0, locked_until = 0, locks = 0 WHERE uid = $1";
+
+impl Store for PostgresStore {
+    fn user(&self, uid: u32) -> Result<UserState> {
+        let uid = uid64(uid);
+        let rows = self.run(async |c| {
+            // One snapshot for the four reads.
+            let tx = c
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await?;
+            let base = query_opt(
+                &tx,
+                "SELECT last_step, name, failures, locked_until, locks FROM users WHERE uid = $1",
+                &[&uid],
+            )
+            .await?;
+            let Some(base) = base else {
+                return Ok(None);
+            };
+            let devices = query(
+                &tx,
+                "SELECT id, kind, label, data, created, last_used FROM devices
+                 WHERE uid = $1 ORDER BY created, id",
+                &[&uid],
+            )
+            .await?;
+            let codes = query(
+                &tx,
+                "SELECT id, salt, hash FROM backup_codes WHERE uid = $1 ORDER BY id",
+                &[&uid],
+            )
+            .await?;
+            let sms = query_opt(
+                &tx,
+                "SELECT salt, hash, expires FROM sms_codes WHERE uid = $1",
+                &[&uid],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(Some((base, devices, codes, sms)))
+        })?;
+        let Some((base, devices, codes, sms)) = rows else {
+            return Ok(UserState::default());
+        };
+        Ok(UserState {
+            name: base.get(1),
+            last_step: to_u64(base.get(0)),
+            lockout: lockout_of(&base, 2),
+            devices: devices.iter().map(device_of).collect::<Result<_>>()?,
+            backup_codes: codes
+                .iter()
+                .map(|r| BackupCode {
+                    id: CodeId(r.get(0)),
+                    code: Hashed {
+                        salt: r.get(1),
+                        hash: r.get(2),
+                    },
+                })
+                .collect(),
+            sms_code: sms.map(|r| SmsCode {
+                code: Hashed {
+                    salt: r.get(0),
+                    hash: r.get(1),
+                },
+                expires: r.get(2),
+            }),
+        })
+    }
+
+    fn accept_totp_step(&self, uid: u32, device_id: &str, step: u64, now: i64) -> Result<bool> {
+        let (uid, step) = (uid64(uid), to_i64(step));
+        self.run(async |c| {
+            let tx = c.transaction().await?;
+            // The row lock makes a second host's same step wait, then see
+            // the new last_step and match nothing.
+            let changed = exec(
+                &tx,
+                "UPDATE users SET last_step = $2, failures = 0, locked_until = 0, locks = 0
+                 WHERE uid = $1 AND last_step < $2 AND locked_until <= $3",
+                &[&uid, &step, &now],
+            )
+            .await?;
+            if changed != 1 {
+                return Ok(false);
+            }
+            exec(
+                &tx,
+                "UPDATE devices SET last_used = $3 WHERE uid = $1 AND id = $2",
+                &[&uid, &device_id, &now],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    fn use_backup_code(&self, uid: u32, id: CodeId, now: i64) -> Result<bool> {
+        let uid = uid64(uid);
+        self.run(async |c| {
+            let tx = c.transaction().await?;
+            // The user's row first: a lock another host sets meanwhile is seen.
+            lock_user(&tx, uid).await?;
+            let deleted = exec(
+                &tx,
+                "DELETE FROM backup_codes WHERE uid = $1 AND id = $2
+                 AND NOT EXISTS (SELECT 1 FROM users WHERE uid = $1 AND locked_until > $3)",
+                &[&uid, &id.0, &now],
+            )
+            .await?;
+            if deleted != 1 {
+                return Ok(false);
+            }
+            exec(&tx, CLEAR_FAILURES, &[&uid]).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    fn use_sms_code(&self, uid: u32, device_id: &str, code: &Hashed, now: i64) -> Result<bool> {
+        let uid = uid64(uid);
+        self.run(async |c| {
+            let tx = c.transaction().await?;
+            lock_user(&tx, uid).await?;
+            let deleted = exec(
+                &tx,
+                "DELETE FROM sms_codes WHERE uid = $1 AND salt = $2 AND hash = $3 AND expires > $4
+                 AND NOT EXISTS (SELECT 1 FROM users WHERE uid = $1 AND locked_until > $4)",
+                &[&uid, &code.salt, &code.hash, &now],
+            )
+            .await?;
+            if deleted != 1 {
+                return Ok(false);
+            }
+            exec(&tx, CLEAR_FAILURES, &[&uid]).await?;
+            exec(
+                &tx,
+                "UPDATE devices SET last_used = $3 WHERE uid = $1 AND id = $2",
+                &[&uid, &device_id, &now],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    fn record_failure(&self, uid: u32, now: i64, limits: Limits) -> Result<Lockout> {
+        let uid = uid64(uid);
+        self.run(async |c| {
+            let tx = c.transaction().await?;
+            // FOR UPDATE: every host's failure is counted, none overwrites
+            // another's.
+            let current = query_opt(
+                &tx,
+                "SELECT failures, locked_until, locks FROM users WHERE uid = $1 FOR UPDATE",
+                &[&uid],
+            )
+            .await?;
+            let Some(current) = current else {
+                // Nothing to lock for a user who never enrolled.
+                return Ok(Lockout::default().after_failure(now, limits));
+            };
+            let next = lockout_of(&current, 0).after_failure(now, limits);
+            exec(
+                &tx,
+                "UPDATE users SET failures = $2, locked_until = $3, locks = $4 WHERE uid = $1",
+                &[
+                    &uid,
+                    &i64::from(next.failures),
+                    &next.locked_until,
+                    &i64::from(next.locks),
+                ],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(next)
+        })
+    }
+
+    fn set_sms_code(&self, uid: u32, code: &Hashed, expires: i64) -> Result<()> {
+        let uid = uid64(uid);
+        self.run(async |c| {
+            exec(
+                &*c,
+                "INSERT INTO sms_codes (uid, salt, hash, expires) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (uid) DO UPDATE SET salt = excluded.salt, hash = excluded.hash,
+                 expires = excluded.expires",
+                &[&uid, &code.salt, &code.hash, &expires],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn reserve_send(&self, uid: u32, now: i64, max: u32) -> Result<SendSlot> {
+        let uid = uid64(uid);
+        self.run(async |c| {
+            let tx = c.transaction().await?;
+            // The user may have no row (a send before enrolling): a
+            // transaction-scoped advisory lock per UID serialises the
+            // count and the insert across the fleet instead.
+            exec(
+                &tx,
+                "SELECT pg_advisory_xact_lock($1)",
+                &[&(MIGRATION_LOCK << 32 | uid)],
+            )
+            .await?;
+            let since = now - SEND_WINDOW_SECS;
+            exec(
+                &tx,
+                "DELETE FROM sms_sends WHERE uid = $1 AND at <= $2",
+                &[&uid, &since],
+            )
+            .await?;
+            let row = query(
+                &tx,
+                "SELECT count(*), min(at) FROM sms_sends WHERE uid = $1",
+                &[&uid],
+            )
+            .await?;
+            let (count, oldest): (i64, Option<i64>) = row
+                .first()
+                .map(|r| (r.get(0), r.get(1)))
+                .unwrap_or((0, None));
+            if count >= i64::from(max) {
+                return Ok(SendSlot::Full {
+                    next_at: oldest.unwrap_or(now) + SEND_WINDOW_SECS,
+                });
+            }
+            let id = query(
+                &tx,
+                "INSERT INTO sms_sends (uid, at) VALUES ($1, $2) RETURNING id",
+                &[&uid, &now],
+            )
+            .await?
+            .first()
+            .map(|r| r.get::<_, i64>(0))
+            .unwrap_or(0);
+            tx.commit().await?;
+            Ok(SendSlot::Granted(SendId(id)))
+        })
+    }
+
+    fn release_send(&self, id: SendId) -> Result<()> {
+        self.run(async |c| {
+            exec(&*c, "DELETE FROM sms_sends WHERE id = $1", &[&id.0]).await?;
+            Ok(())
+        })
+    }
+
+    fn add_device(
+        &self,
+        account: &Account,
+        device: &Device,
+        step: u64,
+        backup: Option<&[Hashed]>,
+    ) -> Result<()> {
+        let (uid, step) = (uid64(account.uid), to_i64(step));
+        self.run(async |c| {
+            let tx = c.transaction().await?;
+            exec(
+                &tx,
+                "INSERT INTO users (uid, name, last_step) VALUES ($1, $2, $3)
+                 ON CONFLICT (uid) DO UPDATE SET name = excluded.name,
+                 last_step = GREATEST(users.last_step, excluded.last_step)",
+                &[&uid, &account.name, &step],
+            )
+            .await?;
+            exec(
+                &tx,
+                "INSERT INTO devices (uid, id, kind, label, data, created, last_used)
+                 VALUES ($1, $2, $3, $4, $5, $6, 0)",
+                &[
+                    &uid,
+                    &device.id,
+                    &device.data.kind().as_str(),
+                    &device.label,
+                    &device.data.encode(),
+                    &device.created,
+                ],
+            )
+            .await?;
+            if let Some(backup) = backup {
+                replace_backup_codes(&tx, uid, backup).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn replace_device_data(&self, uid: u32, device_id: &str, data: &DeviceData) -> Result<bool> {
+        let uid = uid64(uid);
+        self.run(async |c| {
+            let tx = c.transaction().await?;
+            let n = exec(
+                &tx,
+                "UPDATE devices SET data = $4 WHERE uid = $1 AND id = $2 AND kind = $3",
+                &[&uid, &device_id, &data.kind().as_str(), &data.encode()],
+            )
+            .await?;
+            exec(&tx, "DELETE FROM sms_codes WHERE uid = $1", &[&uid]).await?;
+            tx.commit().await?;
+            Ok(n == 1)
+        })
+    }
+
+    fn remove_device(&self, uid: u32, device_id: &str) -> Result<bool> {
+        let uid = uid64(uid);
+        self.run(async |c| {
+            let tx = c.transaction().await?;
+            // No other host adds a device between the removal and the count.
+            lock_user(&tx, uid).await?;
+            let n = exec(
+                &tx,
+                "DELETE FROM devices WHERE uid = $1 AND id = $2",
+                &[&uid, &device_id],
+            )
+            .await?;
+            exec(
+                &tx,
+                "DELETE FROM backup_codes WHERE uid = $1
+                 AND NOT EXISTS (SELECT 1 FROM devices WHERE uid = $1)",
+                &[&uid],
+            )
+            .await?;
+            // A code sent to a phone that is gone must not log in.
+            exec(
+                &tx,
+                "DELETE FROM sms_codes WHERE uid = $1
+                 AND NOT EXISTS (SELECT 1 FROM devices WHERE uid = $1 AND kind = $2)",
+                &[&uid, &Kind::Sms.as_str()],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(n == 1)
+        })
+    }
+
+    fn replace_backup_codes(&self, uid: u32, backup: &[Hashed]) -> Result<()> {
+        let uid = uid64(uid);
+        self.run(async |c| {
+            let tx = c.transaction().await?;
+            replace_backup_codes(&tx, uid, backup).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn trusted(&self, uid: u32, kind: &str, identity: &str) -> Result<Option<Trusted>> {
+        let uid = uid64(uid);
+        self.run(async |c| {
+            Ok(query_opt(
+                &*c,
+                "SELECT id, kind, identity, trusted_at, first_used, last_used FROM trusted_devices
+                 WHERE host = $1 AND uid = $2 AND kind = $3 AND identity = $4",
+                &[&self.trust_host, &uid, &kind, &identity],
+            )
+            .await?
+            .as_ref()
+            .map(trusted_of))
+        })
+    }
+
+    fn trusted_list(&self, uid: u32) -> Result<Vec<Trusted>> {
+        let uid = uid64(uid);
+        self.run(async |c| {
+            Ok(query(
+                &*c,
+                "SELECT id, kind, identity, trusted_at, first_used, last_used FROM trusted_devices
+                 WHERE host = $1 AND uid = $2 ORDER BY first_used, id",
+                &[&self.trust_host, &uid],
+            )
+            .await?
+            .iter()
+            .map(trusted_of)
+            .collect())
+        })
+    }
+
+    fn trust(&self, uid: u32, new_id: &str, kind: &str, identity: &str, now: i64) -> Result<()> {
+        let uid = uid64(uid);
+        self.run(async |c| {
+            exec(
+                &*c,
+                "INSERT INTO trusted_devices
+                 (host, uid, id, kind, identity, trusted_at, first_used, last_used)
+                 VALUES ($1, $2, $3, $4, $5, $6, $6, $6)
+                 ON CONFLICT (host, uid, kind, identity)
+                 DO UPDATE SET trusted_at = excluded.trusted_at, last_used = excluded.last_used",
+                &[&self.trust_host, &uid, &new_id, &kind, &identity, &now],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn touch_trusted(&self, uid: u32, id: &str, now: i64) -> Result<()> {
+        let uid = uid64(uid);
+        self.run(async |c| {
+            exec(
+                &*c,
+                "UPDATE trusted_devices SET last_used = $4 WHERE host = $1 AND uid = $2 AND id = $3",
+                &[&self.trust_host, &uid, &id, &now],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn untrust(&self, uid: u32, id: Option<&str>) -> Result<u32> {
+        let uid = uid64(uid);
+        self.run(async |c| {
+            let n = match id {
+                Some(id) => {
+                    exec(
+                        &*c,
+                        "DELETE FROM trusted_devices WHERE host = $1 AND uid = $2 AND id = $3",
+                        &[&self.trust_host, &uid, &id],
+                    )
+                    .await?
+                }
+                None => {
+                    exec(
+                        &*c,
+                        "DELETE FROM trusted_devices WHERE host = $1 AND uid = $2",
+                        &[&self.trust_host, &uid],
+                    )
+                    .await?
+                }
+            };
+            Ok(u32::try_from(n).unwrap_or(u32::MAX))
+        })
+    }
+
+    fn reset(&self, uid: u32) -> Result<bool> {
+        let uid = uid64(uid);
+        self.run(async |c| {
+            let tx = c.transaction().await?;
+            lock_user(&tx, uid).await?;
+            let devices = exec(&tx, "DELETE FROM devices WHERE uid = $1", &[&uid]).await?;
+            let codes = exec(&tx, "DELETE FROM backup_codes WHERE uid = $1", &[&uid]).await?;
+            // A reset is fleet-wide: every host's trust in the user's
+            // devices goes.
+            let trusted = exec(&tx, "DELETE FROM trusted_devices WHERE uid = $1", &[&uid]).await?;
+            exec(&tx, "DELETE FROM sms_codes WHERE uid = $1", &[&uid]).await?;
+            let locks = exec(
+                &tx,
+                "UPDATE users SET failures = 0, locked_until = 0, locks = 0
+                 WHERE uid = $1 AND (failures > 0 OR locked_until > 0 OR locks > 0)",
+                &[&uid],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(devices + codes + trusted + locks > 0)
+        })
+    }
+
+    fn unlock(&self, uid: u32) -> Result<bool> {
+        let uid = uid64(uid);
+        self.run(async |c| Ok(exec(&*c, CLEAR_FAILURES, &[&uid]).await? == 1))
+    }
+
+    fn list_users(&self) -> Result<Vec<Summary>> {
+        self.run(async |c| {
+            let rows = query(
+                &*c,
+                "SELECT u.name, u.uid,
+                        (SELECT count(*) FROM devices d WHERE d.uid = u.uid),
+                        (SELECT count(*) FROM backup_codes b WHERE b.uid = u.uid),
+                        u.locked_until, u.failures
+                 FROM users u ORDER BY u.name COLLATE \"C\", u.uid",
+                &[],
+            )
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    (
+                        Summary {
+                            user: r.get(0),
+                            uid: r.get(1),
+                            devices: to_u32(r.get(2)),
+                            backup_codes_left: to_u32(r.get(3)),
+                            locked_until: r.get(4),
+                        },
+                        r.get::<_, i64>(5),
+                    )
+                })
+                .filter(|(s, failures)| {
+                    s.devices > 0 || s.backup_codes_left > 0 || *failures > 0 || s.locked_until > 0
+                })
+                .map(|(s, _)| s)
+                .collect())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_databases_need_tls() {
+        for url in [
+            "postgresql://mfad@db.example.org/mfa",
+            "postgresql://mfad@db.example.org/mfa?sslmode=prefer",
+            "host=10.0.0.5 user=mfad dbname=mfa",
+        ] {
+            let c = parse_url(url).unwrap();
+            assert_eq!(c.get_ssl_mode(), SslMode::Require, "{url}");
+        }
+        let e = parse_url("postgresql://mfad@db.example.org/mfa?sslmode=disable").unwrap_err();
+        assert!(
+            e.contains("sslmode=disable") && e.contains("db.example.org") && e.contains("in clear"),
+            "{e}"
+        );
+        for url in [
+            "postgresql://mfad@localhost/mfa?sslmode=disable",
+            "postgresql://mfad@127.0.0.1:5433/mfa?sslmode=disable",
+            "host=/run/postgresql user=mfad dbname=mfa sslmode=disable",
+        ] {
+            let c = parse_url(url).unwrap();
+            assert_eq!(c.get_ssl_mode(), SslMode::Disable, "{url}");
+        }
+        let e = parse_url("postgresql://mfad:hunter2@db.example.org/mfa").unwrap_err();
+        assert!(e.contains("password_file") && !e.contains("hunter2"), "{e}");
+        assert!(parse_url("not a url at all").is_err());
+    }
+}
