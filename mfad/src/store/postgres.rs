@@ -353,22 +353,25 @@ where
 {
     type Stream = TlsStream<S>;
     type TlsConnect = RustlsConnector;
-    type Error = rustls::pki_types::InvalidDnsNameError;
+    type Error = io::Error;
 
     fn make_tls_connect(
         &mut self,
         domain: &str,
     ) -> std::result::Result<RustlsConnector, Self::Error> {
+        // tokio-postgres asks for a connector for a unix socket too (the
+        // domain is then its directory) but never uses it there: a name
+        // that is not a host name fails only if a handshake is tried.
         Ok(RustlsConnector {
             config: self.0.clone(),
-            name: rustls::pki_types::ServerName::try_from(domain.to_owned())?,
+            name: rustls::pki_types::ServerName::try_from(domain.to_owned()).ok(),
         })
     }
 }
 
 struct RustlsConnector {
     config: Arc<rustls::ClientConfig>,
-    name: rustls::pki_types::ServerName<'static>,
+    name: Option<rustls::pki_types::ServerName<'static>>,
 }
 
 impl<S> TlsConnect<S> for RustlsConnector
@@ -381,8 +384,14 @@ where
 
     fn connect(self, stream: S) -> Self::Future {
         Box::pin(async move {
+            let name = self.name.ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "TLS needs a host name or an address",
+                )
+            })?;
             let tls = tokio_rustls::TlsConnector::from(self.config)
-                .connect(self.name, stream)
+                .connect(name, stream)
                 .await?;
             Ok(TlsStream(tls))
         })
@@ -1065,5 +1074,234 @@ mod tests {
         let e = parse_url("postgresql://mfad:hunter2@db.example.org/mfa").unwrap_err();
         assert!(e.contains("password_file") && !e.contains("hunter2"), "{e}");
         assert!(parse_url("not a url at all").is_err());
+    }
+}
+
+/// The conformance suite against a real PostgreSQL server: one private
+/// cluster for the test process (unix socket only, in a temp dir, run as
+/// the postgres user), one fresh database per test. Needs root; a server
+/// that cannot start fails every test, loudly.
+#[cfg(all(test, feature = "postgres-tests"))]
+mod conformance_on_postgres {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::{Mutex, OnceLock};
+
+    use super::*;
+
+    struct Cluster {
+        socket_dir: PathBuf,
+        bin: PathBuf,
+        // Holds the watchdog's stdin: when this process ends, the pipe
+        // closes and the watchdog stops the server and removes its files.
+        _watchdog: Mutex<Child>,
+        runtime: tokio::runtime::Runtime,
+    }
+
+    fn bin_dir() -> PathBuf {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .expect(
+                "PostgreSQL is not installed (/usr/lib/postgresql): run scripts/install-deps.sh",
+            )
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|b| b.join("initdb").exists())
+            .collect();
+        dirs.sort();
+        dirs.pop()
+            .expect("no initdb under /usr/lib/postgresql/*/bin")
+    }
+
+    fn as_postgres(program: &Path) -> Command {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--init-groups",
+            "--",
+        ])
+        .arg(program);
+        c
+    }
+
+    fn cluster() -> &'static Cluster {
+        static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+        CLUSTER.get_or_init(|| {
+            assert!(
+                nix::unistd::geteuid().is_root(),
+                "the PostgreSQL conformance tests run as root (make test)"
+            );
+            let bin = bin_dir();
+            let top = tempfile::Builder::new()
+                .prefix("mfad-pg-")
+                .tempdir()
+                .unwrap()
+                .keep();
+            std::fs::set_permissions(&top, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let data = top.join("data");
+            std::fs::create_dir(&data).unwrap();
+            let status = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&data)
+                .status()
+                .unwrap();
+            assert!(status.success(), "cannot chown {}", data.display());
+            let out = as_postgres(&bin.join("initdb"))
+                .args(["--auth=trust", "--username=postgres", "--locale=C", "--encoding=UTF8", "-N", "-D"])
+                .arg(&data)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "initdb failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let mut watchdog = Command::new("sh")
+                .args([
+                    "-c",
+                    "setpriv --reuid=postgres --regid=postgres --init-groups -- \"$0\" -D \"$1\" -k \"$1\" \
+                     -c listen_addresses= -c fsync=off >\"$2/log\" 2>&1 & pid=$!; read _; \
+                     kill -INT $pid; wait $pid; rm -rf \"$2\"",
+                ])
+                .arg(bin.join("postgres"))
+                .arg(&data)
+                .arg(&top)
+                .stdin(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let ready = (0..300).any(|_| {
+                std::thread::sleep(Duration::from_millis(100));
+                Command::new(bin.join("pg_isready"))
+                    .arg("-q")
+                    .arg("-h")
+                    .arg(&data)
+                    .status()
+                    .is_ok_and(|s| s.success())
+            });
+            if !ready {
+                let log = std::fs::read_to_string(top.join("log")).unwrap_or_default();
+                let _ = watchdog.stdin.take().map(|mut s| s.write_all(b"\n"));
+                panic!("PostgreSQL did not start within 30s: {log}");
+            }
+            Cluster {
+                socket_dir: data,
+                bin,
+                _watchdog: Mutex::new(watchdog),
+                runtime: tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap(),
+            }
+        })
+    }
+
+    /// A store on a new, empty database of the test cluster.
+    pub fn fresh(trust_host: &str) -> PostgresStore {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let c = cluster();
+        let db = format!(
+            "t{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let out = Command::new(c.bin.join("psql"))
+            .arg("-h")
+            .arg(&c.socket_dir)
+            .args(["-U", "postgres", "-d", "postgres", "-qc"])
+            .arg(format!("CREATE DATABASE {db}"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "CREATE DATABASE failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PostgresStore::open(
+            &Settings {
+                url: format!("host={} user=postgres dbname={db}", c.socket_dir.display()),
+                password: None,
+                pool_size: 4,
+                timeout: Duration::from_secs(10),
+                trust_host: trust_host.into(),
+            },
+            c.runtime.handle().clone(),
+        )
+        .unwrap()
+    }
+
+    crate::store::conformance::suite!(fresh("host-a"));
+
+    #[test]
+    fn migrations_run_once_and_are_versioned() {
+        let s = fresh("");
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        // Another daemon on the same database applies nothing twice.
+        assert!(s.migrate().is_ok());
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn trust_is_per_host_unless_fleet_wide_and_reset_clears_every_host() {
+        let a = fresh("a");
+        let b = PostgresStore {
+            pool: a.pool.clone(),
+            runtime: a.runtime.clone(),
+            timeout: a.timeout,
+            trust_host: "b".into(),
+        };
+        let fleet = PostgresStore {
+            trust_host: String::new(),
+            pool: a.pool.clone(),
+            runtime: a.runtime.clone(),
+            timeout: a.timeout,
+        };
+        a.add_device(
+            &crate::store::conformance::alice(),
+            &crate::store::conformance::totp("d1"),
+            1,
+            None,
+        )
+        .unwrap();
+        let alice = crate::store::conformance::ALICE;
+        a.trust(alice, "t1", "key", "SHA256:k", 100).unwrap();
+        assert!(a.trusted(alice, "key", "SHA256:k").unwrap().is_some());
+        assert!(b.trusted(alice, "key", "SHA256:k").unwrap().is_none());
+        assert!(fleet.trusted(alice, "key", "SHA256:k").unwrap().is_none());
+        b.trust(alice, "t1", "key", "SHA256:k", 200).unwrap();
+        assert_eq!(b.untrust(alice, None).unwrap(), 1);
+        assert_eq!(
+            a.trusted_list(alice).unwrap().len(),
+            1,
+            "b's untrust left a alone"
+        );
+        fleet.trust(alice, "t2", "key", "SHA256:k", 300).unwrap();
+        assert!(b.reset(alice).unwrap());
+        assert!(a.trusted_list(alice).unwrap().is_empty());
+        assert!(fleet.trusted_list(alice).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_unreachable_database_is_unavailable_within_the_timeout() {
+        let c = cluster();
+        let s = PostgresStore {
+            pool: Pool::builder(Manager::from_config(
+                parse_url("host=/nonexistent/mfa-test user=postgres dbname=x").unwrap(),
+                RustlsConnect::new().unwrap(),
+                ManagerConfig::default(),
+            ))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .unwrap(),
+            runtime: c.runtime.handle().clone(),
+            timeout: Duration::from_secs(2),
+            trust_host: String::new(),
+        };
+        let t = std::time::Instant::now();
+        let e = s.user(1000).unwrap_err();
+        assert!(matches!(e, Error::Unavailable(_)), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(3));
     }
 }
