@@ -15,7 +15,8 @@ use mfad::audit::Audit;
 use mfad::config::{self, Config};
 use mfad::error::{Error, Result};
 use mfad::service::{self, Core, Service};
-use mfad::store::sqlite::SqliteStore;
+use mfad::store;
+use mfad::store::config::Backend;
 use mfad::users::{self, Directory};
 use mfad::{dbus, gateway, random};
 
@@ -71,7 +72,11 @@ fn main() -> ExitCode {
 
 fn run(path: &std::path::Path, explicit: bool) -> Result<()> {
     let config = Config::load(path, explicit)?;
-    let audit = Audit::new(config.daemon.log);
+    let shared = config.store.backend == Backend::Postgres;
+    let mut audit = Audit::new(config.daemon.log);
+    if shared {
+        audit = audit.naming_host(&config.host_name());
+    }
     let state_dir = config.daemon.state_dir.clone();
     // One daemon per state directory, whatever bus it serves; the lock is
     // taken before the database is opened, so two daemons never migrate it
@@ -91,12 +96,24 @@ fn run(path: &std::path::Path, explicit: bool) -> Result<()> {
         .map_err(|e| Error::Io(format!("cannot create {}: {e}", lock_path.display())))?;
     let _lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock)
         .map_err(|_| Error::Io(format!("{} is in use by another mfad", state_dir.display())))?;
-    let store = SqliteStore::open(&state_dir, &|name| users::Nss.account(name))?;
     let bus = config.daemon.bus.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Io(format!("cannot start the runtime: {e}")))?;
+    let store = store::config::open(&config, runtime.handle(), &|name| users::Nss.account(name))?;
+    if shared {
+        audit.info(
+            "store",
+            &[
+                ("backend", "postgres"),
+                (
+                    "trust",
+                    &format!("{:?}", config.trusted_devices.scope).to_lowercase(),
+                ),
+            ],
+        );
+    }
     let sms = match &config.sms {
         Some(sms) => Some(service::Sms {
             sender: Arc::new(gateway::Gateway::new(sms, runtime.handle().clone())?),
@@ -109,7 +126,7 @@ fn run(path: &std::path::Path, explicit: bool) -> Result<()> {
     let service = Arc::new(Service::new(Core {
         config,
         issuer: String::new(),
-        store: Arc::new(store),
+        store,
         audit: Arc::new(audit),
         users: Box::new(users::Nss),
         random: Box::new(random::Os),

@@ -21,6 +21,7 @@ use crate::factor::DeviceData;
 use crate::lockout::{Limits, Lockout};
 use crate::users::Account;
 
+pub mod config;
 #[cfg(test)]
 pub mod conformance;
 pub mod postgres;
