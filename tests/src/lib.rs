@@ -27,6 +27,7 @@ pub mod daemon;
 pub mod mfactl;
 pub mod pam;
 pub mod paths;
+pub mod postgres;
 pub mod proc;
 pub mod sms;
 pub mod ssh;
@@ -74,6 +75,9 @@ pub struct EnvBuilder {
     sms: Option<Sms>,
     extra_toml: String,
     start_daemon: bool,
+    host_name: Option<String>,
+    trusted_scope: Option<String>,
+    store: Option<String>,
 }
 
 impl Default for EnvBuilder {
@@ -89,6 +93,9 @@ impl Default for EnvBuilder {
             sms: None,
             extra_toml: String::new(),
             start_daemon: true,
+            host_name: None,
+            trusted_scope: None,
+            store: None,
         }
     }
 }
@@ -137,6 +144,21 @@ impl EnvBuilder {
     /// Raw TOML appended to mfad.toml (for tests of bad configs).
     pub fn extra_toml(mut self, toml: &str) -> Self {
         self.extra_toml = toml.into();
+        self
+    }
+    /// `[daemon] host_name`.
+    pub fn host_name(mut self, host: &str) -> Self {
+        self.host_name = Some(host.into());
+        self
+    }
+    /// `[trusted_devices] scope`: "host" or "fleet".
+    pub fn trusted_scope(mut self, scope: &str) -> Self {
+        self.trusted_scope = Some(scope.into());
+        self
+    }
+    /// A whole `[store]` section (see [`postgres::Postgres::store_toml`]).
+    pub fn store(mut self, section: &str) -> Self {
+        self.store = Some(section.into());
         self
     }
     /// Only the bus; mfad is not started (call [`Env::start_daemon`]).
@@ -213,6 +235,9 @@ impl Env {
             lockout_duration: b.lockout_duration,
             trusted_lifetime: b.trusted_lifetime,
             sms: sms_section,
+            host_name: b.host_name,
+            trusted_scope: b.trusted_scope,
+            store: b.store,
             extra_toml: b.extra_toml,
         };
         let config_path = dir.join("mfad.toml");

@@ -17,6 +17,7 @@ mod daemon;
 mod enroll;
 mod failmode;
 mod failsafe;
+mod fleet;
 mod harness;
 mod hygiene;
 mod identity;

@@ -1,0 +1,212 @@
+//! A private PostgreSQL server for the fleet tests: Debian's binaries, a
+//! cluster in a temp dir owned by the postgres user, reachable only on a
+//! unix socket in that dir. It can be stopped and started again (the
+//! "database down" tests); dropping it stops it and removes its files.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::proc::{Cmd, Output};
+use crate::{paths, random_letters};
+
+pub struct Postgres {
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+/// The newest `/usr/lib/postgresql/N/bin` with initdb in it.
+fn bin_dir() -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL is not installed (/usr/lib/postgresql: {e}); run scripts/install-deps.sh")
+        })
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|b| b.join("initdb").exists())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+        .expect("no /usr/lib/postgresql/*/bin/initdb; run scripts/install-deps.sh")
+}
+
+impl Postgres {
+    /// initdb and start; panics with the server's log if it does not come up.
+    pub fn start() -> Postgres {
+        paths::require_root();
+        paths::tool("setpriv", "util-linux");
+        let bin = bin_dir();
+        let dir = std::env::temp_dir().join(format!("mfa-pg-{}", random_letters(10)));
+        std::fs::create_dir(&dir).expect("create the PostgreSQL temp dir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let pg = Postgres { dir, bin };
+        std::fs::create_dir(pg.data()).expect("create the data dir");
+        Cmd::new("chown")
+            .arg("postgres:postgres")
+            .arg(pg.data())
+            .run()
+            .assert_success();
+        pg.as_postgres("initdb")
+            .args([
+                "--auth=trust",
+                "--username=postgres",
+                "--locale=C",
+                "--encoding=UTF8",
+                "-N",
+                "-D",
+            ])
+            .arg(pg.data())
+            .timeout(Duration::from_secs(60))
+            .run()
+            .assert_success();
+        pg.start_server();
+        pg.psql("postgres", "CREATE DATABASE mfa").assert_success();
+        pg
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn as_postgres(&self, program: &str) -> Cmd {
+        Cmd::new("setpriv")
+            .args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "--",
+            ])
+            .arg(self.bin.join(program))
+    }
+
+    /// The connection string mfad gets: the unix socket, no password.
+    pub fn url(&self) -> String {
+        format!("host={} user=postgres dbname=mfa", self.data().display())
+    }
+
+    /// `[store]` for mfad with this server and `timeout`.
+    pub fn store_toml(&self, timeout: &str) -> String {
+        format!(
+            "[store]\nbackend = \"postgres\"\nurl = {}\npool_size = 4\ntimeout = {}\n",
+            crate::daemon::toml_str(&self.url()),
+            crate::daemon::toml_str(timeout)
+        )
+    }
+
+    /// Starts the (stopped) server and waits until it accepts connections.
+    pub fn start_server(&self) {
+        // Inside the data dir: the server writes it as postgres.
+        let log = self.data().join("server.log");
+        let out = self
+            .as_postgres("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .arg("-l")
+            .arg(&log)
+            .arg("-o")
+            .arg(format!(
+                "-k {} -c listen_addresses= -c fsync=off",
+                self.data().display()
+            ))
+            .args(["-w", "-t", "60", "start"])
+            .timeout(Duration::from_secs(70))
+            .run();
+        assert!(
+            out.success(),
+            "PostgreSQL did not start: {}\nits log:\n{}",
+            out.all(),
+            crate::bus::read_lossy(&log)
+        );
+    }
+
+    /// Stops the server (fast: open connections are cut).
+    pub fn stop_server(&self) {
+        self.pg_ctl_stop("fast").assert_success();
+    }
+
+    fn pg_ctl_stop(&self, mode: &str) -> Output {
+        self.as_postgres("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", mode, "-w", "stop"])
+            .timeout(Duration::from_secs(60))
+            .run()
+    }
+
+    /// One SQL command (or several) with psql, as the postgres role.
+    pub fn psql(&self, db: &str, sql: &str) -> Output {
+        Cmd::new(self.bin.join("psql"))
+            .arg("-h")
+            .arg(self.data())
+            .args([
+                "-U",
+                "postgres",
+                "-d",
+                db,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-qAtc",
+                sql,
+            ])
+            .timeout(Duration::from_secs(30))
+            .run()
+    }
+
+    /// A psql session that takes `sql` (e.g. a table lock in an open
+    /// transaction) and holds it until the guard is dropped: the "slow
+    /// database" case.
+    pub fn hold(&self, sql: &str) -> Held {
+        let mut child = Command::new(self.bin.join("psql"))
+            .arg("-h")
+            .arg(self.data())
+            .args(["-U", "postgres", "-d", "mfa", "-q"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start psql");
+        let stdin = child.stdin.as_mut().expect("psql stdin");
+        writeln!(stdin, "{sql}").expect("write to psql");
+        stdin.flush().expect("flush psql");
+        Held { child }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// A psql session holding something; dropping it ends the session.
+pub struct Held {
+    child: Child,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let out = self.pg_ctl_stop("immediate");
+        if !out.success()
+            && !out.all().contains("not running")
+            && !out.all().contains("does not exist")
+        {
+            eprintln!(
+                "mfa-tests: cannot stop PostgreSQL in {}: {}",
+                self.dir.display(),
+                out.all()
+            );
+        }
+        if std::env::var_os("MFA_TESTS_KEEP").is_some() {
+            eprintln!("mfa-tests: keeping {} (MFA_TESTS_KEEP)", self.dir.display());
+        } else if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            eprintln!("mfa-tests: cannot remove {}: {e}", self.dir.display());
+        }
+    }
+}

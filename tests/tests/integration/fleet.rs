@@ -1,0 +1,208 @@
+//! Many hosts, one PostgreSQL: two mfad on two private buses ("hosts" A and
+//! B) share a real PostgreSQL server the test starts. An enrollment made on
+//! one host logs in on the other; a code, a failure, a reset count on every
+//! host; trust stays on its host unless fleet-wide; a database that is down
+//! or too slow fails logins closed within the timeout, as "mfad
+//! unavailable", and the daemon recovers by itself when it returns.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use mfa_tests::postgres::Postgres;
+use mfa_tests::{wrong_code, Clock, Env, EnvBuilder, PamResult, PamtesterOpts, User};
+
+/// Host `name` on the shared database `pg`.
+fn host(pg: &Postgres, name: &str, timeout: &str, b: EnvBuilder) -> Env {
+    b.host_name(name).store(&pg.store_toml(timeout)).start()
+}
+
+fn two_hosts(pg: &Postgres, b: impl Fn() -> EnvBuilder) -> (Env, Env) {
+    (host(pg, "host-a", "5s", b()), host(pg, "host-b", "5s", b()))
+}
+
+#[test]
+fn enrolled_on_one_host_logs_in_on_another_and_a_code_works_once_in_the_fleet() {
+    let pg = Postgres::start();
+    let (a, b) = two_hosts(&pg, Env::builder);
+    let alice = a.add_user();
+    let dev = a.enroll(&alice);
+    let (svc_a, svc_b) = (a.pam_service(""), b.pam_service(""));
+    let c = Clock::now().codes(&dev.secret, 0, 1);
+
+    b.pamtester(&svc_b, &alice, &[&c[0]])
+        .assert_result(PamResult::Success);
+    // The same code on the other host, within its 30 seconds: refused.
+    let r = a.pamtester(&svc_a, &alice, &[&c[0], &c[0], &c[0]]);
+    r.assert_result(PamResult::AuthErr);
+    assert!(r.transcript().contains("already used"), "{}", r.output);
+    // A backup code used on A is gone on B.
+    a.pamtester(&svc_a, &alice, &[&dev.backup_codes[0]])
+        .assert_result(PamResult::Success);
+    let used = &dev.backup_codes[0];
+    b.pamtester(&svc_b, &alice, &[used, used, used])
+        .assert_result(PamResult::AuthErr);
+    let s = b.mfactl_json(None, &["admin", "status", &alice.name]);
+    assert_eq!(s["backup_codes_left"], 9, "{s}");
+    a.pamtester(&svc_a, &alice, &[&c[1]])
+        .assert_result(PamResult::Success);
+    // Every audit line names the host it happened on.
+    assert!(
+        b.daemon_log()
+            .lines()
+            .any(|l| l.contains("host=host-b") && l.contains(&alice.name)),
+        "{}",
+        b.daemon_log()
+    );
+}
+
+#[test]
+fn failures_count_across_hosts_and_an_admin_reset_on_one_host_holds_on_all() {
+    let pg = Postgres::start();
+    let (a, b) = two_hosts(&pg, || Env::builder().max_failures(3));
+    let bob = a.add_user();
+    let dev = a.enroll(&bob);
+    let (svc_a, svc_b) = (a.pam_service(""), b.pam_service(""));
+    let w = wrong_code(&dev.secret);
+    let c = Clock::now().codes(&dev.secret, 0, 0);
+
+    // Two wrong codes on A, then the user gives up (no third answer).
+    assert!(!a.pamtester(&svc_a, &bob, &[&w, &w]).authenticated());
+    assert_eq!(b.failures(&bob), 2, "A's failures are seen on B");
+    assert!(!b.pamtester(&svc_b, &bob, &[&w]).authenticated());
+    let s = a.mfactl_json(None, &["admin", "status", &bob.name]);
+    assert!(
+        s["locked_until"].as_i64().unwrap_or(0) > 0,
+        "the third failure, on B, locks on A: {s}"
+    );
+    // Locked everywhere: the right code fails on A.
+    let r = a.pamtester(&svc_a, &bob, &[&c[0]]);
+    r.assert_result(PamResult::AuthErr);
+    assert!(
+        r.transcript()
+            .to_lowercase()
+            .contains("too many failed attempts"),
+        "{}",
+        r.output
+    );
+
+    // Lost phone: the admin resets on B; A knows no enrollment any more.
+    b.mfactl(&["admin", "reset", &bob.name]).assert_success();
+    let s = a.mfactl_json(None, &["admin", "status", &bob.name]);
+    assert_eq!(s["enrolled"], Value::Bool(false), "{s}");
+    assert_eq!(s["locked_until"], 0, "{s}");
+    a.pamtester(&svc_a, &bob, &[&dev.backup_codes[0]])
+        .assert_result(PamResult::PermDenied);
+}
+
+/// A service that grants trust in its account phase, used from `rhost`.
+fn trusted_login(env: &Env, user: &User, rhost: &str, answers: &[&str]) -> mfa_tests::PamOutcome {
+    let svc = env.pam_service_raw(&format!(
+        "auth required {m}\naccount required {m}\n",
+        m = env.pam_module_spec()
+    ));
+    env.pamtester_with(
+        &svc,
+        user,
+        answers,
+        &PamtesterOpts {
+            items: vec![("rhost", rhost)],
+            ops: vec!["authenticate", "acct_mgmt"],
+            ..PamtesterOpts::default()
+        },
+    )
+}
+
+#[test]
+fn trust_stays_on_its_host_unless_fleet_wide() {
+    let pg = Postgres::start();
+    let (a, b) = two_hosts(&pg, || Env::builder().trusted_lifetime("30d"));
+    let carol = a.add_user();
+    let dev = a.enroll(&carol);
+    let c = Clock::now().codes(&dev.secret, 0, 2);
+    let rhost = "10.1.2.3";
+
+    trusted_login(&a, &carol, rhost, &[&c[0]]).assert_result(PamResult::Success);
+    let r = trusted_login(&a, &carol, rhost, &[]);
+    r.assert_result(PamResult::Success);
+    assert_eq!(r.prompts(), 0, "trusted on A: {}", r.output);
+    // B has not trusted that device: it asks for a code.
+    let r = trusted_login(&b, &carol, rhost, &[&c[1]]);
+    r.assert_result(PamResult::Success);
+    assert_eq!(r.prompts(), 1, "B must ask: {}", r.output);
+    drop((a, b, carol));
+
+    // scope = "fleet": one host's trust holds on the other. A fresh
+    // database: the next user may get carol's UID back.
+    let pg = Postgres::start();
+    let (a, b) = two_hosts(&pg, || {
+        Env::builder()
+            .trusted_lifetime("30d")
+            .trusted_scope("fleet")
+    });
+    let dave = a.add_user();
+    let dev = a.enroll(&dave);
+    let c = Clock::now().codes(&dev.secret, 0, 0);
+    trusted_login(&a, &dave, rhost, &[&c[0]]).assert_result(PamResult::Success);
+    let r = trusted_login(&b, &dave, rhost, &[]);
+    r.assert_result(PamResult::Success);
+    assert_eq!(r.prompts(), 0, "fleet-wide trust on B: {}", r.output);
+}
+
+/// Margin over the store's timeout for process start-up and a slow box.
+const SLACK: Duration = Duration::from_secs(4);
+
+#[test]
+fn a_slow_or_stopped_database_fails_closed_in_time_and_mfad_recovers_by_itself() {
+    let pg = Postgres::start();
+    let a = host(&pg, "host-a", "2s", Env::builder());
+    let erin = a.add_user();
+    let dev = a.enroll(&erin);
+    let pid = a.daemon_pid();
+    let spec = a.pam_module_spec();
+    let secure = a.pam_service("failmode=secure timeout=10");
+    let safe = a.pam_service_raw(&format!(
+        "auth required {spec} failmode=safe timeout=10\nauth required pam_permit.so\n"
+    ));
+    let c = Clock::now().codes(&dev.secret, 0, 1);
+
+    // Slow: another session holds the users table; every read waits.
+    {
+        let _held = pg.hold("BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE;");
+        std::thread::sleep(Duration::from_millis(500));
+        let r = a.pamtester(&secure, &erin, &[&c[0]]);
+        r.assert_result(PamResult::AuthInfoUnavail);
+        assert!(
+            r.output.elapsed < Duration::from_secs(2) + SLACK,
+            "held the login for {:?}",
+            r.output.elapsed
+        );
+        // Unavailability, not a refusal: failmode=safe steps aside.
+        a.pamtester(&safe, &erin, &[&c[0]])
+            .assert_result(PamResult::Success);
+    }
+
+    // Stopped.
+    pg.stop_server();
+    let r = a.pamtester(&secure, &erin, &[&c[0]]);
+    r.assert_result(PamResult::AuthInfoUnavail);
+    assert!(
+        r.output.elapsed < Duration::from_secs(2) + SLACK,
+        "{:?}",
+        r.output.elapsed
+    );
+    assert!(
+        a.daemon_log().contains("state database unavailable"),
+        "no clear log line:\n{}",
+        a.daemon_log()
+    );
+
+    // Back: the same daemon serves the next login.
+    pg.start_server();
+    a.pamtester(&secure, &erin, &[&c[0]])
+        .assert_result(PamResult::Success);
+    assert_eq!(a.daemon_pid(), pid, "mfad was not restarted");
+    let r = a.pamtester(&secure, &erin, &[&c[0], &c[0], &c[0]]);
+    r.assert_result(PamResult::AuthErr);
+    assert!(r.transcript().contains("already used"), "{}", r.output);
+}
