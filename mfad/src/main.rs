@@ -20,13 +20,28 @@ use mfad::store::config::Backend;
 use mfad::users::{self, Directory};
 use mfad::{dbus, gateway, random};
 
-const USAGE: &str = "usage: mfad [--config PATH]";
+const USAGE: &str = "usage: mfad [--config PATH] [migrate --to-postgres]";
 
-fn parse_args() -> std::result::Result<Option<(PathBuf, bool)>, String> {
+/// What mfad was asked to do.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Serve,
+    /// `migrate --to-postgres`
+    MigrateToPostgres,
+}
+
+fn parse_args() -> std::result::Result<Option<(PathBuf, bool, Command)>, String> {
     let mut args = std::env::args_os().skip(1);
     let mut config = None;
+    let mut command = Command::Serve;
     while let Some(arg) = args.next() {
         match arg.to_str() {
+            Some("migrate") if command == Command::Serve => {
+                match args.next().as_ref().and_then(|a| a.to_str()) {
+                    Some("--to-postgres") => command = Command::MigrateToPostgres,
+                    _ => return Err("migrate needs --to-postgres".into()),
+                }
+            }
             Some("--config") => match args.next() {
                 Some(p) => config = Some(PathBuf::from(p)),
                 None => return Err("--config needs a path".into()),
@@ -45,13 +60,13 @@ fn parse_args() -> std::result::Result<Option<(PathBuf, bool)>, String> {
         }
     }
     Ok(Some(match config {
-        Some(p) => (p, true),
-        None => (PathBuf::from(config::DEFAULT_PATH), false),
+        Some(p) => (p, true, command),
+        None => (PathBuf::from(config::DEFAULT_PATH), false, command),
     }))
 }
 
 fn main() -> ExitCode {
-    let (path, explicit) = match parse_args() {
+    let (path, explicit, command) = match parse_args() {
         Ok(Some(a)) => a,
         Ok(None) => return ExitCode::SUCCESS,
         Err(e) => {
@@ -61,13 +76,53 @@ fn main() -> ExitCode {
     };
     // Everything mfad creates (database, WAL, lock file) is for root alone.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    match run(&path, explicit) {
+    let result = match command {
+        Command::Serve => run(&path, explicit),
+        Command::MigrateToPostgres => migrate_to_postgres(&path),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mfad: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// One daemon (or migration) per state directory, whatever bus it serves;
+/// the lock is taken before the database is opened, so two never migrate
+/// it at once.
+fn lock_state_dir(state_dir: &std::path::Path) -> Result<Flock<File>> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(state_dir)
+        .map_err(|e| {
+            Error::Io(format!(
+                "cannot create state directory {}: {e}",
+                state_dir.display()
+            ))
+        })?;
+    let lock_path = state_dir.join("mfad.lock");
+    let lock_file = File::create(&lock_path)
+        .map_err(|e| Error::Io(format!("cannot create {}: {e}", lock_path.display())))?;
+    Flock::lock(lock_file, FlockArg::LockExclusiveNonblock)
+        .map_err(|_| Error::Io(format!("{} is in use by another mfad", state_dir.display())))
+}
+
+fn migrate_to_postgres(path: &std::path::Path) -> Result<()> {
+    let config = Config::load(path, true)?;
+    let _lock = lock_state_dir(&config.daemon.state_dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io(format!("cannot start the runtime: {e}")))?;
+    store::migrate::to_postgres(
+        &config,
+        runtime.handle(),
+        &|name| users::Nss.account(name),
+        &mut std::io::stdout(),
+    )
 }
 
 fn run(path: &std::path::Path, explicit: bool) -> Result<()> {
@@ -78,24 +133,7 @@ fn run(path: &std::path::Path, explicit: bool) -> Result<()> {
         audit = audit.naming_host(&config.host_name());
     }
     let state_dir = config.daemon.state_dir.clone();
-    // One daemon per state directory, whatever bus it serves; the lock is
-    // taken before the database is opened, so two daemons never migrate it
-    // at once.
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&state_dir)
-        .map_err(|e| {
-            Error::Io(format!(
-                "cannot create state directory {}: {e}",
-                state_dir.display()
-            ))
-        })?;
-    let lock_path = state_dir.join("mfad.lock");
-    let lock_file = File::create(&lock_path)
-        .map_err(|e| Error::Io(format!("cannot create {}: {e}", lock_path.display())))?;
-    let _lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock)
-        .map_err(|_| Error::Io(format!("{} is in use by another mfad", state_dir.display())))?;
+    let _lock = lock_state_dir(&state_dir)?;
     let bus = config.daemon.bus.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

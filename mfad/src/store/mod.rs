@@ -24,6 +24,7 @@ use crate::users::Account;
 pub mod config;
 #[cfg(test)]
 pub mod conformance;
+pub mod migrate;
 pub mod postgres;
 pub mod sqlite;
 

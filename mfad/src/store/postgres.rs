@@ -225,6 +225,146 @@ impl PostgresStore {
     }
 }
 
+/// What [`PostgresStore::import`] did with one account.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Imported {
+    /// Devices added (already-present ones are not counted).
+    pub devices: u32,
+    /// Of those, added under a new id (the id was another device's).
+    pub renamed: u32,
+    /// A phone not added: the fleet already has another for the user (at
+    /// most one per user).
+    pub phones_skipped: u32,
+    pub backup_codes: u32,
+    pub trusted: u32,
+}
+
+impl PostgresStore {
+    /// Merges one account's state from another store (a host's SQLite
+    /// database) into the shared one, in one transaction: every device and
+    /// backup code the shared database does not hold yet, the newest step,
+    /// the higher failure count and lock, the trusted devices (under this
+    /// daemon's trust host). Running it twice adds nothing the second time.
+    /// `spare_ids` (one per device) name devices whose id is taken.
+    pub fn import(
+        &self,
+        account: &Account,
+        state: &UserState,
+        trusted: &[Trusted],
+        spare_ids: &[String],
+    ) -> Result<Imported> {
+        let uid = uid64(account.uid);
+        self.run_within(self.timeout.max(Duration::from_secs(60)), async |c| {
+            let tx = c.transaction().await?;
+            let mut done = Imported::default();
+            exec(
+                &tx,
+                "INSERT INTO users (uid, name, last_step, failures, locked_until, locks)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (uid) DO UPDATE SET
+                 last_step = GREATEST(users.last_step, excluded.last_step),
+                 failures = GREATEST(users.failures, excluded.failures),
+                 locked_until = GREATEST(users.locked_until, excluded.locked_until),
+                 locks = GREATEST(users.locks, excluded.locks)",
+                &[
+                    &uid,
+                    &account.name,
+                    &to_i64(state.last_step),
+                    &i64::from(state.lockout.failures),
+                    &state.lockout.locked_until,
+                    &i64::from(state.lockout.locks),
+                ],
+            )
+            .await?;
+            for (i, d) in state.devices.iter().enumerate() {
+                let (kind, data) = (d.data.kind().as_str(), d.data.encode());
+                let present = query_opt(
+                    &tx,
+                    "SELECT 1 FROM devices WHERE uid = $1 AND kind = $2 AND data = $3",
+                    &[&uid, &kind, &data],
+                )
+                .await?;
+                if present.is_some() {
+                    continue;
+                }
+                if d.data.kind() == Kind::Sms {
+                    let phone = query_opt(
+                        &tx,
+                        "SELECT 1 FROM devices WHERE uid = $1 AND kind = $2",
+                        &[&uid, &kind],
+                    )
+                    .await?;
+                    if phone.is_some() {
+                        done.phones_skipped += 1;
+                        continue;
+                    }
+                }
+                let taken = query_opt(
+                    &tx,
+                    "SELECT 1 FROM devices WHERE uid = $1 AND id = $2",
+                    &[&uid, &d.id],
+                )
+                .await?
+                .is_some();
+                let id = match (taken, spare_ids.get(i)) {
+                    (false, _) => &d.id,
+                    (true, Some(spare)) => {
+                        done.renamed += 1;
+                        spare
+                    }
+                    (true, None) => {
+                        return Err(PgError::Store(Error::Setup(format!(
+                            "device id {} is taken and no spare id was given",
+                            d.id
+                        ))));
+                    }
+                };
+                exec(
+                    &tx,
+                    "INSERT INTO devices (uid, id, kind, label, data, created, last_used)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    &[&uid, id, &kind, &d.label, &data, &d.created, &d.last_used],
+                )
+                .await?;
+                done.devices += 1;
+            }
+            for b in &state.backup_codes {
+                let n = exec(
+                    &tx,
+                    "INSERT INTO backup_codes (uid, salt, hash) SELECT $1, $2, $3
+                     WHERE NOT EXISTS (SELECT 1 FROM backup_codes
+                                       WHERE uid = $1 AND salt = $2 AND hash = $3)",
+                    &[&uid, &b.code.salt, &b.code.hash],
+                )
+                .await?;
+                done.backup_codes += to_u32(i64::try_from(n).unwrap_or(0));
+            }
+            for t in trusted {
+                let n = exec(
+                    &tx,
+                    "INSERT INTO trusted_devices
+                     (host, uid, id, kind, identity, trusted_at, first_used, last_used)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                    &[
+                        &self.trust_host,
+                        &uid,
+                        &t.id,
+                        &t.kind,
+                        &t.identity,
+                        &t.trusted_at,
+                        &t.first_used,
+                        &t.last_used,
+                    ],
+                )
+                .await?;
+                done.trusted += to_u32(i64::try_from(n).unwrap_or(0));
+            }
+            tx.commit().await?;
+            Ok(done)
+        })
+    }
+}
+
 /// Either the operation's own error or a `Setup` one from a migration.
 enum PgError {
     Pg(tokio_postgres::Error),

@@ -206,3 +206,88 @@ fn a_slow_or_stopped_database_fails_closed_in_time_and_mfad_recovers_by_itself()
     r.assert_result(PamResult::AuthErr);
     assert!(r.transcript().contains("already used"), "{}", r.output);
 }
+
+/// `mfad migrate --to-postgres` with a host's config.
+fn migrate(env: &Env) -> mfa_tests::Output {
+    mfa_tests::Cmd::new(mfa_tests::paths::mfad())
+        .arg("--config")
+        .arg(env.config_path())
+        .args(["migrate", "--to-postgres"])
+        .timeout(Duration::from_secs(60))
+        .run()
+}
+
+#[test]
+fn migration_merges_hosts_enrolled_apart_without_losing_a_device() {
+    let pg = Postgres::start();
+    // Two hosts on their own SQLite databases; the user enrolled on both.
+    let mut a = Env::builder().host_name("host-a").start();
+    let mut b = Env::builder().host_name("host-b").start();
+    let frank = a.add_user();
+    let grace = a.add_user();
+    let app_a = a.enroll(&frank);
+    let app_b = b.enroll(&frank);
+    let grace_app = b.enroll(&grace);
+    let svc_a = a.pam_service("");
+    let w = wrong_code(&app_a.secret);
+    assert!(!a.pamtester(&svc_a, &frank, &[&w]).authenticated());
+
+    for env in [&mut a, &mut b] {
+        env.set_config(|c| c.store = Some(pg.store_toml("5s")));
+    }
+    // Not while the host's mfad runs.
+    let out = migrate(&a);
+    out.assert_failure();
+    assert!(out.stderr.contains("in use by another mfad"), "{out}");
+    a.stop_daemon();
+    b.stop_daemon();
+    let out = migrate(&a);
+    out.assert_success();
+    assert!(
+        out.stdout
+            .contains("1 of 1 devices added, 10 of 10 backup codes"),
+        "{out}"
+    );
+    let out = migrate(&b);
+    out.assert_success();
+    assert!(out.stdout.contains("migrated 2 accounts"), "{out}");
+    // Again: nothing is added twice.
+    let out = migrate(&a);
+    out.assert_success();
+    assert!(
+        out.stdout
+            .contains("0 of 1 devices added, 0 of 10 backup codes"),
+        "{out}"
+    );
+
+    a.start_daemon();
+    b.start_daemon();
+    let s = a.mfactl_json(None, &["admin", "status", &frank.name]);
+    assert_eq!(s["devices"].as_array().map(Vec::len), Some(2), "{s}");
+    assert_eq!(s["backup_codes_left"], 20, "{s}");
+    assert_eq!(s["failures"], 1, "the failure on A came along: {s}");
+    let svc_b = b.pam_service("");
+    // Host A's app logs in on B and host B's app on A.
+    let c_a = Clock::now().codes(&app_a.secret, 0, 0);
+    let c_b = Clock::now().codes(&app_b.secret, 1, 1);
+    b.pamtester(&svc_b, &frank, &[&c_a[0]])
+        .assert_result(PamResult::Success);
+    a.pamtester(&svc_a, &frank, &[&c_b[0]])
+        .assert_result(PamResult::Success);
+    // Both hosts' backup codes work anywhere.
+    a.pamtester(&svc_a, &frank, &[&app_b.backup_codes[0]])
+        .assert_result(PamResult::Success);
+    b.pamtester(&svc_b, &frank, &[&app_a.backup_codes[0]])
+        .assert_result(PamResult::Success);
+    let c = Clock::now().codes(&grace_app.secret, 0, 0);
+    a.pamtester(&svc_a, &grace, &[&c[0]])
+        .assert_result(PamResult::Success);
+}
+
+#[test]
+fn migration_needs_a_postgres_store_and_a_database() {
+    let a = Env::builder().no_daemon().start();
+    let out = migrate(&a);
+    out.assert_failure();
+    assert!(out.stderr.contains("backend = \"postgres\""), "{out}");
+}
