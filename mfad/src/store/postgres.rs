@@ -141,6 +141,17 @@ impl PostgresStore {
             config.password(p.as_bytes());
         }
         config.connect_timeout(settings.timeout);
+        // The server gives up on a statement when mfad does (a lock wait
+        // behind a stuck session), instead of finishing it unseen.
+        let limit = format!(
+            "-c statement_timeout={}",
+            settings.timeout.as_millis().max(1)
+        );
+        let options = match config.get_options() {
+            Some(o) if !o.is_empty() => format!("{o} {limit}"),
+            _ => limit,
+        };
+        config.options(options);
         if config.get_application_name().is_none() {
             config.application_name("mfad");
         }
