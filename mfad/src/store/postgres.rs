@@ -442,8 +442,14 @@ fn pg_error(e: PgError) -> Error {
     if let Some(db) = e.as_db_error() {
         let code = db.code().code();
         // 08: connection exception; 57P01-57P03: shutdown or not yet up;
+        // 57014: statement_timeout ran out; 55P03: a lock not available;
         // 53: insufficient resources (too many connections, disk full).
-        if code.starts_with("08") || code.starts_with("57P0") || code.starts_with("53") {
+        if code.starts_with("08")
+            || code.starts_with("57P0")
+            || code.starts_with("53")
+            || code == "57014"
+            || code == "55P03"
+        {
             return Error::Unavailable(format!("PostgreSQL: {db}"));
         }
         return Error::Backend(format!("PostgreSQL: {db}"));
