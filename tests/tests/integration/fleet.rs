@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use mfa_tests::postgres::Postgres;
+use mfa_tests::ssh::{SshOpts, SshSetup};
 use mfa_tests::{wrong_code, Clock, Env, EnvBuilder, PamResult, PamtesterOpts, User};
 
 /// Host `name` on the shared database `pg`.
@@ -54,6 +55,27 @@ fn enrolled_on_one_host_logs_in_on_another_and_a_code_works_once_in_the_fleet() 
         "{}",
         b.daemon_log()
     );
+}
+
+/// Through the real sshd on host B, for a user who enrolled on host A.
+#[test]
+fn enrolled_on_one_host_logs_in_over_ssh_on_another() {
+    let pg = Postgres::start();
+    let (a, b) = two_hosts(&pg, || Env::builder().max_failures(100));
+    let hank = a.add_login_user(None);
+    let dev = a.enroll(&hank);
+    let sshd = b.sshd(SshSetup::kbd_int(&b));
+    let c = Clock::now().codes(&dev.secret, 0, 0);
+    let opts = SshOpts {
+        codes: vec![c[0].clone()],
+        ..SshOpts::default()
+    };
+    sshd.ssh(&hank, &opts).assert_logged_in();
+    // The code is spent for host A too.
+    let svc_a = a.pam_service("");
+    let r = a.pamtester(&svc_a, &hank, &[&c[0], &c[0], &c[0]]);
+    r.assert_result(PamResult::AuthErr);
+    assert!(r.transcript().contains("already used"), "{}", r.output);
 }
 
 #[test]
