@@ -31,6 +31,7 @@ die() {
 #   openssh-client ssh and ssh-keygen
 #   passwd        useradd, userdel, groupadd, gpasswd
 #   gcc, libc6-dev the C toolchain Rust links with (bundled SQLite is C)
+#   openssl       a test CA and certificate for PostgreSQL over TLS
 #   postgresql    initdb and postgres for the private clusters the
 #                 PostgreSQL store's tests start (never the system's: the
 #                 policy below keeps the install from starting it)
@@ -46,6 +47,7 @@ packages=(
 	passwd
 	gcc
 	libc6-dev
+	openssl
 	postgresql
 	"$@"
 )

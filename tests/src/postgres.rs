@@ -15,6 +15,9 @@ use crate::{paths, random_letters};
 pub struct Postgres {
     dir: PathBuf,
     bin: PathBuf,
+    /// With TLS: the 127.0.0.1 port it listens on (with a certificate for
+    /// "localhost" from the test CA `ca.pem`), TLS connections only.
+    tls_port: Option<u16>,
 }
 
 /// The newest `/usr/lib/postgresql/N/bin` with initdb in it.
@@ -34,13 +37,30 @@ fn bin_dir() -> PathBuf {
 impl Postgres {
     /// initdb and start; panics with the server's log if it does not come up.
     pub fn start() -> Postgres {
+        Postgres::start_with(false)
+    }
+
+    /// Also on 127.0.0.1 over TLS only, its certificate signed by a CA of
+    /// the test's own (see [`Postgres::ca`]).
+    pub fn start_tls() -> Postgres {
+        Postgres::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Postgres {
         paths::require_root();
         paths::tool("setpriv", "util-linux");
         let bin = bin_dir();
         let dir = std::env::temp_dir().join(format!("mfa-pg-{}", random_letters(10)));
         std::fs::create_dir(&dir).expect("create the PostgreSQL temp dir");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        let pg = Postgres { dir, bin };
+        let tls_port = tls.then(|| {
+            // A port free now; the server takes it a moment later.
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port()
+        });
+        let pg = Postgres { dir, bin, tls_port };
         std::fs::create_dir(pg.data()).expect("create the data dir");
         Cmd::new("chown")
             .arg("postgres:postgres")
@@ -60,9 +80,95 @@ impl Postgres {
             .timeout(Duration::from_secs(60))
             .run()
             .assert_success();
+        if tls {
+            pg.make_certificates();
+        }
         pg.start_server();
         pg.psql("postgres", "CREATE DATABASE mfa").assert_success();
         pg
+    }
+
+    /// A CA (`ca.pem`), a server certificate for localhost and 127.0.0.1
+    /// signed by it, and a pg_hba.conf that takes TCP over TLS only.
+    fn make_certificates(&self) {
+        paths::tool("openssl", "openssl");
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let d = &self.dir;
+        Cmd::new("openssl")
+            .args(["req", "-x509", "-days", "2", "-subj", "/CN=mfa-test-ca"])
+            .args(ec)
+            .arg("-keyout")
+            .arg(d.join("ca.key"))
+            .arg("-out")
+            .arg(d.join("ca.pem"))
+            .run()
+            .assert_success();
+        Cmd::new("openssl")
+            .args(["req", "-subj", "/CN=localhost"])
+            .args(ec)
+            .arg("-keyout")
+            .arg(self.data().join("server.key"))
+            .arg("-out")
+            .arg(d.join("server.csr"))
+            .run()
+            .assert_success();
+        std::fs::write(
+            d.join("san.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+        )
+        .expect("write san.ext");
+        Cmd::new("openssl")
+            .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
+            .arg("-in")
+            .arg(d.join("server.csr"))
+            .arg("-CA")
+            .arg(d.join("ca.pem"))
+            .arg("-CAkey")
+            .arg(d.join("ca.key"))
+            .arg("-extfile")
+            .arg(d.join("san.ext"))
+            .arg("-out")
+            .arg(self.data().join("server.crt"))
+            .run()
+            .assert_success();
+        std::fs::write(
+            self.data().join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+        )
+        .expect("write pg_hba.conf");
+        Cmd::new("chown")
+            .arg("postgres:postgres")
+            .arg(self.data().join("server.key"))
+            .arg(self.data().join("server.crt"))
+            .arg(self.data().join("pg_hba.conf"))
+            .run()
+            .assert_success();
+        std::fs::set_permissions(
+            self.data().join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("chmod server.key");
+    }
+
+    /// The test CA's certificate (TLS servers only).
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// The connection string over TLS to 127.0.0.1 as "localhost", the
+    /// server checked against `roots` (a PEM file).
+    pub fn tls_url(&self, roots: &Path) -> String {
+        format!(
+            "host=localhost port={} user=postgres dbname=mfa sslmode=require sslrootcert={}",
+            self.tls_port.expect("a TLS server (Postgres::start_tls)"),
+            roots.display()
+        )
     }
 
     fn data(&self) -> PathBuf {
@@ -82,16 +188,16 @@ impl Postgres {
 
     /// The connection string mfad gets: the unix socket, no password.
     pub fn url(&self) -> String {
-        format!("host={} user=postgres dbname=mfa", self.data().display())
+        format!(
+            "host={} port={} user=postgres dbname=mfa",
+            self.data().display(),
+            self.tls_port.unwrap_or(5432)
+        )
     }
 
     /// `[store]` for mfad with this server and `timeout`.
     pub fn store_toml(&self, timeout: &str) -> String {
-        format!(
-            "[store]\nbackend = \"postgres\"\nurl = {}\npool_size = 4\ntimeout = {}\n",
-            crate::daemon::toml_str(&self.url()),
-            crate::daemon::toml_str(timeout)
-        )
+        store_toml(&self.url(), timeout)
     }
 
     /// Starts the (stopped) server and waits until it accepts connections.
@@ -105,10 +211,16 @@ impl Postgres {
             .arg("-l")
             .arg(&log)
             .arg("-o")
-            .arg(format!(
-                "-k {} -c listen_addresses= -c fsync=off",
-                self.data().display()
-            ))
+            .arg(match self.tls_port {
+                None => format!(
+                    "-k {} -c listen_addresses= -c fsync=off",
+                    self.data().display()
+                ),
+                Some(port) => format!(
+                    "-k {} -c listen_addresses=127.0.0.1 -p {port} -c fsync=off -c ssl=on",
+                    self.data().display()
+                ),
+            })
             .args(["-w", "-t", "60", "start"])
             .timeout(Duration::from_secs(70))
             .run();
@@ -139,6 +251,8 @@ impl Postgres {
         Cmd::new(self.bin.join("psql"))
             .arg("-h")
             .arg(self.data())
+            .arg("-p")
+            .arg(self.tls_port.unwrap_or(5432).to_string())
             .args([
                 "-U",
                 "postgres",
@@ -160,6 +274,8 @@ impl Postgres {
         let mut child = Command::new(self.bin.join("psql"))
             .arg("-h")
             .arg(self.data())
+            .arg("-p")
+            .arg(self.tls_port.unwrap_or(5432).to_string())
             .args(["-U", "postgres", "-d", "mfa", "-q"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -175,6 +291,15 @@ impl Postgres {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// `[store]` for mfad with this connection string and `timeout`.
+pub fn store_toml(url: &str, timeout: &str) -> String {
+    format!(
+        "[store]\nbackend = \"postgres\"\nurl = {}\npool_size = 4\ntimeout = {}\n",
+        crate::daemon::toml_str(url),
+        crate::daemon::toml_str(timeout)
+    )
 }
 
 /// A psql session holding something; dropping it ends the session.

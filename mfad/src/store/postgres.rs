@@ -11,6 +11,7 @@
 use std::future::Future;
 use std::io;
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -72,6 +73,15 @@ impl std::fmt::Debug for Settings {
 /// `sslmode=prefer` (libpq's default, which falls back to clear text) is
 /// raised to `require`; `sslmode=disable` is refused with the reason.
 pub fn parse_url(url: &str) -> std::result::Result<tokio_postgres::Config, String> {
+    Ok(parse_url_and_roots(url)?.0)
+}
+
+/// [`parse_url`], and the `sslrootcert` file when the string names one
+/// (libpq's key, which tokio-postgres does not know: it is taken out).
+pub fn parse_url_and_roots(
+    url: &str,
+) -> std::result::Result<(tokio_postgres::Config, Option<PathBuf>), String> {
+    let (url, roots) = take_sslrootcert(url)?;
     let mut config: tokio_postgres::Config = url
         .parse()
         .map_err(|e| format!("[store] url is not a PostgreSQL connection string: {e}"))?;
@@ -111,7 +121,55 @@ pub fn parse_url(url: &str) -> std::result::Result<tokio_postgres::Config, Strin
             _ => {}
         }
     }
-    Ok(config)
+    Ok((config, roots))
+}
+
+/// Splits `sslrootcert=PATH` off a URL's query or a `key=value` string.
+/// `sslrootcert=system` (libpq 16) is the default: the system's roots.
+fn take_sslrootcert(url: &str) -> std::result::Result<(String, Option<PathBuf>), String> {
+    const KEY: &str = "sslrootcert=";
+    let mut found = None;
+    let rest = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let Some((base, query)) = url.split_once('?') else {
+            return Ok((url.to_owned(), None));
+        };
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|pair| match pair.strip_prefix(KEY) {
+                Some(v) => {
+                    found = Some(v.replace("%2F", "/").replace("%2f", "/"));
+                    false
+                }
+                None => true,
+            })
+            .collect();
+        if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        }
+    } else {
+        url.split_whitespace()
+            .filter(|pair| match pair.strip_prefix(KEY) {
+                Some(v) => {
+                    found = Some(v.trim_matches('\'').to_owned());
+                    false
+                }
+                None => true,
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let roots = match found.as_deref() {
+        None | Some("system") => None,
+        Some(p) if Path::new(p).is_absolute() => Some(PathBuf::from(p)),
+        Some(p) => {
+            return Err(format!(
+                "[store] url: sslrootcert must be an absolute path, not {p:?}"
+            ));
+        }
+    };
+    Ok((rest, roots))
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -136,7 +194,7 @@ impl PostgresStore {
     /// reached now: a daemon that starts must know its schema is right.
     /// Must not be called from inside the runtime's async context.
     pub fn open(settings: &Settings, runtime: tokio::runtime::Handle) -> Result<PostgresStore> {
-        let mut config = parse_url(&settings.url).map_err(Error::Setup)?;
+        let (mut config, roots) = parse_url_and_roots(&settings.url).map_err(Error::Setup)?;
         if let Some(p) = &settings.password {
             config.password(p.as_bytes());
         }
@@ -157,7 +215,7 @@ impl PostgresStore {
         }
         let manager = Manager::from_config(
             config,
-            RustlsConnect::new()?,
+            RustlsConnect::new(roots.as_deref())?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -492,14 +550,38 @@ fn chain(e: &dyn std::error::Error) -> String {
 struct RustlsConnect(Arc<rustls::ClientConfig>);
 
 impl RustlsConnect {
-    fn new() -> Result<RustlsConnect> {
+    /// The server's certificate must chain to the system's roots, or to
+    /// those in `roots` (a PEM file) when given; its name is checked too.
+    fn new(roots: Option<&Path>) -> Result<RustlsConnect> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::CertificateDer;
         use rustls_platform_verifier::BuilderVerifierExt;
+        let setup = |e: String| Error::Setup(format!("cannot set up TLS for PostgreSQL: {e}"));
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .and_then(|b| b.with_platform_verifier())
-            .map_err(|e| Error::Setup(format!("cannot set up TLS for PostgreSQL: {e}")))?
-            .with_no_client_auth();
+            .map_err(|e| setup(e.to_string()))?;
+        let config = match roots {
+            None => builder
+                .with_platform_verifier()
+                .map_err(|e| setup(e.to_string()))?,
+            Some(path) => {
+                let bad = |e: String| {
+                    Error::Setup(format!("[store] url: sslrootcert {}: {e}", path.display()))
+                };
+                let mut store = rustls::RootCertStore::empty();
+                for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))? {
+                    store
+                        .add(cert.map_err(|e| bad(e.to_string()))?)
+                        .map_err(|e| bad(e.to_string()))?;
+                }
+                if store.is_empty() {
+                    return Err(bad("no certificate in it".into()));
+                }
+                builder.with_root_certificates(store)
+            }
+        }
+        .with_no_client_auth();
         Ok(RustlsConnect(Arc::new(config)))
     }
 }
@@ -1232,6 +1314,31 @@ mod tests {
         assert!(e.contains("password_file") && !e.contains("hunter2"), "{e}");
         assert!(parse_url("not a url at all").is_err());
     }
+
+    #[test]
+    fn sslrootcert_is_taken_out_of_the_url() {
+        let (c, roots) = parse_url_and_roots(
+            "postgresql://mfad@db.example.org/mfa?sslrootcert=/etc/mfad/ca.pem&sslmode=require",
+        )
+        .unwrap();
+        assert_eq!(roots, Some(PathBuf::from("/etc/mfad/ca.pem")));
+        assert_eq!(c.get_ssl_mode(), SslMode::Require);
+        let (c, roots) =
+            parse_url_and_roots("host=db.example.org user=mfad dbname=mfa sslrootcert=/etc/ca.pem")
+                .unwrap();
+        assert_eq!(roots, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(c.get_dbname(), Some("mfa"));
+        let (_, roots) =
+            parse_url_and_roots("postgresql://mfad@db/mfa?sslrootcert=system").unwrap();
+        assert_eq!(roots, None);
+        let e = parse_url("postgresql://mfad@db/mfa?sslrootcert=ca.pem").unwrap_err();
+        assert!(e.contains("absolute"), "{e}");
+        let e = RustlsConnect::new(Some(Path::new("/nonexistent/ca.pem")))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("sslrootcert /nonexistent/ca.pem"), "{e}");
+    }
 }
 
 /// The conformance suite against a real PostgreSQL server: one private
@@ -1446,7 +1553,7 @@ mod conformance_on_postgres {
         let s = PostgresStore {
             pool: Pool::builder(Manager::from_config(
                 parse_url("host=/nonexistent/mfa-test user=postgres dbname=x").unwrap(),
-                RustlsConnect::new().unwrap(),
+                RustlsConnect::new(None).unwrap(),
                 ManagerConfig::default(),
             ))
             .runtime(deadpool_postgres::Runtime::Tokio1)

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use mfa_tests::postgres::Postgres;
+use mfa_tests::postgres::{store_toml, Postgres};
 use mfa_tests::ssh::{SshOpts, SshSetup};
 use mfa_tests::{wrong_code, Clock, Env, EnvBuilder, PamResult, PamtesterOpts, User};
 
@@ -312,4 +312,41 @@ fn migration_needs_a_postgres_store_and_a_database() {
     let out = migrate(&a);
     out.assert_failure();
     assert!(out.stderr.contains("backend = \"postgres\""), "{out}");
+}
+
+/// Over TCP the database is spoken to over TLS, its certificate checked
+/// against `sslrootcert`; a server the roots do not vouch for is refused.
+#[test]
+fn a_database_over_tcp_is_reached_over_verified_tls() {
+    let pg = Postgres::start_tls();
+    let a = Env::builder()
+        .host_name("host-a")
+        .store(&store_toml(&pg.tls_url(&pg.ca()), "5s"))
+        .start();
+    let ivy = a.add_user();
+    let dev = a.enroll(&ivy);
+    let svc = a.pam_service("");
+    let c = Clock::now().codes(&dev.secret, 0, 0);
+    a.pamtester(&svc, &ivy, &[&c[0]])
+        .assert_result(PamResult::Success);
+    let tls = pg.psql(
+        "postgres",
+        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+         WHERE a.application_name = 'mfad' AND s.ssl",
+    );
+    tls.assert_success();
+    assert_ne!(tls.stdout.trim(), "0", "mfad's sessions are not TLS: {tls}");
+
+    // Roots that do not vouch for the server: mfad does not start.
+    let other = Postgres::start_tls();
+    let b = Env::builder()
+        .no_daemon()
+        .store(&store_toml(&pg.tls_url(&other.ca()), "5s"))
+        .start();
+    let out = b.run_mfad(b.config_path(), Duration::from_secs(30));
+    out.assert_failure();
+    assert!(
+        out.stderr.contains("certificate") || out.stderr.contains("UnknownIssuer"),
+        "{out}"
+    );
 }
