@@ -138,3 +138,43 @@ pub fn open(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn postgres_with(password_file: PathBuf) -> StoreConfig {
+        StoreConfig {
+            backend: Backend::Postgres,
+            url: "postgresql://mfad@db.example.org/mfa".into(),
+            password_file: Some(password_file),
+            ..StoreConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_password_file_must_be_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("db-password");
+        std::fs::write(&p, "s3cret\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = postgres_with(p.clone())
+            .postgres("h")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("[store] password_file") && e.contains("chmod 600"),
+            "{e}"
+        );
+        assert!(!e.contains("s3cret"), "{e}");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let s = postgres_with(p).postgres("h").unwrap();
+        assert_eq!(s.password.as_deref(), Some("s3cret"));
+        assert_eq!(s.trust_host, "h");
+        assert!(
+            !format!("{s:?}").contains("s3cret"),
+            "Debug shows no password"
+        );
+    }
+}
