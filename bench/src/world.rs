@@ -345,6 +345,12 @@ impl Mfad {
     /// lockout 5 in 15 minutes; the audit log to syslog, as installed) and
     /// starts mfad; its own output goes to DIR/mfad.log.
     pub fn start(paths: &Paths, dir: &Path, bus: &Bus) -> Result<Mfad> {
+        Mfad::start_with(paths, dir, bus, "")
+    }
+
+    /// [`Mfad::start`] with `extra` appended to its config (a `[store]`).
+    pub fn start_with(paths: &Paths, dir: &Path, bus: &Bus, extra: &str) -> Result<Mfad> {
+        fs::create_dir_all(dir).map_err(io_at("cannot create", dir))?;
         let state_dir = dir.join("state");
         let config = dir.join("mfad.toml");
         let toml = format!(
@@ -364,7 +370,7 @@ impl Mfad {
             bus = toml_str(&bus.address),
             state = toml_str(&state_dir.to_string_lossy()),
         );
-        fs::write(&config, toml).map_err(io_at("cannot write", &config))?;
+        fs::write(&config, format!("{toml}{extra}")).map_err(io_at("cannot write", &config))?;
         let mut m = Mfad {
             child: None,
             mfad: paths.mfad.clone(),
@@ -595,4 +601,125 @@ pub fn children_cpu_ns() -> u64 {
             + u64::try_from(t.tv_usec).unwrap_or(0) * 1000
     };
     tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// A private PostgreSQL server (Debian's binaries) with its data on disk in
+/// DIR/data, durable as installed (fsync on), on a unix socket in that
+/// directory only.
+pub struct Postgres {
+    bin: PathBuf,
+    data: PathBuf,
+}
+
+impl Postgres {
+    pub fn start(dir: &Path) -> Result<Postgres> {
+        let mut bins: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql")
+            .map_err(io("PostgreSQL is not installed (scripts/install-deps.sh)"))?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|b| b.join("initdb").exists())
+            .collect();
+        bins.sort();
+        let bin = bins
+            .pop()
+            .ok_or_else(|| Error::Setup("no /usr/lib/postgresql/*/bin/initdb".into()))?;
+        let data = dir.join("data");
+        fs::create_dir_all(&data).map_err(io_at("cannot create", &data))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+            .map_err(io_at("cannot chmod", dir))?;
+        let pg = Postgres { bin, data };
+        pg.run("chown", &["postgres:postgres", path_str(&pg.data)?], false)?;
+        let initdb = pg.bin.join("initdb");
+        pg.run(
+            path_str(&initdb)?,
+            &[
+                "--auth=trust",
+                "--username=postgres",
+                "--locale=C",
+                "-D",
+                path_str(&pg.data)?,
+            ],
+            true,
+        )?;
+        let pg_ctl = pg.bin.join("pg_ctl");
+        let log = pg.data.join("server.log");
+        let opts = format!(
+            "-k {} -c listen_addresses= -c max_connections=100",
+            pg.data.display()
+        );
+        pg.run(
+            path_str(&pg_ctl)?,
+            &[
+                "-D",
+                path_str(&pg.data)?,
+                "-l",
+                path_str(&log)?,
+                "-o",
+                &opts,
+                "-w",
+                "start",
+            ],
+            true,
+        )?;
+        let psql = pg.bin.join("psql");
+        pg.run(
+            path_str(&psql)?,
+            &[
+                "-h",
+                path_str(&pg.data)?,
+                "-U",
+                "postgres",
+                "-qc",
+                "CREATE DATABASE mfa",
+            ],
+            false,
+        )?;
+        Ok(pg)
+    }
+
+    fn run(&self, program: &str, args: &[&str], as_postgres: bool) -> Result<()> {
+        let mut cmd = if as_postgres {
+            let mut c = Command::new("setpriv");
+            c.args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "--",
+                program,
+            ]);
+            c
+        } else {
+            Command::new(program)
+        };
+        let out = cmd
+            .args(args)
+            .output()
+            .map_err(io("cannot run a PostgreSQL tool"))?;
+        if !out.status.success() {
+            return Err(Error::Setup(format!(
+                "{program} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(())
+    }
+
+    /// `[store]` for an mfad on this server.
+    pub fn store_toml(&self) -> String {
+        format!(
+            "[store]\nbackend = \"postgres\"\nurl = {}\npool_size = 16\n",
+            toml_str(&format!(
+                "host={} user=postgres dbname=mfa",
+                self.data.display()
+            ))
+        )
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let pg_ctl = self.bin.join("pg_ctl");
+        if let (Ok(ctl), Ok(data)) = (path_str(&pg_ctl), path_str(&self.data)) {
+            let _ = self.run(ctl, &["-D", data, "-m", "immediate", "-w", "stop"], true);
+        }
+    }
 }
