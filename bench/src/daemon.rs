@@ -70,7 +70,7 @@ pub fn enroll(address: &str, names: &[String], clients: usize) -> Result<Vec<(Us
 
 async fn enroll_one(account: &AccountProxy<'_>, name: &str) -> Result<(User, u64)> {
     let (id, _uri, base32) = account
-        .enroll_totp_begin(name, "mfa-bench")
+        .enroll_totp_begin(name, "mfa-bench", "")
         .await
         .map_err(bus(&format!("EnrollTotpBegin for {name}")))?;
     let secret = totp::base32_decode(&base32)?;

@@ -4,10 +4,14 @@
 //! path, the three interfaces as proxy traits, the wire types and the error
 //! names. mfad implements the interfaces with exactly these signatures; a test
 //! in `tests/` compares the live introspection data with `docs/dbus-api.md`.
+//! Besides the bus, [`breakglass`]: the emergency codes' file, which mfactl
+//! writes, pam_mfa uses and mfad reports on.
 
 #![forbid(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
+
+pub mod breakglass;
 use zbus::{proxy, Type};
 
 /// The daemon's well-known bus name. Only root may own it (D-Bus policy).
@@ -108,7 +112,9 @@ impl Error {
 #[zbus(signature = "s")]
 #[serde(rename_all = "lowercase")]
 pub enum BeginAction {
-    /// Not enrolled and the policy is optional: PAM_IGNORE.
+    /// No code asked (not enrolled and not required, exempt, or in the grace
+    /// period to enroll): PAM_IGNORE. A non-empty message is a notice to
+    /// show as info text (the grace period's time left).
     Ignore,
     /// No code needed (trusted device): PAM_SUCCESS.
     Allow,
@@ -175,6 +181,33 @@ pub struct Device {
     pub last_used: i64,
 }
 
+/// The kinds of [`Device`], as `Device::kind` names them on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// An authenticator app (`"totp"`).
+    Totp,
+    /// A phone for codes by SMS (`"sms"`).
+    Sms,
+    /// A kind this version does not know (a newer mfad).
+    Other,
+}
+
+impl DeviceKind {
+    pub fn of(kind: &str) -> DeviceKind {
+        match kind {
+            "totp" => DeviceKind::Totp,
+            "sms" => DeviceKind::Sms,
+            _ => DeviceKind::Other,
+        }
+    }
+}
+
+impl Device {
+    pub fn device_kind(&self) -> DeviceKind {
+        DeviceKind::of(&self.kind)
+    }
+}
+
 /// One user's enrollment and lockout state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
 pub struct UserStatus {
@@ -215,6 +248,16 @@ pub struct UserSummary {
     pub devices: u32,
     pub backup_codes_left: u32,
     pub locked_until: i64,
+}
+
+/// One line of `Admin.ListMissing`: a user who must use 2-step and has no
+/// device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct MissingUser {
+    pub user: String,
+    /// Seconds of their grace period left; -1 when it has not started (it
+    /// starts at their next login), 0 when it is over or there is none.
+    pub grace_left: i64,
 }
 
 /// Used by the PAM module: one authentication is `Begin` then `Answer`s.
@@ -263,7 +306,12 @@ pub trait Login {
 )]
 pub trait Account {
     /// Starts an authenticator-app enrollment that expires after 10 minutes.
-    fn enroll_totp_begin(&self, user: &str, name: &str) -> Result<(String, String, String), Error>;
+    fn enroll_totp_begin(
+        &self,
+        user: &str,
+        name: &str,
+        code: &str,
+    ) -> Result<(String, String, String), Error>;
 
     /// Completes it with two consecutive codes; returns the new device id and
     /// ten backup codes, shown this once.
@@ -289,8 +337,9 @@ pub trait Account {
         code: &str,
     ) -> Result<(String, String), Error>;
 
-    /// Sends a new code for the enrollment; the previous one stops working.
-    /// Limited by `[sms] max_sends_per_hour`. Returns the number, masked.
+    /// Sends a new code for the enrollment; the ones before keep working
+    /// (the last 3). Limited by `[sms] resend_cooldown`, `max_sends_per_hour`
+    /// and `max_total_sends_per_hour`. Returns the number, masked.
     fn enroll_sms_resend(&self, user: &str, enrollment_id: &str) -> Result<String, Error>;
 
     /// Completes the enrollment with the code sent by SMS. Returns the
@@ -354,6 +403,33 @@ pub trait Admin {
     fn remove_trusted_device(&self, user: &str, id: &str) -> Result<(), Error>;
 
     fn remove_all_trusted_devices(&self, user: &str) -> Result<u32, Error>;
+
+    /// Users who must use 2-step and have no device: local accounts with a
+    /// login shell and anyone seen at login, by name.
+    fn list_missing(&self) -> Result<Vec<MissingUser>, Error>;
+
+    /// Removes one device of the user, without a code (the user lost it).
+    fn remove_device(&self, user: &str, device_id: &str) -> Result<(), Error>;
+}
+
+/// Longest log field value written; enough for any host name.
+pub const MAX_LOG_FIELD: usize = 200;
+
+/// A caller-controlled value (user name, rhost, service, tty) as it goes
+/// into a log line, by the one rule mfad and pam_mfa share: plain when it
+/// is a simple token, otherwise quoted with escapes, so a hostile value
+/// cannot forge a line or a `key=value` field for log parsers.
+pub fn log_field(value: &str) -> String {
+    let value: String = value.chars().take(MAX_LOG_FIELD).collect();
+    let simple = !value.is_empty()
+        && value.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | ':' | '/' | '$')
+        });
+    if simple {
+        value
+    } else {
+        format!("{value:?}")
+    }
 }
 
 /// The D-Bus address `address` names: `"system"` is [`SYSTEM_BUS_ADDRESS`],
@@ -378,6 +454,13 @@ pub async fn connect(address: &str) -> zbus::Result<zbus::Connection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_kinds_are_named_once() {
+        assert_eq!(DeviceKind::of("totp"), DeviceKind::Totp);
+        assert_eq!(DeviceKind::of("sms"), DeviceKind::Sms);
+        assert_eq!(DeviceKind::of("fido2"), DeviceKind::Other);
+    }
 
     #[test]
     fn system_names_the_system_bus_and_anything_else_is_kept() {

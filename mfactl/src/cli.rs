@@ -102,7 +102,7 @@ pub struct SmsArgs {
     #[arg(long, requires = "phone")]
     pub begin: bool,
 
-    /// Send a new code for enrollment ID (the previous one stops working).
+    /// Send a new code for enrollment ID (the codes sent before keep working).
     #[arg(long, value_name = "ID", conflicts_with_all = ["begin", "confirm"])]
     pub resend: Option<String>,
 
@@ -142,6 +142,12 @@ pub struct TotpArgs {
     #[arg(long, value_name = "ID")]
     pub confirm: Option<String>,
 
+    /// A current code (authenticator app, SMS or backup code), needed once
+    /// you have a device; asked for when omitted. Other users can see
+    /// command lines (ps): the prompt or stdin is safer.
+    #[arg(long, value_name = "CODE", conflicts_with = "confirm")]
+    pub code: Option<String>,
+
     /// The code shown now (read from stdin when omitted).
     #[arg(value_name = "CODE1", requires = "confirm", requires = "code2")]
     pub code1: Option<String>,
@@ -154,7 +160,12 @@ pub struct TotpArgs {
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// List every user with a device or lockout state.
-    List,
+    List {
+        /// Instead, the users who must use 2-step and have no device, with
+        /// the time left of their grace period.
+        #[arg(long)]
+        missing: bool,
+    },
     /// Show one user's devices, backup codes left and lockout state.
     Status {
         #[arg(value_name = "USER")]
@@ -165,6 +176,29 @@ pub enum AdminCommand {
     Reset {
         #[arg(value_name = "USER")]
         user: String,
+    },
+    /// Remove one of a user's devices (a lost phone), without a code.
+    Remove {
+        #[arg(value_name = "USER")]
+        user: String,
+        /// The device's id, as `admin status USER` shows it.
+        #[arg(value_name = "DEVICE_ID")]
+        device_id: String,
+    },
+    /// Emergency codes for when mfad cannot be asked (root only): with
+    /// --generate, prints new one-time codes and stores their salted hashes
+    /// in a root-only file (the old codes stop working). pam_mfa accepts
+    /// them with its `breakglass=PATH` argument.
+    BreakGlass {
+        /// Make new codes (required: the command only generates).
+        #[arg(long, required = true)]
+        generate: bool,
+        /// How many codes, 1 to 100.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=100))]
+        count: u16,
+        /// Where to store the hashes.
+        #[arg(long, value_name = "PATH", default_value = mfa_api::breakglass::DEFAULT_PATH)]
+        file: std::path::PathBuf,
     },
     /// Clear a user's failed attempts and lockout.
     Unlock {

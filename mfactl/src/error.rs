@@ -26,6 +26,9 @@ pub enum Error {
     /// Wrong use of the command line that clap cannot see (exit 2).
     #[error("{0}")]
     Usage(String),
+    /// A file mfactl reads or writes itself (the break-glass codes).
+    #[error("{0}")]
+    File(String),
 
     #[error("cannot draw the QR code: {0}")]
     Qr(String),

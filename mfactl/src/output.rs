@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::sync::OnceLock;
 
-use mfa_api::{TrustedDevice, UserStatus, UserSummary};
+use mfa_api::{MissingUser, TrustedDevice, UserStatus, UserSummary};
 use serde_json::{json, Value};
 
 use crate::error::Error;
@@ -122,6 +122,44 @@ pub fn list_json(users: &[UserSummary]) -> Value {
             })
             .collect(),
     )
+}
+
+/// `admin list --missing`, field by field like `status_json`.
+pub fn missing_json(users: &[MissingUser]) -> Value {
+    Value::Array(
+        users
+            .iter()
+            .map(|u| json!({"user": u.user, "grace_left": u.grace_left}))
+            .collect(),
+    )
+}
+
+/// `admin list --missing`: who still has to enroll, and by when.
+pub fn missing_text(users: &[MissingUser]) -> String {
+    if users.is_empty() {
+        return "Everyone who must use 2-step verification has a device.\n".into();
+    }
+    let mut rows = vec![vec!["USER".to_string(), "GRACE PERIOD".into()]];
+    for u in users {
+        let grace = match u.grace_left {
+            n if n < 0 => "starts at the next login".to_string(),
+            0 => "over: refused until enrolled".to_string(),
+            n => format!("{} left", span(n)),
+        };
+        rows.push(vec![clean(&u.user), grace]);
+    }
+    table(&rows, "")
+}
+
+/// A length of time in its largest unit: "6d 23h", "5h 10m", "3m", "20s".
+fn span(secs: i64) -> String {
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{secs}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
 }
 
 /// `trusted list` and `admin trusted USER`, field by field like `status_json`.
@@ -304,7 +342,11 @@ pub fn status_text(s: &UserStatus, now: i64, clock: Clock<'_>) -> String {
         out.push_str("Devices:\n");
         // A phone's "name" is its number (masked for the user, in full for
         // an admin); the header says so when there is one.
-        let name = if s.devices.iter().any(|d| d.kind == "sms") {
+        let name = if s
+            .devices
+            .iter()
+            .any(|d| d.device_kind() == mfa_api::DeviceKind::Sms)
+        {
             "NAME / NUMBER"
         } else {
             "NAME"
@@ -424,10 +466,10 @@ pub fn sms_begin_text(enrollment_id: &str, phone: &str) -> String {
     )
 }
 
-/// A code sent again: the previous one is dead.
+/// A code sent again: the ones before still work.
 pub fn sms_resent_line(phone: &str) -> String {
     format!(
-        "New code sent by SMS to {}; the previous one no longer works.\n",
+        "New code sent by SMS to {}; the ones sent before still work.\n",
         clean(phone)
     )
 }
@@ -443,7 +485,12 @@ pub fn group_secret(secret: &str) -> String {
 }
 
 /// The backup codes, two to a line, and what to do with them.
+/// New backup codes to store, or, after a further device (mfad makes
+/// backup codes with the first one only), that the old ones stand.
 pub fn backup_codes_text(codes: &[String]) -> String {
+    if codes.is_empty() {
+        return "Your backup codes are unchanged (`mfactl backup-codes` makes new ones).\n".into();
+    }
     let mut out = String::from(
         "Backup codes: each one works once, in place of a verification code.\n\
          They replace any backup codes you had before.\n\
@@ -808,5 +855,51 @@ mod tests {
         assert!(text.contains("replace any backup codes"));
         assert!(text.contains("    10000000    10000001\n"));
         assert_eq!(text.lines().filter(|l| l.starts_with("    1")).count(), 5);
+    }
+}
+
+#[cfg(test)]
+mod missing_tests {
+    use super::*;
+
+    #[test]
+    fn the_missing_list_says_how_long_each_has_left() {
+        assert_eq!(
+            missing_text(&[]),
+            "Everyone who must use 2-step verification has a device.\n"
+        );
+        let users = [
+            MissingUser {
+                user: "ann".into(),
+                grace_left: 7 * 86_400 - 3600,
+            },
+            MissingUser {
+                user: "bob".into(),
+                grace_left: -1,
+            },
+            MissingUser {
+                user: "cy\u{1b}[2J".into(),
+                grace_left: 0,
+            },
+            MissingUser {
+                user: "dee".into(),
+                grace_left: 90,
+            },
+        ];
+        let text = missing_text(&users);
+        assert!(text.contains("6d 23h left"), "{text}");
+        assert!(text.contains("starts at the next login"), "{text}");
+        assert!(text.contains("over: refused until enrolled"), "{text}");
+        assert!(text.contains("1m left"), "{text}");
+        assert!(!text.contains('\u{1b}'), "names are cleaned: {text}");
+        assert_eq!(
+            missing_json(&users[..2]),
+            json!([
+                {"user": "ann", "grace_left": 7 * 86_400 - 3600},
+                {"user": "bob", "grace_left": -1},
+            ])
+        );
+        assert_eq!(span(20), "20s");
+        assert_eq!(span(3600 * 5 + 600), "5h 10m");
     }
 }

@@ -26,23 +26,10 @@ pub enum Level {
     Warning,
 }
 
-/// Longest field value written; enough for any host name.
-const MAX_FIELD: usize = 200;
-
-/// A value as it goes into a log line: plain when it is a simple token,
-/// otherwise quoted with escapes, so a hostile rhost or user name cannot
-/// forge a line or a field.
+/// A value as it goes into a log line: see [`mfa_api::log_field`] (the
+/// rule pam_mfa uses too).
 pub fn field(value: &str) -> String {
-    let value: String = value.chars().take(MAX_FIELD).collect();
-    let simple = !value.is_empty()
-        && value.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | ':' | '/' | '$')
-        });
-    if simple {
-        value
-    } else {
-        format!("{value:?}")
-    }
+    mfa_api::log_field(value)
 }
 
 impl Audit {
@@ -140,6 +127,6 @@ mod tests {
             "\"a b\\nverify ok user=root\""
         );
         assert_eq!(field(""), "\"\"");
-        assert_eq!(field(&"x".repeat(500)).len(), MAX_FIELD);
+        assert_eq!(field(&"x".repeat(500)).len(), mfa_api::MAX_LOG_FIELD);
     }
 }

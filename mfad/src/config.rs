@@ -1,5 +1,6 @@
 //! `/etc/mfad/mfad.toml`. Unknown keys are errors, reported with their line.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::gateway::SmsConfig;
-use crate::policy::Mode;
+use crate::policy::{Mode, Rules};
 use crate::store::config::StoreConfig;
 use crate::trust::Lifetime;
 
@@ -40,6 +41,23 @@ pub struct Daemon {
     /// Names this host in the audit log and in its trusted devices; empty
     /// means the system's host name.
     pub host_name: String,
+    /// The daemon's key (sealed secrets); empty means STATE_DIR/mfad.key.
+    pub key_file: PathBuf,
+    /// The break-glass codes (`mfactl admin break-glass`); mfad reports
+    /// the used ones when it starts.
+    pub break_glass: PathBuf,
+}
+
+impl Daemon {
+    /// Where the daemon's key is: `key_file`, or `mfad.key` in the state
+    /// directory.
+    pub fn key_path(&self) -> PathBuf {
+        if self.key_file.as_os_str().is_empty() {
+            self.state_dir.join("mfad.key")
+        } else {
+            self.key_file.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -55,6 +73,40 @@ pub enum LogTarget {
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
     pub mode: Mode,
+    /// Members must use 2-step whatever the mode.
+    pub required_groups: Vec<String>,
+    /// Members are never asked (machine accounts); beats everything.
+    pub exempt_groups: Vec<String>,
+    pub exempt_users: Vec<String>,
+    /// How long a user who must use 2-step may still log in without it.
+    #[serde(with = "humantime_serde_compat")]
+    pub grace_period: Duration,
+    /// `[policy.service.NAME]`: overrides for one PAM service.
+    pub service: BTreeMap<String, ServicePolicy>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePolicy {
+    pub mode: Mode,
+}
+
+impl Policy {
+    /// The rules `crate::policy` decides by.
+    pub fn rules(&self) -> Rules {
+        Rules {
+            mode: self.mode,
+            required_groups: self.required_groups.clone(),
+            exempt_groups: self.exempt_groups.clone(),
+            exempt_users: self.exempt_users.clone(),
+            services: self
+                .service
+                .iter()
+                .map(|(name, s)| (name.clone(), s.mode))
+                .collect(),
+            grace_secs: i64::try_from(self.grace_period.as_secs()).unwrap_or(i64::MAX),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -114,9 +166,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             daemon: Daemon::default(),
-            policy: Policy {
-                mode: Mode::Optional,
-            },
+            policy: Policy::default(),
             totp: Totp { window: 1 },
             lockout: LockoutConfig::default(),
             trusted_devices: TrustedDevices::default(),
@@ -135,6 +185,8 @@ impl Default for Daemon {
             admin_group: String::new(),
             log: LogTarget::Auto,
             host_name: String::new(),
+            key_file: PathBuf::new(),
+            break_glass: PathBuf::from(mfa_api::breakglass::DEFAULT_PATH),
         }
     }
 }
@@ -143,6 +195,11 @@ impl Default for Policy {
     fn default() -> Self {
         Policy {
             mode: Mode::Optional,
+            required_groups: Vec::new(),
+            exempt_groups: Vec::new(),
+            exempt_users: Vec::new(),
+            grace_period: Duration::ZERO,
+            service: BTreeMap::new(),
         }
     }
 }
@@ -178,6 +235,15 @@ mod humantime_serde_compat {
         let s = String::deserialize(d)?;
         super::parse_duration(&s).map_err(serde::de::Error::custom)
     }
+}
+
+/// A PAM service name as in /etc/pam.d: no path, no white space.
+fn valid_service(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'))
 }
 
 /// The highest window accepted: 10 steps each way is five minutes of skew,
@@ -226,6 +292,9 @@ impl Config {
         if self.lockout.duration.is_zero() {
             return bad("[lockout] duration must be longer than 0s".into());
         }
+        if !self.daemon.key_file.as_os_str().is_empty() && !self.daemon.key_file.is_absolute() {
+            return bad("[daemon] key_file must be an absolute path".into());
+        }
         if !self.daemon.state_dir.is_absolute() {
             return bad("[daemon] state_dir must be an absolute path".into());
         }
@@ -244,6 +313,19 @@ impl Config {
             return bad("[daemon] host_name must not contain spaces or control characters".into());
         }
         self.store.validate().or_else(bad)?;
+        let p = &self.policy;
+        for (key, names) in [
+            ("required_groups", &p.required_groups),
+            ("exempt_groups", &p.exempt_groups),
+            ("exempt_users", &p.exempt_users),
+        ] {
+            if let Some(n) = names.iter().find(|n| !crate::users::valid_name(n)) {
+                return bad(format!("[policy] {key}: {n:?} is not a valid name"));
+            }
+        }
+        if let Some(s) = p.service.keys().find(|s| !valid_service(s)) {
+            return bad(format!("[policy.service.{s}]: not a PAM service name"));
+        }
         Ok(())
     }
 
@@ -297,6 +379,43 @@ mod tests {
     }
 
     #[test]
+    fn policy_keys() {
+        let c = parse(
+            "[policy]\nmode = \"optional\"\nrequired_groups = [\"staff\"]\n\
+             exempt_groups = [\"robots\", \"ci\"]\nexempt_users = [\"backup\"]\n\
+             grace_period = \"7d\"\n[policy.service.sudo]\nmode = \"required\"\n",
+        )
+        .unwrap();
+        let r = c.policy.rules();
+        assert_eq!(r.required_groups, ["staff"]);
+        assert_eq!(r.exempt_groups, ["robots", "ci"]);
+        assert_eq!(r.exempt_users, ["backup"]);
+        assert_eq!(r.grace_secs, 7 * 86400);
+        assert_eq!(r.services.get("sudo"), Some(&Mode::Required));
+        let d = parse("").unwrap().policy.rules();
+        assert_eq!(d, Rules::default());
+        for (text, want) in [
+            ("[policy]\ngrace_period = \"soon\"\n", "line 2"),
+            ("[policy]\nexempt_users = [\"a b\"]\n", "exempt_users"),
+            ("[policy]\nrequired_groups = \"staff\"\n", "line 2"),
+            ("[policy.service.sudo]\nmode = \"maybe\"\n", "line 2"),
+            ("[policy.service.sudo]\n", "mode"),
+            (
+                "[policy.service.sudo]\nmode = \"required\"\nbogus = 1\n",
+                "bogus",
+            ),
+            (
+                "[policy.service.\"../x\"]\nmode = \"required\"\n",
+                "not a PAM service",
+            ),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
     fn trusted_device_lifetimes() {
         let c = parse("[trusted_devices]\nlifetime = \"30d\"\n").unwrap();
         assert_eq!(c.trusted_devices.lifetime, Lifetime::Secs(30 * 86400));
@@ -345,6 +464,9 @@ mod tests {
         assert_eq!(s.backend, crate::gateway::Backend::File);
         assert_eq!(s.code_lifetime, Duration::from_secs(300));
         assert_eq!(s.max_sends_per_hour, 5);
+        assert_eq!(s.max_total_sends_per_hour, 100);
+        assert_eq!(s.resend_cooldown, Duration::from_secs(30));
+        assert!(s.allowed_prefixes.is_empty(), "any number");
         assert_eq!(s.sender, "MFA");
         assert_eq!(
             s.message.to_string(),
@@ -352,6 +474,28 @@ mod tests {
         );
         assert_eq!(s.file.unwrap().path, PathBuf::from("/tmp/outbox"));
         assert!(s.http.is_none() && s.command.is_none());
+    }
+
+    #[test]
+    fn sms_cost_limits() {
+        let s = parse(
+            "[sms]\nbackend = \"file\"\nallowed_prefixes = [\"+372\", \"+1\"]\n\
+             max_total_sends_per_hour = 40\nresend_cooldown = \"1m\"\n\
+             [sms.file]\npath = \"/tmp/outbox\"\n",
+        )
+        .unwrap()
+        .sms
+        .unwrap();
+        assert_eq!(s.allowed_prefixes, ["+372", "+1"]);
+        assert_eq!(s.max_total_sends_per_hour, 40);
+        assert_eq!(s.resend_cooldown, Duration::from_secs(60));
+        let none = parse(
+            "[sms]\nbackend = \"file\"\nresend_cooldown = \"0s\"\n[sms.file]\npath = \"/x\"\n",
+        )
+        .unwrap()
+        .sms
+        .unwrap();
+        assert!(none.resend_cooldown.is_zero(), "0s turns the cooldown off");
     }
 
     #[test]
@@ -478,6 +622,14 @@ mod tests {
             ("[sms]\nbackend = \"file\"\ncode_lifetime = \"0s\"\n".into(), vec!["line 3", "sms.code_lifetime must be longer than 0s"]),
             ("[sms]\nbackend = \"file\"\ncode_lifetime = \"soon\"\n".into(), vec!["line 3", "invalid duration"]),
             ("[sms]\nbackend = \"file\"\nmax_sends_per_hour = 0\n".into(), vec!["line 3", "sms.max_sends_per_hour must be at least 1"]),
+            ("[sms]\nbackend = \"file\"\nmax_total_sends_per_hour = 0\n".into(), vec!["line 3", "sms.max_total_sends_per_hour must be at least 1"]),
+            ("[sms]\nbackend = \"file\"\nresend_cooldown = \"2h\"\n".into(), vec!["line 3", "sms.resend_cooldown must be at most 1h"]),
+            ("[sms]\nbackend = \"file\"\nresend_cooldown = \"soon\"\n".into(), vec!["line 3", "sms.resend_cooldown", "invalid duration"]),
+            ("[sms]\nbackend = \"file\"\nallowed_prefixes = [\"+372\", \"372\"]\n".into(), vec!["line 3", "sms.allowed_prefixes[1]", "\"372\"", "\"+\" and digits"]),
+            ("[sms]\nbackend = \"file\"\nallowed_prefixes = [\"+\"]\n".into(), vec!["line 3", "sms.allowed_prefixes[0]"]),
+            ("[sms]\nbackend = \"file\"\nallowed_prefixes = [\"+0\"]\n".into(), vec!["line 3", "sms.allowed_prefixes[0]"]),
+            ("[sms]\nbackend = \"file\"\nallowed_prefixes = [\"+1 \"]\n".into(), vec!["line 3", "sms.allowed_prefixes[0]"]),
+            ("[sms]\nbackend = \"file\"\nallowed_prefixes = \"+372\"\n".into(), vec!["line 3", "allowed_prefixes"]),
             ("[sms]\nbackend = \"file\"\n[sms.file]\npath = \"outbox\"\n".into(), vec!["line 4", "sms.file.path", "absolute"]),
             (format!("{http}url = \"http://sms.example.com/\"\n"), vec!["line 4", "sms.http.url", "https://"]),
             (format!("{http}url = \"http://10.0.0.1/\"\n"), vec!["line 4", "127.0.0.1"]),

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod check;
 pub mod codes;
 pub mod config;
 pub mod dbus;
@@ -16,6 +17,7 @@ pub mod phone;
 pub mod policy;
 pub mod random;
 pub mod ratelimit;
+pub mod seal;
 pub mod service;
 pub mod store;
 pub mod totp;

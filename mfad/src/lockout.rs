@@ -88,6 +88,13 @@ pub fn minutes(secs: i64) -> String {
     format!("{minutes} {unit}")
 }
 
+/// A short wait for users, in whole seconds rounded up: "12 seconds".
+pub fn seconds(secs: i64) -> String {
+    let secs = secs.max(1);
+    let unit = if secs == 1 { "second" } else { "seconds" };
+    format!("{secs} {unit}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +191,73 @@ mod tests {
             s.message(959),
             "Too many failed attempts; try again in 1 minute."
         );
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone, Copy)]
+        enum Event {
+            Failure,
+            /// A right code: the store takes it only while not locked.
+            Success,
+            /// `mfactl admin unlock`.
+            Unlock,
+        }
+
+        fn event() -> impl Strategy<Value = Event> {
+            prop_oneof![
+                6 => Just(Event::Failure),
+                1 => Just(Event::Success),
+                1 => Just(Event::Unlock),
+            ]
+        }
+
+        proptest! {
+            /// Locked exactly while the run of consecutive failures (since
+            /// the last success, unlock or run-out lock) has reached
+            /// max_failures, and for `duration` after its last failure.
+            #[test]
+            fn locks_exactly_after_max_consecutive_failures(
+                max in 1u32..6,
+                duration in 1i64..2000,
+                events in proptest::collection::vec((event(), 0i64..1500), 0..60),
+            ) {
+                // No doubling here (the maximum is the duration): the model is the
+                // plain lock; doubling has tests of its own.
+                let limits = Limits { max_failures: max, duration_secs: duration, max_duration_secs: duration };
+                let mut state = Lockout::default();
+                let mut now = 1_000_000;
+                let mut run = 0u32;
+                let mut last_failure = 0i64;
+                let lock_ends = |run: u32, last: i64| (run >= max).then_some(last + duration);
+                for (event, dt) in events {
+                    now += dt;
+                    let locked = lock_ends(run, last_failure).is_some_and(|end| now < end);
+                    prop_assert_eq!(state.is_locked(now), locked);
+                    match event {
+                        Event::Failure => {
+                            if lock_ends(run, last_failure).is_some_and(|end| now >= end) {
+                                run = 0;
+                            }
+                            run += 1;
+                            last_failure = now;
+                            state = state.after_failure(now, limits);
+                            prop_assert_eq!(state.failures, run);
+                            prop_assert_eq!(state.is_locked(now), run >= max);
+                            if run >= max {
+                                prop_assert_eq!(state.remaining(now), duration);
+                            }
+                        }
+                        Event::Success if locked => {}
+                        Event::Success | Event::Unlock => {
+                            state = Lockout::default();
+                            run = 0;
+                        }
+                    }
+                }
+            }
+        }
     }
 }

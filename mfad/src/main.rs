@@ -4,44 +4,49 @@
 
 use std::fs::File;
 use std::os::unix::fs::DirBuilderExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use nix::fcntl::{Flock, FlockArg};
-use zbus::fdo::{DBusProxy, RequestNameFlags, RequestNameReply};
+use zbus::fdo::{RequestNameFlags, RequestNameReply};
 
 use mfad::audit::Audit;
 use mfad::config::{self, Config};
 use mfad::error::{Error, Result};
+use mfad::seal::Keys;
 use mfad::service::{self, Core, Service};
 use mfad::store;
 use mfad::store::config::Backend;
+use mfad::store::postgres::PostgresStore;
+use mfad::store::sqlite::SqliteStore;
 use mfad::users::{self, Directory};
 use mfad::{dbus, gateway, random};
 
-const USAGE: &str = "usage: mfad [--config PATH] [migrate --to-postgres]";
+const USAGE: &str = "usage: mfad [--check-config] [--config PATH] [migrate --to-postgres]";
 
-/// What mfad was asked to do.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Command {
-    Serve,
+/// What the command line asks for.
+struct Args {
+    config: PathBuf,
+    /// The path was given with --config (so it must exist).
+    explicit: bool,
+    check: bool,
     /// `migrate --to-postgres`
-    MigrateToPostgres,
+    migrate: bool,
 }
 
-fn parse_args() -> std::result::Result<Option<(PathBuf, bool, Command)>, String> {
+fn parse_args() -> std::result::Result<Option<Args>, String> {
     let mut args = std::env::args_os().skip(1);
     let mut config = None;
-    let mut command = Command::Serve;
+    let mut check = false;
+    let mut migrate = false;
     while let Some(arg) = args.next() {
         match arg.to_str() {
-            Some("migrate") if command == Command::Serve => {
-                match args.next().as_ref().and_then(|a| a.to_str()) {
-                    Some("--to-postgres") => command = Command::MigrateToPostgres,
-                    _ => return Err("migrate needs --to-postgres".into()),
-                }
-            }
+            Some("--check-config") => check = true,
+            Some("migrate") if !migrate => match args.next().as_ref().and_then(|a| a.to_str()) {
+                Some("--to-postgres") => migrate = true,
+                _ => return Err("migrate needs --to-postgres".into()),
+            },
             Some("--config") => match args.next() {
                 Some(p) => config = Some(PathBuf::from(p)),
                 None => return Err("--config needs a path".into()),
@@ -59,14 +64,20 @@ fn parse_args() -> std::result::Result<Option<(PathBuf, bool, Command)>, String>
             _ => return Err(format!("unexpected argument {arg:?}")),
         }
     }
-    Ok(Some(match config {
-        Some(p) => (p, true, command),
-        None => (PathBuf::from(config::DEFAULT_PATH), false, command),
+    if check && migrate {
+        return Err("--check-config and migrate do not go together".into());
+    }
+    let explicit = config.is_some();
+    Ok(Some(Args {
+        config: config.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH)),
+        explicit,
+        check,
+        migrate,
     }))
 }
 
 fn main() -> ExitCode {
-    let (path, explicit, command) = match parse_args() {
+    let args = match parse_args() {
         Ok(Some(a)) => a,
         Ok(None) => return ExitCode::SUCCESS,
         Err(e) => {
@@ -76,9 +87,12 @@ fn main() -> ExitCode {
     };
     // Everything mfad creates (database, WAL, lock file) is for root alone.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    let result = match command {
-        Command::Serve => run(&path, explicit),
-        Command::MigrateToPostgres => migrate_to_postgres(&path),
+    let result = if args.check {
+        check_config(&args.config, args.explicit)
+    } else if args.migrate {
+        migrate_to_postgres(&args.config)
+    } else {
+        run(&args.config, args.explicit)
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -89,10 +103,135 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--check-config`: validates the file and prints what it would do; the
+/// state database, when there is one, says who has a device.
+fn check_config(path: &Path, explicit: bool) -> Result<()> {
+    let config = Config::load(path, explicit)?;
+    let db = config.daemon.state_dir.join("mfad.db");
+    let runtime = runtime()?;
+    // Never makes a key file: reads the one there is, if any.
+    let keys = Arc::new(
+        match Keys::load(&config.daemon.key_path()).map_err(Error::Io)? {
+            Some(keys) => keys,
+            None if config.store.backend == Backend::Sqlite
+                && SqliteStore::holds_sealed_secrets(&config.daemon.state_dir)? =>
+            {
+                return Err(Error::Io(format!(
+                    "the key file {} is missing; the database cannot be read without it",
+                    config.daemon.key_path().display()
+                )))
+            }
+            None => Keys::ephemeral().map_err(Error::Io)?,
+        },
+    );
+    let store: Arc<dyn store::Store> = if config.store.backend == Backend::Postgres {
+        store::config::open(
+            &config,
+            runtime.handle(),
+            &|name| users::Nss.account(name),
+            keys.clone(),
+        )?
+    } else if db.exists() {
+        Arc::new(SqliteStore::open(
+            &config.daemon.state_dir,
+            &|name| users::Nss.account(name),
+            keys.clone(),
+        )?)
+    } else {
+        Arc::new(SqliteStore::open_in_memory()?)
+    };
+    let service = Service::new(Core {
+        config: config.clone(),
+        issuer: String::new(),
+        store,
+        audit: Arc::new(Audit::new(config::LogTarget::Stderr)),
+        users: Box::new(users::Nss),
+        random: Box::new(random::Os),
+        keys,
+        sms: None,
+    });
+    let missing = service.list_missing(0, dbus::now())?;
+    print!(
+        "{}",
+        mfad::check::report(&config, path, &missing, &users::Nss)
+    );
+    Ok(())
+}
+
+fn run(path: &Path, explicit: bool) -> Result<()> {
+    // No core dumps: a dump of mfad would hold the key and TOTP secrets.
+    // Non-dumpable also keeps other processes of root's from ptrace-ing it
+    // without CAP_SYS_PTRACE.
+    nix::sys::prctl::set_dumpable(false)
+        .map_err(|e| Error::Io(format!("cannot turn core dumps off: {e}")))?;
+    let config = Config::load(path, explicit)?;
+    let shared = config.store.backend == Backend::Postgres;
+    let mut audit = Audit::new(config.daemon.log);
+    if shared {
+        audit = audit.naming_host(&config.host_name());
+    }
+    report_break_glass(&config.daemon.break_glass, &audit);
+    let state_dir = config.daemon.state_dir.clone();
+    let _lock = lock_state_dir(&state_dir)?;
+    let bus = config.daemon.bus.clone();
+    let runtime = runtime()?;
+    let keys = Arc::new(daemon_key(&config, runtime.handle())?);
+    let store = store::config::open(
+        &config,
+        runtime.handle(),
+        &|name| users::Nss.account(name),
+        keys.clone(),
+    )?;
+    if shared {
+        audit.info(
+            "store",
+            &[
+                ("backend", "postgres"),
+                (
+                    "trust",
+                    &format!("{:?}", config.trusted_devices.scope).to_lowercase(),
+                ),
+            ],
+        );
+    }
+    let sms = match &config.sms {
+        Some(sms) => Some(service::Sms {
+            sender: Arc::new(gateway::Gateway::new(sms, runtime.handle().clone())?),
+            code_lifetime: i64::try_from(sms.code_lifetime.as_secs()).unwrap_or(i64::MAX),
+            limits: mfad::store::SendLimits {
+                per_user: sms.max_sends_per_hour,
+                total: sms.max_total_sends_per_hour,
+                cooldown: i64::try_from(sms.resend_cooldown.as_secs()).unwrap_or(i64::MAX),
+            },
+            allowed_prefixes: sms.allowed_prefixes.clone(),
+            login_wait: service::LOGIN_SEND_WAIT,
+        }),
+        None => None,
+    };
+    let service = Arc::new(Service::new(Core {
+        config,
+        issuer: String::new(),
+        store,
+        audit: Arc::new(audit),
+        users: Box::new(users::Nss),
+        random: Box::new(random::Os),
+        keys,
+        sms,
+    }));
+    runtime.block_on(serve(service, &bus, path, explicit))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io(format!("cannot start the runtime: {e}")))
+}
+
 /// One daemon (or migration) per state directory, whatever bus it serves;
 /// the lock is taken before the database is opened, so two never migrate
 /// it at once.
-fn lock_state_dir(state_dir: &std::path::Path) -> Result<Flock<File>> {
+fn lock_state_dir(state_dir: &Path) -> Result<Flock<File>> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -110,79 +249,69 @@ fn lock_state_dir(state_dir: &std::path::Path) -> Result<Flock<File>> {
         .map_err(|_| Error::Io(format!("{} is in use by another mfad", state_dir.display())))
 }
 
-fn migrate_to_postgres(path: &std::path::Path) -> Result<()> {
+/// `migrate --to-postgres`: the host's SQLite state into the shared
+/// database, opened and sealed with the host's key file (the fleet's).
+fn migrate_to_postgres(path: &Path) -> Result<()> {
+    nix::sys::prctl::set_dumpable(false)
+        .map_err(|e| Error::Io(format!("cannot turn core dumps off: {e}")))?;
     let config = Config::load(path, true)?;
     let _lock = lock_state_dir(&config.daemon.state_dir)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Io(format!("cannot start the runtime: {e}")))?;
+    let runtime = runtime()?;
+    let keys = Arc::new(daemon_key(&config, runtime.handle())?);
     store::migrate::to_postgres(
         &config,
         runtime.handle(),
         &|name| users::Nss.account(name),
+        keys,
         &mut std::io::stdout(),
     )
 }
 
-fn run(path: &std::path::Path, explicit: bool) -> Result<()> {
-    let config = Config::load(path, explicit)?;
-    let shared = config.store.backend == Backend::Postgres;
-    let mut audit = Audit::new(config.daemon.log);
-    if shared {
-        audit = audit.naming_host(&config.host_name());
+/// Logs every break-glass code used (by pam_mfa, while mfad could not be
+/// asked), at each start until new codes are made.
+fn report_break_glass(path: &Path, audit: &Audit) {
+    match mfa_api::breakglass::uses(path) {
+        Ok(uses) => {
+            for u in uses {
+                audit.warn(
+                    "break-glass code was used",
+                    &[("user", &u.user), ("at", &u.used_at.to_string())],
+                );
+            }
+        }
+        Err(e) if path.exists() => {
+            audit.warn("break-glass codes unreadable", &[("error", &e.to_string())])
+        }
+        Err(_) => {}
     }
-    let state_dir = config.daemon.state_dir.clone();
-    let _lock = lock_state_dir(&state_dir)?;
-    let bus = config.daemon.bus.clone();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Io(format!("cannot start the runtime: {e}")))?;
-    let store = store::config::open(&config, runtime.handle(), &|name| users::Nss.account(name))?;
-    if shared {
-        audit.info(
-            "store",
-            &[
-                ("backend", "postgres"),
-                (
-                    "trust",
-                    &format!("{:?}", config.trusted_devices.scope).to_lowercase(),
-                ),
-            ],
-        );
-    }
-    let sms = match &config.sms {
-        Some(sms) => Some(service::Sms {
-            sender: Arc::new(gateway::Gateway::new(sms, runtime.handle().clone())?),
-            code_lifetime: i64::try_from(sms.code_lifetime.as_secs()).unwrap_or(i64::MAX),
-            max_sends_per_hour: sms.max_sends_per_hour,
-            login_wait: service::LOGIN_SEND_WAIT,
-        }),
-        None => None,
-    };
-    let service = Arc::new(Service::new(Core {
-        config,
-        issuer: String::new(),
-        store,
-        audit: Arc::new(audit),
-        users: Box::new(users::Nss),
-        random: Box::new(random::Os),
-        sms,
-    }));
-    runtime.block_on(serve(service, &bus))
 }
 
-async fn serve(service: Arc<Service>, bus: &str) -> Result<()> {
+/// SIGHUP: re-reads the file. A bad one is refused and logged, and the
+/// configuration in force stays.
+fn reload(service: &Service, path: &Path, explicit: bool) {
+    let audit = service.audit();
+    match Config::load(path, explicit) {
+        Ok(config) => {
+            let kept = service.reload(config);
+            audit.info("config reloaded", &[("path", &path.to_string_lossy())]);
+            if !kept.is_empty() {
+                audit.warn("config needs a restart", &[("unchanged", &kept.join(", "))]);
+            }
+        }
+        Err(e) => audit.warn("config refused", &[("error", &e.to_string())]),
+    }
+}
+
+async fn serve(service: Arc<Service>, bus: &str, path: &Path, explicit: bool) -> Result<()> {
     // Before the name is owned: whoever sees mfad on the bus may stop it,
     // and SIGTERM must then end it cleanly, not by the default action.
     let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut hup = signal(tokio::signal::unix::SignalKind::hangup())?;
     let conn = mfa_api::connect(bus)
         .await
         .map_err(|e| Error::Io(format!("cannot connect to the D-Bus bus {bus}: {e}")))?;
-    let proxy = DBusProxy::new(&conn).await?;
-    let ctx = dbus::Context::new(service.clone(), proxy, tokio::runtime::Handle::current());
+    let ctx = dbus::Context::new(service.clone(), tokio::runtime::Handle::current());
     let server = conn.object_server();
     server
         .at(mfa_api::OBJECT_PATH, dbus::Login(ctx.clone()))
@@ -211,25 +340,72 @@ async fn serve(service: Arc<Service>, bus: &str) -> Result<()> {
             )));
         }
     }
-    drop_capabilities(service.audit());
+    drop_capabilities(&service.audit());
     eprintln!("mfad: serving {} on {bus}", mfa_api::BUS_NAME);
     service.audit().info("started", &[("bus", bus)]);
 
     let lost = bus_lost(&conn);
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-        why = lost => {
-            // Logins would wait for an mfad that no longer answers: better
-            // to exit and be restarted (systemd) or activated again.
-            let why = why.unwrap_or_else(|e| e.to_string());
-            service.audit().warn("stopped", &[("reason", &why)]);
-            return Err(Error::Io(format!("stopping: {why}")));
+    tokio::pin!(lost);
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                let service = service.clone();
+                let path = path.to_path_buf();
+                // The new config waits for the calls in flight: off the
+                // runtime's threads.
+                let _ = tokio::task::spawn_blocking(move || reload(&service, &path, explicit)).await;
+            }
+            why = &mut lost => {
+                // Logins would wait for an mfad that no longer answers: better
+                // to exit and be restarted (systemd) or activated again.
+                let why = why.unwrap_or_else(|e| e.to_string());
+                service.audit().warn("stopped", &[("reason", &why)]);
+                return Err(Error::Io(format!("stopping: {why}")));
+            }
         }
     }
     service.audit().info("stopped", &[]);
     let _ = conn.release_name(mfa_api::BUS_NAME).await;
     Ok(())
+}
+
+/// The daemon's key: read from `[daemon] key_file`, or made there at the
+/// first start. A database that holds sealed secrets is useless without its
+/// key, so a missing key file is then an error, never replaced by a new
+/// key: the SQLite database in the state directory, and with PostgreSQL the
+/// shared database, whose secrets are under the fleet's one key file.
+fn daemon_key(config: &Config, runtime: &tokio::runtime::Handle) -> Result<Keys> {
+    let path = config.daemon.key_path();
+    let state_dir = &config.daemon.state_dir;
+    if let Some(keys) = Keys::load(&path).map_err(Error::Io)? {
+        return Ok(keys);
+    }
+    if SqliteStore::holds_sealed_secrets(state_dir)? {
+        return Err(Error::Io(format!(
+            "the key file {} is missing, and the database in {} cannot be read without it; \
+             restore the key file from a backup",
+            path.display(),
+            state_dir.display()
+        )));
+    }
+    if config.store.backend == Backend::Postgres {
+        let settings = config.store.postgres(&config.trust_host())?;
+        let probe = PostgresStore::open(
+            &settings,
+            runtime.clone(),
+            Arc::new(Keys::ephemeral().map_err(Error::Io)?),
+        )?;
+        if probe.holds_secrets()? {
+            return Err(Error::Io(format!(
+                "the key file {} is missing, and the shared PostgreSQL database holds secrets \
+                 sealed with the fleet's key; copy the key file of the other hosts there",
+                path.display()
+            )));
+        }
+    }
+    Keys::create(&path, &random::Os).map_err(Error::Io)
 }
 
 /// Resolves when mfad loses its bus name (NameLost) or its connection to

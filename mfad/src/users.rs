@@ -20,6 +20,8 @@ pub trait Directory: Send + Sync {
     fn name_of(&self, uid: u32) -> Option<String>;
     /// Whether the user with `uid` is in `group` (primary or supplementary).
     fn in_group(&self, uid: u32, group: &str) -> bool;
+    /// The local accounts (the passwd file) with a login shell, one per UID.
+    fn login_accounts(&self) -> Vec<Account>;
 
     /// The account `name` belongs to, by its UID and canonical name.
     fn account(&self, name: &str) -> Option<Account> {
@@ -89,6 +91,36 @@ impl Directory for Nss {
         };
         nix::unistd::getgrouplist(&name, user.gid).is_ok_and(|gids| gids.contains(&g.gid))
     }
+
+    fn login_accounts(&self) -> Vec<Account> {
+        std::fs::read_to_string(PASSWD)
+            .map(|text| login_accounts_in(&text))
+            .unwrap_or_default()
+    }
+}
+
+/// The local accounts: NSS has no portable way to list every account of
+/// every source (LDAP, sssd), and those log in through mfad, which then
+/// knows them.
+const PASSWD: &str = "/etc/passwd";
+
+/// The accounts of a passwd file whose shell lets them log in (not
+/// `nologin` or `false`), the first name of each UID.
+fn login_accounts_in(passwd: &str) -> Vec<Account> {
+    let mut seen = std::collections::BTreeSet::new();
+    passwd
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(':').collect();
+            let (name, uid, shell) = (*f.first()?, f.get(2)?.parse().ok()?, *f.get(6)?);
+            let base = shell.rsplit('/').next().unwrap_or("");
+            let login = !shell.is_empty() && !matches!(base, "nologin" | "false");
+            (login && valid_name(name) && seen.insert(uid)).then(|| Account {
+                uid,
+                name: name.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// A fixed directory for unit tests: users and the groups they are in.
@@ -123,6 +155,19 @@ impl Directory for Fake {
                 .users
                 .iter()
                 .any(|u| u.1 == uid && u.2.iter().any(|g| g == group))
+    }
+
+    /// Every fake user but root, as if each had a login shell.
+    fn login_accounts(&self) -> Vec<Account> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.users
+            .iter()
+            .filter(|u| u.1 != 0 && seen.insert(u.1))
+            .map(|u| Account {
+                uid: u.1,
+                name: u.0.clone(),
+            })
+            .collect()
     }
 }
 
@@ -167,6 +212,32 @@ mod tests {
         assert!(Nss.in_group(0, "root"));
         assert!(!Nss.in_group(0, ""));
         assert!(!Nss.in_group(0, "no-such-group-mfad-test"));
+    }
+
+    #[test]
+    fn login_accounts_are_those_with_a_login_shell_once_per_uid() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n\
+                      daemon:x:1:1::/usr/sbin:/usr/sbin/nologin\n\
+                      sync:x:4:65534:sync:/bin:/bin/sync\n\
+                      off:x:5:5::/:/bin/false\n\
+                      alice:x:1000:1000::/home/alice:/bin/sh\n\
+                      alias:x:1000:1000::/home/alice:/bin/sh\n\
+                      noshell:x:1001:1001::/:\n\
+                      broken line\n\
+                      bad:x:nope:1::/:/bin/sh\n";
+        let names: Vec<(u32, String)> = login_accounts_in(passwd)
+            .into_iter()
+            .map(|a| (a.uid, a.name))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (0, "root".into()),
+                (4, "sync".into()),
+                (1000, "alice".into())
+            ]
+        );
+        assert!(Nss.login_accounts().iter().any(|a| a.uid == 0));
     }
 
     #[test]

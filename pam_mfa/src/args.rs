@@ -1,6 +1,7 @@
 //! The module arguments from the PAM service file.
 //!
-//! `bus=ADDRESS`, `failmode=secure|safe`, `timeout=SECONDS`, `debug`.
+//! `bus=ADDRESS`, `failmode=secure|safe`, `timeout=SECONDS`, `debug`,
+//! `breakglass=PATH`, `breakglass_users=NAME,NAME`.
 //! Nothing here reads the environment: under setuid su/sudo the caller
 //! controls it, so the bus address comes from the service file only.
 
@@ -33,6 +34,10 @@ pub struct Args {
     /// while the user types.
     pub timeout: Duration,
     pub debug: bool,
+    /// The break-glass codes' file; None: off.
+    pub breakglass: Option<std::path::PathBuf>,
+    /// Who may use a break-glass code.
+    pub breakglass_users: Vec<String>,
 }
 
 impl Default for Args {
@@ -42,6 +47,8 @@ impl Default for Args {
             failmode: FailMode::Secure,
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
             debug: false,
+            breakglass: None,
+            breakglass_users: vec!["root".to_string()],
         }
     }
 }
@@ -87,6 +94,19 @@ pub fn parse(argv: &[&CStr]) -> (Args, Vec<String>) {
                 )),
             },
             ("debug", None) => args.debug = true,
+            ("breakglass", Some(v)) if v.starts_with('/') => args.breakglass = Some(v.into()),
+            ("breakglass", _) => problems.push(format!(
+                "ignoring `{}`: breakglass needs an absolute path; break-glass codes stay off",
+                shorten(arg)
+            )),
+            ("breakglass_users", Some(v)) => {
+                args.breakglass_users = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .map(String::from)
+                    .collect();
+            }
             _ => problems.push(format!("ignoring unknown argument `{}`", shorten(arg))),
         }
     }
@@ -131,6 +151,27 @@ mod tests {
     }
 
     #[test]
+    fn break_glass_arguments() {
+        let (a, p) = run(&[]);
+        assert!(a.breakglass.is_none() && p.is_empty());
+        assert_eq!(a.breakglass_users, ["root"]);
+        let (a, p) = run(&[
+            b"breakglass=/etc/mfad/break-glass",
+            b"breakglass_users=root, ops,",
+        ]);
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(
+            a.breakglass.as_deref(),
+            Some(std::path::Path::new("/etc/mfad/break-glass"))
+        );
+        assert_eq!(a.breakglass_users, ["root", "ops"]);
+        let (a, p) = run(&[b"breakglass=relative", b"breakglass"]);
+        assert!(a.breakglass.is_none());
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].contains("absolute path"), "{p:?}");
+    }
+
+    #[test]
     fn no_arguments_give_the_defaults() {
         let (a, p) = run(&[]);
         assert_eq!(a, Args::default());
@@ -157,6 +198,7 @@ mod tests {
                 failmode: FailMode::Safe,
                 timeout: Duration::from_secs(3),
                 debug: true,
+                ..Args::default()
             }
         );
     }

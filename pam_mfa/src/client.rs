@@ -75,7 +75,12 @@ pub struct BusDaemon {
     runtime: Option<zruntime::SharedRuntime>,
     address: String,
     timeout: Duration,
+    /// The UID org.mfad.Mfa1's owner must have.
+    owner_uid: u32,
 }
+
+/// The UID mfad runs as.
+pub const MFAD_UID: u32 = 0;
 
 impl BusDaemon {
     /// Connects lazily, on the first `begin` or `account_check`. `address`
@@ -87,7 +92,16 @@ impl BusDaemon {
             runtime: None,
             address: address.to_string(),
             timeout,
+            owner_uid: MFAD_UID,
         }
+    }
+
+    /// Expects org.mfad.Mfa1's owner to run as `uid` instead of root. The
+    /// PAM entry points never call it; it is for tests whose fake mfad runs
+    /// in a process that is not root.
+    pub fn with_owner_uid(mut self, uid: u32) -> BusDaemon {
+        self.owner_uid = uid;
+        self
     }
 
     /// Closes the connection and drops the runtime.
@@ -118,6 +132,7 @@ impl BusDaemon {
             .map_err(|e| Error::Unavailable(format!("cannot create an event loop: {e}")))?;
         let deadline = deadline_after(self.timeout);
         let timeout = self.timeout;
+        let owner_uid = self.owner_uid;
         let result = rt.block_on(async {
             let build = zbus::connection::Builder::address(address.as_str())
                 .runtime(PrivateRuntime(rt.clone()))
@@ -127,7 +142,14 @@ impl BusDaemon {
                 .await
                 .map_err(|_| timed_out("connecting to the bus", timeout))?
                 .map_err(|e| Error::Unavailable(format!("cannot connect to {address}: {e}")))?;
+            let owner = rt
+                .timeout_at(deadline, verified_owner(&conn, owner_uid))
+                .await
+                .map_err(|_| timed_out("checking who owns org.mfad.Mfa1", timeout))??;
+            // Calls go to the owner just checked, never to whoever owns
+            // the name by the time they are sent.
             let proxy: LoginProxy<'static> = LoginProxy::builder(&conn)
+                .destination(zbus::names::BusName::from(owner.into_inner()))
                 .cache_properties(CacheProperties::No)
                 .build()
                 .await
@@ -202,17 +224,66 @@ impl Daemon for BusDaemon {
 }
 
 /// The D-Bus address to connect to: "system" is the system bus socket;
-/// anything else must be a `unix:` address. Other transports are refused:
-/// mfad authorizes callers by their Unix uid, which only a unix socket
-/// carries, and TCP would need name lookups on worker threads.
+/// anything else must be one `unix:path=` address. An abstract socket
+/// (`unix:abstract=`) is a name any local user can bind first; other
+/// transports carry no Unix uid for mfad to authorize by. Either is a
+/// configuration error.
 pub fn bus_address(bus: &str) -> Result<String, Error> {
     let address = mfa_api::bus_address(bus);
-    if !address.starts_with("unix:") || address.contains(';') {
-        return Err(Error::Unavailable(format!(
-            "bus={address} is not a single unix: D-Bus address"
+    let bad = || {
+        Error::Config(format!(
+            "bus={} is not a single unix:path= D-Bus address",
+            crate::log::field(address)
+        ))
+    };
+    if !address.starts_with("unix:path=") || address.contains(';') {
+        return Err(bad());
+    }
+    let parsed = zbus::Address::try_from(address).map_err(|_| bad())?;
+    match parsed.transport() {
+        zbus::address::Transport::Unix(unix)
+            if matches!(unix.path(), zbus::address::transport::UnixSocket::File(_)) =>
+        {
+            Ok(address.to_string())
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// The unique name of org.mfad.Mfa1's owner, once the bus has vouched
+/// that it runs as `uid`. No owner is mfad being down (failmode decides);
+/// another UID is an impostor.
+async fn verified_owner(
+    conn: &zbus::Connection,
+    uid: u32,
+) -> Result<zbus::names::OwnedUniqueName, Error> {
+    let dbus = zbus::fdo::DBusProxy::builder(conn)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .map_err(|e| Error::Unavailable(e.to_string()))?;
+    let name = zbus::names::BusName::try_from(mfa_api::BUS_NAME)
+        .map_err(|e| Error::Unavailable(e.to_string()))?;
+    let owner = dbus
+        .get_name_owner(name)
+        .await
+        .map_err(|e| Error::Unavailable(format!("no owner for {}: {e}", mfa_api::BUS_NAME)))?;
+    let owner_uid = dbus
+        .get_connection_unix_user(zbus::names::BusName::from(owner.as_ref()))
+        .await
+        .map_err(|e| {
+            Error::Unavailable(format!(
+                "cannot ask the bus who owns {}: {e}",
+                mfa_api::BUS_NAME
+            ))
+        })?;
+    if owner_uid != uid {
+        return Err(Error::Impostor(format!(
+            "{} is owned by {owner}, running as UID {owner_uid}, not {uid}",
+            mfa_api::BUS_NAME
         )));
     }
-    Ok(address.to_string())
+    Ok(owner)
 }
 
 fn timed_out(what: &str, timeout: Duration) -> Error {
@@ -235,7 +306,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_unix_addresses_are_accepted() {
+    fn only_unix_path_addresses_are_accepted() {
         assert_eq!(
             bus_address("system").unwrap(),
             "unix:path=/run/dbus/system_bus_socket"
@@ -245,20 +316,25 @@ mod tests {
             "unix:path=/tmp/x/bus"
         );
         assert_eq!(
-            bus_address("unix:abstract=mfa").unwrap(),
-            "unix:abstract=mfa"
+            bus_address("unix:path=/tmp/x/bus,guid=0123456789abcdef0123456789abcdef").unwrap(),
+            "unix:path=/tmp/x/bus,guid=0123456789abcdef0123456789abcdef"
         );
         for bad in [
+            "unix:abstract=mfa",
+            "unix:abstract=/tmp/dbus-x",
+            "unix:path=/tmp/x,abstract=mfa",
+            "unix:tmpdir=/tmp",
+            "unix:dir=/tmp",
+            "unix:runtime=yes",
+            "unix:path=",
+            "unixexec:path=/bin/true",
             "tcp:host=127.0.0.1,port=4000",
             "session",
             "",
             "unix:path=/a;unix:path=/b",
             "/run/dbus/system_bus_socket",
         ] {
-            assert!(
-                matches!(bus_address(bad), Err(Error::Unavailable(_))),
-                "{bad}"
-            );
+            assert!(matches!(bus_address(bad), Err(Error::Config(_))), "{bad}");
         }
     }
 

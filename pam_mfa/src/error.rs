@@ -23,6 +23,17 @@ pub enum Error {
     #[error("mfad is unavailable: {0}")]
     Unavailable(String),
 
+    /// The module's arguments are unsafe to act on: a `bus=` that is not
+    /// one `unix:path=` address. Refused in either failmode: `failmode=safe`
+    /// must not turn a bad service file into logins without a code.
+    #[error("configuration error: {0}")]
+    Config(String),
+
+    /// Whoever owns org.mfad.Mfa1 is not root: an impostor that could
+    /// answer `ignore` or `allow`. Refused in either failmode.
+    #[error("refusing an impostor: {0}")]
+    Impostor(String),
+
     /// mfad answered with one of its own errors (`org.mfad.Mfa1.Error.*`,
     /// also ones this version does not know); its message is a sentence
     /// for the user.

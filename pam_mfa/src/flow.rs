@@ -10,8 +10,13 @@
 //! user? ──no──> UserUnknown
 //!   │
 //! Begin ──unavailable──> failmode: secure AuthInfoUnavail / safe Ignore
+//!   │   ──bad bus= (not unix:path=), or org.mfad.Mfa1 not owned by root──>
+//!   │       AuthInfoUnavail (whatever failmode), logged
 //!   │   ──refused (mfad error)──> show message, AuthErr
-//!   ├─ ignore ──> Ignore
+//!   │   ──unavailable, user in breakglass_users──> prompt for a break-glass
+//!   │       code: used up ──> Success (LOG_CRIT); wrong/used ──> AuthErr;
+//!   │       file unusable ──> failmode
+//!   ├─ ignore ──> show message, if any (info, also under PAM_SILENT), Ignore
 //!   ├─ allow ───> keep the attempt in PAM_MFA_ATTEMPT, show message (info), Success
 //!   ├─ deny ────> show message (error), AuthErr
 //!   ├─ unknown ─> show "refused" note (error), AuthErr
@@ -52,6 +57,7 @@
 //!              ──unknown──> show "did not pass" note (error), PermDenied
 //!              ──refused (mfad error)──> show message (error), PermDenied
 //!              ──unavailable──> failmode: secure PermDenied / safe Ignore
+//!              ──bad bus=, or an impostor──> PermDenied (whatever failmode)
 //! ```
 //!
 //! The token is removed whatever happens, so it never reaches the user's
@@ -63,7 +69,7 @@ use crate::args::{failmode_name, FailMode};
 use crate::client::{AccountReply, BeginRequest, Daemon};
 use crate::error::Error;
 use crate::handle::Pam;
-use crate::log::Log;
+use crate::log::{field, Log};
 
 /// Tries per authentication (mfad allows 3 per attempt, too).
 pub const MAX_TRIES: usize = 3;
@@ -139,10 +145,57 @@ pub struct Options {
     pub silent: bool,
 }
 
-/// One authentication, start to end.
+/// Break-glass codes (`breakglass=PATH`): used only when mfad cannot be
+/// asked, never on one of its refusals.
+pub trait BreakGlass {
+    /// Whether `user` may use a code (`breakglass_users=`) at all.
+    fn applies(&self, user: &str) -> bool;
+    /// Uses up `code` for `user`: Ok(true) if it was an unused code, now
+    /// used; Err with a line for the log if the file cannot be used.
+    fn consume(&mut self, user: &str, code: &[u8]) -> Result<bool, String>;
+    /// Whether `user` used a code in the last [`BREAK_GLASS_ACCOUNT_SECS`]
+    /// (the account phase after the auth phase that used it).
+    fn used_recently(&mut self, user: &str) -> bool;
+}
+
+/// No `breakglass=`: nobody may use a code.
+pub struct NoBreakGlass;
+
+impl BreakGlass for NoBreakGlass {
+    fn applies(&self, _: &str) -> bool {
+        false
+    }
+    fn consume(&mut self, _: &str, _: &[u8]) -> Result<bool, String> {
+        Ok(false)
+    }
+    fn used_recently(&mut self, _: &str) -> bool {
+        false
+    }
+}
+
+/// How long after a break-glass login its account phase passes without mfad.
+pub const BREAK_GLASS_ACCOUNT_SECS: i64 = 600;
+/// The prompt for a break-glass code.
+pub const BREAK_GLASS_PROMPT: &str =
+    "Two-step verification is unavailable. Emergency (break-glass) code: ";
+/// What the user sees after a wrong break-glass code.
+pub const BREAK_GLASS_WRONG: &str = "Wrong or used emergency code.";
+
+/// One authentication, start to end, without break-glass codes.
 pub fn authenticate(
     pam: &mut impl Pam,
     daemon: &mut impl Daemon,
+    options: Options,
+    log: &mut impl Log,
+) -> Outcome {
+    authenticate_with(pam, daemon, &mut NoBreakGlass, options, log)
+}
+
+/// One authentication, start to end.
+pub fn authenticate_with(
+    pam: &mut impl Pam,
+    daemon: &mut impl Daemon,
+    glass: &mut impl BreakGlass,
     options: Options,
     log: &mut impl Log,
 ) -> Outcome {
@@ -165,16 +218,16 @@ pub fn authenticate(
     };
     log.debug(&format!(
         "begin user={} rhost={} tty={} auth_info={}",
-        request.user,
-        request.rhost,
-        request.tty,
+        field(&request.user),
+        field(&request.rhost),
+        field(&request.tty),
         if request.auth_info.is_empty() {
             "no"
         } else {
             "yes"
         }
     ));
-    let who = format!("user={} rhost={}", request.user, request.rhost);
+    let who = who(&request.user, &request.rhost);
 
     let begin = match daemon.begin(&request) {
         Ok(reply) => reply,
@@ -187,11 +240,22 @@ pub fn authenticate(
             show_error(pam, &message, log);
             return Outcome::AuthErr;
         }
+        // Break-glass is for mfad being down, never for a refusal (nor a
+        // bad bus= or an impostor).
+        Err(e) if !refused_in_any_failmode(&e) && glass.applies(&request.user) => {
+            return break_glass(pam, glass, options, log, &e, &request.user, &who)
+        }
         Err(e) => return unavailable(pam, options, log, &e, &who),
     };
     match begin.action {
         BeginAction::Ignore => {
             log.debug(&format!("not enrolled, ignoring; {who}"));
+            // A message here is the grace-period notice (enroll by when, and
+            // how), shown even under PAM_SILENT: sudo passes it by default,
+            // and a user who never sees it is locked out when it ends.
+            if !begin.message.is_empty() {
+                show_info(pam, &begin.message, log);
+            }
             Outcome::Ignore
         }
         BeginAction::Allow => {
@@ -369,6 +433,19 @@ pub fn account(
     options: Options,
     log: &mut impl Log,
 ) -> Outcome {
+    account_with(pam, daemon, &mut NoBreakGlass, options, log)
+}
+
+/// The account phase; a login whose auth phase used a break-glass code
+/// (recorded in the root-only file, so nobody can fake it) passes while
+/// mfad still cannot be asked.
+pub fn account_with(
+    pam: &mut impl Pam,
+    daemon: &mut impl Daemon,
+    glass: &mut impl BreakGlass,
+    options: Options,
+    log: &mut impl Log,
+) -> Outcome {
     // First, so that no path below leaves it for the user's session.
     let attempt = take_attempt(pam, log);
     let user = match pam.user() {
@@ -379,7 +456,7 @@ pub fn account(
         }
     };
     let service = pam.service();
-    let who = format!("user={user} rhost={}", pam.rhost());
+    let who = who(&user, &pam.rhost());
     log.debug(&format!(
         "account check; attempt from the auth phase: {}; {who}",
         if attempt.is_empty() { "no" } else { "yes" }
@@ -418,6 +495,19 @@ pub fn account(
             show_error(pam, or_default(&message, ACCOUNT_DENIED), log);
             Outcome::PermDenied
         }
+        Err(e) if refused_in_any_failmode(&e) => {
+            log.error(&format!(
+                "{e}; refusing the login in either failmode; {who}"
+            ));
+            show_error(pam, UNAVAILABLE, log);
+            Outcome::PermDenied
+        }
+        Err(e) if glass.applies(&user) && glass.used_recently(&user) => {
+            log.critical(&format!(
+                "{e}; account allowed after a break-glass code in the auth phase; {who}"
+            ));
+            Outcome::Success
+        }
         Err(e) => match options.failmode {
             FailMode::Secure => {
                 log.error(&format!("{e}; refusing the login (failmode=secure); {who}"));
@@ -432,6 +522,12 @@ pub fn account(
             }
         },
     }
+}
+
+/// The `user=... rhost=...` tail of each log line; both quoted when not
+/// simple, as the caller controls them.
+fn who(user: &str, rhost: &str) -> String {
+    format!("user={} rhost={}", field(user), field(rhost))
 }
 
 /// Leaves a verified attempt in the PAM environment for the account phase.
@@ -472,7 +568,53 @@ fn or_default<'a>(message: &'a str, default: &'a str) -> &'a str {
     }
 }
 
-/// mfad could not be asked before it made a decision: `failmode` decides.
+/// A bad `bus=` or an impostor on mfad's name: not mfad being down, so
+/// `failmode=safe` does not step aside for it.
+fn refused_in_any_failmode(e: &Error) -> bool {
+    matches!(e, Error::Config(_) | Error::Impostor(_))
+}
+
+/// mfad cannot be asked and `user` may use a break-glass code: one prompt,
+/// one try. A file that cannot be used leaves it to `failmode`.
+fn break_glass(
+    pam: &mut impl Pam,
+    glass: &mut impl BreakGlass,
+    options: Options,
+    log: &mut impl Log,
+    e: &Error,
+    user: &str,
+    who: &str,
+) -> Outcome {
+    log.warning(&format!("{e}; asking for a break-glass code; {who}"));
+    let code = match pam.prompt_secret(BREAK_GLASS_PROMPT) {
+        Ok(c) => c,
+        Err(e) => {
+            log.warning(&format!("{e}; {who}"));
+            return Outcome::ConvErr;
+        }
+    };
+    match glass.consume(user, code.as_bytes()) {
+        Ok(true) => {
+            log.critical(&format!(
+                "BREAK-GLASS CODE USED: logged in without a second factor while mfad could \
+                 not be asked; make new codes (mfactl admin break-glass --generate); {who}"
+            ));
+            Outcome::Success
+        }
+        Ok(false) => {
+            log.warning(&format!("wrong or used break-glass code; {who}"));
+            show_error(pam, BREAK_GLASS_WRONG, log);
+            Outcome::AuthErr
+        }
+        Err(why) => {
+            log.error(&format!("break-glass codes cannot be used: {why}; {who}"));
+            unavailable(pam, options, log, e, who)
+        }
+    }
+}
+
+/// mfad could not be asked before it made a decision: `failmode` decides,
+/// unless the module's configuration or mfad's identity is wrong.
 fn unavailable(
     pam: &mut impl Pam,
     options: Options,
@@ -480,6 +622,13 @@ fn unavailable(
     e: &Error,
     who: &str,
 ) -> Outcome {
+    if refused_in_any_failmode(e) {
+        log.error(&format!(
+            "{e}; refusing the login in either failmode; {who}"
+        ));
+        show_error(pam, UNAVAILABLE, log);
+        return Outcome::AuthInfoUnavail;
+    }
     match options.failmode {
         FailMode::Secure => {
             log.error(&format!("{e}; refusing the login (failmode=secure); {who}"));

@@ -33,6 +33,7 @@
 //! | no user name | — | PAM_USER_UNKNOWN |
 //! | mfad cannot be asked before Begin answers (no bus, no owner, timeout, bad `bus=`), `failmode=secure` | "unavailable" note, PAM_ERROR_MSG | PAM_AUTHINFO_UNAVAIL |
 //! | same, `failmode=safe` | nothing; syslog warning | PAM_IGNORE |
+//! | `bus=` is not one `unix:path=` address (an abstract socket, TCP), or org.mfad.Mfa1's owner is not UID 0 (asked of the bus before the first call), either failmode | "unavailable" note, PAM_ERROR_MSG; syslog error | PAM_AUTHINFO_UNAVAIL |
 //! | mfad lost after it asked for a code (either failmode) | "stopped answering", PAM_ERROR_MSG | PAM_AUTHINFO_UNAVAIL |
 //!
 //! "token kept": Begin's attempt token goes into the PAM environment as
@@ -51,6 +52,7 @@
 //! | an mfad error | its message, PAM_ERROR_MSG | PAM_PERM_DENIED |
 //! | mfad cannot be asked, `failmode=secure` | "unavailable" note, PAM_ERROR_MSG | PAM_PERM_DENIED |
 //! | same, `failmode=safe` | nothing; syslog warning | PAM_IGNORE |
+//! | a bad `bus=` or an impostor (as above), either failmode | "unavailable" note, PAM_ERROR_MSG; syslog error | PAM_PERM_DENIED |
 //! | no user name | — | PAM_USER_UNKNOWN |
 //!
 //! PAM_SILENT hides PAM_TEXT_INFO only. `pam_sm_setcred` removes a
@@ -61,6 +63,7 @@
 //! not panic to begin with.
 
 pub mod args;
+pub mod breakglass;
 pub mod client;
 pub mod error;
 pub mod flow;
@@ -94,6 +97,7 @@ fn run(
     step: impl FnOnce(
         &mut handle::PamItems<'_>,
         &mut client::BusDaemon,
+        &mut breakglass::File,
         flow::Options,
         &mut log::Syslog,
     ) -> flow::Outcome,
@@ -110,7 +114,8 @@ fn run(
         silent: flags & PAM_SILENT != 0,
     };
     let mut daemon = client::BusDaemon::new(&args.bus, args.timeout);
-    let outcome = step(&mut pam, &mut daemon, options, &mut log);
+    let mut glass = breakglass::File::new(args.breakglass, args.breakglass_users);
+    let outcome = step(&mut pam, &mut daemon, &mut glass, options, &mut log);
     daemon.close();
     log.debug(&format!("returning {:?}", outcome.code()));
     outcome.code()
@@ -118,9 +123,15 @@ fn run(
 
 impl PamHooks for PamMfa {
     fn sm_authenticate(pamh: &mut PamHandle, argv: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
-        run(pamh, &argv, flags, "auth", |pam, daemon, options, log| {
-            flow::authenticate(pam, daemon, options, log)
-        })
+        run(
+            pamh,
+            &argv,
+            flags,
+            "auth",
+            |pam, daemon, glass, options, log| {
+                flow::authenticate_with(pam, daemon, glass, options, log)
+            },
+        )
     }
 
     /// sshd drops the session unless setcred succeeds; there are no
@@ -144,7 +155,7 @@ impl PamHooks for PamMfa {
             &argv,
             flags,
             "account",
-            |pam, daemon, options, log| flow::account(pam, daemon, options, log),
+            |pam, daemon, glass, options, log| flow::account_with(pam, daemon, glass, options, log),
         )
     }
 

@@ -14,6 +14,8 @@ pub enum Level {
     Info,
     Warning,
     Error,
+    /// LOG_CRIT: a login without a second factor (break-glass).
+    Critical,
 }
 
 /// Where the module's log lines go; a recorder in tests.
@@ -31,6 +33,9 @@ pub trait Log {
     }
     fn error(&mut self, message: &str) {
         self.log(Level::Error, message);
+    }
+    fn critical(&mut self, message: &str) {
+        self.log(Level::Critical, message);
     }
 }
 
@@ -60,7 +65,7 @@ impl Syslog {
         });
         Syslog {
             logger,
-            prefix: format!("pam_mfa({service}:{phase}): "),
+            prefix: format!("pam_mfa({}:{phase}): ", field(service)),
             debug,
         }
     }
@@ -81,6 +86,7 @@ impl Log for Syslog {
             Level::Info => logger.info(line),
             Level::Warning => logger.warning(line),
             Level::Error => logger.err(line),
+            Level::Critical => logger.crit(line),
         };
     }
 }
@@ -93,6 +99,13 @@ fn program_name() -> String {
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "pam_mfa".to_string())
+}
+
+/// A caller-controlled value (user name, service, rhost, tty) in a log
+/// line: quoted unless it is a simple token, by the rule mfad's log uses,
+/// so a name like `x rhost=10.0.0.1` cannot forge a field.
+pub fn field(value: &str) -> String {
+    mfa_api::log_field(value)
 }
 
 /// One line: control characters (newlines from a daemon message, say)
@@ -127,5 +140,16 @@ mod tests {
     fn the_prefix_names_service_and_phase() {
         let l = Syslog::open("sshd", "auth", false);
         assert_eq!(l.prefix, "pam_mfa(sshd:auth): ");
+        let l = Syslog::open("x): user=root", "auth", false);
+        assert_eq!(l.prefix, "pam_mfa(\"x): user=root\":auth): ");
+    }
+
+    #[test]
+    fn fields_are_quoted_unless_simple() {
+        assert_eq!(field("alice"), "alice");
+        assert_eq!(field("alice@example.com"), "alice@example.com");
+        assert_eq!(field("a b user=root"), "\"a b user=root\"");
+        assert_eq!(field(""), "\"\"");
+        assert_eq!(field("a\"b"), "\"a\\\"b\"");
     }
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use common::{serve_fake_mfad, wait_for, wait_for_owner, Bus};
 use mfa_api::{AccountAction, AnswerResult, BeginAction};
 use pam_mfa::args::FailMode;
-use pam_mfa::client::{BeginRequest, BusDaemon, Daemon};
+use pam_mfa::client::{BeginRequest, Daemon};
 use pam_mfa::flow::{self, Options, Outcome};
 use pam_mfa::handle::{Code, Pam};
 use pam_mfa::log::{Level, Log};
@@ -211,7 +211,7 @@ fn authenticate(bus: &str, answers: Vec<&'static [u8]>, base: &Snapshot) -> (Out
 }
 
 fn authenticate_with(pam: &mut Typist, bus: &str) -> Outcome {
-    let mut daemon = BusDaemon::new(bus, Duration::from_secs(5));
+    let mut daemon = common::client(bus, Duration::from_secs(5));
     let outcome = flow::authenticate(pam, &mut daemon, SECURE, &mut NoLog);
     daemon.close();
     outcome
@@ -219,7 +219,7 @@ fn authenticate_with(pam: &mut Typist, bus: &str) -> Outcome {
 
 /// The account phase on `pam`'s environment, as `pam_sm_acct_mgmt` runs it.
 fn account(pam: &mut Typist, bus: &str, timeout: Duration) -> Outcome {
-    let mut daemon = BusDaemon::new(bus, timeout);
+    let mut daemon = common::client(bus, timeout);
     let outcome = flow::account(pam, &mut daemon, SECURE, &mut NoLog);
     daemon.close();
     outcome
@@ -235,7 +235,7 @@ fn the_client_leaves_no_thread_and_no_descriptor_behind() {
         "unix:path={}",
         Path::new(&bus.dir).join("nothing").display()
     );
-    let mut d = BusDaemon::new(&nowhere, Duration::from_secs(5));
+    let mut d = common::client(&nowhere, Duration::from_secs(5));
     let r = d.begin(&request("carol"));
     assert!(matches!(r, Err(Error::Unavailable(_))), "{r:?}");
     d.close();
@@ -249,10 +249,10 @@ fn the_client_leaves_no_thread_and_no_descriptor_behind() {
 
     // A bus, but nobody owns org.mfad.Mfa1.
     let start = Instant::now();
-    let mut d = BusDaemon::new(&bus.address, Duration::from_secs(5));
+    let mut d = common::client(&bus.address, Duration::from_secs(5));
     let r = d.begin(&request("carol"));
     assert!(
-        matches!(&r, Err(Error::Unavailable(m)) if m.contains("ServiceUnknown")),
+        matches!(&r, Err(Error::Unavailable(m)) if m.contains("no owner for org.mfad.Mfa1")),
         "{r:?}"
     );
     assert!(
@@ -265,7 +265,7 @@ fn the_client_leaves_no_thread_and_no_descriptor_behind() {
     // The bus hangs (SIGSTOP): the connect times out.
     bus.signal(libc::SIGSTOP);
     let start = Instant::now();
-    let mut d = BusDaemon::new(&bus.address, Duration::from_secs(1));
+    let mut d = common::client(&bus.address, Duration::from_secs(1));
     let r = d.begin(&request("carol"));
     bus.signal(libc::SIGCONT);
     assert!(
@@ -301,14 +301,14 @@ fn the_client_leaves_no_thread_and_no_descriptor_behind() {
     assert_same(&base, "conversation failure");
 
     // mfad answers with an error.
-    let mut d = BusDaemon::new(&bus.address, Duration::from_secs(5));
+    let mut d = common::client(&bus.address, Duration::from_secs(5));
     let r = d.begin(&request("refused"));
     assert!(matches!(r, Err(Error::Unavailable(_))), "{r:?}");
     d.close();
     assert_same(&base, "error reply");
 
     // Ignore.
-    let mut d = BusDaemon::new(&bus.address, Duration::from_secs(5));
+    let mut d = common::client(&bus.address, Duration::from_secs(5));
     let r = d.begin(&request("ignored")).expect("begin");
     assert_eq!(r.action, BeginAction::Ignore);
     d.close();
@@ -316,7 +316,7 @@ fn the_client_leaves_no_thread_and_no_descriptor_behind() {
 
     // mfad hangs in Begin: the call times out after `timeout`.
     let start = Instant::now();
-    let mut d = BusDaemon::new(&bus.address, Duration::from_secs(1));
+    let mut d = common::client(&bus.address, Duration::from_secs(1));
     let r = d.begin(&request("hung"));
     assert!(
         matches!(&r, Err(Error::Unavailable(m)) if m.contains("Login.Begin")),
@@ -331,7 +331,7 @@ fn the_client_leaves_no_thread_and_no_descriptor_behind() {
     assert_same(&base, "hung mfad");
 
     // Dropped without close, in the middle of a login.
-    let mut d = BusDaemon::new(&bus.address, Duration::from_secs(5));
+    let mut d = common::client(&bus.address, Duration::from_secs(5));
     let r = d.begin(&request("dave")).expect("begin");
     assert_eq!(r.action, BeginAction::Challenge);
     assert_eq!(snapshot().threads, base.threads, "no thread between steps");
@@ -365,7 +365,7 @@ fn the_client_leaves_no_thread_and_no_descriptor_behind() {
     assert!(pam.env.is_empty(), "the token is removed when refused too");
     assert_same(&base, "account check with a forged token");
     let start = Instant::now();
-    let mut d = BusDaemon::new(&bus.address, Duration::from_secs(1));
+    let mut d = common::client(&bus.address, Duration::from_secs(1));
     let r = d.account_check("hung", "hygiene", "x");
     assert!(
         matches!(&r, Err(Error::Unavailable(m)) if m.contains("Login.AccountCheck")),

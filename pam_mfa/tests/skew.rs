@@ -14,7 +14,6 @@ use std::time::Duration;
 use common::{serve_fake_mfad, wait_for_owner, Bus};
 use pam::constants::PamResultCode;
 use pam_mfa::args::FailMode;
-use pam_mfa::client::BusDaemon;
 use pam_mfa::flow::{self, Options, Outcome, ATTEMPT_ENV, NOT_UNDERSTOOD, OLD_ATTEMPT_ENV};
 use pam_mfa::handle::{Code, Pam};
 use pam_mfa::log::{Level, Log};
@@ -181,7 +180,7 @@ const SAFE: Options = Options {
 /// One authentication over the bus, as `pam_sm_authenticate` runs it.
 fn authenticate(bus: &str, pam: &mut Screen) -> (Outcome, Recorder) {
     let mut log = Recorder::default();
-    let mut daemon = BusDaemon::new(bus, Duration::from_secs(5));
+    let mut daemon = common::client(bus, Duration::from_secs(5));
     let outcome = flow::authenticate(pam, &mut daemon, SAFE, &mut log);
     daemon.close();
     (outcome, log)
@@ -190,7 +189,7 @@ fn authenticate(bus: &str, pam: &mut Screen) -> (Outcome, Recorder) {
 /// One account check over the bus, as `pam_sm_acct_mgmt` runs it.
 fn account(bus: &str, pam: &mut Screen) -> (Outcome, Recorder) {
     let mut log = Recorder::default();
-    let mut daemon = BusDaemon::new(bus, Duration::from_secs(5));
+    let mut daemon = common::client(bus, Duration::from_secs(5));
     let outcome = flow::account(pam, &mut daemon, SAFE, &mut log);
     daemon.close();
     (outcome, log)

@@ -28,6 +28,12 @@ impl Bus {
     /// Writes DIR/bus.conf with the script and starts dbus-daemon on
     /// DIR/bus; returns once a client can connect.
     pub fn start(dir: &Path) -> Bus {
+        Bus::start_with_policy(dir, "")
+    }
+
+    /// As [`Bus::start`], with `policy` (XML elements) added at the end of
+    /// the config, where it overrides the rules before it.
+    pub fn start_with_policy(dir: &Path, policy: &str) -> Bus {
         let dbus_daemon = paths::tool("dbus-daemon", "dbus-daemon");
         let script = paths::repo_root().join("scripts").join("bus-config.sh");
         let out = Cmd::new("bash").arg(&script).arg(dir).run();
@@ -35,8 +41,15 @@ impl Bus {
             out.success(),
             "scripts/bus-config.sh could not write a bus config:\n{out}"
         );
+        let mut config = out.stdout.clone();
+        if !policy.is_empty() {
+            let end = config
+                .rfind("</busconfig>")
+                .expect("bus-config.sh wrote a config without </busconfig>");
+            config.insert_str(end, &format!("  <!-- test -->\n  {policy}\n"));
+        }
         let conf = dir.join("bus.conf");
-        std::fs::write(&conf, &out.stdout).expect("write bus.conf");
+        std::fs::write(&conf, &config).expect("write bus.conf");
         let socket = dir.join("bus");
         let address = format!("unix:path={}", socket.display());
         let log = dir.join("dbus-daemon.log");

@@ -106,3 +106,56 @@ impl Env {
         }
     }
 }
+
+/// A fake mfad (`mfa-call impostor`) running as a test user, stopped when
+/// dropped.
+pub struct Impostor {
+    child: Option<std::process::Child>,
+}
+
+impl Drop for Impostor {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            crate::bus::terminate(child, "mfa-call impostor");
+        }
+    }
+}
+
+impl Env {
+    /// Starts `mfa-call impostor` as `user`, owning org.mfad.Mfa1 and
+    /// answering every Begin `ignore`; returns once it owns the name. Needs
+    /// [`crate::EnvBuilder::anyone_may_own_the_name`] and no mfad.
+    #[track_caller]
+    pub fn start_impostor(&self, user: &User) -> Impostor {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("setpriv")
+            .arg(format!("--reuid={}", user.uid))
+            .arg(format!("--regid={}", user.gid))
+            .arg("--init-groups")
+            .arg("--")
+            .arg(paths::helper("mfa-call"))
+            .arg(self.bus_address())
+            .arg("impostor")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start mfa-call impostor");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let guard = Impostor { child: Some(child) };
+        let mut line = String::new();
+        // It prints one line once it owns the name, or an error and exits.
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read mfa-call impostor");
+        assert!(
+            line.contains("serving"),
+            "mfa-call impostor did not start: {line}"
+        );
+        assert_eq!(
+            crate::bus::name_has_owner(self.bus_address(), mfa_api::BUS_NAME),
+            Ok(true),
+            "the impostor does not own the name"
+        );
+        guard
+    }
+}

@@ -96,3 +96,25 @@ pub fn wrong_code(secret: &str) -> String {
 pub fn is_digits(s: &str, len: usize) -> bool {
     s.len() == len && s.bytes().all(|b| b.is_ascii_digit())
 }
+
+/// The bytes of a base32 secret (RFC 4648, as authenticator apps show it;
+/// padding and spaces ignored). Panics on a character outside the alphabet.
+pub fn base32_decode(secret: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in secret.bytes().filter(|c| *c != b'=' && *c != b' ') {
+        let v = ALPHABET
+            .iter()
+            .position(|a| *a == c.to_ascii_uppercase())
+            .unwrap_or_else(|| panic!("{:?} is not base32", c as char));
+        acc = (acc << 5) | v as u32;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}

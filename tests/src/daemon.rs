@@ -34,10 +34,16 @@ pub struct DaemonConfig {
     pub issuer: String,
     pub admin_group: String,
     pub log: String,
+    /// Raw TOML lines added to `[daemon]` (e.g. `break_glass = "..."`).
+    pub daemon_toml: String,
     pub policy: Policy,
+    /// Raw TOML lines added to `[policy]` after `mode` (groups, grace).
+    pub policy_toml: String,
     pub window: u32,
     pub max_failures: u32,
     pub lockout_duration: String,
+    /// `[lockout] max_duration`, when set.
+    pub lockout_max_duration: Option<String>,
     /// `[trusted_devices] lifetime`; None leaves the section out (mfad's
     /// default, "off").
     pub trusted_lifetime: Option<String>,
@@ -59,6 +65,9 @@ pub struct SmsSection {
     pub backend: Option<String>,
     pub code_lifetime: Option<String>,
     pub max_sends_per_hour: Option<u32>,
+    pub max_total_sends_per_hour: Option<u32>,
+    pub resend_cooldown: Option<String>,
+    pub allowed_prefixes: Option<Vec<String>>,
     pub sender: Option<String>,
     pub message: Option<String>,
     pub http: Option<SmsHttpSection>,
@@ -117,10 +126,11 @@ impl DaemonConfig {
              issuer = {}\n\
              admin_group = {}\n\
              log = {}\n\
-             {}\
+             {}{}\
              \n\
              [policy]\n\
              mode = {}\n\
+             {}\n\
              \n\
              [totp]\n\
              window = {}\n\
@@ -137,11 +147,16 @@ impl DaemonConfig {
                 .as_ref()
                 .map(|h| format!("host_name = {}\n", toml_str(h)))
                 .unwrap_or_default(),
+            self.daemon_toml,
             toml_str(self.policy.as_str()),
+            self.policy_toml,
             self.window,
             self.max_failures,
             toml_str(&self.lockout_duration),
         );
+        if let Some(max) = &self.lockout_max_duration {
+            let _ = writeln!(toml, "max_duration = {}", toml_str(max));
+        }
         if self.trusted_lifetime.is_some() || self.trusted_scope.is_some() {
             toml.push_str("\n[trusted_devices]\n");
         }

@@ -67,8 +67,10 @@ pub fn random_letters(n: usize) -> String {
 pub struct EnvBuilder {
     window: u32,
     policy: Policy,
+    policy_toml: String,
     max_failures: u32,
     lockout_duration: String,
+    lockout_max_duration: Option<String>,
     admin_group: String,
     issuer: String,
     trusted_lifetime: Option<String>,
@@ -78,6 +80,8 @@ pub struct EnvBuilder {
     host_name: Option<String>,
     trusted_scope: Option<String>,
     store: Option<String>,
+    daemon_toml: String,
+    anyone_may_own_the_name: bool,
 }
 
 impl Default for EnvBuilder {
@@ -85,8 +89,10 @@ impl Default for EnvBuilder {
         EnvBuilder {
             window: 4,
             policy: Policy::Optional,
+            policy_toml: String::new(),
             max_failures: 5,
             lockout_duration: "15m".into(),
+            lockout_max_duration: None,
             admin_group: String::new(),
             issuer: "mfa-test".into(),
             trusted_lifetime: None,
@@ -96,6 +102,8 @@ impl Default for EnvBuilder {
             host_name: None,
             trusted_scope: None,
             store: None,
+            daemon_toml: String::new(),
+            anyone_may_own_the_name: false,
         }
     }
 }
@@ -111,6 +119,12 @@ impl EnvBuilder {
         self.policy = p;
         self
     }
+    /// Raw TOML lines for `[policy]` besides `mode`, e.g.
+    /// `required_groups = ["staff"]`.
+    pub fn policy_toml(mut self, toml: &str) -> Self {
+        self.policy_toml = toml.into();
+        self
+    }
     pub fn max_failures(mut self, n: u32) -> Self {
         self.max_failures = n;
         self
@@ -120,6 +134,11 @@ impl EnvBuilder {
         self.lockout_duration = d.into();
         self
     }
+    pub fn lockout_max_duration(mut self, d: &str) -> Self {
+        self.lockout_max_duration = Some(d.into());
+        self
+    }
+
     pub fn admin_group(mut self, g: &str) -> Self {
         self.admin_group = g.into();
         self
@@ -159,6 +178,17 @@ impl EnvBuilder {
     /// A whole `[store]` section (see [`postgres::Postgres::store_toml`]).
     pub fn store(mut self, section: &str) -> Self {
         self.store = Some(section.into());
+        self
+    }
+    /// Raw lines added to `[daemon]` (e.g. `key_file = "..."`).
+    pub fn daemon_toml(mut self, lines: &str) -> Self {
+        self.daemon_toml = lines.into();
+        self
+    }
+    /// A bus whose policy lets any user own org.mfad.Mfa1 (a misconfigured
+    /// bus, for an impostor to use; see [`Env::start_impostor`]).
+    pub fn anyone_may_own_the_name(mut self) -> Self {
+        self.anyone_may_own_the_name = true;
         self
     }
     /// Only the bus; mfad is not started (call [`Env::start_daemon`]).
@@ -215,7 +245,17 @@ impl Env {
         // 0755: the test users must reach the bus socket inside.
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
             .expect("chmod temp dir");
-        let bus = Bus::start(&dir);
+        let bus = if b.anyone_may_own_the_name {
+            Bus::start_with_policy(
+                &dir,
+                &format!(
+                    r#"<policy context="default"><allow own="{}"/></policy>"#,
+                    mfa_api::BUS_NAME
+                ),
+            )
+        } else {
+            Bus::start(&dir)
+        };
         let (sms, sms_section) = match &b.sms {
             Some(s) => {
                 let (parts, section) = sms::make(s, &dir);
@@ -229,10 +269,13 @@ impl Env {
             issuer: b.issuer,
             admin_group: b.admin_group,
             log: "stderr".into(),
+            daemon_toml: b.daemon_toml,
             policy: b.policy,
+            policy_toml: b.policy_toml,
             window: b.window,
             max_failures: b.max_failures,
             lockout_duration: b.lockout_duration,
+            lockout_max_duration: b.lockout_max_duration,
             trusted_lifetime: b.trusted_lifetime,
             sms: sms_section,
             host_name: b.host_name,

@@ -92,6 +92,17 @@ impl Env {
         }
     }
 
+    /// `enroll totp --begin --code CODE`: a further device, proven with a
+    /// current code.
+    pub fn enroll_begin_with_code(&self, user: &User, code: &str) -> PendingEnrollment {
+        let v = self.mfactl_json(Some(user), &["enroll", "totp", "--begin", "--code", code]);
+        PendingEnrollment {
+            enrollment_id: json_str(&v, "enrollment_id"),
+            uri: json_str(&v, "uri"),
+            secret: json_str(&v, "secret"),
+        }
+    }
+
     /// The two confirmation codes for `secret`: the first two steps of the
     /// window (with window 4: now-3 and now-2), so that logins afterwards
     /// still have later steps inside the window without waiting.

@@ -291,6 +291,36 @@ impl Postgres {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// The fleet's key file: every mfad on this database must use the same
+    /// one (`[daemon] key_file`), as every host of a fleet must. Made once,
+    /// root's alone, like the file an admin copies to each host.
+    pub fn key_file(&self) -> PathBuf {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.dir.join("fleet.key");
+        if !path.exists() {
+            let mut key = [0u8; 32];
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut key))
+                .expect("random bytes for the fleet's key");
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .and_then(|mut f| f.write_all(&key))
+                .expect("write the fleet's key file");
+        }
+        path
+    }
+
+    /// `[daemon]` lines for an mfad of this fleet: the shared key file.
+    pub fn daemon_toml(&self) -> String {
+        format!(
+            "key_file = {}\n",
+            crate::daemon::toml_str(&self.key_file().to_string_lossy())
+        )
+    }
 }
 
 /// `[store]` for mfad with this connection string and `timeout`.

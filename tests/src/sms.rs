@@ -92,6 +92,19 @@ pub fn find_code(text: &str) -> Option<String> {
     }
 }
 
+/// The seconds N of mfad's `Wait N seconds before asking for another code.`
+/// (`[sms] resend_cooldown`) in `text`; None when it is not there.
+pub fn cooldown_wait(text: &str) -> Option<u64> {
+    let (_, rest) = text.split_once("Wait ")?;
+    let (n, unit) = rest.split_once(' ')?;
+    let tail = unit
+        .strip_prefix("seconds")
+        .or(unit.strip_prefix("second"))?;
+    tail.starts_with(" before asking for another code.")
+        .then(|| n.parse().ok())
+        .flatten()
+}
+
 /// [`find_code`] or a panic quoting the text.
 #[track_caller]
 pub fn code_in(text: &str) -> String {
@@ -763,6 +776,9 @@ pub struct Sms {
     kind: Kind,
     code_lifetime: Option<String>,
     max_sends_per_hour: Option<u32>,
+    max_total_sends_per_hour: Option<u32>,
+    resend_cooldown: Option<String>,
+    allowed_prefixes: Option<Vec<String>>,
     sender: Option<String>,
     message: Option<String>,
     form: Option<Vec<(String, String)>>,
@@ -780,6 +796,11 @@ impl Sms {
             kind,
             code_lifetime: None,
             max_sends_per_hour: None,
+            max_total_sends_per_hour: None,
+            // Tests send codes back to back (enroll, then log in at once);
+            // the tests of the cooldown set one.
+            resend_cooldown: Some("0s".into()),
+            allowed_prefixes: None,
             sender: None,
             message: None,
             form: None,
@@ -819,6 +840,29 @@ impl Sms {
 
     pub fn max_sends_per_hour(mut self, n: u32) -> Sms {
         self.max_sends_per_hour = Some(n);
+        self
+    }
+
+    pub fn max_total_sends_per_hour(mut self, n: u32) -> Sms {
+        self.max_total_sends_per_hour = Some(n);
+        self
+    }
+
+    /// `resend_cooldown`, e.g. "30s" (the harness sets "0s" otherwise).
+    pub fn resend_cooldown(mut self, d: &str) -> Sms {
+        self.resend_cooldown = Some(d.into());
+        self
+    }
+
+    /// Leaves `resend_cooldown` out: mfad's default applies.
+    pub fn default_resend_cooldown(mut self) -> Sms {
+        self.resend_cooldown = None;
+        self
+    }
+
+    /// `allowed_prefixes`, e.g. `["+372", "+1"]`.
+    pub fn allowed_prefixes(mut self, prefixes: &[&str]) -> Sms {
+        self.allowed_prefixes = Some(prefixes.iter().map(|p| p.to_string()).collect());
         self
     }
 
@@ -926,6 +970,9 @@ pub(crate) fn make(sms: &Sms, dir: &Path) -> (SmsParts, SmsSection) {
         ),
         code_lifetime: sms.code_lifetime.clone(),
         max_sends_per_hour: sms.max_sends_per_hour,
+        max_total_sends_per_hour: sms.max_total_sends_per_hour,
+        resend_cooldown: sms.resend_cooldown.clone(),
+        allowed_prefixes: sms.allowed_prefixes.clone(),
         sender: sms.sender.clone(),
         message: sms.message.clone(),
         http: None,
@@ -1206,6 +1253,16 @@ pub(crate) fn section_toml(s: &SmsSection) -> String {
     }
     if let Some(v) = s.max_sends_per_hour {
         let _ = writeln!(t, "max_sends_per_hour = {v}");
+    }
+    if let Some(v) = s.max_total_sends_per_hour {
+        let _ = writeln!(t, "max_total_sends_per_hour = {v}");
+    }
+    if let Some(v) = &s.resend_cooldown {
+        let _ = writeln!(t, "resend_cooldown = {}", toml_str(v));
+    }
+    if let Some(v) = &s.allowed_prefixes {
+        let items: Vec<String> = v.iter().map(|p| toml_str(p)).collect();
+        let _ = writeln!(t, "allowed_prefixes = [{}]", items.join(", "));
     }
     if let Some(v) = &s.sender {
         let _ = writeln!(t, "sender = {}", toml_str(v));

@@ -2,7 +2,7 @@
 //! backup-codes, enrolling or changing a phone): asked for at a prompt,
 //! where an empty answer sends one by SMS to a user who has a phone.
 
-use mfa_api::{AccountProxy, UserStatus};
+use mfa_api::{AccountProxy, DeviceKind, UserStatus};
 use nix::unistd::geteuid;
 
 use super::Ctx;
@@ -23,11 +23,14 @@ impl Factors {
     pub fn of(s: &UserStatus) -> Factors {
         Factors {
             any_device: !s.devices.is_empty(),
-            app: s.devices.iter().any(|d| d.kind == "totp"),
+            app: s
+                .devices
+                .iter()
+                .any(|d| d.device_kind() == DeviceKind::Totp),
             phone: s
                 .devices
                 .iter()
-                .find(|d| d.kind == "sms")
+                .find(|d| d.device_kind() == DeviceKind::Sms)
                 .map(|d| d.name.clone()),
         }
     }

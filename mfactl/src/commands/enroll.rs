@@ -1,7 +1,7 @@
 //! `enroll totp`: interactive, or scripted as `--begin` then `--confirm`.
 //! `enroll sms` and `phone set` live in `sms`.
 
-use super::{sms, Ctx};
+use super::{current, sms, Ctx};
 use crate::cli::{EnrollKind, TotpArgs};
 use crate::error::Error;
 use crate::input::{code_from_stdin, normalize_code, prompt_code};
@@ -22,11 +22,11 @@ pub async fn run(ctx: &Ctx, kind: EnrollKind) -> Result<(), Error> {
 async fn totp(ctx: &Ctx, args: TotpArgs) -> Result<(), Error> {
     let name = args.name.unwrap_or_default();
     if args.begin {
-        begin(ctx, &name).await
+        begin(ctx, &name, args.code).await
     } else if let Some(id) = args.confirm {
         confirm(ctx, &id, args.code1, args.code2).await
     } else {
-        interactive(ctx, &name).await
+        interactive(ctx, &name, args.code).await
     }
 }
 
@@ -53,11 +53,37 @@ fn want_color(ctx: &Ctx) -> bool {
     ctx.term.say_is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-async fn begin(ctx: &Ctx, name: &str) -> Result<(), Error> {
+/// The current code mfad wants before a further device: `--code`, else
+/// (once the caller has a device) asked for, from the prompt when
+/// `interactive`, else from stdin.
+async fn current_code(
+    ctx: &Ctx,
+    account: &mfa_api::AccountProxy<'_>,
+    given: Option<String>,
+    interactive: bool,
+) -> Result<String, Error> {
+    if let Some(code) = given {
+        return Ok(normalize_code(&code));
+    }
+    let factors = current::factors(ctx, account).await?;
+    if !current::needed(&factors) {
+        return Ok(String::new());
+    }
+    if interactive {
+        ctx.term
+            .say("You already have a device: confirm this change with a current code.\n")?;
+        current::ask(ctx, account, &factors).await
+    } else {
+        current::from_stdin(ctx, account, &factors).await
+    }
+}
+
+async fn begin(ctx: &Ctx, name: &str, code: Option<String>) -> Result<(), Error> {
     let conn = ctx.connect().await?;
     let account = ctx.account(&conn).await?;
+    let code = current_code(ctx, &account, code, false).await?;
     let (id, uri, secret) = account
-        .enroll_totp_begin("", name)
+        .enroll_totp_begin("", name, &code)
         .await
         .map_err(|e| ctx.api(e))?;
     if ctx.term.json {
@@ -103,19 +129,20 @@ async fn confirm(
             .term
             .print_json(&output::confirm_json(&device_id, &codes));
     }
+    let backup = output::backup_codes_text(&codes);
     ctx.term.print(&format!(
-        "Device {} enrolled: from now on, logins ask for a code from it.\n\n{}",
+        "Device {} enrolled: from now on, logins ask for a code from it.\n\n{backup}",
         output::clean(&device_id),
-        output::backup_codes_text(&codes)
     ))
 }
 
-async fn interactive(ctx: &Ctx, name: &str) -> Result<(), Error> {
+async fn interactive(ctx: &Ctx, name: &str, code: Option<String>) -> Result<(), Error> {
     let term = &ctx.term;
     let conn = ctx.connect().await?;
     let account = ctx.account(&conn).await?;
+    let code = current_code(ctx, &account, code, true).await?;
     let (id, uri, secret) = account
-        .enroll_totp_begin("", name)
+        .enroll_totp_begin("", name, &code)
         .await
         .map_err(|e| ctx.api(e))?;
     term.say(&enrollment_text(&uri, &secret, want_color(ctx))?)?;
@@ -147,8 +174,6 @@ async fn interactive(ctx: &Ctx, name: &str) -> Result<(), Error> {
 pub fn show_result(ctx: &Ctx, device_id: &str, codes: &[String]) -> Result<(), Error> {
     if ctx.term.json {
         ctx.term.print_json(&output::confirm_json(device_id, codes))
-    } else if codes.is_empty() {
-        Ok(())
     } else {
         ctx.term.print(&output::backup_codes_text(codes))
     }

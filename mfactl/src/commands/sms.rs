@@ -88,6 +88,7 @@ async fn confirm(ctx: &Ctx, id: &str, code: Option<String>) -> Result<(), Error>
     };
     let conn = ctx.connect().await?;
     let account = ctx.account(&conn).await?;
+    let had_phone = current::factors(ctx, &account).await?.phone.is_some();
     let (device_id, codes) = account
         .enroll_sms_confirm("", id, &code)
         .await
@@ -97,17 +98,16 @@ async fn confirm(ctx: &Ctx, id: &str, code: Option<String>) -> Result<(), Error>
             .term
             .print_json(&output::confirm_json(&device_id, &codes));
     }
-    if codes.is_empty() {
-        // mfad makes backup codes only for a first phone.
+    if had_phone {
         ctx.term.print(&format!(
             "Number changed: codes now go to the new number (device {}).\n",
             clean(&device_id)
         ))
     } else {
+        let backup = output::backup_codes_text(&codes);
         ctx.term.print(&format!(
-            "Phone enrolled as device {}: logins can now ask for a code by SMS.\n\n{}",
+            "Phone enrolled as device {}: logins can now ask for a code by SMS.\n\n{backup}",
             clean(&device_id),
-            output::backup_codes_text(&codes)
         ))
     }
 }

@@ -5,12 +5,13 @@ use super::{Accepted, Factor, Input, Outcome};
 use crate::codes::{self, Hashed};
 use crate::error::Result;
 use crate::random::Random;
+use crate::seal::Keys;
 
 pub const COUNT: usize = 10;
 pub const DIGITS: usize = 8;
 
 /// Ten fresh, distinct codes, and their hashes to store.
-pub fn generate(random: &dyn Random) -> Result<(Vec<String>, Vec<Hashed>)> {
+pub fn generate(random: &dyn Random, keys: &Keys) -> Result<(Vec<String>, Vec<Hashed>)> {
     let mut plain = Vec::with_capacity(COUNT);
     let mut hashed = Vec::with_capacity(COUNT);
     while plain.len() < COUNT {
@@ -18,7 +19,7 @@ pub fn generate(random: &dyn Random) -> Result<(Vec<String>, Vec<Hashed>)> {
         if plain.contains(&code) {
             continue;
         }
-        hashed.push(codes::hash(&code, random)?);
+        hashed.push(codes::hash(&code, random, keys)?);
         plain.push(code);
     }
     Ok((plain, hashed))
@@ -37,7 +38,7 @@ impl Factor for Backup {
             .iter()
             .map(|b| b.code.clone())
             .collect();
-        if let Some(i) = codes::find(a.code, &stored) {
+        if let Some(i) = codes::find(a.code, &stored, a.keys) {
             if a.store
                 .use_backup_code(a.uid, a.state.backup_codes[i].id, a.now)?
             {
@@ -58,11 +59,12 @@ mod tests {
 
     #[test]
     fn ten_distinct_eight_digit_codes_each_with_its_hash() {
-        let (plain, hashed) = generate(&Counter::new()).unwrap();
+        let k = Keys::for_tests();
+        let (plain, hashed) = generate(&Counter::new(), &k).unwrap();
         assert_eq!((plain.len(), hashed.len()), (COUNT, COUNT));
         for (i, c) in plain.iter().enumerate() {
             assert_eq!(c.len(), DIGITS);
-            assert_eq!(codes::find(c, &hashed), Some(i));
+            assert_eq!(codes::find(c, &hashed, &k), Some(i));
         }
     }
 }

@@ -13,6 +13,7 @@
 //! named as strings only here and at the wire mapping.
 
 use crate::error::Result;
+use crate::seal::Keys;
 use crate::store::{Device, Store, UserState};
 
 pub mod backup;
@@ -50,9 +51,11 @@ pub enum DeviceData {
     Sms { phone: String },
 }
 
-/// The stored form's version, the first byte of the encoded data; a new
-/// layout gets a new number and [`DeviceData::decode`] reads both.
-const DATA_V1: u8 = 1;
+/// The stored form's version, the first byte of the encoded data: 1 is the
+/// payload as it is (a phone number; a TOTP secret before secrets were
+/// sealed), 2 a TOTP secret sealed under the daemon's key.
+const DATA_PLAIN: u8 = 1;
+const DATA_SEALED: u8 = 2;
 
 impl DeviceData {
     pub fn kind(&self) -> Kind {
@@ -62,30 +65,74 @@ impl DeviceData {
         }
     }
 
-    /// The stored form: a version byte, then the kind's payload.
-    pub fn encode(&self) -> Vec<u8> {
-        let payload: &[u8] = match self {
-            DeviceData::Totp { secret } => secret,
-            DeviceData::Sms { phone } => phone.as_bytes(),
-        };
-        let mut out = Vec::with_capacity(payload.len() + 1);
-        out.push(DATA_V1);
-        out.extend_from_slice(payload);
-        out
+    /// The stored form: a version byte, then the kind's payload; a TOTP
+    /// secret sealed, bound to the account and device it belongs to.
+    pub fn encode(
+        &self,
+        keys: &Keys,
+        uid: u32,
+        device_id: &str,
+    ) -> std::result::Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        match self {
+            DeviceData::Totp { secret } => {
+                out.push(DATA_SEALED);
+                out.extend(keys.seal(&seal_context(uid, device_id), secret)?);
+            }
+            DeviceData::Sms { phone } => {
+                out.push(DATA_PLAIN);
+                out.extend_from_slice(phone.as_bytes());
+            }
+        }
+        Ok(out)
     }
 
-    /// Reads what [`encode`](Self::encode) wrote for a device of `kind`.
-    pub fn decode(kind: Kind, stored: &[u8]) -> std::result::Result<DeviceData, String> {
-        let Some((&DATA_V1, payload)) = stored.split_first() else {
-            return Err(format!("{} device data of unknown version", kind.as_str()));
-        };
-        match kind {
-            Kind::Totp => Ok(DeviceData::Totp {
-                secret: payload.to_vec(),
+    /// Reads what [`encode`](Self::encode) wrote for the device `device_id`
+    /// of `kind` of the account `uid` (and the plain secrets of before).
+    pub fn decode(
+        kind: Kind,
+        stored: &[u8],
+        keys: &Keys,
+        uid: u32,
+        device_id: &str,
+    ) -> std::result::Result<DeviceData, String> {
+        match (kind, stored.split_first()) {
+            (Kind::Totp, Some((&DATA_SEALED, sealed))) => {
+                let secret = keys.open(&seal_context(uid, device_id), sealed)?;
+                Ok(DeviceData::Totp {
+                    secret: secret.to_vec(),
+                })
+            }
+            (Kind::Totp, Some((&DATA_PLAIN, secret))) => Ok(DeviceData::Totp {
+                secret: secret.to_vec(),
             }),
-            Kind::Sms => String::from_utf8(payload.to_vec())
+            (Kind::Sms, Some((&DATA_PLAIN, phone))) => String::from_utf8(phone.to_vec())
                 .map(|phone| DeviceData::Sms { phone })
                 .map_err(|_| "sms device data is not a number".to_string()),
+            _ => Err(format!("{} device data of unknown version", kind.as_str())),
+        }
+    }
+
+    /// Whether the stored form is a plain TOTP secret (from before secrets
+    /// were sealed).
+    pub fn is_plain_secret(kind: Kind, stored: &[u8]) -> bool {
+        kind == Kind::Totp && stored.first() == Some(&DATA_PLAIN)
+    }
+}
+
+/// What a sealed secret is bound to: a secret copied to another account's
+/// or device's row does not open there.
+fn seal_context(uid: u32, device_id: &str) -> Vec<u8> {
+    let mut c = b"mfad totp secret\0".to_vec();
+    c.extend_from_slice(&uid.to_be_bytes());
+    c.extend_from_slice(device_id.as_bytes());
+    c
+}
+
+impl Drop for DeviceData {
+    fn drop(&mut self) {
+        if let DeviceData::Totp { secret } = self {
+            zeroize::Zeroize::zeroize(secret);
         }
     }
 }
@@ -156,6 +203,8 @@ pub struct Input<'a> {
     pub now: i64,
     /// `[totp] window`.
     pub totp_window: u32,
+    /// The key one-time codes are stored under.
+    pub keys: &'a Keys,
 }
 
 /// One second factor.
@@ -182,6 +231,7 @@ mod tests {
 
     #[test]
     fn device_data_round_trips_and_rejects_unknown_versions() {
+        let k = Keys::for_tests();
         for data in [
             DeviceData::Totp {
                 secret: vec![0, 1, 2, 255],
@@ -190,12 +240,38 @@ mod tests {
                 phone: "+37255512345".into(),
             },
         ] {
-            let stored = data.encode();
-            assert_eq!(DeviceData::decode(data.kind(), &stored).unwrap(), data);
+            let stored = data.encode(&k, 1000, "d1").unwrap();
+            assert_eq!(
+                DeviceData::decode(data.kind(), &stored, &k, 1000, "d1").unwrap(),
+                data
+            );
         }
-        assert!(DeviceData::decode(Kind::Totp, &[2, 1, 2]).is_err());
-        assert!(DeviceData::decode(Kind::Totp, &[]).is_err());
-        assert!(DeviceData::decode(Kind::Sms, &[1, 0xff]).is_err());
+        assert!(DeviceData::decode(Kind::Totp, &[3, 1, 2], &k, 1, "d").is_err());
+        assert!(DeviceData::decode(Kind::Totp, &[], &k, 1, "d").is_err());
+        assert!(DeviceData::decode(Kind::Sms, &[1, 0xff], &k, 1, "d").is_err());
+        assert!(DeviceData::decode(Kind::Sms, &[2, 0x30], &k, 1, "d").is_err());
+    }
+
+    #[test]
+    fn a_sealed_secret_opens_only_for_its_account_and_device() {
+        let k = Keys::for_tests();
+        let secret = b"TWENTY BYTES SECRET!".to_vec();
+        let stored = DeviceData::Totp {
+            secret: secret.clone(),
+        }
+        .encode(&k, 1000, "d1")
+        .unwrap();
+        assert!(!stored.windows(secret.len()).any(|w| w == secret.as_slice()));
+        assert!(DeviceData::decode(Kind::Totp, &stored, &k, 1001, "d1").is_err());
+        assert!(DeviceData::decode(Kind::Totp, &stored, &k, 1000, "d2").is_err());
+        // A plain secret of before still reads (the migration seals it).
+        let mut plain = vec![1u8];
+        plain.extend_from_slice(&secret);
+        assert!(DeviceData::is_plain_secret(Kind::Totp, &plain));
+        assert_eq!(
+            DeviceData::decode(Kind::Totp, &plain, &k, 1000, "d1").unwrap(),
+            DeviceData::Totp { secret }
+        );
     }
 
     #[test]

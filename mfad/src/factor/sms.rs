@@ -1,21 +1,62 @@
 //! Codes by SMS: a phone number confirmed with a code sent to it; at login a
-//! fresh 6-digit code, one live per user, used once, for `code_lifetime`.
-//! Sending is `service::sms`; numbers are `crate::phone`.
+//! fresh 6-digit code per send, each good for `code_lifetime`. The newest
+//! [`KEEP`] stay live, so a slow message still works after "send again";
+//! using one uses up all. Sending is `service::sms`; numbers are
+//! `crate::phone`.
 
 use super::{Accepted, Factor, Input, Outcome};
-use crate::codes::{self, Hashed};
+use crate::codes;
 use crate::error::Result;
 use crate::random::Random;
+use crate::seal::Keys;
+use crate::store::SmsCode;
 
 /// SMS codes have the digits of an app code, so one prompt takes either.
 pub const DIGITS: usize = crate::totp::DIGITS;
 pub const MSG_EXPIRED: &str = "That SMS code expired; press Enter to get a new one.";
+/// How many codes sent to one user (or one number being enrolled) stay
+/// live at once: enough for two "send again", few enough to keep guessing
+/// as hard as for one code in practice.
+pub const KEEP: usize = 3;
 
-/// A number waiting to be confirmed with the code last sent to it.
+/// A number waiting to be confirmed with one of the codes sent to it.
 pub struct Pending {
     pub phone: String,
-    pub code: Hashed,
-    pub code_expires: i64,
+    /// The newest [`KEEP`] codes sent, oldest first.
+    pub codes: Vec<SmsCode>,
+}
+
+impl Pending {
+    pub fn new(phone: String, first: SmsCode) -> Pending {
+        Pending {
+            phone,
+            codes: vec![first],
+        }
+    }
+
+    /// Adds a code sent again; the oldest beyond [`KEEP`] dies.
+    pub fn resent(&mut self, code: SmsCode) {
+        self.codes.push(code);
+        let extra = self.codes.len().saturating_sub(KEEP);
+        self.codes.drain(..extra);
+    }
+}
+
+/// The live code of `sent` that the typed `code` is; `Err(true)` when it
+/// matches only expired ones, `Err(false)` when none. Every code is
+/// compared (`codes::find`), so timing does not tell which matched.
+pub fn check<'a>(
+    code: &str,
+    sent: &'a [SmsCode],
+    now: i64,
+    keys: &Keys,
+) -> std::result::Result<&'a SmsCode, bool> {
+    let (live, dead): (Vec<&SmsCode>, Vec<&SmsCode>) = sent.iter().partition(|c| c.expires > now);
+    let hashes = |v: &[&SmsCode]| v.iter().map(|c| c.code.clone()).collect::<Vec<_>>();
+    match codes::find(code, &hashes(&live), keys) {
+        Some(i) => Ok(live[i]),
+        None => Err(codes::find(code, &hashes(&dead), keys).is_some()),
+    }
 }
 
 /// A fresh code to send.
@@ -30,15 +71,14 @@ impl Factor for Sms {
         if a.code.len() != DIGITS {
             return Ok(Outcome::NotMine);
         }
-        let (Some(sent), Some((device, _))) = (&a.state.sms_code, a.state.phone()) else {
+        let Some((device, _)) = a.state.phone() else {
             return Ok(Outcome::Rejected(None));
         };
-        if codes::find(a.code, std::slice::from_ref(&sent.code)).is_none() {
-            return Ok(Outcome::Rejected(None));
-        }
-        if sent.expires <= a.now {
-            return Ok(Outcome::Rejected(Some(MSG_EXPIRED)));
-        }
+        let sent = match check(a.code, &a.state.sms_codes, a.now, a.keys) {
+            Ok(sent) => sent,
+            Err(true) => return Ok(Outcome::Rejected(Some(MSG_EXPIRED))),
+            Err(false) => return Ok(Outcome::Rejected(None)),
+        };
         if a.store.use_sms_code(a.uid, &device.id, &sent.code, a.now)? {
             return Ok(Outcome::Accepted(Accepted {
                 method: "sms",

@@ -15,6 +15,12 @@ pub struct Pending {
     pub secret: Vec<u8>,
 }
 
+impl Drop for Pending {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.secret);
+    }
+}
+
 /// A fresh secret for a new app.
 pub fn new_secret(random: &dyn Random) -> Result<Vec<u8>> {
     let mut secret = vec![0u8; totp::SECRET_BYTES];

@@ -38,6 +38,22 @@ pub struct SmsConfig {
     /// Per user, enrollment and login sends together.
     #[serde(default = "default_max_sends", deserialize_with = "de::max_sends")]
     pub max_sends_per_hour: u32,
+    /// All users together: what one hour of sends may cost at most.
+    #[serde(
+        default = "default_max_total_sends",
+        deserialize_with = "de::max_total_sends"
+    )]
+    pub max_total_sends_per_hour: u32,
+    /// The least time between two sends to one user; 0s for none.
+    #[serde(
+        default = "default_resend_cooldown",
+        deserialize_with = "de::resend_cooldown"
+    )]
+    pub resend_cooldown: Duration,
+    /// Numbers that may be enrolled start with one of these (`+` and
+    /// digits); empty: any number.
+    #[serde(default, deserialize_with = "de::allowed_prefixes")]
+    pub allowed_prefixes: Vec<String>,
     #[serde(default = "default_sender")]
     pub sender: String,
     /// The text sent; contains `{code}`.
@@ -94,6 +110,14 @@ fn default_code_lifetime() -> Duration {
 
 fn default_max_sends() -> u32 {
     5
+}
+
+fn default_max_total_sends() -> u32 {
+    100
+}
+
+fn default_resend_cooldown() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_sender() -> String {
@@ -407,12 +431,50 @@ mod de {
         timeout("sms.command.timeout", &String::deserialize(d)?).map_err(custom)
     }
 
-    pub fn max_sends<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    fn at_least_one<'de, D: Deserializer<'de>>(key: &str, d: D) -> Result<u32, D::Error> {
         let n = u32::deserialize(d)?;
         if n == 0 {
-            return Err(custom("sms.max_sends_per_hour must be at least 1".into()));
+            return Err(custom(format!("{key} must be at least 1")));
         }
         Ok(n)
+    }
+
+    pub fn max_sends<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        at_least_one("sms.max_sends_per_hour", d)
+    }
+
+    pub fn max_total_sends<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        at_least_one("sms.max_total_sends_per_hour", d)
+    }
+
+    /// Sends are counted for an hour, so a longer cooldown could not be
+    /// kept (and would be a typo anyway).
+    pub fn resend_cooldown<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let key = "sms.resend_cooldown";
+        let s = String::deserialize(d)?;
+        let t = crate::config::parse_duration(&s).map_err(|e| custom(format!("{key}: {e}")))?;
+        if t > Duration::from_secs(3600) {
+            return Err(custom(format!("{key} must be at most 1h")));
+        }
+        Ok(t)
+    }
+
+    /// Each prefix is `+` and 1 to 15 digits, not starting with 0: the
+    /// start of an E.164 number, so a typo cannot silently allow nothing.
+    pub fn allowed_prefixes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        let prefixes = Vec::<String>::deserialize(d).map_err(|e: D::Error| {
+            custom(format!(
+                "sms.allowed_prefixes must be a list like [\"+372\", \"+1\"] ({e})"
+            ))
+        })?;
+        for (i, p) in prefixes.iter().enumerate() {
+            if !super::is_e164(p) || p.starts_with("+0") {
+                return Err(custom(format!(
+                    "sms.allowed_prefixes[{i}] {p:?} is not a number prefix: write \"+\" and digits, like \"+372\""
+                )));
+            }
+        }
+        Ok(prefixes)
     }
 
     pub fn message<'de, D: Deserializer<'de>>(d: D) -> Result<Template, D::Error> {

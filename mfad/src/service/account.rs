@@ -29,17 +29,43 @@ pub fn remove_device(
     code: &str,
     now: i64,
 ) -> Result<()> {
-    let user = grant.user();
-    let no_such = || Error::NotFound(format!("No device {} for {user}.", field(device_id)));
-    let state = owned_state(core, grant.account())?;
-    if !state.devices.iter().any(|d| d.id == device_id) {
-        return Err(no_such());
-    }
+    has_device(core, grant, device_id)?;
     if !grant.by_root() {
         verify::require_code(core, grant.account(), code, now)?;
     }
+    remove_known_device(core, grant, device_id)
+}
+
+/// Fails unless the account has the device `device_id`.
+fn has_device(core: &Core, grant: &AccountGrant, device_id: &str) -> Result<()> {
+    let state = owned_state(core, grant.account())?;
+    if state.devices.iter().any(|d| d.id == device_id) {
+        Ok(())
+    } else {
+        Err(no_device(grant, device_id))
+    }
+}
+
+fn no_device(grant: &AccountGrant, device_id: &str) -> Error {
+    Error::NotFound(format!(
+        "No device {} for {}.",
+        field(device_id),
+        grant.user()
+    ))
+}
+
+/// Removes a device without asking for a code: for root, and for an admin
+/// whose grant was checked by `AdminGrant::to_change`.
+pub fn delete_device(core: &Core, grant: &AccountGrant, device_id: &str) -> Result<()> {
+    has_device(core, grant, device_id)?;
+    remove_known_device(core, grant, device_id)
+}
+
+/// Removes a device [`has_device`] found, and logs it.
+fn remove_known_device(core: &Core, grant: &AccountGrant, device_id: &str) -> Result<()> {
+    let user = grant.user();
     if !core.store.remove_device(grant.uid(), device_id)? {
-        return Err(no_such());
+        return Err(no_device(grant, device_id));
     }
     core.audit.info(
         "remove",
@@ -67,7 +93,7 @@ pub fn regenerate_backup_codes(
     if !grant.by_root() {
         verify::require_code(core, grant.account(), code, now)?;
     }
-    let (codes, hashed) = factor::backup::generate(core.random.as_ref())?;
+    let (codes, hashed) = factor::backup::generate(core.random.as_ref(), &core.keys)?;
     core.store.replace_backup_codes(grant.uid(), &hashed)?;
     core.audit.info(
         "backup codes regenerated",

@@ -12,7 +12,7 @@ use super::authz::LoginGrant;
 use super::verify::{self, Check, MSG_WRONG, MSG_WRONG_RETRY};
 use super::{lock, owned_state, sms, Core, LoginRequest};
 use crate::error::{Error, Result};
-use crate::policy::{self, Decision};
+use crate::policy::{self, Decision, Need};
 use crate::random;
 use crate::ratelimit::RateLimit;
 use crate::store::UserState;
@@ -136,14 +136,34 @@ impl Attempts {
                 .filter(|t| lifetime.holds(t.trusted_at, now)),
             _ => None,
         };
-        match policy::begin(
-            core.config.policy.mode,
-            state.enrolled(),
-            trusted.is_some(),
-            state.lockout,
-            now,
-        ) {
+        let need = need_of(core, grant.account(), &req.service);
+        let facts = policy::Facts {
+            enrolled: state.enrolled(),
+            trusted: trusted.is_some(),
+            lockout: state.lockout,
+            grace_start: grace_start(core, grant.account(), &need, state.enrolled(), now)?,
+        };
+        match policy::begin(&need, core.config.policy.rules().grace_secs, facts, now) {
             Decision::Ignore => Ok((BeginAction::Ignore, String::new(), String::new())),
+            Decision::Exempt(why) => {
+                let mut f = fields.to_vec();
+                f.push(("exempt", &why));
+                core.audit.info("login exempt", &f);
+                Ok((BeginAction::Ignore, String::new(), String::new()))
+            }
+            Decision::Grace(left) => {
+                let left_s = left.to_string();
+                let mut f = fields.to_vec();
+                f.push(("grace_left_secs", &left_s));
+                core.audit.info("login in grace period", &f);
+                // The message is info text for the user: `ignore` lets
+                // the rest of the stack decide, as for an optional user.
+                Ok((
+                    BeginAction::Ignore,
+                    String::new(),
+                    policy::grace_message(left),
+                ))
+            }
             Decision::Allow => {
                 if let Some(t) = &trusted {
                     core.store.touch_trusted(grant.uid(), &t.id, now)?;
@@ -376,13 +396,14 @@ impl Attempts {
                 &[("user", user), ("service", service), ("reason", reason)],
             )
         };
-        match policy::begin(
-            core.config.policy.mode,
+        let need = need_of(core, grant.account(), service);
+        let facts = policy::Facts {
             enrolled,
-            false,
-            crate::lockout::Lockout::default(),
-            now,
-        ) {
+            grace_start: grace_start(core, grant.account(), &need, enrolled, now)?,
+            ..policy::Facts::default()
+        };
+        match policy::begin(&need, core.config.policy.rules().grace_secs, facts, now) {
+            Decision::Exempt(_) | Decision::Grace(_) => Ok((AccountAction::Ignore, String::new())),
             Decision::Ignore => Ok((AccountAction::Ignore, String::new())),
             Decision::Deny(message) => {
                 denied("not enrolled");
@@ -414,6 +435,33 @@ impl Attempts {
     }
 }
 
+/// Whether `account` must use 2-step when logging in through `service`.
+pub(super) fn need_of(core: &Core, account: &Account, service: &str) -> Need {
+    policy::need(&core.config.policy.rules(), &account.name, service, |g| {
+        core.users.in_group(account.uid, g)
+    })
+}
+
+/// When the grace period of a user who must enroll started: stored at the
+/// first such login (so it runs from there), None when it does not apply.
+/// A name with no account gets a fresh one, never stored, so that it is
+/// answered like a real user who has just been told to enroll.
+fn grace_start(
+    core: &Core,
+    account: &Account,
+    need: &Need,
+    enrolled: bool,
+    now: i64,
+) -> Result<Option<i64>> {
+    if enrolled || *need != Need::Required || core.config.policy.grace_period.is_zero() {
+        return Ok(None);
+    }
+    if account.uid == super::authz::UNKNOWN_UID {
+        return Ok(Some(now));
+    }
+    Ok(Some(core.store.start_grace(account.uid, now)?))
+}
+
 /// The prompt of a challenge. A user with a phone and no app gets a code by
 /// SMS now; if none can be sent, a backup code is the way left, and without
 /// one the login is refused (`Err` holds why).
@@ -435,17 +483,17 @@ fn begin_prompt(
     }
     match sms::send_login_code(core, account, number, now, Some(core.sms()?.login_wait)) {
         Ok(sent) => Ok(Ok(format!("{sent} Verification code: "))),
-        // A code sent earlier still works until it expires.
+        // Codes sent earlier still work until they expire.
         Err(Error::RateLimited(m) | Error::Unavailable(m)) => Ok(
             match (
-                state.sms_code.as_ref().filter(|c| c.expires > now),
+                state.sms_codes.iter().any(|c| c.expires > now),
                 state.backup_codes.is_empty(),
             ) {
-                (Some(_), _) => Ok(format!(
-                    "{m} Verification code (the last one sent by SMS, or a backup code): "
+                (true, _) => Ok(format!(
+                    "{m} Verification code (one already sent by SMS, or a backup code): "
                 )),
-                (None, false) => Ok(format!("{m} Backup code: ")),
-                (None, true) => Err(m),
+                (false, false) => Ok(format!("{m} Backup code: ")),
+                (false, true) => Err(m),
             },
         ),
         Err(e) => Err(e),
@@ -476,10 +524,18 @@ fn answer_blank(
             format!("{sent} Verification code: "),
         ))),
         Err(Error::RateLimited(m) | Error::Unavailable(m)) => {
-            let other = match (state.has_app(), state.backup_codes.is_empty()) {
-                (true, _) => " Use your authenticator app or a backup code.",
-                (false, false) => " Use a backup code.",
-                (false, true) => "",
+            // Codes sent before still work (a cooldown is most often hit
+            // right after one was sent).
+            let live = state.sms_codes.iter().any(|c| c.expires > now);
+            let other = match (live, state.has_app(), state.backup_codes.is_empty()) {
+                (true, true, _) => {
+                    " Use a code already sent by SMS, your authenticator app or a backup code."
+                }
+                (true, false, false) => " Use a code already sent by SMS or a backup code.",
+                (true, false, true) => " Use a code already sent by SMS.",
+                (false, true, _) => " Use your authenticator app or a backup code.",
+                (false, false, false) => " Use a backup code.",
+                (false, false, true) => "",
             };
             Ok(Some((AnswerResult::Retry, format!("{m}{other}"))))
         }

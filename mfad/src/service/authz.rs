@@ -24,54 +24,15 @@ use crate::users::{valid_name, Account};
 /// account has, so nothing is ever stored under it.
 pub const UNKNOWN_UID: u32 = u32::MAX;
 
-/// May verify `user`'s codes (Login interface).
+/// Who is acting on which account; every grant but the Admin one holds
+/// one, and only this module makes them.
 #[derive(Debug)]
-pub struct LoginGrant {
+pub struct Grantee {
     caller: u32,
     account: Account,
 }
 
-/// May act on `user`'s account (Account interface, or an admin's target).
-#[derive(Debug)]
-pub struct AccountGrant {
-    caller: u32,
-    account: Account,
-}
-
-/// May use the Admin interface.
-#[derive(Debug)]
-pub struct AdminGrant {
-    caller: u32,
-}
-
-/// An admin may change `user`'s account (reset, unlock), and do whatever
-/// the user may do to it.
-#[derive(Debug)]
-pub struct AdminTarget {
-    caller: u32,
-    account: Account,
-}
-
-impl LoginGrant {
-    pub fn caller(&self) -> u32 {
-        self.caller
-    }
-
-    /// The account's canonical name.
-    pub fn user(&self) -> &str {
-        &self.account.name
-    }
-
-    pub fn account(&self) -> &Account {
-        &self.account
-    }
-
-    pub fn uid(&self) -> u32 {
-        self.account.uid
-    }
-}
-
-impl AccountGrant {
+impl Grantee {
     pub fn caller(&self) -> u32 {
         self.caller
     }
@@ -95,14 +56,45 @@ impl AccountGrant {
     }
 }
 
+/// May verify `user`'s codes (Login interface).
+#[derive(Debug)]
+pub struct LoginGrant(Grantee);
+
+/// May act on `user`'s account (Account interface, or an admin's target).
+#[derive(Debug)]
+pub struct AccountGrant(Grantee);
+
+/// May use the Admin interface.
+#[derive(Debug)]
+pub struct AdminGrant {
+    caller: u32,
+}
+
+/// An admin may change `user`'s account (reset, unlock), and do whatever
+/// the user may do to it.
+#[derive(Debug)]
+pub struct AdminTarget(Grantee);
+
+macro_rules! grantee {
+    ($($grant:ident),*) => {$(
+        impl std::ops::Deref for $grant {
+            type Target = Grantee;
+            fn deref(&self) -> &Grantee {
+                &self.0
+            }
+        }
+    )*};
+}
+grantee!(LoginGrant, AccountGrant, AdminTarget);
+
 impl AdminGrant {
     /// The admin looking at `user`'s account.
     pub fn on(&self, core: &Core, user: &str) -> Result<AdminTarget> {
         check_name(user)?;
-        Ok(AdminTarget {
+        Ok(AdminTarget(Grantee {
             caller: self.caller,
             account: resolve(core, user),
-        })
+        }))
     }
 
     /// The admin changing `user`'s account (reset, unlock, removing devices
@@ -123,25 +115,12 @@ impl AdminGrant {
 }
 
 impl AdminTarget {
-    pub fn caller(&self) -> u32 {
-        self.caller
-    }
-
-    /// The account's canonical name.
-    pub fn user(&self) -> &str {
-        &self.account.name
-    }
-
-    pub fn uid(&self) -> u32 {
-        self.account.uid
-    }
-
     /// What the account's owner may do, the admin may do too.
     pub fn as_owner(&self) -> AccountGrant {
-        AccountGrant {
+        AccountGrant(Grantee {
             caller: self.caller,
             account: self.account.clone(),
-        }
+        })
     }
 }
 
@@ -168,7 +147,7 @@ fn check_name(user: &str) -> Result<()> {
 pub fn login(core: &Core, caller: u32, user: &str) -> Result<LoginGrant> {
     let account = resolve(core, user);
     if caller == 0 || account.uid == caller {
-        return Ok(LoginGrant { caller, account });
+        return Ok(LoginGrant(Grantee { caller, account }));
     }
     denied(core, "Login", caller, Some(user));
     Err(Error::AccessDenied(
@@ -184,12 +163,12 @@ pub fn account(core: &Core, caller: u32, user: &str) -> Result<AccountGrant> {
             .users
             .account_of(caller)
             .ok_or_else(|| Error::InvalidArgument(format!("UID {caller} has no user name.")))?;
-        return Ok(AccountGrant { caller, account });
+        return Ok(AccountGrant(Grantee { caller, account }));
     }
     check_name(user)?;
     let account = resolve(core, user);
     if caller == 0 || account.uid == caller {
-        return Ok(AccountGrant { caller, account });
+        return Ok(AccountGrant(Grantee { caller, account }));
     }
     denied(core, "Account", caller, Some(user));
     Err(Error::AccessDenied(

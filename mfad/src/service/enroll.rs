@@ -8,12 +8,11 @@ use std::sync::Mutex;
 use super::authz::{AccountGrant, UNKNOWN_UID};
 use super::{lock, owned_state, sms, verify, Core};
 use crate::audit::field;
-use crate::codes;
 use crate::error::{Error, Result};
 use crate::factor::{self, DeviceData, Kind};
 use crate::phone;
 use crate::random;
-use crate::store::Device;
+use crate::store::{Device, SmsCode};
 use crate::totp;
 
 /// A pending enrollment lives this long.
@@ -66,12 +65,15 @@ impl Enrollments {
     }
 
     /// Starts an authenticator-app enrollment: (id, otpauth URI, secret in
-    /// base32).
+    /// base32). A user who already has a device proves it with a current
+    /// code first (root need not): nothing running as the user may add its
+    /// own app.
     pub fn totp_begin(
         &self,
         core: &Core,
         grant: &AccountGrant,
         name: &str,
+        code: &str,
         now: i64,
     ) -> Result<(String, String, String)> {
         let user = grant.user();
@@ -85,6 +87,9 @@ impl Enrollments {
             return Err(Error::InvalidArgument(format!(
                 "A device name is at most {MAX_DEVICE_NAME} printable characters."
             )));
+        }
+        if !grant.by_root() && owned_state(core, grant.account())?.enrolled() {
+            verify::require_code(core, grant.account(), code, now)?;
         }
         let secret = factor::totp::new_secret(core.random.as_ref())?;
         let uri = totp::otpauth_uri(&core.issuer, user, &secret);
@@ -157,7 +162,7 @@ impl Enrollments {
         // Taken out first: two confirmations of one enrollment cannot both pass.
         self.take(enrollment_id, Kind::Totp)?;
         let device_id = new_device_id(core, &state.devices)?;
-        let (codes, hashed) = factor::backup::generate(core.random.as_ref())?;
+        let (codes, hashed) = first_backup_codes(core, state.enrolled())?;
         let device = Device {
             id: device_id.clone(),
             label: name,
@@ -166,7 +171,7 @@ impl Enrollments {
             last_used: 0,
         };
         core.store
-            .add_device(grant.account(), &device, step, Some(&hashed))?;
+            .add_device(grant.account(), &device, step, hashed.as_deref())?;
         core.audit.info(
             "enroll",
             &[
@@ -191,8 +196,9 @@ impl Enrollments {
     ) -> Result<(String, String)> {
         let user = grant.user();
         require_account(grant)?;
-        core.sms()?;
+        let sms = core.sms()?;
         let number = phone::parse(number).map_err(Error::InvalidArgument)?;
+        sms.allows(&number).map_err(Error::InvalidArgument)?;
         let state = owned_state(core, grant.account())?;
         let current = state.phone().map(|(_, p)| p);
         if current == Some(number.as_str()) {
@@ -209,11 +215,13 @@ impl Enrollments {
         let id = self.add(
             core,
             grant.uid(),
-            PendingData::Sms(factor::sms::Pending {
-                phone: number.clone(),
-                code: hashed,
-                code_expires: now + lifetime,
-            }),
+            PendingData::Sms(factor::sms::Pending::new(
+                number.clone(),
+                SmsCode {
+                    code: hashed,
+                    expires: now + lifetime,
+                },
+            )),
             now,
         )?;
         let change = if current.is_some() { "change" } else { "new" };
@@ -229,7 +237,8 @@ impl Enrollments {
         Ok((id, phone::mask(&number)))
     }
 
-    /// Sends a new code for a phone enrollment; the one before dies.
+    /// Sends a new code for a phone enrollment; the ones before stay live
+    /// (the newest `factor::sms::KEEP`).
     pub fn sms_resend(
         &self,
         core: &Core,
@@ -254,8 +263,10 @@ impl Enrollments {
             ..
         }) = lock(&self.pending).get_mut(enrollment_id)
         {
-            p.code = hashed;
-            p.code_expires = now + lifetime;
+            p.resent(SmsCode {
+                code: hashed,
+                expires: now + lifetime,
+            });
         }
         Ok(phone::mask(&number))
     }
@@ -272,16 +283,17 @@ impl Enrollments {
         now: i64,
     ) -> Result<(String, Vec<String>)> {
         let user = grant.user();
-        let (number, stored, code_expires) = self.live(
-            grant.uid(),
-            enrollment_id,
-            Kind::Sms,
-            now,
-            |data| match data {
-                PendingData::Sms(p) => Some((p.phone.clone(), p.code.clone(), p.code_expires)),
-                PendingData::Totp(_) => None,
-            },
-        )?;
+        let (number, sent) =
+            self.live(
+                grant.uid(),
+                enrollment_id,
+                Kind::Sms,
+                now,
+                |data| match data {
+                    PendingData::Sms(p) => Some((p.phone.clone(), p.codes.clone())),
+                    PendingData::Totp(_) => None,
+                },
+            )?;
         let Some(code) =
             verify::normalize(code.as_bytes()).filter(|c| c.len() == factor::sms::DIGITS)
         else {
@@ -289,7 +301,8 @@ impl Enrollments {
                 "The code from the text message is 6 digits.".into(),
             ));
         };
-        if codes::find(&code, std::slice::from_ref(&stored)).is_none() {
+        let checked = factor::sms::check(&code, &sent, now, &core.keys);
+        if matches!(checked, Err(false)) {
             self.failed(enrollment_id);
             core.audit.warn(
                 "enroll failed",
@@ -299,7 +312,7 @@ impl Enrollments {
                 "Wrong code; check the text message, or send a new code.".into(),
             ));
         }
-        if code_expires <= now {
+        if checked.is_err() {
             return Err(Error::Expired("That code expired; send a new one.".into()));
         }
         self.take(enrollment_id, Kind::Sms)?;
@@ -321,7 +334,7 @@ impl Enrollments {
             return Ok((device.id.clone(), Vec::new()));
         }
         let device_id = new_device_id(core, &state.devices)?;
-        let (codes, hashed) = factor::backup::generate(core.random.as_ref())?;
+        let (codes, hashed) = first_backup_codes(core, state.enrolled())?;
         let device = Device {
             id: device_id.clone(),
             label: String::new(),
@@ -330,7 +343,7 @@ impl Enrollments {
             last_used: 0,
         };
         core.store
-            .add_device(grant.account(), &device, 0, Some(&hashed))?;
+            .add_device(grant.account(), &device, 0, hashed.as_deref())?;
         core.audit.info(
             "enroll",
             &[
@@ -445,6 +458,19 @@ fn require_account(grant: &AccountGrant) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Backup codes come with the first device only; later devices leave them
+/// as they are (never replaced silently: new ones only on request).
+fn first_backup_codes(
+    core: &Core,
+    enrolled: bool,
+) -> Result<(Vec<String>, Option<Vec<crate::codes::Hashed>>)> {
+    if enrolled {
+        return Ok((Vec::new(), None));
+    }
+    let (codes, hashed) = factor::backup::generate(core.random.as_ref(), &core.keys)?;
+    Ok((codes, Some(hashed)))
 }
 
 /// A device id not yet used by the user.

@@ -16,9 +16,11 @@
 //! The units share a [`Core`]: configuration, the store, the audit log, the
 //! user directory, randomness and the SMS gateway.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
-use mfa_api::{AccountAction, AnswerResult, BeginAction, TrustedDevice, UserStatus, UserSummary};
+use mfa_api::{
+    AccountAction, AnswerResult, BeginAction, MissingUser, TrustedDevice, UserStatus, UserSummary,
+};
 
 use crate::audit::Audit;
 use crate::config::Config;
@@ -26,6 +28,7 @@ use crate::error::Error;
 use crate::error::Result;
 use crate::factor::View;
 use crate::random::Random;
+use crate::seal::Keys;
 use crate::store::{Store, UserState};
 use crate::users::{Account, Directory};
 
@@ -62,12 +65,15 @@ pub struct Core {
     pub audit: Arc<Audit>,
     pub users: Box<dyn Directory>,
     pub random: Box<dyn Random>,
+    /// The daemon's key (sealed secrets, keyed codes).
+    pub keys: Arc<Keys>,
     /// `[sms]`, when configured.
     pub sms: Option<Sms>,
 }
 
 pub struct Service {
-    core: Core,
+    /// Replaced as a whole only by [`Service::reload`].
+    core: RwLock<Core>,
     attempts: attempts::Attempts,
     enrollments: enroll::Enrollments,
 }
@@ -111,27 +117,73 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     }
 }
 
+/// `[daemon] issuer`, else the host name.
+fn issuer(config: &Config) -> String {
+    if config.daemon.issuer.is_empty() {
+        nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "mfa".into())
+    } else {
+        config.daemon.issuer.clone()
+    }
+}
+
 impl Service {
     pub fn new(mut core: Core) -> Service {
         if core.issuer.is_empty() {
-            core.issuer = if core.config.daemon.issuer.is_empty() {
-                nix::unistd::gethostname()
-                    .ok()
-                    .and_then(|h| h.into_string().ok())
-                    .unwrap_or_else(|| "mfa".into())
-            } else {
-                core.config.daemon.issuer.clone()
-            };
+            core.issuer = issuer(&core.config);
         }
         Service {
-            core,
+            core: RwLock::new(core),
             attempts: attempts::Attempts::new(),
             enrollments: enroll::Enrollments::new(),
         }
     }
 
-    pub fn audit(&self) -> &Audit {
-        &self.core.audit
+    pub fn audit(&self) -> Arc<Audit> {
+        self.core().audit.clone()
+    }
+
+    /// The core for one call. A reload waits for calls in flight.
+    fn core(&self) -> RwLockReadGuard<'_, Core> {
+        match self.core.read() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Takes a re-read configuration (SIGHUP). Logins and enrollments in
+    /// flight stay; what is fixed at start (`[daemon] bus`, `state_dir`,
+    /// `log`, and `[sms]`, whose gateway is built then) keeps its old value,
+    /// and the keys that would need a restart are returned.
+    pub fn reload(&self, mut config: Config) -> Vec<&'static str> {
+        let mut core = match self.core.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let old = &core.config;
+        let mut kept = Vec::new();
+        if config.daemon.bus != old.daemon.bus {
+            kept.push("[daemon] bus");
+        }
+        if config.daemon.state_dir != old.daemon.state_dir {
+            kept.push("[daemon] state_dir");
+        }
+        if config.daemon.log != old.daemon.log {
+            kept.push("[daemon] log");
+        }
+        // SmsConfig holds no secret (the password stays in its file).
+        if format!("{:?}", config.sms) != format!("{:?}", old.sms) {
+            kept.push("[sms]");
+        }
+        config.daemon.bus = old.daemon.bus.clone();
+        config.daemon.state_dir = old.daemon.state_dir.clone();
+        config.daemon.log = old.daemon.log;
+        config.sms = old.sms.clone();
+        core.issuer = issuer(&config);
+        core.config = config;
+        kept
     }
 
     // ----- Login -------------------------------------------------------------
@@ -142,8 +194,8 @@ impl Service {
         req: &LoginRequest,
         now: i64,
     ) -> Result<(BeginAction, String, String)> {
-        let grant = authz::login(&self.core, caller, &req.user)?;
-        self.attempts.begin(&self.core, &grant, req, now)
+        let grant = authz::login(&self.core(), caller, &req.user)?;
+        self.attempts.begin(&self.core(), &grant, req, now)
     }
 
     /// The grant was checked at Begin: an attempt answers only to the
@@ -155,7 +207,7 @@ impl Service {
         code: &[u8],
         now: i64,
     ) -> Result<(AnswerResult, String)> {
-        self.attempts.answer(&self.core, caller, token, code, now)
+        self.attempts.answer(&self.core(), caller, token, code, now)
     }
 
     pub fn account_check(
@@ -166,9 +218,9 @@ impl Service {
         token: &str,
         now: i64,
     ) -> Result<(AccountAction, String)> {
-        let grant = authz::login(&self.core, caller, user)?;
+        let grant = authz::login(&self.core(), caller, user)?;
         self.attempts
-            .account_check(&self.core, &grant, service, token, now)
+            .account_check(&self.core(), &grant, service, token, now)
     }
 
     // ----- Account -----------------------------------------------------------
@@ -178,10 +230,12 @@ impl Service {
         caller: u32,
         user: &str,
         name: &str,
+        code: &str,
         now: i64,
     ) -> Result<(String, String, String)> {
-        let grant = authz::account(&self.core, caller, user)?;
-        self.enrollments.totp_begin(&self.core, &grant, name, now)
+        let grant = authz::account(&self.core(), caller, user)?;
+        self.enrollments
+            .totp_begin(&self.core(), &grant, name, code, now)
     }
 
     pub fn enroll_totp_confirm(
@@ -193,9 +247,9 @@ impl Service {
         code2: &str,
         now: i64,
     ) -> Result<(String, Vec<String>)> {
-        let grant = authz::account(&self.core, caller, user)?;
+        let grant = authz::account(&self.core(), caller, user)?;
         self.enrollments
-            .totp_confirm(&self.core, &grant, enrollment_id, code1, code2, now)
+            .totp_confirm(&self.core(), &grant, enrollment_id, code1, code2, now)
     }
 
     pub fn enroll_sms_begin(
@@ -206,9 +260,9 @@ impl Service {
         code: &str,
         now: i64,
     ) -> Result<(String, String)> {
-        let grant = authz::account(&self.core, caller, user)?;
+        let grant = authz::account(&self.core(), caller, user)?;
         self.enrollments
-            .sms_begin(&self.core, &grant, number, code, now)
+            .sms_begin(&self.core(), &grant, number, code, now)
     }
 
     pub fn enroll_sms_resend(
@@ -218,9 +272,9 @@ impl Service {
         enrollment_id: &str,
         now: i64,
     ) -> Result<String> {
-        let grant = authz::account(&self.core, caller, user)?;
+        let grant = authz::account(&self.core(), caller, user)?;
         self.enrollments
-            .sms_resend(&self.core, &grant, enrollment_id, now)
+            .sms_resend(&self.core(), &grant, enrollment_id, now)
     }
 
     pub fn enroll_sms_confirm(
@@ -231,19 +285,19 @@ impl Service {
         code: &str,
         now: i64,
     ) -> Result<(String, Vec<String>)> {
-        let grant = authz::account(&self.core, caller, user)?;
+        let grant = authz::account(&self.core(), caller, user)?;
         self.enrollments
-            .sms_confirm(&self.core, &grant, enrollment_id, code, now)
+            .sms_confirm(&self.core(), &grant, enrollment_id, code, now)
     }
 
     pub fn send_code(&self, caller: u32, user: &str, now: i64) -> Result<String> {
-        let grant = authz::account(&self.core, caller, user)?;
-        account::send_code(&self.core, &grant, now)
+        let grant = authz::account(&self.core(), caller, user)?;
+        account::send_code(&self.core(), &grant, now)
     }
 
     pub fn status(&self, caller: u32, user: &str) -> Result<UserStatus> {
-        let grant = authz::account(&self.core, caller, user)?;
-        account::status(&self.core, &grant, View::Owner)
+        let grant = authz::account(&self.core(), caller, user)?;
+        account::status(&self.core(), &grant, View::Owner)
     }
 
     pub fn remove_device(
@@ -254,8 +308,8 @@ impl Service {
         code: &str,
         now: i64,
     ) -> Result<()> {
-        let grant = authz::account(&self.core, caller, user)?;
-        account::remove_device(&self.core, &grant, device_id, code, now)
+        let grant = authz::account(&self.core(), caller, user)?;
+        account::remove_device(&self.core(), &grant, device_id, code, now)
     }
 
     pub fn regenerate_backup_codes(
@@ -265,66 +319,68 @@ impl Service {
         code: &str,
         now: i64,
     ) -> Result<Vec<String>> {
-        let grant = authz::account(&self.core, caller, user)?;
-        account::regenerate_backup_codes(&self.core, &grant, code, now)
+        let grant = authz::account(&self.core(), caller, user)?;
+        account::regenerate_backup_codes(&self.core(), &grant, code, now)
     }
 
     pub fn trusted_devices(&self, caller: u32, user: &str) -> Result<Vec<TrustedDevice>> {
-        let grant = authz::account(&self.core, caller, user)?;
-        account::trusted_devices(&self.core, &grant)
+        let grant = authz::account(&self.core(), caller, user)?;
+        account::trusted_devices(&self.core(), &grant)
     }
 
     /// Removing trust only makes logins stricter, so the user needs no code.
     pub fn remove_trusted_device(&self, caller: u32, user: &str, id: &str) -> Result<()> {
-        let grant = authz::account(&self.core, caller, user)?;
-        account::untrust(&self.core, &grant, Some(id)).map(|_| ())
+        let grant = authz::account(&self.core(), caller, user)?;
+        account::untrust(&self.core(), &grant, Some(id)).map(|_| ())
     }
 
     pub fn remove_all_trusted_devices(&self, caller: u32, user: &str) -> Result<u32> {
-        let grant = authz::account(&self.core, caller, user)?;
-        account::untrust(&self.core, &grant, None)
+        let grant = authz::account(&self.core(), caller, user)?;
+        account::untrust(&self.core(), &grant, None)
     }
 
     // ----- Admin -------------------------------------------------------------
 
     fn admin_target(&self, caller: u32, user: &str) -> Result<authz::AdminTarget> {
-        authz::admin(&self.core, caller)?.on(&self.core, user)
+        let core = self.core();
+        authz::admin(&core, caller)?.on(&core, user)
     }
 
     fn admin_change(&self, caller: u32, user: &str) -> Result<authz::AdminTarget> {
-        authz::admin(&self.core, caller)?.to_change(&self.core, user)
+        let core = self.core();
+        authz::admin(&core, caller)?.to_change(&core, user)
     }
 
     pub fn admin_trusted_devices(&self, caller: u32, user: &str) -> Result<Vec<TrustedDevice>> {
         let target = self.admin_target(caller, user)?;
-        account::trusted_devices(&self.core, &target.as_owner())
+        account::trusted_devices(&self.core(), &target.as_owner())
     }
 
     pub fn admin_remove_trusted_device(&self, caller: u32, user: &str, id: &str) -> Result<()> {
         let target = self.admin_change(caller, user)?;
-        account::untrust(&self.core, &target.as_owner(), Some(id)).map(|_| ())
+        account::untrust(&self.core(), &target.as_owner(), Some(id)).map(|_| ())
     }
 
     pub fn admin_remove_all_trusted_devices(&self, caller: u32, user: &str) -> Result<u32> {
         let target = self.admin_change(caller, user)?;
-        account::untrust(&self.core, &target.as_owner(), None)
+        account::untrust(&self.core(), &target.as_owner(), None)
     }
 
     pub fn list_users(&self, caller: u32) -> Result<Vec<UserSummary>> {
-        let grant = authz::admin(&self.core, caller)?;
-        admin::list_users(&self.core, &grant)
+        let grant = authz::admin(&self.core(), caller)?;
+        admin::list_users(&self.core(), &grant)
     }
 
     pub fn user_status(&self, caller: u32, user: &str) -> Result<UserStatus> {
         let target = self.admin_target(caller, user)?;
-        account::status(&self.core, &target.as_owner(), View::Admin)
+        account::status(&self.core(), &target.as_owner(), View::Admin)
     }
 
     /// "Lost phone": the user's state goes, and so do their logins and
     /// enrollments in flight.
     pub fn reset(&self, caller: u32, user: &str) -> Result<()> {
         let target = self.admin_change(caller, user)?;
-        admin::reset(&self.core, &target)?;
+        admin::reset(&self.core(), &target)?;
         self.attempts.forget_user(target.uid());
         self.enrollments.forget_user(target.uid());
         Ok(())
@@ -332,6 +388,17 @@ impl Service {
 
     pub fn unlock(&self, caller: u32, user: &str) -> Result<()> {
         let target = self.admin_change(caller, user)?;
-        admin::unlock(&self.core, &target)
+        admin::unlock(&self.core(), &target)
+    }
+
+    pub fn list_missing(&self, caller: u32, now: i64) -> Result<Vec<MissingUser>> {
+        let grant = authz::admin(&self.core(), caller)?;
+        admin::list_missing(&self.core(), &grant, now)
+    }
+
+    /// An admin removes a device the user lost; no code, as for a reset.
+    pub fn admin_remove_device(&self, caller: u32, user: &str, device_id: &str) -> Result<()> {
+        let target = self.admin_change(caller, user)?;
+        account::delete_device(&self.core(), &target.as_owner(), device_id)
     }
 }

@@ -1,6 +1,7 @@
-//! Sending codes by SMS: the per-user hourly quota (counted in the store, so
-//! it survives a restart), the gateway call on its own thread, and how long
-//! a login waits for it.
+//! Sending codes by SMS: the limits (the allowed prefixes, the cooldown
+//! between two sends to a user, the per-user and machine-wide hourly
+//! budgets, counted in the store so they survive a restart), the gateway
+//! call on its own thread, and how long a login waits for it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +12,9 @@ use crate::codes::{self, Hashed};
 use crate::error::{Error, Result};
 use crate::factor;
 use crate::gateway::{Message, SendError, Sender};
-use crate::lockout::minutes;
+use crate::lockout::{minutes, seconds};
 use crate::phone;
-use crate::store::SendSlot;
+use crate::store::{SendId, SendLimits, SendSlot};
 use crate::users::Account;
 
 /// How long a login waits for the SMS gateway before answering the module
@@ -29,7 +30,10 @@ pub const MSG_FAILED: &str = "Could not send the code by SMS; try again later.";
 pub struct Sms {
     pub sender: Arc<dyn Sender>,
     pub code_lifetime: i64,
-    pub max_sends_per_hour: u32,
+    /// The hourly budgets and the cooldown, in seconds.
+    pub limits: SendLimits,
+    /// Numbers that may be enrolled start with one of these; empty: any.
+    pub allowed_prefixes: Vec<String>,
     /// How long a login waits for the gateway ([`LOGIN_SEND_WAIT`]).
     pub login_wait: Duration,
 }
@@ -89,6 +93,23 @@ impl Outgoing {
     }
 }
 
+impl Sms {
+    /// Whether `number` (E.164) may be enrolled: the one-line refusal,
+    /// naming the rule, otherwise.
+    pub fn allows(&self, number: &str) -> std::result::Result<(), String> {
+        if self.allowed_prefixes.is_empty()
+            || self.allowed_prefixes.iter().any(|p| number.starts_with(p))
+        {
+            return Ok(());
+        }
+        Err(format!(
+            "{} is not allowed: this host sends codes only to numbers starting with {} ([sms] allowed_prefixes).",
+            phone::mask(number),
+            self.allowed_prefixes.join(", ")
+        ))
+    }
+}
+
 impl Core {
     /// The SMS configuration, or the error every SMS call gives without it.
     pub fn sms(&self) -> Result<&Sms> {
@@ -99,9 +120,10 @@ impl Core {
 }
 
 /// Sends a fresh code to `number` and returns it hashed, for the caller to
-/// store. Counts toward the user's sends per hour; a send the gateway
-/// refused outright does not. With `wait`, gives up waiting for the gateway
-/// after that long (the send goes on).
+/// store. Waits for the user's cooldown and counts toward the user's and
+/// the machine's sends per hour; a send the gateway refused outright does
+/// not. With `wait`, gives up waiting for the gateway after that long (the
+/// send goes on).
 pub fn send(
     core: &Core,
     account: &Account,
@@ -110,67 +132,25 @@ pub fn send(
     wait: Option<Duration>,
 ) -> Result<(Hashed, Delivery)> {
     let sms = core.sms()?;
-    let user = account.name.as_str();
     let masked = phone::mask(number);
-    let slot = match core
-        .store
-        .reserve_send(account.uid, now, sms.max_sends_per_hour)?
-    {
-        SendSlot::Granted(slot) => slot,
-        SendSlot::Full { next_at } => {
-            core.audit.warn(
-                "sms refused",
-                &[
-                    ("user", user),
-                    ("phone", &masked),
-                    ("reason", "max_sends_per_hour reached"),
-                ],
-            );
-            return Err(Error::RateLimited(format!(
-                "Too many codes sent by SMS; try again in {}.",
-                minutes(next_at - now)
-            )));
-        }
-    };
+    let slot = reserve(core, account, &masked, now)?;
     let code = factor::sms::new_code(core.random.as_ref())?;
-    let hashed = codes::hash(&code, core.random.as_ref())?;
+    let hashed = codes::hash(&code, core.random.as_ref(), &core.keys)?;
     let outgoing = Outgoing {
         sender: sms.sender.clone(),
         audit: core.audit.clone(),
         phone: number.to_string(),
-        masked: masked.clone(),
+        masked,
         code,
-        user: user.to_string(),
+        user: account.name.clone(),
         host: core.issuer.clone(),
     };
     let sent = match wait {
         None => outgoing.send(),
-        Some(wait) => {
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::Builder::new()
-                .name("mfad-sms".into())
-                .spawn(move || {
-                    let sent = outgoing.send();
-                    if let Err(late) = tx.send(sent) {
-                        outgoing.log_late(&late.0);
-                    }
-                })
-                .map_err(|e| Error::Internal(format!("cannot start an SMS thread: {e}")))?;
-            match rx.recv_timeout(wait) {
-                Ok(sent) => sent,
-                Err(_) => {
-                    core.audit.info(
-                        "sms pending",
-                        &[
-                            ("user", user),
-                            ("phone", &masked),
-                            ("waited_secs", &wait.as_secs().to_string()),
-                        ],
-                    );
-                    return Ok((hashed, Delivery::OnItsWay));
-                }
-            }
-        }
+        Some(wait) => match send_waiting(core, outgoing, wait)? {
+            Some(sent) => sent,
+            None => return Ok((hashed, Delivery::OnItsWay)),
+        },
     };
     match sent {
         Ok(()) => Ok((hashed, Delivery::Sent)),
@@ -183,9 +163,87 @@ pub fn send(
     }
 }
 
-/// Sends a login code to the user's phone and makes it the one that works
-/// (stored before the gateway answers, so a late delivery still works).
-/// Returns what the user is told: where it went.
+/// Records one send for `account` within the cooldown and the hourly
+/// budgets (the user's and the host's), or says which one refuses it.
+fn reserve(core: &Core, account: &Account, masked: &str, now: i64) -> Result<SendId> {
+    let limits = core.sms()?.limits;
+    let refused = |reason: &str| {
+        core.audit.warn(
+            "sms refused",
+            &[
+                ("user", &account.name),
+                ("phone", masked),
+                ("reason", reason),
+            ],
+        );
+    };
+    match core.store.reserve_send(account.uid, now, limits)? {
+        SendSlot::Granted(slot) => Ok(slot),
+        SendSlot::Cooldown { next_at } => {
+            refused("resend_cooldown");
+            Err(Error::RateLimited(format!(
+                "Wait {} before asking for another code.",
+                seconds(next_at - now)
+            )))
+        }
+        SendSlot::UserFull { next_at } => {
+            refused("max_sends_per_hour reached");
+            Err(Error::RateLimited(format!(
+                "Too many codes sent by SMS; try again in {}.",
+                minutes(next_at - now)
+            )))
+        }
+        SendSlot::TotalFull { next_at } => {
+            // Every user is refused until the hour frees a send: the admin
+            // must hear of it (a flood, or a budget too small).
+            refused("max_total_sends_per_hour reached for the whole host");
+            Err(Error::RateLimited(format!(
+                "This host has sent too many codes by SMS; try again in {}, or ask the administrator.",
+                minutes(next_at - now)
+            )))
+        }
+    }
+}
+
+/// Sends on a thread of its own and waits at most `wait` for the gateway;
+/// None when it has not answered by then (the send goes on, and its
+/// outcome is logged when it comes).
+fn send_waiting(
+    core: &Core,
+    outgoing: Outgoing,
+    wait: Duration,
+) -> Result<Option<std::result::Result<(), SendError>>> {
+    let (user, masked) = (outgoing.user.clone(), outgoing.masked.clone());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("mfad-sms".into())
+        .spawn(move || {
+            let sent = outgoing.send();
+            if let Err(late) = tx.send(sent) {
+                outgoing.log_late(&late.0);
+            }
+        })
+        .map_err(|e| Error::Internal(format!("cannot start an SMS thread: {e}")))?;
+    match rx.recv_timeout(wait) {
+        Ok(sent) => Ok(Some(sent)),
+        Err(_) => {
+            core.audit.info(
+                "sms pending",
+                &[
+                    ("user", &user),
+                    ("phone", &masked),
+                    ("waited_secs", &wait.as_secs().to_string()),
+                ],
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Sends a login code to the user's phone and adds it to the ones that work
+/// (stored before the gateway answers, so a late delivery still works; the
+/// codes sent before stay live, the newest `factor::sms::KEEP`). Returns
+/// what the user is told: where it went.
 pub fn send_login_code(
     core: &Core,
     account: &Account,
@@ -196,7 +254,7 @@ pub fn send_login_code(
     let lifetime = core.sms()?.code_lifetime;
     let (hashed, delivery) = send(core, account, number, now, wait)?;
     core.store
-        .set_sms_code(account.uid, &hashed, now + lifetime)?;
+        .add_sms_code(account.uid, &hashed, now + lifetime, factor::sms::KEEP)?;
     let masked = phone::mask(number);
     Ok(match delivery {
         Delivery::Sent => format!("Code sent by SMS to {masked}."),

@@ -24,6 +24,9 @@ const NOW: i64 = 2_000_000_000;
 /// The one user besides root in the fake directory.
 const USER: &str = "alice";
 const USER_UID: u32 = 1000;
+/// A second user, for limits across users.
+const BOB: &str = "bob";
+const BOB_UID: u32 = 1001;
 
 fn alice() -> crate::users::Account {
     crate::users::Account {
@@ -41,9 +44,11 @@ fn core(config: Config, sms: Option<Sms>) -> Core {
         users: Box::new(
             Fake::default()
                 .with("root", 0, &["root"])
-                .with(USER, USER_UID, &[]),
+                .with(USER, USER_UID, &[])
+                .with(BOB, BOB_UID, &[]),
         ),
         random: Box::new(random::Os),
+        keys: Arc::new(crate::seal::Keys::for_tests()),
         sms,
     }
 }
@@ -100,7 +105,23 @@ impl Outbox {
 const PHONE: &str = "+37255512345";
 const MASKED: &str = "+372*****345";
 
+/// SMS with `max_sends` per user and hour and no cooldown (the tests of
+/// other things send back to back).
 fn sms_service(max_sends: u32) -> (Service, Arc<Outbox>) {
+    sms_service_with(
+        crate::store::SendLimits {
+            per_user: max_sends,
+            total: 100,
+            cooldown: 0,
+        },
+        &[],
+    )
+}
+
+fn sms_service_with(
+    limits: crate::store::SendLimits,
+    allowed_prefixes: &[&str],
+) -> (Service, Arc<Outbox>) {
     let outbox = Arc::new(Outbox::default());
     let mut config = Config::default();
     config.lockout.max_failures = 4;
@@ -109,7 +130,8 @@ fn sms_service(max_sends: u32) -> (Service, Arc<Outbox>) {
         Some(Sms {
             sender: outbox.clone(),
             code_lifetime: 120,
-            max_sends_per_hour: max_sends,
+            limits,
+            allowed_prefixes: allowed_prefixes.iter().map(|p| p.to_string()).collect(),
             login_wait: std::time::Duration::from_millis(300),
         }),
     ));
@@ -151,24 +173,209 @@ fn sms_only_login_sends_a_code_at_begin_and_it_works_once() {
     assert_eq!(r, AnswerResult::Retry);
 }
 
+/// "Send again" keeps the codes sent before: a slow first message still
+/// logs in, and is no wrong code toward the lockout.
 #[test]
-fn a_new_sms_code_replaces_the_old_and_codes_expire() {
+fn codes_sent_again_stay_live_until_one_is_used_and_expire() {
     let (s, outbox) = sms_service(10);
     enroll_phone(&s, &outbox, PHONE, NOW);
     let (_, token, _) = begin(&s);
-    let (_, old) = outbox.last();
+    let (_, first) = outbox.last();
     let (r, prompt) = s.login_answer(0, &token, b"", NOW).unwrap();
     assert_eq!(r, AnswerResult::Prompt);
     assert!(prompt.contains(MASKED), "{prompt}");
-    let (_, new) = outbox.last();
-    if old != new {
-        let (r, _) = s.login_answer(0, &token, old.as_bytes(), NOW).unwrap();
+    let (_, second) = outbox.last();
+    assert_eq!(outbox.count(), 3);
+    let (r, _) = s.login_answer(0, &token, first.as_bytes(), NOW).unwrap();
+    assert_eq!(r, AnswerResult::Success, "the first code still works");
+    assert_eq!(s.user_status(0, USER).unwrap().failures, 0);
+    // One login, one code: the second died with the first.
+    let (_, token, _) = begin(&s);
+    if second != outbox.last().1 {
+        let (r, _) = s.login_answer(0, &token, second.as_bytes(), NOW).unwrap();
         assert_eq!(r, AnswerResult::Retry);
+        assert_eq!(s.user_status(0, USER).unwrap().failures, 1);
     }
+    let (_, new) = outbox.last();
     let (r, msg) = s
         .login_answer(0, &token, new.as_bytes(), NOW + 121)
         .unwrap();
     assert_eq!((r, msg.as_str()), (AnswerResult::Retry, MSG_SMS_EXPIRED));
+}
+
+/// Of four codes sent for one login, the newest three work; using one of
+/// them uses up the others.
+#[test]
+fn only_the_last_three_codes_stay_live_and_one_use_kills_all() {
+    let (s, outbox) = sms_service(10);
+    enroll_phone(&s, &outbox, PHONE, NOW);
+    let (_, token, _) = begin(&s);
+    for _ in 0..3 {
+        assert_eq!(
+            s.login_answer(0, &token, b"", NOW).unwrap().0,
+            AnswerResult::Prompt
+        );
+    }
+    let sent: Vec<String> = outbox.sent.lock().unwrap()[1..]
+        .iter()
+        .map(|(_, c)| c.clone())
+        .collect();
+    assert_eq!(sent.len(), 4);
+    let state = s.core().store.user(USER_UID).unwrap();
+    assert_eq!(state.sms_codes.len(), 3);
+    // The oldest no longer works (unless it equals a newer one by chance).
+    if !sent[1..].contains(&sent[0]) {
+        let (r, _) = s.login_answer(0, &token, sent[0].as_bytes(), NOW).unwrap();
+        assert_eq!(r, AnswerResult::Retry);
+    }
+    let (r, _) = s.login_answer(0, &token, sent[1].as_bytes(), NOW).unwrap();
+    assert_eq!(r, AnswerResult::Success);
+    assert!(s.core().store.user(USER_UID).unwrap().sms_codes.is_empty());
+}
+
+#[test]
+fn an_enrollment_code_sent_again_keeps_the_first_one_live() {
+    let (s, outbox) = sms_service(10);
+    let (id, _) = s.enroll_sms_begin(0, USER, PHONE, "", NOW).unwrap();
+    let (_, first) = outbox.last();
+    s.enroll_sms_resend(0, USER, &id, NOW).unwrap();
+    assert_eq!(outbox.count(), 2);
+    s.enroll_sms_confirm(0, USER, &id, &first, NOW).unwrap();
+    assert!(s.status(0, USER).unwrap().devices[0].kind == "sms");
+}
+
+#[test]
+fn numbers_outside_the_allowed_prefixes_are_refused_with_the_rule() {
+    let (s, outbox) = sms_service_with(
+        crate::store::SendLimits {
+            per_user: 10,
+            total: 100,
+            cooldown: 0,
+        },
+        &["+372", "+1"],
+    );
+    for bad in ["+447700900123", "+37155512345"] {
+        match s.enroll_sms_begin(0, USER, bad, "", NOW) {
+            Err(Error::InvalidArgument(m)) => {
+                assert!(
+                    m.contains("allowed_prefixes") && m.contains("+372, +1"),
+                    "{bad}: {m}"
+                );
+                assert!(!m.contains('\n'));
+            }
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    assert_eq!(outbox.count(), 0, "nothing sent to a refused number");
+    enroll_phone(&s, &outbox, PHONE, NOW);
+    // A change of number is held to the same rule.
+    s.send_code(USER_UID, USER, NOW).unwrap();
+    let current = outbox.last().1;
+    assert!(matches!(
+        s.enroll_sms_begin(USER_UID, USER, "+447700900123", &current, NOW),
+        Err(Error::InvalidArgument(m)) if m.contains("allowed_prefixes")
+    ));
+    let (id, _) = s
+        .enroll_sms_begin(USER_UID, USER, "+14155550100", &current, NOW)
+        .unwrap();
+    assert!(!id.is_empty());
+}
+
+/// The machine-wide budget holds across users, with a message for them
+/// and (in the log) a line for the admin.
+#[test]
+fn the_machine_wide_budget_holds_across_users() {
+    let (s, outbox) = sms_service_with(
+        crate::store::SendLimits {
+            per_user: 10,
+            total: 3,
+            cooldown: 0,
+        },
+        &[],
+    );
+    enroll_phone(&s, &outbox, PHONE, NOW);
+    s.send_code(USER_UID, USER, NOW).unwrap();
+    s.enroll_sms_begin(0, BOB, "+14155550100", "", NOW).unwrap();
+    assert_eq!(outbox.count(), 3);
+    for (user, r) in [
+        (USER, s.send_code(0, USER, NOW + 10)),
+        (
+            BOB,
+            s.enroll_sms_begin(0, BOB, "+14155550101", "", NOW + 10)
+                .map(|(_, m)| m),
+        ),
+    ] {
+        match r {
+            Err(Error::RateLimited(m)) => assert!(
+                m.contains("This host has sent too many codes") && m.contains("60 minutes"),
+                "{user}: {m}"
+            ),
+            other => panic!("{user}: {other:?}"),
+        }
+    }
+    assert_eq!(outbox.count(), 3);
+    assert_eq!(
+        s.send_code(0, USER, NOW + 3600).unwrap(),
+        MASKED,
+        "an hour later"
+    );
+}
+
+/// Between two sends to one user the cooldown holds, and the message says
+/// how long is left: login sends, SendCode, enrollment resends.
+#[test]
+fn sends_to_one_user_wait_for_the_cooldown() {
+    let (s, outbox) = sms_service_with(
+        crate::store::SendLimits {
+            per_user: 20,
+            total: 100,
+            cooldown: 30,
+        },
+        &[],
+    );
+    let (id, _) = s.enroll_sms_begin(0, USER, PHONE, "", NOW).unwrap();
+    let wait12 = "Wait 12 seconds before asking for another code.";
+    match s.enroll_sms_resend(0, USER, &id, NOW + 18) {
+        Err(Error::RateLimited(m)) => assert_eq!(m, wait12),
+        other => panic!("{other:?}"),
+    }
+    s.enroll_sms_confirm(0, USER, &id, &outbox.last().1, NOW)
+        .unwrap();
+    assert_eq!(outbox.count(), 1);
+    match s.send_code(0, USER, NOW + 29) {
+        Err(Error::RateLimited(m)) => {
+            assert_eq!(m, "Wait 1 second before asking for another code.")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Login: Begin sends (the cooldown is over), "send again" waits.
+    let req = LoginRequest {
+        user: USER.into(),
+        service: "sshd".into(),
+        ..Default::default()
+    };
+    let (_, token, prompt) = s.login_begin(0, &req, NOW + 30).unwrap();
+    assert!(prompt.starts_with("Code sent by SMS"), "{prompt}");
+    let (r, msg) = s.login_answer(0, &token, b"", NOW + 48).unwrap();
+    assert_eq!(r, AnswerResult::Retry);
+    assert_eq!(
+        msg,
+        format!("{wait12} Use a code already sent by SMS or a backup code.")
+    );
+    // A second login meanwhile is told to wait too, and the code already
+    // sent still works.
+    let (_, token, prompt) = s.login_begin(0, &req, NOW + 48).unwrap();
+    assert!(prompt.starts_with(wait12), "{prompt}");
+    assert_eq!(outbox.count(), 2);
+    assert_eq!(s.user_status(0, USER).unwrap().failures, 0);
+    let (r, _) = s
+        .login_answer(0, &token, outbox.last().1.as_bytes(), NOW + 48)
+        .unwrap();
+    assert_eq!(r, AnswerResult::Success);
+    // Another user is not held up.
+    s.enroll_sms_begin(0, BOB, "+14155550100", "", NOW + 48)
+        .unwrap();
+    assert_eq!(outbox.count(), 3);
 }
 
 #[test]
@@ -212,7 +419,7 @@ fn gateway_down_leaves_backup_codes_or_denies() {
         .login_answer(0, &token, backup[0].as_bytes(), NOW)
         .unwrap();
     assert_eq!(r, AnswerResult::Success);
-    s.core.store.replace_backup_codes(USER_UID, &[]).unwrap();
+    s.core().store.replace_backup_codes(USER_UID, &[]).unwrap();
     let (action, token, msg) = begin(&s);
     assert_eq!(action, BeginAction::Deny);
     assert!(token.is_empty());
@@ -253,12 +460,18 @@ fn wrong_sms_codes_lock_the_user() {
     for _ in 0..4 {
         let (action, token, _) = begin(&s);
         assert_eq!(action, BeginAction::Challenge);
-        let (_, right) = outbox.last();
-        let wrong = if right == "000000" {
-            "000001"
-        } else {
-            "000000"
-        };
+        // Codes of earlier logins stay live too: wrong is none of them.
+        let sent: Vec<String> = outbox
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| m.1.clone())
+            .collect();
+        let wrong = (0..)
+            .map(|n: u32| format!("{n:06}"))
+            .find(|c| !sent.contains(c))
+            .unwrap();
         s.login_answer(0, &token, wrong.as_bytes(), NOW).unwrap();
     }
     let sent = outbox.count();
@@ -335,7 +548,7 @@ fn code(secret: &[u8], offset: i64) -> String {
 
 /// Enrolls USER with steps now-1 and now; returns secret and backup codes.
 fn enroll(s: &Service) -> (Vec<u8>, Vec<String>) {
-    let (id, uri, _) = s.enroll_totp_begin(0, USER, "phone", NOW).unwrap();
+    let (id, uri, _) = s.enroll_totp_begin(0, USER, "phone", "", NOW).unwrap();
     let secret = secret_of(&uri);
     let (_, backup) = s
         .enroll_totp_confirm(0, USER, &id, &code(&secret, -1), &code(&secret, 0), NOW)
@@ -409,7 +622,7 @@ fn three_wrong_tries_end_the_attempt_and_enough_lock_the_user() {
     // Locked: Begin denies and a correct code does not help.
     assert_eq!(begin(&s).0, BeginAction::Deny);
     assert!(matches!(
-        verify::require_code(&s.core, &alice(), &code(&secret, 1), NOW),
+        verify::require_code(&s.core(), &alice(), &code(&secret, 1), NOW),
         Err(Error::LockedOut(_))
     ));
     s.unlock(0, USER).unwrap();
@@ -456,7 +669,7 @@ fn users_act_only_on_themselves() {
         Err(Error::AccessDenied(_))
     ));
     assert!(matches!(
-        s.enroll_totp_begin(USER_UID, "root", "", NOW),
+        s.enroll_totp_begin(USER_UID, "root", "", "", NOW),
         Err(Error::AccessDenied(_))
     ));
     assert!(matches!(
@@ -521,7 +734,7 @@ fn removing_a_device_as_the_user_needs_a_code() {
 #[test]
 fn enrollment_needs_two_consecutive_codes_and_expires() {
     let s = service(Mode::Optional);
-    let (id, uri, b32) = s.enroll_totp_begin(0, USER, "", NOW).unwrap();
+    let (id, uri, b32) = s.enroll_totp_begin(0, USER, "", "", NOW).unwrap();
     assert!(uri.contains(&format!("secret={b32}")));
     let secret = secret_of(&uri);
     let wrong = s.enroll_totp_confirm(0, USER, &id, &code(&secret, 0), &code(&secret, 0), NOW);
@@ -540,7 +753,7 @@ fn enrollment_needs_two_consecutive_codes_and_expires() {
         Err(Error::NotFound(_))
     ));
     assert!(matches!(
-        s.enroll_totp_begin(0, "no-such-user-x", "", NOW),
+        s.enroll_totp_begin(0, "no-such-user-x", "", "", NOW),
         Err(Error::InvalidArgument(_))
     ));
 }
@@ -787,10 +1000,10 @@ fn a_full_attempt_table_drops_its_oldest_attempts_not_new_logins() {
         user: USER.into(),
         ..Default::default()
     };
-    let grant = authz::login(&s.core, 0, USER).unwrap();
+    let grant = authz::login(&s.core(), 0, USER).unwrap();
     let add = |now| {
         s.attempts
-            .add(&s.core, &grant, &req, None, true, now)
+            .add(&s.core(), &grant, &req, None, true, now)
             .unwrap()
     };
     let first = add(NOW);
@@ -881,7 +1094,7 @@ fn an_unknown_name_gets_the_answer_of_an_unenrolled_user() {
             Err(Error::AccessDenied(_))
         ));
         assert!(matches!(
-            s.enroll_totp_begin(0, "no-such-user", "", NOW),
+            s.enroll_totp_begin(0, "no-such-user", "", "", NOW),
             Err(Error::InvalidArgument(_))
         ));
     }
@@ -999,4 +1212,299 @@ fn an_admin_may_not_change_root_or_another_admin() {
         s.reset(0, protected).unwrap();
         s.unlock(0, protected).unwrap();
     }
+}
+
+#[test]
+fn a_new_app_needs_a_current_code_and_keeps_the_backup_codes() {
+    let s = service(Mode::Optional);
+    let (secret, backup) = enroll(&s);
+    // As the user, without a code or with a wrong one: refused, counted.
+    assert!(matches!(
+        s.enroll_totp_begin(USER_UID, "", "laptop", "", NOW),
+        Err(Error::InvalidCode(_))
+    ));
+    assert!(matches!(
+        s.enroll_totp_begin(USER_UID, "", "laptop", "000000", NOW),
+        Err(Error::InvalidCode(_))
+    ));
+    assert_eq!(s.status(0, USER).unwrap().failures, 2);
+    // With a backup code (any factor proves it): a second app, no new codes.
+    let (id, uri, _) = s
+        .enroll_totp_begin(USER_UID, "", "laptop", &backup[0], NOW)
+        .unwrap();
+    let second = secret_of(&uri);
+    // Steps are used once across all of a user's apps: the next two.
+    let (_, codes) = s
+        .enroll_totp_confirm(
+            USER_UID,
+            "",
+            &id,
+            &code(&second, 1),
+            &code(&second, 2),
+            NOW + 30,
+        )
+        .unwrap();
+    assert!(codes.is_empty(), "backup codes are never replaced silently");
+    let status = s.status(0, USER).unwrap();
+    assert_eq!(status.devices.len(), 2);
+    assert_eq!(status.backup_codes_left, 9, "the other nine still work");
+    let (_, token, _) = begin(&s);
+    assert_eq!(
+        s.login_answer(0, &token, backup[1].as_bytes(), NOW)
+            .unwrap()
+            .0,
+        AnswerResult::Success
+    );
+    let _ = secret;
+    // root needs no code.
+    s.enroll_totp_begin(0, USER, "tablet", "", NOW).unwrap();
+}
+
+#[test]
+fn a_first_phone_after_an_app_brings_no_new_backup_codes() {
+    let (s, outbox) = sms_service(10);
+    let (id, uri, _) = s.enroll_totp_begin(0, USER, "phone", "", NOW).unwrap();
+    let secret = secret_of(&uri);
+    let (_, first) = s
+        .enroll_totp_confirm(0, USER, &id, &code(&secret, -1), &code(&secret, 0), NOW)
+        .unwrap();
+    assert_eq!(first.len(), backup::COUNT);
+    assert!(enroll_phone(&s, &outbox, PHONE, NOW).is_empty());
+    assert_eq!(s.status(0, USER).unwrap().backup_codes_left, 10);
+}
+
+/// A service with this `[policy]` and a directory of alice (in `staff`),
+/// bob (in `robots`) and carol (in no group).
+fn policy_service(f: impl FnOnce(&mut crate::config::Policy)) -> Service {
+    let mut config = Config::default();
+    f(&mut config.policy);
+    let mut c = core(config, None);
+    c.users = Box::new(
+        Fake::default()
+            .with("root", 0, &["root"])
+            .with(USER, USER_UID, &["staff"])
+            .with("bob", 1001, &["robots"])
+            .with("carol", 1002, &[]),
+    );
+    Service::new(c)
+}
+
+fn begin_at(s: &Service, user: &str, service: &str, now: i64) -> (BeginAction, String) {
+    let req = LoginRequest {
+        user: user.into(),
+        service: service.into(),
+        ..Default::default()
+    };
+    let (action, _, message) = s.login_begin(0, &req, now).unwrap();
+    (action, message)
+}
+
+#[test]
+fn groups_and_services_decide_who_must_use_two_step() {
+    let s = policy_service(|p| {
+        p.required_groups = vec!["staff".into()];
+        p.exempt_groups = vec!["robots".into()];
+        p.exempt_users = vec!["carol".into()];
+        p.service.insert(
+            "sudo".into(),
+            crate::config::ServicePolicy {
+                mode: Mode::Required,
+            },
+        );
+    });
+    // alice must (required group), with any service.
+    assert_eq!(begin_at(&s, USER, "sshd", NOW).0, BeginAction::Deny);
+    // carol is exempt even for sudo; bob through his group.
+    assert_eq!(begin_at(&s, "carol", "sudo", NOW).0, BeginAction::Ignore);
+    assert_eq!(begin_at(&s, "bob", "sudo", NOW).0, BeginAction::Ignore);
+    // Without the exemption, carol must for sudo only.
+    let s = policy_service(|p| {
+        p.service.insert(
+            "sudo".into(),
+            crate::config::ServicePolicy {
+                mode: Mode::Required,
+            },
+        );
+    });
+    assert_eq!(begin_at(&s, "carol", "sudo", NOW).0, BeginAction::Deny);
+    assert_eq!(begin_at(&s, "carol", "sshd", NOW).0, BeginAction::Ignore);
+    let (action, message) = s.account_check(0, "carol", "sudo", "", NOW).unwrap();
+    assert_eq!(action, AccountAction::Deny, "{message}");
+    assert_eq!(
+        s.account_check(0, "carol", "sshd", "", NOW).unwrap().0,
+        AccountAction::Ignore
+    );
+}
+
+#[test]
+fn an_exempt_user_with_a_device_is_not_asked() {
+    let s = policy_service(|p| p.exempt_users = vec![USER.into()]);
+    enroll(&s);
+    assert_eq!(begin_at(&s, USER, "sshd", NOW).0, BeginAction::Ignore);
+    assert_eq!(
+        s.account_check(0, USER, "sshd", "", NOW).unwrap().0,
+        AccountAction::Ignore
+    );
+}
+
+#[test]
+fn the_grace_period_runs_from_the_first_login_and_a_reset_restarts_it() {
+    let s = policy_service(|p| {
+        p.mode = Mode::Required;
+        p.grace_period = std::time::Duration::from_secs(3600);
+    });
+    let (action, message) = begin_at(&s, USER, "sshd", NOW);
+    assert_eq!(action, BeginAction::Ignore);
+    assert!(
+        message.contains("1 hour") && message.contains("mfactl enroll"),
+        "{message}"
+    );
+    assert_eq!(
+        s.account_check(0, USER, "sshd", "", NOW + 10).unwrap().0,
+        AccountAction::Ignore
+    );
+    let (action, message) = begin_at(&s, USER, "sshd", NOW + 1800);
+    assert_eq!(action, BeginAction::Ignore);
+    assert!(message.contains("30 minutes"), "{message}");
+    // Over: refused, in both phases.
+    assert_eq!(begin_at(&s, USER, "sshd", NOW + 3600).0, BeginAction::Deny);
+    assert_eq!(
+        s.account_check(0, USER, "sshd", "", NOW + 3600).unwrap().0,
+        AccountAction::Deny
+    );
+    // carol's period is her own, from her first login.
+    assert_eq!(
+        begin_at(&s, "carol", "sshd", NOW + 3600).0,
+        BeginAction::Ignore
+    );
+    // An admin reset starts a new one.
+    s.reset(0, USER).unwrap();
+    let (action, message) = begin_at(&s, USER, "sshd", NOW + 4000);
+    assert_eq!(action, BeginAction::Ignore);
+    assert!(message.contains("1 hour"), "{message}");
+    // Once enrolled, a code is asked for.
+    enroll(&s);
+    assert_eq!(
+        begin_at(&s, USER, "sshd", NOW + 4000).0,
+        BeginAction::Challenge
+    );
+}
+
+#[test]
+fn admins_list_who_must_still_enroll_with_their_grace_left() {
+    let s = policy_service(|p| {
+        p.required_groups = vec!["staff".into()];
+        p.grace_period = std::time::Duration::from_secs(3600);
+    });
+    let missing = |now| s.list_missing(0, now).unwrap();
+    // alice must (staff) and has not logged in yet; bob and carol need not.
+    assert_eq!(
+        missing(NOW),
+        [mfa_api::MissingUser {
+            user: USER.into(),
+            grace_left: -1
+        }]
+    );
+    begin_at(&s, USER, "sshd", NOW);
+    assert_eq!(missing(NOW + 600)[0].grace_left, 3000);
+    assert_eq!(missing(NOW + 4000)[0].grace_left, 0);
+    // A service that requires it makes everyone not exempt count.
+    let s2 = policy_service(|p| {
+        p.exempt_users = vec!["bob".into()];
+        p.service.insert(
+            "sudo".into(),
+            crate::config::ServicePolicy {
+                mode: Mode::Required,
+            },
+        );
+    });
+    let names: Vec<String> = s2
+        .list_missing(0, NOW)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.user)
+        .collect();
+    assert_eq!(names, [USER, "carol"]);
+    // Enrolled users are not missing; nobody but an admin may ask.
+    enroll(&s);
+    assert!(missing(NOW + 4000).is_empty());
+    assert!(matches!(
+        s.list_missing(1002, NOW),
+        Err(Error::AccessDenied(_))
+    ));
+}
+
+#[test]
+fn admins_remove_a_device_without_a_code_but_not_an_admins() {
+    let mut config = Config::default();
+    config.daemon.admin_group = "admins".into();
+    let mut c = core(config, None);
+    c.users = Box::new(
+        Fake::default()
+            .with("root", 0, &["root"])
+            .with(USER, USER_UID, &[])
+            .with("ada", 1001, &["admins"])
+            .with("abe", 1002, &["admins"]),
+    );
+    let s = Service::new(c);
+    enroll(&s);
+    let id = s.status(0, USER).unwrap().devices[0].id.clone();
+    assert!(matches!(
+        s.admin_remove_device(1001, USER, "nope"),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        s.admin_remove_device(USER_UID, USER, &id),
+        Err(Error::AccessDenied(_))
+    ));
+    s.admin_remove_device(1001, USER, &id).unwrap();
+    assert!(!s.status(0, USER).unwrap().enrolled);
+    // Another admin's device: only root.
+    let (eid, uri, _) = s.enroll_totp_begin(0, "abe", "phone", "", NOW).unwrap();
+    let secret = secret_of(&uri);
+    s.enroll_totp_confirm(0, "abe", &eid, &code(&secret, -1), &code(&secret, 0), NOW)
+        .unwrap();
+    let abe_dev = s.status(0, "abe").unwrap().devices[0].id.clone();
+    assert!(matches!(
+        s.admin_remove_device(1001, "abe", &abe_dev),
+        Err(Error::AccessDenied(_))
+    ));
+    s.admin_remove_device(0, "abe", &abe_dev).unwrap();
+}
+
+#[test]
+fn a_reload_changes_the_policy_and_keeps_logins_in_flight() {
+    let s = service(Mode::Optional);
+    let (secret, _) = enroll(&s);
+    let (action, token, _) = begin(&s);
+    assert_eq!(action, BeginAction::Challenge);
+    let mut config = Config::default();
+    config.policy.mode = Mode::Required;
+    config.daemon.bus = "unix:path=/elsewhere".into();
+    config.daemon.log = LogTarget::Stderr;
+    let kept = s.reload(config);
+    assert_eq!(kept, ["[daemon] bus"]);
+    assert_eq!(s.core().config.daemon.bus, Config::default().daemon.bus);
+    // The login begun before the reload still takes its code.
+    assert_eq!(
+        s.login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+            .unwrap()
+            .0,
+        AnswerResult::Success
+    );
+    // The new policy applies to the next login.
+    assert_eq!(
+        s.login_begin(
+            0,
+            &LoginRequest {
+                user: "root".into(),
+                service: "sshd".into(),
+                ..Default::default()
+            },
+            NOW
+        )
+        .unwrap()
+        .0,
+        BeginAction::Deny
+    );
 }

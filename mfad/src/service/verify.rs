@@ -59,6 +59,7 @@ pub fn check(core: &Core, account: &Account, raw: &[u8], now: i64) -> Result<Che
             code: &code,
             now,
             totp_window: core.config.totp.window,
+            keys: &core.keys,
         };
         for factor in FACTORS {
             match factor.verify(&input)? {

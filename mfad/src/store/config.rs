@@ -10,6 +10,7 @@ use super::postgres::{self, PostgresStore};
 use super::sqlite::SqliteStore;
 use super::Store;
 use crate::error::Error;
+use crate::seal::Keys;
 use crate::users::Account;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -125,16 +126,23 @@ impl StoreConfig {
 
 /// Opens the configured store: the SQLite database in `state_dir`, or the
 /// shared PostgreSQL database (reached now, its schema brought up to date).
+/// `keys` seal secrets and key codes; with PostgreSQL they must be the
+/// fleet's (every host the same key file).
 pub fn open(
     config: &crate::config::Config,
     runtime: &tokio::runtime::Handle,
     account_of: &dyn Fn(&str) -> Option<Account>,
+    keys: Arc<Keys>,
 ) -> Result<Arc<dyn Store>, Error> {
     Ok(match config.store.backend {
-        Backend::Sqlite => Arc::new(SqliteStore::open(&config.daemon.state_dir, account_of)?),
+        Backend::Sqlite => Arc::new(SqliteStore::open(
+            &config.daemon.state_dir,
+            account_of,
+            keys,
+        )?),
         Backend::Postgres => {
             let settings = config.store.postgres(&config.trust_host())?;
-            Arc::new(PostgresStore::open(&settings, runtime.clone())?)
+            Arc::new(PostgresStore::open(&settings, runtime.clone(), keys)?)
         }
     })
 }

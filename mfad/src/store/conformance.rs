@@ -78,11 +78,16 @@ macro_rules! suite {
             failures_of_unknown_users_are_not_stored,
             lockout_reset_and_unlock,
             sms_codes_are_single_use_live_and_die_with_the_number,
+            the_newest_sms_codes_are_kept_and_one_use_kills_all,
             sends_are_limited_per_hour_and_can_be_released,
+            sends_are_limited_for_the_whole_machine,
+            sends_to_one_user_wait_for_the_cooldown,
+            concurrent_sends_never_overshoot_a_limit,
             trusted_devices_are_per_user_renewed_and_removed,
             the_enrolling_name_is_kept_and_renewed,
             concurrent_accepts_of_one_step_let_one_through,
             concurrent_failures_are_all_counted,
+            a_grace_period_starts_once_until_a_reset,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -185,11 +190,14 @@ pub fn removing_the_last_device_drops_backup_codes(s: Arc<dyn Store>) {
         .unwrap();
     s.add_device(&alice(), &sms("d2", "+37255512345"), 2, Some(&[code(2)]))
         .unwrap();
-    s.set_sms_code(ALICE, &code(9), 100).unwrap();
+    s.add_sms_code(ALICE, &code(9), 100, 3).unwrap();
     assert!(s.remove_device(ALICE, "d2").unwrap());
     let u = s.user(ALICE).unwrap();
     assert_eq!(u.backup_codes.len(), 1);
-    assert_eq!(u.sms_code, None, "a code sent to a removed phone dies");
+    assert!(
+        u.sms_codes.is_empty(),
+        "a code sent to a removed phone dies"
+    );
     assert!(!s.remove_device(ALICE, "d2").unwrap());
     assert!(s.remove_device(ALICE, "d1").unwrap());
     let u = s.user(ALICE).unwrap();
@@ -200,7 +208,7 @@ pub fn removing_the_last_device_drops_backup_codes(s: Arc<dyn Store>) {
 pub fn failures_count_up_to_a_lock_and_locks_refuse_codes(s: Arc<dyn Store>) {
     s.add_device(&alice(), &totp("d1"), 1, Some(&[code(1)]))
         .unwrap();
-    s.set_sms_code(ALICE, &code(2), 10_000).unwrap();
+    s.add_sms_code(ALICE, &code(2), 10_000, 3).unwrap();
     assert_eq!(s.record_failure(ALICE, 100, LIMITS).unwrap().failures, 1);
     assert_eq!(s.record_failure(ALICE, 101, LIMITS).unwrap().failures, 2);
     let locked = s.record_failure(ALICE, 102, LIMITS).unwrap();
@@ -214,7 +222,7 @@ pub fn failures_count_up_to_a_lock_and_locks_refuse_codes(s: Arc<dyn Store>) {
     assert!(!s.use_sms_code(ALICE, "d1", &code(2), 200).unwrap());
     let u = s.user(ALICE).unwrap();
     assert_eq!((u.last_step, u.backup_codes.len()), (1, 1));
-    assert!(u.sms_code.is_some());
+    assert_eq!(u.sms_codes.len(), 1);
     // After the lock a right code clears the count.
     assert!(s.accept_totp_step(ALICE, "d1", 50, 1003).unwrap());
     assert_eq!(s.user(ALICE).unwrap().lockout, Lockout::default());
@@ -241,10 +249,10 @@ pub fn lockout_reset_and_unlock(s: Arc<dyn Store>) {
     assert_eq!(s.user(ALICE).unwrap().lockout, Lockout::default());
     s.record_failure(ALICE, 200, LIMITS).unwrap();
     s.trust(ALICE, "t1", "key", "SHA256:x", 100).unwrap();
-    s.set_sms_code(ALICE, &code(2), 10_000).unwrap();
+    s.add_sms_code(ALICE, &code(2), 10_000, 3).unwrap();
     assert!(s.reset(ALICE).unwrap());
     let u = s.user(ALICE).unwrap();
-    assert!(!u.enrolled() && u.backup_codes.is_empty() && u.sms_code.is_none());
+    assert!(!u.enrolled() && u.backup_codes.is_empty() && u.sms_codes.is_empty());
     assert_eq!(u.lockout, Lockout::default());
     assert_eq!(u.last_step, 10, "used steps stay used");
     assert!(s.trusted_list(ALICE).unwrap().is_empty());
@@ -254,56 +262,225 @@ pub fn lockout_reset_and_unlock(s: Arc<dyn Store>) {
 pub fn sms_codes_are_single_use_live_and_die_with_the_number(s: Arc<dyn Store>) {
     s.add_device(&alice(), &sms("p1", "+37255512345"), 0, Some(&[]))
         .unwrap();
-    s.set_sms_code(ALICE, &code(1), 100).unwrap();
+    s.add_sms_code(ALICE, &code(1), 100, 3).unwrap();
     assert!(
         !s.use_sms_code(ALICE, "p1", &code(1), 100).unwrap(),
         "expired at its expiry"
     );
-    s.set_sms_code(ALICE, &code(2), 200).unwrap();
+    s.add_sms_code(ALICE, &code(2), 200, 3).unwrap();
     assert!(
-        !s.use_sms_code(ALICE, "p1", &code(1), 50).unwrap(),
-        "replaced"
+        !s.use_sms_code(ALICE, "p1", &code(7), 50).unwrap(),
+        "never sent"
     );
     assert!(s.use_sms_code(ALICE, "p1", &code(2), 150).unwrap());
     assert!(!s.use_sms_code(ALICE, "p1", &code(2), 150).unwrap(), "used");
     assert_eq!(s.user(ALICE).unwrap().devices[0].last_used, 150);
-    s.set_sms_code(ALICE, &code(3), 300).unwrap();
+    s.add_sms_code(ALICE, &code(3), 300, 3).unwrap();
     let new = DeviceData::Sms {
         phone: "+14155550100".into(),
     };
     s.replace_device_data(ALICE, "p1", &new).unwrap();
-    assert_eq!(s.user(ALICE).unwrap().sms_code, None);
+    assert!(s.user(ALICE).unwrap().sms_codes.is_empty());
 }
 
+/// "Send again" keeps the codes sent before (the newest `keep`), and
+/// using any one of them uses up all.
+pub fn the_newest_sms_codes_are_kept_and_one_use_kills_all(s: Arc<dyn Store>) {
+    s.add_device(&alice(), &sms("p1", "+37255512345"), 0, Some(&[]))
+        .unwrap();
+    s.add_device(&bob(), &sms("p2", "+37255512346"), 0, Some(&[]))
+        .unwrap();
+    s.add_sms_code(BOB, &code(9), 1000, 3).unwrap();
+    for n in 1..=4 {
+        s.add_sms_code(ALICE, &code(n), 1000 + i64::from(n), 3)
+            .unwrap();
+    }
+    let kept: Vec<Hashed> = s
+        .user(ALICE)
+        .unwrap()
+        .sms_codes
+        .into_iter()
+        .map(|c| c.code)
+        .collect();
+    assert_eq!(
+        kept,
+        [code(2), code(3), code(4)],
+        "the newest three, oldest first"
+    );
+    assert!(
+        !s.use_sms_code(ALICE, "p1", &code(1), 500).unwrap(),
+        "the fourth-newest is gone"
+    );
+    assert!(
+        s.use_sms_code(ALICE, "p1", &code(2), 500).unwrap(),
+        "an older code still works"
+    );
+    assert!(s.user(ALICE).unwrap().sms_codes.is_empty());
+    for n in [3, 4] {
+        assert!(
+            !s.use_sms_code(ALICE, "p1", &code(n), 500).unwrap(),
+            "one login, one code: code {n} died with the one used"
+        );
+    }
+    assert_eq!(s.user(BOB).unwrap().sms_codes.len(), 1, "per user");
+}
+
+const SENDS: SendLimits = SendLimits {
+    per_user: 2,
+    total: 100,
+    cooldown: 0,
+};
+
 pub fn sends_are_limited_per_hour_and_can_be_released(s: Arc<dyn Store>) {
-    let SendSlot::Granted(first) = s.reserve_send(ALICE, 1000, 2).unwrap() else {
+    let SendSlot::Granted(first) = s.reserve_send(ALICE, 1000, SENDS).unwrap() else {
         panic!("first send refused");
     };
     assert!(matches!(
-        s.reserve_send(ALICE, 1010, 2).unwrap(),
+        s.reserve_send(ALICE, 1010, SENDS).unwrap(),
         SendSlot::Granted(_)
     ));
     assert_eq!(
-        s.reserve_send(ALICE, 1020, 2).unwrap(),
-        SendSlot::Full {
+        s.reserve_send(ALICE, 1020, SENDS).unwrap(),
+        SendSlot::UserFull {
             next_at: 1000 + SEND_WINDOW_SECS
         }
     );
     assert!(
-        matches!(s.reserve_send(BOB, 1020, 2).unwrap(), SendSlot::Granted(_)),
+        matches!(
+            s.reserve_send(BOB, 1020, SENDS).unwrap(),
+            SendSlot::Granted(_)
+        ),
         "per user"
     );
     s.release_send(first).unwrap();
     assert!(matches!(
-        s.reserve_send(ALICE, 1030, 2).unwrap(),
+        s.reserve_send(ALICE, 1030, SENDS).unwrap(),
         SendSlot::Granted(_)
     ));
     assert!(
         matches!(
-            s.reserve_send(ALICE, 1010 + SEND_WINDOW_SECS, 2).unwrap(),
+            s.reserve_send(ALICE, 1010 + SEND_WINDOW_SECS, SENDS)
+                .unwrap(),
             SendSlot::Granted(_)
         ),
         "an hour later the oldest send no longer counts"
+    );
+}
+
+pub fn sends_are_limited_for_the_whole_machine(s: Arc<dyn Store>) {
+    let limits = SendLimits {
+        per_user: 10,
+        total: 3,
+        cooldown: 0,
+    };
+    for (uid, at) in [(ALICE, 1000), (BOB, 1010), (ALICE, 1020)] {
+        assert!(matches!(
+            s.reserve_send(uid, at, limits).unwrap(),
+            SendSlot::Granted(_)
+        ));
+    }
+    for uid in [ALICE, BOB, NOBODY] {
+        assert_eq!(
+            s.reserve_send(uid, 1030, limits).unwrap(),
+            SendSlot::TotalFull {
+                next_at: 1000 + SEND_WINDOW_SECS
+            },
+            "uid {uid}"
+        );
+    }
+    assert!(
+        matches!(
+            s.reserve_send(NOBODY, 1000 + SEND_WINDOW_SECS, limits)
+                .unwrap(),
+            SendSlot::Granted(_)
+        ),
+        "an hour later the oldest send no longer counts"
+    );
+    // A user still under their own limit is held to the machine's.
+    let tight = SendLimits {
+        per_user: 2,
+        ..limits
+    };
+    assert_eq!(
+        s.reserve_send(ALICE, 1000 + SEND_WINDOW_SECS, tight)
+            .unwrap(),
+        SendSlot::TotalFull {
+            next_at: 1010 + SEND_WINDOW_SECS
+        },
+        "alice has one send left in the window, the machine none"
+    );
+}
+
+pub fn sends_to_one_user_wait_for_the_cooldown(s: Arc<dyn Store>) {
+    let limits = SendLimits {
+        per_user: 10,
+        total: 10,
+        cooldown: 30,
+    };
+    let SendSlot::Granted(first) = s.reserve_send(ALICE, 1000, limits).unwrap() else {
+        panic!("first send refused");
+    };
+    assert_eq!(
+        s.reserve_send(ALICE, 1018, limits).unwrap(),
+        SendSlot::Cooldown { next_at: 1030 }
+    );
+    assert!(
+        matches!(
+            s.reserve_send(BOB, 1018, limits).unwrap(),
+            SendSlot::Granted(_)
+        ),
+        "per user"
+    );
+    assert!(matches!(
+        s.reserve_send(ALICE, 1030, limits).unwrap(),
+        SendSlot::Granted(_)
+    ));
+    assert_eq!(
+        s.reserve_send(ALICE, 1031, limits).unwrap(),
+        SendSlot::Cooldown { next_at: 1060 },
+        "from the newest send"
+    );
+    // A send taken back (nothing went out) does not hold up the next.
+    s.release_send(first).unwrap();
+    let SendSlot::Granted(last) = s.reserve_send(BOB, 2000, limits).unwrap() else {
+        panic!("bob refused");
+    };
+    s.release_send(last).unwrap();
+    assert!(matches!(
+        s.reserve_send(BOB, 2001, limits).unwrap(),
+        SendSlot::Granted(_)
+    ));
+}
+
+/// Many threads sending at once: exactly as many sends are granted as the
+/// tighter of the two hourly limits allows.
+pub fn concurrent_sends_never_overshoot_a_limit(s: Arc<dyn Store>) {
+    let limits = SendLimits {
+        per_user: 5,
+        total: 7,
+        cooldown: 0,
+    };
+    let granted = |uids: Vec<u32>| -> usize {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = uids
+                .into_iter()
+                .map(|uid| {
+                    let s = s.clone();
+                    scope.spawn(move || s.reserve_send(uid, 1000, limits).unwrap())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .filter(|slot| matches!(slot, SendSlot::Granted(_)))
+                .count()
+        })
+    };
+    assert_eq!(granted(vec![ALICE; 12]), 5, "the user's limit");
+    assert_eq!(
+        granted([BOB, NOBODY].repeat(6)),
+        2,
+        "the machine's limit, across users"
     );
 }
 
@@ -405,4 +582,31 @@ pub fn locks_double_until_a_success(s: Arc<dyn Store>) {
     assert_eq!(again.locks, 2);
     assert!(s.unlock(ALICE).unwrap());
     assert_eq!(lock(20000).locks, 1);
+}
+
+/// The first start of a grace period is kept; a reset forgets it, so the
+/// next one starts anew.
+pub fn a_grace_period_starts_once_until_a_reset(s: Arc<dyn Store>) {
+    assert!(s.grace_starts().unwrap().is_empty());
+    assert_eq!(s.start_grace(ALICE, 100).unwrap(), 100);
+    assert_eq!(s.start_grace(ALICE, 500).unwrap(), 100);
+    assert_eq!(s.start_grace(BOB, 300).unwrap(), 300);
+    assert_eq!(s.grace_starts().unwrap(), [(ALICE, 100), (BOB, 300)]);
+    assert!(
+        s.reset(ALICE).unwrap(),
+        "a grace period is something to forget"
+    );
+    assert_eq!(s.grace_starts().unwrap(), [(BOB, 300)]);
+    assert_eq!(s.start_grace(ALICE, 900).unwrap(), 900);
+    // Many logins starting it at once agree on one start.
+    let starts: Vec<i64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let s = s.clone();
+                scope.spawn(move || s.start_grace(NOBODY, 1000 + i).unwrap())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(starts.iter().all(|&t| t == starts[0]), "{starts:?}");
 }

@@ -2,6 +2,7 @@
 //! PostgreSQL database, merged with what other hosts brought before.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use super::config::Backend;
 use super::postgres::PostgresStore;
@@ -10,16 +11,19 @@ use super::Store;
 use crate::config::Config;
 use crate::error::Error;
 use crate::random::{self, Random};
+use crate::seal::Keys;
 use crate::users::Account;
 
 /// Copies every account of `STATE_DIR/mfad.db` into the `[store]`
 /// database, one transaction per account, writing one line per account to
 /// `out`. `account_of` resolves names of a database from before state was
-/// kept by UID. The caller holds the state directory's lock.
+/// kept by UID. `keys` are the host's, which must be the fleet's. The
+/// caller holds the state directory's lock.
 pub fn to_postgres(
     config: &Config,
     runtime: &tokio::runtime::Handle,
     account_of: &dyn Fn(&str) -> Option<Account>,
+    keys: Arc<Keys>,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
     if config.store.backend != Backend::Postgres {
@@ -36,9 +40,12 @@ pub fn to_postgres(
             state_dir.join(DB_FILE).display()
         )));
     }
-    let from = SqliteStore::open(state_dir, account_of)?;
+    // The host's key opens its SQLite secrets; the same key (the fleet's:
+    // every host has the same key file) seals them in the shared database,
+    // and its keyed backup codes stay valid there.
+    let from = SqliteStore::open(state_dir, account_of, keys.clone())?;
     let settings = config.store.postgres(&config.trust_host())?;
-    let to = PostgresStore::open(&settings, runtime.clone())?;
+    let to = PostgresStore::open(&settings, runtime.clone(), keys)?;
     let io = |e: std::io::Error| Error::Io(format!("cannot write the report: {e}"));
     let (mut accounts, mut skipped) = (0u32, 0u32);
     for summary in from.list_users()? {

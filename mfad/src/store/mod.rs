@@ -6,7 +6,7 @@
 //!
 //! [`Store`] is everything mfad keeps across restarts: enrollments (devices
 //! with their kind-specific data), backup codes, the last accepted TOTP step,
-//! lockout counts, the live SMS code, SMS sends, trusted devices. Each method
+//! lockout counts, the live SMS codes, SMS sends, trusted devices. Each method
 //! is one atomic operation: whatever must not race (replay, the lockout
 //! count, using a one-time code, the SMS quota) is decided inside the
 //! backend's transaction, never by a read here and a write there. No backend
@@ -26,6 +26,8 @@ pub mod config;
 pub mod conformance;
 pub mod migrate;
 pub mod postgres;
+#[cfg(test)]
+mod properties;
 pub mod sqlite;
 
 /// How long a send counts toward `max_sends_per_hour`.
@@ -63,8 +65,9 @@ pub struct UserState {
     pub lockout: Lockout,
     pub devices: Vec<Device>,
     pub backup_codes: Vec<BackupCode>,
-    /// The SMS login code last sent, while one is stored.
-    pub sms_code: Option<SmsCode>,
+    /// The SMS login codes sent and not yet used (at most
+    /// [`crate::factor::sms::KEEP`]), oldest first; some may have expired.
+    pub sms_codes: Vec<SmsCode>,
 }
 
 impl UserState {
@@ -115,7 +118,7 @@ pub struct BackupCode {
     pub code: Hashed,
 }
 
-/// The SMS login code last sent to a user.
+/// An SMS login code sent to a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SmsCode {
     pub code: Hashed,
@@ -127,13 +130,30 @@ pub struct SmsCode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SendId(i64);
 
-/// The outcome of [`Store::reserve_send`].
+/// The limits [`Store::reserve_send`] checks, all at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendLimits {
+    /// Sends per user in [`SEND_WINDOW_SECS`].
+    pub per_user: u32,
+    /// Sends of all users together in [`SEND_WINDOW_SECS`].
+    pub total: u32,
+    /// Seconds between two sends to one user (at most
+    /// [`SEND_WINDOW_SECS`]); 0 for none.
+    pub cooldown: i64,
+}
+
+/// The outcome of [`Store::reserve_send`]. A refusal says when the next
+/// send is possible.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendSlot {
     /// A send is recorded; give it to `release_send` if nothing went out.
     Granted(SendId),
-    /// The hour's sends are used up; the next one is possible at this time.
-    Full { next_at: i64 },
+    /// The user's last send was less than the cooldown ago.
+    Cooldown { next_at: i64 },
+    /// The user's sends of the hour are used up.
+    UserFull { next_at: i64 },
+    /// The machine's sends of the hour are used up.
+    TotalFull { next_at: i64 },
 }
 
 /// A trusted device as stored.
@@ -175,8 +195,9 @@ pub trait Store: Send + Sync {
     /// the user is locked at `now`.
     fn use_backup_code(&self, uid: u32, id: CodeId, now: i64) -> Result<bool>;
 
-    /// Uses up the SMS login code `code` (still the stored one, still live)
-    /// and clears failures, unless the user is locked at `now`.
+    /// Uses up the SMS login code `code` (still stored, still live) with
+    /// every other code of the user (one login, one code) and clears
+    /// failures, unless the user is locked at `now`.
     fn use_sms_code(&self, uid: u32, device_id: &str, code: &Hashed, now: i64) -> Result<bool>;
 
     /// Counts one failure at `now` and returns the new state (locked once
@@ -184,12 +205,15 @@ pub trait Store: Send + Sync {
     /// (never enrolled) are not counted: their state stays the default.
     fn record_failure(&self, uid: u32, now: i64, limits: Limits) -> Result<Lockout>;
 
-    /// Makes `code` the user's one SMS login code; the one before dies.
-    fn set_sms_code(&self, uid: u32, code: &Hashed, expires: i64) -> Result<()>;
+    /// Adds `code` to the user's SMS login codes, keeping the newest `keep`
+    /// (older ones die), so a late message still works after "send again".
+    fn add_sms_code(&self, uid: u32, code: &Hashed, expires: i64, keep: usize) -> Result<()>;
 
-    /// Records a send for `user` unless `max` were recorded in the last
-    /// [`SEND_WINDOW_SECS`]; check and record are one step.
-    fn reserve_send(&self, uid: u32, now: i64, max: u32) -> Result<SendSlot>;
+    /// Records a send for `uid` unless one of `limits` forbids it at `now`:
+    /// the user's cooldown, then the user's and then the machine's sends of
+    /// the last [`SEND_WINDOW_SECS`]. Check and record are one step, so
+    /// parallel sends cannot overshoot any limit.
+    fn reserve_send(&self, uid: u32, now: i64, limits: SendLimits) -> Result<SendSlot>;
 
     /// Takes back a send that certainly went nowhere (the gateway refused).
     fn release_send(&self, id: SendId) -> Result<()>;
@@ -210,7 +234,7 @@ pub trait Store: Send + Sync {
     fn replace_device_data(&self, uid: u32, device_id: &str, data: &DeviceData) -> Result<bool>;
 
     /// Removes a device; with the last one go the backup codes, and with the
-    /// phone its live SMS code. False if there was no such device.
+    /// phone its live SMS codes. False if there was no such device.
     fn remove_device(&self, uid: u32, device_id: &str) -> Result<bool>;
 
     fn replace_backup_codes(&self, uid: u32, backup: &[Hashed]) -> Result<()>;
@@ -230,8 +254,8 @@ pub trait Store: Send + Sync {
     /// how many went.
     fn untrust(&self, uid: u32, id: Option<&str>) -> Result<u32>;
 
-    /// Forgets the user's devices, backup codes, SMS code, trusted devices
-    /// and lockout. The last accepted step stays, so codes seen before the
+    /// Forgets the user's devices, backup codes, SMS codes, trusted devices,
+    /// grace period and lockout. The last accepted step stays, so codes seen before the
     /// reset stay dead. False if there was nothing to forget.
     fn reset(&self, uid: u32) -> Result<bool>;
 
@@ -240,4 +264,11 @@ pub trait Store: Send + Sync {
 
     /// Accounts with a device, a backup code or a failure count, by name.
     fn list_users(&self) -> Result<Vec<Summary>>;
+
+    /// When the account's grace period for enrolling started: the stored
+    /// start, or `now`, stored, if there is none; one step.
+    fn start_grace(&self, uid: u32, now: i64) -> Result<i64>;
+
+    /// Every stored grace period start, by UID.
+    fn grace_starts(&self) -> Result<Vec<(u32, i64)>>;
 }

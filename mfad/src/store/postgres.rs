@@ -25,21 +25,29 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::{
-    BackupCode, CodeId, Device, Error, Result, SendId, SendSlot, SmsCode, Store, Summary, Trusted,
-    UserState, SEND_WINDOW_SECS,
+    BackupCode, CodeId, Device, Error, Result, SendId, SendLimits, SendSlot, SmsCode, Store,
+    Summary, Trusted, UserState, SEND_WINDOW_SECS,
 };
 use crate::codes::Hashed;
 use crate::factor::{DeviceData, Kind};
 use crate::lockout::{Limits, Lockout};
+use crate::seal::Keys;
 use crate::users::Account;
 
 /// Schema migrations (`store/migrations/postgres/`), applied in order;
 /// `mfad_schema.version` counts those done. Never edit a released one.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/0001-schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/postgres/0001-schema.sql"),
+    include_str!("migrations/postgres/0002-sms-codes-grace.sql"),
+];
 
 /// The advisory lock that lets one mfad of the fleet migrate at a time
 /// ("mfa" in ASCII; any constant the fleet agrees on).
 const MIGRATION_LOCK: i64 = 0x6d6661;
+
+/// The advisory lock every SMS send reservation of the fleet takes, so the
+/// database-wide hourly budget is never overshot ("mfas").
+const SEND_LOCK: i64 = 0x6d666173;
 
 /// How to reach the shared database.
 #[derive(Clone)]
@@ -186,6 +194,9 @@ pub struct PostgresStore {
     runtime: tokio::runtime::Handle,
     timeout: Duration,
     trust_host: String,
+    /// The fleet's key: every host must use the same key file, or one
+    /// host's sealed secrets and keyed codes do not open on another.
+    keys: Arc<Keys>,
 }
 
 impl PostgresStore {
@@ -193,7 +204,11 @@ impl PostgresStore {
     /// fleet, under an advisory lock). Fails when the database cannot be
     /// reached now: a daemon that starts must know its schema is right.
     /// Must not be called from inside the runtime's async context.
-    pub fn open(settings: &Settings, runtime: tokio::runtime::Handle) -> Result<PostgresStore> {
+    pub fn open(
+        settings: &Settings,
+        runtime: tokio::runtime::Handle,
+        keys: Arc<Keys>,
+    ) -> Result<PostgresStore> {
         let (mut config, roots) = parse_url_and_roots(&settings.url).map_err(Error::Setup)?;
         if let Some(p) = &settings.password {
             config.password(p.as_bytes());
@@ -233,6 +248,7 @@ impl PostgresStore {
             runtime,
             timeout: settings.timeout,
             trust_host: settings.trust_host.clone(),
+            keys,
         };
         store.migrate()?;
         Ok(store)
@@ -250,6 +266,22 @@ impl PostgresStore {
                 .await?;
             done
         })?
+    }
+
+    /// Whether the database holds anything only the fleet's key opens (a
+    /// device's sealed secret, a keyed backup or SMS code): then a host
+    /// without the key file must not make a key of its own.
+    pub fn holds_secrets(&self) -> Result<bool> {
+        self.run(async |c| {
+            let row = c
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM devices) OR EXISTS (SELECT 1 FROM backup_codes)
+                     OR EXISTS (SELECT 1 FROM sms_codes)",
+                    &[],
+                )
+                .await?;
+            Ok(row.get::<_, bool>(0))
+        })
     }
 
     /// The schema version, for tests.
@@ -326,6 +358,18 @@ impl PostgresStore {
         self.run_within(self.timeout.max(Duration::from_secs(60)), async |c| {
             let tx = c.transaction().await?;
             let mut done = Imported::default();
+            // Sealed data differs at every write: devices already present
+            // are found by what they hold, opened with the fleet's key.
+            let mut present = Vec::new();
+            for r in query(
+                &tx,
+                "SELECT id, kind, label, data, created, last_used FROM devices WHERE uid = $1",
+                &[&uid],
+            )
+            .await?
+            {
+                present.push(device_of(&r, &self.keys, account.uid)?.data);
+            }
             exec(
                 &tx,
                 "INSERT INTO users (uid, name, last_step, failures, locked_until, locks)
@@ -346,14 +390,8 @@ impl PostgresStore {
             )
             .await?;
             for (i, d) in state.devices.iter().enumerate() {
-                let (kind, data) = (d.data.kind().as_str(), d.data.encode());
-                let present = query_opt(
-                    &tx,
-                    "SELECT 1 FROM devices WHERE uid = $1 AND kind = $2 AND data = $3",
-                    &[&uid, &kind, &data],
-                )
-                .await?;
-                if present.is_some() {
+                let kind = d.data.kind().as_str();
+                if present.contains(&d.data) {
                     continue;
                 }
                 if d.data.kind() == Kind::Sms {
@@ -388,6 +426,10 @@ impl PostgresStore {
                         ))));
                     }
                 };
+                let data = d
+                    .data
+                    .encode(&self.keys, account.uid, id)
+                    .map_err(Error::Corrupt)?;
                 exec(
                     &tx,
                     "INSERT INTO devices (uid, id, kind, label, data, created, last_used)
@@ -395,6 +437,7 @@ impl PostgresStore {
                     &[&uid, id, &kind, &d.label, &data, &d.created, &d.last_used],
                 )
                 .await?;
+                present.push(d.data.clone());
                 done.devices += 1;
             }
             for b in &state.backup_codes {
@@ -730,14 +773,14 @@ async fn lock_user<C: GenericClient + Sync>(c: &C, uid: i64) -> PgResult<bool> {
     )
 }
 
-fn device_of(r: &Row) -> Result<Device> {
+fn device_of(r: &Row, keys: &Keys, uid: u32) -> Result<Device> {
     let id: String = r.get(0);
     let kind: String = r.get(1);
     let kind = Kind::parse(&kind)
         .ok_or_else(|| Error::Corrupt(format!("device {id} has unknown kind {kind:?}")))?;
     let data: Vec<u8> = r.get(3);
-    let data =
-        DeviceData::decode(kind, &data).map_err(|e| Error::Corrupt(format!("device {id}: {e}")))?;
+    let data = DeviceData::decode(kind, &data, keys, uid, &id)
+        .map_err(|e| Error::Corrupt(format!("device {id}: {e}")))?;
     Ok(Device {
         id,
         label: r.get(2),
@@ -788,6 +831,7 @@ const CLEAR_FAILURES: &str =
 
 impl Store for PostgresStore {
     fn user(&self, uid: u32) -> Result<UserState> {
+        let account = uid;
         let uid = uid64(uid);
         let rows = self.run(async |c| {
             // One snapshot for the four reads.
@@ -819,9 +863,9 @@ impl Store for PostgresStore {
                 &[&uid],
             )
             .await?;
-            let sms = query_opt(
+            let sms = query(
                 &tx,
-                "SELECT salt, hash, expires FROM sms_codes WHERE uid = $1",
+                "SELECT salt, hash, expires FROM sms_codes WHERE uid = $1 ORDER BY id",
                 &[&uid],
             )
             .await?;
@@ -835,7 +879,10 @@ impl Store for PostgresStore {
             name: base.get(1),
             last_step: to_u64(base.get(0)),
             lockout: lockout_of(&base, 2),
-            devices: devices.iter().map(device_of).collect::<Result<_>>()?,
+            devices: devices
+                .iter()
+                .map(|r| device_of(r, &self.keys, account))
+                .collect::<Result<_>>()?,
             backup_codes: codes
                 .iter()
                 .map(|r| BackupCode {
@@ -846,13 +893,16 @@ impl Store for PostgresStore {
                     },
                 })
                 .collect(),
-            sms_code: sms.map(|r| SmsCode {
-                code: Hashed {
-                    salt: r.get(0),
-                    hash: r.get(1),
-                },
-                expires: r.get(2),
-            }),
+            sms_codes: sms
+                .iter()
+                .map(|r| SmsCode {
+                    code: Hashed {
+                        salt: r.get(0),
+                        hash: r.get(1),
+                    },
+                    expires: r.get(2),
+                })
+                .collect(),
         })
     }
 
@@ -917,9 +967,11 @@ impl Store for PostgresStore {
                 &[&uid, &code.salt, &code.hash, &now],
             )
             .await?;
-            if deleted != 1 {
+            if deleted == 0 {
                 return Ok(false);
             }
+            // One login, one code: the others sent for it die with it.
+            exec(&tx, "DELETE FROM sms_codes WHERE uid = $1", &[&uid]).await?;
             exec(&tx, CLEAR_FAILURES, &[&uid]).await?;
             exec(
                 &tx,
@@ -965,53 +1017,76 @@ impl Store for PostgresStore {
         })
     }
 
-    fn set_sms_code(&self, uid: u32, code: &Hashed, expires: i64) -> Result<()> {
+    fn add_sms_code(&self, uid: u32, code: &Hashed, expires: i64, keep: usize) -> Result<()> {
         let uid = uid64(uid);
-        self.run(async |c| {
-            exec(
-                &*c,
-                "INSERT INTO sms_codes (uid, salt, hash, expires) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (uid) DO UPDATE SET salt = excluded.salt, hash = excluded.hash,
-                 expires = excluded.expires",
-                &[&uid, &code.salt, &code.hash, &expires],
-            )
-            .await?;
-            Ok(())
-        })
-    }
-
-    fn reserve_send(&self, uid: u32, now: i64, max: u32) -> Result<SendSlot> {
-        let uid = uid64(uid);
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
         self.run(async |c| {
             let tx = c.transaction().await?;
-            // The user may have no row (a send before enrolling): a
-            // transaction-scoped advisory lock per UID serialises the
-            // count and the insert across the fleet instead.
+            // Per UID, like reserve_send: two hosts adding at once keep
+            // the newest `keep` between them.
             exec(
                 &tx,
                 "SELECT pg_advisory_xact_lock($1)",
                 &[&(MIGRATION_LOCK << 32 | uid)],
             )
             .await?;
-            let since = now - SEND_WINDOW_SECS;
             exec(
                 &tx,
-                "DELETE FROM sms_sends WHERE uid = $1 AND at <= $2",
-                &[&uid, &since],
+                "INSERT INTO sms_codes (uid, salt, hash, expires) VALUES ($1, $2, $3, $4)",
+                &[&uid, &code.salt, &code.hash, &expires],
             )
             .await?;
+            exec(
+                &tx,
+                "DELETE FROM sms_codes WHERE uid = $1 AND id NOT IN
+                 (SELECT id FROM sms_codes WHERE uid = $1 ORDER BY id DESC LIMIT $2)",
+                &[&uid, &keep],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn reserve_send(&self, uid: u32, now: i64, limits: SendLimits) -> Result<SendSlot> {
+        let uid = uid64(uid);
+        self.run(async |c| {
+            let tx = c.transaction().await?;
+            // One reservation at a time across the fleet: the user may have
+            // no row (a send before enrolling), and the hourly budget of
+            // all users together is the database's, so the counts and the
+            // insert are serialised by a transaction-scoped advisory lock.
+            // Sends are rare; the lock is held for a few statements.
+            exec(&tx, "SELECT pg_advisory_xact_lock($1)", &[&SEND_LOCK]).await?;
+            let since = now - SEND_WINDOW_SECS;
+            exec(&tx, "DELETE FROM sms_sends WHERE at <= $1", &[&since]).await?;
             let row = query(
                 &tx,
-                "SELECT count(*), min(at) FROM sms_sends WHERE uid = $1",
+                "SELECT count(*), min(at), max(at) FROM sms_sends WHERE uid = $1",
                 &[&uid],
             )
             .await?;
-            let (count, oldest): (i64, Option<i64>) = row
+            let (count, oldest, newest): (i64, Option<i64>, Option<i64>) = row
+                .first()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .unwrap_or((0, None, None));
+            if let Some(newest) = newest.filter(|n| now < n + limits.cooldown) {
+                return Ok(SendSlot::Cooldown {
+                    next_at: newest + limits.cooldown,
+                });
+            }
+            if count >= i64::from(limits.per_user) {
+                return Ok(SendSlot::UserFull {
+                    next_at: oldest.unwrap_or(now) + SEND_WINDOW_SECS,
+                });
+            }
+            let row = query(&tx, "SELECT count(*), min(at) FROM sms_sends", &[]).await?;
+            let (total, oldest): (i64, Option<i64>) = row
                 .first()
                 .map(|r| (r.get(0), r.get(1)))
                 .unwrap_or((0, None));
-            if count >= i64::from(max) {
-                return Ok(SendSlot::Full {
+            if total >= i64::from(limits.total) {
+                return Ok(SendSlot::TotalFull {
                     next_at: oldest.unwrap_or(now) + SEND_WINDOW_SECS,
                 });
             }
@@ -1044,6 +1119,10 @@ impl Store for PostgresStore {
         backup: Option<&[Hashed]>,
     ) -> Result<()> {
         let (uid, step) = (uid64(account.uid), to_i64(step));
+        let data = device
+            .data
+            .encode(&self.keys, account.uid, &device.id)
+            .map_err(Error::Corrupt)?;
         self.run(async |c| {
             let tx = c.transaction().await?;
             exec(
@@ -1063,7 +1142,7 @@ impl Store for PostgresStore {
                     &device.id,
                     &device.data.kind().as_str(),
                     &device.label,
-                    &device.data.encode(),
+                    &data,
                     &device.created,
                 ],
             )
@@ -1077,13 +1156,17 @@ impl Store for PostgresStore {
     }
 
     fn replace_device_data(&self, uid: u32, device_id: &str, data: &DeviceData) -> Result<bool> {
+        let kind = data.kind().as_str();
+        let data = data
+            .encode(&self.keys, uid, device_id)
+            .map_err(Error::Corrupt)?;
         let uid = uid64(uid);
         self.run(async |c| {
             let tx = c.transaction().await?;
             let n = exec(
                 &tx,
                 "UPDATE devices SET data = $4 WHERE uid = $1 AND id = $2 AND kind = $3",
-                &[&uid, &device_id, &data.kind().as_str(), &data.encode()],
+                &[&uid, &device_id, &kind, &data],
             )
             .await?;
             exec(&tx, "DELETE FROM sms_codes WHERE uid = $1", &[&uid]).await?;
@@ -1231,6 +1314,8 @@ impl Store for PostgresStore {
             // devices goes.
             let trusted = exec(&tx, "DELETE FROM trusted_devices WHERE uid = $1", &[&uid]).await?;
             exec(&tx, "DELETE FROM sms_codes WHERE uid = $1", &[&uid]).await?;
+            // The next login that must enroll starts a new grace period.
+            let grace = exec(&tx, "DELETE FROM grace WHERE uid = $1", &[&uid]).await?;
             let locks = exec(
                 &tx,
                 "UPDATE users SET failures = 0, locked_until = 0, locks = 0
@@ -1239,7 +1324,33 @@ impl Store for PostgresStore {
             )
             .await?;
             tx.commit().await?;
-            Ok(devices + codes + trusted + locks > 0)
+            Ok(devices + codes + trusted + locks + grace > 0)
+        })
+    }
+
+    fn start_grace(&self, uid: u32, now: i64) -> Result<i64> {
+        let uid = uid64(uid);
+        self.run(async |c| {
+            // One statement: the first host to ask stores its `now`, every
+            // other gets that start back (the no-op update returns it).
+            let row = query(
+                &*c,
+                "INSERT INTO grace (uid, started) VALUES ($1, $2)
+                 ON CONFLICT (uid) DO UPDATE SET started = grace.started RETURNING started",
+                &[&uid, &now],
+            )
+            .await?;
+            Ok(row.first().map(|r| r.get::<_, i64>(0)).unwrap_or(now))
+        })
+    }
+
+    fn grace_starts(&self) -> Result<Vec<(u32, i64)>> {
+        self.run(async |c| {
+            let rows = query(&*c, "SELECT uid, started FROM grace ORDER BY uid", &[]).await?;
+            Ok(rows
+                .iter()
+                .filter_map(|r| Some((u32::try_from(r.get::<_, i64>(0)).ok()?, r.get(1))))
+                .collect())
         })
     }
 
@@ -1492,6 +1603,7 @@ mod conformance_on_postgres {
                 trust_host: trust_host.into(),
             },
             c.runtime.handle().clone(),
+            Arc::new(Keys::for_tests()),
         )
         .unwrap()
     }
@@ -1515,12 +1627,14 @@ mod conformance_on_postgres {
             runtime: a.runtime.clone(),
             timeout: a.timeout,
             trust_host: "b".into(),
+            keys: a.keys.clone(),
         };
         let fleet = PostgresStore {
             trust_host: String::new(),
             pool: a.pool.clone(),
             runtime: a.runtime.clone(),
             timeout: a.timeout,
+            keys: a.keys.clone(),
         };
         a.add_device(
             &crate::store::conformance::alice(),
@@ -1562,6 +1676,7 @@ mod conformance_on_postgres {
             runtime: c.runtime.handle().clone(),
             timeout: Duration::from_secs(2),
             trust_host: String::new(),
+            keys: Arc::new(Keys::for_tests()),
         };
         let t = std::time::Instant::now();
         let e = s.user(1000).unwrap_err();

@@ -250,6 +250,21 @@ fn ignore_is_pam_ignore_without_a_prompt() {
     assert!(pam.prompts.is_empty() && pam.errors.is_empty() && pam.infos.is_empty());
 }
 
+/// The grace-period notice comes with `ignore`: shown as info, even under
+/// PAM_SILENT, and the outcome stays PAM_IGNORE.
+#[test]
+fn ignore_with_a_message_shows_it_as_info_even_when_silent() {
+    let notice = "2-step verification is required for this account: set it up within 6 days.";
+    for silent in [false, true] {
+        let mut pam = ScriptedPam::new(&[]);
+        let mut d = ScriptedDaemon::begins(BeginAction::Ignore, notice);
+        let (o, _) = run(&mut pam, &mut d, Options { silent, ..SECURE });
+        assert_eq!(o, Outcome::Ignore);
+        assert_eq!(pam.infos, [notice], "silent={silent}");
+        assert!(pam.prompts.is_empty() && pam.errors.is_empty());
+    }
+}
+
 #[test]
 fn begin_is_told_who_where_and_how() {
     let mut pam = ScriptedPam::new(&[]);
@@ -1285,4 +1300,217 @@ fn prompt_messages_and_sms_codes_never_reach_the_log() {
     for secret in ["480213", TOKEN] {
         assert!(!all.contains(secret), "{secret} in log:\n{all}");
     }
+}
+
+#[test]
+fn caller_controlled_fields_cannot_forge_log_fields() {
+    let user = "eve rhost=10.9.9.9 user=root";
+    let rhost = "h tty=x";
+    let mut pam = ScriptedPam::new(&[b"123456"]);
+    pam.user = Some(user.into());
+    pam.rhost = rhost.into();
+    pam.tty = "pts/0 user=root".into();
+    let mut d = ScriptedDaemon::challenge().then(AnswerResult::Success, "");
+    let mut log = Recorder::default();
+    let o = authenticate(&mut pam, &mut d, SECURE, &mut log);
+    assert_eq!(o, Outcome::Success);
+    let quoted = "user=\"eve rhost=10.9.9.9 user=root\" rhost=\"h tty=x\"";
+    assert!(log.has(Level::Info, quoted), "{}", log.all());
+    assert!(
+        log.has(Level::Debug, "tty=\"pts/0 user=root\""),
+        "{}",
+        log.all()
+    );
+    // Every mention of the name is the quoted one.
+    for (_, m) in &log.0 {
+        assert!(!m.contains("user=eve"), "{m}");
+    }
+
+    let mut pam = ScriptedPam::new(&[]);
+    pam.user = Some(user.into());
+    pam.rhost = rhost.into();
+    let mut d = ScriptedDaemon::checks(AccountAction::Deny, "No.");
+    let mut log = Recorder::default();
+    assert_eq!(
+        account(&mut pam, &mut d, SECURE, &mut log),
+        Outcome::PermDenied
+    );
+    assert!(log.has(Level::Warning, quoted), "{}", log.all());
+}
+
+#[test]
+fn a_bad_bus_or_an_impostor_is_refused_in_either_failmode() {
+    let errors = || {
+        [
+            Error::Config("bus=unix:abstract=x is not a single unix:path= D-Bus address".into()),
+            Error::Impostor("org.mfad.Mfa1 is owned by :1.5, running as UID 1000, not 0".into()),
+        ]
+    };
+    for options in [SECURE, SAFE] {
+        for e in errors() {
+            let what = e.to_string();
+            let mut pam = ScriptedPam::new(&[]);
+            let mut d = ScriptedDaemon::failing(e);
+            let (o, log) = run(&mut pam, &mut d, options);
+            assert_eq!(o, Outcome::AuthInfoUnavail, "{options:?} {what}");
+            assert_eq!(pam.errors, [UNAVAILABLE]);
+            assert!(pam.prompts.is_empty());
+            assert!(
+                log.has(Level::Error, &what) && log.has(Level::Error, "either failmode"),
+                "{}",
+                log.all()
+            );
+        }
+        for e in errors() {
+            let what = e.to_string();
+            let mut pam = ScriptedPam::new(&[]);
+            let mut d = ScriptedDaemon::check_fails(e);
+            let mut log = Recorder::default();
+            let o = account(&mut pam, &mut d, options, &mut log);
+            assert_eq!(o, Outcome::PermDenied, "{options:?} {what}");
+            assert_eq!(pam.errors, [UNAVAILABLE]);
+            assert!(log.has(Level::Error, &what), "{}", log.all());
+        }
+    }
+}
+
+/// Break-glass codes for `root` from a list; remembers what was tried.
+struct ScriptedGlass {
+    codes: Vec<Vec<u8>>,
+    tried: Vec<Vec<u8>>,
+    broken: bool,
+    recent: bool,
+}
+
+impl ScriptedGlass {
+    fn new() -> ScriptedGlass {
+        ScriptedGlass {
+            codes: vec![b"abcde-fghjk-mnpqr-stuvw".to_vec()],
+            tried: Vec::new(),
+            broken: false,
+            recent: false,
+        }
+    }
+}
+
+impl BreakGlass for ScriptedGlass {
+    fn applies(&self, user: &str) -> bool {
+        user == "root"
+    }
+    fn consume(&mut self, _: &str, code: &[u8]) -> Result<bool, String> {
+        self.tried.push(code.to_vec());
+        if self.broken {
+            return Err("/etc/mfad/break-glass must be root's".into());
+        }
+        let before = self.codes.len();
+        self.codes.retain(|c| c != code);
+        Ok(self.codes.len() < before)
+    }
+    fn used_recently(&mut self, _: &str) -> bool {
+        self.recent
+    }
+}
+
+fn root_pam(answers: &[&[u8]]) -> ScriptedPam {
+    ScriptedPam {
+        user: Some("root".into()),
+        ..ScriptedPam::new(answers)
+    }
+}
+
+fn glass_run(
+    pam: &mut ScriptedPam,
+    daemon: &mut ScriptedDaemon,
+    glass: &mut ScriptedGlass,
+) -> (Outcome, Recorder) {
+    let mut log = Recorder::default();
+    let outcome = authenticate_with(pam, daemon, glass, SECURE, &mut log);
+    (outcome, log)
+}
+
+#[test]
+fn a_break_glass_code_lets_root_in_once_when_mfad_cannot_be_asked() {
+    let down = || ScriptedDaemon::failing(Error::Unavailable("cannot connect".into()));
+    let mut glass = ScriptedGlass::new();
+    let mut pam = root_pam(&[b"abcde-fghjk-mnpqr-stuvw"]);
+    let (o, log) = glass_run(&mut pam, &mut down(), &mut glass);
+    assert_eq!(o, Outcome::Success);
+    assert_eq!(pam.prompts, [BREAK_GLASS_PROMPT]);
+    assert!(
+        log.has(Level::Critical, "BREAK-GLASS CODE USED"),
+        "{}",
+        log.all()
+    );
+    assert!(
+        !log.all().contains("abcde"),
+        "never the code: {}",
+        log.all()
+    );
+    // The same code again: refused.
+    let mut pam = root_pam(&[b"abcde-fghjk-mnpqr-stuvw"]);
+    assert_eq!(
+        glass_run(&mut pam, &mut down(), &mut glass).0,
+        Outcome::AuthErr
+    );
+    assert_eq!(pam.errors, [BREAK_GLASS_WRONG]);
+    // Not in breakglass_users: failmode decides, no prompt.
+    let mut pam = ScriptedPam::new(&[b"abcde-fghjk-mnpqr-stuvw"]);
+    assert_eq!(
+        glass_run(&mut pam, &mut down(), &mut ScriptedGlass::new()).0,
+        Outcome::AuthInfoUnavail
+    );
+    assert!(pam.prompts.is_empty());
+    // An unusable file: failmode decides.
+    let mut broken = ScriptedGlass {
+        broken: true,
+        ..ScriptedGlass::new()
+    };
+    let mut pam = root_pam(&[b"abcde-fghjk-mnpqr-stuvw"]);
+    let (o, log) = glass_run(&mut pam, &mut down(), &mut broken);
+    assert_eq!(o, Outcome::AuthInfoUnavail);
+    assert!(log.has(Level::Error, "must be root's"), "{}", log.all());
+}
+
+#[test]
+fn a_break_glass_code_is_never_asked_for_when_mfad_answers() {
+    let mut glass = ScriptedGlass::new();
+    // A refusal is not "mfad cannot be asked".
+    let mut pam = root_pam(&[b"abcde-fghjk-mnpqr-stuvw"]);
+    let mut d =
+        ScriptedDaemon::failing(Error::Refused(mfa_api::Error::LockedOut("Locked.".into())));
+    assert_eq!(glass_run(&mut pam, &mut d, &mut glass).0, Outcome::AuthErr);
+    // A challenge: the code goes to mfad as a verification code.
+    let mut pam = root_pam(&[b"abcde-fghjk-mnpqr-stuvw"]);
+    let mut d = ScriptedDaemon::challenge().then(AnswerResult::Deny, "Wrong code.");
+    assert_eq!(glass_run(&mut pam, &mut d, &mut glass).0, Outcome::AuthErr);
+    assert!(glass.tried.is_empty(), "the file was never consulted");
+    assert_eq!(glass.codes.len(), 1);
+}
+
+#[test]
+fn the_account_phase_after_a_break_glass_login_passes_without_mfad() {
+    let down = || ScriptedDaemon::check_fails(Error::Unavailable("cannot connect".into()));
+    let mut log = Recorder::default();
+    let mut glass = ScriptedGlass {
+        recent: true,
+        ..ScriptedGlass::new()
+    };
+    let o = account_with(
+        &mut root_pam(&[]),
+        &mut down(),
+        &mut glass,
+        SECURE,
+        &mut log,
+    );
+    assert_eq!(o, Outcome::Success);
+    assert!(log.has(Level::Critical, "break-glass"), "{}", log.all());
+    let mut glass = ScriptedGlass::new();
+    let o = account_with(
+        &mut root_pam(&[]),
+        &mut down(),
+        &mut glass,
+        SECURE,
+        &mut log,
+    );
+    assert_eq!(o, Outcome::PermDenied);
 }

@@ -18,8 +18,47 @@ pub struct Bus {
 }
 
 impl Bus {
-    /// `label` names the temp dir, for whoever finds one left behind.
+    /// A session-like bus for this process's user alone. `label` names the
+    /// temp dir, for whoever finds one left behind.
     pub fn start(label: &str) -> Bus {
+        Bus::spawn(label, |address| {
+            vec!["--session".into(), format!("--address={address}")]
+        })
+    }
+
+    /// A bus any local user may connect to and own any name on (the
+    /// policy an impostor hopes for), listening on `unix:path=DIR/bus` and
+    /// on the abstract socket `abstract_name`.
+    pub fn start_open(label: &str, abstract_name: &str) -> Bus {
+        let abstract_name = abstract_name.to_string();
+        Bus::spawn(label, move |address| {
+            let dir = address
+                .strip_prefix("unix:path=")
+                .and_then(|p| p.strip_suffix("/bus"))
+                .expect("a unix:path=DIR/bus address");
+            let conf = format!("{dir}/bus.conf");
+            let xml = format!(
+                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <listen>{address}</listen>
+  <listen>unix:abstract={abstract_name}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+"#
+            );
+            std::fs::write(&conf, xml).expect("write bus.conf");
+            vec![format!("--config-file={conf}")]
+        })
+    }
+
+    fn spawn(label: &str, args: impl FnOnce(&str) -> Vec<String>) -> Bus {
         // Tests of one binary run in parallel, in one process.
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let n = STARTED.fetch_add(1, Ordering::Relaxed);
@@ -29,17 +68,17 @@ impl Bus {
         let socket = dir.join("bus");
         let address = format!("unix:path={}", socket.display());
         let child = Command::new("dbus-daemon")
-            .args([
-                "--session",
-                "--nofork",
-                "--nopidfile",
-                &format!("--address={address}"),
-            ])
+            .args(["--nofork", "--nopidfile"])
+            .args(args(&address))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("dbus-daemon must be installed (Debian: dbus)");
-        wait_for(|| socket.exists(), "the bus socket");
+        // The file appears at bind(), before listen(): wait for a connect.
+        wait_for(
+            || std::os::unix::net::UnixStream::connect(&socket).is_ok(),
+            "the bus socket",
+        );
         Bus {
             child,
             dir,
@@ -70,6 +109,14 @@ pub fn wait_for(mut f: impl FnMut() -> bool, what: &str) {
         assert!(start.elapsed() < Duration::from_secs(10), "no {what}");
         thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// The real client, expecting org.mfad.Mfa1's owner to run as this
+/// process's user (the fake mfad here runs in the test process).
+pub fn client(address: &str, timeout: Duration) -> pam_mfa::client::BusDaemon {
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    let uid = unsafe { libc::geteuid() };
+    pam_mfa::client::BusDaemon::new(address, timeout).with_owner_uid(uid)
 }
 
 /// Serves `login` as org.mfad.Mfa1's Login interface on the bus from a

@@ -11,7 +11,7 @@
 //!   account-check USER SERVICE ATTEMPT
 //!   trusted USER | trusted-remove USER ID | trusted-remove-all USER
 //!   admin-trusted USER | admin-trusted-remove USER ID | admin-trusted-remove-all USER
-//!   enroll-begin USER [NAME]
+//!   enroll-begin USER [NAME [CODE]]
 //!   enroll-confirm USER ID CODE1 CODE2
 //!   enroll-sms-begin USER PHONE [CODE]
 //!   enroll-sms-resend USER ID
@@ -22,6 +22,14 @@
 //!   regen-backup USER CODE
 //!   admin-list | admin-status USER | admin-reset USER | admin-unlock USER
 //!   own-name                      RequestName org.mfad.Mfa1 (bus policy check)
+//!   impostor                      owns org.mfad.Mfa1 and answers every Begin
+//!                                 `ignore` and every AccountCheck `allow`;
+//!                                 prints {"ok": "serving"}, then runs until
+//!                                 killed
+//!   flood USER SECONDS CONNECTIONS  Account.Status(USER) in a loop on each
+//!                                 of CONNECTIONS connections for SECONDS;
+//!                                 prints {"ok": N, "rate_limited": N,
+//!                                 "other": N, "first_other": MESSAGE}
 //!
 //! Prints one JSON object: {"ok": RESULT} (exit 0) or {"error": NAME,
 //! "message": MESSAGE} for a D-Bus error reply (exit 3). Anything else
@@ -76,6 +84,11 @@ async fn run(args: Vec<String>) -> Result<Value, Failure> {
     let bus = arg(&args, 0, "BUS")?;
     let cmd = arg(&args, 1, "COMMAND")?;
     let rest = &args[2..];
+    match cmd.as_str() {
+        "impostor" => return impostor(&bus).await,
+        "flood" => return flood(&bus, rest),
+        _ => {}
+    }
     let conn = mfa_api::connect(&bus)
         .await
         .map_err(|e| Failure::Fatal(format!("cannot connect to {bus}: {e}")))?;
@@ -188,8 +201,9 @@ async fn run(args: Vec<String>) -> Result<Value, Failure> {
         }
         "enroll-begin" => {
             let name = rest.get(1).map(String::as_str).unwrap_or("");
+            let code = rest.get(2).map(String::as_str).unwrap_or("");
             let (id, uri, secret) = account
-                .enroll_totp_begin(&arg(rest, 0, "USER")?, name)
+                .enroll_totp_begin(&arg(rest, 0, "USER")?, name, code)
                 .await?;
             json!({"enrollment_id": id, "uri": uri, "secret": secret})
         }
@@ -243,6 +257,107 @@ async fn run(args: Vec<String>) -> Result<Value, Failure> {
         other => return Err(Failure::Fatal(format!("unknown command {other:?}"))),
     };
     Ok(v)
+}
+
+/// A fake mfad that lets everyone in, for the bus policy or the module to
+/// refuse.
+struct Impostor;
+
+#[zbus::interface(name = "org.mfad.Mfa1.Login")]
+impl Impostor {
+    async fn begin(
+        &self,
+        _user: String,
+        _service: String,
+        _rhost: String,
+        _tty: String,
+        _auth_info: String,
+    ) -> (String, String, String) {
+        ("ignore".into(), String::new(), String::new())
+    }
+
+    async fn account_check(
+        &self,
+        _user: String,
+        _service: String,
+        _attempt: String,
+    ) -> (String, String) {
+        ("allow".into(), String::new())
+    }
+}
+
+async fn impostor(bus: &str) -> Result<Value, Failure> {
+    let conn = zbus::connection::Builder::address(mfa_api::bus_address(bus))
+        .name(mfa_api::BUS_NAME)
+        .serve_at(mfa_api::OBJECT_PATH, Impostor)
+        .build()
+        .await?;
+    println!("{}", json!({"ok": "serving"}));
+    std::future::pending::<()>().await;
+    drop(conn);
+    Ok(json!(null))
+}
+
+/// Many connections each calling Account.Status in a loop, from threads of
+/// their own (each with its own connection and event loop).
+fn flood(bus: &str, rest: &[String]) -> Result<Value, Failure> {
+    let user = arg(rest, 0, "USER")?;
+    let number = |i: usize, what: &str| -> Result<u64, Failure> {
+        arg(rest, i, what)?
+            .parse()
+            .map_err(|_| Failure::Fatal(format!("{what} must be a whole number")))
+    };
+    let seconds = number(1, "SECONDS")?;
+    let connections = number(2, "CONNECTIONS")?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    let threads: Vec<_> = (0..connections)
+        .map(|_| {
+            let (bus, user) = (bus.to_string(), user.clone());
+            std::thread::spawn(move || {
+                zbus::block_on(async move {
+                    let mut counts = (0u64, 0u64, 0u64, String::new());
+                    let conn = match mfa_api::connect(&bus).await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            counts.2 += 1;
+                            counts.3 = e.to_string();
+                            return counts;
+                        }
+                    };
+                    let Ok(account) = AccountProxy::new(&conn).await else {
+                        counts.2 += 1;
+                        return counts;
+                    };
+                    while std::time::Instant::now() < deadline {
+                        match account.status(&user).await {
+                            Ok(_) => counts.0 += 1,
+                            Err(mfa_api::Error::RateLimited(_)) => counts.1 += 1,
+                            Err(e) => {
+                                counts.2 += 1;
+                                if counts.3.is_empty() {
+                                    counts.3 = e.to_string();
+                                }
+                            }
+                        }
+                    }
+                    counts
+                })
+            })
+        })
+        .collect();
+    let (mut ok, mut limited, mut other, mut first) = (0, 0, 0, String::new());
+    for t in threads {
+        let (o, l, x, f) = t
+            .join()
+            .map_err(|_| Failure::Fatal("a flood thread panicked".into()))?;
+        ok += o;
+        limited += l;
+        other += x;
+        if first.is_empty() {
+            first = f;
+        }
+    }
+    Ok(json!({"ok": ok, "rate_limited": limited, "other": other, "first_other": first}))
 }
 
 fn main() -> ExitCode {

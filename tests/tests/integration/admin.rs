@@ -126,6 +126,35 @@ fn admin_group_members_may_administer() {
     assert_eq!(s["enrolled"], Value::Bool(false), "{s}");
 }
 
+/// An admin-group member may not reset or unlock root or another member
+/// (that would take over their account); root may. Membership is the
+/// user's groups as NSS lists them (getgrouplist).
+#[test]
+fn only_root_changes_root_or_another_admin() {
+    let mut env = Env::builder().no_daemon().start();
+    let ops1 = env.add_user();
+    let ops2 = env.add_user();
+    let group = env.add_group(&[&ops1, &ops2]);
+    env.set_config(|c| c.admin_group = group.clone());
+    env.start_daemon();
+    env.enroll(&ops2);
+    for (who, what) in [
+        ("root", "reset"),
+        ("root", "unlock"),
+        (ops2.name.as_str(), "reset"),
+    ] {
+        let out = env.mfactl_as(&ops1, &["admin", what, who]);
+        assert_eq!(out.code, Some(1), "{what} {who} must be refused:\n{out}");
+        assert!(out.stderr.contains("Only root may change"), "{out}");
+    }
+    let s = env.mfactl_json(None, &["admin", "status", &ops2.name]);
+    assert_eq!(s["enrolled"], Value::Bool(true), "still enrolled: {s}");
+    // Looking is allowed; root may change them.
+    env.mfactl_as(&ops1, &["admin", "status", &ops2.name])
+        .assert_success();
+    env.mfactl(&["admin", "reset", &ops2.name]).assert_success();
+}
+
 #[test]
 fn a_user_removes_a_device_only_with_a_code() {
     let env = Env::builder().max_failures(100).start();

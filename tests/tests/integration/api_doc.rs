@@ -18,7 +18,7 @@ const INTERFACES: [&str; 3] = [
 const CONTRACT: &[&str] = &[
     "org.mfad.Mfa1.Login.Begin(s user, s service, s rhost, s tty, s auth_info) -> (s action, s attempt, s message)",
     "org.mfad.Mfa1.Login.Answer(s attempt, ay code) -> (s result, s message)",
-    "org.mfad.Mfa1.Account.EnrollTotpBegin(s user, s name) -> (s enrollment_id, s uri, s secret)",
+    "org.mfad.Mfa1.Account.EnrollTotpBegin(s user, s name, s code) -> (s enrollment_id, s uri, s secret)",
     "org.mfad.Mfa1.Account.EnrollTotpConfirm(s user, s enrollment_id, s code1, s code2) -> (s device_id, as backup_codes)",
     "org.mfad.Mfa1.Account.Status(s user) -> ((sba(sssxx)uux) status)",
     "org.mfad.Mfa1.Account.RemoveDevice(s user, s device_id, s code) -> ()",

@@ -79,7 +79,10 @@ fn a_user_may_verify_and_manage_themselves() {
         let v = env.call(me, &["status", who]);
         assert_eq!(v.ok()["user"], Value::String(bea.name.clone()), "{v:?}");
     }
+    // A further device needs a current code: without one, refused.
     let v = env.call(me, &["enroll-begin", &bea.name]);
+    assert_eq!(v.err().0, "org.mfad.Mfa1.Error.InvalidCode", "{v:?}");
+    let v = env.call(me, &["enroll-begin", &bea.name, "", &dev.backup_codes[0]]);
     assert!(v.ok()["secret"].as_str().is_some(), "{v:?}");
 }
 

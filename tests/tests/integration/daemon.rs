@@ -97,6 +97,28 @@ fn it_takes_the_state_lock_before_it_opens_the_database() {
     );
 }
 
+/// The database's secrets are sealed under the key file: without it mfad
+/// refuses to start rather than make a new key and lose them.
+#[test]
+fn a_lost_key_file_is_an_error_not_a_new_key() {
+    let mut env = Env::new();
+    let user = env.add_user();
+    env.enroll(&user);
+    env.stop_daemon();
+    let key = env.state_dir().join("mfad.key");
+    let mode = std::fs::metadata(&key)
+        .expect("mfad.key exists")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    std::fs::remove_file(&key).expect("remove the key file");
+    let out = env.run_mfad(env.config_path(), Duration::from_secs(10));
+    assert!(matches!(out.code, Some(c) if c != 0), "{out}");
+    assert!(out.stderr.contains("mfad.key is missing"), "{out}");
+    assert!(!key.exists(), "no new key was made");
+}
+
 #[test]
 fn its_state_is_private_to_root() {
     let env = Env::new();

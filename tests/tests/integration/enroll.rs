@@ -278,8 +278,9 @@ fn a_user_may_enroll_two_devices() {
     let dave = env.add_user();
     let first = env.enroll(&dave);
     // The second confirmation must use later steps than the first (no step
-    // is accepted twice for a user): steps -1 and 0.
-    let p = env.enroll_begin(&dave);
+    // is accepted twice for a user): steps -1 and 0. A further device
+    // needs a current code.
+    let p = env.enroll_begin_with_code(&dave, &first.backup_codes[0]);
     let c = Clock::now().codes(&p.secret, -1, 0);
     let v = env.mfactl_json(
         Some(&dave),
@@ -294,6 +295,11 @@ fn a_user_may_enroll_two_devices() {
     );
     let second_id = json_str(&v, "device_id");
     assert_ne!(second_id, first.device_id);
+    assert_eq!(
+        v["backup_codes"],
+        serde_json::json!([]),
+        "backup codes come once: {v}"
+    );
     let s = status(&env, &dave);
     let ids: Vec<&str> = s["devices"]
         .as_array()
@@ -336,4 +342,48 @@ fn enrollment_name_is_kept() {
     run.finish().assert_success();
     let s = status(&env, &erin);
     assert_eq!(s["devices"][0]["name"], "work phone", "{s}");
+}
+
+/// Once a user has a device, adding an app asks for a current code at the
+/// prompt (and `--begin` without `--code` or stdin refuses): nothing running
+/// as the user can add its own app behind their back.
+#[test]
+fn a_further_app_asks_for_a_current_code_first() {
+    let env = Env::new();
+    let fay = env.add_user();
+    let first = env.enroll(&fay);
+    let out = env
+        .mfactl_cmd(&["enroll", "totp", "--begin"])
+        .as_user(&fay)
+        .stdin("")
+        .run();
+    assert_eq!(out.code, Some(2), "{out}");
+    let mut run = env
+        .mfactl_cmd(&["enroll", "totp"])
+        .as_user(&fay)
+        .timeout(Duration::from_secs(30))
+        .spawn_interactive();
+    run.wait_for("Current code (", 1, Duration::from_secs(15));
+    assert!(
+        !run.transcript().contains("otpauth://"),
+        "no secret before the code"
+    );
+    run.send_line(&first.backup_codes[0]);
+    run.wait_for("Code 1:", 1, Duration::from_secs(15));
+    let shown = run.transcript();
+    let secret = shown
+        .split_whitespace()
+        .find(|w| w.starts_with("otpauth://totp/"))
+        .and_then(|uri| param(&query(uri), "secret").map(str::to_string))
+        .unwrap_or_else(|| panic!("no otpauth URI shown:\n{shown}"));
+    let codes = Clock::now().codes(&secret, 1, 2);
+    run.send_line(&codes[0]);
+    run.wait_for("Code 2:", 1, Duration::from_secs(15));
+    run.send_line(&codes[1]);
+    let out = run.finish();
+    out.assert_success();
+    assert!(out.stdout.contains("backup codes are unchanged"), "{out}");
+    let s = status(&env, &fay);
+    assert_eq!(s["devices"].as_array().map(Vec::len), Some(2), "{s}");
+    assert_eq!(s["backup_codes_left"], 9, "{s}");
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use mfa_tests::pam::pamtester_cmd;
+use mfa_tests::pam::{pamtester_cmd, PamtesterOpts};
 use mfa_tests::{paths, Clock, Env, PamResult};
 
 /// Margin over the module's timeout for process start-up and a slow box.
@@ -210,4 +210,65 @@ fn a_daemon_that_hangs_after_the_prompt_times_out() {
         r.output
     );
     assert!(waited < Duration::from_secs(2) + SLACK, "took {waited:?}");
+}
+
+/// An abstract socket is a name any local user can bind first: a `bus=`
+/// naming one is a configuration error, refused even with failmode=safe
+/// (where an unreachable bus would step aside).
+#[test]
+fn an_abstract_bus_address_is_refused_in_either_failmode() {
+    let env = Env::builder().no_daemon().start();
+    let hal = env.add_user();
+    let module = paths::pam_module();
+    let bus = format!("bus=unix:abstract={}/bus", env.dir().display());
+    for failmode in ["safe", "secure"] {
+        let svc = with_permit(
+            &env,
+            &format!("{} {bus} failmode={failmode} timeout=3", module.display()),
+        );
+        let r = env.pamtester(&svc, &hal, &[]);
+        r.assert_result(PamResult::AuthInfoUnavail);
+        assert_eq!(r.prompts(), 0, "{}", r.output);
+    }
+}
+
+/// `auth` and `account` lines with `failmode=MODE`, each followed by
+/// pam_permit: anything but a refusal by the module passes.
+fn auth_and_account_with_permit(env: &Env, failmode: &str) -> String {
+    let spec = env.pam_module_spec();
+    env.pam_service_raw(&format!(
+        "auth required {spec} failmode={failmode} timeout=3\nauth required pam_permit.so\n\
+         account required {spec} failmode={failmode} timeout=3\naccount required pam_permit.so\n"
+    ))
+}
+
+/// A bus whose policy wrongly lets any user own org.mfad.Mfa1, and a user
+/// who took the name first with a fake mfad that lets everyone in: the
+/// module asks the bus who owns the name and refuses, in either failmode,
+/// in the auth and in the account phase.
+#[test]
+fn an_impostor_owning_the_name_is_refused_in_either_failmode() {
+    let env = Env::builder().anyone_may_own_the_name().no_daemon().start();
+    let mallory = env.add_user();
+    let ivy = env.add_user();
+    let _impostor = env.start_impostor(&mallory);
+    // The fake does answer: asked directly, it lets ivy in.
+    let begin = env.call(Some(&ivy), &["login-begin", &ivy.name]);
+    assert_eq!(begin.ok()["action"], "ignore", "{begin:?}");
+    for failmode in ["safe", "secure"] {
+        let svc = auth_and_account_with_permit(&env, failmode);
+        let r = env.pamtester(&svc, &ivy, &[]);
+        r.assert_result(PamResult::AuthInfoUnavail);
+        assert_eq!(r.prompts(), 0, "{}", r.output);
+        let r = env.pamtester_with(
+            &svc,
+            &ivy,
+            &[],
+            &PamtesterOpts {
+                ops: vec!["acct_mgmt"],
+                ..PamtesterOpts::default()
+            },
+        );
+        r.assert_result(PamResult::PermDenied);
+    }
 }

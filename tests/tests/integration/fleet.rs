@@ -13,9 +13,12 @@ use mfa_tests::postgres::{store_toml, Postgres};
 use mfa_tests::ssh::{SshOpts, SshSetup};
 use mfa_tests::{wrong_code, Clock, Env, EnvBuilder, PamResult, PamtesterOpts, User};
 
-/// Host `name` on the shared database `pg`.
+/// Host `name` on the shared database `pg`, with the fleet's key file.
 fn host(pg: &Postgres, name: &str, timeout: &str, b: EnvBuilder) -> Env {
-    b.host_name(name).store(&pg.store_toml(timeout)).start()
+    b.host_name(name)
+        .daemon_toml(&pg.daemon_toml())
+        .store(&pg.store_toml(timeout))
+        .start()
 }
 
 fn two_hosts(pg: &Postgres, b: impl Fn() -> EnvBuilder) -> (Env, Env) {
@@ -242,9 +245,16 @@ fn migrate(env: &Env) -> mfa_tests::Output {
 #[test]
 fn migration_merges_hosts_enrolled_apart_without_losing_a_device() {
     let pg = Postgres::start();
-    // Two hosts on their own SQLite databases; the user enrolled on both.
-    let mut a = Env::builder().host_name("host-a").start();
-    let mut b = Env::builder().host_name("host-b").start();
+    // Two hosts on their own SQLite databases, with the fleet's key file
+    // from the start; the user enrolled on both.
+    let mut a = Env::builder()
+        .host_name("host-a")
+        .daemon_toml(&pg.daemon_toml())
+        .start();
+    let mut b = Env::builder()
+        .host_name("host-b")
+        .daemon_toml(&pg.daemon_toml())
+        .start();
     let frank = a.add_user();
     let grace = a.add_user();
     let app_a = a.enroll(&frank);
@@ -321,6 +331,7 @@ fn a_database_over_tcp_is_reached_over_verified_tls() {
     let pg = Postgres::start_tls();
     let a = Env::builder()
         .host_name("host-a")
+        .daemon_toml(&pg.daemon_toml())
         .store(&store_toml(&pg.tls_url(&pg.ca()), "5s"))
         .start();
     let ivy = a.add_user();
@@ -348,5 +359,33 @@ fn a_database_over_tcp_is_reached_over_verified_tls() {
     assert!(
         out.stderr.contains("certificate") || out.stderr.contains("UnknownIssuer"),
         "{out}"
+    );
+}
+
+/// Every host must use the fleet's key file: a host without it refuses to
+/// start (and to make a key of its own) once the database holds secrets.
+#[test]
+fn a_host_without_the_fleets_key_file_does_not_start() {
+    let pg = Postgres::start();
+    let a = host(&pg, "host-a", "5s", Env::builder());
+    let kim = a.add_user();
+    a.enroll(&kim);
+    let c = Env::builder()
+        .no_daemon()
+        .host_name("host-c")
+        .store(&pg.store_toml("5s"))
+        .start();
+    let out = c.run_mfad(c.config_path(), Duration::from_secs(30));
+    out.assert_failure();
+    assert!(
+        out.stderr.contains("key file") && out.stderr.contains("fleet's key"),
+        "{out}"
+    );
+    assert!(
+        !c.config_path()
+            .with_file_name("state")
+            .join("mfad.key")
+            .exists(),
+        "no key of its own"
     );
 }

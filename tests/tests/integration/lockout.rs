@@ -7,6 +7,43 @@ use mfa_api::{AnswerResult, BeginAction, LoginProxy};
 use mfa_tests::codes::unix_now;
 use mfa_tests::{wrong_code, Clock, Env, PamResult};
 
+/// Each new lockout of a user lasts twice as long as the one before, up to
+/// `max_duration`; a successful login starts over.
+#[test]
+fn each_new_lockout_lasts_twice_as_long() {
+    let env = Env::builder()
+        .max_failures(2)
+        .lockout_duration("2s")
+        .lockout_max_duration("1h")
+        .start();
+    let ann = env.add_user();
+    let dev = env.enroll(&ann);
+    let svc = env.pam_service("");
+    let w = wrong_code(&dev.secret);
+    let lock = || {
+        env.pamtester(&svc, &ann, &[&w, &w])
+            .assert_result(PamResult::AuthErr);
+        let s = env.mfactl_json(None, &["admin", "status", &ann.name]);
+        s["locked_until"].as_i64().unwrap_or(0) - unix_now() as i64
+    };
+    let first = lock();
+    assert!((1..=2).contains(&first), "first lock {first}s, expected 2s");
+    std::thread::sleep(Duration::from_secs(3));
+    let second = lock();
+    assert!(
+        (3..=4).contains(&second),
+        "second lock {second}s, expected 4s"
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    env.pamtester(&svc, &ann, &[&Clock::now().code(&dev.secret, 0)])
+        .assert_result(PamResult::Success);
+    let after = lock();
+    assert!(
+        (1..=2).contains(&after),
+        "after a success {after}s, expected 2s"
+    );
+}
+
 #[test]
 fn failures_lock_the_user_until_an_admin_unlocks() {
     let env = Env::builder().max_failures(3).start();

@@ -216,7 +216,7 @@ fn a_used_step_is_used_for_every_device_of_the_user() {
     let env = Env::builder().max_failures(100).start();
     let lou = env.add_user();
     let one = env.enroll(&lou);
-    let p = env.enroll_begin(&lou);
+    let p = env.enroll_begin_with_code(&lou, &one.backup_codes[0]);
     let c = Clock::now().codes(&p.secret, -1, 0);
     env.mfactl_as(
         &lou,

@@ -28,7 +28,7 @@ fn dbus_errors_never_contain_the_code() {
     let w8 = "13572468";
 
     // Enrollment confirmation with wrong codes.
-    let p = env.call(me, &["enroll-begin", ""]);
+    let p = env.call(me, &["enroll-begin", "", "", &dev.backup_codes[9]]);
     let id = p.ok()["enrollment_id"].as_str().expect("id").to_string();
     let pending_secret = p.ok()["secret"].as_str().expect("secret").to_string();
     let r = env.call(me, &["enroll-confirm", "", &id, &w1, &w2]);
@@ -74,11 +74,15 @@ fn the_daemon_log_never_contains_a_code_or_a_secret() {
     env.pamtester(&svc, &bo, &[&dev.backup_codes[0]])
         .assert_result(PamResult::Success);
     let v = env.mfactl_json(Some(&bo), &["backup-codes", "--code", &c[1]]);
-    for code in v["backup_codes"].as_array().expect("codes") {
-        used.push(code.as_str().unwrap_or_default().to_string());
-    }
-    // A pending enrollment's secret.
-    let p = env.enroll_begin(&bo);
+    let fresh: Vec<String> = v["backup_codes"]
+        .as_array()
+        .expect("codes")
+        .iter()
+        .map(|c| c.as_str().unwrap_or_default().to_string())
+        .collect();
+    used.extend(fresh.iter().cloned());
+    // A pending enrollment's secret (a further device: with a code).
+    let p = env.enroll_begin_with_code(&bo, &fresh[0]);
     used.push(p.secret.clone());
     env.mfactl_as(&bo, &["remove", &dev.device_id, "--code", &c[2]])
         .assert_success();
@@ -153,4 +157,50 @@ fn odd_input_never_brings_the_daemon_down() {
         "{}",
         env.daemon_log()
     );
+}
+
+/// A copy of the state directory's files reveals no TOTP secret: not as
+/// base32, raw bytes or hex, not in the database, its WAL or any other
+/// file, while mfad runs and after it stopped.
+#[test]
+fn no_file_of_the_state_directory_holds_a_secret() {
+    let mut env = Env::new();
+    let users: Vec<_> = (0..3).map(|_| env.add_user()).collect();
+    let secrets: Vec<String> = users.iter().map(|u| env.enroll(u).secret).collect();
+    let state_dir = env.state_dir().to_path_buf();
+    let scan = |when: &str| {
+        let mut files = 0;
+        for entry in std::fs::read_dir(&state_dir).expect("read the state directory") {
+            let path = entry.expect("entry").path();
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            files += 1;
+            for secret in &secrets {
+                let raw = mfa_tests::codes::base32_decode(secret);
+                assert_eq!(raw.len(), 20, "a 160-bit secret");
+                let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+                for (form, needle) in [
+                    ("base32", secret.as_bytes().to_vec()),
+                    ("raw", raw.clone()),
+                    ("hex", hex.clone().into_bytes()),
+                    ("HEX", hex.to_uppercase().into_bytes()),
+                ] {
+                    assert!(
+                        !bytes.windows(needle.len()).any(|w| w == needle.as_slice()),
+                        "{when}: the secret ({form}) is in {}",
+                        path.display()
+                    );
+                }
+            }
+        }
+        assert!(files >= 2, "{when}: the database and the key file at least");
+    };
+    scan("while mfad runs");
+    env.stop_daemon();
+    scan("after mfad stopped");
+    // The secrets still work: they are sealed, not lost.
+    env.start_daemon();
+    let svc = env.pam_service("");
+    let code = Clock::now().code(&secrets[0], 0);
+    env.pamtester(&svc, &users[0], &[&code])
+        .assert_result(PamResult::Success);
 }

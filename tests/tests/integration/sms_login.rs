@@ -7,15 +7,17 @@
 //! What the README promises ("Codes by SMS"): an SMS-only user gets a code
 //! at Begin and the prompt says where it went; a user with an app and a
 //! phone is asked for the app code and an empty answer sends one by SMS
-//! (`prompt`, not a try); SMS codes are one-time, replaced by a newer one,
-//! expire, count toward the lockout; sends are limited per hour; a gateway
+//! (`prompt`, not a try); SMS codes are one-time, stay live after a newer
+//! one is sent (the last 3; using one uses up all), expire, count toward the
+//! lockout; sends are limited per user and hour, for the whole host, and
+//! by a cooldown between two sends to a user; a gateway
 //! that is down or hangs never lets a login through without a right code.
 
 use std::time::{Duration, Instant};
 
 use mfa_tests::codes::unix_now;
 use mfa_tests::proc::Interactive;
-use mfa_tests::sms::holds_code;
+use mfa_tests::sms::{cooldown_wait, holds_code};
 use mfa_tests::ssh::{account_guard, SshKey, SshOpts, SshSetup};
 use mfa_tests::{
     mask_phone, paths, random_phone, wrong_code, Clock, Cmd, Env, PamOutcome, PamResult, Sms, User,
@@ -39,12 +41,12 @@ fn sms_prompt(phone: &str) -> String {
     )
 }
 
-/// A 6-digit code other than `code`.
-fn not(code: &str) -> String {
-    let n: u32 = code
-        .parse()
-        .unwrap_or_else(|_| panic!("not a code: {code}"));
-    format!("{:06}", (n + 1) % 1_000_000)
+/// A 6-digit code that is none of `codes`.
+fn none_of(codes: &[&str]) -> String {
+    (0..1_000_000u32)
+        .map(|n| format!("{n:06}"))
+        .find(|c| !codes.contains(&c.as_str()))
+        .expect("a free code")
 }
 
 /// One pamtester run answered prompt by prompt, for codes that exist only
@@ -170,8 +172,8 @@ fn code_sent(env: &Env, n: usize, phone: &str) -> String {
 // ---------------------------------------------------------------------------
 
 /// An SMS-only user: Begin sends exactly one code, the prompt says where
-/// it went (masked), the code logs in once; an old code after a newer one
-/// was sent is refused.
+/// it went (masked), the code logs in once; after Enter sent a newer one,
+/// the first (a slow message) still logs in, and then the newer is dead.
 #[test]
 fn an_sms_only_user_logs_in_with_the_code_sent_at_begin() {
     let env = Env::builder()
@@ -211,7 +213,8 @@ fn an_sms_only_user_logs_in_with_the_code_sent_at_begin() {
     }
     login.finish().assert_result(PamResult::AuthErr);
 
-    // Enter sends a new code; the one from Begin is then dead.
+    // Enter sends a new code; the one from Begin, arriving late, still
+    // works and is no failure. Using it uses up the new one too.
     let mut login = Login::start(&svc, &ann);
     login.expect(&sms_prompt(&phone));
     let old = code_sent(&env, n + 3, &phone);
@@ -219,21 +222,28 @@ fn an_sms_only_user_logs_in_with_the_code_sent_at_begin() {
     login.expect(&sms_prompt(&phone));
     let new = code_sent(&env, n + 4, &phone);
     login.answer(&old);
-    let _ = login.prompt();
-    login.answer(&new);
-    let r = login.finish();
-    r.assert_result(PamResult::Success);
+    login.finish().assert_result(PamResult::Success);
+    assert_eq!(env.failures(&ann), 0);
     assert_eq!(env.sms_count(), n + 4);
-    assert!(
-        r.transcript().to_lowercase().contains("wrong"),
-        "the old code is explained as wrong:\n{}",
-        r.output
-    );
+    let mut login = Login::start(&svc, &ann);
+    login.expect(&sms_prompt(&phone));
+    let fresh = code_sent(&env, n + 5, &phone);
+    if new != fresh {
+        login.answer(&new);
+        let _ = login.prompt();
+        assert!(
+            login.transcript().to_lowercase().contains("wrong"),
+            "the code used up with the other is wrong:\n{}",
+            login.transcript()
+        );
+    }
+    login.answer(&fresh);
+    login.finish().assert_result(PamResult::Success);
 
     // mfad's log names the events, never a code.
     let log = env.daemon_log();
     assert!(log.contains("sms sent"), "{log}");
-    for c in [&first, &second, &old, &new] {
+    for c in [&first, &second, &old, &new, &fresh] {
         assert!(!holds_code(&log, c), "a code in mfad's log:\n{log}");
     }
 }
@@ -359,17 +369,17 @@ fn the_sends_per_hour_are_limited() {
     let n = env.sms_count();
     let mut login = Login::start(&svc, &eve);
     login.expect(&sms_prompt(&eve_phone));
-    let replaced = code_sent(&env, n + 1, &eve_phone);
+    let sent1 = code_sent(&env, n + 1, &eve_phone);
     login.answer("");
     login.expect(&sms_prompt(&eve_phone));
-    code_sent(&env, n + 2, &eve_phone);
+    let sent2 = code_sent(&env, n + 2, &eve_phone);
     login.answer("");
     let _ = login.prompt();
     login.answer("");
     let _ = login.prompt();
-    // Two tries gone on sends that did not happen; the replaced code is
+    // Two tries gone on sends that did not happen; a code never sent is
     // the third, wrong.
-    login.answer(&replaced);
+    login.answer(&none_of(&[&sent1, &sent2]));
     let r = login.finish();
     r.assert_result(PamResult::AuthErr);
     let said = r.transcript().to_lowercase();
@@ -411,6 +421,134 @@ fn the_sends_per_hour_are_limited() {
         r.output
     );
     assert_eq!(sent_to(&env, &fox_phone), 3);
+}
+
+/// "Send again" must not make a slow message useless: the gateway takes
+/// seconds for the first code (the login says it is on its way), Enter
+/// sends a second at once, and the first, arriving late, logs in without
+/// counting a failure.
+#[test]
+fn a_slow_first_message_still_logs_in_after_send_again() {
+    let env = Env::builder().sms(Sms::http()).max_failures(100).start();
+    let kai = env.add_user();
+    let phone = random_phone();
+    env.enroll_sms(&kai, &phone);
+    let svc = env.pam_service("");
+    let n = env.sms_count();
+    env.sms_gateway().delay(Duration::from_secs(4));
+    let mut login = Login::start(&svc, &kai);
+    login.expect(&format!(
+        "A code is on its way by SMS to {}. Verification code: ",
+        mask_phone(&phone)
+    ));
+    env.sms_gateway().delay(Duration::ZERO);
+    login.answer("");
+    login.expect(&sms_prompt(&phone));
+    let first = code_sent(&env, n + 1, &phone);
+    let second = code_sent(&env, n + 2, &phone);
+    assert_eq!(env.sms_count(), n + 2);
+    login.answer(&first);
+    login.finish().assert_result(PamResult::Success);
+    assert_eq!(env.failures(&kai), 0, "the late code counted as wrong");
+    // One login, one code: the second died with the first.
+    let mut login = Login::start(&svc, &kai);
+    login.expect(&sms_prompt(&phone));
+    let third = code_sent(&env, n + 3, &phone);
+    if second != third {
+        login.answer(&second);
+        let _ = login.prompt();
+        assert_eq!(env.failures(&kai), 1, "the used-up code must be wrong");
+    }
+    login.answer(&third);
+    login.finish().assert_result(PamResult::Success);
+}
+
+/// Begin and three presses of Enter send four codes: the newest three
+/// stay live, the first is dead; using one kills the other two.
+#[test]
+fn three_resends_keep_the_last_three_and_one_use_kills_all() {
+    let env = Env::builder()
+        .sms(Sms::http().max_sends_per_hour(20))
+        .max_failures(100)
+        .start();
+    let lou = env.add_user();
+    let phone = random_phone();
+    env.enroll_sms(&lou, &phone);
+    let svc = env.pam_service("");
+    let n = env.sms_count();
+    let mut login = Login::start(&svc, &lou);
+    login.expect(&sms_prompt(&phone));
+    for _ in 0..3 {
+        login.answer("");
+        login.expect(&sms_prompt(&phone));
+    }
+    let codes: Vec<String> = (1..=4).map(|i| code_sent(&env, n + i, &phone)).collect();
+    // The oldest is gone (unless a newer one is the same by chance).
+    if !codes[1..].contains(&codes[0]) {
+        login.answer(&codes[0]);
+        let _ = login.prompt();
+        assert!(
+            login.transcript().to_lowercase().contains("wrong"),
+            "the fourth-newest code must be dead:\n{}",
+            login.transcript()
+        );
+    }
+    login.answer(&codes[1]);
+    login.finish().assert_result(PamResult::Success);
+
+    // The two newer ones died with it.
+    let mut login = Login::start(&svc, &lou);
+    login.expect(&sms_prompt(&phone));
+    let fresh = code_sent(&env, n + 5, &phone);
+    let before = env.failures(&lou);
+    let mut tried = 0;
+    for old in &codes[2..] {
+        if *old != fresh {
+            login.answer(old);
+            let _ = login.prompt();
+            tried += 1;
+        }
+    }
+    assert_eq!(env.failures(&lou), before + tried, "a used-up code passed");
+    login.answer(&fresh);
+    login.finish().assert_result(PamResult::Success);
+}
+
+/// `resend_cooldown` (default 30s) at login: right after the phone was
+/// enrolled, Enter is told how long to wait and nothing is sent, and the
+/// app still logs in; SendCode is held the same way.
+#[test]
+fn sends_at_login_wait_for_the_cooldown() {
+    let env = Env::builder()
+        .sms(Sms::http().default_resend_cooldown())
+        .start();
+    let mia = env.add_user();
+    let (app, _) = env.enroll_app_and_sms(&mia, &random_phone());
+    let enrolled = Instant::now();
+    let svc = env.pam_service("");
+    let n = env.sms_count();
+    let check = |text: &str| {
+        let left = cooldown_wait(text).unwrap_or_else(|| panic!("no wait in {text:?}"));
+        let most = 30 - enrolled.elapsed().as_secs().min(30);
+        assert!(
+            (1..=30).contains(&left) && left + 1 >= most,
+            "{left}s left, {:?} after the send: {text}",
+            enrolled.elapsed()
+        );
+    };
+    let mut login = Login::start(&svc, &mia);
+    login.expect(APP_OR_SMS);
+    login.answer("");
+    let _ = login.prompt();
+    check(&login.transcript());
+    login.answer(&Clock::now().code(&app.secret, 0));
+    login.finish().assert_result(PamResult::Success);
+    let msg = env
+        .call(Some(&mia), &["send-code", ""])
+        .assert_error("RateLimited")
+        .to_string();
+    check(&msg);
+    assert_eq!(env.sms_count(), n, "a send within the cooldown");
 }
 
 /// The resend limit with nothing but Enter: every answer empty, the login
@@ -490,18 +628,21 @@ fn wrong_sms_codes_lock_the_user_out() {
         assert_eq!(v["action"], "challenge", "{v}");
         v["attempt"].as_str().unwrap_or_default().to_string()
     };
+    let n0 = env.sms_count();
     let early = begin();
     let early_enter = begin();
 
     let mut login = Login::start(&svc, &ida);
     login.expect(&sms_prompt(&phone));
-    let right = env.last_sms_code();
-    // Wrong, wrong, wrong: the third locks.
-    login.answer(&not(&right));
+    let right = code_sent(&env, n0 + 3, &phone);
+    // Wrong (none of the three codes live), three times: the third locks.
+    let live: Vec<String> = env.sms_sent().iter().map(|m| m.code()).collect();
+    let wrong = none_of(&live.iter().map(String::as_str).collect::<Vec<_>>());
+    login.answer(&wrong);
     let _ = login.prompt();
-    login.answer(&not(&right));
+    login.answer(&wrong);
     let _ = login.prompt();
-    login.answer(&not(&right));
+    login.answer(&wrong);
     let r = login.finish();
     r.assert_result(PamResult::AuthErr);
     let s = env.mfactl_json(None, &["admin", "status", &ida.name]);

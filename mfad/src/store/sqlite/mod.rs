@@ -4,31 +4,27 @@
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    BackupCode, CodeId, Device, Error, Result, SendId, SendSlot, SmsCode, Store, Summary, Trusted,
-    UserState, SEND_WINDOW_SECS,
+    BackupCode, CodeId, Device, Error, Result, SendId, SendLimits, SendSlot, SmsCode, Store,
+    Summary, Trusted, UserState, SEND_WINDOW_SECS,
 };
 use crate::codes::Hashed;
 use crate::factor::{DeviceData, Kind};
 use crate::lockout::{Limits, Lockout};
+use crate::seal::Keys;
 use crate::users::Account;
 
 pub const DB_FILE: &str = "mfad.db";
 
-/// Schema migrations (`store/migrations/sqlite/`), applied in order; `PRAGMA
-/// user_version` counts those done. Never edit a released one: add a file.
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/sqlite/0001-users-devices-backup-codes.sql"),
-    include_str!("migrations/sqlite/0002-trusted-devices.sql"),
-    include_str!("migrations/sqlite/0003-sms.sql"),
-    include_str!("migrations/sqlite/0004-typed-device-data.sql"),
-    include_str!("migrations/sqlite/0005-state-by-uid.sql"),
-    include_str!("migrations/sqlite/0006-lock-count.sql"),
-];
+mod migrate;
+
+#[cfg(test)]
+use migrate::MIGRATIONS;
+use migrate::{migrate, SEAL};
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
@@ -48,6 +44,7 @@ pub struct SqliteStore {
     // One connection: SQLite serialises writers anyway, and every method is
     // one transaction, so the lock is held for one operation at a time.
     conn: Mutex<Connection>,
+    keys: Arc<Keys>,
 }
 
 impl SqliteStore {
@@ -55,7 +52,11 @@ impl SqliteStore {
     /// 0700/0600 so a careless install cannot leave secrets readable.
     /// `account_of` resolves the user names of a database from before state
     /// was kept by UID (schema 5).
-    pub fn open(dir: &Path, account_of: &dyn Fn(&str) -> Option<Account>) -> Result<SqliteStore> {
+    pub fn open(
+        dir: &Path,
+        account_of: &dyn Fn(&str) -> Option<Account>,
+        keys: Arc<Keys>,
+    ) -> Result<SqliteStore> {
         let io =
             |what: &str, e: std::io::Error| Error::Setup(format!("{what} {}: {e}", dir.display()));
         fs::DirBuilder::new()
@@ -69,18 +70,36 @@ impl SqliteStore {
         let conn = Connection::open(&path)?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
             .map_err(|e| io("cannot set mode 0600 on the database in", e))?;
-        SqliteStore::init(conn, account_of)
+        SqliteStore::init(conn, account_of, keys)
     }
 
-    /// A private in-memory database, for unit tests.
-    #[cfg(test)]
+    /// Whether the database in `dir` holds sealed secrets (schema 7 or
+    /// newer): then it is useless without its key file, which must never be
+    /// made anew.
+    pub fn holds_sealed_secrets(dir: &Path) -> Result<bool> {
+        let path = dir.join(DB_FILE);
+        if !path.exists() {
+            return Ok(false);
+        }
+        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        Ok(usize::try_from(version).is_ok_and(|v| v > SEAL))
+    }
+
+    /// A private in-memory database: for unit tests, the fuzz targets, and
+    /// `mfad --check-config` on a machine where mfad never ran.
     pub fn open_in_memory() -> Result<SqliteStore> {
-        SqliteStore::init(Connection::open_in_memory()?, &|_| None)
+        SqliteStore::init(
+            Connection::open_in_memory()?,
+            &|_| None,
+            Arc::new(Keys::ephemeral().map_err(Error::Setup)?),
+        )
     }
 
     fn init(
         mut conn: Connection,
         account_of: &dyn Fn(&str) -> Option<Account>,
+        keys: Arc<Keys>,
     ) -> Result<SqliteStore> {
         // WAL for concurrent readers; FULL sync so an accepted step or a
         // failure count survives a power cut (replay and lockout state are
@@ -88,10 +107,13 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Deleted secrets and codes are overwritten, not left in free pages.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        migrate(&mut conn, account_of)?;
+        migrate(&mut conn, account_of, &keys)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            keys,
         })
     }
 
@@ -112,73 +134,6 @@ impl SqliteStore {
     }
 }
 
-/// The migration that moves state from names to UIDs (0005).
-const BY_UID: usize = 4;
-
-fn migrate(conn: &mut Connection, account_of: &dyn Fn(&str) -> Option<Account>) -> Result<()> {
-    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    let done = usize::try_from(version).unwrap_or(usize::MAX);
-    if done > MIGRATIONS.len() {
-        return Err(Error::Setup(format!(
-            "the state database has schema version {version}, newer than this mfad knows ({}); refusing to touch it",
-            MIGRATIONS.len()
-        )));
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
-        let tx = conn.transaction()?;
-        if i == BY_UID {
-            map_names_to_uids(&tx, account_of)?;
-        }
-        tx.execute_batch(sql)?;
-        if i == BY_UID {
-            tx.execute_batch("DROP TABLE temp.name_uid")?;
-        }
-        tx.pragma_update(
-            None,
-            "user_version",
-            i64::try_from(i + 1).unwrap_or(i64::MAX),
-        )?;
-        tx.commit()?;
-    }
-    Ok(())
-}
-
-/// Fills `temp.name_uid` for migration 0005: each user name in the tables
-/// with its account (UID and canonical name), or a negative number for a
-/// name NSS no longer knows (its state is kept but never matches a login).
-fn map_names_to_uids(
-    tx: &rusqlite::Transaction<'_>,
-    account_of: &dyn Fn(&str) -> Option<Account>,
-) -> Result<()> {
-    tx.execute_batch(
-        "CREATE TEMP TABLE name_uid (
-            name TEXT PRIMARY KEY NOT NULL, uid INTEGER NOT NULL, account TEXT NOT NULL
-        )",
-    )?;
-    let names = tx
-        .prepare(
-            "SELECT name FROM users UNION SELECT user FROM trusted_devices
-             UNION SELECT user FROM sms_codes UNION SELECT user FROM sms_sends",
-        )?
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut orphan = 0i64;
-    for name in names {
-        let (uid, account) = match account_of(&name) {
-            Some(a) => (i64::from(a.uid), a.name),
-            None => {
-                orphan -= 1;
-                (orphan, name.clone())
-            }
-        };
-        tx.execute(
-            "INSERT INTO temp.name_uid (name, uid, account) VALUES (?1, ?2, ?3)",
-            params![name, uid, account],
-        )?;
-    }
-    Ok(())
-}
-
 fn device_row(
     r: &rusqlite::Row<'_>,
 ) -> rusqlite::Result<(String, String, String, Vec<u8>, i64, i64)> {
@@ -192,12 +147,16 @@ fn device_row(
     ))
 }
 
-fn device_of(row: (String, String, String, Vec<u8>, i64, i64)) -> Result<Device> {
+fn device_of(
+    row: (String, String, String, Vec<u8>, i64, i64),
+    keys: &Keys,
+    uid: u32,
+) -> Result<Device> {
     let (id, kind, label, data, created, last_used) = row;
     let kind = Kind::parse(&kind)
         .ok_or_else(|| Error::Corrupt(format!("device {id} has unknown kind {kind:?}")))?;
-    let data =
-        DeviceData::decode(kind, &data).map_err(|e| Error::Corrupt(format!("device {id}: {e}")))?;
+    let data = DeviceData::decode(kind, &data, keys, uid, &id)
+        .map_err(|e| Error::Corrupt(format!("device {id}: {e}")))?;
     Ok(Device {
         id,
         label,
@@ -267,7 +226,7 @@ impl Store for SqliteStore {
             .query_map([uid], device_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?
             .into_iter()
-            .map(device_of)
+            .map(|row| device_of(row, &self.keys, uid))
             .collect::<Result<Vec<_>>>()?;
         let backup_codes = conn
             .prepare_cached("SELECT rowid, salt, hash FROM backup_codes WHERE uid = ?1")?
@@ -281,9 +240,11 @@ impl Store for SqliteStore {
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        let sms_code = conn
-            .prepare_cached("SELECT salt, hash, expires FROM sms_codes WHERE uid = ?1")?
-            .query_row([uid], |r| {
+        let sms_codes = conn
+            .prepare_cached(
+                "SELECT salt, hash, expires FROM sms_codes WHERE uid = ?1 ORDER BY rowid",
+            )?
+            .query_map([uid], |r| {
                 Ok(SmsCode {
                     code: Hashed {
                         salt: r.get(0)?,
@@ -291,15 +252,15 @@ impl Store for SqliteStore {
                     },
                     expires: r.get(2)?,
                 })
-            })
-            .optional()?;
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(UserState {
             name,
             last_step: to_u64(last_step),
             lockout: lockout_of(lockout),
             devices,
             backup_codes,
-            sms_code,
+            sms_codes,
         })
     }
 
@@ -351,9 +312,11 @@ impl Store for SqliteStore {
              AND NOT EXISTS (SELECT 1 FROM users WHERE uid = ?1 AND locked_until > ?4)",
             params![uid, code.salt, code.hash, now],
         )?;
-        if deleted != 1 {
+        if deleted == 0 {
             return Ok(false);
         }
+        // One login, one code: the others sent for it die with it.
+        tx.execute("DELETE FROM sms_codes WHERE uid = ?1", [uid])?;
         tx.execute(
             "UPDATE users SET failures = 0, locked_until = 0, locks = 0 WHERE uid = ?1",
             [uid],
@@ -395,32 +358,48 @@ impl Store for SqliteStore {
         Ok(next)
     }
 
-    fn set_sms_code(&self, uid: u32, code: &Hashed, expires: i64) -> Result<()> {
-        self.conn()
-            .prepare_cached(
-                "INSERT INTO sms_codes (uid, salt, hash, expires) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(uid) DO UPDATE SET salt = excluded.salt, hash = excluded.hash,
-                 expires = excluded.expires",
-            )?
-            .execute(params![uid, code.salt, code.hash, expires])?;
+    fn add_sms_code(&self, uid: u32, code: &Hashed, expires: i64, keep: usize) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO sms_codes (uid, salt, hash, expires) VALUES (?1, ?2, ?3, ?4)",
+            params![uid, code.salt, code.hash, expires],
+        )?;
+        tx.execute(
+            "DELETE FROM sms_codes WHERE uid = ?1 AND rowid NOT IN
+             (SELECT rowid FROM sms_codes WHERE uid = ?1 ORDER BY rowid DESC LIMIT ?2)",
+            params![uid, i64::try_from(keep).unwrap_or(i64::MAX)],
+        )?;
+        tx.commit()?;
         Ok(())
     }
 
-    fn reserve_send(&self, uid: u32, now: i64, max: u32) -> Result<SendSlot> {
+    fn reserve_send(&self, uid: u32, now: i64, limits: SendLimits) -> Result<SendSlot> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let since = now - SEND_WINDOW_SECS;
-        tx.execute(
-            "DELETE FROM sms_sends WHERE uid = ?1 AND at <= ?2",
-            params![uid, since],
-        )?;
-        let (count, oldest): (i64, Option<i64>) = tx.query_row(
-            "SELECT count(*), min(at) FROM sms_sends WHERE uid = ?1",
+        tx.execute("DELETE FROM sms_sends WHERE at <= ?1", [since])?;
+        let (count, oldest, newest): (i64, Option<i64>, Option<i64>) = tx.query_row(
+            "SELECT count(*), min(at), max(at) FROM sms_sends WHERE uid = ?1",
             [uid],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
-        if count >= i64::from(max) {
-            return Ok(SendSlot::Full {
+        if let Some(newest) = newest.filter(|n| now < n + limits.cooldown) {
+            return Ok(SendSlot::Cooldown {
+                next_at: newest + limits.cooldown,
+            });
+        }
+        if count >= i64::from(limits.per_user) {
+            return Ok(SendSlot::UserFull {
+                next_at: oldest.unwrap_or(now) + SEND_WINDOW_SECS,
+            });
+        }
+        let (total, oldest): (i64, Option<i64>) =
+            tx.query_row("SELECT count(*), min(at) FROM sms_sends", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        if total >= i64::from(limits.total) {
+            return Ok(SendSlot::TotalFull {
                 next_at: oldest.unwrap_or(now) + SEND_WINDOW_SECS,
             });
         }
@@ -463,7 +442,10 @@ impl Store for SqliteStore {
                 device.id,
                 device.data.kind().as_str(),
                 device.label,
-                device.data.encode(),
+                device
+                    .data
+                    .encode(&self.keys, account.uid, &device.id)
+                    .map_err(Error::Corrupt)?,
                 device.created
             ],
         )?;
@@ -479,7 +461,13 @@ impl Store for SqliteStore {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let n = tx.execute(
             "UPDATE devices SET data = ?4 WHERE uid = ?1 AND id = ?2 AND kind = ?3",
-            params![uid, device_id, data.kind().as_str(), data.encode()],
+            params![
+                uid,
+                device_id,
+                data.kind().as_str(),
+                data.encode(&self.keys, uid, device_id)
+                    .map_err(Error::Corrupt)?
+            ],
         )?;
         tx.execute("DELETE FROM sms_codes WHERE uid = ?1", [uid])?;
         tx.commit()?;
@@ -578,13 +566,38 @@ impl Store for SqliteStore {
         let codes = tx.execute("DELETE FROM backup_codes WHERE uid = ?1", [uid])?;
         let trusted = tx.execute("DELETE FROM trusted_devices WHERE uid = ?1", [uid])?;
         tx.execute("DELETE FROM sms_codes WHERE uid = ?1", [uid])?;
+        // The next login that must enroll starts a new grace period.
+        let grace = tx.execute("DELETE FROM grace WHERE uid = ?1", [uid])?;
         let locks = tx.execute(
             "UPDATE users SET failures = 0, locked_until = 0, locks = 0
              WHERE uid = ?1 AND (failures > 0 OR locked_until > 0 OR locks > 0)",
             [uid],
         )?;
         tx.commit()?;
-        Ok(devices + codes + trusted + locks > 0)
+        Ok(devices + codes + trusted + locks + grace > 0)
+    }
+
+    fn start_grace(&self, uid: u32, now: i64) -> Result<i64> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO grace (uid, started) VALUES (?1, ?2)",
+            params![uid, now],
+        )?;
+        let started = tx.query_row("SELECT started FROM grace WHERE uid = ?1", [uid], |r| {
+            r.get(0)
+        })?;
+        tx.commit()?;
+        Ok(started)
+    }
+
+    fn grace_starts(&self) -> Result<Vec<(u32, i64)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT uid, started FROM grace ORDER BY uid")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 
     fn unlock(&self, uid: u32) -> Result<bool> {
@@ -638,14 +651,14 @@ mod tests {
     fn files_get_private_modes_and_schema_is_versioned() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
-        let s = SqliteStore::open(&state, &|_| None).unwrap();
+        let s = SqliteStore::open(&state, &|_| None, Arc::new(Keys::for_tests())).unwrap();
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&state), 0o700);
         assert_eq!(mode(&state.join(DB_FILE)), 0o600);
         drop(s);
         // Reopening applies nothing twice.
-        let s = SqliteStore::open(&state, &|_| None).unwrap();
+        let s = SqliteStore::open(&state, &|_| None, Arc::new(Keys::for_tests())).unwrap();
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
     }
 
@@ -666,15 +679,15 @@ mod tests {
             tx.pragma_update(None, "user_version", 3).unwrap();
             tx.execute_batch(
                 "INSERT INTO users (name, last_step, failures) VALUES ('alice', 77, 2);
-                 INSERT INTO devices VALUES ('alice', 'a1', 'totp', 'phone', X'0102FF00', 10, 20);
+                 INSERT INTO devices VALUES ('alice', 'a1', 'totp', 'phone', CAST('PLAIN-SECRET-ALICE-1' AS BLOB), 10, 20);
                  INSERT INTO devices VALUES ('alice', 's1', 'sms', '+37255512345', X'', 11, 0);
                  INSERT INTO backup_codes VALUES ('alice', X'AA', X'BB');
                  INSERT INTO trusted_devices VALUES ('alice', 't1', 'key', 'SHA256:x', 5, 5, 6);
                  INSERT INTO sms_codes VALUES ('alice', X'01', X'02', 99);
                  INSERT INTO users (name, last_step) VALUES ('ALICE', 80);
-                 INSERT INTO devices VALUES ('ALICE', 'a2', 'totp', 'laptop', X'0909', 12, 0);
+                 INSERT INTO devices VALUES ('ALICE', 'a2', 'totp', 'laptop', CAST('PLAIN-SECRET-ALICE-2' AS BLOB), 12, 0);
                  INSERT INTO users (name, last_step) VALUES ('gone', 1);
-                 INSERT INTO devices VALUES ('gone', 'g1', 'totp', 'old', X'0303', 13, 0);",
+                 INSERT INTO devices VALUES ('gone', 'g1', 'totp', 'old', CAST('PLAIN-SECRET-GONE-33' AS BLOB), 13, 0);",
             )
             .unwrap();
             tx.commit().unwrap();
@@ -686,7 +699,7 @@ mod tests {
             }),
             _ => None,
         };
-        let s = SqliteStore::open(dir.path(), &account_of).unwrap();
+        let s = SqliteStore::open(dir.path(), &account_of, Arc::new(Keys::for_tests())).unwrap();
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
         let u = s.user(1000).unwrap();
         assert_eq!(u.name, "alice", "the account's own name");
@@ -694,7 +707,8 @@ mod tests {
         assert_eq!(u.lockout.failures, 2);
         assert_eq!(u.backup_codes.len(), 1);
         assert_eq!(s.trusted_list(1000).unwrap().len(), 1);
-        assert_eq!(u.sms_code.as_ref().map(|c| c.expires), Some(99));
+        let sms: Vec<i64> = u.sms_codes.iter().map(|c| c.expires).collect();
+        assert_eq!(sms, [99], "the live SMS code survives 0008");
         let ids: Vec<&str> = u.devices.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(ids, ["a1", "s1", "a2"]);
         assert_eq!(
@@ -704,7 +718,7 @@ mod tests {
                     id: "a1".into(),
                     label: "phone".into(),
                     data: DeviceData::Totp {
-                        secret: vec![1, 2, 0xff, 0]
+                        secret: b"PLAIN-SECRET-ALICE-1".to_vec()
                     },
                     created: 10,
                     last_used: 20,
@@ -730,5 +744,23 @@ mod tests {
             listed,
             [("alice".to_string(), 1000), ("gone".to_string(), -1)]
         );
+        // No plain secret is left in any file of the state directory: not in
+        // the tables, free pages or the WAL.
+        drop(s);
+        for entry in fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            let bytes = fs::read(&path).unwrap();
+            for secret in [
+                "PLAIN-SECRET-ALICE-1",
+                "PLAIN-SECRET-ALICE-2",
+                "PLAIN-SECRET-GONE-33",
+            ] {
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "{secret} found in {}",
+                    path.display()
+                );
+            }
+        }
     }
 }
