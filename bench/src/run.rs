@@ -161,8 +161,10 @@ pub fn run(o: &Options) -> Result<String> {
     r.enroll_secs = t.elapsed().as_secs_f64();
     settle();
     r.fsync_ns = fsync_probe(&paths.dir)?;
-    // From here on nobody is looked up: logins as root never are.
-    mounts.set_users(0, &[])?;
+    // State is kept by UID: every login looks its user up by name, so all
+    // the users stay in the private passwd while mfad runs (both daemons
+    // pay the same lookup).
+    mounts.set_users(0, &names)?;
     r.mem_enrolled = big.mfad.memory()?;
     r.db_bytes = big.mfad.db_bytes();
     big.fresh()?;
