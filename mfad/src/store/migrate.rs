@@ -56,7 +56,18 @@ pub fn to_postgres(
             skipped += 1;
             continue;
         };
-        let state = from.user(uid)?;
+        // A secret that does not open: the host's database was sealed
+        // under another key than key_file (every host must have the
+        // fleet's key file before it enrolls anyone).
+        let state = from.user(uid).map_err(|e| match e {
+            super::Error::Corrupt(why) => Error::Config(format!(
+                "{} (uid {uid}): {why}; was this host's database sealed with {}? \
+                 every host of the fleet must use the same key file",
+                summary.user,
+                config.daemon.key_path().display()
+            )),
+            e => e.into(),
+        })?;
         let trusted = from.trusted_list(uid)?;
         let spare_ids = state
             .devices

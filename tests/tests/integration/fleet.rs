@@ -316,6 +316,28 @@ fn migration_merges_hosts_enrolled_apart_without_losing_a_device() {
         .assert_result(PamResult::Success);
 }
 
+/// A host whose database was sealed under a key of its own (not the
+/// fleet's) cannot be merged: the migration says why, and adds nothing.
+#[test]
+fn migration_refuses_a_database_sealed_under_another_key() {
+    let pg = Postgres::start();
+    let mut a = Env::builder().host_name("host-a").start();
+    let lee = a.add_user();
+    a.enroll(&lee);
+    a.stop_daemon();
+    let fleet = pg.daemon_toml();
+    a.set_config(|c| {
+        c.store = Some(pg.store_toml("5s"));
+        c.daemon_toml = fleet;
+    });
+    let out = migrate(&a);
+    out.assert_failure();
+    assert!(out.stderr.contains("same key file"), "{out}");
+    let devices = pg.psql("mfa", "SELECT count(*) FROM devices");
+    devices.assert_success();
+    assert_eq!(devices.stdout.trim(), "0", "nothing added: {devices}");
+}
+
 #[test]
 fn migration_needs_a_postgres_store_and_a_database() {
     let a = Env::builder().no_daemon().start();
