@@ -425,7 +425,13 @@ fn fleet(paths: &Paths, mounts: &Mounts, names: &[String], r: &mut Results) -> R
     let pg = world::Postgres::start(&paths.dir.join("pg"))?;
     let bus_p = Bus::start(paths, &paths.dir.join("p1"))?;
     let bus_q = Bus::start(paths, &paths.dir.join("p2"))?;
-    let mut on_pg = Mfad::start_with(paths, &paths.dir.join("p1"), &bus_p, &pg.store_toml())?;
+    let mut on_pg = Mfad::start_with(
+        paths,
+        &paths.dir.join("p1"),
+        &bus_p,
+        &pg.daemon_toml(),
+        &pg.store_toml(),
+    )?;
     let n = FLEET_USERS.min(names.len());
     let mut fleet = Vec::with_capacity(n);
     for (k, chunk) in names[..n].chunks(ENROLL_BATCH).enumerate() {
@@ -446,7 +452,13 @@ fn fleet(paths: &Paths, mounts: &Mounts, names: &[String], r: &mut Results) -> R
     // A second daemon on another bus, the same database; each gets half
     // the clients, both at once.
     on_pg.restart()?;
-    let second = Mfad::start_with(paths, &paths.dir.join("p2"), &bus_q, &pg.store_toml())?;
+    let second = Mfad::start_with(
+        paths,
+        &paths.dir.join("p2"),
+        &bus_q,
+        &pg.daemon_toml(),
+        &pg.store_toml(),
+    )?;
     let tickets = pool_p.take(2 * PG_LOGINS)?;
     let (first_half, second_half) = tickets.split_at(PG_LOGINS);
     let (ta, tb) = std::thread::scope(|s| {

@@ -345,11 +345,18 @@ impl Mfad {
     /// lockout 5 in 15 minutes; the audit log to syslog, as installed) and
     /// starts mfad; its own output goes to DIR/mfad.log.
     pub fn start(paths: &Paths, dir: &Path, bus: &Bus) -> Result<Mfad> {
-        Mfad::start_with(paths, dir, bus, "")
+        Mfad::start_with(paths, dir, bus, "", "")
     }
 
-    /// [`Mfad::start`] with `extra` appended to its config (a `[store]`).
-    pub fn start_with(paths: &Paths, dir: &Path, bus: &Bus, extra: &str) -> Result<Mfad> {
+    /// [`Mfad::start`] with `daemon` lines added to `[daemon]` (the fleet's
+    /// `key_file`) and `extra` appended to its config (a `[store]`).
+    pub fn start_with(
+        paths: &Paths,
+        dir: &Path,
+        bus: &Bus,
+        daemon: &str,
+        extra: &str,
+    ) -> Result<Mfad> {
         fs::create_dir_all(dir).map_err(io_at("cannot create", dir))?;
         let state_dir = dir.join("state");
         let config = dir.join("mfad.toml");
@@ -360,6 +367,7 @@ impl Mfad {
              state_dir = {state}\n\
              issuer = \"mfa-bench\"\n\
              log = \"syslog\"\n\
+             {daemon}\
              [policy]\n\
              mode = \"optional\"\n\
              [totp]\n\
@@ -704,6 +712,15 @@ impl Postgres {
     }
 
     /// `[store]` for an mfad on this server.
+    /// `[daemon]` lines for each mfad on this database: one key file for
+    /// them all (the first makes it), as every host of a fleet must share.
+    pub fn daemon_toml(&self) -> String {
+        format!(
+            "key_file = {}\n",
+            toml_str(&self.data.with_file_name("fleet.key").to_string_lossy())
+        )
+    }
+
     pub fn store_toml(&self) -> String {
         format!(
             "[store]\nbackend = \"postgres\"\nurl = {}\npool_size = 16\n",
