@@ -67,16 +67,17 @@ build: deps
 	$(CARGO) build --workspace
 
 # Lint first, so that CI (which runs `make test`) checks it too. The
-# integration tests (the `tests` crate, not a default member) need root and
+# integration tests (the `tests` crate, not a default member) and the
+# PostgreSQL store's conformance run (mfad/postgres-tests) need root and
 # the binaries of `build`; package-test checks the packages.
 test: lint build package-test
-	bash scripts/test-summary.sh $(CARGO) test --workspace
+	bash scripts/test-summary.sh $(CARGO) test --workspace --features mfad/postgres-tests
 
 lint: deps
 	@$(CARGO) fmt --version >/dev/null 2>&1 || { echo "make lint: rustfmt is missing (rustup component add rustfmt)" >&2; exit 1; }
 	@$(CARGO) clippy --version >/dev/null 2>&1 || { echo "make lint: clippy is missing (rustup component add clippy)" >&2; exit 1; }
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features mfad/postgres-tests -- -D warnings
 	@# zbus's tokio feature would, by feature unification, put a tokio
 	@# runtime inside pam_mfa.so and so inside sshd.
 	@tree=$$($(CARGO) tree --workspace -e features -i zbus); \

@@ -31,6 +31,10 @@ die() {
 #   openssh-client ssh and ssh-keygen
 #   passwd        useradd, userdel, groupadd, gpasswd
 #   gcc, libc6-dev the C toolchain Rust links with (bundled SQLite is C)
+#   openssl       a test CA and certificate for PostgreSQL over TLS
+#   postgresql    initdb and postgres for the private clusters the
+#                 PostgreSQL store's tests start (never the system's: the
+#                 policy below keeps the install from starting it)
 packages=(
 	dbus
 	libpam0g-dev
@@ -43,6 +47,8 @@ packages=(
 	passwd
 	gcc
 	libc6-dev
+	openssl
+	postgresql
 	"$@"
 )
 

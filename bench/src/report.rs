@@ -69,6 +69,11 @@ pub struct Results {
     pub daemon_cpu: Cpu,
     /// The same with the database on a tmpfs: rate and CPU.
     pub daemon_ram: f64,
+    /// Verifications per second with the state in PostgreSQL: one mfad,
+    /// then two (on two buses) sharing the database; `pg_users` enrolled.
+    pub pg_one: f64,
+    pub pg_two: f64,
+    pub pg_users: usize,
     pub daemon_ram_cpu: Cpu,
     pub syslog_messages: u64,
     pub daemon_runs: Vec<f64>,
@@ -231,6 +236,12 @@ pub fn render(r: &Results) -> String {
         d.us(d.mfad),
         d.us(d.bus),
         d.us(d.clients)
+    );
+    let _ = writeln!(
+        o,
+        "   many servers, the state in one PostgreSQL ({} users, durable, same machine): \
+         one mfad {:.0}/s; two mfad on one database {:.0}/s together",
+        r.pg_users, r.pg_one, r.pg_two
     );
 
     // 4. Scale.

@@ -9,6 +9,7 @@ use crate::pam::{self, Job, JobUser, Mode, WorkerInput};
 use crate::pool::{shuffled, Pool, Ticket, User};
 use crate::report::{Cpu, Results, Services};
 use crate::stats::{self, Tally};
+use crate::world::Paths;
 use crate::world::{self, Bus, Mfad, Mounts};
 use crate::{daemon, totp, Options};
 
@@ -50,6 +51,9 @@ const TP_RAMP_NS: u64 = 500_000_000;
 const DA_RUNS: usize = 3;
 const DA_LOGINS: usize = 9000;
 const DA_SKIP: usize = 1000;
+/// Users enrolled on the PostgreSQL-backed daemons, and logins per daemon.
+const FLEET_USERS: usize = 10_000;
+const PG_LOGINS: usize = 5000;
 /// O(1): rounds of `block` sequential logins on each mfad.
 const SCALE_ROUNDS: usize = 5;
 const SCALE_BLOCK: usize = 100;
@@ -157,8 +161,10 @@ pub fn run(o: &Options) -> Result<String> {
     r.enroll_secs = t.elapsed().as_secs_f64();
     settle();
     r.fsync_ns = fsync_probe(&paths.dir)?;
-    // From here on nobody is looked up: logins as root never are.
-    mounts.set_users(0, &[])?;
+    // State is kept by UID: every login looks its user up by name, so all
+    // the users stay in the private passwd while mfad runs (both daemons
+    // pay the same lookup).
+    mounts.set_users(0, &names)?;
     r.mem_enrolled = big.mfad.memory()?;
     r.db_bytes = big.mfad.db_bytes();
     big.fresh()?;
@@ -400,11 +406,81 @@ pub fn run(o: &Options) -> Result<String> {
     r.daemon_ram = stats::rate(&t.done_at_ns, DA_SKIP, 2 * CLIENTS)
         .ok_or_else(|| Error::Protocol("mfad on tmpfs: too few logins for a rate".into()))?;
     ram_mfad.stop();
+    drop(ram_mfad);
+
+    fleet(paths, &mounts, &names, &mut r)?;
+
     r.syslog_messages = mounts
         .syslog_messages
         .load(std::sync::atomic::Ordering::Relaxed);
     r.total_secs = started.elapsed().as_secs_f64();
     Ok(crate::report::render(&r))
+}
+
+/// Many servers: `FLEET_USERS` users in a private PostgreSQL server, then
+/// verifications per second through one mfad on it and through two (on
+/// two buses) sharing it.
+fn fleet(paths: &Paths, mounts: &Mounts, names: &[String], r: &mut Results) -> Result<()> {
+    eprintln!("mfa-bench: mfad on PostgreSQL, one daemon and two");
+    let pg = world::Postgres::start(&paths.dir.join("pg"))?;
+    let bus_p = Bus::start(paths, &paths.dir.join("p1"))?;
+    let bus_q = Bus::start(paths, &paths.dir.join("p2"))?;
+    let mut on_pg = Mfad::start_with(
+        paths,
+        &paths.dir.join("p1"),
+        &bus_p,
+        &pg.daemon_toml(),
+        &pg.store_toml(),
+    )?;
+    let n = FLEET_USERS.min(names.len());
+    let mut fleet = Vec::with_capacity(n);
+    for (k, chunk) in names[..n].chunks(ENROLL_BATCH).enumerate() {
+        mounts.set_users(k * ENROLL_BATCH, chunk)?;
+        fleet.extend(daemon::enroll(&on_pg.address, chunk, ENROLL_CLIENTS)?);
+    }
+    // Logins look the users up now that state is kept by UID.
+    mounts.set_users(0, &names[..n])?;
+    let (users_p, last_p): (Vec<User>, Vec<u64>) = fleet.into_iter().unzip();
+    let mut pool_p = Pool::new(shuffled(users_p.len()), last_p);
+    settle();
+    let tickets = pool_p.take(PG_LOGINS)?;
+    let t = daemon::concurrent(&on_pg.address, &users_p, &tickets, CLIENTS)?;
+    pool_p.settle(&tickets, &t.used);
+    t.check("mfad on PostgreSQL")?;
+    r.pg_one = stats::rate(&t.done_at_ns, DA_SKIP, 2 * CLIENTS)
+        .ok_or_else(|| Error::Protocol("mfad on PostgreSQL: too few logins for a rate".into()))?;
+    // A second daemon on another bus, the same database; each gets half
+    // the clients, both at once.
+    on_pg.restart()?;
+    let second = Mfad::start_with(
+        paths,
+        &paths.dir.join("p2"),
+        &bus_q,
+        &pg.daemon_toml(),
+        &pg.store_toml(),
+    )?;
+    let tickets = pool_p.take(2 * PG_LOGINS)?;
+    let (first_half, second_half) = tickets.split_at(PG_LOGINS);
+    let (ta, tb) = std::thread::scope(|s| {
+        let a = s.spawn(|| daemon::concurrent(&on_pg.address, &users_p, first_half, CLIENTS / 2));
+        let b = s.spawn(|| daemon::concurrent(&second.address, &users_p, second_half, CLIENTS / 2));
+        (a.join(), b.join())
+    });
+    let panicked = || Error::Protocol("a client thread panicked".into());
+    let (ta, tb) = (ta.map_err(|_| panicked())??, tb.map_err(|_| panicked())??);
+    pool_p.settle(first_half, &ta.used);
+    pool_p.settle(second_half, &tb.used);
+    ta.check("the first of two mfad on PostgreSQL")?;
+    tb.check("the second of two mfad on PostgreSQL")?;
+    let mut done: Vec<u64> = ta.done_at_ns.clone();
+    done.extend(&tb.done_at_ns);
+    r.pg_two = stats::rate(&done, DA_SKIP, 2 * CLIENTS).ok_or_else(|| {
+        Error::Protocol("two mfad on PostgreSQL: too few logins for a rate".into())
+    })?;
+    r.pg_users = n;
+    drop((second, on_pg, bus_p, bus_q, pg));
+    mounts.set_users(0, &[])?;
+    Ok(())
 }
 
 /// Lets the disk write back what the setup wrote (the database of the

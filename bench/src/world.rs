@@ -101,8 +101,8 @@ impl Mounts {
 
     /// Makes exactly these users (index `first`.. in the benchmark's
     /// numbering) exist besides the system's: mfad looks a user up when it
-    /// is enrolled, and a passwd file of 100,000 lines would make each
-    /// lookup a scan of it. Logins as root do not look users up.
+    /// is enrolled and at every login (its state is kept by UID). While
+    /// enrolling, a batch at a time keeps the file short.
     pub fn set_users(&self, first: usize, names: &[String]) -> Result<()> {
         let mut text = self.base_passwd.clone();
         if !text.ends_with('\n') {
@@ -345,6 +345,19 @@ impl Mfad {
     /// lockout 5 in 15 minutes; the audit log to syslog, as installed) and
     /// starts mfad; its own output goes to DIR/mfad.log.
     pub fn start(paths: &Paths, dir: &Path, bus: &Bus) -> Result<Mfad> {
+        Mfad::start_with(paths, dir, bus, "", "")
+    }
+
+    /// [`Mfad::start`] with `daemon` lines added to `[daemon]` (the fleet's
+    /// `key_file`) and `extra` appended to its config (a `[store]`).
+    pub fn start_with(
+        paths: &Paths,
+        dir: &Path,
+        bus: &Bus,
+        daemon: &str,
+        extra: &str,
+    ) -> Result<Mfad> {
+        fs::create_dir_all(dir).map_err(io_at("cannot create", dir))?;
         let state_dir = dir.join("state");
         let config = dir.join("mfad.toml");
         let toml = format!(
@@ -354,6 +367,7 @@ impl Mfad {
              state_dir = {state}\n\
              issuer = \"mfa-bench\"\n\
              log = \"syslog\"\n\
+             {daemon}\
              [policy]\n\
              mode = \"optional\"\n\
              [totp]\n\
@@ -364,7 +378,7 @@ impl Mfad {
             bus = toml_str(&bus.address),
             state = toml_str(&state_dir.to_string_lossy()),
         );
-        fs::write(&config, toml).map_err(io_at("cannot write", &config))?;
+        fs::write(&config, format!("{toml}{extra}")).map_err(io_at("cannot write", &config))?;
         let mut m = Mfad {
             child: None,
             mfad: paths.mfad.clone(),
@@ -595,4 +609,134 @@ pub fn children_cpu_ns() -> u64 {
             + u64::try_from(t.tv_usec).unwrap_or(0) * 1000
     };
     tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// A private PostgreSQL server (Debian's binaries) with its data on disk in
+/// DIR/data, durable as installed (fsync on), on a unix socket in that
+/// directory only.
+pub struct Postgres {
+    bin: PathBuf,
+    data: PathBuf,
+}
+
+impl Postgres {
+    pub fn start(dir: &Path) -> Result<Postgres> {
+        let mut bins: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql")
+            .map_err(io("PostgreSQL is not installed (scripts/install-deps.sh)"))?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|b| b.join("initdb").exists())
+            .collect();
+        bins.sort();
+        let bin = bins
+            .pop()
+            .ok_or_else(|| Error::Setup("no /usr/lib/postgresql/*/bin/initdb".into()))?;
+        let data = dir.join("data");
+        fs::create_dir_all(&data).map_err(io_at("cannot create", &data))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+            .map_err(io_at("cannot chmod", dir))?;
+        let pg = Postgres { bin, data };
+        pg.run("chown", &["postgres:postgres", path_str(&pg.data)?], false)?;
+        let initdb = pg.bin.join("initdb");
+        pg.run(
+            path_str(&initdb)?,
+            &[
+                "--auth=trust",
+                "--username=postgres",
+                "--locale=C",
+                "-D",
+                path_str(&pg.data)?,
+            ],
+            true,
+        )?;
+        let pg_ctl = pg.bin.join("pg_ctl");
+        let log = pg.data.join("server.log");
+        let opts = format!(
+            "-k {} -c listen_addresses= -c max_connections=100",
+            pg.data.display()
+        );
+        pg.run(
+            path_str(&pg_ctl)?,
+            &[
+                "-D",
+                path_str(&pg.data)?,
+                "-l",
+                path_str(&log)?,
+                "-o",
+                &opts,
+                "-w",
+                "start",
+            ],
+            true,
+        )?;
+        let psql = pg.bin.join("psql");
+        pg.run(
+            path_str(&psql)?,
+            &[
+                "-h",
+                path_str(&pg.data)?,
+                "-U",
+                "postgres",
+                "-qc",
+                "CREATE DATABASE mfa",
+            ],
+            false,
+        )?;
+        Ok(pg)
+    }
+
+    fn run(&self, program: &str, args: &[&str], as_postgres: bool) -> Result<()> {
+        let mut cmd = if as_postgres {
+            let mut c = Command::new("setpriv");
+            c.args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "--",
+                program,
+            ]);
+            c
+        } else {
+            Command::new(program)
+        };
+        let out = cmd
+            .args(args)
+            .output()
+            .map_err(io("cannot run a PostgreSQL tool"))?;
+        if !out.status.success() {
+            return Err(Error::Setup(format!(
+                "{program} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(())
+    }
+
+    /// `[store]` for an mfad on this server.
+    /// `[daemon]` lines for each mfad on this database: one key file for
+    /// them all (the first makes it), as every host of a fleet must share.
+    pub fn daemon_toml(&self) -> String {
+        format!(
+            "key_file = {}\n",
+            toml_str(&self.data.with_file_name("fleet.key").to_string_lossy())
+        )
+    }
+
+    pub fn store_toml(&self) -> String {
+        format!(
+            "[store]\nbackend = \"postgres\"\nurl = {}\npool_size = 16\n",
+            toml_str(&format!(
+                "host={} user=postgres dbname=mfa",
+                self.data.display()
+            ))
+        )
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let pg_ctl = self.bin.join("pg_ctl");
+        if let (Ok(ctl), Ok(data)) = (path_str(&pg_ctl), path_str(&self.data)) {
+            let _ = self.run(ctl, &["-D", data, "-m", "immediate", "-w", "stop"], true);
+        }
+    }
 }

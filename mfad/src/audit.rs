@@ -15,6 +15,9 @@ enum Sink {
 
 pub struct Audit {
     sink: Mutex<Sink>,
+    /// Set when hosts share a store: every line ends with `host=NAME`, so a
+    /// fleet's logs gathered in one place say where each event happened.
+    host: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +58,14 @@ impl Audit {
         };
         Audit {
             sink: Mutex::new(sink),
+            host: None,
         }
+    }
+
+    /// Names `host` on every line from now on.
+    pub fn naming_host(mut self, host: &str) -> Audit {
+        self.host = Some(host.to_owned());
+        self
     }
 
     /// Logs `event` with `fields`, each value escaped by [`field`].
@@ -66,6 +76,10 @@ impl Audit {
             line.push_str(k);
             line.push('=');
             line.push_str(&field(v));
+        }
+        if let Some(host) = &self.host {
+            line.push_str(" host=");
+            line.push_str(&field(host));
         }
         self.line(level, &line);
     }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::error::Error;
 use crate::gateway::SmsConfig;
 use crate::policy::{Mode, Rules};
+use crate::store::config::StoreConfig;
 use crate::trust::Lifetime;
 
 pub const DEFAULT_PATH: &str = "/etc/mfad/mfad.toml";
@@ -23,6 +24,7 @@ pub struct Config {
     pub trusted_devices: TrustedDevices,
     /// Absent: SMS is off.
     pub sms: Option<SmsConfig>,
+    pub store: StoreConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -36,6 +38,9 @@ pub struct Daemon {
     /// Members may use the Admin interface besides root.
     pub admin_group: String,
     pub log: LogTarget,
+    /// Names this host in the audit log and in its trusted devices; empty
+    /// means the system's host name.
+    pub host_name: String,
     /// The daemon's key (sealed secrets); empty means STATE_DIR/mfad.key.
     pub key_file: PathBuf,
     /// The break-glass codes (`mfactl admin break-glass`); mfad reports
@@ -117,6 +122,18 @@ pub struct TrustedDevices {
     /// How long a device that passed verification skips the code.
     #[serde(deserialize_with = "lifetime")]
     pub lifetime: Lifetime,
+    /// With a shared store: whether a device trusted on one host is trusted
+    /// on every host of the fleet.
+    pub scope: TrustScope,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrustScope {
+    /// Trust is kept under this host's name and used here only.
+    Host,
+    /// Trust is used by every host sharing the store.
+    Fleet,
 }
 
 impl Default for TrustedDevices {
@@ -124,6 +141,7 @@ impl Default for TrustedDevices {
         // Off unless the admin opts in: every login asks for a code.
         TrustedDevices {
             lifetime: Lifetime::Off,
+            scope: TrustScope::Host,
         }
     }
 }
@@ -153,6 +171,7 @@ impl Default for Config {
             lockout: LockoutConfig::default(),
             trusted_devices: TrustedDevices::default(),
             sms: None,
+            store: StoreConfig::default(),
         }
     }
 }
@@ -165,6 +184,7 @@ impl Default for Daemon {
             issuer: String::new(),
             admin_group: String::new(),
             log: LogTarget::Auto,
+            host_name: String::new(),
             key_file: PathBuf::new(),
             break_glass: PathBuf::from(mfa_api::breakglass::DEFAULT_PATH),
         }
@@ -284,6 +304,15 @@ impl Config {
         if let Some(sms) = &self.sms {
             sms.validate().or_else(bad)?;
         }
+        if self
+            .daemon
+            .host_name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return bad("[daemon] host_name must not contain spaces or control characters".into());
+        }
+        self.store.validate().or_else(bad)?;
         let p = &self.policy;
         for (key, names) in [
             ("required_groups", &p.required_groups),
@@ -298,6 +327,26 @@ impl Config {
             return bad(format!("[policy.service.{s}]: not a PAM service name"));
         }
         Ok(())
+    }
+
+    /// `[daemon] host_name`, or the system's host name.
+    pub fn host_name(&self) -> String {
+        if !self.daemon.host_name.is_empty() {
+            return self.daemon.host_name.clone();
+        }
+        nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "localhost".into())
+    }
+
+    /// The host trusted devices are kept under: this one, or '' when trust
+    /// is fleet-wide.
+    pub fn trust_host(&self) -> String {
+        match self.trusted_devices.scope {
+            TrustScope::Host => self.host_name(),
+            TrustScope::Fleet => String::new(),
+        }
     }
 
     pub fn lockout_limits(&self) -> crate::lockout::Limits {
@@ -627,6 +676,76 @@ mod tests {
                 Err(e) => e.to_string(),
             };
             assert!(e.starts_with("/etc/mfad/mfad.toml"), "{text:?}: {e}");
+            assert!(!e.contains('\n'), "{text:?}: {e}");
+            for w in want {
+                assert!(e.contains(w), "{text:?}: want {w:?} in {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn store_defaults_and_postgres() {
+        let c = parse("").unwrap();
+        assert_eq!(c.store.backend, crate::store::config::Backend::Sqlite);
+        assert_eq!(c.trusted_devices.scope, TrustScope::Host);
+        let c = parse(
+            "[daemon]\nhost_name = \"web1\"\n[trusted_devices]\nscope = \"fleet\"\n\
+             [store]\nbackend = \"postgres\"\nurl = \"postgresql://mfad@db.example.org/mfa\"\n\
+             password_file = \"/etc/mfad/db-password\"\npool_size = 8\ntimeout = \"2s\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.store.backend, crate::store::config::Backend::Postgres);
+        assert_eq!(c.store.pool_size, 8);
+        assert_eq!(c.store.timeout, Duration::from_secs(2));
+        assert_eq!(c.host_name(), "web1");
+        assert_eq!(c.trust_host(), "");
+        let c = parse("[daemon]\nhost_name = \"web2\"\n").unwrap();
+        assert_eq!(c.trust_host(), "web2");
+    }
+
+    #[test]
+    fn store_errors_say_why() {
+        let pg = "[store]\nbackend = \"postgres\"\n";
+        for (text, want) in [
+            (pg.to_string(), vec!["needs url"]),
+            (
+                format!("{pg}url = \"postgresql://mfad@db.example.org/mfa?sslmode=disable\"\n"),
+                vec!["sslmode=disable", "in clear"],
+            ),
+            (
+                format!("{pg}url = \"postgresql://mfad:pw@db/mfa\"\n"),
+                vec!["password_file"],
+            ),
+            (
+                format!("{pg}url = \"postgresql://mfad@db/mfa\"\npool_size = 0\n"),
+                vec!["pool_size"],
+            ),
+            (
+                format!("{pg}url = \"postgresql://mfad@db/mfa\"\ntimeout = \"0s\"\n"),
+                vec!["line 4", "store.timeout"],
+            ),
+            (
+                format!("{pg}url = \"postgresql://mfad@db/mfa\"\npassword_file = \"pw\"\n"),
+                vec!["line 4", "absolute"],
+            ),
+            (
+                "[store]\nbackend = \"mysql\"\n".into(),
+                vec!["line 2", "postgres"],
+            ),
+            (
+                "[store]\nurl = \"postgresql://db/mfa\"\n".into(),
+                vec!["backend = \"postgres\""],
+            ),
+            (
+                "[trusted_devices]\nscope = \"site\"\n".into(),
+                vec!["line 2", "fleet"],
+            ),
+            ("[daemon]\nhost_name = \"a b\"\n".into(), vec!["host_name"]),
+        ] {
+            let e = match parse(&text) {
+                Ok(_) => panic!("{text:?} parsed"),
+                Err(e) => e.to_string(),
+            };
             assert!(!e.contains('\n'), "{text:?}: {e}");
             for w in want {
                 assert!(e.contains(w), "{text:?}: want {w:?} in {e}");

@@ -55,6 +55,15 @@ impl From<Error> for mfa_api::Error {
             Error::Expired(m) => E::Expired(m),
             Error::RateLimited(m) => E::RateLimited(m),
             Error::Unavailable(m) => E::Unavailable(m),
+            // Not an answer of mfad's own (org.mfad.Mfa1.Error.*): the PAM
+            // module then treats mfad as unavailable and its failmode
+            // decides, as when mfad is down; a refusal would lock users out
+            // of every host while the shared database is away.
+            Error::Storage(crate::store::Error::Unavailable(_)) => {
+                E::ZBus(zbus::Error::FDO(Box::new(zbus::fdo::Error::NoServer(
+                    "mfad cannot reach its state database; see its log.".into(),
+                ))))
+            }
             Error::Config(_)
             | Error::Storage(_)
             | Error::Bus(_)
@@ -63,5 +72,22 @@ impl From<Error> for mfa_api::Error {
                 E::Internal("mfad failed to handle the request; see its log.".into())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_unavailability_not_a_refusal() {
+        let e = mfa_api::Error::from(Error::Storage(crate::store::Error::Unavailable(
+            "connection refused".into(),
+        )));
+        assert!(!e.is_refusal(), "{}", e.error_name());
+        assert!(!e.error_name().starts_with(mfa_api::ERROR_PREFIX));
+        assert!(!e.message().contains("connection refused"));
+        let e = mfa_api::Error::from(Error::Storage(crate::store::Error::Backend("x".into())));
+        assert!(e.is_refusal());
     }
 }

@@ -16,11 +16,14 @@ use mfad::config::{self, Config};
 use mfad::error::{Error, Result};
 use mfad::seal::Keys;
 use mfad::service::{self, Core, Service};
+use mfad::store;
+use mfad::store::config::Backend;
+use mfad::store::postgres::PostgresStore;
 use mfad::store::sqlite::SqliteStore;
 use mfad::users::{self, Directory};
 use mfad::{dbus, gateway, random};
 
-const USAGE: &str = "usage: mfad [--check-config] [--config PATH]";
+const USAGE: &str = "usage: mfad [--check-config] [--config PATH] [migrate --to-postgres]";
 
 /// What the command line asks for.
 struct Args {
@@ -28,15 +31,22 @@ struct Args {
     /// The path was given with --config (so it must exist).
     explicit: bool,
     check: bool,
+    /// `migrate --to-postgres`
+    migrate: bool,
 }
 
 fn parse_args() -> std::result::Result<Option<Args>, String> {
     let mut args = std::env::args_os().skip(1);
     let mut config = None;
     let mut check = false;
+    let mut migrate = false;
     while let Some(arg) = args.next() {
         match arg.to_str() {
             Some("--check-config") => check = true,
+            Some("migrate") if !migrate => match args.next().as_ref().and_then(|a| a.to_str()) {
+                Some("--to-postgres") => migrate = true,
+                _ => return Err("migrate needs --to-postgres".into()),
+            },
             Some("--config") => match args.next() {
                 Some(p) => config = Some(PathBuf::from(p)),
                 None => return Err("--config needs a path".into()),
@@ -54,11 +64,15 @@ fn parse_args() -> std::result::Result<Option<Args>, String> {
             _ => return Err(format!("unexpected argument {arg:?}")),
         }
     }
+    if check && migrate {
+        return Err("--check-config and migrate do not go together".into());
+    }
     let explicit = config.is_some();
     Ok(Some(Args {
         config: config.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH)),
         explicit,
         check,
+        migrate,
     }))
 }
 
@@ -75,6 +89,8 @@ fn main() -> ExitCode {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let result = if args.check {
         check_config(&args.config, args.explicit)
+    } else if args.migrate {
+        migrate_to_postgres(&args.config)
     } else {
         run(&args.config, args.explicit)
     };
@@ -92,11 +108,14 @@ fn main() -> ExitCode {
 fn check_config(path: &Path, explicit: bool) -> Result<()> {
     let config = Config::load(path, explicit)?;
     let db = config.daemon.state_dir.join("mfad.db");
+    let runtime = runtime()?;
     // Never makes a key file: reads the one there is, if any.
     let keys = Arc::new(
         match Keys::load(&config.daemon.key_path()).map_err(Error::Io)? {
             Some(keys) => keys,
-            None if SqliteStore::holds_sealed_secrets(&config.daemon.state_dir)? => {
+            None if config.store.backend == Backend::Sqlite
+                && SqliteStore::holds_sealed_secrets(&config.daemon.state_dir)? =>
+            {
                 return Err(Error::Io(format!(
                     "the key file {} is missing; the database cannot be read without it",
                     config.daemon.key_path().display()
@@ -105,19 +124,26 @@ fn check_config(path: &Path, explicit: bool) -> Result<()> {
             None => Keys::ephemeral().map_err(Error::Io)?,
         },
     );
-    let store = if db.exists() {
-        SqliteStore::open(
-            &config.daemon.state_dir,
+    let store: Arc<dyn store::Store> = if config.store.backend == Backend::Postgres {
+        store::config::open(
+            &config,
+            runtime.handle(),
             &|name| users::Nss.account(name),
             keys.clone(),
         )?
+    } else if db.exists() {
+        Arc::new(SqliteStore::open(
+            &config.daemon.state_dir,
+            &|name| users::Nss.account(name),
+            keys.clone(),
+        )?)
     } else {
-        SqliteStore::open_in_memory()?
+        Arc::new(SqliteStore::open_in_memory()?)
     };
     let service = Service::new(Core {
         config: config.clone(),
         issuer: String::new(),
-        store: Arc::new(store),
+        store,
         audit: Arc::new(Audit::new(config::LogTarget::Stderr)),
         users: Box::new(users::Nss),
         random: Box::new(random::Os),
@@ -139,34 +165,35 @@ fn run(path: &Path, explicit: bool) -> Result<()> {
     nix::sys::prctl::set_dumpable(false)
         .map_err(|e| Error::Io(format!("cannot turn core dumps off: {e}")))?;
     let config = Config::load(path, explicit)?;
-    let audit = Audit::new(config.daemon.log);
+    let shared = config.store.backend == Backend::Postgres;
+    let mut audit = Audit::new(config.daemon.log);
+    if shared {
+        audit = audit.naming_host(&config.host_name());
+    }
     report_break_glass(&config.daemon.break_glass, &audit);
     let state_dir = config.daemon.state_dir.clone();
-    // One daemon per state directory, whatever bus it serves; the lock is
-    // taken before the database is opened, so two daemons never migrate it
-    // at once.
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&state_dir)
-        .map_err(|e| {
-            Error::Io(format!(
-                "cannot create state directory {}: {e}",
-                state_dir.display()
-            ))
-        })?;
-    let lock_path = state_dir.join("mfad.lock");
-    let lock_file = File::create(&lock_path)
-        .map_err(|e| Error::Io(format!("cannot create {}: {e}", lock_path.display())))?;
-    let _lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock)
-        .map_err(|_| Error::Io(format!("{} is in use by another mfad", state_dir.display())))?;
-    let keys = Arc::new(daemon_key(&config.daemon.key_path(), &state_dir)?);
-    let store = SqliteStore::open(&state_dir, &|name| users::Nss.account(name), keys.clone())?;
+    let _lock = lock_state_dir(&state_dir)?;
     let bus = config.daemon.bus.clone();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Io(format!("cannot start the runtime: {e}")))?;
+    let runtime = runtime()?;
+    let keys = Arc::new(daemon_key(&config, runtime.handle())?);
+    let store = store::config::open(
+        &config,
+        runtime.handle(),
+        &|name| users::Nss.account(name),
+        keys.clone(),
+    )?;
+    if shared {
+        audit.info(
+            "store",
+            &[
+                ("backend", "postgres"),
+                (
+                    "trust",
+                    &format!("{:?}", config.trusted_devices.scope).to_lowercase(),
+                ),
+            ],
+        );
+    }
     let sms = match &config.sms {
         Some(sms) => Some(service::Sms {
             sender: Arc::new(gateway::Gateway::new(sms, runtime.handle().clone())?),
@@ -184,7 +211,7 @@ fn run(path: &Path, explicit: bool) -> Result<()> {
     let service = Arc::new(Service::new(Core {
         config,
         issuer: String::new(),
-        store: Arc::new(store),
+        store,
         audit: Arc::new(audit),
         users: Box::new(users::Nss),
         random: Box::new(random::Os),
@@ -192,6 +219,52 @@ fn run(path: &Path, explicit: bool) -> Result<()> {
         sms,
     }));
     runtime.block_on(serve(service, &bus, path, explicit))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io(format!("cannot start the runtime: {e}")))
+}
+
+/// One daemon (or migration) per state directory, whatever bus it serves;
+/// the lock is taken before the database is opened, so two never migrate
+/// it at once.
+fn lock_state_dir(state_dir: &Path) -> Result<Flock<File>> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(state_dir)
+        .map_err(|e| {
+            Error::Io(format!(
+                "cannot create state directory {}: {e}",
+                state_dir.display()
+            ))
+        })?;
+    let lock_path = state_dir.join("mfad.lock");
+    let lock_file = File::create(&lock_path)
+        .map_err(|e| Error::Io(format!("cannot create {}: {e}", lock_path.display())))?;
+    Flock::lock(lock_file, FlockArg::LockExclusiveNonblock)
+        .map_err(|_| Error::Io(format!("{} is in use by another mfad", state_dir.display())))
+}
+
+/// `migrate --to-postgres`: the host's SQLite state into the shared
+/// database, opened and sealed with the host's key file (the fleet's).
+fn migrate_to_postgres(path: &Path) -> Result<()> {
+    nix::sys::prctl::set_dumpable(false)
+        .map_err(|e| Error::Io(format!("cannot turn core dumps off: {e}")))?;
+    let config = Config::load(path, true)?;
+    let _lock = lock_state_dir(&config.daemon.state_dir)?;
+    let runtime = runtime()?;
+    let keys = Arc::new(daemon_key(&config, runtime.handle())?);
+    store::migrate::to_postgres(
+        &config,
+        runtime.handle(),
+        &|name| users::Nss.account(name),
+        keys,
+        &mut std::io::stdout(),
+    )
 }
 
 /// Logs every break-glass code used (by pam_mfa, while mfad could not be
@@ -298,11 +371,15 @@ async fn serve(service: Arc<Service>, bus: &str, path: &Path, explicit: bool) ->
     Ok(())
 }
 
-/// The daemon's key: read from `path`, or made there at the first start. A
-/// database that holds sealed secrets is useless without its key, so a
-/// missing key file is then an error, never replaced by a new key.
-fn daemon_key(path: &std::path::Path, state_dir: &std::path::Path) -> Result<Keys> {
-    if let Some(keys) = Keys::load(path).map_err(Error::Io)? {
+/// The daemon's key: read from `[daemon] key_file`, or made there at the
+/// first start. A database that holds sealed secrets is useless without its
+/// key, so a missing key file is then an error, never replaced by a new
+/// key: the SQLite database in the state directory, and with PostgreSQL the
+/// shared database, whose secrets are under the fleet's one key file.
+fn daemon_key(config: &Config, runtime: &tokio::runtime::Handle) -> Result<Keys> {
+    let path = config.daemon.key_path();
+    let state_dir = &config.daemon.state_dir;
+    if let Some(keys) = Keys::load(&path).map_err(Error::Io)? {
         return Ok(keys);
     }
     if SqliteStore::holds_sealed_secrets(state_dir)? {
@@ -313,7 +390,22 @@ fn daemon_key(path: &std::path::Path, state_dir: &std::path::Path) -> Result<Key
             state_dir.display()
         )));
     }
-    Keys::create(path, &random::Os).map_err(Error::Io)
+    if config.store.backend == Backend::Postgres {
+        let settings = config.store.postgres(&config.trust_host())?;
+        let probe = PostgresStore::open(
+            &settings,
+            runtime.clone(),
+            Arc::new(Keys::ephemeral().map_err(Error::Io)?),
+        )?;
+        if probe.holds_secrets()? {
+            return Err(Error::Io(format!(
+                "the key file {} is missing, and the shared PostgreSQL database holds secrets \
+                 sealed with the fleet's key; copy the key file of the other hosts there",
+                path.display()
+            )));
+        }
+    }
+    Keys::create(&path, &random::Os).map_err(Error::Io)
 }
 
 /// Resolves when mfad loses its bus name (NameLost) or its connection to

@@ -49,6 +49,12 @@ pub struct DaemonConfig {
     pub trusted_lifetime: Option<String>,
     /// `[sms]` and its backend table; None leaves SMS off.
     pub sms: Option<SmsSection>,
+    /// `[daemon] host_name`; None leaves it out (the system's host name).
+    pub host_name: Option<String>,
+    /// `[trusted_devices] scope`; None leaves it out (mfad's default, host).
+    pub trusted_scope: Option<String>,
+    /// A whole `[store]` section; None leaves it out (SQLite in state_dir).
+    pub store: Option<String>,
     /// Raw TOML appended at the end of the file (bad-config tests).
     pub extra_toml: String,
 }
@@ -120,7 +126,8 @@ impl DaemonConfig {
              issuer = {}\n\
              admin_group = {}\n\
              log = {}\n\
-             {}\n\
+             {}{}\
+             \n\
              [policy]\n\
              mode = {}\n\
              {}\n\
@@ -136,6 +143,10 @@ impl DaemonConfig {
             toml_str(&self.issuer),
             toml_str(&self.admin_group),
             toml_str(&self.log),
+            self.host_name
+                .as_ref()
+                .map(|h| format!("host_name = {}\n", toml_str(h)))
+                .unwrap_or_default(),
             self.daemon_toml,
             toml_str(self.policy.as_str()),
             self.policy_toml,
@@ -146,12 +157,18 @@ impl DaemonConfig {
         if let Some(max) = &self.lockout_max_duration {
             let _ = writeln!(toml, "max_duration = {}", toml_str(max));
         }
+        if self.trusted_lifetime.is_some() || self.trusted_scope.is_some() {
+            toml.push_str("\n[trusted_devices]\n");
+        }
         if let Some(lifetime) = &self.trusted_lifetime {
-            let _ = write!(
-                toml,
-                "\n[trusted_devices]\nlifetime = {}\n",
-                toml_str(lifetime)
-            );
+            let _ = writeln!(toml, "lifetime = {}", toml_str(lifetime));
+        }
+        if let Some(scope) = &self.trusted_scope {
+            let _ = writeln!(toml, "scope = {}", toml_str(scope));
+        }
+        if let Some(store) = &self.store {
+            toml.push('\n');
+            toml.push_str(store);
         }
         if let Some(sms) = &self.sms {
             toml.push_str(&crate::sms::section_toml(sms));

@@ -27,6 +27,7 @@ pub mod daemon;
 pub mod mfactl;
 pub mod pam;
 pub mod paths;
+pub mod postgres;
 pub mod proc;
 pub mod sms;
 pub mod ssh;
@@ -76,6 +77,10 @@ pub struct EnvBuilder {
     sms: Option<Sms>,
     extra_toml: String,
     start_daemon: bool,
+    host_name: Option<String>,
+    trusted_scope: Option<String>,
+    store: Option<String>,
+    daemon_toml: String,
     anyone_may_own_the_name: bool,
 }
 
@@ -94,6 +99,10 @@ impl Default for EnvBuilder {
             sms: None,
             extra_toml: String::new(),
             start_daemon: true,
+            host_name: None,
+            trusted_scope: None,
+            store: None,
+            daemon_toml: String::new(),
             anyone_may_own_the_name: false,
         }
     }
@@ -154,6 +163,26 @@ impl EnvBuilder {
     /// Raw TOML appended to mfad.toml (for tests of bad configs).
     pub fn extra_toml(mut self, toml: &str) -> Self {
         self.extra_toml = toml.into();
+        self
+    }
+    /// `[daemon] host_name`.
+    pub fn host_name(mut self, host: &str) -> Self {
+        self.host_name = Some(host.into());
+        self
+    }
+    /// `[trusted_devices] scope`: "host" or "fleet".
+    pub fn trusted_scope(mut self, scope: &str) -> Self {
+        self.trusted_scope = Some(scope.into());
+        self
+    }
+    /// A whole `[store]` section (see [`postgres::Postgres::store_toml`]).
+    pub fn store(mut self, section: &str) -> Self {
+        self.store = Some(section.into());
+        self
+    }
+    /// Raw lines added to `[daemon]` (e.g. `key_file = "..."`).
+    pub fn daemon_toml(mut self, lines: &str) -> Self {
+        self.daemon_toml = lines.into();
         self
     }
     /// A bus whose policy lets any user own org.mfad.Mfa1 (a misconfigured
@@ -240,7 +269,7 @@ impl Env {
             issuer: b.issuer,
             admin_group: b.admin_group,
             log: "stderr".into(),
-            daemon_toml: String::new(),
+            daemon_toml: b.daemon_toml,
             policy: b.policy,
             policy_toml: b.policy_toml,
             window: b.window,
@@ -249,6 +278,9 @@ impl Env {
             lockout_max_duration: b.lockout_max_duration,
             trusted_lifetime: b.trusted_lifetime,
             sms: sms_section,
+            host_name: b.host_name,
+            trusted_scope: b.trusted_scope,
+            store: b.store,
             extra_toml: b.extra_toml,
         };
         let config_path = dir.join("mfad.toml");

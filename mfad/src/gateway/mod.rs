@@ -345,11 +345,16 @@ fn excerpt(text: &str, secrets: &[&str], max: usize) -> String {
     format!("{}...", cut.trim_end())
 }
 
-/// Checks the secret file's owner and mode, and returns its first line.
 fn read_password_file(path: &Path) -> Result<String, Error> {
+    read_secret_file("[sms.http] password_file", path)
+}
+
+/// Checks the secret file's owner and mode, and returns its first line;
+/// errors name the file as `key` (`[sms.http] password_file`).
+pub(crate) fn read_secret_file(key: &str, path: &Path) -> Result<String, Error> {
     use std::io::Read;
     use std::os::unix::fs::MetadataExt;
-    let bad = |what: String| Error::Config(format!("[sms.http] password_file {what}"));
+    let bad = |what: String| Error::Config(format!("{key} {what}"));
     let mut file = std::fs::File::open(path)
         .map_err(|e| bad(format!("{}: cannot open it: {e}", path.display())))?;
     // The opened file, not the path: what is checked is what is read.

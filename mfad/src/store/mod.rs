@@ -12,7 +12,8 @@
 //! backend's transaction, never by a read here and a write there. No backend
 //! type (SQL, rows, driver errors) crosses this boundary.
 //!
-//! Backends: [`sqlite::SqliteStore`] (the embedded default). Every backend
+//! Backends: [`sqlite::SqliteStore`] (the embedded default) and
+//! [`postgres::PostgresStore`] (one database for a fleet). Every backend
 //! passes the suite in [`conformance`].
 
 use crate::codes::Hashed;
@@ -20,8 +21,11 @@ use crate::factor::DeviceData;
 use crate::lockout::{Limits, Lockout};
 use crate::users::Account;
 
+pub mod config;
 #[cfg(test)]
 pub mod conformance;
+pub mod migrate;
+pub mod postgres;
 #[cfg(test)]
 mod properties;
 pub mod sqlite;
@@ -39,6 +43,10 @@ pub enum Error {
     /// The files or the schema are not what this mfad can use.
     #[error("{0}")]
     Setup(String),
+    /// The database cannot be reached now (down, restarting, too slow):
+    /// callers must treat it as "mfad unavailable", not as a refusal.
+    #[error("state database unavailable: {0}")]
+    Unavailable(String),
     /// A stored value could not be read back (a device's data, a number).
     #[error("state database holds an unreadable value: {0}")]
     Corrupt(String),

@@ -18,6 +18,7 @@ mod enroll;
 mod failmode;
 mod failsafe;
 mod fairness;
+mod fleet;
 mod harness;
 mod hygiene;
 mod identity;
