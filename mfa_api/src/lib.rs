@@ -5,13 +5,15 @@
 //! names. mfad implements the interfaces with exactly these signatures; a test
 //! in `tests/` compares the live introspection data with `docs/dbus-api.md`.
 //! Besides the bus, [`breakglass`]: the emergency codes' file, which mfactl
-//! writes, pam_mfa uses and mfad reports on.
+//! writes, pam_mfa uses and mfad reports on; [`qr`]: the enrollment's QR
+//! code as text, drawn alike by mfactl and pam_mfa.
 
 #![forbid(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
 
 pub mod breakglass;
+pub mod qr;
 use zbus::{proxy, Type};
 
 /// The daemon's well-known bus name. Only root may own it (D-Bus policy).

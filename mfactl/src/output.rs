@@ -474,15 +474,8 @@ pub fn sms_resent_line(phone: &str) -> String {
     )
 }
 
-/// The secret in groups of 4, for typing it into an app by hand.
-pub fn group_secret(secret: &str) -> String {
-    let chars: Vec<char> = secret.chars().collect();
-    chars
-        .chunks(4)
-        .map(|c| c.iter().collect::<String>())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+/// The secret in groups of 4, as pam_mfa shows it too.
+pub use mfa_api::qr::group_secret;
 
 /// The backup codes, two to a line, and what to do with them.
 /// New backup codes to store, or, after a further device (mfad makes
@@ -835,16 +828,6 @@ mod tests {
         );
         assert_eq!(trusted_json(&[]).to_string(), "[]");
         assert_eq!(removed_json(3).to_string(), r#"{"removed":3}"#);
-    }
-
-    #[test]
-    fn secret_groups() {
-        assert_eq!(
-            group_secret("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"),
-            "JBSW Y3DP EHPK 3PXP JBSW Y3DP EHPK 3PXP"
-        );
-        assert_eq!(group_secret("ABCDEF"), "ABCD EF");
-        assert_eq!(group_secret(""), "");
     }
 
     #[test]
