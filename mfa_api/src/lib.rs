@@ -124,6 +124,11 @@ pub enum BeginAction {
     Deny,
     /// Prompt for a code with the message and call `Login.Answer`.
     Challenge,
+    /// The user must use 2-step and has no device: enroll one now, through
+    /// `Login.EnrollKinds`, `EnrollBegin` and `EnrollConfirm` on the
+    /// attempt; the message is shown first. Only a root caller gets it (an
+    /// older module reads it as `Unknown`: a refusal).
+    Enroll,
     /// A value this version does not know: a refusal. Never sent.
     #[serde(other, skip_serializing)]
     Unknown,
@@ -297,6 +302,34 @@ pub trait Login {
         service: &str,
         attempt: &str,
     ) -> Result<(AccountAction, String), Error>;
+
+    /// After `enroll`: the kinds of device the user may enroll now,
+    /// `"totp"` first, then `"sms"` when this host sends text messages.
+    fn enroll_kinds(&self, attempt: &str) -> Result<Vec<String>, Error>;
+
+    /// Starts enrolling a device of `kind` for the attempt's own account.
+    /// totp: returns the otpauth URI and the secret in base32 (`phone`
+    /// empty); sms: sends a code to `phone` and returns empty URI and
+    /// secret. `message` is for the user.
+    fn enroll_begin(
+        &self,
+        attempt: &str,
+        kind: &str,
+        phone: &str,
+    ) -> Result<(String, String, String), Error>;
+
+    /// sms: sends a new code for the enrollment; returns a message.
+    fn enroll_resend(&self, attempt: &str) -> Result<String, Error>;
+
+    /// Confirms the enrollment: two consecutive codes (totp) or the code
+    /// sent (sms). `success` (the device is enrolled, the attempt is
+    /// verified; the backup codes, shown this once), `retry` with a message,
+    /// or `deny` after the third wrong try (nothing is enrolled).
+    fn enroll_confirm(
+        &self,
+        attempt: &str,
+        codes: &[&str],
+    ) -> Result<(AnswerResult, String, Vec<String>), Error>;
 }
 
 /// A user's own enrollment. `user` may be empty for "the caller"; only root
@@ -490,6 +523,7 @@ mod tests {
             ("allow", BeginAction::Allow),
             ("deny", BeginAction::Deny),
             ("challenge", BeginAction::Challenge),
+            ("enroll", BeginAction::Enroll),
         ] {
             assert_eq!(roundtrip::<_, BeginAction>(&wire).unwrap(), want);
             assert_eq!(roundtrip::<_, String>(&want).unwrap(), wire);

@@ -83,6 +83,9 @@ pub struct Policy {
     pub grace_period: Duration,
     /// `[policy.service.NAME]`: overrides for one PAM service.
     pub service: BTreeMap<String, ServicePolicy>,
+    /// A user who must use 2-step, has no device and no grace left enrolls
+    /// inside the login (root callers only) instead of being refused.
+    pub enroll_at_login: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -200,6 +203,7 @@ impl Default for Policy {
             exempt_users: Vec::new(),
             grace_period: Duration::ZERO,
             service: BTreeMap::new(),
+            enroll_at_login: true,
         }
     }
 }
@@ -392,8 +396,15 @@ mod tests {
         assert_eq!(r.exempt_users, ["backup"]);
         assert_eq!(r.grace_secs, 7 * 86400);
         assert_eq!(r.services.get("sudo"), Some(&Mode::Required));
+        assert!(c.policy.enroll_at_login);
         let d = parse("").unwrap().policy.rules();
         assert_eq!(d, Rules::default());
+        assert!(
+            !parse("[policy]\nenroll_at_login = false\n")
+                .unwrap()
+                .policy
+                .enroll_at_login
+        );
         for (text, want) in [
             ("[policy]\ngrace_period = \"soon\"\n", "line 2"),
             ("[policy]\nexempt_users = [\"a b\"]\n", "exempt_users"),

@@ -280,6 +280,69 @@ impl Login {
             })
             .await
     }
+
+    #[zbus(out_args("kinds"))]
+    async fn enroll_kinds(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        attempt: String,
+    ) -> Result<Vec<String>, WireError> {
+        let caller = self.0.caller(&header, conn).await?;
+        self.0
+            .run(caller, move |s, now| {
+                s.login_enroll_kinds(caller, &attempt, now)
+            })
+            .await
+    }
+
+    #[zbus(out_args("uri", "secret", "message"))]
+    async fn enroll_begin(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        attempt: String,
+        kind: String,
+        phone: String,
+    ) -> Result<(String, String, String), WireError> {
+        let caller = self.0.caller(&header, conn).await?;
+        self.0
+            .run(caller, move |s, now| {
+                s.login_enroll_begin(caller, &attempt, &kind, &phone, now)
+            })
+            .await
+    }
+
+    #[zbus(out_args("message"))]
+    async fn enroll_resend(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        attempt: String,
+    ) -> Result<String, WireError> {
+        let caller = self.0.caller(&header, conn).await?;
+        self.0
+            .run(caller, move |s, now| {
+                s.login_enroll_resend(caller, &attempt, now)
+            })
+            .await
+    }
+
+    #[zbus(out_args("result", "message", "backup_codes"))]
+    async fn enroll_confirm(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        attempt: String,
+        codes: Vec<String>,
+    ) -> Result<(AnswerResult, String, Vec<String>), WireError> {
+        let caller = self.0.caller(&header, conn).await?;
+        self.0
+            .run(caller, move |s, now| {
+                s.login_enroll_confirm(caller, &attempt, &codes, now)
+            })
+            .await
+    }
 }
 
 #[interface(name = "org.mfad.Mfa1.Account")]

@@ -15,7 +15,8 @@
 //!
 //! A user who must use 2-step and has no device may log in without a code
 //! while their grace period (`grace_period`, from the first such login) lasts;
-//! after it they are refused. An enrolled user who is not exempt is always
+//! after it they enroll inside the login when they can (`enroll_at_login`,
+//! a root caller), and are refused otherwise. An enrolled user who is not exempt is always
 //! asked for a code, whatever the mode.
 
 use std::collections::BTreeMap;
@@ -109,6 +110,9 @@ pub enum Decision {
     Allow,
     Deny(String),
     Challenge,
+    /// Must use 2-step, has no device and no grace left: enroll one inside
+    /// this login.
+    Enroll,
 }
 
 pub const NOT_ENROLLED_REQUIRED: &str =
@@ -124,6 +128,9 @@ pub struct Facts {
     pub lockout: Lockout,
     /// When the user's grace period started, if it has.
     pub grace_start: Option<i64>,
+    /// This login may enroll a device (`enroll_at_login`, a root caller,
+    /// an account that exists).
+    pub can_enroll: bool,
 }
 
 /// Seconds of grace left at `now` for a period of `grace_secs` that started
@@ -143,6 +150,7 @@ pub fn begin(need: &Need, grace_secs: i64, facts: Facts, now: i64) -> Decision {
                 Some(start) if grace_left(grace_secs, start, now) > 0 => {
                     Decision::Grace(grace_left(grace_secs, start, now))
                 }
+                _ if facts.can_enroll => Decision::Enroll,
                 _ => Decision::Deny(NOT_ENROLLED_REQUIRED.to_string()),
             },
             _ => Decision::Ignore,
@@ -204,6 +212,7 @@ mod tests {
             trusted,
             lockout,
             grace_start: None,
+            can_enroll: false,
         }
     }
 
@@ -307,6 +316,43 @@ mod tests {
             begin(&Need::Required, 600, enrolled, 1000),
             Decision::Challenge
         );
+    }
+
+    #[test]
+    fn enroll_at_login_comes_after_grace_and_before_the_refusal() {
+        let f = Facts {
+            grace_start: Some(1000),
+            can_enroll: true,
+            ..Facts::default()
+        };
+        // Grace first: the user may still put it off.
+        assert_eq!(begin(&Need::Required, 600, f, 1000), Decision::Grace(600));
+        // Then enrollment, with or without a grace period.
+        assert_eq!(begin(&Need::Required, 600, f, 1600), Decision::Enroll);
+        assert_eq!(begin(&Need::Required, 0, f, 1000), Decision::Enroll);
+        // Never for optional or exempt users, nor for enrolled ones.
+        assert_eq!(begin(&Need::Optional, 0, f, 1000), Decision::Ignore);
+        assert!(matches!(
+            begin(&Need::Exempt("x".into()), 0, f, 1000),
+            Decision::Exempt(_)
+        ));
+        let enrolled = Facts {
+            enrolled: true,
+            ..f
+        };
+        assert_eq!(
+            begin(&Need::Required, 0, enrolled, 1000),
+            Decision::Challenge
+        );
+        // A login that cannot enroll is refused.
+        let cannot = Facts {
+            can_enroll: false,
+            ..f
+        };
+        assert!(matches!(
+            begin(&Need::Required, 0, cannot, 1000),
+            Decision::Deny(_)
+        ));
     }
 
     fn rules() -> Rules {

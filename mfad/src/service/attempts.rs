@@ -17,6 +17,7 @@ use crate::random;
 use crate::ratelimit::RateLimit;
 use crate::store::{Trusted, UserState};
 use crate::trust::{self, Identity, Lifetime};
+use crate::factor::Kind;
 use crate::users::Account;
 
 /// Tries per attempt before the module is told to give up.
@@ -35,6 +36,12 @@ pub const PROMPT: &str = "Verification code: ";
 pub const PROMPT_APP_OR_SMS: &str = "Verification code (press Enter to get a code by SMS): ";
 const MSG_TRUSTED: &str = "This device is trusted; no verification code needed.";
 pub const MSG_NOT_VERIFIED: &str = "2-step verification did not take place in this login.";
+/// What a user who enrolls inside the login is told first.
+pub const MSG_ENROLL: &str =
+    "2-step verification is required for this account and not set up yet: set it up now.";
+/// Devices an enrolling login may start, at most (an SMS number mistyped,
+/// a change of mind).
+const ENROLL_BEGINS: u32 = 3;
 
 struct Attempt {
     account: Account,
@@ -49,6 +56,16 @@ struct Attempt {
     /// `AccountCheck`, and takes no more answers.
     verified: bool,
     expires: i64,
+    /// Begun with `enroll`: takes enrollment calls, never answers.
+    enroll: Option<Enrolling>,
+}
+
+/// An attempt whose user enrolls inside the login.
+#[derive(Default)]
+struct Enrolling {
+    /// The pending enrollment it started (in `Enrollments`), if any.
+    pending: Option<(Kind, String)>,
+    begins: u32,
 }
 
 /// Where an attempt comes from, for the audit log.
@@ -121,6 +138,11 @@ impl Attempts {
             trusted: trusted.is_some(),
             lockout: state.lockout,
             grace_start: grace_start(core, grant.account(), &need, state.enrolled(), now)?,
+            // Only root (sshd, login, su, sudo) starts an enrollment: a
+            // caller running as the user (a screen locker) never does. A
+            // name without an account gets one too, a decoy (see
+            // login_enroll), so that the answer does not tell it apart.
+            can_enroll: core.config.policy.enroll_at_login && grant.caller() == 0,
         };
         let decision = policy::begin(&need, core.config.policy.rules().grace_secs, facts, now);
         let fields = [
@@ -210,6 +232,14 @@ impl Attempts {
                 let token = self.add(core, grant, req, identity, false, now)?;
                 Ok((BeginAction::Challenge, token, prompt))
             }
+            Decision::Enroll => {
+                core.audit.info("login enrolls", fields);
+                let token = self.add(core, grant, req, identity, false, now)?;
+                if let Some(a) = lock(&self.table).get_mut(&token) {
+                    a.enroll = Some(Enrolling::default());
+                }
+                Ok((BeginAction::Enroll, token, MSG_ENROLL.to_string()))
+            }
         }
     }
 
@@ -247,6 +277,7 @@ impl Attempts {
                 tries: 0,
                 verified,
                 expires: now + lifetime,
+                enroll: None,
             },
         );
         Ok(token)
@@ -280,7 +311,7 @@ impl Attempts {
         };
         // Attempts are bound to the caller that began them: a token seen by
         // someone else is useless to them.
-        if a.caller != caller || a.verified {
+        if a.caller != caller || a.verified || a.enroll.is_some() {
             return Err(Error::NotFound("No such login attempt.".into()));
         }
         if a.expires <= now {
@@ -428,6 +459,80 @@ impl Attempts {
                 );
                 Ok((AccountAction::Deny, MSG_NOT_VERIFIED.to_string()))
             }
+        }
+    }
+
+    /// The account of the enrolling attempt `token`, if it is live, begun
+    /// by `caller` with `enroll` and not yet verified, and the enrollment
+    /// it started, if any.
+    pub(super) fn enrolling(
+        &self,
+        caller: u32,
+        token: &str,
+        now: i64,
+    ) -> Result<(Account, Option<(Kind, String)>)> {
+        let mut table = lock(&self.table);
+        let gone = || Error::NotFound("No such login attempt.".into());
+        let a = table.get(token).ok_or_else(gone)?;
+        let Some(enroll) = a.enroll.as_ref().filter(|_| a.caller == caller && !a.verified) else {
+            return Err(gone());
+        };
+        if a.expires <= now {
+            table.remove(token);
+            return Err(Error::Expired(
+                "The login took too long; start again.".into(),
+            ));
+        }
+        Ok((a.account.clone(), enroll.pending.clone()))
+    }
+
+    /// Counts one more enrollment started by the attempt; refused past
+    /// [`ENROLL_BEGINS`].
+    pub(super) fn count_enroll_begin(&self, token: &str) -> Result<()> {
+        let mut table = lock(&self.table);
+        let Some(e) = table.get_mut(token).and_then(|a| a.enroll.as_mut()) else {
+            return Err(Error::NotFound("No such login attempt.".into()));
+        };
+        e.begins += 1;
+        if e.begins > ENROLL_BEGINS {
+            return Err(Error::RateLimited(
+                "Too many enrollments started in one login; start again.".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Remembers the enrollment the attempt started.
+    pub(super) fn set_enrollment(&self, token: &str, kind: Kind, id: String) {
+        if let Some(e) = lock(&self.table)
+            .get_mut(token)
+            .and_then(|a| a.enroll.as_mut())
+        {
+            e.pending = Some((kind, id));
+        }
+    }
+
+    /// Counts a wrong confirmation: true when it was the last try, and the
+    /// attempt is gone.
+    pub(super) fn enroll_failed(&self, token: &str) -> bool {
+        let mut table = lock(&self.table);
+        let tries = table.get_mut(token).map_or(TRIES, |a| {
+            a.tries += 1;
+            a.tries
+        });
+        if tries >= TRIES {
+            table.remove(token);
+            return true;
+        }
+        false
+    }
+
+    /// The enrollment is done: the login counts as verified, as after a
+    /// code (the account phase allows it, and trusts its device).
+    pub(super) fn enroll_done(&self, token: &str, now: i64) {
+        if let Some(a) = lock(&self.table).get_mut(token) {
+            a.verified = true;
+            a.expires = now + VERIFIED_SECS;
         }
     }
 

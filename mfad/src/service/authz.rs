@@ -155,6 +155,23 @@ pub fn login(core: &Core, caller: u32, user: &str) -> Result<LoginGrant> {
     ))
 }
 
+/// Enrollment inside a login (`Login.Enroll*`): the account of the login
+/// attempt, whose `Begin` answered `enroll`, for the root caller that began
+/// it; never anyone else's account, and never for a caller running as the
+/// user.
+pub fn login_enrollment(core: &Core, caller: u32, account: &Account) -> Result<AccountGrant> {
+    if caller != 0 || account.uid == UNKNOWN_UID {
+        denied(core, "Login", caller, Some(&account.name));
+        return Err(Error::AccessDenied(
+            "Only the login program may enroll a device during a login.".into(),
+        ));
+    }
+    Ok(AccountGrant(Grantee {
+        caller,
+        account: account.clone(),
+    }))
+}
+
 /// Account: the user named, or the caller when `user` is empty; root for
 /// anyone, others for themselves only.
 pub fn account(core: &Core, caller: u32, user: &str) -> Result<AccountGrant> {

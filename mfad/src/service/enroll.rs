@@ -23,6 +23,11 @@ const MAX_ENROLLMENTS_PER_USER: usize = 3;
 /// Wrong confirmations before a pending enrollment is dropped.
 const ENROLLMENT_TRIES: u32 = 5;
 const DEFAULT_DEVICE_NAME: &str = "authenticator";
+pub const MSG_SIX_DIGITS: &str = "Codes are 6 digits.";
+pub const MSG_NO_MATCH: &str =
+    "The codes do not match: enter the code shown now, then wait for the next one. \
+     Check that the clock of this machine and of your phone are right.";
+pub const MSG_WRONG_SMS: &str = "Wrong code; check the text message, or send a new code.";
 const MAX_DEVICE_NAME: usize = 64;
 
 struct Pending {
@@ -137,7 +142,7 @@ impl Enrollments {
             verify::normalize(code1.as_bytes()),
             verify::normalize(code2.as_bytes()),
         ) else {
-            return Err(Error::InvalidCode("Codes are 6 digits.".into()));
+            return Err(Error::InvalidCode(MSG_SIX_DIGITS.into()));
         };
         let state = owned_state(core, grant.account())?;
         let Some(step) = totp::find_consecutive(
@@ -153,11 +158,7 @@ impl Enrollments {
                 "enroll failed",
                 &[("user", user), ("reason", "wrong codes")],
             );
-            return Err(Error::InvalidCode(
-                "The codes do not match: enter the code shown now, then wait for the next one. \
-                 Check that the clock of this machine and of your phone are right."
-                    .into(),
-            ));
+            return Err(Error::InvalidCode(MSG_NO_MATCH.into()));
         };
         // Taken out first: two confirmations of one enrollment cannot both pass.
         self.take(enrollment_id, Kind::Totp)?;
@@ -308,9 +309,7 @@ impl Enrollments {
                 "enroll failed",
                 &[("user", user), ("reason", "wrong SMS code")],
             );
-            return Err(Error::InvalidCode(
-                "Wrong code; check the text message, or send a new code.".into(),
-            ));
+            return Err(Error::InvalidCode(MSG_WRONG_SMS.into()));
         }
         if checked.is_err() {
             return Err(Error::Expired("That code expired; send a new one.".into()));
@@ -354,6 +353,12 @@ impl Enrollments {
             ],
         );
         Ok((device_id, codes))
+    }
+
+    /// Drops one pending enrollment (a login that enrolled too many wrong
+    /// codes).
+    pub fn forget(&self, enrollment_id: &str) {
+        lock(&self.pending).remove(enrollment_id);
     }
 
     /// Ends the pending enrollments of `user` (an admin reset).

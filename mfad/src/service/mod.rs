@@ -9,6 +9,7 @@
 //! | [`attempts`] | login attempts: Begin, Answer, AccountCheck, trust |
 //! | [`verify`] | checking a code against the user's factors, lockout |
 //! | [`enroll`] | pending enrollments of every factor |
+//! | [`login_enroll`] | enrolling inside a login (`Login.Enroll*`) |
 //! | [`sms`] | sending codes by SMS, the hourly quota |
 //! | [`account`] | a user's own devices, backup codes, trusted devices |
 //! | [`admin`] | listing, resetting and unlocking users |
@@ -37,6 +38,7 @@ pub mod admin;
 pub mod attempts;
 pub mod authz;
 pub mod enroll;
+pub mod login_enroll;
 pub mod sms;
 pub mod verify;
 
@@ -221,6 +223,58 @@ impl Service {
         let grant = authz::login(&self.core(), caller, user)?;
         self.attempts
             .account_check(&self.core(), &grant, service, token, now)
+    }
+
+    /// The `Login.Enroll*` calls: the attempt's token names the account
+    /// (the grant, from authz, is for the root caller that began it).
+    pub fn login_enroll_kinds(&self, caller: u32, token: &str, now: i64) -> Result<Vec<String>> {
+        login_enroll::kinds(&self.core(), &self.attempts, caller, token, now)
+    }
+
+    pub fn login_enroll_begin(
+        &self,
+        caller: u32,
+        token: &str,
+        kind: &str,
+        phone: &str,
+        now: i64,
+    ) -> Result<(String, String, String)> {
+        login_enroll::begin(
+            &self.core(),
+            &self.attempts,
+            &self.enrollments,
+            (caller, token),
+            kind,
+            phone,
+            now,
+        )
+    }
+
+    pub fn login_enroll_resend(&self, caller: u32, token: &str, now: i64) -> Result<String> {
+        login_enroll::resend(
+            &self.core(),
+            &self.attempts,
+            &self.enrollments,
+            (caller, token),
+            now,
+        )
+    }
+
+    pub fn login_enroll_confirm(
+        &self,
+        caller: u32,
+        token: &str,
+        codes: &[String],
+        now: i64,
+    ) -> Result<(AnswerResult, String, Vec<String>)> {
+        login_enroll::confirm(
+            &self.core(),
+            &self.attempts,
+            &self.enrollments,
+            (caller, token),
+            codes,
+            now,
+        )
     }
 
     // ----- Account -----------------------------------------------------------

@@ -568,7 +568,12 @@ fn begin(s: &Service) -> (BeginAction, String, String) {
 #[test]
 fn unenrolled_users_follow_policy() {
     assert_eq!(begin(&service(Mode::Optional)).0, BeginAction::Ignore);
-    assert_eq!(begin(&service(Mode::Required)).0, BeginAction::Deny);
+    assert_eq!(begin(&service(Mode::Required)).0, BeginAction::Enroll);
+    let s = policy_service(|p| {
+        p.mode = Mode::Required;
+        p.enroll_at_login = false;
+    });
+    assert_eq!(begin(&s).0, BeginAction::Deny);
 }
 
 #[test]
@@ -1081,7 +1086,12 @@ fn an_unknown_name_gets_the_answer_of_an_unenrolled_user() {
         );
         let unknown = begin_as(&s, 0, "no-such-user");
         let unenrolled = begin_as(&s, 0, USER);
-        assert_eq!(unknown, unenrolled, "{mode:?}");
+        // The tokens differ, nothing else.
+        assert_eq!(
+            (unknown.0, unknown.1.is_empty(), unknown.2),
+            (unenrolled.0, unenrolled.1.is_empty(), unenrolled.2),
+            "{mode:?}"
+        );
         assert!(matches!(
             s.login_begin(
                 USER_UID,
@@ -1313,7 +1323,7 @@ fn groups_and_services_decide_who_must_use_two_step() {
         );
     });
     // alice must (required group), with any service.
-    assert_eq!(begin_at(&s, USER, "sshd", NOW).0, BeginAction::Deny);
+    assert_eq!(begin_at(&s, USER, "sshd", NOW).0, BeginAction::Enroll);
     // carol is exempt even for sudo; bob through his group.
     assert_eq!(begin_at(&s, "carol", "sudo", NOW).0, BeginAction::Ignore);
     assert_eq!(begin_at(&s, "bob", "sudo", NOW).0, BeginAction::Ignore);
@@ -1326,7 +1336,7 @@ fn groups_and_services_decide_who_must_use_two_step() {
             },
         );
     });
-    assert_eq!(begin_at(&s, "carol", "sudo", NOW).0, BeginAction::Deny);
+    assert_eq!(begin_at(&s, "carol", "sudo", NOW).0, BeginAction::Enroll);
     assert_eq!(begin_at(&s, "carol", "sshd", NOW).0, BeginAction::Ignore);
     let (action, message) = s.account_check(0, "carol", "sudo", "", NOW).unwrap();
     assert_eq!(action, AccountAction::Deny, "{message}");
@@ -1366,8 +1376,11 @@ fn the_grace_period_runs_from_the_first_login_and_a_reset_restarts_it() {
     let (action, message) = begin_at(&s, USER, "sshd", NOW + 1800);
     assert_eq!(action, BeginAction::Ignore);
     assert!(message.contains("30 minutes"), "{message}");
-    // Over: refused, in both phases.
-    assert_eq!(begin_at(&s, USER, "sshd", NOW + 3600).0, BeginAction::Deny);
+    // Over: enrollment at login, and refused by the account phase alone.
+    assert_eq!(
+        begin_at(&s, USER, "sshd", NOW + 3600).0,
+        BeginAction::Enroll
+    );
     assert_eq!(
         s.account_check(0, USER, "sshd", "", NOW + 3600).unwrap().0,
         AccountAction::Deny
@@ -1505,6 +1518,219 @@ fn a_reload_changes_the_policy_and_keeps_logins_in_flight() {
         )
         .unwrap()
         .0,
-        BeginAction::Deny
+        BeginAction::Enroll
     );
+}
+
+// ----- Enrollment at login ---------------------------------------------------
+
+/// A required-mode service with `[sms]` when `sms` (allowed prefix +372).
+fn enroll_service(sms: bool) -> (Service, Arc<Outbox>) {
+    let (s, outbox) = sms_service_with(
+        crate::store::SendLimits {
+            per_user: 5,
+            total: 100,
+            cooldown: 0,
+        },
+        &["+372"],
+    );
+    let mut config = Config::default();
+    config.policy.mode = Mode::Required;
+    config.daemon.log = LogTarget::Stderr;
+    if !sms {
+        return (Service::new(core(config, None)), outbox);
+    }
+    s.core.write().unwrap().config = config;
+    (s, outbox)
+}
+
+fn enroll_begin_login(s: &Service) -> String {
+    let (action, token, message) = begin(s);
+    assert_eq!(action, BeginAction::Enroll);
+    assert_eq!(message, super::attempts::MSG_ENROLL);
+    token
+}
+
+#[test]
+fn a_login_enrolls_an_app_and_counts_as_verified() {
+    let (s, _) = enroll_service(false);
+    let token = enroll_begin_login(&s);
+    assert_eq!(s.login_enroll_kinds(0, &token, NOW).unwrap(), ["totp"]);
+    let (uri, secret_b32, _) = s
+        .login_enroll_begin(0, &token, "totp", "", NOW)
+        .unwrap();
+    assert!(uri.starts_with("otpauth://totp/"), "{uri}");
+    let secret = secret_of(&uri);
+    assert_eq!(totp::secret_to_base32(&secret), secret_b32);
+    // One wrong pair is a retry; the right pair enrolls and verifies.
+    let wrong = vec!["000000".to_string(), "000001".to_string()];
+    let (r, m, codes) = s.login_enroll_confirm(0, &token, &wrong, NOW).unwrap();
+    assert_eq!((r, codes.len()), (AnswerResult::Retry, 0), "{m}");
+    let right = vec![code(&secret, -1), code(&secret, 0)];
+    let (r, m, codes) = s.login_enroll_confirm(0, &token, &right, NOW).unwrap();
+    assert_eq!(r, AnswerResult::Success, "{m}");
+    assert_eq!(codes.len(), 10);
+    let status = s.status(0, USER).unwrap();
+    assert!(status.enrolled);
+    assert_eq!(status.devices[0].kind, "totp");
+    // The attempt takes no more enrollment calls nor answers; the account
+    // phase allows it once.
+    assert!(matches!(
+        s.login_enroll_confirm(0, &token, &right, NOW),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        s.login_answer(0, &token, code(&secret, 1).as_bytes(), NOW),
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(
+        s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
+        AccountAction::Allow
+    );
+    assert_eq!(
+        s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
+        AccountAction::Deny
+    );
+    // The next login asks for a code.
+    assert_eq!(begin(&s).0, BeginAction::Challenge);
+}
+
+#[test]
+fn three_wrong_pairs_end_the_login_and_enroll_nothing() {
+    let (s, _) = enroll_service(false);
+    let token = enroll_begin_login(&s);
+    let (uri, _, _) = s
+        .login_enroll_begin(0, &token, "totp", "", NOW)
+        .unwrap();
+    let secret = secret_of(&uri);
+    let wrong = vec!["123456".to_string(), "654321".to_string()];
+    for want in [AnswerResult::Retry, AnswerResult::Retry, AnswerResult::Deny] {
+        let (r, m, _) = s.login_enroll_confirm(0, &token, &wrong, NOW).unwrap();
+        assert_eq!(r, want, "{m}");
+    }
+    let right = vec![code(&secret, -1), code(&secret, 0)];
+    assert!(matches!(
+        s.login_enroll_confirm(0, &token, &right, NOW),
+        Err(Error::NotFound(_))
+    ));
+    assert!(!s.status(0, USER).unwrap().enrolled);
+    assert_eq!(
+        s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
+        AccountAction::Deny
+    );
+}
+
+#[test]
+fn only_root_gets_enroll_and_only_for_the_attempt_it_began() {
+    let (s, _) = enroll_service(false);
+    // A caller running as the user (a screen locker) is refused as before.
+    let (action, token, message) = begin_as(&s, USER_UID, USER);
+    assert_eq!(action, BeginAction::Deny);
+    assert!(token.is_empty());
+    assert_eq!(message, crate::policy::NOT_ENROLLED_REQUIRED);
+    // Root's enrolling attempt is useless to anyone else.
+    let token = enroll_begin_login(&s);
+    assert!(matches!(
+        s.login_enroll_begin(USER_UID, &token, "totp", "", NOW),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        s.login_enroll_kinds(BOB_UID, &token, NOW),
+        Err(Error::NotFound(_))
+    ));
+    // Nor is it an attempt that takes codes.
+    assert!(matches!(
+        s.login_answer(0, &token, b"123456", NOW),
+        Err(Error::NotFound(_))
+    ));
+    // A challenge attempt (an enrolled user) cannot enroll without a code.
+    let (s, _) = enroll_service(false);
+    enroll(&s);
+    let (action, token, _) = begin(&s);
+    assert_eq!(action, BeginAction::Challenge);
+    assert!(matches!(
+        s.login_enroll_begin(0, &token, "totp", "", NOW),
+        Err(Error::NotFound(_))
+    ));
+    // Off: the refusal of before.
+    let s = policy_service(|p| {
+        p.mode = Mode::Required;
+        p.enroll_at_login = false;
+    });
+    let (action, token, message) = begin(&s);
+    assert_eq!((action, token.as_str()), (BeginAction::Deny, ""));
+    assert_eq!(message, crate::policy::NOT_ENROLLED_REQUIRED);
+}
+
+#[test]
+fn a_login_enrolls_a_phone_within_the_sms_limits() {
+    let (s, outbox) = enroll_service(true);
+    let token = enroll_begin_login(&s);
+    assert_eq!(
+        s.login_enroll_kinds(0, &token, NOW).unwrap(),
+        ["totp", "sms"]
+    );
+    // allowed_prefixes applies; a bad number is an error, not a try.
+    assert!(matches!(
+        s.login_enroll_begin(0, &token, "sms", "+4915112345678", NOW),
+        Err(Error::InvalidArgument(m)) if m.contains("allowed_prefixes")
+    ));
+    assert!(matches!(
+        s.login_enroll_begin(0, &token, "fido", "", NOW),
+        Err(Error::InvalidArgument(_))
+    ));
+    let (uri, secret, message) = s
+        .login_enroll_begin(0, &token, "sms", PHONE, NOW)
+        .unwrap();
+    assert_eq!((uri.as_str(), secret.as_str()), ("", ""));
+    assert!(message.contains(MASKED), "{message}");
+    assert_eq!(outbox.count(), 1);
+    let message = s.login_enroll_resend(0, &token, NOW + 1).unwrap();
+    assert!(message.contains(MASKED), "{message}");
+    assert_eq!(outbox.count(), 2);
+    let (r, _, _) = s
+        .login_enroll_confirm(0, &token, &["000000".to_string()], NOW + 2)
+        .unwrap();
+    assert_eq!(r, AnswerResult::Retry);
+    let (phone, sent) = outbox.last();
+    assert_eq!(phone, PHONE);
+    let (r, m, codes) = s
+        .login_enroll_confirm(0, &token, &[sent], NOW + 2)
+        .unwrap();
+    assert_eq!(r, AnswerResult::Success, "{m}");
+    assert_eq!(codes.len(), 10);
+    assert_eq!(s.status(0, USER).unwrap().devices[0].kind, "sms");
+    assert_eq!(
+        s.account_check(0, USER, "sshd", &token, NOW + 3).unwrap().0,
+        AccountAction::Allow
+    );
+}
+
+#[test]
+fn an_unknown_name_enrolls_a_decoy_that_never_passes() {
+    let (s, outbox) = enroll_service(true);
+    let (action, token, message) = begin_as(&s, 0, "no-such-user");
+    assert_eq!(action, BeginAction::Enroll);
+    assert_eq!(message, super::attempts::MSG_ENROLL);
+    let (uri, _, _) = s
+        .login_enroll_begin(0, &token, "totp", "", NOW)
+        .unwrap();
+    let secret = secret_of(&uri);
+    let right = vec![code(&secret, -1), code(&secret, 0)];
+    let mut results = Vec::new();
+    for _ in 0..3 {
+        results.push(s.login_enroll_confirm(0, &token, &right, NOW).unwrap().0);
+    }
+    assert_eq!(
+        results,
+        [AnswerResult::Retry, AnswerResult::Retry, AnswerResult::Deny]
+    );
+    // By SMS: "sent", and nothing goes out.
+    let (_, token, _) = begin_as(&s, 0, "no-such-user");
+    let (_, _, message) = s
+        .login_enroll_begin(0, &token, "sms", PHONE, NOW)
+        .unwrap();
+    assert!(message.contains(MASKED), "{message}");
+    assert!(s.login_enroll_resend(0, &token, NOW).unwrap().contains(MASKED));
+    assert_eq!(outbox.count(), 0);
 }
