@@ -54,6 +54,24 @@ pub struct AccountReply {
     pub message: String,
 }
 
+/// `Login.EnrollBegin`'s answer: for an app the otpauth URI and the secret
+/// (base32), for a phone both empty; a message for the user.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnrollStart {
+    pub uri: String,
+    pub secret: String,
+    pub message: String,
+}
+
+/// `Login.EnrollConfirm`'s answer: success (with the backup codes, shown
+/// this once), retry or deny, and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollReply {
+    pub result: AnswerResult,
+    pub message: String,
+    pub backup_codes: Vec<String>,
+}
+
 /// mfad as the state machine sees it.
 pub trait Daemon {
     fn begin(&mut self, request: &BeginRequest) -> Result<BeginReply, Error>;
@@ -65,6 +83,20 @@ pub trait Daemon {
         service: &str,
         attempt: &str,
     ) -> Result<AccountReply, Error>;
+    /// After Begin answered `enroll`, on its attempt: the kinds of device
+    /// offered ("totp", and "sms" when the host sends text messages).
+    fn enroll_kinds(&mut self, attempt: &str) -> Result<Vec<String>, Error>;
+    /// Starts enrolling a device of `kind`; `phone` for "sms", else empty.
+    fn enroll_begin(
+        &mut self,
+        attempt: &str,
+        kind: &str,
+        phone: &str,
+    ) -> Result<EnrollStart, Error>;
+    /// Sends a new code for a phone enrollment; returns a message.
+    fn enroll_resend(&mut self, attempt: &str) -> Result<String, Error>;
+    /// Confirms with two codes (app) or one (phone).
+    fn enroll_confirm(&mut self, attempt: &str, codes: &[&str]) -> Result<EnrollReply, Error>;
 }
 
 /// The real client over D-Bus.
@@ -220,6 +252,67 @@ impl Daemon for BusDaemon {
             proxy.account_check(user, service, attempt).await
         })?;
         Ok(AccountReply { action, message })
+    }
+
+    fn enroll_kinds(&mut self, attempt: &str) -> Result<Vec<String>, Error> {
+        let timeout = self.timeout;
+        let (proxy, rt) = self.connected()?;
+        rt.block_on(async {
+            rt.timeout(timeout, proxy.enroll_kinds(attempt))
+                .await
+                .map_err(|_| timed_out("Login.EnrollKinds", timeout))?
+                .map_err(Error::from_api)
+        })
+    }
+
+    fn enroll_begin(
+        &mut self,
+        attempt: &str,
+        kind: &str,
+        phone: &str,
+    ) -> Result<EnrollStart, Error> {
+        let timeout = self.timeout;
+        let (proxy, rt) = self.connected()?;
+        rt.block_on(async {
+            let (uri, secret, message) = rt
+                .timeout(timeout, proxy.enroll_begin(attempt, kind, phone))
+                .await
+                .map_err(|_| timed_out("Login.EnrollBegin", timeout))?
+                .map_err(Error::from_api)?;
+            Ok(EnrollStart {
+                uri,
+                secret,
+                message,
+            })
+        })
+    }
+
+    fn enroll_resend(&mut self, attempt: &str) -> Result<String, Error> {
+        let timeout = self.timeout;
+        let (proxy, rt) = self.connected()?;
+        rt.block_on(async {
+            rt.timeout(timeout, proxy.enroll_resend(attempt))
+                .await
+                .map_err(|_| timed_out("Login.EnrollResend", timeout))?
+                .map_err(Error::from_api)
+        })
+    }
+
+    fn enroll_confirm(&mut self, attempt: &str, codes: &[&str]) -> Result<EnrollReply, Error> {
+        let timeout = self.timeout;
+        let (proxy, rt) = self.connected()?;
+        rt.block_on(async {
+            let (result, message, backup_codes) = rt
+                .timeout(timeout, proxy.enroll_confirm(attempt, codes))
+                .await
+                .map_err(|_| timed_out("Login.EnrollConfirm", timeout))?
+                .map_err(Error::from_api)?;
+            Ok(EnrollReply {
+                result,
+                message,
+                backup_codes,
+            })
+        })
     }
 }
 

@@ -19,6 +19,8 @@
 //!   ├─ ignore ──> show message, if any (info, also under PAM_SILENT), Ignore
 //!   ├─ allow ───> keep the attempt in PAM_MFA_ATTEMPT, show message (info), Success
 //!   ├─ deny ────> show message (error), AuthErr
+//!   ├─ enroll ──> set up a device in this login (see crate::enroll; also
+//!   │             under PAM_SILENT), then as after a right code
 //!   ├─ unknown ─> show "refused" note (error), AuthErr
 //!   └─ challenge: up to MAX_TRIES wrong answers
 //!        prompt (echo off) ──conversation fails──> ConvErr
@@ -68,7 +70,7 @@ use mfa_api::{AccountAction, AnswerResult, BeginAction};
 use crate::args::{failmode_name, FailMode};
 use crate::client::{AccountReply, BeginRequest, Daemon};
 use crate::error::Error;
-use crate::handle::Pam;
+use crate::handle::{Code, Pam};
 use crate::log::{field, Log};
 
 /// Tries per authentication (mfad allows 3 per attempt, too).
@@ -280,6 +282,10 @@ pub fn authenticate_with(
             &begin.message,
             &who,
         ),
+        // Shown even under PAM_SILENT: the user cannot enroll unseen.
+        BeginAction::Enroll => {
+            crate::enroll::run(pam, daemon, log, &begin.attempt, &begin.message, &who)
+        }
         BeginAction::Unknown => {
             log.error(&format!(
                 "mfad answered Begin with an action this module does not know \
@@ -318,10 +324,7 @@ fn challenge(
         // sshd's password method (PasswordAuthentication) answers every
         // prompt with the password. Sending it on would count failures
         // toward the user's lockout and show mfad the password.
-        if pam
-            .password()
-            .is_some_and(|p| !p.as_bytes().is_empty() && same_bytes(p.as_bytes(), code.as_bytes()))
-        {
+        if is_password(pam, &code) {
             log.warning(&format!(
                 "the answer to the code prompt was the password (sshd's password method \
                  answers every prompt with it; use keyboard-interactive), refusing; {who}"
@@ -411,6 +414,12 @@ fn challenge(
     }
     log.warning(&format!("denied: {MAX_TRIES} wrong codes; {who}"));
     Outcome::AuthErr
+}
+
+/// Whether `answer` is the password an earlier module read (PAM_AUTHTOK).
+pub(crate) fn is_password(pam: &impl Pam, answer: &Code) -> bool {
+    pam.password()
+        .is_some_and(|p| !p.as_bytes().is_empty() && same_bytes(p.as_bytes(), answer.as_bytes()))
 }
 
 /// Compares in time that depends on the lengths only.
@@ -533,7 +542,7 @@ fn who(user: &str, rhost: &str) -> String {
 /// Leaves a verified attempt in the PAM environment for the account phase.
 /// Failing that is logged only: the authentication itself passed, and an
 /// `account pam_mfa.so` line will refuse the login without the token.
-fn keep_attempt(pam: &mut impl Pam, attempt: &str, log: &mut impl Log, who: &str) {
+pub(crate) fn keep_attempt(pam: &mut impl Pam, attempt: &str, log: &mut impl Log, who: &str) {
     if attempt.is_empty() {
         log.debug(&format!("mfad gave no attempt token to keep; {who}"));
         return;
@@ -644,7 +653,7 @@ fn unavailable(
     }
 }
 
-fn show_error(pam: &mut impl Pam, message: &str, log: &mut impl Log) {
+pub(crate) fn show_error(pam: &mut impl Pam, message: &str, log: &mut impl Log) {
     if message.is_empty() {
         return;
     }
@@ -653,7 +662,7 @@ fn show_error(pam: &mut impl Pam, message: &str, log: &mut impl Log) {
     }
 }
 
-fn show_info(pam: &mut impl Pam, message: &str, log: &mut impl Log) {
+pub(crate) fn show_info(pam: &mut impl Pam, message: &str, log: &mut impl Log) {
     if message.is_empty() {
         return;
     }

@@ -5,7 +5,9 @@
 
 use std::ffi::{c_char, c_int, CStr, CString};
 
-use pam::constants::{PamMessageStyle, PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO};
+use pam::constants::{
+    PamMessageStyle, PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON, PAM_TEXT_INFO,
+};
 use pam::conv::Conv;
 use pam::items::{AuthTok, RHost, Service, Tty};
 use pam::module::PamHandle;
@@ -74,6 +76,11 @@ pub trait Pam {
     fn unsetenv(&mut self, name: &str) -> Result<(), Error>;
     /// Prompts with echo off and returns what the user typed.
     fn prompt_secret(&mut self, prompt: &str) -> Result<Code, Error>;
+    /// Prompts with echo on (a phone number, a choice); echo off unless
+    /// the handle can do better.
+    fn prompt_echo(&mut self, prompt: &str) -> Result<Code, Error> {
+        self.prompt_secret(prompt)
+    }
     /// Shows a PAM_ERROR_MSG.
     fn error_msg(&mut self, message: &str) -> Result<(), Error>;
     /// Shows a PAM_TEXT_INFO.
@@ -208,6 +215,11 @@ impl Pam for PamItems<'_> {
 
     fn prompt_secret(&mut self, prompt: &str) -> Result<Code, Error> {
         self.send(PAM_PROMPT_ECHO_OFF, prompt)?
+            .ok_or_else(|| Error::Conversation("no answer to the prompt".into()))
+    }
+
+    fn prompt_echo(&mut self, prompt: &str) -> Result<Code, Error> {
+        self.send(PAM_PROMPT_ECHO_ON, prompt)?
             .ok_or_else(|| Error::Conversation("no answer to the prompt".into()))
     }
 

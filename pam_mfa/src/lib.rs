@@ -9,6 +9,7 @@
 //!   check, and the PAM codes.
 //! - [`handle`]: the PAM side (items, environment, conversation), a trait
 //!   and the real one.
+//! - [`enroll`]: enrolling a device inside the login (Begin: `enroll`).
 //! - [`client`]: the mfad side (Login.Begin/Answer/AccountCheck), a trait
 //!   and the real one.
 //! - [`runtime`]: the private event loop the D-Bus connection runs on, which
@@ -22,6 +23,8 @@
 //! | Begin: `ignore` (not enrolled, policy optional) | nothing | PAM_IGNORE |
 //! | Begin: `allow` (trusted device) | message, PAM_TEXT_INFO | PAM_SUCCESS, token kept |
 //! | Begin: `deny` (locked out, enrollment required) | message, PAM_ERROR_MSG | PAM_AUTH_ERR |
+//! | Begin: `enroll` (must use 2-step, no device; root callers only), then the device confirmed | message, QR code, secret, URI, backup codes (PAM_TEXT_INFO, also under PAM_SILENT); prompts `Code 1: `, `Code 2: ` (or `Phone number: `, `Code: `), `Press Enter to continue: ` | PAM_SUCCESS, token kept |
+//! | Begin: `enroll`, 3 wrong tries or a refusal | message, PAM_ERROR_MSG | PAM_AUTH_ERR |
 //! | Begin: an action this version does not know (a newer mfad), either failmode | "cannot use" note, PAM_ERROR_MSG | PAM_AUTH_ERR |
 //! | Begin: `challenge`, then Answer `success` | prompt (echo off); message if any, PAM_TEXT_INFO | PAM_SUCCESS, token kept |
 //! | Answer `retry` | message, PAM_ERROR_MSG; prompt again (3 tries at most) | — |
@@ -65,6 +68,7 @@
 pub mod args;
 pub mod breakglass;
 pub mod client;
+pub mod enroll;
 pub mod error;
 pub mod flow;
 pub mod handle;

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::*;
-use crate::client::{AnswerReply, BeginReply};
+use crate::client::{AnswerReply, BeginReply, EnrollReply, EnrollStart};
 use crate::handle::Code;
 use crate::log::Level;
 
@@ -111,6 +111,13 @@ struct ScriptedDaemon {
     received: Vec<(String, Vec<u8>)>,
     /// (user, service, attempt) per AccountCheck.
     checks: Vec<(String, String, String)>,
+    /// EnrollKinds' answer.
+    kinds: Vec<String>,
+    enroll_starts: VecDeque<Result<EnrollStart, Error>>,
+    resends: VecDeque<Result<String, Error>>,
+    confirms: VecDeque<Result<EnrollReply, Error>>,
+    /// Every enrollment call, as "Method attempt args...".
+    enroll_calls: Vec<String>,
 }
 
 /// The attempt token every scripted Begin returns (whatever the action,
@@ -130,6 +137,11 @@ impl ScriptedDaemon {
             requests: Vec::new(),
             received: Vec::new(),
             checks: Vec::new(),
+            kinds: vec!["totp".into()],
+            enroll_starts: VecDeque::new(),
+            resends: VecDeque::new(),
+            confirms: VecDeque::new(),
+            enroll_calls: Vec::new(),
         }
     }
     /// An mfad asked only AccountCheck, which answers `action`.
@@ -196,6 +208,35 @@ impl Daemon for ScriptedDaemon {
         self.account
             .take()
             .unwrap_or_else(|| panic!("unexpected AccountCheck"))
+    }
+    fn enroll_kinds(&mut self, attempt: &str) -> Result<Vec<String>, Error> {
+        self.enroll_calls.push(format!("EnrollKinds {attempt}"));
+        Ok(self.kinds.clone())
+    }
+    fn enroll_begin(
+        &mut self,
+        attempt: &str,
+        kind: &str,
+        phone: &str,
+    ) -> Result<EnrollStart, Error> {
+        self.enroll_calls
+            .push(format!("EnrollBegin {attempt} {kind} {phone}"));
+        self.enroll_starts
+            .pop_front()
+            .unwrap_or_else(|| panic!("unexpected EnrollBegin"))
+    }
+    fn enroll_resend(&mut self, attempt: &str) -> Result<String, Error> {
+        self.enroll_calls.push(format!("EnrollResend {attempt}"));
+        self.resends
+            .pop_front()
+            .unwrap_or_else(|| panic!("unexpected EnrollResend"))
+    }
+    fn enroll_confirm(&mut self, attempt: &str, codes: &[&str]) -> Result<EnrollReply, Error> {
+        self.enroll_calls
+            .push(format!("EnrollConfirm {attempt} {}", codes.join(" ")));
+        self.confirms
+            .pop_front()
+            .unwrap_or_else(|| panic!("unexpected EnrollConfirm"))
     }
 }
 
@@ -1513,4 +1554,180 @@ fn the_account_phase_after_a_break_glass_login_passes_without_mfad() {
         &mut log,
     );
     assert_eq!(o, Outcome::PermDenied);
+}
+
+// ----- Enrollment at login -----------------------------------------------------
+
+const ENROLL_URI: &str =
+    "otpauth://totp/host:alice?secret=JBSWY3DPEHPK3PXP&issuer=host&algorithm=SHA1&digits=6&period=30";
+const MUST_ENROLL: &str = "2-step verification is required for this account: set it up now.";
+
+fn enrolling(confirms: &[(AnswerResult, &str)]) -> ScriptedDaemon {
+    let mut d = ScriptedDaemon::begins(BeginAction::Enroll, MUST_ENROLL);
+    d.enroll_starts.push_back(Ok(EnrollStart {
+        uri: ENROLL_URI.into(),
+        secret: "JBSWY3DPEHPK3PXP".into(),
+        message: String::new(),
+    }));
+    for (result, message) in confirms {
+        d.confirms.push_back(Ok(EnrollReply {
+            result: *result,
+            message: message.to_string(),
+            backup_codes: if *result == AnswerResult::Success {
+                (0..10).map(|i| format!("1234567{i}")).collect()
+            } else {
+                Vec::new()
+            },
+        }));
+    }
+    d
+}
+
+#[test]
+fn enroll_shows_the_app_setup_even_under_pam_silent_and_lets_the_user_in() {
+    for silent in [false, true] {
+        let mut pam = ScriptedPam::new(&[b"111111", b"222222", b"333333", b"444444", b""]);
+        let mut d = enrolling(&[
+            (AnswerResult::Retry, "The codes do not match."),
+            (AnswerResult::Success, "2-step verification is set up."),
+        ]);
+        let (o, log) = run(&mut pam, &mut d, Options { silent, ..SECURE });
+        assert_eq!(o, Outcome::Success, "{}", log.all());
+        assert_eq!(
+            pam.prompts,
+            [
+                crate::enroll::CODE1_PROMPT,
+                crate::enroll::CODE2_PROMPT,
+                crate::enroll::CODE1_PROMPT,
+                crate::enroll::CODE2_PROMPT,
+                crate::enroll::CONTINUE_PROMPT
+            ]
+        );
+        let infos = pam.infos.join("\n");
+        assert_eq!(pam.infos[0], MUST_ENROLL);
+        // The same QR code as mfactl draws, the secret in groups, the URI.
+        let qr = mfa_api::qr::render(ENROLL_URI).unwrap();
+        assert!(infos.contains(qr.trim_end()), "{infos}");
+        assert!(infos.contains("JBSW Y3DP EHPK 3PXP"), "{infos}");
+        assert!(infos.contains(ENROLL_URI), "{infos}");
+        // The backup codes come just before the last prompt.
+        let last = pam.infos.last().unwrap();
+        assert!(
+            last.contains("Backup codes") && last.contains("12345670") && last.contains("12345679"),
+            "{last}"
+        );
+        assert_eq!(pam.errors, ["The codes do not match."]);
+        assert_eq!(
+            d.enroll_calls,
+            [
+                format!("EnrollKinds {TOKEN}"),
+                format!("EnrollBegin {TOKEN} totp "),
+                format!("EnrollConfirm {TOKEN} 111111 222222"),
+                format!("EnrollConfirm {TOKEN} 333333 444444"),
+            ]
+        );
+        // Verified, as after a code: the account phase gets the attempt.
+        assert_eq!(pam.env.get(ATTEMPT_ENV).map(String::as_str), Some(TOKEN));
+    }
+}
+
+#[test]
+fn enroll_fails_after_mfad_denies_the_third_wrong_pair() {
+    let answers: Vec<&[u8]> = vec![b"000000"; 6];
+    let mut pam = ScriptedPam::new(&answers);
+    let mut d = enrolling(&[
+        (AnswerResult::Retry, "Wrong."),
+        (AnswerResult::Retry, "Wrong."),
+        (AnswerResult::Deny, "No device was set up."),
+    ]);
+    let (o, log) = run(&mut pam, &mut d, SECURE);
+    assert_eq!(o, Outcome::AuthErr, "{}", log.all());
+    assert_eq!(pam.errors.last().unwrap(), "No device was set up.");
+    assert_eq!(pam.prompts.len(), 6);
+    assert!(!pam.env.contains_key(ATTEMPT_ENV));
+}
+
+#[test]
+fn enroll_by_text_message_asks_the_number_again_and_sends_again_on_enter() {
+    let mut pam = ScriptedPam::new(&[
+        b"sms",
+        b"+4915112345678",
+        b"+37255512345",
+        b"",
+        b"123456",
+        b"",
+    ]);
+    let mut d = ScriptedDaemon::begins(BeginAction::Enroll, MUST_ENROLL);
+    d.kinds = vec!["totp".into(), "sms".into()];
+    d.enroll_starts
+        .push_back(Err(Error::Refused(mfa_api::Error::InvalidArgument(
+            "+491*****678 is not allowed.".into(),
+        ))));
+    d.enroll_starts.push_back(Ok(EnrollStart {
+        message: "Code sent by SMS to +372*****345.".into(),
+        ..EnrollStart::default()
+    }));
+    d.resends
+        .push_back(Ok("New code sent by SMS to +372*****345.".into()));
+    d.confirms.push_back(Ok(EnrollReply {
+        result: AnswerResult::Success,
+        message: "Set up.".into(),
+        backup_codes: vec!["11112222".into()],
+    }));
+    let (o, log) = run(&mut pam, &mut d, SECURE);
+    assert_eq!(o, Outcome::Success, "{}", log.all());
+    use crate::enroll::{CHOICE_PROMPT, CONTINUE_PROMPT, PHONE_PROMPT, SMS_CODE_PROMPT};
+    assert_eq!(
+        pam.prompts,
+        [
+            CHOICE_PROMPT,
+            PHONE_PROMPT,
+            PHONE_PROMPT,
+            SMS_CODE_PROMPT,
+            SMS_CODE_PROMPT,
+            CONTINUE_PROMPT
+        ]
+    );
+    assert_eq!(pam.errors, ["+491*****678 is not allowed."]);
+    assert!(pam.infos.iter().any(|i| i.contains("New code sent")));
+    assert_eq!(
+        d.enroll_calls[1..],
+        [
+            format!("EnrollBegin {TOKEN} sms +4915112345678"),
+            format!("EnrollBegin {TOKEN} sms +37255512345"),
+            format!("EnrollResend {TOKEN}"),
+            format!("EnrollConfirm {TOKEN} 123456"),
+        ]
+    );
+}
+
+#[test]
+fn enroll_choice_enter_means_the_app() {
+    let mut pam = ScriptedPam::new(&[b"", b"111111", b"222222", b""]);
+    let mut d = enrolling(&[(AnswerResult::Success, "")]);
+    d.kinds = vec!["totp".into(), "sms".into()];
+    let (o, log) = run(&mut pam, &mut d, SECURE);
+    assert_eq!(o, Outcome::Success, "{}", log.all());
+    assert_eq!(pam.prompts[0], crate::enroll::CHOICE_PROMPT);
+    assert_eq!(d.enroll_calls[1], format!("EnrollBegin {TOKEN} totp "));
+}
+
+#[test]
+fn enroll_never_sends_the_password_and_fails_closed_when_mfad_goes() {
+    let mut pam = ScriptedPam::new(&[b"hunter2"]);
+    pam.password = Some(b"hunter2".to_vec());
+    let mut d = enrolling(&[]);
+    let (o, _) = run(&mut pam, &mut d, SAFE);
+    assert_eq!(o, Outcome::AuthErr);
+    assert!(!d.enroll_calls.iter().any(|c| c.contains("hunter2")));
+    assert_eq!(pam.errors, [PASSWORD_NOT_CODE]);
+
+    let mut pam = ScriptedPam::new(&[b"111111", b"222222"]);
+    let mut d = enrolling(&[]);
+    d.confirms
+        .push_back(Err(Error::Unavailable("no answer".into())));
+    let (o, _) = run(&mut pam, &mut d, SAFE);
+    assert_eq!(o, Outcome::AuthInfoUnavail, "failmode=safe does not apply");
+    assert_eq!(pam.errors, [LOST]);
+    assert!(!pam.env.contains_key(ATTEMPT_ENV));
 }
