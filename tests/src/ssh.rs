@@ -50,6 +50,14 @@ pub const REMOTE_OUTPUT: &str = "mfa-ok";
 
 /// The code prompt as the ssh client sees it (inside the askpass prompt).
 pub const CODE_PROMPT: &str = "Verification code";
+/// The prompts of an enrollment at login (pam_mfa's `Code 1: `, `Code 2: `),
+/// answered like code prompts.
+pub const ENROLL_CODE_PROMPTS: [&str; 2] = ["Code 1: ", "Code 2: "];
+
+/// Whether the askpass script answers `prompt` as a code prompt.
+fn is_code_prompt(prompt: &str) -> bool {
+    prompt.contains(CODE_PROMPT) || ENROLL_CODE_PROMPTS.iter().any(|p| prompt.ends_with(p))
+}
 
 fn sshd_bin() -> PathBuf {
     let p = PathBuf::from("/usr/sbin/sshd");
@@ -580,7 +588,7 @@ fn askpass_script(run: &Path) -> String {
 R='{r}'
 printf '%s\036' "$1" >> "$R/prompts"
 case "$1" in
-*'{CODE_PROMPT}'*)
+*'{CODE_PROMPT}'*|*'Code 1: '|*'Code 2: ')
     if [ -e "$R/asked" ]; then
         n=$(( $(cat "$R/asked") + 1 ))
         echo "$n" > "$R/asked"
@@ -689,7 +697,7 @@ impl PendingSsh {
             if asked >= n {
                 let code_prompts: Vec<String> = read_prompts(&self.run)
                     .into_iter()
-                    .filter(|p| p.contains(CODE_PROMPT))
+                    .filter(|p| is_code_prompt(p))
                     .collect();
                 return code_prompts.get(n - 1).cloned().unwrap_or_else(|| {
                     panic!("code prompt {n} was counted but not logged: {code_prompts:?}")

@@ -15,6 +15,7 @@ mod authz;
 mod bad_input;
 mod daemon;
 mod enroll;
+mod enroll_login;
 mod failmode;
 mod failsafe;
 mod fairness;
