@@ -26,6 +26,8 @@ set -euo pipefail
 
 repo=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 user=mfademo
+# The second user, who enrolls inside their first SSH login.
+user2=mfademo2
 service=sshd-mfa-demo
 pam_file=/etc/pam.d/$service
 port=${DEMO_PORT:-2222}
@@ -93,9 +95,11 @@ if [[ -e $pam_file ]] && ! grep -qxF "$marker" "$pam_file"; then
 fi
 # The demo gives the user an SSH key and a home of its own; it does not do
 # that to an account it did not make.
-if id "$user" >/dev/null 2>&1; then
-	die "user $user exists already (left over from an interrupted demo?); remove it first: userdel $user"
-fi
+for u in "$user" "$user2"; do
+	if id "$u" >/dev/null 2>&1; then
+		die "user $u exists already (left over from an interrupted demo?); remove it first: userdel $u"
+	fi
+done
 # Anything answering on the port (another sshd, an earlier demo) would get
 # our ssh client's logins.
 if (: <>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -110,6 +114,7 @@ mfad_pid=""
 sshd_pid=""
 reader_pid=""
 made_user=0
+made_user2=0
 wrote_pam=0
 
 stop() { # PID NAME
@@ -154,11 +159,15 @@ cleanup() {
 		userdel -f "$user" >/dev/null 2>&1 && say "removed user $user" ||
 			echo "demo: could not remove user $user (userdel -f $user)" >&2
 	fi
+	if [[ $made_user2 -eq 1 ]]; then
+		userdel -f "$user2" >/dev/null 2>&1 && say "removed user $user2" ||
+			echo "demo: could not remove user $user2 (userdel -f $user2)" >&2
+	fi
 	if [[ -n $dir ]]; then
 		rm -rf -- "$dir" && say "removed $dir (bus, mfad's state, sshd's config, keys and the $service symlink)"
 	fi
 	if [[ $rc -eq 0 ]]; then
-		printf '\n%sdemo finished: enrollment, codes by SMS and SSH logins worked.%s\n' "$bold" "$reset"
+		printf '\n%sdemo finished: enrollment, codes by SMS, SSH logins and enrolling at login worked.%s\n' "$bold" "$reset"
 	else
 		printf '\n%sdemo FAILED (exit %d)%s\n' "$bold" "$rc" "$reset" >&2
 	fi
@@ -406,7 +415,7 @@ cat >"$dir/sshd_config" <<EOF
 ListenAddress 127.0.0.1:$port
 HostKey $dir/ssh_host_ed25519_key
 PidFile $dir/sshd.pid
-AllowUsers $user
+AllowUsers $user $user2
 PermitRootLogin no
 
 # The key first, then keyboard-interactive, where PAM (pam_mfa) asks for
@@ -528,6 +537,32 @@ cat >"$dir/askpass" <<'EOF'
 # may have the module's message on a line before it). One line per prompt:
 printf '%s\n' "$1" | tr '\n' ' ' >>"$DEMO_DIR/askpass.log"
 echo >>"$DEMO_DIR/askpass.log"
+# MODE enroll: a user enrolling inside the login. Code 1 and Code 2 are
+# oathtool's codes for two consecutive steps, from the secret shown in the
+# prompt (kept in a root-only file); the choice of app or text message and
+# the last prompt get Enter.
+if [ "$DEMO_ASKPASS_MODE" = enroll ]; then
+	printf '%s\n' "$1" >>"$DEMO_DIR/enroll-prompts"
+	case $1 in
+	*"Code 1: ")
+		(umask 077 && printf '%s\n' "$1" | grep -oE 'secret=[A-Z2-7]+' | head -n 1 |
+			cut -d= -f2 >"$DEMO_DIR/secret2")
+		step=$(($(date +%s) / 30))
+		echo "$step" >"$DEMO_DIR/enroll_step"
+		oathtool --totp --base32 --digits=6 --now="@$(((step - 1) * 30))" - <"$DEMO_DIR/secret2"
+		;;
+	*"Code 2: ")
+		step=$(cat "$DEMO_DIR/enroll_step")
+		oathtool --totp --base32 --digits=6 --now="@$((step * 30))" - <"$DEMO_DIR/secret2"
+		;;
+	*"(type sms): " | *"Press Enter to continue: ") echo ;;
+	*)
+		echo "askpass: unexpected prompt: $1" >&2
+		exit 1
+		;;
+	esac
+	exit 0
+fi
 case $1 in
 *"Verification code"*) ;;
 *)
@@ -743,6 +778,63 @@ show "mfactl --bus $addr admin status $user   (as root)"
 status=$("$mfactl" --bus "$addr" admin status "$user") || die "mfactl admin status failed"
 indent <<<"$status"
 [[ $status == *"$phone"* ]] || die "mfactl admin status does not show the phone in full ($phone)"
+
+# ---- everyone: enrollment inside the login -------------------------------------
+
+step "Switch 2-step on for everyone: [policy] mode = \"required\", reloaded"
+say "A user who must use 2-step and has no device is walked through setting"
+say "it up inside their next login ([policy] enroll_at_login = true, the"
+say "default; a grace_period would first let them in without it for a while)."
+sed -i 's/^mode = "optional"$/mode = "required"/' "$dir/mfad.toml"
+grep -qx 'mode = "required"' "$dir/mfad.toml" || die "could not switch the demo's mfad.toml to mode = \"required\""
+show "sed -i 's/^mode = \"optional\"$/mode = \"required\"/' $dir/mfad.toml"
+show "kill -HUP $mfad_pid   (systemctl reload mfad)"
+reloads=$(grep -c "config reloaded" "$dir/mfad.log" || true)
+kill -HUP "$mfad_pid"
+for ((i = 0; i < 50; i++)); do
+	(($(grep -c "config reloaded" "$dir/mfad.log" || true) > reloads)) && break
+	sleep 0.1
+done
+(($(grep -c "config reloaded" "$dir/mfad.log" || true) > reloads)) || die "mfad did not reload its configuration"
+grep "config reloaded" "$dir/mfad.log" | tail -n 1 | indent
+
+step "Create the user $user2, who has no 2-step verification yet"
+home2=$dir/home2
+useradd -M -N -d "$home2" -s /bin/sh -c "mfa demo user 2" "$user2" ||
+	die "useradd $user2 failed"
+made_user2=1
+uid2=$(id -u "$user2")
+gid2=$(id -g "$user2")
+install -d -m 0755 -o "$uid2" -g "$gid2" "$home2"
+install -d -m 0700 -o "$uid2" -g "$gid2" "$home2/.ssh"
+install -m 0600 -o "$uid2" -g "$gid2" "$dir/id_ed25519.pub" "$home2/.ssh/authorized_keys"
+say "created user $user2 (the same demo key logs in to it)"
+
+step "$user2 enrolls inside their first SSH login"
+show "$ssh_show -p $port $user2@127.0.0.1 '$remote_cmd'"
+greeting2="hello from $user2@"
+if [[ $auto -eq 0 ]]; then
+	say "After the key, the login asks: app or text message (press Enter for the"
+	say "app). Then it shows a QR code: scan it with your app, then"
+	say "type the code it shows (Code 1) and, once it changes, the next one"
+	say "(Code 2). The backup codes follow; press Enter and the command runs."
+	echo
+	demo_ssh tty -p "$port" "$user2@127.0.0.1" "$remote_cmd"
+else
+	say "(DEMO_AUTO=1: SSH_ASKPASS chooses the app (Enter), reads the secret from"
+	say " the prompt and answers Code 1 and Code 2 with oathtool's codes, then Enter)"
+	before=$(askpass_count)
+	demo_ssh enroll -p "$port" "$user2@127.0.0.1" "$remote_cmd"
+	(($(askpass_count) == before + 4)) || die "ssh asked $(($(askpass_count) - before)) prompts, not 4 (app or text message, Code 1, Code 2, Press Enter)"
+	say "what ssh showed, prompt by prompt (the codes typed are not shown):"
+	indent <"$dir/enroll-prompts"
+fi
+[[ $rc -eq 0 && $out == *"$greeting2"* ]] || die "$user2's first SSH login with the enrollment failed (ssh exit $rc)"
+say "logged in: the remote command ran"
+show "mfactl --bus $addr admin status $user2   (as root)"
+status=$("$mfactl" --bus "$addr" admin status "$user2") || die "mfactl admin status failed"
+indent <<<"$status"
+grep -q "enrolled at login" "$dir/mfad.log" || die "mfad logged no 'enrolled at login' line"
 
 if [[ $auto -eq 0 ]]; then
 	step "Try it yourself"
