@@ -10,8 +10,8 @@ use std::time::Duration;
 use mfa_tests::proc::Interactive;
 use mfa_tests::ssh::{account_guard, SshOpts, SshSetup};
 use mfa_tests::{
-    mask_phone, paths, random_phone, Clock, Cmd, Env, PamOutcome, PamResult, PamtesterOpts,
-    Policy, Sms, User,
+    mask_phone, paths, random_phone, Clock, Cmd, Env, PamOutcome, PamResult, PamtesterOpts, Policy,
+    Sms, User,
 };
 use serde_json::Value;
 
@@ -24,6 +24,10 @@ const CHOICE: &str = "(type sms): ";
 /// Every prompt of an enrollment ends with one of these.
 const PROMPTS: &[&str] = &[CODE1, CODE2, CONTINUE, PHONE, SMS_CODE, CHOICE];
 const WAIT: Duration = Duration::from_secs(20);
+/// The last info line before `Code 1: `, and a line of the backup codes'
+/// text.
+const APP_STEPS: &str = "and after it changes, the next one (Code 2).";
+const STORE: &str = "they are shown only this once.";
 /// mfad's refusal when enrollment at login is not possible.
 const ASK_ADMIN: &str = "not set up; ask your administrator";
 
@@ -90,6 +94,16 @@ impl Login {
         all
     }
 
+    /// Waits until `needle` was shown `count` times: info text (stdout)
+    /// may come in after the prompt that follows it (stderr).
+    #[track_caller]
+    fn shown(&mut self, needle: &str, count: usize) -> String {
+        if let Err(why) = self.run.wait_until(needle, count, WAIT) {
+            panic!("{needle:?} not shown ({why}):\n{}", self.run.transcript());
+        }
+        self.run.transcript()
+    }
+
     fn answer(&mut self, s: &str) {
         self.run.send_line(s);
     }
@@ -154,8 +168,8 @@ fn a_user_enrolls_an_app_inside_the_login() {
 
     let mut login = Login::start(&svc, &alice, &["authenticate", "acct_mgmt"]);
     let wrong = ["000000".to_string(), "000001".to_string()];
-    let shown = app_tries(&mut login, &[wrong.clone(), wrong.clone(), wrong]);
-    assert!(shown.contains("set it up now"), "{shown}");
+    app_tries(&mut login, &[wrong.clone(), wrong.clone(), wrong]);
+    login.shown("set it up now", 1);
     let r = login.finish();
     r.assert_result(PamResult::AuthErr);
     let t = r.transcript();
@@ -164,7 +178,8 @@ fn a_user_enrolls_an_app_inside_the_login() {
     assert_eq!(status(&env, &alice)["enrolled"], Value::Bool(false));
 
     let mut login = Login::start(&svc, &alice, &["authenticate", "acct_mgmt"]);
-    let shown = login.expect(CODE1);
+    login.expect(CODE1);
+    let shown = login.shown(APP_STEPS, 1);
     // The QR code (the same rendering as mfactl), the secret in groups, the URI.
     let secret = shown_secret(&shown);
     let uri = shown
@@ -184,7 +199,8 @@ fn a_user_enrolls_an_app_inside_the_login() {
     login.answer(&codes[0]);
     login.expect(CODE2);
     login.answer(&codes[1]);
-    let shown = login.expect(CONTINUE);
+    login.expect(CONTINUE);
+    let shown = login.shown(STORE, 1);
     let backup = shown_backup_codes(&shown);
     assert_eq!(backup.len(), 10, "{shown}");
     login.answer("");
@@ -219,13 +235,15 @@ fn the_enrollment_is_shown_under_pam_silent() {
     let bob = env.add_user();
     let svc = service(&env);
     let mut login = Login::start(&svc, &bob, &["authenticate(PAM_SILENT)"]);
-    let shown = login.expect(CODE1);
+    login.expect(CODE1);
+    let shown = login.shown(APP_STEPS, 1);
     assert!(shown.contains("Scan this QR code"), "{shown}");
     let codes = env.confirm_codes(&shown_secret(&shown));
     login.answer(&codes[0]);
     login.expect(CODE2);
     login.answer(&codes[1]);
-    let shown = login.expect(CONTINUE);
+    login.expect(CONTINUE);
+    let shown = login.shown(STORE, 1);
     assert_eq!(shown_backup_codes(&shown).len(), 10, "{shown}");
     login.answer("");
     login.finish().assert_result(PamResult::Success);
@@ -238,7 +256,11 @@ fn the_enrollment_is_shown_under_pam_silent() {
 #[test]
 fn a_user_enrolls_a_phone_inside_the_login() {
     let env = required_env(
-        Env::builder().sms(Sms::http().allowed_prefixes(&["+372"]).max_sends_per_hour(20)),
+        Env::builder().sms(
+            Sms::http()
+                .allowed_prefixes(&["+372"])
+                .max_sends_per_hour(20),
+        ),
     );
     let carol = env.add_user();
     let svc = service(&env);
@@ -251,21 +273,30 @@ fn a_user_enrolls_a_phone_inside_the_login() {
     let shown = login.expect(PHONE);
     assert!(shown.contains("allowed_prefixes"), "{shown}");
     login.answer(&phone);
-    let shown = login.expect(SMS_CODE);
-    assert!(shown.contains(&mask_phone(&phone)), "{shown}");
+    login.expect(SMS_CODE);
+    login.shown(&format!("Code sent by SMS to {}.", mask_phone(&phone)), 1);
     let first = env.wait_for_sms(1);
     assert_eq!(first.to, phone);
     login.answer("");
     login.expect(SMS_CODE);
+    login.shown(
+        &format!("New code sent by SMS to {}.", mask_phone(&phone)),
+        1,
+    );
     let second = env.wait_for_sms(2);
     assert_eq!(second.to, phone);
     login.answer(&second.code());
-    let shown = login.expect(CONTINUE);
+    login.expect(CONTINUE);
+    let shown = login.shown(STORE, 1);
     assert_eq!(shown_backup_codes(&shown).len(), 10, "{shown}");
     login.answer("");
     let r = login.finish();
     r.assert_result(PamResult::Success);
-    assert!(r.output.stdout.contains("account management done"), "{}", r.output);
+    assert!(
+        r.output.stdout.contains("account management done"),
+        "{}",
+        r.output
+    );
     let s = status(&env, &carol);
     assert_eq!(s["devices"][0]["kind"], "sms", "{s}");
     assert_eq!(s["devices"][0]["name"], phone.as_str(), "{s}");
@@ -291,6 +322,13 @@ fn only_root_callers_enroll_and_only_when_on() {
     let t = r.transcript();
     assert!(t.contains(ASK_ADMIN), "{t}");
     assert!(!t.contains(CODE1) && !t.contains("otpauth://"), "{t}");
+    // Root gets `enroll`, for a name without an account too (a decoy).
+    let nobody = format!("mfatghost{}", mfa_tests::random_letters(10));
+    let real = env.call(None, &["login-begin", &dan.name]);
+    let fake = env.call(None, &["login-begin", &nobody]);
+    assert_eq!(real.ok()["action"], "enroll", "{real:?}");
+    assert_eq!(fake.ok()["action"], "enroll", "{fake:?}");
+    assert_eq!(real.ok()["message"], fake.ok()["message"]);
 
     let env = required_env(Env::builder().policy_toml("enroll_at_login = false\n"));
     let erin = env.add_user();
@@ -340,4 +378,35 @@ fn a_user_enrolls_inside_their_first_ssh_login() {
     );
     r.assert_logged_in();
     assert_eq!(r.code_prompts(), 1, "{r}");
+}
+
+/// The grace period comes first: logins without a code while it lasts,
+/// then enrollment inside the login.
+#[test]
+fn grace_first_then_enrollment_at_login() {
+    let env = required_env(Env::builder().policy_toml("grace_period = \"3s\"\n"));
+    let gus = env.add_user();
+    let svc = service(&env);
+    // PAM_IGNORE in the grace period: pam_permit decides.
+    let lenient = env.pam_service_raw(&format!(
+        "auth required {}\nauth required pam_permit.so\naccount required pam_permit.so\n",
+        env.pam_module_spec()
+    ));
+    let r = env.pamtester(&lenient, &gus, &[]);
+    r.assert_result(PamResult::Success);
+    let t = r.transcript();
+    assert!(
+        t.contains("mfactl enroll totp") && !t.contains(CODE1),
+        "{t}"
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    let mut login = Login::start(&svc, &gus, &["authenticate"]);
+    login.expect(CODE1);
+    let codes = env.confirm_codes(&shown_secret(&login.shown(APP_STEPS, 1)));
+    login.answer(&codes[0]);
+    login.expect(CODE2);
+    login.answer(&codes[1]);
+    login.expect(CONTINUE);
+    login.answer("");
+    login.finish().assert_result(PamResult::Success);
 }

@@ -78,7 +78,11 @@ fn optional_policy_ignores_users_without_a_device() {
 
 #[test]
 fn required_policy_denies_users_without_a_device() {
-    let env = Env::builder().policy(Policy::Required).start();
+    // Without enrollment at login (enroll_login.rs has it on).
+    let env = Env::builder()
+        .policy(Policy::Required)
+        .policy_toml("enroll_at_login = false\n")
+        .start();
     let otto = env.add_user();
     let both = with_permit(&env);
     for user in [otto.clone(), ghost()] {

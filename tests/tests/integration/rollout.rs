@@ -40,8 +40,10 @@ fn groups_users_and_services_decide_who_must_use_two_step() {
     let robots = env.add_group(&[&robot]);
     let lenient = with_permit(&env);
     let strict = with_permit(&env);
+    // Refused rather than enrolled at login (enroll_login.rs), to tell
+    // who must from who need not by the result alone.
     let policy = format!(
-        "required_groups = [{}, {}]\nexempt_groups = [{}]\nexempt_users = [{}]\n",
+        "enroll_at_login = false\nrequired_groups = [{}, {}]\nexempt_groups = [{}]\nexempt_users = [{}]\n",
         toml_str(&staff),
         toml_str(&set_primary_group(&env, &by_primary)),
         toml_str(&robots),
@@ -106,7 +108,7 @@ fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 fn the_grace_period_runs_from_the_first_login_until_it_ends_and_a_reset_restarts_it() {
     let env = Env::builder()
         .policy(Policy::Required)
-        .policy_toml("grace_period = \"4s\"")
+        .policy_toml("grace_period = \"4s\"\nenroll_at_login = false")
         .start();
     let nina = env.add_user();
     let svc = with_permit(&env);
@@ -272,7 +274,10 @@ fn sighup_rereads_the_config_and_keeps_logins_in_flight() {
     assert_eq!(begun.ok()["action"], "challenge", "{begun:?}");
     let attempt = begun.ok()["attempt"].as_str().expect("attempt").to_string();
 
-    env.set_config(|c| c.policy = Policy::Required);
+    env.set_config(|c| {
+        c.policy = Policy::Required;
+        c.policy_toml = "enroll_at_login = false\n".into();
+    });
     hup(&env);
     wait_log(&env, "config reloaded", 1);
     env.pamtester(&svc, &una, &[])
@@ -460,7 +465,7 @@ fn ssh_logins_in_the_grace_period_are_told_to_enroll_then_refused() {
     use mfa_tests::ssh::{account_guard, SshOpts, SshSetup};
     let env = Env::builder()
         .policy(Policy::Required)
-        .policy_toml("grace_period = \"6s\"")
+        .policy_toml("grace_period = \"6s\"\nenroll_at_login = false")
         .start();
     let gus = env.add_login_user(None);
     let key = env.ssh_key();
