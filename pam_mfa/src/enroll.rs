@@ -24,8 +24,8 @@ use mfa_api::AnswerResult;
 use crate::client::Daemon;
 use crate::error::Error;
 use crate::flow::{
-    keep_attempt, show_error, show_info, LOST, MAX_CODE_BYTES, MAX_PROMPTS, MAX_TRIES,
-    NOT_UNDERSTOOD, Outcome, PASSWORD_NOT_CODE,
+    keep_attempt, show_error, show_info, Outcome, LOST, MAX_CODE_BYTES, MAX_PROMPTS, MAX_TRIES,
+    NOT_UNDERSTOOD, PASSWORD_NOT_CODE,
 };
 use crate::handle::{Code, Pam};
 use crate::log::Log;
@@ -224,10 +224,7 @@ fn settle(
             Ok(None)
         }
         AnswerResult::Deny => {
-            log.warning(&format!(
-                "enrollment refused: {}; {who}",
-                reply.message
-            ));
+            log.warning(&format!("enrollment refused: {}; {who}", reply.message));
             show_error(pam, &reply.message, log);
             Err(Outcome::AuthErr)
         }

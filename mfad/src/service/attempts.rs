@@ -12,12 +12,12 @@ use super::authz::LoginGrant;
 use super::verify::{self, Check, MSG_WRONG, MSG_WRONG_RETRY};
 use super::{lock, owned_state, sms, Core, LoginRequest};
 use crate::error::{Error, Result};
+use crate::factor::Kind;
 use crate::policy::{self, Decision, Need};
 use crate::random;
 use crate::ratelimit::RateLimit;
 use crate::store::{Trusted, UserState};
 use crate::trust::{self, Identity, Lifetime};
-use crate::factor::Kind;
 use crate::users::Account;
 
 /// Tries per attempt before the module is told to give up.
@@ -474,7 +474,11 @@ impl Attempts {
         let mut table = lock(&self.table);
         let gone = || Error::NotFound("No such login attempt.".into());
         let a = table.get(token).ok_or_else(gone)?;
-        let Some(enroll) = a.enroll.as_ref().filter(|_| a.caller == caller && !a.verified) else {
+        let Some(enroll) = a
+            .enroll
+            .as_ref()
+            .filter(|_| a.caller == caller && !a.verified)
+        else {
             return Err(gone());
         };
         if a.expires <= now {

@@ -182,7 +182,9 @@ pub fn confirm(
 ) -> Result<(AnswerResult, String, Vec<String>)> {
     let (account, pending) = attempts.enrolling(caller, token, now)?;
     let Some((kind, id)) = pending else {
-        return Err(Error::NotFound("No enrollment started in this login.".into()));
+        return Err(Error::NotFound(
+            "No enrollment started in this login.".into(),
+        ));
     };
     let confirmed = match (kind, codes) {
         _ if id.starts_with(DECOY) => Err(decoy_confirm(kind, codes)),

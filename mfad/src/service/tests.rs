@@ -1556,9 +1556,7 @@ fn a_login_enrolls_an_app_and_counts_as_verified() {
     let (s, _) = enroll_service(false);
     let token = enroll_begin_login(&s);
     assert_eq!(s.login_enroll_kinds(0, &token, NOW).unwrap(), ["totp"]);
-    let (uri, secret_b32, _) = s
-        .login_enroll_begin(0, &token, "totp", "", NOW)
-        .unwrap();
+    let (uri, secret_b32, _) = s.login_enroll_begin(0, &token, "totp", "", NOW).unwrap();
     assert!(uri.starts_with("otpauth://totp/"), "{uri}");
     let secret = secret_of(&uri);
     assert_eq!(totp::secret_to_base32(&secret), secret_b32);
@@ -1599,9 +1597,7 @@ fn a_login_enrolls_an_app_and_counts_as_verified() {
 fn three_wrong_pairs_end_the_login_and_enroll_nothing() {
     let (s, _) = enroll_service(false);
     let token = enroll_begin_login(&s);
-    let (uri, _, _) = s
-        .login_enroll_begin(0, &token, "totp", "", NOW)
-        .unwrap();
+    let (uri, _, _) = s.login_enroll_begin(0, &token, "totp", "", NOW).unwrap();
     let secret = secret_of(&uri);
     let wrong = vec!["123456".to_string(), "654321".to_string()];
     for want in [AnswerResult::Retry, AnswerResult::Retry, AnswerResult::Deny] {
@@ -1679,9 +1675,7 @@ fn a_login_enrolls_a_phone_within_the_sms_limits() {
         s.login_enroll_begin(0, &token, "fido", "", NOW),
         Err(Error::InvalidArgument(_))
     ));
-    let (uri, secret, message) = s
-        .login_enroll_begin(0, &token, "sms", PHONE, NOW)
-        .unwrap();
+    let (uri, secret, message) = s.login_enroll_begin(0, &token, "sms", PHONE, NOW).unwrap();
     assert_eq!((uri.as_str(), secret.as_str()), ("", ""));
     assert!(message.contains(MASKED), "{message}");
     assert_eq!(outbox.count(), 1);
@@ -1694,9 +1688,7 @@ fn a_login_enrolls_a_phone_within_the_sms_limits() {
     assert_eq!(r, AnswerResult::Retry);
     let (phone, sent) = outbox.last();
     assert_eq!(phone, PHONE);
-    let (r, m, codes) = s
-        .login_enroll_confirm(0, &token, &[sent], NOW + 2)
-        .unwrap();
+    let (r, m, codes) = s.login_enroll_confirm(0, &token, &[sent], NOW + 2).unwrap();
     assert_eq!(r, AnswerResult::Success, "{m}");
     assert_eq!(codes.len(), 10);
     assert_eq!(s.status(0, USER).unwrap().devices[0].kind, "sms");
@@ -1712,9 +1704,7 @@ fn an_unknown_name_enrolls_a_decoy_that_never_passes() {
     let (action, token, message) = begin_as(&s, 0, "no-such-user");
     assert_eq!(action, BeginAction::Enroll);
     assert_eq!(message, super::attempts::MSG_ENROLL);
-    let (uri, _, _) = s
-        .login_enroll_begin(0, &token, "totp", "", NOW)
-        .unwrap();
+    let (uri, _, _) = s.login_enroll_begin(0, &token, "totp", "", NOW).unwrap();
     let secret = secret_of(&uri);
     let right = vec![code(&secret, -1), code(&secret, 0)];
     let mut results = Vec::new();
@@ -1727,10 +1717,11 @@ fn an_unknown_name_enrolls_a_decoy_that_never_passes() {
     );
     // By SMS: "sent", and nothing goes out.
     let (_, token, _) = begin_as(&s, 0, "no-such-user");
-    let (_, _, message) = s
-        .login_enroll_begin(0, &token, "sms", PHONE, NOW)
-        .unwrap();
+    let (_, _, message) = s.login_enroll_begin(0, &token, "sms", PHONE, NOW).unwrap();
     assert!(message.contains(MASKED), "{message}");
-    assert!(s.login_enroll_resend(0, &token, NOW).unwrap().contains(MASKED));
+    assert!(s
+        .login_enroll_resend(0, &token, NOW)
+        .unwrap()
+        .contains(MASKED));
     assert_eq!(outbox.count(), 0);
 }
