@@ -134,14 +134,16 @@ fn decoy_begin(
     }
 }
 
-/// What a decoy's confirmation fails with: what a wrong code gets.
+/// What a decoy's confirmation fails with: what the same wrong codes get
+/// from `Enrollments::totp_confirm` or `sms_confirm`.
 fn decoy_confirm(kind: Kind, codes: &[String]) -> Error {
-    let six = |c: &String| verify::normalize(c.as_bytes()).is_some_and(|c| c.len() == 6);
+    let read = |c: &String| verify::normalize(c.as_bytes());
+    let sms = |c: &String| read(c).is_some_and(|c| c.len() == factor::sms::DIGITS);
     Error::InvalidCode(
         match kind {
-            Kind::Totp if codes.iter().all(six) => MSG_NO_MATCH,
+            Kind::Totp if codes.iter().all(|c| read(c).is_some()) => MSG_NO_MATCH,
             Kind::Totp => MSG_SIX_DIGITS,
-            _ if codes.iter().all(six) => MSG_WRONG_SMS,
+            _ if codes.iter().all(sms) => MSG_WRONG_SMS,
             _ => "The code from the text message is 6 digits.",
         }
         .into(),

@@ -54,14 +54,20 @@ impl Login {
     /// pamtester's stdout (PAM_TEXT_INFO) unbuffered (stdbuf), so that the
     /// text shown before a prompt is there when the prompt is.
     fn start(svc: &str, user: &User, ops: &[&str]) -> Login {
+        Login::start_from(svc, user, &[], ops)
+    }
+
+    /// With PAM items (`rhost=...`).
+    fn start_from(svc: &str, user: &User, items: &[&str], ops: &[&str]) -> Login {
         let pamtester = paths::tool("pamtester", "pamtester");
-        let mut args: Vec<String> = vec![
-            "-o0".into(),
-            pamtester.display().to_string(),
-            "-v".into(),
-            svc.into(),
-            user.name.clone(),
-        ];
+        let mut args: Vec<String> =
+            vec!["-o0".into(), pamtester.display().to_string(), "-v".into()];
+        for item in items {
+            args.push("-I".into());
+            args.push(item.to_string());
+        }
+        args.push(svc.into());
+        args.push(user.name.clone());
         args.extend(ops.iter().map(|s| s.to_string()));
         let run = Cmd::new("stdbuf")
             .args(&args)
@@ -228,13 +234,17 @@ fn a_user_enrolls_an_app_inside_the_login() {
     assert_eq!(r.prompts(), 1, "{}", r.output);
 }
 
-/// sudo passes PAM_SILENT: the enrollment is shown all the same.
+/// sudo passes PAM_SILENT: the enrollment is shown all the same (and the
+/// flag does reach the module: the trusted device's notice, which it hides
+/// under PAM_SILENT, is hidden).
 #[test]
 fn the_enrollment_is_shown_under_pam_silent() {
-    let env = required_env(Env::builder());
+    let env = required_env(Env::builder().trusted_lifetime("30d"));
     let bob = env.add_user();
     let svc = service(&env);
-    let mut login = Login::start(&svc, &bob, &["authenticate(PAM_SILENT)"]);
+    let from = ["rhost=10.9.8.7"];
+    let silent = ["authenticate(PAM_SILENT)", "acct_mgmt"];
+    let mut login = Login::start_from(&svc, &bob, &from, &silent);
     login.expect(CODE1);
     let shown = login.shown(APP_STEPS, 1);
     assert!(shown.contains("Scan this QR code"), "{shown}");
@@ -248,6 +258,15 @@ fn the_enrollment_is_shown_under_pam_silent() {
     login.answer("");
     login.finish().assert_result(PamResult::Success);
     assert_eq!(status(&env, &bob)["enrolled"], Value::Bool(true));
+
+    // The enrolled login made 10.9.8.7 trusted (the account phase).
+    const TRUSTED: &str = "This device is trusted";
+    let r = Login::start_from(&svc, &bob, &from, &silent).finish();
+    r.assert_result(PamResult::Success);
+    assert!(!r.transcript().contains(TRUSTED), "{}", r.output);
+    let r = Login::start_from(&svc, &bob, &from, &["authenticate"]).finish();
+    r.assert_result(PamResult::Success);
+    assert!(r.transcript().contains(TRUSTED), "{}", r.output);
 }
 
 /// With `[sms]`: the user chooses text messages, a number outside
@@ -329,6 +348,36 @@ fn only_root_callers_enroll_and_only_when_on() {
     assert_eq!(real.ok()["action"], "enroll", "{real:?}");
     assert_eq!(fake.ok()["action"], "enroll", "{fake:?}");
     assert_eq!(real.ok()["message"], fake.ok()["message"]);
+    // And through the module: the same prompts, messages (but for the
+    // random secret) and results.
+    let ghost = User {
+        name: nobody.clone(),
+        uid: 0,
+        gid: 0,
+    };
+    let (ra, rb) = (
+        env.pam_run(&svc, &dan, &["--acct"], &["1", "2"]),
+        env.pam_run(&svc, &ghost, &["--acct"], &["1", "2"]),
+    );
+    let without_secrets = |r: &mfa_tests::pam::PamRun, name: &str| -> Vec<String> {
+        r.messages()
+            .iter()
+            .filter(|m| {
+                !m.contains("otpauth://") && !m.contains("QR code") && !m.contains("secret")
+            })
+            .map(|m| m.replace(name, "USER"))
+            .collect()
+    };
+    assert_eq!(ra.prompts(), [CODE1, CODE2, CODE1]);
+    assert_eq!(ra.prompts(), rb.prompts());
+    assert_eq!(ra.message_styles(), rb.message_styles());
+    assert_eq!(
+        without_secrets(&ra, &dan.name),
+        without_secrets(&rb, &nobody)
+    );
+    for call in ["authenticate", "acct_mgmt"] {
+        assert_eq!(ra.round_rc(0, call), rb.round_rc(0, call), "{call}");
+    }
 
     let env = required_env(Env::builder().policy_toml("enroll_at_login = false\n"));
     let erin = env.add_user();
