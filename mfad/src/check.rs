@@ -28,11 +28,12 @@ pub fn report(
     let p = &config.policy;
     let mut out = format!(
         "{}: valid\n\
-         [policy] mode = {:?}, grace_period = {:?}\n  \
+         [policy] mode = {:?}, grace_period = {:?}, enroll_at_login = {}\n  \
          required_groups: {}\n  exempt_groups: {}\n  exempt_users: {}\n",
         path.display(),
         p.mode.as_str(),
         humantime::format_duration(p.grace_period).to_string(),
+        p.enroll_at_login,
         list(&p.required_groups),
         list(&p.exempt_groups),
         list(&p.exempt_users),
@@ -96,7 +97,7 @@ mod tests {
         let r = report(&config, Path::new("/etc/mfad/mfad.toml"), &missing, &users);
         for want in [
             "/etc/mfad/mfad.toml: valid",
-            "mode = \"required\", grace_period = \"7days\"",
+            "mode = \"required\", grace_period = \"7days\", enroll_at_login = true",
             "exempt_users: backup",
             "required_groups: (none)",
             "[policy.service.sudo] mode = \"required\"",
