@@ -1715,6 +1715,17 @@ fn an_unknown_name_enrolls_a_decoy_that_never_passes() {
         results,
         [AnswerResult::Retry, AnswerResult::Retry, AnswerResult::Deny]
     );
+    // Wrong codes of any form get what a real enrollment says.
+    for codes in [["1", "2"], ["abc", "123456"], ["123456", "654321"]] {
+        let codes: Vec<String> = codes.iter().map(|c| c.to_string()).collect();
+        let (_, real, _) = begin_as(&s, 0, USER);
+        s.login_enroll_begin(0, &real, "totp", "", NOW).unwrap();
+        let (_, fake, _) = begin_as(&s, 0, "no-such-user");
+        s.login_enroll_begin(0, &fake, "totp", "", NOW).unwrap();
+        let real = s.login_enroll_confirm(0, &real, &codes, NOW).unwrap();
+        let fake = s.login_enroll_confirm(0, &fake, &codes, NOW).unwrap();
+        assert_eq!(real, fake, "{codes:?}");
+    }
     // By SMS: "sent", and nothing goes out.
     let (_, token, _) = begin_as(&s, 0, "no-such-user");
     let (_, _, message) = s.login_enroll_begin(0, &token, "sms", PHONE, NOW).unwrap();
@@ -1724,4 +1735,14 @@ fn an_unknown_name_enrolls_a_decoy_that_never_passes() {
         .unwrap()
         .contains(MASKED));
     assert_eq!(outbox.count(), 0);
+    let (_, real, _) = begin_as(&s, 0, USER);
+    s.login_enroll_begin(0, &real, "sms", PHONE, NOW).unwrap();
+    let sent = outbox.last().1;
+    let wrong = if sent == "123456" { "654321" } else { "123456" };
+    for code in ["12", "abcdef", wrong] {
+        let codes = vec![code.to_string()];
+        let r = s.login_enroll_confirm(0, &real, &codes, NOW).unwrap();
+        let f = s.login_enroll_confirm(0, &token, &codes, NOW).unwrap();
+        assert_eq!(r, f, "{code}");
+    }
 }
