@@ -663,19 +663,9 @@ mod tests {
 
     const OTHER_UID: u32 = 4242;
 
-    /// No bus and no sender name: the UID the handlers act for is the one
-    /// the kernel gives for the socket's other end, this test's own.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_peer_to_peer_caller_is_known_by_its_socket_credentials() {
-        let me = nix::unistd::getuid().as_raw();
-        let own = if me == 0 { "root" } else { "me" };
-        let mut users = Fake::default()
-            .with("root", 0, &["root"])
-            .with("other", OTHER_UID, &[]);
-        if me != 0 {
-            users = users.with(own, me, &[]);
-        }
-        let mut config = Config::default();
+    /// A service over `users` and `config`, served on one end of a socket
+    /// pair: (the server's connection, the client's).
+    async fn peer(users: Fake, mut config: Config) -> (Connection, Connection) {
         config.daemon.log = LogTarget::Stderr;
         let service = Arc::new(Service::new(Core {
             config,
@@ -693,7 +683,22 @@ mod tests {
             .p2p()
             .build();
         let (server, client) = tokio::join!(serve_peer(ctx, server_end), client);
-        let (_server, client) = (server.unwrap(), client.unwrap());
+        (server.unwrap(), client.unwrap())
+    }
+
+    /// No bus and no sender name: the UID the handlers act for is the one
+    /// the kernel gives for the socket's other end, this test's own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_peer_to_peer_caller_is_known_by_its_socket_credentials() {
+        let me = nix::unistd::getuid().as_raw();
+        let own = if me == 0 { "root" } else { "me" };
+        let mut users = Fake::default()
+            .with("root", 0, &["root"])
+            .with("other", OTHER_UID, &[]);
+        if me != 0 {
+            users = users.with(own, me, &[]);
+        }
+        let (_server, client) = peer(users, Config::default()).await;
         assert!(!client.is_bus());
 
         let account = AccountProxy::builder(&client)
@@ -726,5 +731,42 @@ mod tests {
                 "{listed:?}"
             );
         }
+    }
+
+    /// Enrollment at login over a peer-to-peer connection (the Login
+    /// interface served on a private socket): root's Begin answers enroll
+    /// and the Enroll* calls work on its attempt; anyone else is refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn enrollment_at_login_works_peer_to_peer() {
+        let me = nix::unistd::getuid().as_raw();
+        let mut config = Config::default();
+        config.policy.mode = crate::policy::Mode::Required;
+        let users = Fake::default()
+            .with("root", 0, &["root"])
+            .with("other", OTHER_UID, &[]);
+        let (_server, client) = peer(users, config).await;
+        let login = mfa_api::LoginProxy::builder(&client)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .unwrap();
+        let begun = login.begin("other", "sshd", "", "", "").await;
+        if me != 0 {
+            assert!(
+                matches!(begun, Err(WireError::AccessDenied(_))),
+                "{begun:?}"
+            );
+            return;
+        }
+        let (action, attempt, _) = begun.unwrap();
+        assert_eq!(action, mfa_api::BeginAction::Enroll);
+        assert_eq!(login.enroll_kinds(&attempt).await.unwrap(), ["totp"]);
+        let (uri, secret, _) = login.enroll_begin(&attempt, "totp", "").await.unwrap();
+        assert!(uri.contains(&secret), "{uri}");
+        let (result, _, codes) = login
+            .enroll_confirm(&attempt, &["000000", "000001"])
+            .await
+            .unwrap();
+        assert_eq!((result, codes.len()), (AnswerResult::Retry, 0));
     }
 }
