@@ -192,12 +192,19 @@ pub fn human_secs(secs: i64) -> String {
     }
 }
 
-/// What a user in their grace period is told at each login.
-pub fn grace_message(left: i64) -> String {
+/// What a user in their grace period is told at each login. `enroll_at_login`:
+/// whether a login after the period walks them through the setup instead of
+/// refusing them.
+pub fn grace_message(left: i64, enroll_at_login: bool) -> String {
+    let after = if enroll_at_login {
+        "after that, the next login asks you to set it up before letting you in"
+    } else {
+        "after that, logins without it are refused"
+    };
     format!(
         "2-step verification is required for this account: set it up within {} \
          with `mfactl enroll totp` (authenticator app) or `mfactl enroll sms NUMBER` \
-         (text message); after that, logins without it are refused.",
+         (text message); {after}.",
         human_secs(left)
     )
 }
@@ -408,7 +415,9 @@ mod tests {
         assert_eq!(human_secs(90), "1 minute 30 seconds");
         assert_eq!(human_secs(7 * 86400 - 1), "6 days 23 hours");
         assert_eq!(human_secs(86400 + 59), "1 day");
-        assert!(grace_message(3600).contains("1 hour"));
-        assert!(grace_message(3600).contains("mfactl enroll totp"));
+        assert!(grace_message(3600, false).contains("1 hour"));
+        assert!(grace_message(3600, false).contains("mfactl enroll totp"));
+        assert!(grace_message(3600, false).contains("are refused"));
+        assert!(grace_message(3600, true).contains("asks you to set it up"));
     }
 }

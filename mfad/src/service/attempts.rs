@@ -195,7 +195,7 @@ impl Attempts {
                 Ok((
                     BeginAction::Ignore,
                     String::new(),
-                    policy::grace_message(left),
+                    policy::grace_message(left, core.config.policy.enroll_at_login),
                 ))
             }
             Decision::Allow => {
