@@ -70,10 +70,25 @@ impl Origin {
     }
 }
 
+/// A login that passed (its account phase allowed it), waiting for its
+/// session phase (`Login.OpenSession`).
+#[derive(Debug, Clone)]
+pub struct Passed {
+    pub account: Account,
+    pub caller: u32,
+    pub service: String,
+    pub rhost: String,
+    pub tty: String,
+    expires: i64,
+}
+
 /// The attempts in flight, and the rate limit on self-verification.
 pub struct Attempts {
     table: Mutex<HashMap<String, Attempt>>,
     self_logins: Mutex<RateLimit>,
+    /// Logins the account phase allowed, by attempt token, for their
+    /// session phase.
+    passed: Mutex<HashMap<String, Passed>>,
 }
 
 impl Default for Attempts {
@@ -87,6 +102,7 @@ impl Attempts {
         Attempts {
             table: Mutex::new(HashMap::new()),
             self_logins: Mutex::new(RateLimit::new(SELF_LOGINS_PER_MINUTE, 60)),
+            passed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -400,6 +416,7 @@ impl Attempts {
             if let Some(id) = &attempt.identity {
                 trust_device(core, grant.account(), id, now)?;
             }
+            self.keep_passed(token, &attempt, now);
             return Ok((AccountAction::Allow, String::new()));
         }
         let denied = |reason: &str| {
@@ -434,6 +451,55 @@ impl Attempts {
     /// Ends the attempts of `user` (an admin reset).
     pub fn forget_user(&self, uid: u32) {
         lock(&self.table).retain(|_, a| a.account.uid != uid);
+        lock(&self.passed).retain(|_, p| p.account.uid != uid);
+    }
+
+    fn keep_passed(&self, token: &str, a: &Attempt, now: i64) {
+        let mut passed = lock(&self.passed);
+        if passed.len() >= MAX_ATTEMPTS {
+            passed.retain(|_, p| p.expires > now);
+            if passed.len() >= MAX_ATTEMPTS {
+                passed.clear();
+            }
+        }
+        passed.insert(
+            token.to_string(),
+            Passed {
+                account: a.account.clone(),
+                caller: a.caller,
+                service: a.service.clone(),
+                rhost: a.rhost.clone(),
+                tty: a.tty.clone(),
+                expires: now + VERIFIED_SECS,
+            },
+        );
+    }
+
+    /// The session phase takes the login that passed with `token`, once: one
+    /// that went through the account phase, or (a stack without `account
+    /// pam_mfa.so`) a verified attempt. None when this login did not pass
+    /// 2-step (or a trusted device) for this caller.
+    pub fn take_passed(&self, caller: u32, token: &str, now: i64) -> Option<Passed> {
+        if token.is_empty() {
+            return None;
+        }
+        let from_account = lock(&self.passed).remove(token);
+        if let Some(p) = from_account {
+            return (p.caller == caller && p.expires > now).then_some(p);
+        }
+        let mut table = lock(&self.table);
+        let ok = table
+            .get(token)
+            .is_some_and(|a| a.verified && a.caller == caller && a.expires > now);
+        let a = if ok { table.remove(token) } else { None }?;
+        Some(Passed {
+            account: a.account,
+            caller: a.caller,
+            service: a.service,
+            rhost: a.rhost,
+            tty: a.tty,
+            expires: a.expires,
+        })
     }
 
     #[cfg(test)]
