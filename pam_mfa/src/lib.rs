@@ -57,7 +57,14 @@
 //!
 //! PAM_SILENT hides PAM_TEXT_INFO only. `pam_sm_setcred` removes a
 //! `PAM_MFA_ATTEMPT` (or `PAM_MFA_SESSION`) the account phase did not take
-//! and returns PAM_SUCCESS; the other hooks PAM_IGNORE.
+//! and returns PAM_SUCCESS; `pam_sm_chauthtok` PAM_IGNORE.
+//!
+//! `pam_sm_open_session` (`session required pam_mfa.so`) registers a login
+//! that passed 2-step in this PAM transaction with mfad (the attempt token
+//! kept with pam_set_data by the auth or account phase), which ends it
+//! after the user's session duration; see [`flow::open_session`]. Other
+//! logins are not limited (PAM_IGNORE). `pam_sm_close_session` tells mfad
+//! the session ended.
 //!
 //! pam-bindings' entry points catch panics (PAM_ABORT); the code here does
 //! not panic to begin with.
@@ -159,6 +166,28 @@ impl PamHooks for PamMfa {
         )
     }
 
-    // chauthtok, open_session and close_session keep pam-bindings' default,
-    // PAM_IGNORE: the module has no part in them.
+    /// The session duration: registers a login that passed 2-step with
+    /// mfad, which ends it on time.
+    fn sm_open_session(pamh: &mut PamHandle, argv: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
+        run(
+            pamh,
+            &argv,
+            flags,
+            "session",
+            |pam, daemon, _, options, log| flow::open_session(pam, daemon, options, log),
+        )
+    }
+
+    fn sm_close_session(pamh: &mut PamHandle, argv: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
+        run(
+            pamh,
+            &argv,
+            flags,
+            "session",
+            |pam, daemon, _, _, log| flow::close_session(pam, daemon, log),
+        )
+    }
+
+    // chauthtok keeps pam-bindings' default, PAM_IGNORE: the module has no
+    // part in it.
 }
