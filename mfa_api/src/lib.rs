@@ -327,16 +327,23 @@ pub trait Login {
         attempt: &str,
     ) -> Result<(AccountAction, String), Error>;
 
-    /// The session phase: registers the login session of the attempt (from
-    /// `Begin`, after `success` or `allow`, and its account phase) so that
-    /// mfad ends it after the user's session duration. `pidfd` is a pidfd
-    /// of the process whose session it is (the caller's own process for
-    /// the PAM module); `tty` and `xdg_session_id` may be empty. Returns
-    /// the session id and the Unix time it ends (empty and 0: not limited,
-    /// the attempt did not pass 2-step or `[session] max_duration` is off)
-    /// and a message for the user.
+    /// The session phase: registers the login session of `user` through
+    /// `service` whose login passed 2-step (or a trusted device), so that
+    /// mfad ends it after the user's session duration. `attempt` is the
+    /// token from `Begin` when the caller still has it; empty, the login
+    /// that passed with this caller, user and service in the last 10
+    /// minutes counts (sshd runs the auth and account phases in another
+    /// process than the session phase). `pidfd` is a pidfd of the process
+    /// whose session it is (the caller's own process for the PAM module);
+    /// `tty` and `xdg_session_id` may be empty. Returns the session id and
+    /// the Unix time it ends (empty and 0: not limited, the login did not
+    /// pass 2-step or `[session] max_duration` is off) and a message for
+    /// the user.
+    #[allow(clippy::too_many_arguments)]
     fn open_session(
         &self,
+        user: &str,
+        service: &str,
         attempt: &str,
         tty: &str,
         xdg_session_id: &str,

@@ -281,13 +281,15 @@ impl Login {
             .await
     }
 
-    // The wire method's four plus who is calling.
+    // The wire method's six plus who is calling.
     #[allow(clippy::too_many_arguments)]
     #[zbus(out_args("session_id", "ends", "message"))]
     async fn open_session(
         &self,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
+        user: String,
+        service: String,
         attempt: String,
         tty: String,
         xdg_session_id: String,
@@ -295,10 +297,15 @@ impl Login {
     ) -> Result<(String, i64, String), WireError> {
         let caller = self.0.caller(&header, conn).await?;
         let pidfd = std::os::fd::OwnedFd::from(pidfd);
+        let login = crate::service::SessionLogin {
+            user,
+            service,
+            attempt,
+            tty,
+            xdg_session_id,
+        };
         self.0
-            .run(caller, move |s, now| {
-                s.open_session(caller, &attempt, &tty, &xdg_session_id, pidfd, now)
-            })
+            .run(caller, move |s, now| s.open_session(caller, &login, pidfd, now))
             .await
     }
 
@@ -313,7 +320,10 @@ impl Login {
             .run(caller, move |s, now| s.close_session(caller, &session_id, now))
             .await
     }
+}
 
+#[interface(name = "org.mfad.Mfa1.Account")]
+impl Account {
     #[zbus(out_args("enrollment_id", "uri", "secret"))]
     async fn enroll_totp_begin(
         &self,
@@ -499,10 +509,7 @@ impl Login {
             })
             .await
     }
-}
 
-#[interface(name = "org.mfad.Mfa1.Account")]
-impl Account {
     #[zbus(out_args("duration"))]
     async fn session_duration(
         &self,

@@ -74,10 +74,14 @@ pub trait Daemon {
         service: &str,
         attempt: &str,
     ) -> Result<AccountReply, Error>;
-    /// Registers this process's login session for the login that passed
-    /// with `attempt` (`Login.OpenSession`, with a pidfd of this process).
+    /// Registers this process's login session of `user` through `service`
+    /// for the login that passed (with `attempt`, or empty when this
+    /// process does not have it): `Login.OpenSession`, with a pidfd of this
+    /// process.
     fn open_session(
         &mut self,
+        user: &str,
+        service: &str,
         attempt: &str,
         tty: &str,
         xdg_session_id: &str,
@@ -243,6 +247,8 @@ impl Daemon for BusDaemon {
 
     fn open_session(
         &mut self,
+        user: &str,
+        service: &str,
         attempt: &str,
         tty: &str,
         xdg_session_id: &str,
@@ -252,7 +258,14 @@ impl Daemon for BusDaemon {
         let pidfd = own_pidfd()?;
         let (id, ends, message) = self.start("Login.OpenSession", |proxy| async move {
             proxy
-                .open_session(attempt, tty, xdg_session_id, zbus::Fd::from(&pidfd))
+                .open_session(
+                    user,
+                    service,
+                    attempt,
+                    tty,
+                    xdg_session_id,
+                    zbus::Fd::from(&pidfd),
+                )
                 .await
         })?;
         Ok(SessionReply { id, ends, message })

@@ -572,10 +572,13 @@ fn keep_for_session(pam: &mut impl Pam, attempt: &str, log: &mut impl Log) {
 
 /// `pam_sm_open_session`: a login that passed 2-step (or a trusted device)
 /// in this PAM transaction is registered with mfad, which ends it after the
-/// user's session duration. Other logins are not limited (Ignore).
+/// user's session duration. Other logins are not limited (Ignore). The
+/// attempt token kept by the auth or account phase names the login; sshd
+/// runs those phases in a child process, so without one mfad takes the
+/// login of this user and service that passed with this caller.
 ///
 /// ```text
-/// no kept attempt ──> Ignore (mfad is not asked)
+/// user? ──no──> UserUnknown
 /// OpenSession ──id──> keep the id, show message (info), Success
 ///             ──no id (not limited)──> Ignore
 ///             ──refused (mfad error)──> show message (error), SessionErr
@@ -589,14 +592,17 @@ pub fn open_session(
     options: Options,
     log: &mut impl Log,
 ) -> Outcome {
-    let Some(attempt) = pam.kept(ATTEMPT_DATA).filter(|a| !a.is_empty()) else {
-        log.debug("no login that passed 2-step in this transaction; session not limited");
-        return Outcome::Ignore;
+    let attempt = pam.kept(ATTEMPT_DATA).unwrap_or_default();
+    let user = match pam.user() {
+        Ok(u) => u,
+        Err(e) => {
+            log.error(&e.to_string());
+            return Outcome::UserUnknown;
+        }
     };
-    let user = pam.user().unwrap_or_default();
     let who = who(&user, &pam.rhost());
     let xdg = pam.getenv("XDG_SESSION_ID").unwrap_or_default();
-    match daemon.open_session(&attempt, &pam.tty(), &xdg) {
+    match daemon.open_session(&user, &pam.service(), &attempt, &pam.tty(), &xdg) {
         Ok(reply) if reply.id.is_empty() => {
             log.debug(&format!("session not limited; {who}"));
             Outcome::Ignore

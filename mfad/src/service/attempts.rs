@@ -475,22 +475,50 @@ impl Attempts {
         );
     }
 
-    /// The session phase takes the login that passed with `token`, once: one
-    /// that went through the account phase, or (a stack without `account
-    /// pam_mfa.so`) a verified attempt. None when this login did not pass
-    /// 2-step (or a trusted device) for this caller.
-    pub fn take_passed(&self, caller: u32, token: &str, now: i64) -> Option<Passed> {
+    /// The session phase takes a login of the grant's account and caller
+    /// through `service` that passed, once: the one with `token` when the
+    /// caller kept it (su, login), else the oldest one (sshd runs its auth
+    /// and account phases in another process than the session phase, and
+    /// removes the token from the environment the user's session gets).
+    /// One that went through the account phase, or (a stack without
+    /// `account pam_mfa.so`) a verified attempt. None when no login passed
+    /// 2-step (or a trusted device).
+    pub fn take_passed(
+        &self,
+        grant: &LoginGrant,
+        service: &str,
+        token: &str,
+        now: i64,
+    ) -> Option<Passed> {
+        let caller = grant.caller();
+        let mine = |account: &Account, by: u32, svc: &str, expires: i64| {
+            *account == *grant.account() && by == caller && svc == service && expires > now
+        };
+        {
+            let mut passed = lock(&self.passed);
+            let key = if token.is_empty() {
+                passed
+                    .iter()
+                    .filter(|(_, p)| mine(&p.account, p.caller, &p.service, p.expires))
+                    .min_by_key(|(_, p)| p.expires)
+                    .map(|(k, _)| k.clone())
+            } else {
+                passed
+                    .get(token)
+                    .filter(|p| mine(&p.account, p.caller, &p.service, p.expires))
+                    .map(|_| token.to_string())
+            };
+            if let Some(p) = key.and_then(|k| passed.remove(&k)) {
+                return Some(p);
+            }
+        }
         if token.is_empty() {
             return None;
         }
-        let from_account = lock(&self.passed).remove(token);
-        if let Some(p) = from_account {
-            return (p.caller == caller && p.expires > now).then_some(p);
-        }
         let mut table = lock(&self.table);
-        let ok = table
-            .get(token)
-            .is_some_and(|a| a.verified && a.caller == caller && a.expires > now);
+        let ok = table.get(token).is_some_and(|a| {
+            a.verified && mine(&a.account, a.caller, &a.service, a.expires)
+        });
         let a = if ok { table.remove(token) } else { None }?;
         Some(Passed {
             account: a.account,

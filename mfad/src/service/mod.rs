@@ -59,6 +59,17 @@ pub struct LoginRequest {
     pub auth_info: String,
 }
 
+/// One `Login.OpenSession` request.
+#[derive(Debug, Clone, Default)]
+pub struct SessionLogin {
+    pub user: String,
+    pub service: String,
+    /// Begin's token, or empty (see [`attempts::Attempts::take_passed`]).
+    pub attempt: String,
+    pub tty: String,
+    pub xdg_session_id: String,
+}
+
 /// What every unit works with.
 pub struct Core {
     pub config: Config,
@@ -239,20 +250,27 @@ impl Service {
     }
 
     /// Limits the session of a login that passed 2-step (or a trusted
-    /// device); other logins get an empty id. The grant is the attempt's:
-    /// only its caller may take it.
+    /// device); other logins get an empty id. Only the caller that made
+    /// the login may take it.
     pub fn open_session(
         &self,
         caller: u32,
-        token: &str,
-        tty: &str,
-        xdg_session_id: &str,
+        login: &SessionLogin,
         pidfd: std::os::fd::OwnedFd,
         now: i64,
     ) -> Result<(String, i64, String)> {
-        let passed = self.attempts.take_passed(caller, token, now);
-        self.sessions
-            .open(&self.core(), passed, tty, xdg_session_id, pidfd, now)
+        let grant = authz::login(&self.core(), caller, &login.user)?;
+        let passed = self
+            .attempts
+            .take_passed(&grant, &login.service, &login.attempt, now);
+        self.sessions.open(
+            &self.core(),
+            passed,
+            &login.tty,
+            &login.xdg_session_id,
+            pidfd,
+            now,
+        )
     }
 
     pub fn close_session(&self, caller: u32, id: &str, now: i64) -> Result<()> {

@@ -121,8 +121,9 @@ struct ScriptedDaemon {
     /// (user, service, attempt) per AccountCheck.
     checks: Vec<(String, String, String)>,
     session: Option<Result<SessionReply, Error>>,
-    /// (attempt, tty, xdg_session_id) per OpenSession; ids per CloseSession.
-    opened: Vec<(String, String, String)>,
+    /// (user, service, attempt, tty, xdg_session_id) per OpenSession; ids
+    /// per CloseSession.
+    opened: Vec<[String; 5]>,
     closed: Vec<String>,
 }
 
@@ -223,12 +224,19 @@ impl Daemon for ScriptedDaemon {
     }
     fn open_session(
         &mut self,
+        user: &str,
+        service: &str,
         attempt: &str,
         tty: &str,
         xdg_session_id: &str,
     ) -> Result<SessionReply, Error> {
-        self.opened
-            .push((attempt.into(), tty.into(), xdg_session_id.into()));
+        self.opened.push([
+            user.into(),
+            service.into(),
+            attempt.into(),
+            tty.into(),
+            xdg_session_id.into(),
+        ]);
         self.session
             .take()
             .unwrap_or_else(|| panic!("unexpected OpenSession"))
@@ -1580,7 +1588,10 @@ fn a_login_that_passed_is_limited_and_closed() {
         open_session(&mut pam, &mut d, SECURE, &mut log),
         Outcome::Success
     );
-    assert_eq!(d.opened, [(TOKEN.into(), "ssh".into(), "c3".into())]);
+    assert_eq!(
+        d.opened,
+        [["alice", "sshd", TOKEN, "ssh", "c3"].map(String::from)]
+    );
     assert_eq!(pam.infos.last().unwrap(), "This session lasts 4h (session duration).");
     assert_eq!(close_session(&mut pam, &mut d, &mut log), Outcome::Success);
     assert_eq!(d.closed, ["s1"]);
@@ -1597,15 +1608,25 @@ fn the_account_phase_keeps_the_attempt_for_the_session() {
 }
 
 #[test]
-fn a_login_that_did_not_pass_is_not_registered() {
+fn without_a_kept_attempt_mfad_finds_the_login() {
+    // sshd: the auth and account phases ran in a child process.
     let mut pam = ScriptedPam::new(&[]);
-    let mut d = ScriptedDaemon::opens(limited("never"));
+    let mut d = ScriptedDaemon::opens(limited("s2"));
     let mut log = Recorder::default();
     assert_eq!(
         open_session(&mut pam, &mut d, SECURE, &mut log),
-        Outcome::Ignore
+        Outcome::Success
     );
-    assert!(d.opened.is_empty(), "mfad is not asked");
+    assert_eq!(d.opened[0][2], "", "no token");
+    assert_eq!(close_session(&mut pam, &mut d, &mut log), Outcome::Success);
+    assert_eq!(d.closed, ["s2"]);
+}
+
+#[test]
+fn nothing_to_close_without_a_session() {
+    let mut pam = ScriptedPam::new(&[]);
+    let mut d = ScriptedDaemon::opens(limited("never"));
+    let mut log = Recorder::default();
     assert_eq!(close_session(&mut pam, &mut d, &mut log), Outcome::Ignore);
     assert!(d.closed.is_empty());
 }
