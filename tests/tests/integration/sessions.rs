@@ -411,6 +411,7 @@ fn admins_end_sessions() {
     assert_eq!(run.signal, Some(1), "{run}");
     assert!(run.elapsed < Duration::from_secs(10), "{run}");
     assert!(env.daemon_log().contains("ended by an administrator"));
+    wait_sessions(0);
 
     let second = hold(dev.backup_codes[1].clone());
     wait_sessions(1);
