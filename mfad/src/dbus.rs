@@ -305,7 +305,9 @@ impl Login {
             xdg_session_id,
         };
         self.0
-            .run(caller, move |s, now| s.open_session(caller, &login, pidfd, now))
+            .run(caller, move |s, now| {
+                s.open_session(caller, &login, pidfd, now)
+            })
             .await
     }
 
@@ -317,7 +319,9 @@ impl Login {
     ) -> Result<(), WireError> {
         let caller = self.0.caller(&header, conn).await?;
         self.0
-            .run(caller, move |s, now| s.close_session(caller, &session_id, now))
+            .run(caller, move |s, now| {
+                s.close_session(caller, &session_id, now)
+            })
             .await
     }
 }
@@ -690,7 +694,9 @@ impl Admin {
     ) -> Result<(), WireError> {
         let caller = self.0.caller(&header, conn).await?;
         self.0
-            .run(caller, move |s, now| s.end_session(caller, &session_id, now))
+            .run(caller, move |s, now| {
+                s.end_session(caller, &session_id, now)
+            })
             .await
     }
 

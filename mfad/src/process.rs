@@ -72,7 +72,10 @@ pub fn pidfd_signal(pidfd: BorrowedFd<'_>, signal: Signal) -> io::Result<()> {
 /// Whether the process still runs: a pidfd turns readable when it exits.
 pub fn alive(pidfd: BorrowedFd<'_>) -> bool {
     let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
-    matches!(rustix::event::poll(&mut fds, Some(&Timespec::default())), Ok(0))
+    matches!(
+        rustix::event::poll(&mut fds, Some(&Timespec::default())),
+        Ok(0)
+    )
 }
 
 /// A pidfd for `pid` only if it is still the process that started at
@@ -229,7 +232,8 @@ mod tests {
 
     #[test]
     fn stat_fields_are_counted_after_the_name() {
-        let line = "4242 (a) b) c) S 17 4242 4242 34816 4242 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 0 0";
+        let line =
+            "4242 (a) b) c) S 17 4242 4242 34816 4242 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 0 0";
         assert_eq!(
             parse_stat(line),
             Some(Stat {

@@ -11,8 +11,13 @@ pub const WARNINGS: [i64; 2] = [300, 60];
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     /// Warn that `left` seconds remain.
-    Warn { at: i64, left: i64 },
-    End { at: i64 },
+    Warn {
+        at: i64,
+        left: i64,
+    },
+    End {
+        at: i64,
+    },
 }
 
 impl Event {

@@ -179,13 +179,9 @@ impl PamHooks for PamMfa {
     }
 
     fn sm_close_session(pamh: &mut PamHandle, argv: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
-        run(
-            pamh,
-            &argv,
-            flags,
-            "session",
-            |pam, daemon, _, _, log| flow::close_session(pam, daemon, log),
-        )
+        run(pamh, &argv, flags, "session", |pam, daemon, _, _, log| {
+            flow::close_session(pam, daemon, log)
+        })
     }
 
     // chauthtok keeps pam-bindings' default, PAM_IGNORE: the module has no

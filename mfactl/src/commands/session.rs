@@ -184,7 +184,8 @@ pub async fn reset_and_end(ctx: &Ctx, admin: &AdminProxy<'_>, user: &str) -> Res
     admin.reset(user).await.map_err(|e| ctx.api(e))?;
     let ended = admin.end_sessions(user).await.map_err(|e| ctx.api(e))?;
     if ctx.term.json {
-        ctx.term.print_json(&json!({"ok": true, "sessions_ended": ended}))
+        ctx.term
+            .print_json(&json!({"ok": true, "sessions_ended": ended}))
     } else {
         ctx.term.print(&format!(
             "Reset {}: every device, backup code, trusted device and lockout removed; {ended} session{} ended.\n",

@@ -516,9 +516,9 @@ impl Attempts {
             return None;
         }
         let mut table = lock(&self.table);
-        let ok = table.get(token).is_some_and(|a| {
-            a.verified && mine(&a.account, a.caller, &a.service, a.expires)
-        });
+        let ok = table
+            .get(token)
+            .is_some_and(|a| a.verified && mine(&a.account, a.caller, &a.service, a.expires));
         let a = if ok { table.remove(token) } else { None }?;
         Some(Passed {
             account: a.account,

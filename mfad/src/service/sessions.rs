@@ -392,11 +392,12 @@ impl Ender {
             ],
         );
         let mut tree = Tree::default();
-        if !r.xdg_session_id.is_empty() && logind_terminate(&r.xdg_session_id).await {
-            if gone(&mut tree, r, pidfd).await {
-                self.remove(r);
-                return;
-            }
+        if !r.xdg_session_id.is_empty()
+            && logind_terminate(&r.xdg_session_id).await
+            && gone(&mut tree, r, pidfd).await
+        {
+            self.remove(r);
+            return;
         }
         for signal in [Signal::HUP, Signal::TERM, Signal::KILL] {
             let members = tree.members(r.pid, r.uid);

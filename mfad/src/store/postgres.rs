@@ -1367,8 +1367,12 @@ impl Store for PostgresStore {
     fn session_choice(&self, uid: u32) -> Result<Option<i64>> {
         let uid = uid64(uid);
         self.run(async |c| {
-            let row = query_opt(&*c, "SELECT secs FROM session_choice WHERE uid = $1", &[&uid])
-                .await?;
+            let row = query_opt(
+                &*c,
+                "SELECT secs FROM session_choice WHERE uid = $1",
+                &[&uid],
+            )
+            .await?;
             Ok(row.map(|r| r.get::<_, i64>(0)))
         })
     }

@@ -1592,7 +1592,10 @@ fn a_login_that_passed_is_limited_and_closed() {
         d.opened,
         [["alice", "sshd", TOKEN, "ssh", "c3"].map(String::from)]
     );
-    assert_eq!(pam.infos.last().unwrap(), "This session lasts 4h (session duration).");
+    assert_eq!(
+        pam.infos.last().unwrap(),
+        "This session lasts 4h (session duration)."
+    );
     assert_eq!(close_session(&mut pam, &mut d, &mut log), Outcome::Success);
     assert_eq!(d.closed, ["s1"]);
 }
@@ -1646,10 +1649,7 @@ fn a_session_mfad_does_not_limit_is_ignored() {
 
 #[test]
 fn an_unavailable_mfad_refuses_the_session_only_in_secure_mode() {
-    for (mode, want) in [
-        (SECURE, Outcome::SessionErr),
-        (SAFE, Outcome::Ignore),
-    ] {
+    for (mode, want) in [(SECURE, Outcome::SessionErr), (SAFE, Outcome::Ignore)] {
         let mut pam = ScriptedPam::new(&[]);
         pam.data.insert(ATTEMPT_DATA.into(), "tok".into());
         let mut d = ScriptedDaemon::opens(Err(Error::Unavailable("no bus".into())));

@@ -51,8 +51,7 @@ fn logged(env: &Env, event: &str, user: &User, field: &str) -> Option<String> {
     let log = env.daemon_log();
     let line = log
         .lines()
-        .filter(|l| l.contains(event) && l.contains(&format!("user={}", user.name)))
-        .last()?
+        .rfind(|l| l.contains(event) && l.contains(&format!("user={}", user.name)))?
         .to_string();
     line.split_whitespace()
         .find_map(|w| w.strip_prefix(&format!("{field}=")))
@@ -194,7 +193,10 @@ fn a_shorter_choice_ends_sooner_and_a_longer_one_is_refused() {
 
     // Back to the limit.
     let v = parse_json(&env.mfactl_as(&alice, &["--json", "session-duration", "default"]));
-    assert_eq!((v["duration"].as_i64(), v["chosen"].as_i64()), (Some(3600), Some(0)));
+    assert_eq!(
+        (v["duration"].as_i64(), v["chosen"].as_i64()),
+        (Some(3600), Some(0))
+    );
 }
 
 #[test]
@@ -209,7 +211,8 @@ fn without_user_choice_no_one_chooses() {
     let r = env.mfactl_as(&alice, &["session-duration"]);
     r.assert_success();
     assert!(
-        r.stdout.contains("4h (the limit; limit 4h, users may not choose)"),
+        r.stdout
+            .contains("4h (the limit; limit 4h, users may not choose)"),
         "{r}"
     );
 }
@@ -230,9 +233,9 @@ fn ssh_with_a_terminal_sees_the_warning() {
     );
     let finished = unix_now_f();
     assert!(
-        r.output
-            .stdout
-            .contains("This session ends in 2 seconds (session duration 4s). Log in again to continue."),
+        r.output.stdout.contains(
+            "This session ends in 2 seconds (session duration 4s). Log in again to continue."
+        ),
         "{r}\n{}",
         env.daemon_log()
     );
@@ -405,7 +408,9 @@ fn admins_end_sessions() {
     let text = env.mfactl(&["admin", "sessions"]);
     assert!(text.stdout.contains(&id), "{text}");
     // The user cannot end their own limit, nor see the Admin interface.
-    assert!(!env.mfactl_as(&alice, &["admin", "end-session", &id]).success());
+    assert!(!env
+        .mfactl_as(&alice, &["admin", "end-session", &id])
+        .success());
     env.mfactl(&["admin", "end-session", &id]).assert_success();
     let run = first.join().expect("pam-run thread");
     assert_eq!(run.signal, Some(1), "{run}");
