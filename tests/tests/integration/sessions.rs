@@ -426,3 +426,38 @@ fn admins_end_sessions() {
     assert_eq!(run.signal, Some(1), "{run}");
     wait_sessions(0);
 }
+
+/// mfad unavailable at open_session: `failmode=secure` refuses the session
+/// (PAM_SESSION_ERR), `safe` lets it open unlimited (the module's
+/// PAM_IGNORE leaves pam_permit's success).
+#[test]
+fn failmode_decides_when_mfad_cannot_register_the_session() {
+    let env = env_with_limit("\"1h\"");
+    let alice = env.add_login_user(None);
+    let dev = env.enroll_raw(&alice);
+    let module = env.pam_module_spec();
+    let lib = paths::pam_module();
+    for (i, (mode, want)) in [("secure", 14), ("safe", 0)].into_iter().enumerate() {
+        // The session line asks a bus where nobody answers.
+        let svc = env.pam_service_raw(&format!(
+            "auth required {module}\naccount required {module}\n\
+             session required pam_permit.so\n\
+             session required {} bus=unix:path=/nonexistent/mfa-bus failmode={mode}\n",
+            lib.display()
+        ));
+        let run = env.pam_run(
+            &svc,
+            &alice,
+            &["--acct", "--session", "0"],
+            &[&dev.backup_codes[i]],
+        );
+        assert_eq!(run.round_rc(0, "acct_mgmt"), 0, "{}", run.output);
+        assert_eq!(
+            run.round_rc(0, "open_session"),
+            want,
+            "failmode={mode}: {}",
+            run.output
+        );
+    }
+    assert!(!env.daemon_log().contains("session opened"));
+}
