@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -45,6 +46,10 @@ enum Why {
 struct Armed {
     task: tokio::task::AbortHandle,
     end_now: Arc<Notify>,
+    /// The end has begun: a close_session (the login program noticing its
+    /// child died of the SIGHUP) must not stop it before SIGTERM and
+    /// SIGKILL reach what ignored the SIGHUP.
+    ending: Arc<AtomicBool>,
 }
 
 /// The timers of the live sessions.
@@ -163,8 +168,18 @@ impl Sessions {
         let Some(record) = find(core, id)? else {
             return Ok(());
         };
-        if let Some(armed) = lock(&self.armed).remove(id) {
-            armed.task.abort();
+        {
+            let mut armed = lock(&self.armed);
+            if armed
+                .get(id)
+                .is_some_and(|a| a.ending.load(Ordering::SeqCst))
+            {
+                // Its end finishes the job and removes the record.
+                return Ok(());
+            }
+            if let Some(a) = armed.remove(id) {
+                a.task.abort();
+            }
         }
         self.ender(core).forget(&record, "session closed", now);
         Ok(())
@@ -176,17 +191,19 @@ impl Sessions {
             return;
         };
         let end_now = Arc::new(Notify::new());
+        let ending = Arc::new(AtomicBool::new(false));
         let ender = self.ender(core);
         let id = record.id.clone();
         // Held across the spawn, so the task cannot look for its entry
         // before it is there.
         let mut armed = lock(&self.armed);
-        let task = rt.spawn(ender.run(record, pidfd, end_now.clone(), now));
+        let task = rt.spawn(ender.run(record, pidfd, (end_now.clone(), ending.clone()), now));
         armed.insert(
             id,
             Armed {
                 task: task.abort_handle(),
                 end_now,
+                ending,
             },
         );
     }
@@ -322,7 +339,13 @@ pub fn choose(core: &Core, grant: &AccountGrant, secs: i64) -> Result<()> {
 impl Ender {
     /// The timer of one session: its warnings, then its end; or its
     /// process exits first and it is forgotten.
-    async fn run(self, record: SessionRecord, pidfd: OwnedFd, end_now: Arc<Notify>, now: i64) {
+    async fn run(
+        self,
+        record: SessionRecord,
+        pidfd: OwnedFd,
+        (end_now, ending): (Arc<Notify>, Arc<AtomicBool>),
+        now: i64,
+    ) {
         let duration = record.ends - record.started;
         let mut why = Why::TimeUp;
         for event in session_time::schedule(record.started, record.ends, now) {
@@ -342,6 +365,7 @@ impl Ender {
                 self.warn(&record, left, duration);
             }
         }
+        ending.store(true, Ordering::SeqCst);
         self.end(&record, &pidfd, why).await;
         self.disarm(&record.id);
     }

@@ -94,7 +94,12 @@ fn processes_of(user: &User) -> Vec<String> {
 /// Until `user` runs nothing (the session's processes are gone).
 #[track_caller]
 fn assert_no_processes_soon(user: &User) {
-    let deadline = Instant::now() + Duration::from_secs(2);
+    assert_no_processes_within(user, Duration::from_secs(2));
+}
+
+#[track_caller]
+fn assert_no_processes_within(user: &User, wait: Duration) {
+    let deadline = Instant::now() + wait;
     loop {
         let left = processes_of(user);
         if left.is_empty() {
@@ -460,4 +465,33 @@ fn failmode_decides_when_mfad_cannot_register_the_session() {
         );
     }
     assert!(!env.daemon_log().contains("session opened"));
+}
+
+/// What ignores the SIGHUP gets SIGTERM 10 s later, even though the login
+/// program already closed the session (its command died of the SIGHUP).
+#[test]
+fn what_ignores_sighup_is_terminated_after_the_session_closed() {
+    let env = env_with_limit("\"2s\"");
+    let alice = env.add_login_user(None);
+    let dev = env.enroll_raw(&alice);
+    let sshd = limited_sshd(&env);
+    let r = sshd.ssh(
+        &alice,
+        &ssh_opts(
+            &dev.backup_codes[0],
+            "(trap '' HUP; exec sleep 61) </dev/null >/dev/null 2>&1 & sleep 60",
+        ),
+    );
+    assert!(!r.output.timed_out, "{r}");
+    let ended = Instant::now();
+    assert!(
+        processes_of(&alice).iter().any(|p| p.contains("sleep 61")),
+        "the SIGHUP-proof process should outlive the SIGHUP: {:?}",
+        processes_of(&alice)
+    );
+    assert_no_processes_within(&alice, Duration::from_secs(13));
+    assert!(
+        ended.elapsed() > Duration::from_secs(5),
+        "SIGTERM comes 10 s after SIGHUP"
+    );
 }
