@@ -341,7 +341,13 @@ async fn serve(service: Arc<Service>, bus: &str, path: &Path, explicit: bool) ->
         }
     }
     drop_capabilities(&service.audit(), service.limits_sessions());
-    service.start_sessions(tokio::runtime::Handle::current(), dbus::now())?;
+    // On the blocking pool: the store's calls may block (PostgreSQL runs
+    // them on this runtime).
+    let sessions = service.clone();
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || sessions.start_sessions(runtime, dbus::now()))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
     eprintln!("mfad: serving {} on {bus}", mfa_api::BUS_NAME);
     service.audit().info("started", &[("bus", bus)]);
 

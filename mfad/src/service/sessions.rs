@@ -352,7 +352,8 @@ impl Ender {
             tokio::select! {
                 _ = tokio::time::sleep(until(event.at())) => {}
                 _ = exited(&pidfd) => {
-                    self.forget(&record, "session closed", crate::dbus::now());
+                    let (me, r) = (self.clone(), record.clone());
+                    blocking(move || me.forget(&r, "session closed", crate::dbus::now())).await;
                     self.disarm(&record.id);
                     return;
                 }
@@ -420,7 +421,7 @@ impl Ender {
             && logind_terminate(&r.xdg_session_id).await
             && gone(&mut tree, r, pidfd).await
         {
-            self.remove(r);
+            self.remove_blocking(r).await;
             return;
         }
         for signal in [Signal::HUP, Signal::TERM, Signal::KILL] {
@@ -431,7 +432,14 @@ impl Ender {
                 break;
             }
         }
-        self.remove(r);
+        self.remove_blocking(r).await;
+    }
+
+    /// [`Ender::remove`] off the runtime's threads: a store may block
+    /// (PostgreSQL runs its calls on this runtime).
+    async fn remove_blocking(&self, r: &SessionRecord) {
+        let (me, r) = (self.clone(), r.clone());
+        blocking(move || me.remove(&r)).await;
     }
 
     fn remove(&self, r: &SessionRecord) {
@@ -466,6 +474,11 @@ impl Ender {
             ),
         }
     }
+}
+
+/// Runs `f` on the blocking pool and waits for it.
+async fn blocking(f: impl FnOnce() + Send + 'static) {
+    let _ = tokio::task::spawn_blocking(f).await;
 }
 
 /// The time from now to Unix time `at`, to the millisecond.
