@@ -274,7 +274,8 @@ impl Service {
     }
 
     pub fn close_session(&self, caller: u32, id: &str, now: i64) -> Result<()> {
-        self.sessions.close(&self.core(), caller, id, now)
+        let grant = authz::close_session(&self.core(), caller)?;
+        self.sessions.close(&self.core(), &grant, id, now)
     }
 
     /// Arms session timers on `runtime` from now on, and re-arms the
