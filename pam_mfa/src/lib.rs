@@ -9,8 +9,8 @@
 //!   check, and the PAM codes.
 //! - [`handle`]: the PAM side (items, environment, conversation), a trait
 //!   and the real one.
-//! - [`client`]: the mfad side (Login.Begin/Answer/AccountCheck), a trait
-//!   and the real one.
+//! - [`client`]: the mfad side (Login.Begin/Answer/AccountCheck and
+//!   OpenSession/CloseSession), a trait and the real one.
 //! - [`runtime`]: the private event loop the D-Bus connection runs on, which
 //!   leaves no thread and no descriptor behind.
 //! - [`log`]: syslog (AUTHPRIV).
