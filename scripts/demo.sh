@@ -346,6 +346,10 @@ window = 2
 # A key that passed the code step logs in without one for 30 days.
 lifetime = "30d"
 
+[session]
+# A login that passed 2-step lasts at most 8 hours; users may choose less.
+max_duration = "8h"
+
 [sms]
 # Codes by SMS are appended to a file, one JSON line per message, which the
 # demo shows as its phone. A real machine sends them with backend = "http"
@@ -404,6 +408,7 @@ $marker
 auth     required  $module bus=$addr
 account  required  $module bus=$addr
 session  required  pam_permit.so
+session  required  $module bus=$addr
 EOF
 say "$pam_file:"
 sed 's/^/      /' "$pam_file"
@@ -851,6 +856,26 @@ if [[ $auto -eq 0 ]]; then
 	say " at most 5 codes go out by SMS an hour)"
 	read -r -p "    Press Enter to end the demo. " _ || true
 fi
+
+step "A session ends after its duration"
+say "([session] max_duration = \"8h\" is the limit; $user chooses 5 seconds,"
+say " mfad warns on the session's terminal, then ends it: SIGHUP, SIGTERM, SIGKILL)"
+show "mfactl --bus $addr session-duration 5s"
+as_user "$mfactl" --bus "$addr" session-duration 5s | indent || die "mfactl session-duration failed"
+show "$ssh_show -t $ssh_dest 'sleep 60'"
+started=$(date +%s)
+if [[ $auto -eq 0 ]]; then
+	demo_ssh tty -t -p "$port" "$user@127.0.0.1" "sleep 60"
+else
+	demo_ssh right -p "$port" "$user@127.0.0.1" "sleep 60"
+fi
+took=$(($(date +%s) - started))
+((took < 30)) || die "the session outlived its duration (${took}s)"
+say "ssh ended after ${took}s (exit $rc): mfad ended the session"
+grep -F 'session ended' "$dir/mfad.log" | tail -n 1 | indent ||
+	die "mfad logged no session end"
+as_user "$mfactl" --bus "$addr" session-duration default >/dev/null ||
+	die "mfactl session-duration default failed"
 
 step "The daemon's view afterwards"
 show "mfactl --bus $addr status"

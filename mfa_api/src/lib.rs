@@ -267,6 +267,37 @@ pub struct MissingUser {
     pub grace_left: i64,
 }
 
+/// One live login session whose duration mfad limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct SessionInfo {
+    /// Short id, unique on this host.
+    pub id: String,
+    pub user: String,
+    /// The PAM service (`sshd`, `login`, `su`).
+    pub service: String,
+    pub tty: String,
+    /// The remote host; empty for a local login.
+    pub rhost: String,
+    /// Unix time the session opened.
+    pub started: i64,
+    /// Unix time mfad ends it.
+    pub ends: i64,
+}
+
+/// A user's session duration (`Account.SessionDuration`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct SessionDuration {
+    pub user: String,
+    /// Seconds a new session of the user lasts; 0 when not limited.
+    pub duration: i64,
+    /// The user's own choice in seconds; 0 when none (the limit applies).
+    pub chosen: i64,
+    /// `[session] max_duration` in seconds; 0 when "off".
+    pub limit: i64,
+    /// `[session] user_choice`: whether users may choose a shorter one.
+    pub user_choice: bool,
+}
+
 /// Used by the PAM module: one authentication is `Begin` then `Answer`s.
 ///
 /// root may verify any user; any other caller only itself (screen lockers).
@@ -330,6 +361,32 @@ pub trait Login {
         attempt: &str,
         codes: &[&str],
     ) -> Result<(AnswerResult, String, Vec<String>), Error>;
+
+    /// The session phase: registers the login session of `user` through
+    /// `service` whose login passed 2-step (or a trusted device), so that
+    /// mfad ends it after the user's session duration. `attempt` is the
+    /// token from `Begin` when the caller still has it; empty, the login
+    /// that passed with this caller, user and service in the last 10
+    /// minutes counts (sshd runs the auth and account phases in another
+    /// process than the session phase). `pidfd` is a pidfd of the process
+    /// whose session it is (the caller's own process for the PAM module);
+    /// `tty` and `xdg_session_id` may be empty. Returns the session id and
+    /// the Unix time it ends (empty and 0: not limited, the login did not
+    /// pass 2-step or `[session] max_duration` is off) and a message for
+    /// the user.
+    #[allow(clippy::too_many_arguments)]
+    fn open_session(
+        &self,
+        user: &str,
+        service: &str,
+        attempt: &str,
+        tty: &str,
+        xdg_session_id: &str,
+        pidfd: zbus::Fd<'_>,
+    ) -> Result<(String, i64, String), Error>;
+
+    /// The session `id` (from `OpenSession`) ended: mfad forgets it.
+    fn close_session(&self, id: &str) -> Result<(), Error>;
 }
 
 /// A user's own enrollment. `user` may be empty for "the caller"; only root
@@ -411,6 +468,16 @@ pub trait Account {
 
     /// Stops trusting all of the user's devices; returns how many.
     fn remove_all_trusted_devices(&self, user: &str) -> Result<u32, Error>;
+
+    /// The user's session duration and the administrator's limit.
+    fn session_duration(&self, user: &str) -> Result<SessionDuration, Error>;
+
+    /// Chooses the duration of the user's next sessions in seconds, at
+    /// most `[session] max_duration`; 0 goes back to the limit.
+    fn set_session_duration(&self, user: &str, duration: i64) -> Result<(), Error>;
+
+    /// The user's live limited sessions.
+    fn sessions(&self, user: &str) -> Result<Vec<SessionInfo>, Error>;
 }
 
 /// For root and members of the configured admin group.
@@ -445,6 +512,15 @@ pub trait Admin {
 
     /// Removes one device of the user, without a code (the user lost it).
     fn remove_device(&self, user: &str, device_id: &str) -> Result<(), Error>;
+
+    /// Live limited sessions of `user`, or of everyone when empty.
+    fn sessions(&self, user: &str) -> Result<Vec<SessionInfo>, Error>;
+
+    /// Ends one session now, as its end time would.
+    fn end_session(&self, id: &str) -> Result<(), Error>;
+
+    /// Ends every limited session of the user; returns how many.
+    fn end_sessions(&self, user: &str) -> Result<u32, Error>;
 }
 
 /// Longest log field value written; enough for any host name.

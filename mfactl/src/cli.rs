@@ -61,6 +61,15 @@ pub enum Command {
         #[command(subcommand)]
         command: TrustedCommand,
     },
+    /// Show how long your verified logins last, or choose a shorter
+    /// duration (e.g. "4h", "90m", "3600"; "default" goes back to the
+    /// administrator's limit). Applies to sessions opened after the change.
+    SessionDuration {
+        #[arg(value_name = "DURATION|default")]
+        duration: Option<String>,
+    },
+    /// List your live login sessions that end after their duration.
+    Sessions,
     /// Administer users (root or members of mfad's admin group).
     Admin {
         #[command(subcommand)]
@@ -176,6 +185,19 @@ pub enum AdminCommand {
     Reset {
         #[arg(value_name = "USER")]
         user: String,
+        /// End the user's limited login sessions too.
+        #[arg(long)]
+        end_sessions: bool,
+    },
+    /// List the live limited login sessions of USER, or of everyone.
+    Sessions {
+        #[arg(value_name = "USER")]
+        user: Option<String>,
+    },
+    /// End a login session now (its id as `admin sessions` shows it).
+    EndSession {
+        #[arg(value_name = "ID")]
+        id: String,
     },
     /// Remove one of a user's devices (a lost phone), without a code.
     Remove {

@@ -22,6 +22,7 @@ pub struct Config {
     pub totp: Totp,
     pub lockout: LockoutConfig,
     pub trusted_devices: TrustedDevices,
+    pub session: SessionConfig,
     /// Absent: SMS is off.
     pub sms: Option<SmsConfig>,
     pub store: StoreConfig,
@@ -154,6 +155,55 @@ fn lifetime<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Lifetime, D::Error
     Lifetime::parse(&s).map_err(serde::de::Error::custom)
 }
 
+/// `[session]`: how long a login verified with a second factor lasts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// The limit; `None` ("off") leaves sessions unlimited.
+    #[serde(deserialize_with = "off_or_duration")]
+    pub max_duration: Option<Duration>,
+    /// Users may choose a shorter duration (never a longer one).
+    pub user_choice: bool,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            max_duration: None,
+            user_choice: true,
+        }
+    }
+}
+
+impl SessionConfig {
+    /// The limit in seconds; 0 when off.
+    pub fn limit_secs(&self) -> i64 {
+        self.max_duration
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    }
+}
+
+/// "off", a duration ("12h", "90s"), or a number of seconds.
+fn off_or_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let bad = |why: String| {
+        serde::de::Error::custom(format!("max_duration must be \"off\" or a duration: {why}"))
+    };
+    let d = match toml::Value::deserialize(d)? {
+        toml::Value::Integer(n) => {
+            Duration::from_secs(u64::try_from(n).map_err(|_| bad(format!("{n} is negative")))?)
+        }
+        toml::Value::String(s) if s.trim() == "off" => return Ok(None),
+        toml::Value::String(s) => parse_duration(&s).map_err(bad)?,
+        other => return Err(bad(format!("a {} is neither", other.type_str()))),
+    };
+    if d.as_secs() == 0 {
+        return Err(serde::de::Error::custom(
+            "max_duration must be at least 1s, or \"off\"",
+        ));
+    }
+    Ok(Some(d))
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LockoutConfig {
@@ -173,6 +223,7 @@ impl Default for Config {
             totp: Totp { window: 1 },
             lockout: LockoutConfig::default(),
             trusted_devices: TrustedDevices::default(),
+            session: SessionConfig::default(),
             sms: None,
             store: StoreConfig::default(),
         }
@@ -369,6 +420,26 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, Error> {
         Config::parse(text, Path::new("/etc/mfad/mfad.toml"))
+    }
+
+    #[test]
+    fn session_keys() {
+        let c = parse("").unwrap();
+        assert_eq!(c.session, SessionConfig::default());
+        assert_eq!(c.session.limit_secs(), 0);
+        let c = parse("[session]\nmax_duration = \"12h\"\nuser_choice = false\n").unwrap();
+        assert_eq!(c.session.max_duration, Some(Duration::from_secs(12 * 3600)));
+        assert!(!c.session.user_choice);
+        let c = parse("[session]\nmax_duration = \"3s\"\n").unwrap();
+        assert_eq!(c.session.limit_secs(), 3);
+        let c = parse("[session]\nmax_duration = \"off\"\n").unwrap();
+        assert_eq!(c.session.max_duration, None);
+        let c = parse("[session]\nmax_duration = 5\n").unwrap();
+        assert_eq!(c.session.limit_secs(), 5);
+        for bad in ["\"0s\"", "\"soon\"", "0", "-1", "true"] {
+            let e = parse(&format!("[session]\nmax_duration = {bad}\n")).unwrap_err();
+            assert!(e.to_string().contains("max_duration"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use mfa_api::{
-    AccountAction, AnswerResult, BeginAction, Error as WireError, MissingUser, TrustedDevice,
-    UserStatus, UserSummary,
+    AccountAction, AnswerResult, BeginAction, Error as WireError, MissingUser, SessionDuration,
+    SessionInfo, TrustedDevice, UserStatus, UserSummary,
 };
 use zbus::fdo::DBusProxy;
 use zbus::interface;
@@ -296,6 +296,36 @@ impl Login {
             .await
     }
 
+    // The wire method's six plus who is calling.
+    #[allow(clippy::too_many_arguments)]
+    #[zbus(out_args("session_id", "ends", "message"))]
+    async fn open_session(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        user: String,
+        service: String,
+        attempt: String,
+        tty: String,
+        xdg_session_id: String,
+        pidfd: zbus::OwnedFd,
+    ) -> Result<(String, i64, String), WireError> {
+        let caller = self.0.caller(&header, conn).await?;
+        let pidfd = std::os::fd::OwnedFd::from(pidfd);
+        let login = crate::service::SessionLogin {
+            user,
+            service,
+            attempt,
+            tty,
+            xdg_session_id,
+        };
+        self.0
+            .run(caller, move |s, now| {
+                s.open_session(caller, &login, pidfd, now)
+            })
+            .await
+    }
+
     #[zbus(out_args("uri", "secret", "message"))]
     async fn enroll_begin(
         &self,
@@ -340,6 +370,20 @@ impl Login {
         self.0
             .run(caller, move |s, now| {
                 s.login_enroll_confirm(caller, &attempt, &codes, now)
+            })
+            .await
+    }
+
+    async fn close_session(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        session_id: String,
+    ) -> Result<(), WireError> {
+        let caller = self.0.caller(&header, conn).await?;
+        self.0
+            .run(caller, move |s, now| {
+                s.close_session(caller, &session_id, now)
             })
             .await
     }
@@ -532,6 +576,47 @@ impl Account {
             })
             .await
     }
+
+    #[zbus(out_args("duration"))]
+    async fn session_duration(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        user: String,
+    ) -> Result<SessionDuration, WireError> {
+        let caller = self.0.caller(&header, conn).await?;
+        self.0
+            .run(caller, move |s, _| s.session_duration(caller, &user))
+            .await
+    }
+
+    async fn set_session_duration(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        user: String,
+        duration: i64,
+    ) -> Result<(), WireError> {
+        let caller = self.0.caller(&header, conn).await?;
+        self.0
+            .run(caller, move |s, _| {
+                s.set_session_duration(caller, &user, duration)
+            })
+            .await
+    }
+
+    #[zbus(out_args("sessions"))]
+    async fn sessions(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        user: String,
+    ) -> Result<Vec<SessionInfo>, WireError> {
+        let caller = self.0.caller(&header, conn).await?;
+        self.0
+            .run(caller, move |s, _| s.sessions(caller, &user))
+            .await
+    }
 }
 
 #[interface(name = "org.mfad.Mfa1.Admin")]
@@ -648,6 +733,46 @@ impl Admin {
             .run(caller, move |s, _| {
                 s.admin_remove_device(caller, &user, &device_id)
             })
+            .await
+    }
+
+    #[zbus(out_args("sessions"))]
+    async fn sessions(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        user: String,
+    ) -> Result<Vec<SessionInfo>, WireError> {
+        let caller = self.0.caller(&header, conn).await?;
+        self.0
+            .run(caller, move |s, _| s.admin_sessions(caller, &user))
+            .await
+    }
+
+    async fn end_session(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        session_id: String,
+    ) -> Result<(), WireError> {
+        let caller = self.0.caller(&header, conn).await?;
+        self.0
+            .run(caller, move |s, now| {
+                s.end_session(caller, &session_id, now)
+            })
+            .await
+    }
+
+    #[zbus(out_args("ended"))]
+    async fn end_sessions(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        user: String,
+    ) -> Result<u32, WireError> {
+        let caller = self.0.caller(&header, conn).await?;
+        self.0
+            .run(caller, move |s, now| s.end_sessions(caller, &user, now))
             .await
     }
 }

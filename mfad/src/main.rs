@@ -340,7 +340,14 @@ async fn serve(service: Arc<Service>, bus: &str, path: &Path, explicit: bool) ->
             )));
         }
     }
-    drop_capabilities(&service.audit());
+    drop_capabilities(&service.audit(), service.limits_sessions());
+    // On the blocking pool: the store's calls may block (PostgreSQL runs
+    // them on this runtime).
+    let sessions = service.clone();
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || sessions.start_sessions(runtime, dbus::now()))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
     eprintln!("mfad: serving {} on {bus}", mfa_api::BUS_NAME);
     service.audit().info("started", &[("bus", bus)]);
 
@@ -435,11 +442,19 @@ fn signal(kind: tokio::signal::unix::SignalKind) -> Result<tokio::signal::unix::
 /// mfad needs no capability once its files are open and its name is owned:
 /// the database and lock file belong to root, and NSS files are world
 /// readable. Dropping them all limits what a bug in a handler could do.
-fn drop_capabilities(audit: &Audit) {
-    use caps::CapSet;
+/// With `[session] max_duration` on, two stay: CAP_KILL, to end a user's
+/// session, and CAP_DAC_OVERRIDE, to write the warning on the user's
+/// terminal (mode 0620, the user's).
+fn drop_capabilities(audit: &Audit, sessions: bool) {
+    use caps::{CapSet, Capability};
+    let keep: &[Capability] = if sessions {
+        &[Capability::CAP_KILL, Capability::CAP_DAC_OVERRIDE]
+    } else {
+        &[]
+    };
     let mut failed = Vec::new();
     if let Ok(all) = caps::read(None, CapSet::Bounding) {
-        for cap in all {
+        for cap in all.into_iter().filter(|c| !keep.contains(c)) {
             if caps::drop(None, CapSet::Bounding, cap).is_err() {
                 failed.push("bounding");
                 break;
@@ -452,7 +467,13 @@ fn drop_capabilities(audit: &Audit) {
         (CapSet::Effective, "effective"),
         (CapSet::Permitted, "permitted"),
     ] {
-        if caps::clear(None, set).is_err() {
+        let kept = keep.iter().copied().collect();
+        let done = if keep.is_empty() || matches!(set, CapSet::Ambient | CapSet::Inheritable) {
+            caps::clear(None, set)
+        } else {
+            caps::set(None, set, &kept)
+        };
+        if done.is_err() {
             failed.push(name);
         }
     }

@@ -72,6 +72,15 @@ pub struct EnrollReply {
     pub backup_codes: Vec<String>,
 }
 
+/// `Login.OpenSession`'s answer: the session id (empty: not limited), its
+/// Unix end time and a message for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionReply {
+    pub id: String,
+    pub ends: i64,
+    pub message: String,
+}
+
 /// mfad as the state machine sees it.
 pub trait Daemon {
     fn begin(&mut self, request: &BeginRequest) -> Result<BeginReply, Error>;
@@ -97,6 +106,21 @@ pub trait Daemon {
     fn enroll_resend(&mut self, attempt: &str) -> Result<String, Error>;
     /// Confirms with two codes (app) or one (phone).
     fn enroll_confirm(&mut self, attempt: &str, codes: &[&str]) -> Result<EnrollReply, Error>;
+
+    /// Registers this process's login session of `user` through `service`
+    /// for the login that passed (with `attempt`, or empty when this
+    /// process does not have it): `Login.OpenSession`, with a pidfd of this
+    /// process.
+    fn open_session(
+        &mut self,
+        user: &str,
+        service: &str,
+        attempt: &str,
+        tty: &str,
+        xdg_session_id: &str,
+    ) -> Result<SessionReply, Error>;
+    /// `Login.CloseSession`.
+    fn close_session(&mut self, id: &str) -> Result<(), Error>;
 }
 
 /// The real client over D-Bus.
@@ -314,6 +338,54 @@ impl Daemon for BusDaemon {
             })
         })
     }
+
+    fn open_session(
+        &mut self,
+        user: &str,
+        service: &str,
+        attempt: &str,
+        tty: &str,
+        xdg_session_id: &str,
+    ) -> Result<SessionReply, Error> {
+        // mfad ends the session by this pidfd, so a recycled PID is never
+        // hit; it goes to mfad by unix fd passing.
+        let pidfd = own_pidfd()?;
+        let (id, ends, message) = self.start("Login.OpenSession", |proxy| async move {
+            proxy
+                .open_session(
+                    user,
+                    service,
+                    attempt,
+                    tty,
+                    xdg_session_id,
+                    zbus::Fd::from(&pidfd),
+                )
+                .await
+        })?;
+        Ok(SessionReply { id, ends, message })
+    }
+
+    fn close_session(&mut self, id: &str) -> Result<(), Error> {
+        self.start("Login.CloseSession", |proxy| async move {
+            proxy.close_session(id).await
+        })
+    }
+}
+
+/// A pidfd of this process (pidfd_open(2) of getpid()).
+fn own_pidfd() -> Result<std::os::fd::OwnedFd, Error> {
+    // SAFETY: pidfd_open takes a PID and flags and returns a new
+    // descriptor or -1; no memory is passed.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
+    let fd = std::os::fd::RawFd::try_from(fd).unwrap_or(-1);
+    if fd < 0 {
+        return Err(Error::Unavailable(format!(
+            "pidfd_open: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: a descriptor the kernel just returned, owned by nobody else.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
 /// The D-Bus address to connect to: "system" is the system bus socket;

@@ -100,6 +100,16 @@ pub const NOT_UNDERSTOOD: &str =
 /// The PAM environment variable that carries the attempt token from the
 /// auth phase to the account phase. A bearer token: never logged.
 pub const ATTEMPT_ENV: &str = "PAM_MFA_ATTEMPT";
+/// The pam_set_data name under which the auth and account phases keep the
+/// attempt token of a login that passed, for the session phase in the same
+/// process (sshd runs its account and session phases in one process).
+pub const ATTEMPT_DATA: &str = "attempt";
+/// The pam_set_data name of the session id mfad gave, for close_session.
+pub const SESSION_DATA: &str = "session";
+/// What the user sees with `failmode=secure` when mfad cannot register the
+/// session.
+pub const SESSION_UNAVAILABLE: &str =
+    "The session cannot be limited to its duration right now; try again later.";
 /// Its earlier name, read (after [`ATTEMPT_ENV`]) and removed for one more
 /// release, so that an auth phase run by the older module still counts.
 pub const OLD_ATTEMPT_ENV: &str = "PAM_MFA_SESSION";
@@ -120,6 +130,8 @@ pub enum Outcome {
     UserUnknown,
     /// The account phase refuses the login.
     PermDenied,
+    /// The session phase refuses the session.
+    SessionErr,
 }
 
 impl Outcome {
@@ -133,6 +145,7 @@ impl Outcome {
             Outcome::ConvErr => C::PAM_CONV_ERR,
             Outcome::UserUnknown => C::PAM_USER_UNKNOWN,
             Outcome::PermDenied => C::PAM_PERM_DENIED,
+            Outcome::SessionErr => C::PAM_SESSION_ERR,
         }
     }
 }
@@ -474,6 +487,7 @@ pub fn account_with(
         Ok(AccountReply { action, message }) => match action {
             AccountAction::Allow => {
                 log.debug(&format!("account allowed; {who}"));
+                keep_for_session(pam, &attempt, log);
                 Outcome::Success
             }
             AccountAction::Ignore => {
@@ -551,6 +565,113 @@ pub(crate) fn keep_attempt(pam: &mut impl Pam, attempt: &str, log: &mut impl Log
         log.warning(&format!(
             "{e}; the account phase will not see this verification; {who}"
         ));
+    }
+    keep_for_session(pam, attempt, log);
+}
+
+/// Keeps the token of a login that passed for the session phase.
+fn keep_for_session(pam: &mut impl Pam, attempt: &str, log: &mut impl Log) {
+    if attempt.is_empty() {
+        return;
+    }
+    if let Err(e) = pam.keep(ATTEMPT_DATA, attempt) {
+        log.debug(&format!("{e}; the session phase will not see this login"));
+    }
+}
+
+/// `pam_sm_open_session`: a login that passed 2-step (or a trusted device)
+/// in this PAM transaction is registered with mfad, which ends it after the
+/// user's session duration. Other logins are not limited (Ignore). The
+/// attempt token kept by the auth or account phase names the login; sshd
+/// runs those phases in a child process, so without one mfad takes the
+/// login of this user and service that passed with this caller.
+///
+/// ```text
+/// user? ──no──> UserUnknown
+/// OpenSession ──id──> keep the id, show message (info), Success
+///             ──no id (not limited)──> Ignore
+///             ──refused (mfad error)──> show message (error), SessionErr
+///             ──unavailable──> failmode: secure SessionErr / safe Ignore,
+///                              the session unlimited, logged
+///             ──bad bus=, or an impostor──> SessionErr (whatever failmode)
+/// ```
+pub fn open_session(
+    pam: &mut impl Pam,
+    daemon: &mut impl Daemon,
+    options: Options,
+    log: &mut impl Log,
+) -> Outcome {
+    let attempt = pam.kept(ATTEMPT_DATA).unwrap_or_default();
+    let user = match pam.user() {
+        Ok(u) => u,
+        Err(e) => {
+            log.error(&e.to_string());
+            return Outcome::UserUnknown;
+        }
+    };
+    let who = who(&user, &pam.rhost());
+    let xdg = pam.getenv("XDG_SESSION_ID").unwrap_or_default();
+    match daemon.open_session(&user, &pam.service(), &attempt, &pam.tty(), &xdg) {
+        Ok(reply) if reply.id.is_empty() => {
+            log.debug(&format!("session not limited; {who}"));
+            Outcome::Ignore
+        }
+        Ok(reply) => {
+            if let Err(e) = pam.keep(SESSION_DATA, &reply.id) {
+                log.warning(&format!("{e}; close_session cannot tell mfad; {who}"));
+            }
+            log.info(&format!("session limited, ends at {}; {who}", reply.ends));
+            if !options.silent {
+                show_info(pam, &reply.message, log);
+            }
+            Outcome::Success
+        }
+        Err(Error::Refused(e)) => {
+            let message = e.message();
+            log.warning(&format!(
+                "mfad refused the session ({}): {message}; {who}",
+                e.kind().unwrap_or_default()
+            ));
+            show_error(pam, or_default(&message, SESSION_UNAVAILABLE), log);
+            Outcome::SessionErr
+        }
+        Err(e) if refused_in_any_failmode(&e) => {
+            log.error(&format!(
+                "{e}; refusing the session in either failmode; {who}"
+            ));
+            show_error(pam, SESSION_UNAVAILABLE, log);
+            Outcome::SessionErr
+        }
+        Err(e) => match options.failmode {
+            FailMode::Secure => {
+                log.error(&format!(
+                    "{e}; refusing the session (failmode=secure); {who}"
+                ));
+                show_error(pam, SESSION_UNAVAILABLE, log);
+                Outcome::SessionErr
+            }
+            FailMode::Safe => {
+                log.warning(&format!(
+                    "WARNING: {e}; the session opens WITHOUT ITS DURATION LIMIT (failmode=safe); {who}"
+                ));
+                Outcome::Ignore
+            }
+        },
+    }
+}
+
+/// `pam_sm_close_session`: tells mfad the session it limits is over. Never
+/// fails the logout: mfad also notices the process end.
+pub fn close_session(pam: &mut impl Pam, daemon: &mut impl Daemon, log: &mut impl Log) -> Outcome {
+    let Some(id) = pam.kept(SESSION_DATA).filter(|i| !i.is_empty()) else {
+        return Outcome::Ignore;
+    };
+    match daemon.close_session(&id) {
+        Ok(()) => Outcome::Success,
+        Err(e) => {
+            log.warning(&format!("{e}; mfad forgets the session when it ends"));
+            Outcome::Ignore
+        }
     }
 }
 

@@ -88,6 +88,18 @@ pub trait Pam {
     /// PAM_AUTHTOK, the password an earlier module of the stack read, if
     /// any.
     fn password(&self) -> Option<Code>;
+    /// Keeps `value` with the PAM handle (pam_set_data) for a later hook
+    /// of this PAM transaction in this process; it never reaches the
+    /// user's environment.
+    fn keep(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        let _ = (name, value);
+        Err(Error::Environment("this handle keeps no data".into()))
+    }
+    /// What [`Pam::keep`] kept under `name` (pam_get_data).
+    fn kept(&self, name: &str) -> Option<String> {
+        let _ = name;
+        None
+    }
 }
 
 #[link(name = "pam")]
@@ -237,6 +249,25 @@ impl Pam for PamItems<'_> {
     fn text_info(&mut self, message: &str) -> Result<(), Error> {
         self.send(PAM_TEXT_INFO, message).map(drop)
     }
+
+    fn keep(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        self.pamh
+            .set_data(&data_key(name), Box::new(value.to_string()))
+            .map_err(|code| Error::Environment(format!("pam_set_data({name}): {code:?}")))
+    }
+
+    fn kept(&self, name: &str) -> Option<String> {
+        // SAFETY: only `keep` stores under these keys (prefixed with the
+        // module's name), and always a String.
+        unsafe { self.pamh.get_data::<String>(&data_key(name)) }
+            .ok()
+            .cloned()
+    }
+}
+
+/// The pam_set_data key of `name`: the module's own name space.
+fn data_key(name: &str) -> String {
+    format!("pam_mfa:{name}")
 }
 
 /// A PAM environment variable name: not empty, no `=` (pam_putenv would

@@ -10,8 +10,8 @@
 //! - [`handle`]: the PAM side (items, environment, conversation), a trait
 //!   and the real one.
 //! - [`enroll`]: enrolling a device inside the login (Begin: `enroll`).
-//! - [`client`]: the mfad side (Login.Begin/Answer/AccountCheck), a trait
-//!   and the real one.
+//! - [`client`]: the mfad side (Login.Begin/Answer/AccountCheck, the
+//!   Enroll* calls and OpenSession/CloseSession), a trait and the real one.
 //! - [`runtime`]: the private event loop the D-Bus connection runs on, which
 //!   leaves no thread and no descriptor behind.
 //! - [`log`]: syslog (AUTHPRIV).
@@ -60,7 +60,14 @@
 //!
 //! PAM_SILENT hides PAM_TEXT_INFO only. `pam_sm_setcred` removes a
 //! `PAM_MFA_ATTEMPT` (or `PAM_MFA_SESSION`) the account phase did not take
-//! and returns PAM_SUCCESS; the other hooks PAM_IGNORE.
+//! and returns PAM_SUCCESS; `pam_sm_chauthtok` PAM_IGNORE.
+//!
+//! `pam_sm_open_session` (`session required pam_mfa.so`) registers a login
+//! that passed 2-step in this PAM transaction with mfad (the attempt token
+//! kept with pam_set_data by the auth or account phase), which ends it
+//! after the user's session duration; see [`flow::open_session`]. Other
+//! logins are not limited (PAM_IGNORE). `pam_sm_close_session` tells mfad
+//! the session ended.
 //!
 //! pam-bindings' entry points catch panics (PAM_ABORT); the code here does
 //! not panic to begin with.
@@ -163,6 +170,24 @@ impl PamHooks for PamMfa {
         )
     }
 
-    // chauthtok, open_session and close_session keep pam-bindings' default,
-    // PAM_IGNORE: the module has no part in them.
+    /// The session duration: registers a login that passed 2-step with
+    /// mfad, which ends it on time.
+    fn sm_open_session(pamh: &mut PamHandle, argv: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
+        run(
+            pamh,
+            &argv,
+            flags,
+            "session",
+            |pam, daemon, _, options, log| flow::open_session(pam, daemon, options, log),
+        )
+    }
+
+    fn sm_close_session(pamh: &mut PamHandle, argv: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
+        run(pamh, &argv, flags, "session", |pam, daemon, _, _, log| {
+            flow::close_session(pam, daemon, log)
+        })
+    }
+
+    // chauthtok keeps pam-bindings' default, PAM_IGNORE: the module has no
+    // part in it.
 }

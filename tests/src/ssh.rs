@@ -93,6 +93,8 @@ pub struct SshSetup {
     pub auth: String,
     /// `account` lines of the PAM service.
     pub account: String,
+    /// `session` lines of the PAM service.
+    pub session: String,
 }
 
 impl SshSetup {
@@ -103,7 +105,14 @@ impl SshSetup {
             methods: methods.into(),
             auth: auth.into(),
             account: "account required pam_unix.so".into(),
+            session: "session required pam_permit.so".into(),
         }
+    }
+
+    /// Replaces the `session` lines.
+    pub fn session(mut self, lines: &str) -> SshSetup {
+        self.session = lines.into();
+        self
     }
 
     /// Replaces the `account` lines.
@@ -302,9 +311,10 @@ impl Sshd {
         std::fs::write(
             &pam_file,
             format!(
-                "# written by mfa-tests for {name}\n{}\n{}\nsession required pam_permit.so\n",
+                "# written by mfa-tests for {name}\n{}\n{}\n{}\n",
                 setup.auth.trim_end(),
-                setup.account.trim_end()
+                setup.account.trim_end(),
+                setup.session.trim_end()
             ),
         )
         .unwrap_or_else(|e| panic!("cannot write {}: {e}", pam_file.display()));
@@ -522,7 +532,7 @@ impl Sshd {
         let cmd = Cmd::new(ssh_bin())
             .arg("-p")
             .arg(self.port.to_string())
-            .args(["-F", "/dev/null", "-T"])
+            .args(["-F", "/dev/null", if opts.tty { "-tt" } else { "-T" }])
             .args(["-o", "StrictHostKeyChecking=no"])
             .args(["-o", "UserKnownHostsFile=/dev/null"])
             .args(["-o", "GlobalKnownHostsFile=/dev/null"])
@@ -637,6 +647,9 @@ pub struct SshOpts<'a> {
     /// ssh makes (default 3, ssh's own default).
     pub attempts: u32,
     pub timeout: Duration,
+    /// `-tt`: a terminal on the server, though ssh has none here (default
+    /// `-T`, none).
+    pub tty: bool,
 }
 
 impl Default for SshOpts<'_> {
@@ -649,6 +662,7 @@ impl Default for SshOpts<'_> {
             preferred: "publickey,keyboard-interactive",
             attempts: 3,
             timeout: Duration::from_secs(30),
+            tty: false,
         }
     }
 }

@@ -19,11 +19,13 @@ pub async fn status(ctx: &Ctx) -> Result<(), Error> {
         return ctx.term.print_json(&output::status_json(&s));
     }
     let trusted = trusted::fetch(ctx, &conn, Whose::Own).await?;
+    let duration = account.session_duration("").await.map_err(|e| ctx.api(e))?;
     let now = now();
     ctx.term.print(&format!(
-        "{}{}",
+        "{}{}{}",
         output::status_text(&s, now, &LocalTime::of),
-        output::trusted_count_line(&trusted, now)
+        output::trusted_count_line(&trusted, now),
+        super::session::duration_text(&duration)
     ))
 }
 

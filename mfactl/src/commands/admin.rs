@@ -1,5 +1,6 @@
 //! The Admin interface: list, status, reset, unlock, trusted devices.
 
+use super::session;
 use super::trusted::{self, Whose};
 use super::{now, Ctx};
 use crate::cli::{AdminCommand, AdminTrustedCommand};
@@ -58,7 +59,10 @@ pub async fn run(ctx: &Ctx, command: AdminCommand) -> Result<(), Error> {
                 output::trusted_count_line(&trusted, now)
             ))
         }
-        AdminCommand::Reset { user } => {
+        AdminCommand::Reset {
+            user,
+            end_sessions: false,
+        } => {
             admin.reset(&user).await.map_err(|e| ctx.api(e))?;
             if term.json {
                 term.print_json(&output::ok_json())
@@ -69,6 +73,14 @@ pub async fn run(ctx: &Ctx, command: AdminCommand) -> Result<(), Error> {
                 ))
             }
         }
+        AdminCommand::Reset {
+            user,
+            end_sessions: true,
+        } => session::reset_and_end(ctx, &admin, &user).await,
+        AdminCommand::Sessions { user } => {
+            session::admin_list(ctx, &admin, user.as_deref().unwrap_or("")).await
+        }
+        AdminCommand::EndSession { id } => session::end(ctx, &admin, &id).await,
         AdminCommand::Unlock { user } => {
             admin.unlock(&user).await.map_err(|e| ctx.api(e))?;
             if term.json {

@@ -5,6 +5,7 @@ mod account;
 mod admin;
 mod current;
 mod enroll;
+mod session;
 mod sms;
 mod trusted;
 
@@ -87,6 +88,10 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                     TrustedCommand::Remove(which) => trusted::remove(&ctx, &conn, own, which).await,
                 }
             }
+            Command::SessionDuration { duration } => {
+                session::duration(&ctx, duration.as_deref()).await
+            }
+            Command::Sessions => session::own(&ctx).await,
             Command::Admin { command } => admin::run(&ctx, command).await,
         }
     })

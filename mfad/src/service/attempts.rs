@@ -87,10 +87,25 @@ impl Origin {
     }
 }
 
+/// A login that passed (its account phase allowed it), waiting for its
+/// session phase (`Login.OpenSession`).
+#[derive(Debug, Clone)]
+pub struct Passed {
+    pub account: Account,
+    pub caller: u32,
+    pub service: String,
+    pub rhost: String,
+    pub tty: String,
+    expires: i64,
+}
+
 /// The attempts in flight, and the rate limit on self-verification.
 pub struct Attempts {
     table: Mutex<HashMap<String, Attempt>>,
     self_logins: Mutex<RateLimit>,
+    /// Logins the account phase allowed, by attempt token, for their
+    /// session phase.
+    passed: Mutex<HashMap<String, Passed>>,
 }
 
 impl Default for Attempts {
@@ -104,6 +119,7 @@ impl Attempts {
         Attempts {
             table: Mutex::new(HashMap::new()),
             self_logins: Mutex::new(RateLimit::new(SELF_LOGINS_PER_MINUTE, 60)),
+            passed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -431,6 +447,7 @@ impl Attempts {
             if let Some(id) = &attempt.identity {
                 trust_device(core, grant.account(), id, now)?;
             }
+            self.keep_passed(token, &attempt, now);
             return Ok((AccountAction::Allow, String::new()));
         }
         let denied = |reason: &str| {
@@ -543,6 +560,83 @@ impl Attempts {
     /// Ends the attempts of `user` (an admin reset).
     pub fn forget_user(&self, uid: u32) {
         lock(&self.table).retain(|_, a| a.account.uid != uid);
+        lock(&self.passed).retain(|_, p| p.account.uid != uid);
+    }
+
+    fn keep_passed(&self, token: &str, a: &Attempt, now: i64) {
+        let mut passed = lock(&self.passed);
+        if passed.len() >= MAX_ATTEMPTS {
+            passed.retain(|_, p| p.expires > now);
+            if passed.len() >= MAX_ATTEMPTS {
+                passed.clear();
+            }
+        }
+        passed.insert(
+            token.to_string(),
+            Passed {
+                account: a.account.clone(),
+                caller: a.caller,
+                service: a.service.clone(),
+                rhost: a.rhost.clone(),
+                tty: a.tty.clone(),
+                expires: now + VERIFIED_SECS,
+            },
+        );
+    }
+
+    /// The session phase takes a login of the grant's account and caller
+    /// through `service` that passed, once: the one with `token` when the
+    /// caller kept it (su, login), else the oldest one (sshd runs its auth
+    /// and account phases in another process than the session phase, and
+    /// removes the token from the environment the user's session gets).
+    /// One that went through the account phase, or (a stack without
+    /// `account pam_mfa.so`) a verified attempt. None when no login passed
+    /// 2-step (or a trusted device).
+    pub fn take_passed(
+        &self,
+        grant: &LoginGrant,
+        service: &str,
+        token: &str,
+        now: i64,
+    ) -> Option<Passed> {
+        let caller = grant.caller();
+        let mine = |account: &Account, by: u32, svc: &str, expires: i64| {
+            *account == *grant.account() && by == caller && svc == service && expires > now
+        };
+        {
+            let mut passed = lock(&self.passed);
+            let key = if token.is_empty() {
+                passed
+                    .iter()
+                    .filter(|(_, p)| mine(&p.account, p.caller, &p.service, p.expires))
+                    .min_by_key(|(_, p)| p.expires)
+                    .map(|(k, _)| k.clone())
+            } else {
+                passed
+                    .get(token)
+                    .filter(|p| mine(&p.account, p.caller, &p.service, p.expires))
+                    .map(|_| token.to_string())
+            };
+            if let Some(p) = key.and_then(|k| passed.remove(&k)) {
+                return Some(p);
+            }
+        }
+        if token.is_empty() {
+            return None;
+        }
+        let mut table = lock(&self.table);
+        let ok = table
+            .get(token)
+            .is_some_and(|a| a.verified && mine(&a.account, a.caller, &a.service, a.expires));
+        let a = if ok { table.remove(token) } else { None }?;
+        Some(Passed {
+            account: a.account,
+            caller: a.caller,
+            service: a.service,
+            rhost: a.rhost,
+            tty: a.tty,
+            expires: a.expires,
+        })
     }
 
     #[cfg(test)]

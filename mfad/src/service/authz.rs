@@ -12,6 +12,7 @@
 //! | interface | root | the user themselves | `admin_group` | anyone else |
 //! |---|---|---|---|---|
 //! | Login | any user | own account | own account | denied |
+//! | Login.CloseSession | yes | no | no | denied |
 //! | Account | any user | own account | own account | denied |
 //! | Admin | yes | no | yes | denied |
 
@@ -190,6 +191,21 @@ pub fn account(core: &Core, caller: u32, user: &str) -> Result<AccountGrant> {
     denied(core, "Account", caller, Some(user));
     Err(Error::AccessDenied(
         "You may only manage your own account.".into(),
+    ))
+}
+
+/// May close a limited session (`Login.CloseSession`): the login programs,
+/// which run as root. A user who could would lift their own limit.
+#[derive(Debug)]
+pub struct SessionCloser(());
+
+pub fn close_session(core: &Core, caller: u32) -> Result<SessionCloser> {
+    if caller == 0 {
+        return Ok(SessionCloser(()));
+    }
+    denied(core, "Login", caller, None);
+    Err(Error::AccessDenied(
+        "Only the login program may close a session.".into(),
     ))
 }
 

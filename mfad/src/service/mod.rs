@@ -13,6 +13,7 @@
 //! | [`sms`] | sending codes by SMS, the hourly quota |
 //! | [`account`] | a user's own devices, backup codes, trusted devices |
 //! | [`admin`] | listing, resetting and unlocking users |
+//! | [`sessions`] | limited login sessions: their records, timers and end |
 //!
 //! The units share a [`Core`]: configuration, the store, the audit log, the
 //! user directory, randomness and the SMS gateway.
@@ -20,7 +21,8 @@
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use mfa_api::{
-    AccountAction, AnswerResult, BeginAction, MissingUser, TrustedDevice, UserStatus, UserSummary,
+    AccountAction, AnswerResult, BeginAction, MissingUser, SessionDuration, SessionInfo,
+    TrustedDevice, UserStatus, UserSummary,
 };
 
 use crate::audit::Audit;
@@ -39,6 +41,7 @@ pub mod attempts;
 pub mod authz;
 pub mod enroll;
 pub mod login_enroll;
+pub mod sessions;
 pub mod sms;
 pub mod verify;
 
@@ -56,6 +59,17 @@ pub struct LoginRequest {
     pub tty: String,
     /// sshd's SSH_AUTH_INFO_0: the first factor's public key, if any.
     pub auth_info: String,
+}
+
+/// One `Login.OpenSession` request.
+#[derive(Debug, Clone, Default)]
+pub struct SessionLogin {
+    pub user: String,
+    pub service: String,
+    /// Begin's token, or empty (see [`attempts::Attempts::take_passed`]).
+    pub attempt: String,
+    pub tty: String,
+    pub xdg_session_id: String,
 }
 
 /// What every unit works with.
@@ -78,6 +92,7 @@ pub struct Service {
     core: RwLock<Core>,
     attempts: attempts::Attempts,
     enrollments: enroll::Enrollments,
+    sessions: sessions::Sessions,
 }
 
 /// Why an account whose UID enrolled under another name is refused.
@@ -140,7 +155,13 @@ impl Service {
             core: RwLock::new(core),
             attempts: attempts::Attempts::new(),
             enrollments: enroll::Enrollments::new(),
+            sessions: sessions::Sessions::new(),
         }
+    }
+
+    /// Whether `[session] max_duration` limits sessions.
+    pub fn limits_sessions(&self) -> bool {
+        self.core().config.session.max_duration.is_some()
     }
 
     pub fn audit(&self) -> Arc<Audit> {
@@ -178,6 +199,11 @@ impl Service {
         // SmsConfig holds no secret (the password stays in its file).
         if format!("{:?}", config.sms) != format!("{:?}", old.sms) {
             kept.push("[sms]");
+        }
+        // The capabilities to end sessions were dropped at the start.
+        if old.session.max_duration.is_none() && config.session.max_duration.is_some() {
+            kept.push("[session] max_duration (from \"off\")");
+            config.session = old.session.clone();
         }
         config.daemon.bus = old.daemon.bus.clone();
         config.daemon.state_dir = old.daemon.state_dir.clone();
@@ -250,6 +276,30 @@ impl Service {
         )
     }
 
+    /// Limits the session of a login that passed 2-step (or a trusted
+    /// device); other logins get an empty id. Only the caller that made
+    /// the login may take it.
+    pub fn open_session(
+        &self,
+        caller: u32,
+        login: &SessionLogin,
+        pidfd: std::os::fd::OwnedFd,
+        now: i64,
+    ) -> Result<(String, i64, String)> {
+        let grant = authz::login(&self.core(), caller, &login.user)?;
+        let passed = self
+            .attempts
+            .take_passed(&grant, &login.service, &login.attempt, now);
+        self.sessions.open(
+            &self.core(),
+            passed,
+            &login.tty,
+            &login.xdg_session_id,
+            pidfd,
+            now,
+        )
+    }
+
     pub fn login_enroll_resend(&self, caller: u32, token: &str, now: i64) -> Result<String> {
         login_enroll::resend(
             &self.core(),
@@ -277,7 +327,34 @@ impl Service {
         )
     }
 
+    pub fn close_session(&self, caller: u32, id: &str, now: i64) -> Result<()> {
+        let grant = authz::close_session(&self.core(), caller)?;
+        self.sessions.close(&self.core(), &grant, id, now)
+    }
+
+    /// Arms session timers on `runtime` from now on, and re-arms the
+    /// sessions recorded before a restart.
+    pub fn start_sessions(&self, runtime: tokio::runtime::Handle, now: i64) -> Result<()> {
+        self.sessions.start(runtime);
+        self.sessions.rearm(&self.core(), now)
+    }
+
     // ----- Account -----------------------------------------------------------
+
+    pub fn session_duration(&self, caller: u32, user: &str) -> Result<SessionDuration> {
+        let grant = authz::account(&self.core(), caller, user)?;
+        sessions::duration(&self.core(), &grant)
+    }
+
+    pub fn set_session_duration(&self, caller: u32, user: &str, secs: i64) -> Result<()> {
+        let grant = authz::account(&self.core(), caller, user)?;
+        sessions::choose(&self.core(), &grant, secs)
+    }
+
+    pub fn sessions(&self, caller: u32, user: &str) -> Result<Vec<SessionInfo>> {
+        let grant = authz::account(&self.core(), caller, user)?;
+        sessions::list(&self.core(), Some(grant.uid()))
+    }
 
     pub fn enroll_totp_begin(
         &self,
@@ -448,6 +525,28 @@ impl Service {
     pub fn list_missing(&self, caller: u32, now: i64) -> Result<Vec<MissingUser>> {
         let grant = authz::admin(&self.core(), caller)?;
         admin::list_missing(&self.core(), &grant, now)
+    }
+
+    /// Every user's sessions for an empty `user`.
+    pub fn admin_sessions(&self, caller: u32, user: &str) -> Result<Vec<SessionInfo>> {
+        if user.is_empty() {
+            authz::admin(&self.core(), caller)?;
+            return sessions::list(&self.core(), None);
+        }
+        let target = self.admin_target(caller, user)?;
+        sessions::list(&self.core(), Some(target.uid()))
+    }
+
+    pub fn end_session(&self, caller: u32, id: &str, now: i64) -> Result<()> {
+        let core = self.core();
+        let grant = authz::admin(&core, caller)?;
+        self.sessions.end(&core, &grant, id, now)
+    }
+
+    /// "Lost phone", the sessions too.
+    pub fn end_sessions(&self, caller: u32, user: &str, now: i64) -> Result<u32> {
+        let target = self.admin_change(caller, user)?;
+        self.sessions.end_all(&self.core(), target.uid(), now)
     }
 
     /// An admin removes a device the user lost; no code, as for a reset.

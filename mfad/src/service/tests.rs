@@ -1746,3 +1746,148 @@ fn an_unknown_name_enrolls_a_decoy_that_never_passes() {
         assert_eq!(r, f, "{code}");
     }
 }
+
+// ----- session duration -------------------------------------------------------
+
+fn limited(secs: u64) -> Service {
+    let mut config = Config::default();
+    config.daemon.log = LogTarget::Stderr;
+    config.session.max_duration = Some(std::time::Duration::from_secs(secs));
+    Service::new(core(config, None))
+}
+
+fn own_pidfd() -> std::os::fd::OwnedFd {
+    crate::process::pidfd_open(i32::try_from(std::process::id()).unwrap()).unwrap()
+}
+
+fn session_login(attempt: &str) -> super::SessionLogin {
+    super::SessionLogin {
+        user: USER.into(),
+        service: "sshd".into(),
+        attempt: attempt.into(),
+        tty: "pts/4".into(),
+        xdg_session_id: String::new(),
+    }
+}
+
+/// A verified login through the account phase.
+fn passed_login(s: &Service, secret: &[u8], offset: i64) -> String {
+    let (_, token, _) = begin(s);
+    let code = code(secret, offset);
+    assert_eq!(
+        s.login_answer(0, &token, code.as_bytes(), NOW).unwrap().0,
+        AnswerResult::Success
+    );
+    assert_eq!(
+        s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
+        AccountAction::Allow
+    );
+    token
+}
+
+#[test]
+fn a_login_that_passed_opens_one_limited_session() {
+    let s = limited(3600);
+    let (secret, _) = enroll(&s);
+    let token = passed_login(&s, &secret, 1);
+    let (id, ends, message) = s
+        .open_session(0, &session_login(&token), own_pidfd(), NOW)
+        .unwrap();
+    assert!(!id.is_empty());
+    assert_eq!(ends, NOW + 3600);
+    assert!(message.contains("1h"), "{message}");
+    let listed = s.sessions(USER_UID, "").unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].id.as_str(), listed[0].tty.as_str()),
+        (id.as_str(), "pts/4")
+    );
+    // Each passed login counts once.
+    let again = s
+        .open_session(0, &session_login(&token), own_pidfd(), NOW)
+        .unwrap();
+    assert_eq!(again.0, "");
+    // Only root closes it; then it is gone.
+    assert!(matches!(
+        s.close_session(USER_UID, &id, NOW),
+        Err(Error::AccessDenied(_))
+    ));
+    s.close_session(0, &id, NOW).unwrap();
+    assert!(s.sessions(0, USER).unwrap().is_empty());
+}
+
+#[test]
+fn without_a_token_the_passed_login_of_the_user_and_service_counts() {
+    let s = limited(60);
+    let (secret, _) = enroll(&s);
+    passed_login(&s, &secret, 1);
+    let other_service = super::SessionLogin {
+        service: "login".into(),
+        ..session_login("")
+    };
+    assert_eq!(
+        s.open_session(0, &other_service, own_pidfd(), NOW)
+            .unwrap()
+            .0,
+        "",
+        "another service's login is not this one"
+    );
+    let (id, ends, _) = s
+        .open_session(0, &session_login(""), own_pidfd(), NOW)
+        .unwrap();
+    assert!(!id.is_empty());
+    assert_eq!(ends, NOW + 60);
+}
+
+#[test]
+fn a_login_that_did_not_pass_or_an_unlimited_host_opens_nothing() {
+    let s = limited(60);
+    enroll(&s);
+    let (_, token, _) = begin(&s);
+    assert_eq!(
+        s.open_session(0, &session_login(&token), own_pidfd(), NOW)
+            .unwrap()
+            .0,
+        "",
+        "challenged, never answered"
+    );
+    assert_eq!(
+        s.open_session(0, &session_login(""), own_pidfd(), NOW)
+            .unwrap()
+            .0,
+        ""
+    );
+    let off = service(Mode::Optional);
+    let (secret_off, _) = enroll(&off);
+    let token = passed_login(&off, &secret_off, 1);
+    assert_eq!(
+        off.open_session(0, &session_login(&token), own_pidfd(), NOW)
+            .unwrap()
+            .0,
+        ""
+    );
+}
+
+#[test]
+fn a_users_choice_shortens_new_sessions_within_the_limit() {
+    let s = limited(3600);
+    let (secret, _) = enroll(&s);
+    assert!(matches!(
+        s.set_session_duration(USER_UID, "", 7200),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        s.set_session_duration(USER_UID, BOB, 60),
+        Err(Error::AccessDenied(_))
+    ));
+    s.set_session_duration(USER_UID, "", 600).unwrap();
+    let d = s.session_duration(USER_UID, "").unwrap();
+    assert_eq!((d.duration, d.chosen, d.limit), (600, 600, 3600));
+    let token = passed_login(&s, &secret, 1);
+    let (_, ends, _) = s
+        .open_session(0, &session_login(&token), own_pidfd(), NOW)
+        .unwrap();
+    assert_eq!(ends, NOW + 600);
+    s.set_session_duration(USER_UID, "", 0).unwrap();
+    assert_eq!(s.session_duration(USER_UID, "").unwrap().duration, 3600);
+}

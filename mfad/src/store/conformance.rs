@@ -88,6 +88,8 @@ macro_rules! suite {
             concurrent_accepts_of_one_step_let_one_through,
             concurrent_failures_are_all_counted,
             a_grace_period_starts_once_until_a_reset,
+            session_choices_are_per_user_and_can_be_forgotten,
+            sessions_are_recorded_listed_by_end_and_removed_once,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -609,4 +611,50 @@ pub fn a_grace_period_starts_once_until_a_reset(s: Arc<dyn Store>) {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert!(starts.iter().all(|&t| t == starts[0]), "{starts:?}");
+}
+
+/// A user's session duration choice is kept per user until forgotten.
+pub fn session_choices_are_per_user_and_can_be_forgotten(s: Arc<dyn Store>) {
+    assert_eq!(s.session_choice(ALICE).unwrap(), None);
+    s.set_session_choice(ALICE, Some(3600)).unwrap();
+    s.set_session_choice(BOB, Some(60)).unwrap();
+    s.set_session_choice(ALICE, Some(1800)).unwrap();
+    assert_eq!(s.session_choice(ALICE).unwrap(), Some(1800));
+    assert_eq!(s.session_choice(BOB).unwrap(), Some(60));
+    s.set_session_choice(ALICE, None).unwrap();
+    assert_eq!(s.session_choice(ALICE).unwrap(), None);
+    assert_eq!(s.session_choice(BOB).unwrap(), Some(60));
+}
+
+pub fn session(id: &str, uid: u32, ends: i64) -> SessionRecord {
+    SessionRecord {
+        id: id.into(),
+        uid,
+        user: format!("user{uid}"),
+        service: "sshd".into(),
+        tty: "/dev/pts/3".into(),
+        rhost: "10.0.0.1".into(),
+        xdg_session_id: String::new(),
+        pid: 4321,
+        pid_start: u64::MAX / 2,
+        started: 1000,
+        ends,
+    }
+}
+
+/// Sessions come back whole, soonest end first; removing one twice says so.
+pub fn sessions_are_recorded_listed_by_end_and_removed_once(s: Arc<dyn Store>) {
+    assert!(s.sessions().unwrap().is_empty());
+    let a = session("s1", ALICE, 5000);
+    let b = SessionRecord {
+        xdg_session_id: "c7".into(),
+        ..session("s2", BOB, 2000)
+    };
+    s.add_session(&a).unwrap();
+    s.add_session(&b).unwrap();
+    assert_eq!(s.sessions().unwrap(), [b.clone(), a.clone()]);
+    assert!(s.add_session(&a).is_err(), "ids are unique");
+    assert!(s.remove_session("s2").unwrap());
+    assert!(!s.remove_session("s2").unwrap(), "already gone");
+    assert_eq!(s.sessions().unwrap(), [a]);
 }

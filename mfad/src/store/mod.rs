@@ -180,6 +180,28 @@ pub struct Summary {
     pub locked_until: i64,
 }
 
+/// A login session mfad limits, as stored so that a restart re-arms it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Short id, unique on this host.
+    pub id: String,
+    pub uid: u32,
+    /// The account name, for display and the log.
+    pub user: String,
+    pub service: String,
+    pub tty: String,
+    pub rhost: String,
+    /// systemd-logind's session id (XDG_SESSION_ID), or empty.
+    pub xdg_session_id: String,
+    /// The process whose session it is, and its start time (field 22 of
+    /// /proc/PID/stat), which tells it from a later process with the same
+    /// PID.
+    pub pid: i32,
+    pub pid_start: u64,
+    pub started: i64,
+    pub ends: i64,
+}
+
 /// The daemon's persistent state. Every method is atomic on its own; callers
 /// never need a lock around two of them for correctness.
 pub trait Store: Send + Sync {
@@ -271,4 +293,19 @@ pub trait Store: Send + Sync {
 
     /// Every stored grace period start, by UID.
     fn grace_starts(&self) -> Result<Vec<(u32, i64)>>;
+
+    /// The session duration the user chose, in seconds; None for none.
+    fn session_choice(&self, uid: u32) -> Result<Option<i64>>;
+
+    /// Records (`Some`) or forgets (`None`) the user's choice.
+    fn set_session_choice(&self, uid: u32, secs: Option<i64>) -> Result<()>;
+
+    /// Records a limited session of this host.
+    fn add_session(&self, session: &SessionRecord) -> Result<()>;
+
+    /// Forgets a session; false if it was not there (already ended).
+    fn remove_session(&self, id: &str) -> Result<bool>;
+
+    /// This host's recorded sessions, by end time.
+    fn sessions(&self) -> Result<Vec<SessionRecord>>;
 }

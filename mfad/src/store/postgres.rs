@@ -25,8 +25,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::{
-    BackupCode, CodeId, Device, Error, Result, SendId, SendLimits, SendSlot, SmsCode, Store,
-    Summary, Trusted, UserState, SEND_WINDOW_SECS,
+    BackupCode, CodeId, Device, Error, Result, SendId, SendLimits, SendSlot, SessionRecord,
+    SmsCode, Store, Summary, Trusted, UserState, SEND_WINDOW_SECS,
 };
 use crate::codes::Hashed;
 use crate::factor::{DeviceData, Kind};
@@ -39,6 +39,7 @@ use crate::users::Account;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0001-schema.sql"),
     include_str!("migrations/postgres/0002-sms-codes-grace.sql"),
+    include_str!("migrations/postgres/0003-sessions.sql"),
 ];
 
 /// The advisory lock that lets one mfad of the fleet migrate at a time
@@ -720,6 +721,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for TlsSt
 
 // ---- the store ----
 
+/// The host a session runs on: its processes are this machine's, whatever
+/// `[daemon] host_name` says, so the kernel's host name.
+fn session_host() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default()
+}
+
 fn uid64(uid: u32) -> i64 {
     i64::from(uid)
 }
@@ -1350,6 +1360,110 @@ impl Store for PostgresStore {
             Ok(rows
                 .iter()
                 .filter_map(|r| Some((u32::try_from(r.get::<_, i64>(0)).ok()?, r.get(1))))
+                .collect())
+        })
+    }
+
+    fn session_choice(&self, uid: u32) -> Result<Option<i64>> {
+        let uid = uid64(uid);
+        self.run(async |c| {
+            let row = query_opt(
+                &*c,
+                "SELECT secs FROM session_choice WHERE uid = $1",
+                &[&uid],
+            )
+            .await?;
+            Ok(row.map(|r| r.get::<_, i64>(0)))
+        })
+    }
+
+    fn set_session_choice(&self, uid: u32, secs: Option<i64>) -> Result<()> {
+        let uid = uid64(uid);
+        self.run(async |c| {
+            match secs {
+                Some(secs) => {
+                    exec(
+                        &*c,
+                        "INSERT INTO session_choice (uid, secs) VALUES ($1, $2)
+                         ON CONFLICT (uid) DO UPDATE SET secs = EXCLUDED.secs",
+                        &[&uid, &secs],
+                    )
+                    .await?
+                }
+                None => exec(&*c, "DELETE FROM session_choice WHERE uid = $1", &[&uid]).await?,
+            };
+            Ok(())
+        })
+    }
+
+    fn add_session(&self, s: &SessionRecord) -> Result<()> {
+        let host = session_host();
+        let (uid, pid, pid_start) = (uid64(s.uid), i64::from(s.pid), to_i64(s.pid_start));
+        self.run(async |c| {
+            exec(
+                &*c,
+                "INSERT INTO sessions (host, id, uid, \"user\", service, tty, rhost,
+                                       xdg_session_id, pid, pid_start, started, ends)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                &[
+                    &host,
+                    &s.id,
+                    &uid,
+                    &s.user,
+                    &s.service,
+                    &s.tty,
+                    &s.rhost,
+                    &s.xdg_session_id,
+                    &pid,
+                    &pid_start,
+                    &s.started,
+                    &s.ends,
+                ],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn remove_session(&self, id: &str) -> Result<bool> {
+        let host = session_host();
+        self.run(async |c| {
+            Ok(exec(
+                &*c,
+                "DELETE FROM sessions WHERE host = $1 AND id = $2",
+                &[&host, &id],
+            )
+            .await?
+                == 1)
+        })
+    }
+
+    fn sessions(&self) -> Result<Vec<SessionRecord>> {
+        let host = session_host();
+        self.run(async |c| {
+            let rows = query(
+                &*c,
+                "SELECT id, uid, \"user\", service, tty, rhost, xdg_session_id, pid, pid_start,
+                        started, ends
+                 FROM sessions WHERE host = $1 ORDER BY ends, id",
+                &[&host],
+            )
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| SessionRecord {
+                    id: r.get(0),
+                    uid: to_u32(r.get(1)),
+                    user: r.get(2),
+                    service: r.get(3),
+                    tty: r.get(4),
+                    rhost: r.get(5),
+                    xdg_session_id: r.get(6),
+                    pid: i32::try_from(r.get::<_, i64>(7)).unwrap_or(0),
+                    pid_start: to_u64(r.get(8)),
+                    started: r.get(9),
+                    ends: r.get(10),
+                })
                 .collect())
         })
     }

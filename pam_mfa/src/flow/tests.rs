@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::*;
-use crate::client::{AnswerReply, BeginReply, EnrollReply, EnrollStart};
+use crate::client::{AnswerReply, BeginReply, EnrollReply, EnrollStart, SessionReply};
 use crate::handle::Code;
 use crate::log::Level;
 
@@ -25,6 +25,8 @@ struct ScriptedPam {
     putenv_fails: bool,
     /// PAM_AUTHTOK set by an earlier module.
     password: Option<Vec<u8>>,
+    /// pam_set_data.
+    data: BTreeMap<String, String>,
 }
 
 impl ScriptedPam {
@@ -99,6 +101,13 @@ impl Pam for ScriptedPam {
         self.infos.push(message.to_string());
         Ok(())
     }
+    fn keep(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        self.data.insert(name.into(), value.into());
+        Ok(())
+    }
+    fn kept(&self, name: &str) -> Option<String> {
+        self.data.get(name).cloned()
+    }
 }
 
 /// An mfad that answers from a script and remembers what it was told.
@@ -118,6 +127,11 @@ struct ScriptedDaemon {
     confirms: VecDeque<Result<EnrollReply, Error>>,
     /// Every enrollment call, as "Method attempt args...".
     enroll_calls: Vec<String>,
+    session: Option<Result<SessionReply, Error>>,
+    /// (user, service, attempt, tty, xdg_session_id) per OpenSession; ids
+    /// per CloseSession.
+    opened: Vec<[String; 5]>,
+    closed: Vec<String>,
 }
 
 /// The attempt token every scripted Begin returns (whatever the action,
@@ -142,6 +156,17 @@ impl ScriptedDaemon {
             resends: VecDeque::new(),
             confirms: VecDeque::new(),
             enroll_calls: Vec::new(),
+            session: None,
+            opened: Vec::new(),
+            closed: Vec::new(),
+        }
+    }
+    /// An mfad asked only OpenSession (and CloseSession).
+    fn opens(reply: Result<SessionReply, Error>) -> ScriptedDaemon {
+        ScriptedDaemon {
+            begin: None,
+            session: Some(reply),
+            ..ScriptedDaemon::begins(BeginAction::Ignore, "")
         }
     }
     /// An mfad asked only AccountCheck, which answers `action`.
@@ -237,6 +262,29 @@ impl Daemon for ScriptedDaemon {
         self.confirms
             .pop_front()
             .unwrap_or_else(|| panic!("unexpected EnrollConfirm"))
+    }
+    fn open_session(
+        &mut self,
+        user: &str,
+        service: &str,
+        attempt: &str,
+        tty: &str,
+        xdg_session_id: &str,
+    ) -> Result<SessionReply, Error> {
+        self.opened.push([
+            user.into(),
+            service.into(),
+            attempt.into(),
+            tty.into(),
+            xdg_session_id.into(),
+        ]);
+        self.session
+            .take()
+            .unwrap_or_else(|| panic!("unexpected OpenSession"))
+    }
+    fn close_session(&mut self, id: &str) -> Result<(), Error> {
+        self.closed.push(id.into());
+        Ok(())
     }
 }
 
@@ -1730,4 +1778,113 @@ fn enroll_never_sends_the_password_and_fails_closed_when_mfad_goes() {
     assert_eq!(o, Outcome::AuthInfoUnavail, "failmode=safe does not apply");
     assert_eq!(pam.errors, [LOST]);
     assert!(!pam.env.contains_key(ATTEMPT_ENV));
+}
+
+// ----- the session phase ---------------------------------------------------
+
+fn limited(id: &str) -> Result<SessionReply, Error> {
+    Ok(SessionReply {
+        id: id.into(),
+        ends: 2000,
+        message: "This session lasts 4h (session duration).".into(),
+    })
+}
+
+#[test]
+fn a_login_that_passed_is_limited_and_closed() {
+    let mut pam = ScriptedPam::new(&[b"123456"]);
+    let mut d = ScriptedDaemon::challenge().then(AnswerResult::Success, "");
+    let mut log = Recorder::default();
+    assert_eq!(
+        authenticate(&mut pam, &mut d, SECURE, &mut log),
+        Outcome::Success
+    );
+    let mut d = ScriptedDaemon::opens(limited("s1"));
+    pam.env.insert("XDG_SESSION_ID".into(), "c3".into());
+    assert_eq!(
+        open_session(&mut pam, &mut d, SECURE, &mut log),
+        Outcome::Success
+    );
+    assert_eq!(
+        d.opened,
+        [["alice", "sshd", TOKEN, "ssh", "c3"].map(String::from)]
+    );
+    assert_eq!(
+        pam.infos.last().unwrap(),
+        "This session lasts 4h (session duration)."
+    );
+    assert_eq!(close_session(&mut pam, &mut d, &mut log), Outcome::Success);
+    assert_eq!(d.closed, ["s1"]);
+}
+
+#[test]
+fn the_account_phase_keeps_the_attempt_for_the_session() {
+    let mut pam = ScriptedPam::new(&[]);
+    pam.env.insert(ATTEMPT_ENV.into(), "tok9".into());
+    let mut d = ScriptedDaemon::checks(AccountAction::Allow, "");
+    let mut log = Recorder::default();
+    account(&mut pam, &mut d, SECURE, &mut log);
+    assert_eq!(pam.kept(ATTEMPT_DATA).as_deref(), Some("tok9"));
+}
+
+#[test]
+fn without_a_kept_attempt_mfad_finds_the_login() {
+    // sshd: the auth and account phases ran in a child process.
+    let mut pam = ScriptedPam::new(&[]);
+    let mut d = ScriptedDaemon::opens(limited("s2"));
+    let mut log = Recorder::default();
+    assert_eq!(
+        open_session(&mut pam, &mut d, SECURE, &mut log),
+        Outcome::Success
+    );
+    assert_eq!(d.opened[0][2], "", "no token");
+    assert_eq!(close_session(&mut pam, &mut d, &mut log), Outcome::Success);
+    assert_eq!(d.closed, ["s2"]);
+}
+
+#[test]
+fn nothing_to_close_without_a_session() {
+    let mut pam = ScriptedPam::new(&[]);
+    let mut d = ScriptedDaemon::opens(limited("never"));
+    let mut log = Recorder::default();
+    assert_eq!(close_session(&mut pam, &mut d, &mut log), Outcome::Ignore);
+    assert!(d.closed.is_empty());
+}
+
+#[test]
+fn a_session_mfad_does_not_limit_is_ignored() {
+    let mut pam = ScriptedPam::new(&[]);
+    pam.data.insert(ATTEMPT_DATA.into(), "tok".into());
+    let mut d = ScriptedDaemon::opens(limited(""));
+    let mut log = Recorder::default();
+    assert_eq!(
+        open_session(&mut pam, &mut d, SECURE, &mut log),
+        Outcome::Ignore
+    );
+    assert_eq!(pam.kept(SESSION_DATA), None);
+}
+
+#[test]
+fn an_unavailable_mfad_refuses_the_session_only_in_secure_mode() {
+    for (mode, want) in [(SECURE, Outcome::SessionErr), (SAFE, Outcome::Ignore)] {
+        let mut pam = ScriptedPam::new(&[]);
+        pam.data.insert(ATTEMPT_DATA.into(), "tok".into());
+        let mut d = ScriptedDaemon::opens(Err(Error::Unavailable("no bus".into())));
+        let mut log = Recorder::default();
+        assert_eq!(open_session(&mut pam, &mut d, mode, &mut log), want);
+        if mode == SAFE {
+            assert!(log.has(Level::Warning, "WITHOUT ITS DURATION LIMIT"));
+        } else {
+            assert_eq!(pam.errors, [SESSION_UNAVAILABLE]);
+        }
+    }
+    // An impostor is refused in either mode.
+    let mut pam = ScriptedPam::new(&[]);
+    pam.data.insert(ATTEMPT_DATA.into(), "tok".into());
+    let mut d = ScriptedDaemon::opens(Err(Error::Impostor("uid 1000".into())));
+    let mut log = Recorder::default();
+    assert_eq!(
+        open_session(&mut pam, &mut d, SAFE, &mut log),
+        Outcome::SessionErr
+    );
 }

@@ -2,7 +2,7 @@
 //! what it returned plus this process's threads and file descriptors before
 //! and after, so a test can prove the module leaves nothing behind.
 //!
-//! Usage: pam-run SERVICE USER [--repeat N] [--setcred] [--acct] [--hex HEX] [ANSWER...]
+//! Usage: pam-run SERVICE USER [--repeat N] [--setcred] [--acct] [--session SECS] [--hex HEX] [ANSWER...]
 //!
 //! `--hex HEX` is one answer given as hex bytes (for answers that are not
 //! UTF-8, which a command line argument need not be either).
@@ -10,7 +10,9 @@
 //! Each round: pam_start, pam_authenticate (answers consumed in order by
 //! echo-off/echo-on prompts; a prompt with no answer left fails the
 //! conversation), optionally pam_acct_mgmt and pam_setcred (in that order,
-//! as applications call them), pam_end.
+//! as applications call them), optionally pam_open_session, a wait of SECS
+//! seconds (a login session, which mfad may end with a signal) and
+//! pam_close_session, then pam_end.
 //! Prints one JSON object on stdout; exit 0 unless the helper itself failed.
 
 use std::collections::BTreeMap;
@@ -71,13 +73,14 @@ fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1).map(OsStringExt::into_vec);
     let (Some(service), Some(user)) = (args.next(), args.next()) else {
         eprintln!(
-            "usage: pam-run SERVICE USER [--repeat N] [--setcred] [--acct] [--hex HEX] [ANSWER...]"
+            "usage: pam-run SERVICE USER [--repeat N] [--setcred] [--acct] [--session SECS] [--hex HEX] [ANSWER...]"
         );
         return ExitCode::from(2);
     };
     let mut repeat = 1usize;
     let mut setcred = false;
     let mut acct = false;
+    let mut session: Option<u64> = None;
     let mut answers = Vec::new();
     let rest: Vec<Vec<u8>> = args.collect();
     let text = |i: usize| rest.get(i).and_then(|a| std::str::from_utf8(a).ok());
@@ -90,6 +93,10 @@ fn main() -> ExitCode {
             }
             b"--setcred" => setcred = true,
             b"--acct" => acct = true,
+            b"--session" => {
+                i += 1;
+                session = text(i).and_then(|s| s.parse().ok());
+            }
             b"--hex" => {
                 i += 1;
                 let Some(bytes) = text(i).and_then(hex) else {
@@ -125,12 +132,24 @@ fn main() -> ExitCode {
         // and sshd (and of the Linux-PAM application guide).
         let account = acct.then(|| pam.acct_mgmt(0));
         let cred = setcred.then(|| pam.setcred(PAM_ESTABLISH_CRED));
+        let (opened, closed) = match session {
+            Some(secs) => {
+                let opened = pam.open_session(0);
+                // For the test waiting on the session: it is open now.
+                eprintln!("pam-run: open_session {opened}");
+                std::thread::sleep(std::time::Duration::from_secs(secs));
+                (Some(opened), Some(pam.close_session(0)))
+            }
+            None => (None, None),
+        };
         let end = pam.end(auth);
         let after_end = snapshot();
         rounds.push(json!({
             "authenticate": auth,
             "setcred": cred,
             "acct_mgmt": account,
+            "open_session": opened,
+            "close_session": closed,
             "end": end,
             "after_authenticate": after_auth,
             "after_end": after_end,

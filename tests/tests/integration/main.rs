@@ -31,6 +31,7 @@ mod policy;
 mod rollout;
 mod secrets;
 mod services;
+mod sessions;
 mod sms_gateway;
 mod sms_login;
 mod ssh;

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    BackupCode, CodeId, Device, Error, Result, SendId, SendLimits, SendSlot, SmsCode, Store,
-    Summary, Trusted, UserState, SEND_WINDOW_SECS,
+    BackupCode, CodeId, Device, Error, Result, SendId, SendLimits, SendSlot, SessionRecord,
+    SmsCode, Store, Summary, Trusted, UserState, SEND_WINDOW_SECS,
 };
 use crate::codes::Hashed;
 use crate::factor::{DeviceData, Kind};
@@ -528,6 +528,86 @@ impl Store for SqliteStore {
         let mut stmt = conn.prepare_cached("SELECT uid, started FROM grace ORDER BY uid")?;
         let rows = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn session_choice(&self, uid: u32) -> Result<Option<i64>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT secs FROM session_choice WHERE uid = ?1",
+                [uid],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn set_session_choice(&self, uid: u32, secs: Option<i64>) -> Result<()> {
+        let conn = self.conn();
+        match secs {
+            Some(secs) => conn.execute(
+                "INSERT INTO session_choice (uid, secs) VALUES (?1, ?2)
+                 ON CONFLICT (uid) DO UPDATE SET secs = excluded.secs",
+                params![uid, secs],
+            )?,
+            None => conn.execute("DELETE FROM session_choice WHERE uid = ?1", [uid])?,
+        };
+        Ok(())
+    }
+
+    fn add_session(&self, s: &SessionRecord) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO sessions (id, uid, user, service, tty, rhost, xdg_session_id, pid,
+                                   pid_start, started, ends)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                s.id,
+                s.uid,
+                s.user,
+                s.service,
+                s.tty,
+                s.rhost,
+                s.xdg_session_id,
+                s.pid,
+                to_i64(s.pid_start),
+                s.started,
+                s.ends
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn remove_session(&self, id: &str) -> Result<bool> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM sessions WHERE id = ?1", [id])?
+            == 1)
+    }
+
+    fn sessions(&self) -> Result<Vec<SessionRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, uid, user, service, tty, rhost, xdg_session_id, pid, pid_start,
+                    started, ends
+             FROM sessions ORDER BY ends, id",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(SessionRecord {
+                    id: r.get(0)?,
+                    uid: r.get(1)?,
+                    user: r.get(2)?,
+                    service: r.get(3)?,
+                    tty: r.get(4)?,
+                    rhost: r.get(5)?,
+                    xdg_session_id: r.get(6)?,
+                    pid: r.get(7)?,
+                    pid_start: to_u64(r.get(8)?),
+                    started: r.get(9)?,
+                    ends: r.get(10)?,
+                })
+            })?
             .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(rows)
     }
