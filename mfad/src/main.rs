@@ -174,6 +174,9 @@ fn run(path: &Path, explicit: bool) -> Result<()> {
     let state_dir = config.daemon.state_dir.clone();
     let _lock = lock_state_dir(&state_dir)?;
     let bus = config.daemon.bus.clone();
+    // Capabilities are per thread and new threads inherit them: dropped
+    // here, before the runtime starts its threads, they are gone from all.
+    drop_capabilities(&audit, config.session.max_duration.is_some());
     let runtime = runtime()?;
     let keys = Arc::new(daemon_key(&config, runtime.handle())?);
     let store = store::config::open(
@@ -340,7 +343,6 @@ async fn serve(service: Arc<Service>, bus: &str, path: &Path, explicit: bool) ->
             )));
         }
     }
-    drop_capabilities(&service.audit(), service.limits_sessions());
     // On the blocking pool: the store's calls may block (PostgreSQL runs
     // them on this runtime).
     let sessions = service.clone();
@@ -439,9 +441,9 @@ fn signal(kind: tokio::signal::unix::SignalKind) -> Result<tokio::signal::unix::
     tokio::signal::unix::signal(kind).map_err(|e| Error::Io(format!("cannot handle signals: {e}")))
 }
 
-/// mfad needs no capability once its files are open and its name is owned:
-/// the database and lock file belong to root, and NSS files are world
-/// readable. Dropping them all limits what a bug in a handler could do.
+/// mfad needs no capability: its files (configuration, key, database, lock)
+/// belong to root, NSS files and the bus and PostgreSQL sockets are open to
+/// all. Dropping them all limits what a bug in a handler could do.
 /// With `[session] max_duration` on, two stay: CAP_KILL, to end a user's
 /// session, and CAP_DAC_OVERRIDE, to write the warning on the user's
 /// terminal (mode 0620, the user's).

@@ -1,6 +1,7 @@
 //! A private PostgreSQL server for the fleet tests: Debian's binaries, a
 //! cluster in a temp dir owned by the postgres user, reachable only on a
-//! unix socket in that dir. It can be stopped and started again (the
+//! unix socket in a directory open to all, as Debian's /run/postgresql
+//! (mfad runs without CAP_DAC_OVERRIDE). It can be stopped and started again (the
 //! "database down" tests); dropping it stops it and removes its files.
 
 use std::io::Write;
@@ -62,11 +63,15 @@ impl Postgres {
         });
         let pg = Postgres { dir, bin, tls_port };
         std::fs::create_dir(pg.data()).expect("create the data dir");
+        std::fs::create_dir(pg.socket_dir()).expect("create the socket dir");
         Cmd::new("chown")
             .arg("postgres:postgres")
             .arg(pg.data())
+            .arg(pg.socket_dir())
             .run()
             .assert_success();
+        std::fs::set_permissions(pg.socket_dir(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod the socket dir");
         pg.as_postgres("initdb")
             .args([
                 "--auth=trust",
@@ -175,6 +180,10 @@ impl Postgres {
         self.dir.join("data")
     }
 
+    fn socket_dir(&self) -> PathBuf {
+        self.dir.join("run")
+    }
+
     fn as_postgres(&self, program: &str) -> Cmd {
         Cmd::new("setpriv")
             .args([
@@ -190,7 +199,7 @@ impl Postgres {
     pub fn url(&self) -> String {
         format!(
             "host={} port={} user=postgres dbname=mfa",
-            self.data().display(),
+            self.socket_dir().display(),
             self.tls_port.unwrap_or(5432)
         )
     }
@@ -214,11 +223,11 @@ impl Postgres {
             .arg(match self.tls_port {
                 None => format!(
                     "-k {} -c listen_addresses= -c fsync=off",
-                    self.data().display()
+                    self.socket_dir().display()
                 ),
                 Some(port) => format!(
                     "-k {} -c listen_addresses=127.0.0.1 -p {port} -c fsync=off -c ssl=on",
-                    self.data().display()
+                    self.socket_dir().display()
                 ),
             })
             .args(["-w", "-t", "60", "start"])
@@ -250,7 +259,7 @@ impl Postgres {
     pub fn psql(&self, db: &str, sql: &str) -> Output {
         Cmd::new(self.bin.join("psql"))
             .arg("-h")
-            .arg(self.data())
+            .arg(self.socket_dir())
             .arg("-p")
             .arg(self.tls_port.unwrap_or(5432).to_string())
             .args([
@@ -273,7 +282,7 @@ impl Postgres {
     pub fn hold(&self, sql: &str) -> Held {
         let mut child = Command::new(self.bin.join("psql"))
             .arg("-h")
-            .arg(self.data())
+            .arg(self.socket_dir())
             .arg("-p")
             .arg(self.tls_port.unwrap_or(5432).to_string())
             .args(["-U", "postgres", "-d", "mfa", "-q"])

@@ -159,11 +159,6 @@ impl Service {
         }
     }
 
-    /// Whether `[session] max_duration` limits sessions.
-    pub fn limits_sessions(&self) -> bool {
-        self.core().config.session.max_duration.is_some()
-    }
-
     pub fn audit(&self) -> Arc<Audit> {
         self.core().audit.clone()
     }

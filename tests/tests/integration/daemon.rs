@@ -186,3 +186,57 @@ fn bad_config_values_are_refused() {
         assert!(!out.stderr.contains("panicked"), "{what}:\n{out}");
     }
 }
+
+/// The capability sets (effective, permitted, bounding) of every thread of
+/// process `pid`, as the hex masks of /proc/PID/task/TID/status.
+fn thread_capabilities(pid: u32) -> Vec<(String, [u64; 3])> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("read mfad's tasks");
+    let mut caps = Vec::new();
+    for task in tasks {
+        let task = task.expect("a task");
+        let status = std::fs::read_to_string(task.path().join("status")).expect("task status");
+        let mask = |field: &str| {
+            let line = status
+                .lines()
+                .find(|l| l.starts_with(field))
+                .unwrap_or_else(|| panic!("no {field} in {status}"));
+            u64::from_str_radix(line[field.len()..].trim(), 16).expect("a hex mask")
+        };
+        caps.push((
+            task.file_name().to_string_lossy().into_owned(),
+            [mask("CapEff:"), mask("CapPrm:"), mask("CapBnd:")],
+        ));
+    }
+    assert!(caps.len() > 1, "mfad runs more than one thread: {caps:?}");
+    caps
+}
+
+/// Capabilities are per thread: they must be gone from every thread that
+/// serves calls, not only from the one that dropped them.
+#[test]
+fn no_thread_of_mfad_keeps_a_capability() {
+    let env = Env::new();
+    // Calls answered, so the runtime's threads have all run.
+    let u = env.add_user();
+    env.enroll_raw(&u);
+    for (tid, sets) in thread_capabilities(env.daemon_pid().expect("running")) {
+        assert_eq!(sets, [0, 0, 0], "thread {tid} keeps capabilities");
+    }
+}
+
+/// With session duration on, mfad keeps exactly CAP_KILL (to end sessions)
+/// and CAP_DAC_OVERRIDE (to warn on the user's terminal), in every thread.
+#[test]
+fn with_session_duration_every_thread_keeps_kill_and_dac_override_only() {
+    const CAP_DAC_OVERRIDE: u64 = 1 << 1;
+    const CAP_KILL: u64 = 1 << 5;
+    let env = Env::builder()
+        .extra_toml("[session]\nmax_duration = \"1h\"\n")
+        .start();
+    let u = env.add_user();
+    env.enroll_raw(&u);
+    let want = CAP_DAC_OVERRIDE | CAP_KILL;
+    for (tid, sets) in thread_capabilities(env.daemon_pid().expect("running")) {
+        assert_eq!(sets, [want, want, want], "thread {tid}");
+    }
+}
