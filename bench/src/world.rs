@@ -365,6 +365,7 @@ impl Mfad {
              [daemon]\n\
              bus = {bus}\n\
              state_dir = {state}\n\
+             login_socket = {socket}\n\
              issuer = \"mfa-bench\"\n\
              log = \"syslog\"\n\
              {daemon}\
@@ -377,6 +378,7 @@ impl Mfad {
              duration = \"15m\"\n",
             bus = toml_str(&bus.address),
             state = toml_str(&state_dir.to_string_lossy()),
+            socket = toml_str(&dir.join("login.socket").to_string_lossy()),
         );
         fs::write(&config, format!("{toml}{extra}")).map_err(io_at("cannot write", &config))?;
         let mut m = Mfad {

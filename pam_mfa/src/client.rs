@@ -11,6 +11,9 @@
 //! then the runtime, leaving no thread and no descriptor behind.
 
 use std::future::Future;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mfa_api::{AccountAction, AnswerResult, BeginAction, LoginProxy};
@@ -67,13 +70,26 @@ pub trait Daemon {
     ) -> Result<AccountReply, Error>;
 }
 
+/// Where a [`BusDaemon`] reaches mfad.
+#[derive(Debug, Clone)]
+enum Route {
+    /// org.mfad.Mfa1 on this bus, its owner checked with the bus.
+    Bus(String),
+    /// mfad's login socket, its peer checked with SO_PEERCRED; when the
+    /// socket is missing, `then_bus` if any.
+    Socket {
+        path: PathBuf,
+        then_bus: Option<String>,
+    },
+}
+
 /// The real client over D-Bus.
 pub struct BusDaemon {
     /// Declared before `runtime`: fields drop in order, and the connection
     /// (whose tasks run on the runtime) must go first.
     proxy: Option<LoginProxy<'static>>,
     runtime: Option<zruntime::SharedRuntime>,
-    address: String,
+    route: Route,
     timeout: Duration,
     /// The UID org.mfad.Mfa1's owner must have.
     owner_uid: u32,
@@ -90,7 +106,23 @@ impl BusDaemon {
         BusDaemon {
             proxy: None,
             runtime: None,
-            address: address.to_string(),
+            route: Route::Bus(address.to_string()),
+            timeout,
+            owner_uid: MFAD_UID,
+        }
+    }
+
+    /// Like [`BusDaemon::new`], on mfad's login socket at `path`; when
+    /// there is no socket there (no file, or nobody listening), on
+    /// `then_bus` if given.
+    pub fn socket(path: &Path, then_bus: Option<&str>, timeout: Duration) -> BusDaemon {
+        BusDaemon {
+            proxy: None,
+            runtime: None,
+            route: Route::Socket {
+                path: path.to_path_buf(),
+                then_bus: then_bus.map(str::to_string),
+            },
             timeout,
             owner_uid: MFAD_UID,
         }
@@ -127,30 +159,51 @@ impl BusDaemon {
     {
         self.proxy = None;
         self.runtime = None;
-        let address = bus_address(&self.address)?;
+        let (stream, address) = match &self.route {
+            Route::Bus(bus) => (None, bus_address(bus)?),
+            Route::Socket { path, then_bus } => match connect_login_socket(path, self.owner_uid) {
+                Ok(stream) => (Some(stream), String::new()),
+                Err(SocketError::Missing(_)) if then_bus.is_some() => {
+                    (None, bus_address(then_bus.as_deref().unwrap_or_default())?)
+                }
+                Err(SocketError::Missing(e)) => {
+                    return Err(Error::Unavailable(format!(
+                        "cannot connect to {}: {e}",
+                        path.display()
+                    )))
+                }
+                Err(SocketError::Refused(e)) => return Err(e),
+            },
+        };
         let rt = zruntime::SharedRuntime::new()
             .map_err(|e| Error::Unavailable(format!("cannot create an event loop: {e}")))?;
         let deadline = deadline_after(self.timeout);
         let timeout = self.timeout;
         let owner_uid = self.owner_uid;
         let result = rt.block_on(async {
-            let build = zbus::connection::Builder::address(address.as_str())
-                .runtime(PrivateRuntime(rt.clone()))
-                .build();
+            let p2p = stream.is_some();
+            let build = match stream {
+                Some(stream) => zbus::connection::Builder::unix_stream(stream).p2p(),
+                None => zbus::connection::Builder::address(address.as_str()),
+            }
+            .runtime(PrivateRuntime(rt.clone()))
+            .build();
             let conn = rt
                 .timeout_at(deadline, build)
                 .await
-                .map_err(|_| timed_out("connecting to the bus", timeout))?
-                .map_err(|e| Error::Unavailable(format!("cannot connect to {address}: {e}")))?;
-            let owner = rt
-                .timeout_at(deadline, verified_owner(&conn, owner_uid))
-                .await
-                .map_err(|_| timed_out("checking who owns org.mfad.Mfa1", timeout))??;
-            // Calls go to the owner just checked, never to whoever owns
-            // the name by the time they are sent.
-            let proxy: LoginProxy<'static> = LoginProxy::builder(&conn)
-                .destination(zbus::names::BusName::from(owner.into_inner()))
-                .cache_properties(CacheProperties::No)
+                .map_err(|_| timed_out("connecting to mfad", timeout))?
+                .map_err(|e| Error::Unavailable(format!("cannot connect to mfad: {e}")))?;
+            let mut builder = LoginProxy::builder(&conn).cache_properties(CacheProperties::No);
+            if !p2p {
+                let owner = rt
+                    .timeout_at(deadline, verified_owner(&conn, owner_uid))
+                    .await
+                    .map_err(|_| timed_out("checking who owns org.mfad.Mfa1", timeout))??;
+                // Calls go to the owner just checked, never to whoever owns
+                // the name by the time they are sent.
+                builder = builder.destination(zbus::names::BusName::from(owner.into_inner()));
+            }
+            let proxy: LoginProxy<'static> = builder
                 .build()
                 .await
                 .map_err(|e| Error::Unavailable(e.to_string()))?;
@@ -248,6 +301,70 @@ pub fn bus_address(bus: &str) -> Result<String, Error> {
         }
         _ => Err(bad()),
     }
+}
+
+/// Why the login socket could not be used.
+#[derive(Debug)]
+pub enum SocketError {
+    /// No socket file, or nobody listening on it: mfad is not running
+    /// there (the system bus may be tried next).
+    Missing(std::io::Error),
+    /// Anything else, among them an impostor on the socket.
+    Refused(Error),
+}
+
+/// Connects to mfad's login socket and checks that the process on the
+/// other end runs as `uid` (SO_PEERCRED, as the kernel saw it when it
+/// listened): anyone else is an impostor, in either failmode.
+pub fn connect_login_socket(path: &Path, uid: u32) -> Result<UnixStream, SocketError> {
+    let stream = UnixStream::connect(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+            SocketError::Missing(e)
+        }
+        _ => SocketError::Refused(Error::Unavailable(format!(
+            "cannot connect to {}: {e}",
+            path.display()
+        ))),
+    })?;
+    let peer = peer_uid(&stream).map_err(|e| {
+        SocketError::Refused(Error::Unavailable(format!(
+            "cannot tell who serves {}: {e}",
+            path.display()
+        )))
+    })?;
+    if peer != uid {
+        return Err(SocketError::Refused(Error::Impostor(format!(
+            "{} is served by UID {peer}, not {uid}",
+            path.display()
+        ))));
+    }
+    Ok(stream)
+}
+
+/// The UID of the process at the other end of `stream` (SO_PEERCRED).
+pub fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::ucred>())
+        .map_err(|_| std::io::Error::other("ucred size"))?;
+    // SAFETY: `cred` and `len` are live, writable and sized for
+    // SO_PEERCRED's ucred; the descriptor is open for the call's duration.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            std::ptr::addr_of_mut!(cred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(cred.uid)
 }
 
 /// The unique name of org.mfad.Mfa1's owner, once the bus has vouched

@@ -24,6 +24,7 @@ mod hygiene;
 mod identity;
 mod lockout;
 mod login;
+mod login_socket;
 mod mfactl;
 mod mfactl_sms;
 mod policy;
