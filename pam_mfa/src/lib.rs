@@ -11,7 +11,8 @@
 //! - [`handle`]: the PAM side (items, environment, conversation), a trait
 //!   and the real one.
 //! - [`client`]: the mfad side (Login.Begin/Answer/AccountCheck), a trait
-//!   and the real one.
+//!   and the real one ([`client::LeanDaemon`]), on [`wire`]: the D-Bus
+//!   wire protocol on a blocking unix socket, no runtime, no thread.
 //! - [`runtime`]: the private event loop the D-Bus connection runs on, which
 //!   leaves no thread and no descriptor behind.
 //! - [`log`]: syslog (AUTHPRIV).
@@ -71,6 +72,7 @@ pub mod flow;
 pub mod handle;
 pub mod log;
 pub mod runtime;
+pub mod wire;
 
 use std::ffi::CStr;
 
@@ -97,7 +99,7 @@ fn run(
     phase: &str,
     step: impl FnOnce(
         &mut handle::PamItems<'_>,
-        &mut client::BusDaemon,
+        &mut client::LeanDaemon,
         &mut breakglass::File,
         flow::Options,
         &mut log::Syslog,
@@ -115,9 +117,9 @@ fn run(
         silent: flags & PAM_SILENT != 0,
     };
     let mut daemon = match args.target() {
-        args::Target::Socket(path) => client::BusDaemon::socket(&path, None, args.timeout),
-        args::Target::Bus(bus) => client::BusDaemon::new(&bus, args.timeout),
-        args::Target::Default => client::BusDaemon::socket(
+        args::Target::Socket(path) => client::LeanDaemon::socket(&path, None, args.timeout),
+        args::Target::Bus(bus) => client::LeanDaemon::new(&bus, args.timeout),
+        args::Target::Default => client::LeanDaemon::socket(
             std::path::Path::new(mfa_api::DEFAULT_LOGIN_SOCKET),
             Some(&args.bus),
             args.timeout,

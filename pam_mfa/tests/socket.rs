@@ -9,7 +9,7 @@ use std::os::unix::net::UnixListener;
 use std::time::Duration;
 
 use common::{serve_fake_mfad, wait_for_owner, Bus};
-use pam_mfa::client::{BeginRequest, BusDaemon, Daemon};
+use pam_mfa::client::{BeginRequest, Daemon, LeanDaemon};
 use pam_mfa::Error;
 
 /// An mfad that answers `ignore`: only reachable through the bus here.
@@ -51,7 +51,7 @@ fn a_missing_socket_falls_back_to_the_bus_only_when_allowed() {
     let timeout = Duration::from_secs(5);
 
     // No file: the bus answers.
-    let mut d = BusDaemon::socket(&missing, Some(&bus.address), timeout).with_owner_uid(euid());
+    let mut d = LeanDaemon::socket(&missing, Some(&bus.address), timeout).with_owner_uid(euid());
     let r = d.begin(&request()).expect("the bus behind the socket");
     assert_eq!(r.action, mfa_api::BeginAction::Ignore);
     d.close();
@@ -60,13 +60,13 @@ fn a_missing_socket_falls_back_to_the_bus_only_when_allowed() {
     let stale = bus.dir.join("stale.socket");
     drop(UnixListener::bind(&stale).expect("bind"));
     assert!(stale.exists());
-    let mut d = BusDaemon::socket(&stale, Some(&bus.address), timeout).with_owner_uid(euid());
+    let mut d = LeanDaemon::socket(&stale, Some(&bus.address), timeout).with_owner_uid(euid());
     let r = d.begin(&request()).expect("the bus behind a stale socket");
     assert_eq!(r.action, mfa_api::BeginAction::Ignore);
     d.close();
 
     // `socket=` alone: no bus to fall back to.
-    let mut d = BusDaemon::socket(&missing, None, timeout).with_owner_uid(euid());
+    let mut d = LeanDaemon::socket(&missing, None, timeout).with_owner_uid(euid());
     let r = d.begin(&request());
     assert!(
         matches!(&r, Err(Error::Unavailable(m)) if m.contains("no-such.socket")),
@@ -85,7 +85,7 @@ fn a_socket_served_by_another_uid_is_an_impostor_and_no_fallback() {
     let _listener = UnixListener::bind(&path).expect("bind");
     let other = euid().wrapping_add(1);
     let mut d =
-        BusDaemon::socket(&path, Some(&bus.address), Duration::from_secs(5)).with_owner_uid(other);
+        LeanDaemon::socket(&path, Some(&bus.address), Duration::from_secs(5)).with_owner_uid(other);
     let r = d.begin(&request());
     assert!(
         matches!(&r, Err(Error::Impostor(m)) if m.contains(&format!("UID {}", euid()))),
@@ -93,7 +93,7 @@ fn a_socket_served_by_another_uid_is_an_impostor_and_no_fallback() {
     );
     d.close();
     let mut d =
-        BusDaemon::socket(&path, Some(&bus.address), Duration::from_secs(5)).with_owner_uid(other);
+        LeanDaemon::socket(&path, Some(&bus.address), Duration::from_secs(5)).with_owner_uid(other);
     let r = d.account_check("alice", "socket-test", "");
     assert!(matches!(&r, Err(Error::Impostor(_))), "{r:?}");
     d.close();
