@@ -998,6 +998,24 @@ mod tests {
     }
 
     #[test]
+    fn descriptors_pass_with_scm_rights() {
+        use std::os::unix::fs::MetadataExt;
+        let (a, b) = UnixStream::pair().unwrap();
+        let file = std::fs::File::open("/proc/self/exe").unwrap();
+        let sent = send_with_fds(a.as_raw_fd(), b"x", &[file.as_raw_fd()]).unwrap();
+        assert_eq!(sent, 1);
+        let mut buf = [0u8; 8];
+        let (n, fds) = recv_with_fds(b.as_raw_fd(), &mut buf).unwrap();
+        assert_eq!((n, fds.len()), (1, 1));
+        let got = std::fs::File::from(fds.into_iter().next().unwrap());
+        assert_eq!(
+            got.metadata().unwrap().ino(),
+            file.metadata().unwrap().ino()
+        );
+        assert_ne!(got.as_raw_fd(), file.as_raw_fd(), "a new descriptor");
+    }
+
+    #[test]
     fn a_silent_peer_is_a_timeout() {
         let (client, _server) = UnixStream::pair().unwrap();
         let start = Instant::now();
