@@ -272,6 +272,13 @@ impl Daemon {
     pub fn stop(&mut self) -> Option<ExitStatus> {
         self.child.take().and_then(|c| terminate(c, "mfad"))
     }
+
+    /// SIGKILL, as a crash: no cleanup of any kind; waits for the exit.
+    pub fn kill(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        child.kill().ok()?;
+        child.wait().ok()
+    }
 }
 
 impl Drop for Daemon {

@@ -375,6 +375,11 @@ impl Env {
         self.daemon.take().and_then(|mut d| d.stop())
     }
 
+    /// SIGKILL to mfad (a crash) and wait; its exit status.
+    pub fn kill_daemon(&mut self) -> Option<ExitStatus> {
+        self.daemon.take().and_then(|mut d| d.kill())
+    }
+
     /// [`Daemon::wait_exit`] for this Env's mfad.
     pub fn wait_daemon_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         self.daemon.as_mut().and_then(|d| d.wait_exit(timeout))

@@ -14,6 +14,7 @@ mod api_doc;
 mod authz;
 mod bad_input;
 mod daemon;
+mod durability;
 mod enroll;
 mod failmode;
 mod failsafe;
