@@ -1,4 +1,4 @@
-//! mfad alone, over the bus: enrollment, and logins (Login.Begin then
+//! mfad alone, over the bus or its login socket: enrollment, and logins (Login.Begin then
 //! Login.Answer with a valid code) from one or many clients, each with its
 //! own connection, as root (as sshd, su or sudo call it).
 
@@ -101,6 +101,21 @@ async fn enroll_one(account: &AccountProxy<'_>, name: &str) -> Result<(User, u64
     )))
 }
 
+/// A connection to mfad: `socket:PATH` is its login socket (peer to
+/// peer), anything else a bus address.
+async fn connect(address: &str) -> zbus::Result<zbus::Connection> {
+    match address.strip_prefix("socket:") {
+        Some(path) => {
+            let stream = std::os::unix::net::UnixStream::connect(path)?;
+            zbus::connection::Builder::unix_stream(stream)
+                .p2p()
+                .build()
+                .await
+        }
+        None => mfa_api::connect(address).await,
+    }
+}
+
 /// One login: Begin must challenge, Answer with the code must succeed.
 async fn login(proxy: &LoginProxy<'_>, name: &str, code: &str) -> std::result::Result<(), String> {
     let (action, token, message) = proxy
@@ -123,9 +138,9 @@ async fn login(proxy: &LoginProxy<'_>, name: &str, code: &str) -> std::result::R
 /// Logs `tickets` in one after the other on one connection; times each.
 pub fn sequential(address: &str, users: &[User], tickets: &[Ticket]) -> Result<Tally> {
     zbus::block_on(async {
-        let conn = mfa_api::connect(address)
+        let conn = connect(address)
             .await
-            .map_err(bus("cannot connect to the bus"))?;
+            .map_err(bus("cannot connect to mfad"))?;
         let proxy = LoginProxy::new(&conn)
             .await
             .map_err(bus("no Login proxy"))?;
@@ -173,13 +188,13 @@ pub fn concurrent(
         for _ in 0..clients {
             s.spawn(|| {
                 let r = zbus::block_on(async {
-                    let conn = mfa_api::connect(address).await;
+                    let conn = connect(address).await;
                     let proxy = match conn {
                         Ok(conn) => LoginProxy::new(&conn)
                             .await
                             .map(|p| (conn, p))
                             .map_err(bus("no Login proxy")),
-                        Err(e) => Err(bus("cannot connect to the bus")(e)),
+                        Err(e) => Err(bus("cannot connect to mfad")(e)),
                     };
                     ready.wait();
                     let (_conn, proxy) = proxy?;

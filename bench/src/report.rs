@@ -10,7 +10,9 @@ use crate::stats::{median, ms, ms_signed, p90};
 pub struct Services {
     pub permit: Vec<u64>,
     pub ga: Vec<u64>,
+    /// Over the login socket (the default), and over the bus.
     pub mfa: Vec<u64>,
+    pub mfa_bus: Vec<u64>,
 }
 
 /// CPU time spent on a number of logins, by process, in ns.
@@ -67,6 +69,11 @@ pub struct Results {
     /// CPU per service over all rounds: [pam_permit, GA, pam_mfa].
     pub pam_cpu: [Cpu; 3],
     pub daemon_cpu: Cpu,
+    /// The same clients on the bus instead of the login socket.
+    pub daemon_bus: f64,
+    pub daemon_bus_cpu: Cpu,
+    /// The 1-minute load average as each phase began.
+    pub loads: Vec<(String, f64)>,
     /// The same with the database on a tmpfs: rate and CPU.
     pub daemon_ram: f64,
     /// Verifications per second with the state in PostgreSQL: one mfad,
@@ -81,6 +88,17 @@ pub struct Results {
     pub scale_small: Vec<u64>,
     pub scale_big: Vec<u64>,
     pub total_secs: f64,
+}
+
+impl Results {
+    /// Notes the load average as phase `name` begins.
+    pub fn load(&mut self, name: &str) {
+        let load = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split_whitespace().next().and_then(|x| x.parse().ok()))
+            .unwrap_or(f64::NAN);
+        self.loads.push((name.to_string(), load));
+    }
 }
 
 fn mb(bytes: u64) -> String {
@@ -127,8 +145,8 @@ pub fn render(r: &Results) -> String {
     let (ga_added, mfa_added) = (added(&l.ga), added(&l.mfa));
     let _ = writeln!(
         o,
-        "\n1. One PAM login (pam_start + pam_authenticate with a valid code + pam_end), \
-         one process, services interleaved, {} logins each:",
+        "\n1. One PAM login (pam_start + pam_authenticate with a valid code + pam_acct_mgmt + \
+         pam_end), one process, services interleaved, {} logins each:",
         l.permit.len()
     );
     let _ = writeln!(
@@ -144,9 +162,11 @@ pub fn render(r: &Results) -> String {
         ms(p90(&l.permit)),
         "-"
     );
+    let bus_added = added(&l.mfa_bus);
     for (name, v, a) in [
         ("pam_google_authenticator", &l.ga, ga_added),
-        ("pam_mfa", &l.mfa, mfa_added),
+        ("pam_mfa (login socket)", &l.mfa, mfa_added),
+        ("pam_mfa (bus)", &l.mfa_bus, bus_added),
     ] {
         let _ = writeln!(
             o,
@@ -210,7 +230,7 @@ pub fn render(r: &Results) -> String {
     let runs: Vec<String> = r.daemon_runs.iter().map(|x| format!("{x:.0}")).collect();
     let _ = writeln!(
         o,
-        "\n3. mfad alone: {CLIENTS} bus clients, each Login.Begin + Login.Answer with a valid code, \
+        "\n3. mfad alone: {CLIENTS} clients on the login socket, each Login.Begin + Login.Answer with a valid code, \
          {} runs:\n   {da:.0} verifications/s (runs: {}); per login under this load: median {}, p90 {}",
         r.daemon_runs.len(),
         runs.join(", "),
@@ -226,6 +246,16 @@ pub fn render(r: &Results) -> String {
         d.us(d.clients),
         d.us(d.total()),
         r.cpus
+    );
+    let d = &r.daemon_bus_cpu;
+    let _ = writeln!(
+        o,
+        "   the same {CLIENTS} clients on the bus: {:.0} verifications/s; CPU per verification: \
+         mfad {}, dbus-daemon {}, clients {}",
+        r.daemon_bus,
+        d.us(d.mfad),
+        d.us(d.bus),
+        d.us(d.clients)
     );
     let d = &r.daemon_ram_cpu;
     let _ = writeln!(
@@ -327,6 +357,16 @@ pub fn render(r: &Results) -> String {
             pass: ratio <= 1.25,
         },
     ];
+    let _ = writeln!(
+        o,
+        "\nload average (1 min) as each phase began ({} CPUs; \"busy\": above 1 per CPU, \
+         the phase's figures are not to be trusted):",
+        r.cpus
+    );
+    for (name, load) in &r.loads {
+        let busy = if *load > r.cpus as f64 { "  busy" } else { "" };
+        let _ = writeln!(o, "   {name:<28}{load:>6.2}{busy}");
+    }
     let _ = writeln!(o, "\ntargets (docs/performance.md):");
     let _ = writeln!(o, "   {:<4}{:<66}{:<30}result", "", "target", "measured");
     for t in &targets {

@@ -337,6 +337,8 @@ pub struct Mfad {
     config: PathBuf,
     log: PathBuf,
     pub address: String,
+    /// `socket:DIR/login.socket`, mfad's login socket as the clients name it.
+    pub socket: String,
     pub state_dir: PathBuf,
 }
 
@@ -387,6 +389,7 @@ impl Mfad {
             config,
             log: dir.join("mfad.log"),
             address: bus.address.clone(),
+            socket: format!("socket:{}", dir.join("login.socket").display()),
             state_dir,
         };
         m.launch()?;
@@ -404,7 +407,20 @@ impl Mfad {
         )?;
         self.child = Some(child);
         let address = self.address.clone();
-        wait_for_name(&mut self.child, &address, mfa_api::BUS_NAME, &self.log)
+        wait_for_name(&mut self.child, &address, mfa_api::BUS_NAME, &self.log)?;
+        // The socket is bound just after the name is owned.
+        let path = PathBuf::from(self.socket.trim_start_matches("socket:"));
+        let start = std::time::Instant::now();
+        while !path.exists() {
+            if start.elapsed() > std::time::Duration::from_secs(10) {
+                return Err(Error::Setup(format!(
+                    "mfad made no login socket at {}",
+                    path.display()
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Ok(())
     }
 
     /// Stops and starts mfad: its login sessions (memory only) are gone,
