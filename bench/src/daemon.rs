@@ -232,6 +232,44 @@ pub fn concurrent(
     Ok(total)
 }
 
+/// `mfa-bench flood ADDRESS SECONDS CONNECTIONS`, run as a user who is
+/// not root: Account.Status in a loop on each of CONNECTIONS bus
+/// connections for SECONDS; prints "CALLS REFUSED".
+pub fn flood(args: &[String]) -> Result<String> {
+    let bad = || Error::Setup("usage: mfa-bench flood ADDRESS SECONDS CONNECTIONS".into());
+    let address = args.first().ok_or_else(bad)?;
+    let seconds: u64 = args.get(1).and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    let connections: usize = args.get(2).and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let calls = AtomicUsize::new(0);
+    let refused = AtomicUsize::new(0);
+    thread::scope(|s| {
+        for _ in 0..connections {
+            s.spawn(|| {
+                zbus::block_on(async {
+                    let Ok(conn) = mfa_api::connect(address).await else {
+                        return;
+                    };
+                    let Ok(account) = AccountProxy::new(&conn).await else {
+                        return;
+                    };
+                    while Instant::now() < deadline {
+                        calls.fetch_add(1, Ordering::Relaxed);
+                        if account.status("").await.is_err() {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            });
+        }
+    });
+    Ok(format!(
+        "{} {}",
+        calls.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed)
+    ))
+}
+
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

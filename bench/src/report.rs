@@ -72,6 +72,10 @@ pub struct Results {
     /// The same clients on the bus instead of the login socket.
     pub daemon_bus: f64,
     pub daemon_bus_cpu: Cpu,
+    /// Root's login times while a user floods mfad; the flood's (calls,
+    /// refused) (0 calls: it was stopped before it printed).
+    pub fair_samples: Vec<u64>,
+    pub fair_flood: (u64, u64),
     /// The 1-minute load average as each phase began.
     pub loads: Vec<(String, f64)>,
     /// The same with the database on a tmpfs: rate and CPU.
@@ -340,6 +344,21 @@ pub fn render(r: &Results) -> String {
             what: format!("mfad alone, {CLIENTS} clients: >= 5,000 verifications/s"),
             measured: format!("{da:.0}/s"),
             pass: da >= 5000.0,
+        },
+        Target {
+            id: "5",
+            what: "fairness: root's login p99 <= 10 ms while a user floods mfad".into(),
+            measured: format!(
+                "p99 {} (median {}; flood {} calls, {} refused)",
+                ms(crate::stats::quantile(&r.fair_samples, 0.99)),
+                ms(median(&r.fair_samples)),
+                r.fair_flood.0,
+                r.fair_flood.1
+            ),
+            // No flood measured is no pass.
+            pass: r.fair_flood.0 > 0
+                && !r.fair_samples.is_empty()
+                && crate::stats::quantile(&r.fair_samples, 0.99) <= 10_000_000,
         },
         Target {
             id: "4a",

@@ -49,6 +49,11 @@ const TP_MFA_PER_WORKER: usize = 1150;
 const TP_GA_PER_WORKER: usize = 1000;
 /// The first part of each round is ramp-up and not counted.
 const TP_RAMP_NS: u64 = 500_000_000;
+/// Fairness: root's logins while one user floods mfad, the flood's length
+/// and connections.
+const FAIR_LOGINS: usize = 400;
+const FLOOD_SECONDS: u64 = 6;
+const FLOOD_CONNECTIONS: usize = 8;
 /// Daemon-alone runs, logins per run, and how many of them are warm-up.
 const DA_RUNS: usize = 3;
 const DA_LOGINS: usize = 9000;
@@ -406,6 +411,16 @@ pub fn run(o: &Options) -> Result<String> {
     r.daemon_bus = stats::rate(&t.done_at_ns, DA_SKIP, 2 * CLIENTS)
         .ok_or_else(|| Error::Protocol("mfad on the bus: too few logins for a rate".into()))?;
 
+    // --- 5: fairness: root's logins while a user floods mfad --------------------
+    settle();
+    r.load("5: fairness");
+    eprintln!("mfa-bench: root's logins while one user floods mfad with Account calls");
+    big.fresh()?;
+    big.budget(FAIR_LOGINS)?;
+    let (samples, flood) = fairness(&exe, &big, &users_b, &mut pool_b)?;
+    r.fair_samples = samples;
+    r.fair_flood = flood;
+
     // --- 3, for comparison: the same with the database on a tmpfs -------------
     eprintln!("mfa-bench: mfad alone, {CLIENTS} clients, database on tmpfs (no fsync cost)");
     big.mfad.stop();
@@ -517,6 +532,47 @@ fn fleet(paths: &Paths, mounts: &Mounts, names: &[String], r: &mut Results) -> R
     drop((second, on_pg, bus_p, bus_q, pg));
     mounts.set_users(0, &[])?;
     Ok(())
+}
+
+/// Root's logins over the login socket, one at a time, while the first
+/// benchmark user floods mfad on the bus from `FLOOD_CONNECTIONS`
+/// connections: the login times, and the flood's (calls, refused).
+fn fairness(
+    exe: &Path,
+    big: &Big,
+    users: &[User],
+    pool: &mut Pool,
+) -> Result<(Vec<u64>, (u64, u64))> {
+    let uid = world::UID_BASE;
+    let child = std::process::Command::new("setpriv")
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"))
+        .arg("--clear-groups")
+        .arg("--")
+        .arg(exe)
+        .args([
+            "flood",
+            &big.mfad.address,
+            &FLOOD_SECONDS.to_string(),
+            &FLOOD_CONNECTIONS.to_string(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(io("cannot start the flood"))?;
+    // Let it reach full speed.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let tickets = pool.take(FAIR_LOGINS)?;
+    let t = daemon::sequential(&big.mfad.socket, users, &tickets);
+    let out = child.wait_with_output().map_err(io("the flood"))?;
+    let t = t?;
+    pool.settle(&tickets, &t.used);
+    t.check("root's logins during the flood")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text
+        .split_whitespace()
+        .map(|n| n.parse::<u64>().unwrap_or(0));
+    let flood = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    Ok((t.samples_ns, flood))
 }
 
 /// Lets the disk write back what the setup wrote (the database of the

@@ -25,7 +25,7 @@ use crate::error::{io, io_at, Error, Result};
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// First UID of the benchmark's users (in the private /etc/passwd only).
-const UID_BASE: u32 = 2_000_000;
+pub const UID_BASE: u32 = 2_000_000;
 
 /// Where the parts are, from the command line.
 #[derive(Debug, Clone)]
