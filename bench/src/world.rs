@@ -70,25 +70,24 @@ impl Mounts {
         }
         let base_passwd =
             fs::read_to_string("/etc/passwd").map_err(io("cannot read /etc/passwd"))?;
-        let passwd = paths.dir.join("passwd");
+        // A copy of all of /etc, not a bind mount on /etc/passwd alone:
+        // useradd on the host (tests running beside the benchmark) renames
+        // a new file over /etc/passwd, which would silently drop a mount
+        // on that one file.
+        let etc = paths.dir.join("etc");
+        let copied = Command::new("cp")
+            .args(["-a", "/etc/.", path_str(&etc)?])
+            .status()
+            .map_err(io("cannot run cp"))?;
+        if !copied.success() && !etc.join("passwd").is_file() {
+            return Err(Error::Setup("cannot copy /etc".into()));
+        }
+        let passwd = etc.join("passwd");
         fs::write(&passwd, &base_passwd).map_err(io_at("cannot write", &passwd))?;
         fs::set_permissions(&passwd, fs::Permissions::from_mode(0o644))
             .map_err(io_at("cannot chmod", &passwd))?;
-        mount(&["--bind", path_str(&passwd)?, "/etc/passwd"])?;
-
-        let pam_dir = paths.dir.join("pam.d");
-        fs::create_dir(&pam_dir).map_err(io_at("cannot create", &pam_dir))?;
-        let stock = Path::new("/etc/pam.d");
-        for e in fs::read_dir(stock)
-            .map_err(io_at("cannot list", stock))?
-            .flatten()
-        {
-            if e.file_type().is_ok_and(|t| t.is_file()) {
-                let to = pam_dir.join(e.file_name());
-                fs::copy(e.path(), &to).map_err(io_at("cannot copy to", &to))?;
-            }
-        }
-        mount(&["--bind", path_str(&pam_dir)?, "/etc/pam.d"])?;
+        let pam_dir = etc.join("pam.d");
+        mount(&["--bind", path_str(&etc)?, "/etc"])?;
 
         let syslog_messages = private_dev(&paths.dir)?;
         Ok(Mounts {

@@ -42,8 +42,6 @@ pub struct SqliteStore {
     keys: Arc<Keys>,
     /// The group committer's queue (see [`SqliteStore::batched`]).
     jobs: Mutex<Option<Sender<Job>>>,
-    /// Dropped with the store: the checkpoint thread ends.
-    stop_checkpoints: Option<Sender<()>>,
     /// Joined when the store is dropped, so that the database is closed
     /// (and its WAL checkpointed away) by then.
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -74,6 +72,7 @@ type Op = Box<dyn FnOnce(&Connection) -> Result<Answer> + Send>;
 /// then answers each. Nobody hears "accepted" before that commit is on
 /// disk; a failed commit fails every operation of the batch.
 fn group_committer(conn: Arc<Mutex<Connection>>, jobs: Receiver<Job>) {
+    let mut since_checkpoint = 0usize;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -87,12 +86,25 @@ fn group_committer(conn: Arc<Mutex<Connection>>, jobs: Receiver<Job>) {
             Err(poisoned) => poisoned.into_inner(),
         };
         let results = run_batch(&guard, &mut batch);
-        drop(guard);
         for (job, result) in batch.into_iter().zip(results) {
             let _ = job.reply.send(result);
         }
+        // The WAL copied back into the database after the answers are
+        // out, never inside a login's commit. Here on the writer, right
+        // after a commit, so that the next write starts the WAL over; a
+        // checkpointer beside a busy writer never catches up, and the WAL
+        // (which every read searches) would grow without end.
+        since_checkpoint += 1;
+        if since_checkpoint >= CHECKPOINT_EVERY {
+            let _ = guard.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            since_checkpoint = 0;
+        }
+        drop(guard);
     }
 }
+
+/// Batches between two WAL checkpoints: a few hundred pages of WAL.
+const CHECKPOINT_EVERY: usize = 100;
 
 /// Runs `batch` in one transaction: each job's result, or the commit's
 /// error for all of them.
@@ -137,24 +149,6 @@ fn run_batch(conn: &Connection, batch: &mut [Job]) -> Vec<Result<Answer>> {
     results
 }
 
-/// Runs a PASSIVE WAL checkpoint every second on a connection of its own,
-/// so that no login pays for one (the writer's automatic checkpoints are
-/// off). Ends when the store is dropped.
-fn checkpointer(path: std::path::PathBuf, stop: Receiver<()>) {
-    let Ok(conn) = Connection::open(&path) else {
-        return;
-    };
-    let _ = conn.busy_timeout(std::time::Duration::from_millis(100));
-    loop {
-        match stop.recv_timeout(std::time::Duration::from_secs(1)) {
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-            }
-            _ => return,
-        }
-    }
-}
-
 impl SqliteStore {
     /// Opens (creating if needed) the database in `dir`, fixing modes to
     /// 0700/0600 so a careless install cannot leave secrets readable.
@@ -179,21 +173,14 @@ impl SqliteStore {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
             .map_err(|e| io("cannot set mode 0600 on the database in", e))?;
         let mut store = SqliteStore::init(conn, account_of, keys)?;
-        // Checkpoints (the WAL copied back into the database) happen on a
-        // thread of their own, never inside a login's commit.
-        store.conn().pragma_update(None, "wal_autocheckpoint", 0)?;
-        let (stop, stopped) = mpsc::channel();
-        let checkpoint_path = path.clone();
-        let thread = std::thread::Builder::new()
-            .name("mfad-checkpoint".into())
-            .spawn(move || checkpointer(checkpoint_path, stopped))
-            .map_err(|e| Error::Setup(format!("cannot start the checkpoint thread: {e}")))?;
-        store.threads.push(thread);
+        // The store thread checkpoints after its answers (see
+        // group_committer), often enough that SQLite's own automatic
+        // checkpoint (at 1000 pages of WAL, inside a commit) is left for
+        // the writes that do not go through it (enrollment, admin).
         let reader = Connection::open(&path)?;
         reader.pragma_update(None, "query_only", "ON")?;
         reader.busy_timeout(std::time::Duration::from_secs(5))?;
         store.reader = Some(Mutex::new(reader));
-        store.stop_checkpoints = Some(stop);
         Ok(store)
     }
 
@@ -248,7 +235,6 @@ impl SqliteStore {
             keys,
             jobs: Mutex::new(Some(jobs)),
             reader: None,
-            stop_checkpoints: None,
             threads: vec![thread],
         })
     }
@@ -318,7 +304,6 @@ impl Drop for SqliteStore {
         if let Ok(mut jobs) = self.jobs.lock() {
             jobs.take();
         }
-        self.stop_checkpoints.take();
         self.reader.take();
         for t in self.threads.drain(..) {
             let _ = t.join();
