@@ -194,6 +194,7 @@ pub async fn serve(
         }
     };
     let counts: Arc<Mutex<HashMap<u32, usize>>> = Arc::default();
+    let mut last_warned = None;
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -209,10 +210,17 @@ pub async fn serve(
         };
         let uid = cred.uid();
         let Some(slot) = Slot::take(&counts, uid) else {
-            audit.warn(
-                "login socket: too many connections, refusing",
-                &[("uid", &uid.to_string())],
-            );
+            // Logged at most once a second: the refusals themselves must
+            // not flood the log.
+            let now = std::time::Instant::now();
+            if last_warned.is_none_or(|t: std::time::Instant| now.duration_since(t).as_secs() >= 1)
+            {
+                last_warned = Some(now);
+                audit.warn(
+                    "login socket: too many connections, refusing",
+                    &[("uid", &uid.to_string())],
+                );
+            }
             continue;
         };
         let ctx = ctx.clone();
