@@ -568,8 +568,12 @@ impl Conn {
         // SAFETY: geteuid(2) cannot fail and touches no memory.
         let uid = unsafe { libc::geteuid() }.to_string();
         let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
+        // All three commands at once, as sd-bus does: the servers (both
+        // dbus-daemon and mfad's) read them in turn, and two round trips
+        // per connection are saved. Whatever they answer, the module
+        // refuses to go on unless it was OK and AGREE_UNIX_FD.
         c.send(
-            format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes(),
+            format!("\0AUTH EXTERNAL {hex}\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n").as_bytes(),
             &[],
             deadline,
         )?;
@@ -577,12 +581,10 @@ impl Conn {
         if !ok.starts_with("OK ") {
             return Err(bad(format!("authentication refused: {}", ok.trim_end())));
         }
-        c.send(b"NEGOTIATE_UNIX_FD\r\n", &[], deadline)?;
         let agreed = c.line(deadline)?;
         if !agreed.starts_with("AGREE_UNIX_FD") {
             return Err(bad("the peer does not pass descriptors"));
         }
-        c.send(b"BEGIN\r\n", &[], deadline)?;
         Ok(c)
     }
 
@@ -932,31 +934,25 @@ mod tests {
             let mut s = server;
             let mut buf = vec![0u8; 4096];
             let mut got = Vec::new();
-            // SASL, line by line.
-            for reply in [
-                &b"OK 0123456789abcdef0123456789abcdef\r\n"[..],
-                b"AGREE_UNIX_FD\r\n",
-            ] {
-                loop {
-                    let n = s.read(&mut buf).unwrap();
-                    got.extend_from_slice(&buf[..n]);
-                    if got.ends_with(b"\r\n") {
-                        break;
-                    }
-                }
-                got.clear();
-                s.write_all(reply).unwrap();
-            }
-            // BEGIN and the call.
+            // SASL: the three commands, pipelined.
             loop {
                 let n = s.read(&mut buf).unwrap();
                 got.extend_from_slice(&buf[..n]);
-                if got.len() > 7 + 16 && got.len() >= 7 + message_length(&got[7..23]).unwrap() {
+                if got.windows(7).any(|w| w == b"BEGIN\r\n") {
                     break;
                 }
             }
-            assert!(got.starts_with(b"BEGIN\r\n"));
-            let call = decode(&got[7..], &[]).unwrap();
+            assert!(got.starts_with(b"\0AUTH EXTERNAL "));
+            s.write_all(b"OK 0123456789abcdef0123456789abcdef\r\nAGREE_UNIX_FD\r\n")
+                .unwrap();
+            let at = got.windows(7).position(|w| w == b"BEGIN\r\n").unwrap() + 7;
+            got.drain(..at);
+            // The call.
+            while got.len() < 16 || got.len() < message_length(&got[..16]).unwrap() {
+                let n = s.read(&mut buf).unwrap();
+                got.extend_from_slice(&buf[..n]);
+            }
+            let call = decode(&got, &[]).unwrap();
             assert_eq!(call.body[0].str(), Some("ping"));
             // A signal first, then the reply to serial 1.
             let mut reply = Enc::default();
