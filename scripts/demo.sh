@@ -331,6 +331,7 @@ cat >"$dir/mfad.toml" <<EOF
 [daemon]
 bus = "$addr"
 state_dir = "$dir/state"
+login_socket = "$dir/login.socket"
 issuer = "mfa-demo"
 log = "stderr"
 

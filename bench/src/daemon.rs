@@ -1,4 +1,4 @@
-//! mfad alone, over the bus: enrollment, and logins (Login.Begin then
+//! mfad alone, over the bus or its login socket: enrollment, and logins (Login.Begin then
 //! Login.Answer with a valid code) from one or many clients, each with its
 //! own connection, as root (as sshd, su or sudo call it).
 
@@ -101,6 +101,21 @@ async fn enroll_one(account: &AccountProxy<'_>, name: &str) -> Result<(User, u64
     )))
 }
 
+/// A connection to mfad: `socket:PATH` is its login socket (peer to
+/// peer), anything else a bus address.
+async fn connect(address: &str) -> zbus::Result<zbus::Connection> {
+    match address.strip_prefix("socket:") {
+        Some(path) => {
+            let stream = std::os::unix::net::UnixStream::connect(path)?;
+            zbus::connection::Builder::unix_stream(stream)
+                .p2p()
+                .build()
+                .await
+        }
+        None => mfa_api::connect(address).await,
+    }
+}
+
 /// One login: Begin must challenge, Answer with the code must succeed.
 async fn login(proxy: &LoginProxy<'_>, name: &str, code: &str) -> std::result::Result<(), String> {
     let (action, token, message) = proxy
@@ -123,9 +138,9 @@ async fn login(proxy: &LoginProxy<'_>, name: &str, code: &str) -> std::result::R
 /// Logs `tickets` in one after the other on one connection; times each.
 pub fn sequential(address: &str, users: &[User], tickets: &[Ticket]) -> Result<Tally> {
     zbus::block_on(async {
-        let conn = mfa_api::connect(address)
+        let conn = connect(address)
             .await
-            .map_err(bus("cannot connect to the bus"))?;
+            .map_err(bus("cannot connect to mfad"))?;
         let proxy = LoginProxy::new(&conn)
             .await
             .map_err(bus("no Login proxy"))?;
@@ -173,13 +188,13 @@ pub fn concurrent(
         for _ in 0..clients {
             s.spawn(|| {
                 let r = zbus::block_on(async {
-                    let conn = mfa_api::connect(address).await;
+                    let conn = connect(address).await;
                     let proxy = match conn {
                         Ok(conn) => LoginProxy::new(&conn)
                             .await
                             .map(|p| (conn, p))
                             .map_err(bus("no Login proxy")),
-                        Err(e) => Err(bus("cannot connect to the bus")(e)),
+                        Err(e) => Err(bus("cannot connect to mfad")(e)),
                     };
                     ready.wait();
                     let (_conn, proxy) = proxy?;
@@ -215,6 +230,44 @@ pub fn concurrent(
             .map_err(|_| Error::Protocol("a client thread panicked".into()))?,
     );
     Ok(total)
+}
+
+/// `mfa-bench flood ADDRESS SECONDS CONNECTIONS`, run as a user who is
+/// not root: Account.Status in a loop on each of CONNECTIONS bus
+/// connections for SECONDS; prints "CALLS REFUSED".
+pub fn flood(args: &[String]) -> Result<String> {
+    let bad = || Error::Setup("usage: mfa-bench flood ADDRESS SECONDS CONNECTIONS".into());
+    let address = args.first().ok_or_else(bad)?;
+    let seconds: u64 = args.get(1).and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    let connections: usize = args.get(2).and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let calls = AtomicUsize::new(0);
+    let refused = AtomicUsize::new(0);
+    thread::scope(|s| {
+        for _ in 0..connections {
+            s.spawn(|| {
+                zbus::block_on(async {
+                    let Ok(conn) = mfa_api::connect(address).await else {
+                        return;
+                    };
+                    let Ok(account) = AccountProxy::new(&conn).await else {
+                        return;
+                    };
+                    while Instant::now() < deadline {
+                        calls.fetch_add(1, Ordering::Relaxed);
+                        if account.status("").await.is_err() {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            });
+        }
+    });
+    Ok(format!(
+        "{} {}",
+        calls.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed)
+    ))
 }
 
 fn nanos(d: Duration) -> u64 {

@@ -133,6 +133,16 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some("flood") => match daemon::flood(&args[1..]) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("mfa-bench flood: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some("run") => {
             let opts = match parse(&args[1..]) {
                 Ok(o) => o,

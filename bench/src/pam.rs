@@ -1,6 +1,6 @@
 //! Logins through libpam, in-process, as a login program does them:
 //! pam_start, pam_authenticate (answering the prompt with a valid code),
-//! pam_end. Each run happens in a worker process (this binary, `mfa-bench
+//! pam_acct_mgmt, pam_end. Each run happens in a worker process (this binary, `mfa-bench
 //! pam-worker`), so PAM runs in a process of its own with nothing of the
 //! harness in it (no D-Bus connection, no threads), like sshd's.
 //!
@@ -34,7 +34,13 @@ fn login(
     let mut conv = Conversation::new((prompts > 0).then_some(answer));
     let start = Instant::now();
     let mut pam = Handle::start(service, user, &mut conv).map_err(|e| e.to_string())?;
-    let auth = pam.authenticate(0);
+    let mut auth = pam.authenticate(0);
+    let mut phase = "pam_authenticate";
+    if auth == PAM_SUCCESS {
+        // The production stack: `account required pam_mfa.so` too.
+        auth = pam.acct_mgmt(0);
+        phase = "pam_acct_mgmt";
+    }
     let why = if auth == PAM_SUCCESS {
         String::new()
     } else {
@@ -44,7 +50,7 @@ fn login(
     let elapsed = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
     let messages: Vec<&str> = conv.messages().iter().map(|m| m.text.as_str()).collect();
     if auth != PAM_SUCCESS {
-        return Err(format!("pam_authenticate: {why}; messages: {messages:?}"));
+        return Err(format!("{phase}: {why}; messages: {messages:?}"));
     }
     if conv.prompts().len() != prompts {
         return Err(format!(

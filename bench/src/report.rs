@@ -10,7 +10,9 @@ use crate::stats::{median, ms, ms_signed, p90};
 pub struct Services {
     pub permit: Vec<u64>,
     pub ga: Vec<u64>,
+    /// Over the login socket (the default), and over the bus.
     pub mfa: Vec<u64>,
+    pub mfa_bus: Vec<u64>,
 }
 
 /// CPU time spent on a number of logins, by process, in ns.
@@ -67,6 +69,15 @@ pub struct Results {
     /// CPU per service over all rounds: [pam_permit, GA, pam_mfa].
     pub pam_cpu: [Cpu; 3],
     pub daemon_cpu: Cpu,
+    /// The same clients on the bus instead of the login socket.
+    pub daemon_bus: f64,
+    pub daemon_bus_cpu: Cpu,
+    /// Root's login times while a user floods mfad; the flood's (calls,
+    /// refused) (0 calls: it was stopped before it printed).
+    pub fair_samples: Vec<u64>,
+    pub fair_flood: (u64, u64),
+    /// The 1-minute load average as each phase began.
+    pub loads: Vec<(String, f64)>,
     /// The same with the database on a tmpfs: rate and CPU.
     pub daemon_ram: f64,
     /// Verifications per second with the state in PostgreSQL: one mfad,
@@ -81,6 +92,17 @@ pub struct Results {
     pub scale_small: Vec<u64>,
     pub scale_big: Vec<u64>,
     pub total_secs: f64,
+}
+
+impl Results {
+    /// Notes the load average as phase `name` begins.
+    pub fn load(&mut self, name: &str) {
+        let load = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split_whitespace().next().and_then(|x| x.parse().ok()))
+            .unwrap_or(f64::NAN);
+        self.loads.push((name.to_string(), load));
+    }
 }
 
 fn mb(bytes: u64) -> String {
@@ -127,8 +149,8 @@ pub fn render(r: &Results) -> String {
     let (ga_added, mfa_added) = (added(&l.ga), added(&l.mfa));
     let _ = writeln!(
         o,
-        "\n1. One PAM login (pam_start + pam_authenticate with a valid code + pam_end), \
-         one process, services interleaved, {} logins each:",
+        "\n1. One PAM login (pam_start + pam_authenticate with a valid code + pam_acct_mgmt + \
+         pam_end), one process, services interleaved, {} logins each:",
         l.permit.len()
     );
     let _ = writeln!(
@@ -144,9 +166,11 @@ pub fn render(r: &Results) -> String {
         ms(p90(&l.permit)),
         "-"
     );
+    let bus_added = added(&l.mfa_bus);
     for (name, v, a) in [
         ("pam_google_authenticator", &l.ga, ga_added),
-        ("pam_mfa", &l.mfa, mfa_added),
+        ("pam_mfa (login socket)", &l.mfa, mfa_added),
+        ("pam_mfa (bus)", &l.mfa_bus, bus_added),
     ] {
         let _ = writeln!(
             o,
@@ -210,7 +234,7 @@ pub fn render(r: &Results) -> String {
     let runs: Vec<String> = r.daemon_runs.iter().map(|x| format!("{x:.0}")).collect();
     let _ = writeln!(
         o,
-        "\n3. mfad alone: {CLIENTS} bus clients, each Login.Begin + Login.Answer with a valid code, \
+        "\n3. mfad alone: {CLIENTS} clients on the login socket, each Login.Begin + Login.Answer with a valid code, \
          {} runs:\n   {da:.0} verifications/s (runs: {}); per login under this load: median {}, p90 {}",
         r.daemon_runs.len(),
         runs.join(", "),
@@ -226,6 +250,16 @@ pub fn render(r: &Results) -> String {
         d.us(d.clients),
         d.us(d.total()),
         r.cpus
+    );
+    let d = &r.daemon_bus_cpu;
+    let _ = writeln!(
+        o,
+        "   the same {CLIENTS} clients on the bus: {:.0} verifications/s; CPU per verification: \
+         mfad {}, dbus-daemon {}, clients {}",
+        r.daemon_bus,
+        d.us(d.mfad),
+        d.us(d.bus),
+        d.us(d.clients)
     );
     let d = &r.daemon_ram_cpu;
     let _ = writeln!(
@@ -312,6 +346,21 @@ pub fn render(r: &Results) -> String {
             pass: da >= 5000.0,
         },
         Target {
+            id: "5",
+            what: "fairness: root's login p99 <= 10 ms while a user floods mfad".into(),
+            measured: format!(
+                "p99 {} (median {}; flood {} calls, {} refused)",
+                ms(crate::stats::quantile(&r.fair_samples, 0.99)),
+                ms(median(&r.fair_samples)),
+                r.fair_flood.0,
+                r.fair_flood.1
+            ),
+            // No flood measured is no pass.
+            pass: r.fair_flood.0 > 0
+                && !r.fair_samples.is_empty()
+                && crate::stats::quantile(&r.fair_samples, 0.99) <= 10_000_000,
+        },
+        Target {
             id: "4a",
             what: format!("mfad resident memory <= 20 MB with {} users", r.users),
             measured: format!("{} peak{scale_note}", mb(r.mem_end.1)),
@@ -327,6 +376,16 @@ pub fn render(r: &Results) -> String {
             pass: ratio <= 1.25,
         },
     ];
+    let _ = writeln!(
+        o,
+        "\nload average (1 min) as each phase began ({} CPUs; \"busy\": above 1 per CPU, \
+         the phase's figures are not to be trusted):",
+        r.cpus
+    );
+    for (name, load) in &r.loads {
+        let busy = if *load > r.cpus as f64 { "  busy" } else { "" };
+        let _ = writeln!(o, "   {name:<28}{load:>6.2}{busy}");
+    }
     let _ = writeln!(o, "\ntargets (docs/performance.md):");
     let _ = writeln!(o, "   {:<4}{:<66}{:<30}result", "", "target", "measured");
     for t in &targets {

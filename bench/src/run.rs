@@ -34,6 +34,8 @@ const GA_USERS: usize = 20_000;
 pub const SERVICE_PERMIT: &str = "mfa-bench-permit";
 pub const SERVICE_GA: &str = "mfa-bench-ga";
 pub const SERVICE_MFA: &str = "mfa-bench-mfa";
+/// pam_mfa over the bus instead of the login socket, for comparison.
+pub const SERVICE_MFA_BUS: &str = "mfa-bench-mfa-bus";
 
 /// Latency phase: rounds x block logins per service, after a warm-up.
 const LAT_ROUNDS: usize = 10;
@@ -47,6 +49,11 @@ const TP_MFA_PER_WORKER: usize = 1150;
 const TP_GA_PER_WORKER: usize = 1000;
 /// The first part of each round is ramp-up and not counted.
 const TP_RAMP_NS: u64 = 500_000_000;
+/// Fairness: root's logins while one user floods mfad, the flood's length
+/// and connections.
+const FAIR_LOGINS: usize = 400;
+const FLOOD_SECONDS: u64 = 6;
+const FLOOD_CONNECTIONS: usize = 8;
 /// Daemon-alone runs, logins per run, and how many of them are warm-up.
 const DA_RUNS: usize = 3;
 const DA_LOGINS: usize = 9000;
@@ -179,6 +186,7 @@ pub fn run(o: &Options) -> Result<String> {
     let mut pool_ga = Pool::new(ga_order.clone(), vec![0; users_b.len()]);
 
     // --- 4b: one login at a time, 1,000 vs N users ---------------------------
+    r.load("4b: 1,000 vs all users");
     eprintln!(
         "mfa-bench: login latency on mfad with {SMALL} and with {} users",
         o.users
@@ -188,13 +196,13 @@ pub fn run(o: &Options) -> Result<String> {
         for which in 0..2 {
             if (which + round) % 2 == 0 {
                 let tickets = pool_a.take(SCALE_BLOCK)?;
-                let t = daemon::sequential(&mfad_a.address, &users_a, &tickets)?;
+                let t = daemon::sequential(&mfad_a.socket, &users_a, &tickets)?;
                 pool_a.settle(&tickets, &t.used);
                 at_small.merge(t);
             } else {
                 big.budget(SCALE_BLOCK)?;
                 let tickets = pool_b.take(SCALE_BLOCK)?;
-                let t = daemon::sequential(&big.mfad.address, &users_b, &tickets)?;
+                let t = daemon::sequential(&big.mfad.socket, &users_b, &tickets)?;
                 pool_b.settle(&tickets, &t.used);
                 at_big.merge(t);
             }
@@ -221,23 +229,33 @@ pub fn run(o: &Options) -> Result<String> {
         );
         world::write_private(&ga_dir.join(&u.name), &text)?;
     }
-    mounts.pam_service(SERVICE_PERMIT, "auth required pam_permit.so")?;
+    // Every stack has an account phase; pam_mfa's is its own guard, as
+    // installed (`account required pam_mfa.so`).
+    mounts.pam_service(
+        SERVICE_PERMIT,
+        "auth required pam_permit.so\naccount required pam_permit.so",
+    )?;
     mounts.pam_service(
         SERVICE_GA,
         &format!(
-            "auth required {} secret={}/${{USER}} user=root",
+            "auth required {} secret={}/${{USER}} user=root\naccount required pam_permit.so",
             ga_module.display(),
             ga_dir.display()
         ),
     )?;
-    mounts.pam_service(
-        SERVICE_MFA,
-        &format!(
-            "auth required {} bus={}",
-            paths.module.display(),
-            big.mfad.address
-        ),
-    )?;
+    let socket = big.mfad.socket.trim_start_matches("socket:").to_string();
+    for (service, arg) in [
+        (SERVICE_MFA, format!("socket={socket}")),
+        (SERVICE_MFA_BUS, format!("bus={}", big.mfad.address)),
+    ] {
+        mounts.pam_service(
+            service,
+            &format!(
+                "auth required {m} {arg}\naccount required {m} {arg}",
+                m = paths.module.display()
+            ),
+        )?;
+    }
     let permit_users: Vec<JobUser> = users_b
         .iter()
         .take(50)
@@ -252,41 +270,49 @@ pub fn run(o: &Options) -> Result<String> {
 
     // --- 1: PAM latency, one process, services interleaved ------------------
     settle();
+    r.load("1: PAM latency");
     eprintln!("mfa-bench: PAM latency (pam_permit, pam_google_authenticator, pam_mfa)");
     let per_service = WARMUP + LAT_ROUNDS * LAT_BLOCK;
-    big.budget(per_service)?;
+    big.budget(2 * per_service)?;
     let ga_tickets = pool_ga.take(per_service)?;
     let mfa_tickets = pool_b.take(per_service)?;
+    let bus_tickets = pool_b.take(per_service)?;
     let input = WorkerInput {
         mode: Mode::Latency,
         jobs: vec![
             permit_job(&permit_users),
             code_job(SERVICE_GA, &users_b, &ga_tickets),
             code_job(SERVICE_MFA, &users_b, &mfa_tickets),
+            code_job(SERVICE_MFA_BUS, &users_b, &bus_tickets),
         ],
         warmup: WARMUP,
         rounds: LAT_ROUNDS,
         block: LAT_BLOCK,
     };
     let mut t = pam::run_latency(&exe, &input)?.into_iter();
-    let (permit, ga, mfa) = (
+    let (permit, ga, mfa, mfa_bus) = (
+        t.next().unwrap_or_default(),
         t.next().unwrap_or_default(),
         t.next().unwrap_or_default(),
         t.next().unwrap_or_default(),
     );
     pool_ga.settle(&ga_tickets, &ga.used);
     pool_b.settle(&mfa_tickets, &mfa.used);
+    pool_b.settle(&bus_tickets, &mfa_bus.used);
     permit.check("pam_permit")?;
     ga.check("pam_google_authenticator")?;
     mfa.check("pam_mfa")?;
+    mfa_bus.check("pam_mfa over the bus")?;
     r.pam_latency = Services {
         permit: permit.samples_ns,
         ga: ga.samples_ns,
         mfa: mfa.samples_ns,
+        mfa_bus: mfa_bus.samples_ns,
     };
 
     // --- 2: PAM throughput, 8 worker processes --------------------------------
     settle();
+    r.load("2: PAM, 8 workers");
     for round in 0..TP_ROUNDS {
         eprintln!(
             "mfa-bench: PAM with {WORKERS} workers, round {} of {TP_ROUNDS}",
@@ -350,6 +376,7 @@ pub fn run(o: &Options) -> Result<String> {
 
     // --- 3: mfad alone, 64 clients ----------------------------------------------
     settle();
+    r.load("3: mfad alone");
     for run in 0..DA_RUNS {
         eprintln!(
             "mfa-bench: mfad alone, {CLIENTS} clients, run {} of {DA_RUNS}",
@@ -359,7 +386,7 @@ pub fn run(o: &Options) -> Result<String> {
         big.budget(DA_LOGINS)?;
         let tickets = pool_b.take(DA_LOGINS)?;
         let before = big.cpu();
-        let t = daemon::concurrent(&big.mfad.address, &users_b, &tickets, CLIENTS)?;
+        let t = daemon::concurrent(&big.mfad.socket, &users_b, &tickets, CLIENTS)?;
         r.daemon_cpu
             .add(big.cpu_since(before, t.ok + t.failed, false));
         pool_b.settle(&tickets, &t.used);
@@ -370,6 +397,29 @@ pub fn run(o: &Options) -> Result<String> {
         r.daemon_samples.extend(t.samples_ns);
     }
     r.mem_end = big.mfad.memory()?;
+
+    // --- 3, for comparison: the same clients on the bus -------------------------
+    eprintln!("mfa-bench: mfad alone, {CLIENTS} clients on the bus");
+    big.fresh()?;
+    big.budget(DA_LOGINS)?;
+    let tickets = pool_b.take(DA_LOGINS)?;
+    let before = big.cpu();
+    let t = daemon::concurrent(&big.mfad.address, &users_b, &tickets, CLIENTS)?;
+    r.daemon_bus_cpu = big.cpu_since(before, t.ok + t.failed, false);
+    pool_b.settle(&tickets, &t.used);
+    t.check(&format!("mfad alone with {CLIENTS} clients on the bus"))?;
+    r.daemon_bus = stats::rate(&t.done_at_ns, DA_SKIP, 2 * CLIENTS)
+        .ok_or_else(|| Error::Protocol("mfad on the bus: too few logins for a rate".into()))?;
+
+    // --- 5: fairness: root's logins while a user floods mfad --------------------
+    settle();
+    r.load("5: fairness");
+    eprintln!("mfa-bench: root's logins while one user floods mfad with Account calls");
+    big.fresh()?;
+    big.budget(FAIR_LOGINS)?;
+    let (samples, flood) = fairness(&exe, &big, &users_b, &mut pool_b)?;
+    r.fair_samples = samples;
+    r.fair_flood = flood;
 
     // --- 3, for comparison: the same with the database on a tmpfs -------------
     eprintln!("mfa-bench: mfad alone, {CLIENTS} clients, database on tmpfs (no fsync cost)");
@@ -384,7 +434,7 @@ pub fn run(o: &Options) -> Result<String> {
         big.bus.pid().map_or(0, world::cpu_ns),
         world::cpu_ns(std::process::id()),
     ];
-    let t = daemon::concurrent(&ram_mfad.address, &users_b, &tickets, CLIENTS)?;
+    let t = daemon::concurrent(&ram_mfad.socket, &users_b, &tickets, CLIENTS)?;
     pool_b.settle(&tickets, &t.used);
     t.check(&format!(
         "mfad alone with {CLIENTS} clients, database on tmpfs"
@@ -421,6 +471,7 @@ pub fn run(o: &Options) -> Result<String> {
 /// verifications per second through one mfad on it and through two (on
 /// two buses) sharing it.
 fn fleet(paths: &Paths, mounts: &Mounts, names: &[String], r: &mut Results) -> Result<()> {
+    r.load("PostgreSQL");
     eprintln!("mfa-bench: mfad on PostgreSQL, one daemon and two");
     let pg = world::Postgres::start(&paths.dir.join("pg"))?;
     let bus_p = Bus::start(paths, &paths.dir.join("p1"))?;
@@ -444,7 +495,7 @@ fn fleet(paths: &Paths, mounts: &Mounts, names: &[String], r: &mut Results) -> R
     let mut pool_p = Pool::new(shuffled(users_p.len()), last_p);
     settle();
     let tickets = pool_p.take(PG_LOGINS)?;
-    let t = daemon::concurrent(&on_pg.address, &users_p, &tickets, CLIENTS)?;
+    let t = daemon::concurrent(&on_pg.socket, &users_p, &tickets, CLIENTS)?;
     pool_p.settle(&tickets, &t.used);
     t.check("mfad on PostgreSQL")?;
     r.pg_one = stats::rate(&t.done_at_ns, DA_SKIP, 2 * CLIENTS)
@@ -462,8 +513,8 @@ fn fleet(paths: &Paths, mounts: &Mounts, names: &[String], r: &mut Results) -> R
     let tickets = pool_p.take(2 * PG_LOGINS)?;
     let (first_half, second_half) = tickets.split_at(PG_LOGINS);
     let (ta, tb) = std::thread::scope(|s| {
-        let a = s.spawn(|| daemon::concurrent(&on_pg.address, &users_p, first_half, CLIENTS / 2));
-        let b = s.spawn(|| daemon::concurrent(&second.address, &users_p, second_half, CLIENTS / 2));
+        let a = s.spawn(|| daemon::concurrent(&on_pg.socket, &users_p, first_half, CLIENTS / 2));
+        let b = s.spawn(|| daemon::concurrent(&second.socket, &users_p, second_half, CLIENTS / 2));
         (a.join(), b.join())
     });
     let panicked = || Error::Protocol("a client thread panicked".into());
@@ -481,6 +532,47 @@ fn fleet(paths: &Paths, mounts: &Mounts, names: &[String], r: &mut Results) -> R
     drop((second, on_pg, bus_p, bus_q, pg));
     mounts.set_users(0, &[])?;
     Ok(())
+}
+
+/// Root's logins over the login socket, one at a time, while the first
+/// benchmark user floods mfad on the bus from `FLOOD_CONNECTIONS`
+/// connections: the login times, and the flood's (calls, refused).
+fn fairness(
+    exe: &Path,
+    big: &Big,
+    users: &[User],
+    pool: &mut Pool,
+) -> Result<(Vec<u64>, (u64, u64))> {
+    let uid = world::UID_BASE;
+    let child = std::process::Command::new("setpriv")
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"))
+        .arg("--clear-groups")
+        .arg("--")
+        .arg(exe)
+        .args([
+            "flood",
+            &big.mfad.address,
+            &FLOOD_SECONDS.to_string(),
+            &FLOOD_CONNECTIONS.to_string(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(io("cannot start the flood"))?;
+    // Let it reach full speed.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let tickets = pool.take(FAIR_LOGINS)?;
+    let t = daemon::sequential(&big.mfad.socket, users, &tickets);
+    let out = child.wait_with_output().map_err(io("the flood"))?;
+    let t = t?;
+    pool.settle(&tickets, &t.used);
+    t.check("root's logins during the flood")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text
+        .split_whitespace()
+        .map(|n| n.parse::<u64>().unwrap_or(0));
+    let flood = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    Ok((t.samples_ns, flood))
 }
 
 /// Lets the disk write back what the setup wrote (the database of the

@@ -25,7 +25,7 @@ use crate::error::{io, io_at, Error, Result};
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// First UID of the benchmark's users (in the private /etc/passwd only).
-const UID_BASE: u32 = 2_000_000;
+pub const UID_BASE: u32 = 2_000_000;
 
 /// Where the parts are, from the command line.
 #[derive(Debug, Clone)]
@@ -70,25 +70,24 @@ impl Mounts {
         }
         let base_passwd =
             fs::read_to_string("/etc/passwd").map_err(io("cannot read /etc/passwd"))?;
-        let passwd = paths.dir.join("passwd");
+        // A copy of all of /etc, not a bind mount on /etc/passwd alone:
+        // useradd on the host (tests running beside the benchmark) renames
+        // a new file over /etc/passwd, which would silently drop a mount
+        // on that one file.
+        let etc = paths.dir.join("etc");
+        let copied = Command::new("cp")
+            .args(["-a", "/etc/.", path_str(&etc)?])
+            .status()
+            .map_err(io("cannot run cp"))?;
+        if !copied.success() && !etc.join("passwd").is_file() {
+            return Err(Error::Setup("cannot copy /etc".into()));
+        }
+        let passwd = etc.join("passwd");
         fs::write(&passwd, &base_passwd).map_err(io_at("cannot write", &passwd))?;
         fs::set_permissions(&passwd, fs::Permissions::from_mode(0o644))
             .map_err(io_at("cannot chmod", &passwd))?;
-        mount(&["--bind", path_str(&passwd)?, "/etc/passwd"])?;
-
-        let pam_dir = paths.dir.join("pam.d");
-        fs::create_dir(&pam_dir).map_err(io_at("cannot create", &pam_dir))?;
-        let stock = Path::new("/etc/pam.d");
-        for e in fs::read_dir(stock)
-            .map_err(io_at("cannot list", stock))?
-            .flatten()
-        {
-            if e.file_type().is_ok_and(|t| t.is_file()) {
-                let to = pam_dir.join(e.file_name());
-                fs::copy(e.path(), &to).map_err(io_at("cannot copy to", &to))?;
-            }
-        }
-        mount(&["--bind", path_str(&pam_dir)?, "/etc/pam.d"])?;
+        let pam_dir = etc.join("pam.d");
+        mount(&["--bind", path_str(&etc)?, "/etc"])?;
 
         let syslog_messages = private_dev(&paths.dir)?;
         Ok(Mounts {
@@ -337,6 +336,8 @@ pub struct Mfad {
     config: PathBuf,
     log: PathBuf,
     pub address: String,
+    /// `socket:DIR/login.socket`, mfad's login socket as the clients name it.
+    pub socket: String,
     pub state_dir: PathBuf,
 }
 
@@ -365,6 +366,7 @@ impl Mfad {
              [daemon]\n\
              bus = {bus}\n\
              state_dir = {state}\n\
+             login_socket = {socket}\n\
              issuer = \"mfa-bench\"\n\
              log = \"syslog\"\n\
              {daemon}\
@@ -377,6 +379,7 @@ impl Mfad {
              duration = \"15m\"\n",
             bus = toml_str(&bus.address),
             state = toml_str(&state_dir.to_string_lossy()),
+            socket = toml_str(&dir.join("login.socket").to_string_lossy()),
         );
         fs::write(&config, format!("{toml}{extra}")).map_err(io_at("cannot write", &config))?;
         let mut m = Mfad {
@@ -385,6 +388,7 @@ impl Mfad {
             config,
             log: dir.join("mfad.log"),
             address: bus.address.clone(),
+            socket: format!("socket:{}", dir.join("login.socket").display()),
             state_dir,
         };
         m.launch()?;
@@ -402,7 +406,20 @@ impl Mfad {
         )?;
         self.child = Some(child);
         let address = self.address.clone();
-        wait_for_name(&mut self.child, &address, mfa_api::BUS_NAME, &self.log)
+        wait_for_name(&mut self.child, &address, mfa_api::BUS_NAME, &self.log)?;
+        // The socket is bound just after the name is owned.
+        let path = PathBuf::from(self.socket.trim_start_matches("socket:"));
+        let start = std::time::Instant::now();
+        while !path.exists() {
+            if start.elapsed() > std::time::Duration::from_secs(10) {
+                return Err(Error::Setup(format!(
+                    "mfad made no login socket at {}",
+                    path.display()
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Ok(())
     }
 
     /// Stops and starts mfad: its login sessions (memory only) are gone,

@@ -28,6 +28,9 @@ pub const ERROR_PREFIX: &str = "org.mfad.Mfa1.Error";
 /// Where the system bus listens on Debian and Fedora. Clients and the PAM
 /// module use this unless given another address; never the environment.
 pub const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
+/// mfad's private login socket: org.mfad.Mfa1.Login peer to peer, the
+/// caller known by SO_PEERCRED (`[daemon] login_socket`, `socket=`).
+pub const DEFAULT_LOGIN_SOCKET: &str = "/run/mfad/login.socket";
 
 /// Errors the daemon returns, as `org.mfad.Mfa1.Error.<Variant>`.
 ///

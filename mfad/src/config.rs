@@ -47,6 +47,9 @@ pub struct Daemon {
     /// The break-glass codes (`mfactl admin break-glass`); mfad reports
     /// the used ones when it starts.
     pub break_glass: PathBuf,
+    /// The private login socket (org.mfad.Mfa1.Login only, peer to peer);
+    /// empty: none. A socket passed by systemd (LISTEN_FDS) wins.
+    pub login_socket: PathBuf,
 }
 
 impl Daemon {
@@ -241,6 +244,7 @@ impl Default for Daemon {
             host_name: String::new(),
             key_file: PathBuf::new(),
             break_glass: PathBuf::from(mfa_api::breakglass::DEFAULT_PATH),
+            login_socket: PathBuf::from(mfa_api::DEFAULT_LOGIN_SOCKET),
         }
     }
 }
@@ -352,6 +356,14 @@ impl Config {
         }
         if !self.daemon.state_dir.is_absolute() {
             return bad("[daemon] state_dir must be an absolute path".into());
+        }
+        let socket = &self.daemon.login_socket;
+        if !socket.as_os_str().is_empty() && !socket.is_absolute() {
+            return bad("[daemon] login_socket must be an absolute path or \"\"".into());
+        }
+        // sun_path holds 107 bytes and a terminating zero.
+        if socket.as_os_str().len() > 107 {
+            return bad("[daemon] login_socket must be at most 107 bytes long".into());
         }
         if self.daemon.bus.is_empty() {
             return bad("[daemon] bus must be \"system\" or a D-Bus address".into());

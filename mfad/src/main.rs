@@ -14,6 +14,7 @@ use zbus::fdo::{RequestNameFlags, RequestNameReply};
 use mfad::audit::Audit;
 use mfad::config::{self, Config};
 use mfad::error::{Error, Result};
+use mfad::login_socket::{self, Listener as LoginListener};
 use mfad::seal::Keys;
 use mfad::service::{self, Core, Service};
 use mfad::store;
@@ -211,6 +212,7 @@ fn run(path: &Path, explicit: bool) -> Result<()> {
         }),
         None => None,
     };
+    let login_socket = config.daemon.login_socket.clone();
     let service = Arc::new(Service::new(Core {
         config,
         issuer: String::new(),
@@ -221,7 +223,7 @@ fn run(path: &Path, explicit: bool) -> Result<()> {
         keys,
         sms,
     }));
-    runtime.block_on(serve(service, &bus, path, explicit))
+    runtime.block_on(serve(service, &bus, &login_socket, path, explicit))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -305,7 +307,13 @@ fn reload(service: &Service, path: &Path, explicit: bool) {
     }
 }
 
-async fn serve(service: Arc<Service>, bus: &str, path: &Path, explicit: bool) -> Result<()> {
+async fn serve(
+    service: Arc<Service>,
+    bus: &str,
+    login_socket: &Path,
+    path: &Path,
+    explicit: bool,
+) -> Result<()> {
     // Before the name is owned: whoever sees mfad on the bus may stop it,
     // and SIGTERM must then end it cleanly, not by the default action.
     let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -322,7 +330,9 @@ async fn serve(service: Arc<Service>, bus: &str, path: &Path, explicit: bool) ->
     server
         .at(mfa_api::OBJECT_PATH, dbus::Account(ctx.clone()))
         .await?;
-    server.at(mfa_api::OBJECT_PATH, dbus::Admin(ctx)).await?;
+    server
+        .at(mfa_api::OBJECT_PATH, dbus::Admin(ctx.clone()))
+        .await?;
     // No replacement either way: a second mfad must fail, not take over.
     let taken = || {
         Error::Io(format!(
@@ -343,6 +353,26 @@ async fn serve(service: Arc<Service>, bus: &str, path: &Path, explicit: bool) ->
             )));
         }
     }
+    // Once the name is owned: a second mfad has failed by now, before it
+    // could take the socket of the first.
+    let listener = LoginListener::open(login_socket)?;
+    let socket_name = match &listener {
+        Some(LoginListener {
+            bound: Some(path), ..
+        }) => path.display().to_string(),
+        Some(_) => "passed by systemd".to_string(),
+        None => "none".to_string(),
+    };
+    let accepting = match &listener {
+        Some(l) => {
+            let std = l
+                .listener
+                .try_clone()
+                .map_err(|e| Error::Io(format!("cannot use the login socket: {e}")))?;
+            Some(tokio::spawn(login_socket::serve(std, ctx, service.audit())))
+        }
+        None => None,
+    };
     // On the blocking pool: the store's calls may block (PostgreSQL runs
     // them on this runtime).
     let sessions = service.clone();
@@ -351,7 +381,9 @@ async fn serve(service: Arc<Service>, bus: &str, path: &Path, explicit: bool) ->
         .await
         .map_err(|e| Error::Internal(e.to_string()))??;
     eprintln!("mfad: serving {} on {bus}", mfa_api::BUS_NAME);
-    service.audit().info("started", &[("bus", bus)]);
+    service
+        .audit()
+        .info("started", &[("bus", bus), ("login_socket", &socket_name)]);
 
     let lost = bus_lost(&conn);
     tokio::pin!(lost);
@@ -376,6 +408,10 @@ async fn serve(service: Arc<Service>, bus: &str, path: &Path, explicit: bool) ->
         }
     }
     service.audit().info("stopped", &[]);
+    if let Some(task) = accepting {
+        task.abort();
+    }
+    drop(listener);
     let _ = conn.release_name(mfa_api::BUS_NAME).await;
     Ok(())
 }

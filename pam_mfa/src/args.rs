@@ -1,7 +1,7 @@
 //! The module arguments from the PAM service file.
 //!
-//! `bus=ADDRESS`, `failmode=secure|safe`, `timeout=SECONDS`, `debug`,
-//! `breakglass=PATH`, `breakglass_users=NAME,NAME`.
+//! `socket=PATH`, `bus=ADDRESS`, `failmode=secure|safe`,
+//! `timeout=SECONDS`, `debug`, `breakglass=PATH`, `breakglass_users=NAME,NAME`.
 //! Nothing here reads the environment: under setuid su/sudo the caller
 //! controls it, so the bus address comes from the service file only.
 
@@ -25,10 +25,26 @@ pub enum FailMode {
     Safe,
 }
 
+/// Where the module asks mfad.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `socket=PATH`: mfad's login socket only.
+    Socket(std::path::PathBuf),
+    /// Only `bus=`: that bus only.
+    Bus(String),
+    /// Neither: the default login socket, then the system bus if there is
+    /// no socket.
+    Default,
+}
+
 /// The parsed arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
     pub bus: String,
+    /// `socket=PATH`, when given.
+    pub socket: Option<std::path::PathBuf>,
+    /// Whether `bus=` was given.
+    pub bus_given: bool,
     pub failmode: FailMode,
     /// Per wait for mfad (connect + Begin, then each Answer); never applied
     /// while the user types.
@@ -44,6 +60,8 @@ impl Default for Args {
     fn default() -> Self {
         Args {
             bus: DEFAULT_BUS.to_string(),
+            socket: None,
+            bus_given: false,
             failmode: FailMode::Secure,
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
             debug: false,
@@ -73,10 +91,19 @@ pub fn parse(argv: &[&CStr]) -> (Args, Vec<String>) {
             None => (arg, None),
         };
         match (key, value) {
-            ("bus", Some(v)) if !v.trim().is_empty() => args.bus = v.trim().to_string(),
+            ("bus", Some(v)) if !v.trim().is_empty() => {
+                args.bus = v.trim().to_string();
+                args.bus_given = true;
+            }
             ("bus", _) => problems.push(format!(
                 "ignoring `{}`: bus needs an address, e.g. bus=unix:path=/run/dbus/system_bus_socket",
                 shorten(arg)
+            )),
+            ("socket", Some(v)) if v.starts_with('/') => args.socket = Some(v.into()),
+            ("socket", _) => problems.push(format!(
+                "ignoring `{}`: socket needs an absolute path, e.g. socket={}",
+                shorten(arg),
+                mfa_api::DEFAULT_LOGIN_SOCKET
             )),
             ("failmode", Some("secure")) => args.failmode = FailMode::Secure,
             ("failmode", Some("safe")) => args.failmode = FailMode::Safe,
@@ -111,6 +138,18 @@ pub fn parse(argv: &[&CStr]) -> (Args, Vec<String>) {
         }
     }
     (args, problems)
+}
+
+impl Args {
+    /// `socket=` wins; then `bus=`; neither is the default socket with the
+    /// system bus behind it.
+    pub fn target(&self) -> Target {
+        match (&self.socket, self.bus_given) {
+            (Some(path), _) => Target::Socket(path.clone()),
+            (None, true) => Target::Bus(self.bus.clone()),
+            (None, false) => Target::Default,
+        }
+    }
 }
 
 pub fn failmode_name(f: FailMode) -> &'static str {
@@ -195,12 +234,32 @@ mod tests {
             a,
             Args {
                 bus: "unix:path=/tmp/x/bus".into(),
+                bus_given: true,
                 failmode: FailMode::Safe,
                 timeout: Duration::from_secs(3),
                 debug: true,
                 ..Args::default()
             }
         );
+    }
+
+    #[test]
+    fn socket_and_bus_choose_the_target() {
+        let (a, p) = run(&[]);
+        assert!(p.is_empty());
+        assert_eq!(a.target(), Target::Default);
+        let (a, p) = run(&[b"bus=unix:path=/tmp/x/bus"]);
+        assert!(p.is_empty());
+        assert_eq!(a.target(), Target::Bus("unix:path=/tmp/x/bus".into()));
+        let (a, p) = run(&[b"socket=/tmp/x/login.socket", b"bus=unix:path=/tmp/x/bus"]);
+        assert!(p.is_empty());
+        assert_eq!(a.target(), Target::Socket("/tmp/x/login.socket".into()));
+        for bad in [&b"socket="[..], b"socket", b"socket=relative/path"] {
+            let (a, p) = run(&[bad]);
+            assert_eq!(a.target(), Target::Default, "{bad:?}");
+            assert_eq!(p.len(), 1, "{bad:?}");
+            assert!(p[0].contains("absolute path"), "{p:?}");
+        }
     }
 
     #[test]

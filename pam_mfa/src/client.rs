@@ -1,7 +1,11 @@
 //! The daemon side of an authentication (`Login.Begin`, `Login.Answer`)
 //! and of an account check (`Login.AccountCheck`) on org.mfad.Mfa1.
-//! [`Daemon`] is the trait the state machine uses; [`BusDaemon`] is the
-//! real client.
+//! [`Daemon`] is the trait the state machine uses; [`LeanDaemon`] is the
+//! client the module uses (the wire protocol of [`crate::wire`] on a
+//! blocking socket, mfad's login socket first); [`BusDaemon`] is the same
+//! over zbus, kept for comparison and for the tests' fakes.
+//!
+//! What follows is about [`BusDaemon`].
 //!
 //! One connection per authentication or account check, on a private
 //! runtime (see [`crate::runtime`]): connect + Begin (or AccountCheck) run
@@ -11,6 +15,9 @@
 //! then the runtime, leaving no thread and no descriptor behind.
 
 use std::future::Future;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mfa_api::{AccountAction, AnswerResult, BeginAction, LoginProxy};
@@ -123,13 +130,26 @@ pub trait Daemon {
     fn close_session(&mut self, id: &str) -> Result<(), Error>;
 }
 
+/// Where a [`BusDaemon`] reaches mfad.
+#[derive(Debug, Clone)]
+enum Route {
+    /// org.mfad.Mfa1 on this bus, its owner checked with the bus.
+    Bus(String),
+    /// mfad's login socket, its peer checked with SO_PEERCRED; when the
+    /// socket is missing, `then_bus` if any.
+    Socket {
+        path: PathBuf,
+        then_bus: Option<String>,
+    },
+}
+
 /// The real client over D-Bus.
 pub struct BusDaemon {
     /// Declared before `runtime`: fields drop in order, and the connection
     /// (whose tasks run on the runtime) must go first.
     proxy: Option<LoginProxy<'static>>,
     runtime: Option<zruntime::SharedRuntime>,
-    address: String,
+    route: Route,
     timeout: Duration,
     /// The UID org.mfad.Mfa1's owner must have.
     owner_uid: u32,
@@ -146,7 +166,23 @@ impl BusDaemon {
         BusDaemon {
             proxy: None,
             runtime: None,
-            address: address.to_string(),
+            route: Route::Bus(address.to_string()),
+            timeout,
+            owner_uid: MFAD_UID,
+        }
+    }
+
+    /// Like [`BusDaemon::new`], on mfad's login socket at `path`; when
+    /// there is no socket there (no file, or nobody listening), on
+    /// `then_bus` if given.
+    pub fn socket(path: &Path, then_bus: Option<&str>, timeout: Duration) -> BusDaemon {
+        BusDaemon {
+            proxy: None,
+            runtime: None,
+            route: Route::Socket {
+                path: path.to_path_buf(),
+                then_bus: then_bus.map(str::to_string),
+            },
             timeout,
             owner_uid: MFAD_UID,
         }
@@ -183,30 +219,51 @@ impl BusDaemon {
     {
         self.proxy = None;
         self.runtime = None;
-        let address = bus_address(&self.address)?;
+        let (stream, address) = match &self.route {
+            Route::Bus(bus) => (None, bus_address(bus)?),
+            Route::Socket { path, then_bus } => match connect_login_socket(path, self.owner_uid) {
+                Ok(stream) => (Some(stream), String::new()),
+                Err(SocketError::Missing(_)) if then_bus.is_some() => {
+                    (None, bus_address(then_bus.as_deref().unwrap_or_default())?)
+                }
+                Err(SocketError::Missing(e)) => {
+                    return Err(Error::Unavailable(format!(
+                        "cannot connect to {}: {e}",
+                        path.display()
+                    )))
+                }
+                Err(SocketError::Refused(e)) => return Err(e),
+            },
+        };
         let rt = zruntime::SharedRuntime::new()
             .map_err(|e| Error::Unavailable(format!("cannot create an event loop: {e}")))?;
         let deadline = deadline_after(self.timeout);
         let timeout = self.timeout;
         let owner_uid = self.owner_uid;
         let result = rt.block_on(async {
-            let build = zbus::connection::Builder::address(address.as_str())
-                .runtime(PrivateRuntime(rt.clone()))
-                .build();
+            let p2p = stream.is_some();
+            let build = match stream {
+                Some(stream) => zbus::connection::Builder::unix_stream(stream).p2p(),
+                None => zbus::connection::Builder::address(address.as_str()),
+            }
+            .runtime(PrivateRuntime(rt.clone()))
+            .build();
             let conn = rt
                 .timeout_at(deadline, build)
                 .await
-                .map_err(|_| timed_out("connecting to the bus", timeout))?
-                .map_err(|e| Error::Unavailable(format!("cannot connect to {address}: {e}")))?;
-            let owner = rt
-                .timeout_at(deadline, verified_owner(&conn, owner_uid))
-                .await
-                .map_err(|_| timed_out("checking who owns org.mfad.Mfa1", timeout))??;
-            // Calls go to the owner just checked, never to whoever owns
-            // the name by the time they are sent.
-            let proxy: LoginProxy<'static> = LoginProxy::builder(&conn)
-                .destination(zbus::names::BusName::from(owner.into_inner()))
-                .cache_properties(CacheProperties::No)
+                .map_err(|_| timed_out("connecting to mfad", timeout))?
+                .map_err(|e| Error::Unavailable(format!("cannot connect to mfad: {e}")))?;
+            let mut builder = LoginProxy::builder(&conn).cache_properties(CacheProperties::No);
+            if !p2p {
+                let owner = rt
+                    .timeout_at(deadline, verified_owner(&conn, owner_uid))
+                    .await
+                    .map_err(|_| timed_out("checking who owns org.mfad.Mfa1", timeout))??;
+                // Calls go to the owner just checked, never to whoever owns
+                // the name by the time they are sent.
+                builder = builder.destination(zbus::names::BusName::from(owner.into_inner()));
+            }
+            let proxy: LoginProxy<'static> = builder
                 .build()
                 .await
                 .map_err(|e| Error::Unavailable(e.to_string()))?;
@@ -388,6 +445,449 @@ fn own_pidfd() -> Result<std::os::fd::OwnedFd, Error> {
     Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
+/// The lean client: the D-Bus wire protocol spoken by [`crate::wire`] on
+/// a blocking unix socket, with poll() deadlines. No runtime, no thread:
+/// one socket per authentication or account check, closed by
+/// [`LeanDaemon::close`] or on drop.
+pub struct LeanDaemon {
+    conn: Option<crate::wire::Conn>,
+    /// Where calls go: the checked owner's unique name on a bus, None on
+    /// the login socket (peer to peer).
+    destination: Option<String>,
+    route: Route,
+    timeout: Duration,
+    owner_uid: u32,
+}
+
+impl LeanDaemon {
+    /// On the bus at `address` ("system" or one `unix:path=`), connecting
+    /// on the first `begin` or `account_check`.
+    pub fn new(address: &str, timeout: Duration) -> LeanDaemon {
+        LeanDaemon {
+            conn: None,
+            destination: None,
+            route: Route::Bus(address.to_string()),
+            timeout,
+            owner_uid: MFAD_UID,
+        }
+    }
+
+    /// On mfad's login socket at `path`; when there is no socket there (no
+    /// file, or nobody listening), on `then_bus` if given.
+    pub fn socket(path: &Path, then_bus: Option<&str>, timeout: Duration) -> LeanDaemon {
+        LeanDaemon {
+            route: Route::Socket {
+                path: path.to_path_buf(),
+                then_bus: then_bus.map(str::to_string),
+            },
+            ..LeanDaemon::new("", timeout)
+        }
+    }
+
+    /// Expects mfad to run as `uid` instead of root (tests only).
+    pub fn with_owner_uid(mut self, uid: u32) -> LeanDaemon {
+        self.owner_uid = uid;
+        self
+    }
+
+    /// Closes the connection.
+    pub fn close(mut self) {
+        self.conn = None;
+    }
+
+    /// A new connection to mfad, checked, by `deadline`.
+    fn connect(&mut self, deadline: Instant) -> Result<(), Error> {
+        self.conn = None;
+        self.destination = None;
+        let bus = match &self.route {
+            Route::Bus(bus) => bus.clone(),
+            Route::Socket { path, then_bus } => match connect_login_socket(path, self.owner_uid) {
+                Ok(stream) => {
+                    let conn = crate::wire::Conn::open(stream, deadline)
+                        .map_err(|e| wire_error(e, "connecting to mfad", self.timeout))?;
+                    self.conn = Some(conn);
+                    return Ok(());
+                }
+                Err(SocketError::Missing(_)) if then_bus.is_some() => {
+                    then_bus.clone().unwrap_or_default()
+                }
+                Err(SocketError::Missing(e)) => {
+                    return Err(Error::Unavailable(format!(
+                        "cannot connect to {}: {e}",
+                        path.display()
+                    )))
+                }
+                Err(SocketError::Refused(e)) => return Err(e),
+            },
+        };
+        let address = bus_address(&bus)?;
+        let path = unix_path(&address)?;
+        let stream = UnixStream::connect(&path)
+            .map_err(|e| Error::Unavailable(format!("cannot connect to {address}: {e}")))?;
+        let mut conn = crate::wire::Conn::open(stream, deadline)
+            .map_err(|e| wire_error(e, "connecting to the bus", self.timeout))?;
+        let owner = lean_verified_owner(&mut conn, self.owner_uid, deadline, self.timeout)?;
+        self.conn = Some(conn);
+        self.destination = Some(owner);
+        Ok(())
+    }
+
+    /// Calls `member` of org.mfad.Mfa1.Login with `args` by `deadline`:
+    /// the reply's values.
+    pub fn call(
+        &mut self,
+        member: &str,
+        args: &[crate::wire::Value],
+        deadline: Instant,
+    ) -> Result<Vec<crate::wire::Value>, Error> {
+        let timeout = self.timeout;
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| Error::Unavailable("not connected to mfad".into()))?;
+        let call = crate::wire::Call {
+            destination: self.destination.as_deref(),
+            path: mfa_api::OBJECT_PATH,
+            interface: mfa_api::LOGIN_INTERFACE,
+            member,
+            args,
+        };
+        conn.call(&call, deadline).map_err(|e| {
+            // A broken connection is not reused.
+            if !matches!(e, crate::wire::WireError::Remote { .. }) {
+                self.conn = None;
+            }
+            wire_error(e, &format!("Login.{member}"), timeout)
+        })
+    }
+
+    /// Connects and makes the first call under one deadline.
+    fn start(
+        &mut self,
+        member: &str,
+        args: &[crate::wire::Value],
+    ) -> Result<Vec<crate::wire::Value>, Error> {
+        let deadline = deadline_after(self.timeout);
+        self.connect(deadline)?;
+        self.call(member, args, deadline)
+    }
+}
+
+impl Daemon for LeanDaemon {
+    fn begin(&mut self, req: &BeginRequest) -> Result<BeginReply, Error> {
+        use crate::wire::Value::Str;
+        let reply = self.start(
+            "Begin",
+            &[
+                Str(req.user.clone()),
+                Str(req.service.clone()),
+                Str(req.rhost.clone()),
+                Str(req.tty.clone()),
+                Str(req.auth_info.clone()),
+            ],
+        )?;
+        let [action, attempt, message] = strings::<3>(&reply, "Begin")?;
+        Ok(BeginReply {
+            action: from_wire(&action)?,
+            attempt,
+            message,
+        })
+    }
+
+    fn answer(&mut self, attempt: &str, code: &[u8]) -> Result<AnswerReply, Error> {
+        use crate::wire::Value::{Bytes, Str};
+        let deadline = deadline_after(self.timeout);
+        let reply = self.call(
+            "Answer",
+            &[Str(attempt.to_string()), Bytes(code.to_vec())],
+            deadline,
+        )?;
+        let [result, message] = strings::<2>(&reply, "Answer")?;
+        Ok(AnswerReply {
+            result: from_wire(&result)?,
+            message,
+        })
+    }
+
+    fn account_check(
+        &mut self,
+        user: &str,
+        service: &str,
+        attempt: &str,
+    ) -> Result<AccountReply, Error> {
+        use crate::wire::Value::Str;
+        let reply = self.start(
+            "AccountCheck",
+            &[
+                Str(user.to_string()),
+                Str(service.to_string()),
+                Str(attempt.to_string()),
+            ],
+        )?;
+        let [action, message] = strings::<2>(&reply, "AccountCheck")?;
+        Ok(AccountReply {
+            action: from_wire(&action)?,
+            message,
+        })
+    }
+
+    fn enroll_kinds(&mut self, attempt: &str) -> Result<Vec<String>, Error> {
+        use crate::wire::Value::Str;
+        let deadline = deadline_after(self.timeout);
+        let reply = self.call("EnrollKinds", &[Str(attempt.to_string())], deadline)?;
+        match reply.as_slice() {
+            [kinds] => kinds.strs().ok_or_else(|| bad_reply("EnrollKinds")),
+            _ => Err(bad_reply("EnrollKinds")),
+        }
+    }
+
+    fn enroll_begin(
+        &mut self,
+        attempt: &str,
+        kind: &str,
+        phone: &str,
+    ) -> Result<EnrollStart, Error> {
+        use crate::wire::Value::Str;
+        let deadline = deadline_after(self.timeout);
+        let reply = self.call(
+            "EnrollBegin",
+            &[
+                Str(attempt.to_string()),
+                Str(kind.to_string()),
+                Str(phone.to_string()),
+            ],
+            deadline,
+        )?;
+        let [uri, secret, message] = strings::<3>(&reply, "EnrollBegin")?;
+        Ok(EnrollStart {
+            uri,
+            secret,
+            message,
+        })
+    }
+
+    fn enroll_resend(&mut self, attempt: &str) -> Result<String, Error> {
+        use crate::wire::Value::Str;
+        let deadline = deadline_after(self.timeout);
+        let reply = self.call("EnrollResend", &[Str(attempt.to_string())], deadline)?;
+        let [message] = strings::<1>(&reply, "EnrollResend")?;
+        Ok(message)
+    }
+
+    fn enroll_confirm(&mut self, attempt: &str, codes: &[&str]) -> Result<EnrollReply, Error> {
+        use crate::wire::Value::{Array, Str};
+        let deadline = deadline_after(self.timeout);
+        let codes = codes.iter().map(|c| Str(c.to_string())).collect();
+        let reply = self.call(
+            "EnrollConfirm",
+            &[Str(attempt.to_string()), Array("s".into(), codes)],
+            deadline,
+        )?;
+        match reply.as_slice() {
+            [result, message, backup] => Ok(EnrollReply {
+                result: from_wire(result.str().ok_or_else(|| bad_reply("EnrollConfirm"))?)?,
+                message: message
+                    .str()
+                    .ok_or_else(|| bad_reply("EnrollConfirm"))?
+                    .to_string(),
+                backup_codes: backup.strs().ok_or_else(|| bad_reply("EnrollConfirm"))?,
+            }),
+            _ => Err(bad_reply("EnrollConfirm")),
+        }
+    }
+
+    fn open_session(
+        &mut self,
+        user: &str,
+        service: &str,
+        attempt: &str,
+        tty: &str,
+        xdg_session_id: &str,
+    ) -> Result<SessionReply, Error> {
+        use crate::wire::Value::{Fd, Str};
+        // mfad ends the session by this pidfd, so a recycled PID is never
+        // hit; it goes to mfad by unix fd passing.
+        let pidfd = std::sync::Arc::new(own_pidfd()?);
+        let reply = self.start(
+            "OpenSession",
+            &[
+                Str(user.to_string()),
+                Str(service.to_string()),
+                Str(attempt.to_string()),
+                Str(tty.to_string()),
+                Str(xdg_session_id.to_string()),
+                Fd(pidfd),
+            ],
+        )?;
+        match reply.as_slice() {
+            [id, ends, message] => Ok(SessionReply {
+                id: id
+                    .str()
+                    .ok_or_else(|| bad_reply("OpenSession"))?
+                    .to_string(),
+                ends: ends.i64().ok_or_else(|| bad_reply("OpenSession"))?,
+                message: message
+                    .str()
+                    .ok_or_else(|| bad_reply("OpenSession"))?
+                    .to_string(),
+            }),
+            _ => Err(bad_reply("OpenSession")),
+        }
+    }
+
+    fn close_session(&mut self, id: &str) -> Result<(), Error> {
+        use crate::wire::Value::Str;
+        let reply = self.start("CloseSession", &[Str(id.to_string())])?;
+        if reply.is_empty() {
+            Ok(())
+        } else {
+            Err(bad_reply("CloseSession"))
+        }
+    }
+}
+
+/// mfad answered `what` with values of the wrong number or type.
+fn bad_reply(what: &str) -> Error {
+    Error::Unavailable(format!("mfad's reply to {what} has the wrong type"))
+}
+
+/// A reply of exactly N strings.
+fn strings<const N: usize>(reply: &[crate::wire::Value], what: &str) -> Result<[String; N], Error> {
+    let bad = || bad_reply(what);
+    if reply.len() != N {
+        return Err(bad());
+    }
+    let mut out: [String; N] = std::array::from_fn(|_| String::new());
+    for (slot, v) in out.iter_mut().zip(reply) {
+        *slot = v.str().ok_or_else(bad)?.to_string();
+    }
+    Ok(out)
+}
+
+/// An action or result string as mfa_api reads it (an unknown value is
+/// its `Unknown`, a refusal).
+fn from_wire<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, Error> {
+    use serde::de::IntoDeserializer;
+    T::deserialize(IntoDeserializer::<serde::de::value::Error>::into_deserializer(s))
+        .map_err(|e| Error::Unavailable(format!("cannot read mfad's reply: {e}")))
+}
+
+/// A wire error as the state machine sorts it: mfad's own errors are
+/// refusals, anything else means mfad could not be asked.
+fn wire_error(e: crate::wire::WireError, what: &str, timeout: Duration) -> Error {
+    use crate::wire::WireError;
+    match e {
+        WireError::Timeout => timed_out(what, timeout),
+        WireError::Remote { name, message } => {
+            let Ok(name) = zbus::names::OwnedErrorName::try_from(name.as_str()) else {
+                return Error::Unavailable(format!("{what}: {name}: {message}"));
+            };
+            // Through mfa_api's own conversion, so the variants (and an
+            // unknown name under its prefix) come out as from zbus.
+            let placeholder = zbus::message::Message::method_call("/", "Reply").build(&());
+            match placeholder {
+                Ok(m) => Error::from_api(mfa_api::Error::from(zbus::Error::MethodError(
+                    name,
+                    Some(message),
+                    m,
+                ))),
+                Err(e) => Error::Unavailable(e.to_string()),
+            }
+        }
+        other => Error::Unavailable(format!("{what}: {other}")),
+    }
+}
+
+/// The socket path of a checked `unix:path=` address, %-escapes decoded.
+fn unix_path(address: &str) -> Result<PathBuf, Error> {
+    let raw = address
+        .strip_prefix("unix:path=")
+        .map(|r| r.split(',').next().unwrap_or_default())
+        .ok_or_else(|| Error::Config(format!("{address} is not a unix:path= address")))?;
+    let mut out = Vec::new();
+    let b = raw.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+            let byte = u8::from_str_radix(hex, 16)
+                .map_err(|_| Error::Config(format!("bad escape in {address}")))?;
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    use std::os::unix::ffi::OsStringExt;
+    Ok(PathBuf::from(std::ffi::OsString::from_vec(out)))
+}
+
+/// On a bus: Hello, then whether org.mfad.Mfa1's owner runs as `uid`
+/// (GetNameOwner, GetConnectionUnixUser); its unique name, where the calls
+/// then go.
+fn lean_verified_owner(
+    conn: &mut crate::wire::Conn,
+    uid: u32,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<String, Error> {
+    use crate::wire::{Call, Value};
+    let bus = |member: &'static str, args: &'static [Value]| Call {
+        destination: Some("org.freedesktop.DBus"),
+        path: "/org/freedesktop/DBus",
+        interface: "org.freedesktop.DBus",
+        member,
+        args,
+    };
+    conn.call(&bus("Hello", &[]), deadline)
+        .map_err(|e| wire_error(e, "connecting to the bus", timeout))?;
+    let name = [Value::Str(mfa_api::BUS_NAME.into())];
+    let owner = conn
+        .call(
+            &Call {
+                args: &name,
+                ..bus("GetNameOwner", &[])
+            },
+            deadline,
+        )
+        .map_err(|e| match e {
+            crate::wire::WireError::Remote { message, .. } => {
+                Error::Unavailable(format!("no owner for {}: {message}", mfa_api::BUS_NAME))
+            }
+            e => wire_error(e, "checking who owns org.mfad.Mfa1", timeout),
+        })?;
+    let owner = owner
+        .first()
+        .and_then(|v| v.str())
+        .ok_or_else(|| {
+            Error::Unavailable("the bus's GetNameOwner reply has the wrong type".into())
+        })?
+        .to_string();
+    let arg = [Value::Str(owner.clone())];
+    let owner_uid = conn
+        .call(
+            &Call {
+                args: &arg,
+                ..bus("GetConnectionUnixUser", &[])
+            },
+            deadline,
+        )
+        .map_err(|e| wire_error(e, "checking who owns org.mfad.Mfa1", timeout))?
+        .first()
+        .and_then(|v| v.u32())
+        .ok_or_else(|| {
+            Error::Unavailable("the bus's GetConnectionUnixUser reply has the wrong type".into())
+        })?;
+    if owner_uid != uid {
+        return Err(Error::Impostor(format!(
+            "{} is owned by {owner}, running as UID {owner_uid}, not {uid}",
+            mfa_api::BUS_NAME
+        )));
+    }
+    Ok(owner)
+}
+
 /// The D-Bus address to connect to: "system" is the system bus socket;
 /// anything else must be one `unix:path=` address. An abstract socket
 /// (`unix:abstract=`) is a name any local user can bind first; other
@@ -413,6 +913,70 @@ pub fn bus_address(bus: &str) -> Result<String, Error> {
         }
         _ => Err(bad()),
     }
+}
+
+/// Why the login socket could not be used.
+#[derive(Debug)]
+pub enum SocketError {
+    /// No socket file, or nobody listening on it: mfad is not running
+    /// there (the system bus may be tried next).
+    Missing(std::io::Error),
+    /// Anything else, among them an impostor on the socket.
+    Refused(Error),
+}
+
+/// Connects to mfad's login socket and checks that the process on the
+/// other end runs as `uid` (SO_PEERCRED, as the kernel saw it when it
+/// listened): anyone else is an impostor, in either failmode.
+pub fn connect_login_socket(path: &Path, uid: u32) -> Result<UnixStream, SocketError> {
+    let stream = UnixStream::connect(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+            SocketError::Missing(e)
+        }
+        _ => SocketError::Refused(Error::Unavailable(format!(
+            "cannot connect to {}: {e}",
+            path.display()
+        ))),
+    })?;
+    let peer = peer_uid(&stream).map_err(|e| {
+        SocketError::Refused(Error::Unavailable(format!(
+            "cannot tell who serves {}: {e}",
+            path.display()
+        )))
+    })?;
+    if peer != uid {
+        return Err(SocketError::Refused(Error::Impostor(format!(
+            "{} is served by UID {peer}, not {uid}",
+            path.display()
+        ))));
+    }
+    Ok(stream)
+}
+
+/// The UID of the process at the other end of `stream` (SO_PEERCRED).
+pub fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::ucred>())
+        .map_err(|_| std::io::Error::other("ucred size"))?;
+    // SAFETY: `cred` and `len` are live, writable and sized for
+    // SO_PEERCRED's ucred; the descriptor is open for the call's duration.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            std::ptr::addr_of_mut!(cred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(cred.uid)
 }
 
 /// The unique name of org.mfad.Mfa1's owner, once the bus has vouched

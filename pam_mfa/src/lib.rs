@@ -4,14 +4,17 @@
 //! asks mfad whether this login passed that step. It owns no secrets and
 //! decides nothing itself.
 //!
-//! - [`args`]: the module arguments (`bus=`, `failmode=`, `timeout=`, `debug`).
+//! - [`args`]: the module arguments (`socket=`, `bus=`, `failmode=`,
+//!   `timeout=`, `debug`).
 //! - [`flow`]: the state machines of one authentication and one account
 //!   check, and the PAM codes.
 //! - [`handle`]: the PAM side (items, environment, conversation), a trait
 //!   and the real one.
 //! - [`enroll`]: enrolling a device inside the login (Begin: `enroll`).
 //! - [`client`]: the mfad side (Login.Begin/Answer/AccountCheck, the
-//!   Enroll* calls and OpenSession/CloseSession), a trait and the real one.
+//!   Enroll* calls and OpenSession/CloseSession), a trait and the real one
+//!   ([`client::LeanDaemon`]), on [`wire`]: the D-Bus wire protocol on a
+//!   blocking unix socket, no runtime, no thread.
 //! - [`runtime`]: the private event loop the D-Bus connection runs on, which
 //!   leaves no thread and no descriptor behind.
 //! - [`log`]: syslog (AUTHPRIV).
@@ -36,7 +39,7 @@
 //! | no user name | — | PAM_USER_UNKNOWN |
 //! | mfad cannot be asked before Begin answers (no bus, no owner, timeout, bad `bus=`), `failmode=secure` | "unavailable" note, PAM_ERROR_MSG | PAM_AUTHINFO_UNAVAIL |
 //! | same, `failmode=safe` | nothing; syslog warning | PAM_IGNORE |
-//! | `bus=` is not one `unix:path=` address (an abstract socket, TCP), or org.mfad.Mfa1's owner is not UID 0 (asked of the bus before the first call), either failmode | "unavailable" note, PAM_ERROR_MSG; syslog error | PAM_AUTHINFO_UNAVAIL |
+//! | `bus=` is not one `unix:path=` address (an abstract socket, TCP), or org.mfad.Mfa1's owner is not UID 0 (asked of the bus before the first call), or the login socket is not served by UID 0 (SO_PEERCRED), either failmode | "unavailable" note, PAM_ERROR_MSG; syslog error | PAM_AUTHINFO_UNAVAIL |
 //! | mfad lost after it asked for a code (either failmode) | "stopped answering", PAM_ERROR_MSG | PAM_AUTHINFO_UNAVAIL |
 //!
 //! "token kept": Begin's attempt token goes into the PAM environment as
@@ -81,6 +84,7 @@ pub mod flow;
 pub mod handle;
 pub mod log;
 pub mod runtime;
+pub mod wire;
 
 use std::ffi::CStr;
 
@@ -107,7 +111,7 @@ fn run(
     phase: &str,
     step: impl FnOnce(
         &mut handle::PamItems<'_>,
-        &mut client::BusDaemon,
+        &mut client::LeanDaemon,
         &mut breakglass::File,
         flow::Options,
         &mut log::Syslog,
@@ -124,7 +128,15 @@ fn run(
         failmode: args.failmode,
         silent: flags & PAM_SILENT != 0,
     };
-    let mut daemon = client::BusDaemon::new(&args.bus, args.timeout);
+    let mut daemon = match args.target() {
+        args::Target::Socket(path) => client::LeanDaemon::socket(&path, None, args.timeout),
+        args::Target::Bus(bus) => client::LeanDaemon::new(&bus, args.timeout),
+        args::Target::Default => client::LeanDaemon::socket(
+            std::path::Path::new(mfa_api::DEFAULT_LOGIN_SOCKET),
+            Some(&args.bus),
+            args.timeout,
+        ),
+    };
     let mut glass = breakglass::File::new(args.breakglass, args.breakglass_users);
     let outcome = step(&mut pam, &mut daemon, &mut glass, options, &mut log);
     daemon.close();

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{serve_fake_mfad, wait_for_owner, Bus};
-use pam_mfa::client::{BeginRequest, BusDaemon, Daemon};
+use pam_mfa::client::{BeginRequest, Daemon, LeanDaemon};
 use pam_mfa::Error;
 
 /// Set in the child this test starts: serve a fake mfad on this bus.
@@ -107,21 +107,21 @@ fn an_owner_that_is_not_root_is_an_impostor() {
     let _child = Killed(child);
     wait_for_owner(&bus.address);
 
-    let mut d = BusDaemon::new(&bus.address, Duration::from_secs(5));
+    let mut d = LeanDaemon::new(&bus.address, Duration::from_secs(5));
     let r = d.begin(&request());
     assert!(
         matches!(&r, Err(Error::Impostor(m)) if m.contains(&format!("UID {uid}"))),
         "{r:?}"
     );
     d.close();
-    let mut d = BusDaemon::new(&bus.address, Duration::from_secs(5));
+    let mut d = LeanDaemon::new(&bus.address, Duration::from_secs(5));
     let r = d.account_check("alice", "owner-test", "");
     assert!(matches!(&r, Err(Error::Impostor(_))), "{r:?}");
     d.close();
 
     // The same fake, expected to run as `uid`, is served: the refusal is
     // the owner check, not a broken fake.
-    let mut d = BusDaemon::new(&bus.address, Duration::from_secs(5)).with_owner_uid(uid);
+    let mut d = LeanDaemon::new(&bus.address, Duration::from_secs(5)).with_owner_uid(uid);
     let r = d.begin(&request()).expect("the fake answers");
     assert_eq!(r.action, mfa_api::BeginAction::Ignore);
     d.close();

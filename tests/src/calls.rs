@@ -54,8 +54,21 @@ impl Env {
     /// tests/src/bin/mfa-call.rs for the commands.
     #[track_caller]
     pub fn call(&self, user: Option<&User>, args: &[&str]) -> CallResult {
+        self.call_at(self.bus_address(), user, args)
+    }
+
+    /// [`Env::call`] over mfad's login socket, peer to peer.
+    #[track_caller]
+    pub fn call_on_socket(&self, user: Option<&User>, args: &[&str]) -> CallResult {
+        let target = format!("socket:{}", self.login_socket().display());
+        self.call_at(&target, user, args)
+    }
+
+    /// Runs `mfa-call TARGET ARGS...` as `user` (root when None).
+    #[track_caller]
+    pub fn call_at(&self, target: &str, user: Option<&User>, args: &[&str]) -> CallResult {
         let out = Cmd::new(paths::helper("mfa-call"))
-            .arg(self.bus_address())
+            .arg(target)
             .args(args)
             .maybe_as(user)
             .run();
@@ -127,30 +140,7 @@ impl Env {
     /// [`crate::EnvBuilder::anyone_may_own_the_name`] and no mfad.
     #[track_caller]
     pub fn start_impostor(&self, user: &User) -> Impostor {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new("setpriv")
-            .arg(format!("--reuid={}", user.uid))
-            .arg(format!("--regid={}", user.gid))
-            .arg("--init-groups")
-            .arg("--")
-            .arg(paths::helper("mfa-call"))
-            .arg(self.bus_address())
-            .arg("impostor")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("start mfa-call impostor");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let guard = Impostor { child: Some(child) };
-        let mut line = String::new();
-        // It prints one line once it owns the name, or an error and exits.
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read mfa-call impostor");
-        assert!(
-            line.contains("serving"),
-            "mfa-call impostor did not start: {line}"
-        );
+        let guard = spawn_as(user, self.bus_address(), "impostor", "serving");
         assert_eq!(
             crate::bus::name_has_owner(self.bus_address(), mfa_api::BUS_NAME),
             Ok(true),
@@ -158,4 +148,43 @@ impl Env {
         );
         guard
     }
+
+    /// `mfa-call PATH socket-listen` as `user`: someone who is not root
+    /// listening on a socket the module is pointed at. Returns once it
+    /// listens.
+    #[track_caller]
+    pub fn start_socket_impostor(&self, user: &User, path: &std::path::Path) -> Impostor {
+        spawn_as(user, &path.to_string_lossy(), "socket-listen", "listening")
+    }
+}
+
+/// Starts `mfa-call TARGET COMMAND` as `user` and waits for the line with
+/// `ready` it prints once it serves.
+#[track_caller]
+fn spawn_as(user: &User, target: &str, command: &str, ready: &str) -> Impostor {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new("setpriv")
+        .arg(format!("--reuid={}", user.uid))
+        .arg(format!("--regid={}", user.gid))
+        .arg("--init-groups")
+        .arg("--")
+        .arg(paths::helper("mfa-call"))
+        .arg(target)
+        .arg(command)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start mfa-call {command}: {e}"));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let guard = Impostor { child: Some(child) };
+    let mut line = String::new();
+    // It prints one line once it serves, or an error and exits.
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap_or_else(|e| panic!("read mfa-call {command}: {e}"));
+    assert!(
+        line.contains(ready),
+        "mfa-call {command} did not start: {line}"
+    );
+    guard
 }

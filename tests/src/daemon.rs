@@ -31,6 +31,8 @@ impl Policy {
 pub struct DaemonConfig {
     pub bus: String,
     pub state_dir: PathBuf,
+    /// `[daemon] login_socket`: each test's own, in its temp dir.
+    pub login_socket: PathBuf,
     pub issuer: String,
     pub admin_group: String,
     pub log: String,
@@ -123,6 +125,7 @@ impl DaemonConfig {
              [daemon]\n\
              bus = {}\n\
              state_dir = {}\n\
+             login_socket = {}\n\
              issuer = {}\n\
              admin_group = {}\n\
              log = {}\n\
@@ -140,6 +143,7 @@ impl DaemonConfig {
              duration = {}\n",
             toml_str(&self.bus),
             toml_str(&self.state_dir.to_string_lossy()),
+            toml_str(&self.login_socket.to_string_lossy()),
             toml_str(&self.issuer),
             toml_str(&self.admin_group),
             toml_str(&self.log),
@@ -267,6 +271,13 @@ impl Daemon {
     /// SIGTERM and wait (SIGKILL after 5 s); the exit status.
     pub fn stop(&mut self) -> Option<ExitStatus> {
         self.child.take().and_then(|c| terminate(c, "mfad"))
+    }
+
+    /// SIGKILL, as a crash: no cleanup of any kind; waits for the exit.
+    pub fn kill(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        child.kill().ok()?;
+        child.wait().ok()
     }
 }
 

@@ -266,6 +266,7 @@ impl Env {
         let config = DaemonConfig {
             bus: bus.address.clone(),
             state_dir: dir.join("state"),
+            login_socket: dir.join("login.socket"),
             issuer: b.issuer,
             admin_group: b.admin_group,
             log: "stderr".into(),
@@ -325,6 +326,11 @@ impl Env {
         &self.config.state_dir
     }
 
+    /// mfad's login socket, `DIR/login.socket`.
+    pub fn login_socket(&self) -> &Path {
+        &self.config.login_socket
+    }
+
     pub fn window(&self) -> u32 {
         self.config.window
     }
@@ -347,12 +353,31 @@ impl Env {
             &self.daemon_log_path(),
             &self.bus.address,
         ));
+        // mfad binds its login socket just after it owns the name.
+        let socket = self.config.login_socket.clone();
+        if !socket.as_os_str().is_empty() {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !socket.exists() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "mfad did not make its login socket {}. Its output:\n{}",
+                    socket.display(),
+                    self.daemon_log()
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
     }
 
     /// SIGTERM to mfad and wait; its exit status (None if it was not
     /// running).
     pub fn stop_daemon(&mut self) -> Option<ExitStatus> {
         self.daemon.take().and_then(|mut d| d.stop())
+    }
+
+    /// SIGKILL to mfad (a crash) and wait; its exit status.
+    pub fn kill_daemon(&mut self) -> Option<ExitStatus> {
+        self.daemon.take().and_then(|mut d| d.kill())
     }
 
     /// [`Daemon::wait_exit`] for this Env's mfad.

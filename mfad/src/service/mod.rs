@@ -191,6 +191,9 @@ impl Service {
         if config.daemon.log != old.daemon.log {
             kept.push("[daemon] log");
         }
+        if config.daemon.login_socket != old.daemon.login_socket {
+            kept.push("[daemon] login_socket");
+        }
         // SmsConfig holds no secret (the password stays in its file).
         if format!("{:?}", config.sms) != format!("{:?}", old.sms) {
             kept.push("[sms]");
@@ -203,6 +206,7 @@ impl Service {
         config.daemon.bus = old.daemon.bus.clone();
         config.daemon.state_dir = old.daemon.state_dir.clone();
         config.daemon.log = old.daemon.log;
+        config.daemon.login_socket = old.daemon.login_socket.clone();
         config.sms = old.sms.clone();
         core.issuer = issuer(&config);
         core.config = config;

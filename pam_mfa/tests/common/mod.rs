@@ -113,10 +113,10 @@ pub fn wait_for(mut f: impl FnMut() -> bool, what: &str) {
 
 /// The real client, expecting org.mfad.Mfa1's owner to run as this
 /// process's user (the fake mfad here runs in the test process).
-pub fn client(address: &str, timeout: Duration) -> pam_mfa::client::BusDaemon {
+pub fn client(address: &str, timeout: Duration) -> pam_mfa::client::LeanDaemon {
     // SAFETY: geteuid(2) cannot fail and touches no memory.
     let uid = unsafe { libc::geteuid() };
-    pam_mfa::client::BusDaemon::new(address, timeout).with_owner_uid(uid)
+    pam_mfa::client::LeanDaemon::new(address, timeout).with_owner_uid(uid)
 }
 
 /// Serves `login` as org.mfad.Mfa1's Login interface on the bus from a

@@ -3,6 +3,8 @@
 //! caller uid is tested with real credentials.
 //!
 //! Usage: mfa-call BUS COMMAND ARGS...
+//!   BUS is a D-Bus address, "system", or socket:PATH (mfad's login
+//!   socket, peer to peer)
 //!   login-begin USER [SERVICE [RHOST [AUTH_INFO]]]
 //!   login USER ANSWER...          Begin, then Answer each answer in turn
 //!                                 while the result is retry or prompt
@@ -26,6 +28,14 @@
 //!                                 `ignore` and every AccountCheck `allow`;
 //!                                 prints {"ok": "serving"}, then runs until
 //!                                 killed
+//!   socket-listen                 (BUS is a socket path) listens there and
+//!                                 accepts, answering nothing; prints
+//!                                 {"ok": "listening"}, runs until killed
+//!   socket-probe N                (BUS is a socket path) opens N
+//!                                 connections at once and starts SASL
+//!                                 EXTERNAL on each; prints {"ok": [...]},
+//!                                 per connection "ok" (mfad answered OK)
+//!                                 or "closed" (mfad hung up)
 //!   flood USER SECONDS CONNECTIONS  Account.Status(USER) in a loop on each
 //!                                 of CONNECTIONS connections for SECONDS;
 //!                                 prints {"ok": N, "rate_limited": N,
@@ -87,11 +97,22 @@ async fn run(args: Vec<String>) -> Result<Value, Failure> {
     match cmd.as_str() {
         "impostor" => return impostor(&bus).await,
         "flood" => return flood(&bus, rest),
+        "socket-listen" => return socket_listen(&bus),
+        "socket-probe" => return socket_probe(&bus, rest),
         _ => {}
     }
-    let conn = mfa_api::connect(&bus)
-        .await
-        .map_err(|e| Failure::Fatal(format!("cannot connect to {bus}: {e}")))?;
+    let conn = match bus.strip_prefix("socket:") {
+        Some(path) => {
+            let stream = std::os::unix::net::UnixStream::connect(path)
+                .map_err(|e| Failure::Fatal(format!("cannot connect to {path}: {e}")))?;
+            zbus::connection::Builder::unix_stream(stream)
+                .p2p()
+                .build()
+                .await
+        }
+        None => mfa_api::connect(&bus).await,
+    }
+    .map_err(|e| Failure::Fatal(format!("cannot connect to {bus}: {e}")))?;
     let login = LoginProxy::new(&conn).await?;
     let account = AccountProxy::new(&conn).await?;
     let admin = AdminProxy::new(&conn).await?;
@@ -296,6 +317,47 @@ async fn impostor(bus: &str) -> Result<Value, Failure> {
     std::future::pending::<()>().await;
     drop(conn);
     Ok(json!(null))
+}
+
+/// An impostor on a login socket path: listens as whoever runs it.
+fn socket_listen(path: &str) -> Result<Value, Failure> {
+    let listener = std::os::unix::net::UnixListener::bind(path)
+        .map_err(|e| Failure::Fatal(format!("cannot listen on {path}: {e}")))?;
+    println!("{}", json!({"ok": "listening"}));
+    let mut held = Vec::new();
+    for stream in listener.incoming().flatten() {
+        held.push(stream);
+    }
+    Ok(json!(null))
+}
+
+/// N connections held at once, each starting SASL EXTERNAL: what mfad
+/// says to each ("ok", or "closed" when it hung up).
+fn socket_probe(path: &str, rest: &[String]) -> Result<Value, Failure> {
+    use std::io::{Read, Write};
+    let n: usize = arg(rest, 0, "N")?
+        .parse()
+        .map_err(|_| Failure::Fatal("N must be a whole number".into()))?;
+    let uid = nix::unistd::getuid().as_raw().to_string();
+    let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
+    let mut streams = Vec::new();
+    let mut results = Vec::new();
+    for _ in 0..n {
+        let mut s = std::os::unix::net::UnixStream::connect(path)
+            .map_err(|e| Failure::Fatal(format!("cannot connect to {path}: {e}")))?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+            .map_err(|e| Failure::Fatal(e.to_string()))?;
+        let sent = s.write_all(format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes());
+        let mut buf = [0u8; 256];
+        let got = match sent.and_then(|()| s.read(&mut buf)) {
+            Ok(0) | Err(_) => "closed",
+            Ok(k) if buf[..k].starts_with(b"OK ") => "ok",
+            Ok(_) => "other",
+        };
+        results.push(got);
+        streams.push(s);
+    }
+    Ok(json!(results))
 }
 
 /// Many connections each calling Account.Status in a loop, from threads of

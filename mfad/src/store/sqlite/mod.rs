@@ -4,6 +4,7 @@
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -37,8 +38,115 @@ impl From<rusqlite::Error> for Error {
 pub struct SqliteStore {
     // One connection: SQLite serialises writers anyway, and every method is
     // one transaction, so the lock is held for one operation at a time.
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
     keys: Arc<Keys>,
+    /// The group committer's queue (see [`SqliteStore::batched`]).
+    jobs: Mutex<Option<Sender<Job>>>,
+    /// Joined when the store is dropped, so that the database is closed
+    /// (and its WAL checkpointed away) by then.
+    threads: Vec<std::thread::JoinHandle<()>>,
+    /// A second connection for the login path's read (`user`), on a file
+    /// database: WAL lets it read while a batch commits. None in memory.
+    reader: Option<Mutex<Connection>>,
+}
+
+/// The most operations one commit covers.
+const MAX_BATCH: usize = 256;
+
+/// One operation for the group committer: run inside the batch's
+/// transaction (under a savepoint of its own), its result sent back only
+/// once the batch is committed.
+struct Job {
+    run: Op,
+    reply: SyncSender<Result<Answer>>,
+}
+
+/// A job's result, typed again by [`SqliteStore::batched`].
+type Answer = Box<dyn std::any::Any + Send>;
+/// A job's operation.
+type Op = Box<dyn FnOnce(&Connection) -> Result<Answer> + Send>;
+
+/// The group committer: takes every operation waiting, runs them in one
+/// transaction, each under a savepoint (a failing one is undone alone),
+/// commits once (one fsync for the batch, synchronous = FULL), and only
+/// then answers each. Nobody hears "accepted" before that commit is on
+/// disk; a failed commit fails every operation of the batch.
+fn group_committer(conn: Arc<Mutex<Connection>>, jobs: Receiver<Job>) {
+    let mut since_checkpoint = 0usize;
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let guard = match conn.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let results = run_batch(&guard, &mut batch);
+        for (job, result) in batch.into_iter().zip(results) {
+            let _ = job.reply.send(result);
+        }
+        // The WAL copied back into the database after the answers are
+        // out, never inside a login's commit. Here on the writer, right
+        // after a commit, so that the next write starts the WAL over; a
+        // checkpointer beside a busy writer never catches up, and the WAL
+        // (which every read searches) would grow without end.
+        since_checkpoint += 1;
+        if since_checkpoint >= CHECKPOINT_EVERY {
+            let _ = guard.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            since_checkpoint = 0;
+        }
+        drop(guard);
+    }
+}
+
+/// Batches between two WAL checkpoints: a few hundred pages of WAL.
+const CHECKPOINT_EVERY: usize = 100;
+
+/// Runs `batch` in one transaction: each job's result, or the commit's
+/// error for all of them.
+fn run_batch(conn: &Connection, batch: &mut [Job]) -> Vec<Result<Answer>> {
+    let n = batch.len();
+    let fail_all = |e: rusqlite::Error| {
+        let msg = e.to_string();
+        (0..n)
+            .map(|_| Err(Error::Backend(msg.clone())))
+            .collect::<Vec<_>>()
+    };
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        return fail_all(e);
+    }
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch.iter_mut() {
+        let run = std::mem::replace(
+            &mut job.run,
+            Box::new(|_| Err(Error::Backend("run twice".into()))),
+        );
+        let result = match conn.execute_batch("SAVEPOINT op") {
+            Ok(()) => {
+                let r = run(conn);
+                let end = if r.is_ok() {
+                    conn.execute_batch("RELEASE op")
+                } else {
+                    conn.execute_batch("ROLLBACK TO op; RELEASE op")
+                };
+                match end {
+                    Ok(()) => r,
+                    Err(e) => Err(Error::from(e)),
+                }
+            }
+            Err(e) => Err(Error::from(e)),
+        };
+        results.push(result);
+    }
+    if let Err(e) = conn.execute_batch("COMMIT") {
+        let _ = conn.execute_batch("ROLLBACK");
+        return fail_all(e);
+    }
+    results
 }
 
 impl SqliteStore {
@@ -64,7 +172,16 @@ impl SqliteStore {
         let conn = Connection::open(&path)?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
             .map_err(|e| io("cannot set mode 0600 on the database in", e))?;
-        SqliteStore::init(conn, account_of, keys)
+        let mut store = SqliteStore::init(conn, account_of, keys)?;
+        // The store thread checkpoints after its answers (see
+        // group_committer), often enough that SQLite's own automatic
+        // checkpoint (at 1000 pages of WAL, inside a commit) is left for
+        // the writes that do not go through it (enrollment, admin).
+        let reader = Connection::open(&path)?;
+        reader.pragma_update(None, "query_only", "ON")?;
+        reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        store.reader = Some(Mutex::new(reader));
+        Ok(store)
     }
 
     /// Whether the database in `dir` holds sealed secrets (schema 7 or
@@ -105,10 +222,63 @@ impl SqliteStore {
         conn.pragma_update(None, "secure_delete", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut conn, account_of, &keys)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        let conn = Arc::new(Mutex::new(conn));
+        let (jobs, queue) = mpsc::channel();
+        let committer = conn.clone();
+        let thread = std::thread::Builder::new()
+            .name("mfad-store".into())
+            .spawn(move || group_committer(committer, queue))
+            .map_err(|e| Error::Setup(format!("cannot start the store thread: {e}")))?;
         Ok(SqliteStore {
-            conn: Mutex::new(conn),
+            conn,
             keys,
+            jobs: Mutex::new(Some(jobs)),
+            reader: None,
+            threads: vec![thread],
         })
+    }
+
+    /// Runs `op` on the group committer's thread, in a transaction shared
+    /// with the operations that came at the same time, and returns its
+    /// result once that transaction is committed. `op` is one atomic
+    /// operation (its own savepoint); it must not begin a transaction.
+    fn batched<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let job = Job {
+            run: Box::new(move |conn| op(conn).map(|v| Box::new(v) as Answer)),
+            reply,
+        };
+        let jobs = match self.jobs.lock() {
+            Ok(jobs) => jobs,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let gone = || Error::Backend("the store thread is gone".into());
+        jobs.as_ref()
+            .ok_or_else(gone)?
+            .send(job)
+            .map_err(|_| gone())?;
+        drop(jobs);
+        let result = answer
+            .recv()
+            .map_err(|_| Error::Backend("the store thread is gone".into()))??;
+        result
+            .downcast::<T>()
+            .map(|b| *b)
+            .map_err(|_| Error::Backend("a store result of the wrong type".into()))
+    }
+
+    /// The connection for the login path's reads: the reader on a file
+    /// database (not held up by a commit), else the one connection.
+    fn read_conn(&self) -> MutexGuard<'_, Connection> {
+        let lock = self.reader.as_ref().unwrap_or(&self.conn);
+        match lock.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -128,9 +298,22 @@ impl SqliteStore {
     }
 }
 
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the queue and the stop channel ends both threads.
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.take();
+        }
+        self.reader.take();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
 impl Store for SqliteStore {
     fn user(&self, uid: u32) -> Result<UserState> {
-        let conn = self.conn();
+        let conn = self.read_conn();
         let base = conn
             .prepare_cached(
                 "SELECT last_step, failures, locked_until, name, locks FROM users WHERE uid = ?1",
@@ -197,97 +380,96 @@ impl Store for SqliteStore {
     }
 
     fn accept_totp_step(&self, uid: u32, device_id: &str, step: u64, now: i64) -> Result<bool> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let changed = tx.execute(
-            "UPDATE users SET last_step = ?2, failures = 0, locked_until = 0, locks = 0
-             WHERE uid = ?1 AND last_step < ?2 AND locked_until <= ?3",
-            params![uid, to_i64(step), now],
-        )?;
-        if changed != 1 {
-            return Ok(false);
-        }
-        tx.execute(
-            "UPDATE devices SET last_used = ?3 WHERE uid = ?1 AND id = ?2",
-            params![uid, device_id, now],
-        )?;
-        tx.commit()?;
-        Ok(true)
+        let device_id = device_id.to_string();
+        self.batched(move |conn| {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE users SET last_step = ?2, failures = 0, locked_until = 0, locks = 0
+                     WHERE uid = ?1 AND last_step < ?2 AND locked_until <= ?3",
+                )?
+                .execute(params![uid, to_i64(step), now])?;
+            if changed != 1 {
+                return Ok(false);
+            }
+            conn.prepare_cached("UPDATE devices SET last_used = ?3 WHERE uid = ?1 AND id = ?2")?
+                .execute(params![uid, device_id, now])?;
+            Ok(true)
+        })
     }
 
     fn use_backup_code(&self, uid: u32, id: CodeId, now: i64) -> Result<bool> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let deleted = tx.execute(
-            // A right code during a lockout still fails, even if the lock
-            // began after the caller read the user's state.
-            "DELETE FROM backup_codes WHERE uid = ?1 AND rowid = ?2
-             AND NOT EXISTS (SELECT 1 FROM users WHERE uid = ?1 AND locked_until > ?3)",
-            params![uid, id.0, now],
-        )?;
-        if deleted != 1 {
-            return Ok(false);
-        }
-        tx.execute(
-            "UPDATE users SET failures = 0, locked_until = 0, locks = 0 WHERE uid = ?1",
-            [uid],
-        )?;
-        tx.commit()?;
-        Ok(true)
+        let id = id.0;
+        self.batched(move |conn| {
+            let deleted = conn
+                .prepare_cached(
+                    // A right code during a lockout still fails, even if the
+                    // lock began after the caller read the user's state.
+                    "DELETE FROM backup_codes WHERE uid = ?1 AND rowid = ?2
+                     AND NOT EXISTS (SELECT 1 FROM users WHERE uid = ?1 AND locked_until > ?3)",
+                )?
+                .execute(params![uid, id, now])?;
+            if deleted != 1 {
+                return Ok(false);
+            }
+            conn.prepare_cached(
+                "UPDATE users SET failures = 0, locked_until = 0, locks = 0 WHERE uid = ?1",
+            )?
+            .execute([uid])?;
+            Ok(true)
+        })
     }
 
     fn use_sms_code(&self, uid: u32, device_id: &str, code: &Hashed, now: i64) -> Result<bool> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let deleted = tx.execute(
-            "DELETE FROM sms_codes WHERE uid = ?1 AND salt = ?2 AND hash = ?3 AND expires > ?4
+        let (device_id, code) = (device_id.to_string(), code.clone());
+        self.batched(move |tx| {
+            let deleted = tx.execute(
+                "DELETE FROM sms_codes WHERE uid = ?1 AND salt = ?2 AND hash = ?3 AND expires > ?4
              AND NOT EXISTS (SELECT 1 FROM users WHERE uid = ?1 AND locked_until > ?4)",
-            params![uid, code.salt, code.hash, now],
-        )?;
-        if deleted == 0 {
-            return Ok(false);
-        }
-        // One login, one code: the others sent for it die with it.
-        tx.execute("DELETE FROM sms_codes WHERE uid = ?1", [uid])?;
-        tx.execute(
-            "UPDATE users SET failures = 0, locked_until = 0, locks = 0 WHERE uid = ?1",
-            [uid],
-        )?;
-        tx.execute(
-            "UPDATE devices SET last_used = ?3 WHERE uid = ?1 AND id = ?2",
-            params![uid, device_id, now],
-        )?;
-        tx.commit()?;
-        Ok(true)
+                params![uid, code.salt, code.hash, now],
+            )?;
+            if deleted == 0 {
+                return Ok(false);
+            }
+            // One login, one code: the others sent for it die with it.
+            tx.execute("DELETE FROM sms_codes WHERE uid = ?1", [uid])?;
+            tx.execute(
+                "UPDATE users SET failures = 0, locked_until = 0, locks = 0 WHERE uid = ?1",
+                [uid],
+            )?;
+            tx.execute(
+                "UPDATE devices SET last_used = ?3 WHERE uid = ?1 AND id = ?2",
+                params![uid, device_id, now],
+            )?;
+            Ok(true)
+        })
     }
 
     fn record_failure(&self, uid: u32, now: i64, limits: Limits) -> Result<Lockout> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current = tx
-            .query_row(
-                "SELECT failures, locked_until, locks FROM users WHERE uid = ?1",
-                [uid],
-                |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                },
-            )
-            .optional()?;
-        let Some(current) = current else {
-            // Nothing to lock for a user who never enrolled.
-            return Ok(Lockout::default().after_failure(now, limits));
-        };
-        let next = lockout_of(current).after_failure(now, limits);
-        tx.execute(
-            "UPDATE users SET failures = ?2, locked_until = ?3, locks = ?4 WHERE uid = ?1",
-            params![uid, next.failures, next.locked_until, next.locks],
-        )?;
-        tx.commit()?;
-        Ok(next)
+        self.batched(move |tx| {
+            let current = tx
+                .query_row(
+                    "SELECT failures, locked_until, locks FROM users WHERE uid = ?1",
+                    [uid],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some(current) = current else {
+                // Nothing to lock for a user who never enrolled.
+                return Ok(Lockout::default().after_failure(now, limits));
+            };
+            let next = lockout_of(current).after_failure(now, limits);
+            tx.prepare_cached(
+                "UPDATE users SET failures = ?2, locked_until = ?3, locks = ?4 WHERE uid = ?1",
+            )?
+            .execute(params![uid, next.failures, next.locked_until, next.locks])?;
+            Ok(next)
+        })
     }
 
     fn add_sms_code(&self, uid: u32, code: &Hashed, expires: i64, keep: usize) -> Result<()> {
@@ -473,10 +655,14 @@ impl Store for SqliteStore {
     }
 
     fn touch_trusted(&self, uid: u32, id: &str, now: i64) -> Result<()> {
-        self.conn()
-            .prepare_cached("UPDATE trusted_devices SET last_used = ?3 WHERE uid = ?1 AND id = ?2")?
+        let id = id.to_string();
+        self.batched(move |conn| {
+            conn.prepare_cached(
+                "UPDATE trusted_devices SET last_used = ?3 WHERE uid = ?1 AND id = ?2",
+            )?
             .execute(params![uid, id, now])?;
-        Ok(())
+            Ok(())
+        })
     }
 
     fn untrust(&self, uid: u32, id: Option<&str>) -> Result<u32> {
