@@ -88,6 +88,18 @@ fn open_outbox(path: &Path) -> Result<std::fs::File, String> {
             Some(code) if code == nix::errno::Errno::ELOOP as i32 => {
                 format!("path {shown} is a symlink; refusing to write codes through it")
             }
+            // mfad has no CAP_DAC_OVERRIDE: another user's file is closed
+            // to it. Say whose it is (lstat only names it for the message;
+            // the checks below are on the open descriptor).
+            Some(code) if code == nix::errno::Errno::EACCES as i32 => {
+                match std::fs::symlink_metadata(path) {
+                    Ok(m) if m.uid() != nix::unistd::geteuid().as_raw() => format!(
+                        "path {shown} belongs to UID {}, not to mfad; refusing to write codes to it",
+                        m.uid()
+                    ),
+                    _ => format!("cannot open {shown}: {e}"),
+                }
+            }
             _ => format!("cannot open {shown}: {e}"),
         })?;
     let meta = file
