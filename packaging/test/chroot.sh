@@ -95,6 +95,7 @@ root:root 644 /etc/mfad/mfad.toml
 root:root 644 /usr/share/dbus-1/system.d/org.mfad.Mfa1.conf
 root:root 644 /usr/share/dbus-1/system-services/org.mfad.Mfa1.service
 root:root 644 /usr/lib/systemd/system/mfad.service
+root:root 644 /usr/lib/systemd/system/mfad.socket
 root:root 644 /usr/share/man/man8/mfad.8.gz
 root:root 644 /usr/share/man/man5/mfad.toml.5.gz
 root:root 644 /usr/share/man/man1/mfactl.1.gz

@@ -22,6 +22,7 @@ rpm_files_are() {
 /etc/mfad/mfad.toml
 /usr/bin/mfactl
 /usr/lib/systemd/system/mfad.service
+/usr/lib/systemd/system/mfad.socket
 /usr/lib64/security/pam_mfa.so
 /usr/sbin/mfad
 /usr/share/bash-completion/completions/mfactl
