@@ -629,11 +629,13 @@ pub fn children_cpu_ns() -> u64 {
 }
 
 /// A private PostgreSQL server (Debian's binaries) with its data on disk in
-/// DIR/data, durable as installed (fsync on), on a unix socket in that
-/// directory only.
+/// DIR/data, durable as installed (fsync on), on a unix socket in DIR/sock
+/// only (not in the data directory: that is postgres's, mode 0700, and
+/// mfad keeps no capability to pass it).
 pub struct Postgres {
     bin: PathBuf,
     data: PathBuf,
+    sock: PathBuf,
 }
 
 impl Postgres {
@@ -651,8 +653,14 @@ impl Postgres {
         fs::create_dir_all(&data).map_err(io_at("cannot create", &data))?;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
             .map_err(io_at("cannot chmod", dir))?;
-        let pg = Postgres { bin, data };
-        pg.run("chown", &["postgres:postgres", path_str(&pg.data)?], false)?;
+        let sock = dir.join("sock");
+        fs::create_dir_all(&sock).map_err(io_at("cannot create", &sock))?;
+        fs::set_permissions(&sock, fs::Permissions::from_mode(0o755))
+            .map_err(io_at("cannot chmod", &sock))?;
+        let pg = Postgres { bin, data, sock };
+        for d in [&pg.data, &pg.sock] {
+            pg.run("chown", &["postgres:postgres", path_str(d)?], false)?;
+        }
         let initdb = pg.bin.join("initdb");
         pg.run(
             path_str(&initdb)?,
@@ -669,7 +677,7 @@ impl Postgres {
         let log = pg.data.join("server.log");
         let opts = format!(
             "-k {} -c listen_addresses= -c max_connections=100",
-            pg.data.display()
+            pg.sock.display()
         );
         pg.run(
             path_str(&pg_ctl)?,
@@ -690,7 +698,7 @@ impl Postgres {
             path_str(&psql)?,
             &[
                 "-h",
-                path_str(&pg.data)?,
+                path_str(&pg.sock)?,
                 "-U",
                 "postgres",
                 "-qc",
@@ -743,7 +751,7 @@ impl Postgres {
             "[store]\nbackend = \"postgres\"\nurl = {}\npool_size = 16\n",
             toml_str(&format!(
                 "host={} user=postgres dbname=mfa",
-                self.data.display()
+                self.sock.display()
             ))
         )
     }
