@@ -107,11 +107,11 @@ impl Mounts {
         if !text.ends_with('\n') {
             text.push('\n');
         }
+        // A shell and a home that exist: the SSH phase's logins run `true`
+        // through the user's shell, in its home.
         for (i, name) in names.iter().enumerate() {
             let uid = UID_BASE as usize + first + i;
-            text.push_str(&format!(
-                "{name}:x:{uid}:{uid}:mfa-bench:/nonexistent:/usr/sbin/nologin\n"
-            ));
+            text.push_str(&format!("{name}:x:{uid}:{uid}:mfa-bench:/:/bin/sh\n"));
         }
         // In place: the bind mount holds this inode, so no rename.
         fs::write(&self.passwd, text).map_err(io_at("cannot write", &self.passwd))?;
@@ -559,7 +559,7 @@ pub fn tail(log: &Path) -> String {
 }
 
 /// SIGTERM, up to 5 s, then SIGKILL; never fails (runs from Drop).
-fn terminate(mut child: Child) {
+pub fn terminate(mut child: Child) {
     if let Ok(Some(_)) = child.try_wait() {
         return;
     }
