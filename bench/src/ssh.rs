@@ -209,6 +209,8 @@ impl Bench {
 
     /// Before measuring: a login with a wrong code must be refused by
     /// each code method, or the benchmark would not measure a verification.
+    /// It uses the last user of each method's tickets, one more than
+    /// [`Bench::run`] takes.
     pub fn check_refusal(&self, users: &[User], tickets: &[Vec<Ticket>]) -> Result<()> {
         for (s, server) in self.servers.iter().enumerate() {
             if !server.code {
@@ -216,7 +218,7 @@ impl Bench {
             }
             let t = tickets
                 .get(s)
-                .and_then(|t| t.first())
+                .and_then(|t| t.last())
                 .ok_or_else(|| Error::Setup(format!("no user for {}", server.service)))?;
             let u = &users[t.idx];
             // A code of a step far from now (none of the codes the window
