@@ -8,6 +8,8 @@
 #   libpam-google-authenticator  pam_google_authenticator.so, the peer
 #   util-linux                   unshare (private mount and PID namespaces)
 #   mount                        mount --bind (the private /etc/passwd, /etc/pam.d)
+# The SSH phase's sshd, ssh and ssh-keygen (openssh-server, openssh-client)
+# are among what install-deps.sh installs for the tests anyway.
 #
 # Usage: scripts/bench-deps.sh
 set -euo pipefail

@@ -6,8 +6,9 @@
 #
 # Everything happens in private mount and PID namespaces (unshare): the
 # benchmark's /etc/passwd (its users exist only there) and /etc/pam.d (its
-# three services) are bind mounts that vanish with it, and every process it
-# starts (dbus-daemon, mfad, PAM workers) dies with it, even on a crash. The
+# services) are bind mounts that vanish with it, and every process it
+# starts (dbus-daemon, mfad, PAM workers, sshd on private ports of
+# 127.0.0.1, ssh) dies with it, even on a crash. The
 # temp dir (on disk, so that mfad's and Google Authenticator's fsyncs are
 # real) is removed on exit.
 #

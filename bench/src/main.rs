@@ -13,6 +13,7 @@ mod error;
 mod pam;
 mod pool;
 mod report;
+mod ssh;
 mod stats;
 mod totp;
 mod world;

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::run::{CLIENTS, WORKERS};
+use crate::run::{CLIENTS, SSH_PHASE, WORKERS};
 use crate::stats::{median, ms, ms_signed, p90};
 
 /// Per-login durations (ns) of the three PAM services.
@@ -91,10 +91,18 @@ pub struct Results {
     pub daemon_samples: Vec<u64>,
     pub scale_small: Vec<u64>,
     pub scale_big: Vec<u64>,
+    /// Full SSH logins: `permit` is the public key alone (the floor), `ga`
+    /// and `mfa` the key then a code; `mfa_bus` is not used.
+    pub ssh: Services,
     pub total_secs: f64,
 }
 
 impl Results {
+    /// The load average noted as phase `name` began.
+    fn load_of(&self, name: &str) -> Option<f64> {
+        self.loads.iter().find(|(n, _)| n == name).map(|(_, l)| *l)
+    }
+
     /// Notes the load average as phase `name` begins.
     pub fn load(&mut self, name: &str) {
         let load = std::fs::read_to_string("/proc/loadavg")
@@ -305,6 +313,48 @@ pub fn render(r: &Results) -> String {
         ms(p90(&r.scale_big))
     );
 
+    // 6. SSH.
+    let s = &r.ssh;
+    let ssh_floor = median(&s.permit);
+    let (ssh_ga, ssh_mfa) = (median(&s.ga), median(&s.mfa));
+    let ssh_load = r.load_of(SSH_PHASE).unwrap_or(f64::NAN);
+    let ssh_busy = if ssh_load > r.cpus as f64 {
+        ", busy"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        o,
+        "\n6. Full SSH logins (`ssh USER@127.0.0.1 true`: a new ssh and sshd session each, \
+         the code through SSH_ASKPASS), one at a time, methods interleaved, {} logins each \
+         (load average {ssh_load:.2}{ssh_busy}):",
+        s.permit.len()
+    );
+    let _ = writeln!(
+        o,
+        "   {:<28}{:>12}{:>12}{:>14}",
+        "method", "median", "p90", "added"
+    );
+    for (name, v, floor) in [
+        ("public key alone (floor)", &s.permit, true),
+        ("key, then Google Auth.", &s.ga, false),
+        ("key, then pam_mfa", &s.mfa, false),
+    ] {
+        let added = if floor {
+            "-".to_string()
+        } else {
+            ms_signed(median(v) as i64 - ssh_floor as i64)
+        };
+        let _ = writeln!(
+            o,
+            "   {:<28}{:>12}{:>12}{:>14}",
+            name,
+            ms(median(v)),
+            ms(p90(v)),
+            added
+        );
+    }
+
     let _ = writeln!(
         o,
         "   (syslog: {} messages went to the benchmark's sink at /dev/log)",
@@ -375,6 +425,17 @@ pub fn render(r: &Results) -> String {
             measured: format!("{ratio:.2} x{scale_note}"),
             pass: ratio <= 1.25,
         },
+        Target {
+            id: "6",
+            what: "SSH login, key then code: pam_mfa <= 1.1 x Google Authenticator".into(),
+            measured: format!(
+                "{:.2} x ({} / {}; load {ssh_load:.2}{ssh_busy})",
+                ssh_mfa as f64 / ssh_ga.max(1) as f64,
+                ms(ssh_mfa),
+                ms(ssh_ga)
+            ),
+            pass: !s.mfa.is_empty() && !s.ga.is_empty() && ssh_mfa * 10 <= ssh_ga * 11,
+        },
     ];
     let _ = writeln!(
         o,
@@ -387,11 +448,11 @@ pub fn render(r: &Results) -> String {
         let _ = writeln!(o, "   {name:<28}{load:>6.2}{busy}");
     }
     let _ = writeln!(o, "\ntargets (docs/performance.md):");
-    let _ = writeln!(o, "   {:<4}{:<66}{:<30}result", "", "target", "measured");
+    let _ = writeln!(o, "   {:<4}{:<66}{:<30} result", "", "target", "measured");
     for t in &targets {
         let _ = writeln!(
             o,
-            "   {:<4}{:<66}{:<30}{}",
+            "   {:<4}{:<66}{:<30} {}",
             t.id,
             t.what,
             t.measured,

@@ -11,7 +11,7 @@ use crate::report::{Cpu, Results, Services};
 use crate::stats::{self, Tally};
 use crate::world::Paths;
 use crate::world::{self, Bus, Mfad, Mounts};
-use crate::{daemon, totp, Options};
+use crate::{daemon, ssh, totp, Options};
 
 /// Users of the small mfad, for the O(1) comparison.
 const SMALL: usize = 1000;
@@ -36,6 +36,11 @@ pub const SERVICE_GA: &str = "mfa-bench-ga";
 pub const SERVICE_MFA: &str = "mfa-bench-mfa";
 /// pam_mfa over the bus instead of the login socket, for comparison.
 pub const SERVICE_MFA_BUS: &str = "mfa-bench-mfa-bus";
+/// The SSH phase's services (and sshd program names): public key alone,
+/// then a code with Google Authenticator, then a code with pam_mfa.
+const SERVICE_SSH_KEY: &str = "mfa-bench-ssh-key";
+const SERVICE_SSH_GA: &str = "mfa-bench-ssh-ga";
+const SERVICE_SSH_MFA: &str = "mfa-bench-ssh-mfa";
 
 /// Latency phase: rounds x block logins per service, after a warm-up.
 const LAT_ROUNDS: usize = 10;
@@ -61,6 +66,11 @@ const DA_SKIP: usize = 1000;
 /// Users enrolled on the PostgreSQL-backed daemons, and logins per daemon.
 const FLEET_USERS: usize = 10_000;
 const PG_LOGINS: usize = 5000;
+/// Full SSH logins per method (after warm-up ones): about 30 s in all.
+const SSH_LOGINS: usize = 40;
+const SSH_WARMUP: usize = 2;
+/// The SSH phase's name in the list of load averages.
+pub const SSH_PHASE: &str = "6: SSH logins";
 /// O(1): rounds of `block` sequential logins on each mfad.
 const SCALE_ROUNDS: usize = 5;
 const SCALE_BLOCK: usize = 100;
@@ -230,31 +240,28 @@ pub fn run(o: &Options) -> Result<String> {
         world::write_private(&ga_dir.join(&u.name), &text)?;
     }
     // Every stack has an account phase; pam_mfa's is its own guard, as
-    // installed (`account required pam_mfa.so`).
-    mounts.pam_service(
-        SERVICE_PERMIT,
-        "auth required pam_permit.so\naccount required pam_permit.so",
-    )?;
-    mounts.pam_service(
-        SERVICE_GA,
-        &format!(
-            "auth required {} secret={}/${{USER}} user=root\naccount required pam_permit.so",
-            ga_module.display(),
-            ga_dir.display()
-        ),
-    )?;
+    // installed (`account required pam_mfa.so`). The SSH phase uses the
+    // same stacks.
+    let permit_stack = "auth required pam_permit.so\naccount required pam_permit.so";
+    let ga_stack = format!(
+        "auth required {} secret={}/${{USER}} user=root\naccount required pam_permit.so",
+        ga_module.display(),
+        ga_dir.display()
+    );
+    mounts.pam_service(SERVICE_PERMIT, permit_stack)?;
+    mounts.pam_service(SERVICE_GA, &ga_stack)?;
     let socket = big.mfad.socket.trim_start_matches("socket:").to_string();
+    let mfa_stack = |arg: &str| {
+        format!(
+            "auth required {m} {arg}\naccount required {m} {arg}",
+            m = paths.module.display()
+        )
+    };
     for (service, arg) in [
         (SERVICE_MFA, format!("socket={socket}")),
         (SERVICE_MFA_BUS, format!("bus={}", big.mfad.address)),
     ] {
-        mounts.pam_service(
-            service,
-            &format!(
-                "auth required {m} {arg}\naccount required {m} {arg}",
-                m = paths.module.display()
-            ),
-        )?;
+        mounts.pam_service(service, &mfa_stack(&arg))?;
     }
     let permit_users: Vec<JobUser> = users_b
         .iter()
@@ -420,6 +427,57 @@ pub fn run(o: &Options) -> Result<String> {
     let (samples, flood) = fairness(&exe, &big, &users_b, &mut pool_b)?;
     r.fair_samples = samples;
     r.fair_flood = flood;
+
+    // --- 6: full SSH logins ------------------------------------------------------
+    settle();
+    r.load(SSH_PHASE);
+    eprintln!("mfa-bench: full SSH logins: public key alone, then a code with Google Authenticator, with pam_mfa");
+    big.fresh()?;
+    // One user more for each code method: the wrong-code check.
+    let n = SSH_WARMUP + SSH_LOGINS + 1;
+    big.budget(n)?;
+    let tickets = vec![Vec::new(), pool_ga.take(n)?, pool_b.take(n)?];
+    let bench = ssh::Bench::start(
+        &paths.dir,
+        &mounts,
+        vec![
+            ssh::Method {
+                service: SERVICE_SSH_KEY,
+                stack: permit_stack.into(),
+                code: false,
+            },
+            ssh::Method {
+                service: SERVICE_SSH_GA,
+                stack: ga_stack.clone(),
+                code: true,
+            },
+            ssh::Method {
+                service: SERVICE_SSH_MFA,
+                stack: mfa_stack(&format!("socket={socket}")),
+                code: true,
+            },
+        ],
+    )?;
+    bench.check_refusal(&users_b, &tickets)?;
+    let t = bench.run(&users_b, &tickets, SSH_LOGINS, SSH_WARMUP);
+    drop(bench);
+    let mut t = t?.into_iter();
+    let (key, ga, mfa) = (
+        t.next().unwrap_or_default(),
+        t.next().unwrap_or_default(),
+        t.next().unwrap_or_default(),
+    );
+    pool_ga.settle(&tickets[1], &ga.used);
+    pool_b.settle(&tickets[2], &mfa.used);
+    key.check("SSH logins with the public key alone")?;
+    ga.check("SSH logins with pam_google_authenticator")?;
+    mfa.check("SSH logins with pam_mfa")?;
+    r.ssh = Services {
+        permit: key.samples_ns,
+        ga: ga.samples_ns,
+        mfa: mfa.samples_ns,
+        mfa_bus: Vec::new(),
+    };
 
     // --- 3, for comparison: the same with the database on a tmpfs -------------
     eprintln!("mfa-bench: mfad alone, {CLIENTS} clients, database on tmpfs (no fsync cost)");

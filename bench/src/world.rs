@@ -107,11 +107,11 @@ impl Mounts {
         if !text.ends_with('\n') {
             text.push('\n');
         }
+        // A shell and a home that exist: the SSH phase's logins run `true`
+        // through the user's shell, in its home.
         for (i, name) in names.iter().enumerate() {
             let uid = UID_BASE as usize + first + i;
-            text.push_str(&format!(
-                "{name}:x:{uid}:{uid}:mfa-bench:/nonexistent:/usr/sbin/nologin\n"
-            ));
+            text.push_str(&format!("{name}:x:{uid}:{uid}:mfa-bench:/:/bin/sh\n"));
         }
         // In place: the bind mount holds this inode, so no rename.
         fs::write(&self.passwd, text).map_err(io_at("cannot write", &self.passwd))?;
@@ -559,7 +559,7 @@ pub fn tail(log: &Path) -> String {
 }
 
 /// SIGTERM, up to 5 s, then SIGKILL; never fails (runs from Drop).
-fn terminate(mut child: Child) {
+pub fn terminate(mut child: Child) {
     if let Ok(Some(_)) = child.try_wait() {
         return;
     }
@@ -629,11 +629,13 @@ pub fn children_cpu_ns() -> u64 {
 }
 
 /// A private PostgreSQL server (Debian's binaries) with its data on disk in
-/// DIR/data, durable as installed (fsync on), on a unix socket in that
-/// directory only.
+/// DIR/data, durable as installed (fsync on), on a unix socket in DIR/sock
+/// only (not in the data directory: that is postgres's, mode 0700, and
+/// mfad keeps no capability to pass it).
 pub struct Postgres {
     bin: PathBuf,
     data: PathBuf,
+    sock: PathBuf,
 }
 
 impl Postgres {
@@ -651,8 +653,14 @@ impl Postgres {
         fs::create_dir_all(&data).map_err(io_at("cannot create", &data))?;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
             .map_err(io_at("cannot chmod", dir))?;
-        let pg = Postgres { bin, data };
-        pg.run("chown", &["postgres:postgres", path_str(&pg.data)?], false)?;
+        let sock = dir.join("sock");
+        fs::create_dir_all(&sock).map_err(io_at("cannot create", &sock))?;
+        fs::set_permissions(&sock, fs::Permissions::from_mode(0o755))
+            .map_err(io_at("cannot chmod", &sock))?;
+        let pg = Postgres { bin, data, sock };
+        for d in [&pg.data, &pg.sock] {
+            pg.run("chown", &["postgres:postgres", path_str(d)?], false)?;
+        }
         let initdb = pg.bin.join("initdb");
         pg.run(
             path_str(&initdb)?,
@@ -669,7 +677,7 @@ impl Postgres {
         let log = pg.data.join("server.log");
         let opts = format!(
             "-k {} -c listen_addresses= -c max_connections=100",
-            pg.data.display()
+            pg.sock.display()
         );
         pg.run(
             path_str(&pg_ctl)?,
@@ -690,7 +698,7 @@ impl Postgres {
             path_str(&psql)?,
             &[
                 "-h",
-                path_str(&pg.data)?,
+                path_str(&pg.sock)?,
                 "-U",
                 "postgres",
                 "-qc",
@@ -743,7 +751,7 @@ impl Postgres {
             "[store]\nbackend = \"postgres\"\nurl = {}\npool_size = 16\n",
             toml_str(&format!(
                 "host={} user=postgres dbname=mfa",
-                self.data.display()
+                self.sock.display()
             ))
         )
     }
