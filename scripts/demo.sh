@@ -167,7 +167,7 @@ cleanup() {
 		rm -rf -- "$dir" && say "removed $dir (bus, mfad's state, sshd's config, keys and the $service symlink)"
 	fi
 	if [[ $rc -eq 0 ]]; then
-		printf '\n%sdemo finished: enrollment, codes by SMS, SSH logins and enrolling at login worked.%s\n' "$bold" "$reset"
+		printf '\n%sdemo finished: enrollment, codes by SMS, SSH logins, enrolling at login and a session ending on time worked.%s\n' "$bold" "$reset"
 	else
 		printf '\n%sdemo FAILED (exit %d)%s\n' "$bold" "$rc" "$reset" >&2
 	fi
