@@ -1,30 +1,24 @@
-//! The daemon side of an authentication (`Login.Begin`, `Login.Answer`)
-//! and of an account check (`Login.AccountCheck`) on org.mfad.Mfa1.
+//! The daemon side of an authentication (`Login.Begin`, `Login.Answer`,
+//! the `Enroll*` calls), of an account check (`Login.AccountCheck`) and of
+//! a session (`Login.OpenSession`, `CloseSession`) on org.mfad.Mfa1.
 //! [`Daemon`] is the trait the state machine uses; [`LeanDaemon`] is the
-//! client the module uses (the wire protocol of [`crate::wire`] on a
-//! blocking socket, mfad's login socket first); [`BusDaemon`] is the same
-//! over zbus, kept for comparison and for the tests' fakes.
+//! client the module uses: the wire protocol of [`crate::wire`] on a
+//! blocking socket, mfad's login socket first, else the bus.
 //!
-//! What follows is about [`BusDaemon`].
-//!
-//! One connection per authentication or account check, on a private
-//! runtime (see [`crate::runtime`]): connect + Begin (or AccountCheck) run
-//! in one `block_on` under one deadline, each Answer in its own `block_on`
-//! under its own; the conversation happens in between, outside any
-//! `block_on` and outside any timeout. [`BusDaemon::close`] (or dropping it) closes the connection and
-//! then the runtime, leaving no thread and no descriptor behind.
+//! One connection per authentication, account check or session call:
+//! connect + Begin (or AccountCheck, OpenSession, CloseSession) run under
+//! one deadline, each later call under its own; the conversation happens
+//! in between, outside any deadline. No runtime and no thread;
+//! [`LeanDaemon::close`] (or dropping it) closes the socket.
 
-use std::future::Future;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mfa_api::{AccountAction, AnswerResult, BeginAction, LoginProxy};
-use zbus::proxy::CacheProperties;
+use mfa_api::{AccountAction, AnswerResult, BeginAction};
 
 use crate::error::Error;
-use crate::runtime::PrivateRuntime;
 
 /// What `Login.Begin` is told.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -130,7 +124,7 @@ pub trait Daemon {
     fn close_session(&mut self, id: &str) -> Result<(), Error>;
 }
 
-/// Where a [`BusDaemon`] reaches mfad.
+/// Where a [`LeanDaemon`] reaches mfad.
 #[derive(Debug, Clone)]
 enum Route {
     /// org.mfad.Mfa1 on this bus, its owner checked with the bus.
@@ -143,291 +137,8 @@ enum Route {
     },
 }
 
-/// The real client over D-Bus.
-pub struct BusDaemon {
-    /// Declared before `runtime`: fields drop in order, and the connection
-    /// (whose tasks run on the runtime) must go first.
-    proxy: Option<LoginProxy<'static>>,
-    runtime: Option<zruntime::SharedRuntime>,
-    route: Route,
-    timeout: Duration,
-    /// The UID org.mfad.Mfa1's owner must have.
-    owner_uid: u32,
-}
-
 /// The UID mfad runs as.
 pub const MFAD_UID: u32 = 0;
-
-impl BusDaemon {
-    /// Connects lazily, on the first `begin` or `account_check`. `address`
-    /// is "system" or a `unix:` D-Bus address; `timeout` bounds each wait
-    /// for mfad.
-    pub fn new(address: &str, timeout: Duration) -> BusDaemon {
-        BusDaemon {
-            proxy: None,
-            runtime: None,
-            route: Route::Bus(address.to_string()),
-            timeout,
-            owner_uid: MFAD_UID,
-        }
-    }
-
-    /// Like [`BusDaemon::new`], on mfad's login socket at `path`; when
-    /// there is no socket there (no file, or nobody listening), on
-    /// `then_bus` if given.
-    pub fn socket(path: &Path, then_bus: Option<&str>, timeout: Duration) -> BusDaemon {
-        BusDaemon {
-            proxy: None,
-            runtime: None,
-            route: Route::Socket {
-                path: path.to_path_buf(),
-                then_bus: then_bus.map(str::to_string),
-            },
-            timeout,
-            owner_uid: MFAD_UID,
-        }
-    }
-
-    /// Expects org.mfad.Mfa1's owner to run as `uid` instead of root. The
-    /// PAM entry points never call it; it is for tests whose fake mfad runs
-    /// in a process that is not root.
-    pub fn with_owner_uid(mut self, uid: u32) -> BusDaemon {
-        self.owner_uid = uid;
-        self
-    }
-
-    /// Closes the connection and drops the runtime.
-    pub fn close(mut self) {
-        if let (Some(proxy), Some(rt)) = (self.proxy.take(), self.runtime.as_ref()) {
-            let conn = proxy.inner().connection().clone();
-            drop(proxy);
-            // Closing waits for nobody but the socket; bounded all the same.
-            // The result does not matter: dropping closes the socket anyway.
-            let bound = self.timeout.min(Duration::from_secs(1));
-            let _ = rt.block_on(rt.timeout(bound, conn.close()));
-        }
-        // Dropping `self` releases the runtime.
-    }
-
-    /// Opens a new connection and makes the first call on it (`what`, for
-    /// messages), connecting and calling under one deadline. A new start on
-    /// the same client starts over on a new connection.
-    fn start<T, F, Fut>(&mut self, what: &str, call: F) -> Result<T, Error>
-    where
-        F: FnOnce(LoginProxy<'static>) -> Fut,
-        Fut: Future<Output = Result<T, mfa_api::Error>>,
-    {
-        self.proxy = None;
-        self.runtime = None;
-        let (stream, address) = match &self.route {
-            Route::Bus(bus) => (None, bus_address(bus)?),
-            Route::Socket { path, then_bus } => match connect_login_socket(path, self.owner_uid) {
-                Ok(stream) => (Some(stream), String::new()),
-                Err(SocketError::Missing(_)) if then_bus.is_some() => {
-                    (None, bus_address(then_bus.as_deref().unwrap_or_default())?)
-                }
-                Err(SocketError::Missing(e)) => {
-                    return Err(Error::Unavailable(format!(
-                        "cannot connect to {}: {e}",
-                        path.display()
-                    )))
-                }
-                Err(SocketError::Refused(e)) => return Err(e),
-            },
-        };
-        let rt = zruntime::SharedRuntime::new()
-            .map_err(|e| Error::Unavailable(format!("cannot create an event loop: {e}")))?;
-        let deadline = deadline_after(self.timeout);
-        let timeout = self.timeout;
-        let owner_uid = self.owner_uid;
-        let result = rt.block_on(async {
-            let p2p = stream.is_some();
-            let build = match stream {
-                Some(stream) => zbus::connection::Builder::unix_stream(stream).p2p(),
-                None => zbus::connection::Builder::address(address.as_str()),
-            }
-            .runtime(PrivateRuntime(rt.clone()))
-            .build();
-            let conn = rt
-                .timeout_at(deadline, build)
-                .await
-                .map_err(|_| timed_out("connecting to mfad", timeout))?
-                .map_err(|e| Error::Unavailable(format!("cannot connect to mfad: {e}")))?;
-            let mut builder = LoginProxy::builder(&conn).cache_properties(CacheProperties::No);
-            if !p2p {
-                let owner = rt
-                    .timeout_at(deadline, verified_owner(&conn, owner_uid))
-                    .await
-                    .map_err(|_| timed_out("checking who owns org.mfad.Mfa1", timeout))??;
-                // Calls go to the owner just checked, never to whoever owns
-                // the name by the time they are sent.
-                builder = builder.destination(zbus::names::BusName::from(owner.into_inner()));
-            }
-            let proxy: LoginProxy<'static> = builder
-                .build()
-                .await
-                .map_err(|e| Error::Unavailable(e.to_string()))?;
-            let reply = rt
-                .timeout_at(deadline, call(proxy.clone()))
-                .await
-                .map_err(|_| timed_out(what, timeout))?
-                .map_err(Error::from_api)?;
-            Ok((proxy, reply))
-        });
-        // On error the connection, if any, went with the future; the
-        // runtime goes here.
-        let (proxy, reply) = result?;
-        self.proxy = Some(proxy);
-        self.runtime = Some(rt);
-        Ok(reply)
-    }
-
-    fn connected(&self) -> Result<(&LoginProxy<'static>, &zruntime::SharedRuntime), Error> {
-        match (&self.proxy, &self.runtime) {
-            (Some(p), Some(rt)) => Ok((p, rt)),
-            _ => Err(Error::Unavailable("not connected to mfad".into())),
-        }
-    }
-}
-
-impl Daemon for BusDaemon {
-    fn begin(&mut self, req: &BeginRequest) -> Result<BeginReply, Error> {
-        let (action, attempt, message) = self.start("Login.Begin", |proxy| async move {
-            proxy
-                .begin(
-                    &req.user,
-                    &req.service,
-                    &req.rhost,
-                    &req.tty,
-                    &req.auth_info,
-                )
-                .await
-        })?;
-        Ok(BeginReply {
-            action,
-            attempt,
-            message,
-        })
-    }
-
-    fn answer(&mut self, attempt: &str, code: &[u8]) -> Result<AnswerReply, Error> {
-        let timeout = self.timeout;
-        let (proxy, rt) = self.connected()?;
-        rt.block_on(async {
-            let (result, message) = rt
-                .timeout(timeout, proxy.answer(attempt, code))
-                .await
-                .map_err(|_| timed_out("Login.Answer", timeout))?
-                .map_err(Error::from_api)?;
-            Ok(AnswerReply { result, message })
-        })
-    }
-
-    fn account_check(
-        &mut self,
-        user: &str,
-        service: &str,
-        attempt: &str,
-    ) -> Result<AccountReply, Error> {
-        let (action, message) = self.start("Login.AccountCheck", |proxy| async move {
-            proxy.account_check(user, service, attempt).await
-        })?;
-        Ok(AccountReply { action, message })
-    }
-
-    fn enroll_kinds(&mut self, attempt: &str) -> Result<Vec<String>, Error> {
-        let timeout = self.timeout;
-        let (proxy, rt) = self.connected()?;
-        rt.block_on(async {
-            rt.timeout(timeout, proxy.enroll_kinds(attempt))
-                .await
-                .map_err(|_| timed_out("Login.EnrollKinds", timeout))?
-                .map_err(Error::from_api)
-        })
-    }
-
-    fn enroll_begin(
-        &mut self,
-        attempt: &str,
-        kind: &str,
-        phone: &str,
-    ) -> Result<EnrollStart, Error> {
-        let timeout = self.timeout;
-        let (proxy, rt) = self.connected()?;
-        rt.block_on(async {
-            let (uri, secret, message) = rt
-                .timeout(timeout, proxy.enroll_begin(attempt, kind, phone))
-                .await
-                .map_err(|_| timed_out("Login.EnrollBegin", timeout))?
-                .map_err(Error::from_api)?;
-            Ok(EnrollStart {
-                uri,
-                secret,
-                message,
-            })
-        })
-    }
-
-    fn enroll_resend(&mut self, attempt: &str) -> Result<String, Error> {
-        let timeout = self.timeout;
-        let (proxy, rt) = self.connected()?;
-        rt.block_on(async {
-            rt.timeout(timeout, proxy.enroll_resend(attempt))
-                .await
-                .map_err(|_| timed_out("Login.EnrollResend", timeout))?
-                .map_err(Error::from_api)
-        })
-    }
-
-    fn enroll_confirm(&mut self, attempt: &str, codes: &[&str]) -> Result<EnrollReply, Error> {
-        let timeout = self.timeout;
-        let (proxy, rt) = self.connected()?;
-        rt.block_on(async {
-            let (result, message, backup_codes) = rt
-                .timeout(timeout, proxy.enroll_confirm(attempt, codes))
-                .await
-                .map_err(|_| timed_out("Login.EnrollConfirm", timeout))?
-                .map_err(Error::from_api)?;
-            Ok(EnrollReply {
-                result,
-                message,
-                backup_codes,
-            })
-        })
-    }
-
-    fn open_session(
-        &mut self,
-        user: &str,
-        service: &str,
-        attempt: &str,
-        tty: &str,
-        xdg_session_id: &str,
-    ) -> Result<SessionReply, Error> {
-        // mfad ends the session by this pidfd, so a recycled PID is never
-        // hit; it goes to mfad by unix fd passing.
-        let pidfd = own_pidfd()?;
-        let (id, ends, message) = self.start("Login.OpenSession", |proxy| async move {
-            proxy
-                .open_session(
-                    user,
-                    service,
-                    attempt,
-                    tty,
-                    xdg_session_id,
-                    zbus::Fd::from(&pidfd),
-                )
-                .await
-        })?;
-        Ok(SessionReply { id, ends, message })
-    }
-
-    fn close_session(&mut self, id: &str) -> Result<(), Error> {
-        self.start("Login.CloseSession", |proxy| async move {
-            proxy.close_session(id).await
-        })
-    }
-}
 
 /// A pidfd of this process (pidfd_open(2) of getpid()).
 fn own_pidfd() -> Result<std::os::fd::OwnedFd, Error> {
@@ -979,42 +690,6 @@ pub fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
     Ok(cred.uid)
 }
 
-/// The unique name of org.mfad.Mfa1's owner, once the bus has vouched
-/// that it runs as `uid`. No owner is mfad being down (failmode decides);
-/// another UID is an impostor.
-async fn verified_owner(
-    conn: &zbus::Connection,
-    uid: u32,
-) -> Result<zbus::names::OwnedUniqueName, Error> {
-    let dbus = zbus::fdo::DBusProxy::builder(conn)
-        .cache_properties(CacheProperties::No)
-        .build()
-        .await
-        .map_err(|e| Error::Unavailable(e.to_string()))?;
-    let name = zbus::names::BusName::try_from(mfa_api::BUS_NAME)
-        .map_err(|e| Error::Unavailable(e.to_string()))?;
-    let owner = dbus
-        .get_name_owner(name)
-        .await
-        .map_err(|e| Error::Unavailable(format!("no owner for {}: {e}", mfa_api::BUS_NAME)))?;
-    let owner_uid = dbus
-        .get_connection_unix_user(zbus::names::BusName::from(owner.as_ref()))
-        .await
-        .map_err(|e| {
-            Error::Unavailable(format!(
-                "cannot ask the bus who owns {}: {e}",
-                mfa_api::BUS_NAME
-            ))
-        })?;
-    if owner_uid != uid {
-        return Err(Error::Impostor(format!(
-            "{} is owned by {owner}, running as UID {owner_uid}, not {uid}",
-            mfa_api::BUS_NAME
-        )));
-    }
-    Ok(owner)
-}
-
 fn timed_out(what: &str, timeout: Duration) -> Error {
     Error::Unavailable(format!(
         "no answer from mfad within {}s ({what})",
@@ -1069,14 +744,14 @@ mod tests {
 
     #[test]
     fn answer_before_begin_is_unavailable() {
-        let mut d = BusDaemon::new("unix:path=/nonexistent", Duration::from_secs(1));
+        let mut d = LeanDaemon::new("unix:path=/nonexistent", Duration::from_secs(1));
         assert!(matches!(d.answer("x", b"1"), Err(Error::Unavailable(_))));
         d.close();
     }
 
     #[test]
     fn a_missing_socket_is_unavailable_at_once() {
-        let mut d = BusDaemon::new("unix:path=/nonexistent/bus", Duration::from_secs(5));
+        let mut d = LeanDaemon::new("unix:path=/nonexistent/bus", Duration::from_secs(5));
         let t = Instant::now();
         let r = d.begin(&BeginRequest::default());
         assert!(
@@ -1089,7 +764,7 @@ mod tests {
 
     #[test]
     fn account_check_without_a_bus_is_unavailable_at_once() {
-        let mut d = BusDaemon::new("unix:path=/nonexistent/bus", Duration::from_secs(5));
+        let mut d = LeanDaemon::new("unix:path=/nonexistent/bus", Duration::from_secs(5));
         let t = Instant::now();
         let r = d.account_check("alice", "sshd", "");
         assert!(

@@ -15,8 +15,6 @@
 //!   Enroll* calls and OpenSession/CloseSession), a trait and the real one
 //!   ([`client::LeanDaemon`]), on [`wire`]: the D-Bus wire protocol on a
 //!   blocking unix socket, no runtime, no thread.
-//! - [`runtime`]: the private event loop the D-Bus connection runs on, which
-//!   leaves no thread and no descriptor behind.
 //! - [`log`]: syslog (AUTHPRIV).
 //!
 //! What `pam_sm_authenticate` returns:
@@ -83,7 +81,6 @@ pub mod error;
 pub mod flow;
 pub mod handle;
 pub mod log;
-pub mod runtime;
 pub mod wire;
 
 use std::ffi::CStr;
