@@ -216,21 +216,6 @@ pub async fn serve_peer(ctx: Arc<Context>, stream: UnixStream) -> zbus::Result<C
         .await
 }
 
-/// Serves org.mfad.Mfa1.Login alone on an accepted connection to the login
-/// socket (see [`crate::login_socket`]); returns once the peer has
-/// authenticated.
-pub async fn serve_login(
-    ctx: Arc<Context>,
-    socket: crate::login_socket::Capped,
-) -> zbus::Result<Connection> {
-    zbus::connection::Builder::socket(socket)
-        .server(Guid::generate())
-        .p2p()
-        .serve_at(mfa_api::OBJECT_PATH, Login(ctx))
-        .build()
-        .await
-}
-
 pub struct Login(pub Arc<Context>);
 pub struct Account(pub Arc<Context>);
 pub struct Admin(pub Arc<Context>);
