@@ -858,7 +858,7 @@ impl Admin {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::{Config, LogTarget};
     use crate::service::Core;
@@ -868,9 +868,9 @@ mod tests {
 
     const OTHER_UID: u32 = 4242;
 
-    /// A service over `users` and `config`, served on one end of a socket
-    /// pair: (the server's connection, the client's).
-    async fn peer(users: Fake, mut config: Config) -> (Connection, Connection) {
+    /// A context over a service with `users` and `config` and an
+    /// in-memory store, on the current runtime.
+    pub(crate) fn context(users: Fake, mut config: Config) -> Arc<Context> {
         config.daemon.log = LogTarget::Stderr;
         let service = Arc::new(Service::new(Core {
             config,
@@ -882,7 +882,13 @@ mod tests {
             keys: Arc::new(crate::seal::Keys::for_tests()),
             sms: None,
         }));
-        let ctx = Context::new(service, tokio::runtime::Handle::current());
+        Context::new(service, tokio::runtime::Handle::current())
+    }
+
+    /// A service over `users` and `config`, served on one end of a socket
+    /// pair: (the server's connection, the client's).
+    async fn peer(users: Fake, config: Config) -> (Connection, Connection) {
+        let ctx = context(users, config);
         let (server_end, client_end) = UnixStream::pair().unwrap();
         let client = zbus::connection::Builder::unix_stream(client_end)
             .p2p()

@@ -291,17 +291,25 @@ impl Server {
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "authentication timed out"))??;
         loop {
-            let bytes = conn.message().await?;
+            let (bytes, fds) = conn.message().await?;
             // A message that does not decode ends the connection, as on
             // dbus-daemon: what follows it cannot be trusted to be framed.
-            let msg = decode(&bytes, &conn.fds).map_err(|e| protocol(&e.to_string()))?;
-            let carried = usize::try_from(msg.unix_fds).unwrap_or(usize::MAX);
-            conn.fds.drain(..carried.min(conn.fds.len()));
+            let msg = decode(&bytes, &fds).map_err(|e| protocol(&e.to_string()))?;
             if msg.kind != METHOD_CALL {
                 continue;
             }
             let (serial, wants_reply) = (msg.serial, msg.flags & NO_REPLY_EXPECTED == 0);
-            let reply = self.call(ctx, uid, msg).await;
+            // Descriptors the message does not declare are closed (dropped
+            // with `fds`) and the call refused.
+            let reply = if fds.len() != usize::try_from(msg.unix_fds).unwrap_or(usize::MAX) {
+                Err(Refusal(
+                    INVALID_ARGS.into(),
+                    "Invalid arguments: descriptors the call does not declare".into(),
+                ))
+            } else {
+                self.call(ctx, uid, msg).await
+            };
+            drop(fds);
             if !wants_reply {
                 continue;
             }
@@ -564,7 +572,9 @@ struct Conn {
     /// SO_PEERCRED's, at accept.
     uid: u32,
     input: Vec<u8>,
-    fds: Vec<Arc<OwnedFd>>,
+    /// Descriptors received, each with the offset in `input` of the bytes
+    /// it came with: it belongs to the message those bytes are part of.
+    fds: Vec<(usize, Arc<OwnedFd>)>,
     /// The serial of the last message mfad sent.
     serial: u32,
 }
@@ -585,8 +595,10 @@ impl Conn {
             {
                 Ok((0, _)) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok((n, fds)) => {
+                    let at = self.input.len();
                     self.input.extend_from_slice(&buf[..n]);
-                    self.fds.extend(fds.into_iter().map(Arc::new));
+                    self.fds
+                        .extend(fds.into_iter().map(|fd| (at, Arc::new(fd))));
                     if self.fds.len() > MAX_FDS_PER_READ {
                         return Err(protocol("too many file descriptors"));
                     }
@@ -598,11 +610,32 @@ impl Conn {
         }
     }
 
-    /// One SASL line, without its CR LF.
+    /// The first `n` bytes of the input, and the descriptors that came
+    /// with them.
+    fn consume(&mut self, n: usize) -> (Vec<u8>, Vec<Arc<OwnedFd>>) {
+        let bytes: Vec<u8> = self.input.drain(..n).collect();
+        let mut mine = Vec::new();
+        let mut rest = Vec::new();
+        for (at, fd) in self.fds.drain(..) {
+            if at < n {
+                mine.push(fd);
+            } else {
+                rest.push((at - n, fd));
+            }
+        }
+        self.fds = rest;
+        (bytes, mine)
+    }
+
+    /// One SASL line, without its CR LF; descriptors are refused there.
     async fn line(&mut self) -> io::Result<String> {
         loop {
             if let Some(end) = self.input.windows(2).position(|w| w == b"\r\n") {
-                let line: Vec<u8> = self.input.drain(..end + 2).take(end).collect();
+                let (mut line, fds) = self.consume(end + 2);
+                if !fds.is_empty() {
+                    return Err(protocol("descriptors passed during authentication"));
+                }
+                line.truncate(end);
                 return String::from_utf8(line).map_err(|_| protocol("authentication line"));
             }
             if self.input.len() > MAX_SASL_LINE {
@@ -621,7 +654,9 @@ impl Conn {
         if self.input[0] != 0 {
             return Err(protocol("no NUL byte before the authentication"));
         }
-        self.input.remove(0);
+        if !self.consume(1).1.is_empty() {
+            return Err(protocol("descriptors passed during authentication"));
+        }
         let (mut authenticated, mut waiting_data, mut failures) = (false, false, 0);
         loop {
             let line = self.line().await?;
@@ -665,9 +700,9 @@ impl Conn {
         }
     }
 
-    /// The next whole message, refused from its header when over
-    /// [`MAX_MESSAGE_SIZE`].
-    async fn message(&mut self) -> io::Result<Vec<u8>> {
+    /// The next whole message and the descriptors that came with it,
+    /// refused from its header when over [`MAX_MESSAGE_SIZE`].
+    async fn message(&mut self) -> io::Result<(Vec<u8>, Vec<Arc<OwnedFd>>)> {
         while self.input.len() < 16 {
             self.fill().await?;
         }
@@ -676,7 +711,7 @@ impl Conn {
         while self.input.len() < len {
             self.fill().await?;
         }
-        Ok(self.input.drain(..len).collect())
+        Ok(self.consume(len))
     }
 
     async fn send(&mut self, mut bytes: &[u8], mut fds: &[RawFd]) -> io::Result<()> {
@@ -807,6 +842,314 @@ fn too_big(what: &str) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::users::Fake;
+    use mfa_api::wire::{encode_call, Call, ERROR, METHOD_RETURN};
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream as StdStream;
+
+    /// mfad's server on one end of a socket pair, for this process's UID
+    /// as SO_PEERCRED gives it; the other end, blocking, with a deadline.
+    fn served() -> (StdStream, tokio::task::JoinHandle<io::Result<()>>) {
+        let me = nix::unistd::getuid().as_raw();
+        let users = Fake::default()
+            .with("root", 0, &["root"])
+            .with("alice", 4242, &[]);
+        let ctx = crate::dbus::tests::context(users, Config::default());
+        let (server_end, client) = StdStream::pair().unwrap();
+        server_end.set_nonblocking(true).unwrap();
+        let server_end = UnixStream::from_std(server_end).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let task = tokio::spawn(async move {
+            let server = Server::new(&ctx);
+            server.connection(&ctx, server_end, me).await
+        });
+        (client, task)
+    }
+
+    fn hex(uid: u32) -> String {
+        uid.to_string()
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Reads until `want` lines (CR LF) have come.
+    fn lines(s: &mut StdStream, want: usize) -> Vec<String> {
+        let mut got = Vec::new();
+        let mut b = [0u8; 1];
+        while got.iter().filter(|c| **c == b'\n').count() < want {
+            assert_eq!(s.read(&mut b).unwrap(), 1, "closed after {got:?}");
+            got.push(b[0]);
+        }
+        String::from_utf8(got)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn closed(s: &mut StdStream) -> bool {
+        let mut b = [0u8; 64];
+        matches!(s.read(&mut b), Ok(0)) || matches!(s.read(&mut b), Ok(0))
+    }
+
+    fn authenticate(s: &mut StdStream) {
+        let me = nix::unistd::getuid().as_raw();
+        s.write_all(
+            format!(
+                "\0AUTH EXTERNAL {}\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n",
+                hex(me)
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let l = lines(s, 2);
+        assert!(l[0].starts_with("OK "), "{l:?}");
+        assert_eq!(l[1], "AGREE_UNIX_FD");
+    }
+
+    /// Sends `bytes` with `fds` (SCM_RIGHTS).
+    fn send(s: &StdStream, bytes: &[u8], fds: &[RawFd]) {
+        let iov = [io::IoSlice::new(bytes)];
+        let cmsgs: Vec<ControlMessage<'_>> = if fds.is_empty() {
+            vec![]
+        } else {
+            vec![ControlMessage::ScmRights(fds)]
+        };
+        let n =
+            socket::sendmsg::<()>(s.as_raw_fd(), &iov, &cmsgs, MsgFlags::empty(), None).unwrap();
+        assert_eq!(n, bytes.len());
+    }
+
+    fn reply(s: &mut StdStream) -> Incoming {
+        let mut h = [0u8; 16];
+        s.read_exact(&mut h).unwrap();
+        let len = message_length(&h, 1 << 20).unwrap();
+        let mut m = h.to_vec();
+        m.resize(len, 0);
+        s.read_exact(&mut m[16..]).unwrap();
+        decode(&m, &[]).unwrap()
+    }
+
+    /// Calls `interface`.`member` on `path` with `args`, and the
+    /// descriptors `extra` besides those the arguments pass.
+    fn call(
+        s: &mut StdStream,
+        path: &str,
+        interface: &str,
+        member: &str,
+        args: &[Value],
+        extra: &[RawFd],
+    ) -> Incoming {
+        let (bytes, fds) = encode_call(
+            7,
+            &Call {
+                destination: None,
+                path,
+                interface,
+                member,
+                args,
+            },
+        )
+        .unwrap();
+        let mut raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+        raw.extend_from_slice(extra);
+        send(s, &bytes, &raw);
+        let r = reply(s);
+        assert_eq!(r.reply_serial, Some(7));
+        r
+    }
+
+    fn error_name(r: &Incoming) -> &str {
+        assert_eq!(r.kind, ERROR, "{r:?}");
+        r.error_name.as_deref().unwrap_or("")
+    }
+
+    fn strs(n: usize) -> Vec<Value> {
+        (0..n).map(|_| Value::Str("x".into())).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sasl_is_external_for_the_sockets_own_uid_only() {
+        let me = nix::unistd::getuid().as_raw();
+        // Another UID, another mechanism, BEGIN before OK: refused, and
+        // the connection closed after the third refusal.
+        let (mut s, task) = served();
+        s.write_all(format!("\0AUTH EXTERNAL {}\r\n", hex(me + 1)).as_bytes())
+            .unwrap();
+        assert_eq!(lines(&mut s, 1), ["REJECTED EXTERNAL"]);
+        s.write_all(b"BEGIN\r\n").unwrap();
+        assert_eq!(lines(&mut s, 1), ["ERROR"]);
+        s.write_all(b"AUTH DBUS_COOKIE_SHA1 30\r\nAUTH EXTERNAL zz\r\n")
+            .unwrap();
+        assert_eq!(lines(&mut s, 1), ["REJECTED EXTERNAL"]);
+        assert!(closed(&mut s), "open after three refusals");
+        assert!(task.await.unwrap().is_err());
+
+        // No NUL byte first: closed at once.
+        let (mut s, task) = served();
+        s.write_all(format!("AUTH EXTERNAL {}\r\n", hex(me)).as_bytes())
+            .unwrap();
+        assert!(closed(&mut s));
+        assert!(task.await.unwrap().is_err());
+
+        // A line longer than the cap: closed.
+        let (mut s, task) = served();
+        s.write_all(&[0]).unwrap();
+        s.write_all(&vec![b'A'; MAX_SASL_LINE + 16]).unwrap();
+        assert!(closed(&mut s));
+        assert!(task.await.unwrap().is_err());
+
+        // EXTERNAL without an identity: DATA, then the socket's own.
+        let (mut s, _task) = served();
+        s.write_all(b"\0AUTH EXTERNAL\r\n").unwrap();
+        assert_eq!(lines(&mut s, 1), ["DATA"]);
+        s.write_all(b"DATA\r\nBEGIN\r\n").unwrap();
+        assert!(lines(&mut s, 1)[0].starts_with("OK "));
+        let r = call(&mut s, "/", "org.freedesktop.DBus.Peer", "Ping", &[], &[]);
+        assert_eq!(r.kind, METHOD_RETURN, "{r:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn other_interfaces_members_and_objects_are_unknown() {
+        let (mut s, _task) = served();
+        authenticate(&mut s);
+        let path = mfa_api::OBJECT_PATH;
+        let login = mfa_api::LOGIN_INTERFACE;
+        let r = call(&mut s, path, login, "Nope", &[], &[]);
+        assert_eq!(error_name(&r), "org.freedesktop.DBus.Error.UnknownMethod");
+        let r = call(
+            &mut s,
+            path,
+            mfa_api::ACCOUNT_INTERFACE,
+            "Status",
+            &strs(1),
+            &[],
+        );
+        assert_eq!(
+            error_name(&r),
+            "org.freedesktop.DBus.Error.UnknownInterface"
+        );
+        let r = call(&mut s, "/elsewhere", login, "Begin", &strs(5), &[]);
+        assert_eq!(error_name(&r), "org.freedesktop.DBus.Error.UnknownObject");
+        // Ping and Introspect answer; the connection is still good.
+        let r = call(&mut s, path, "org.freedesktop.DBus.Peer", "Ping", &[], &[]);
+        assert_eq!((r.kind, r.body.len()), (METHOD_RETURN, 0));
+        let r = call(
+            &mut s,
+            path,
+            "org.freedesktop.DBus.Introspectable",
+            "Introspect",
+            &[],
+            &[],
+        );
+        let xml = r.body[0].str().unwrap();
+        assert!(
+            xml.contains("<interface name=\"org.mfad.Mfa1.Login\">"),
+            "{xml}"
+        );
+        assert!(xml.contains("<method name=\"AccountCheck\">"), "{xml}");
+        assert!(!xml.contains("org.mfad.Mfa1.Account"), "{xml}");
+        let r = call(
+            &mut s,
+            "/org",
+            "org.freedesktop.DBus.Introspectable",
+            "Introspect",
+            &[],
+            &[],
+        );
+        assert!(r.body[0].str().unwrap().contains("<node name=\"mfad\"/>"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wrong_signature_is_invalid_args_and_errors_keep_their_names() {
+        let (mut s, _task) = served();
+        authenticate(&mut s);
+        let path = mfa_api::OBJECT_PATH;
+        let login = mfa_api::LOGIN_INTERFACE;
+        let invalid = "org.freedesktop.DBus.Error.InvalidArgs";
+        let r = call(&mut s, path, login, "Begin", &strs(1), &[]);
+        assert_eq!(error_name(&r), invalid);
+        let r = call(&mut s, path, login, "Answer", &strs(2), &[]);
+        assert_eq!(error_name(&r), invalid);
+        let r = call(&mut s, path, login, "Ping", &[], &[]);
+        assert_eq!(error_name(&r), "org.freedesktop.DBus.Error.UnknownMethod");
+        // A well-formed call gets mfad's own answer under its own name.
+        let r = call(
+            &mut s,
+            path,
+            login,
+            "Answer",
+            &[Value::Str("nope".into()), Value::Bytes(b"123456".to_vec())],
+            &[],
+        );
+        let name = error_name(&r);
+        assert!(name.starts_with("org.mfad.Mfa1.Error."), "{name}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn descriptors_where_none_are_expected_are_refused_and_closed() {
+        let (mut s, _task) = served();
+        authenticate(&mut s);
+        let path = mfa_api::OBJECT_PATH;
+        let login = mfa_api::LOGIN_INTERFACE;
+        let (reader, writer) = nix::unistd::pipe().unwrap();
+        // Declared, to a method that takes none.
+        let fd = Arc::new(writer.try_clone().unwrap());
+        let mut args = strs(5);
+        args.push(Value::Fd(fd.clone()));
+        let r = call(&mut s, path, login, "Begin", &args, &[]);
+        assert_eq!(error_name(&r), "org.freedesktop.DBus.Error.InvalidArgs");
+        drop((fd, args));
+        // Not declared at all.
+        let r = call(
+            &mut s,
+            path,
+            login,
+            "Begin",
+            &strs(5),
+            &[writer.as_raw_fd()],
+        );
+        assert_eq!(error_name(&r), "org.freedesktop.DBus.Error.InvalidArgs");
+        // mfad kept neither: with ours closed, the pipe reads end of file.
+        drop(writer);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut b = [0u8; 1];
+            let _ = tx.send(std::fs::File::from(reader).read(&mut b).ok());
+        });
+        let got = rx.recv_timeout(Duration::from_secs(5));
+        assert_eq!(
+            got,
+            Ok(Some(0)),
+            "a descriptor passed to mfad is still open"
+        );
+        let r = call(&mut s, path, "org.freedesktop.DBus.Peer", "Ping", &[], &[]);
+        assert_eq!(r.kind, METHOD_RETURN);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_message_over_the_cap_ends_the_connection_from_its_header() {
+        let (mut s, task) = served();
+        authenticate(&mut s);
+        let mut h = vec![b'l', METHOD_CALL, 0, 1];
+        h.extend_from_slice(&u32::try_from(MAX_MESSAGE_SIZE).unwrap().to_le_bytes());
+        h.extend_from_slice(&1u32.to_le_bytes());
+        h.extend_from_slice(&8u32.to_le_bytes());
+        s.write_all(&h).unwrap();
+        // Closed without waiting for the body.
+        assert!(closed(&mut s));
+        assert!(task.await.unwrap().is_err());
+        // Not a D-Bus message at all: the same.
+        let (mut s, task) = served();
+        authenticate(&mut s);
+        s.write_all(b"xxxxxxxxxxxxxxxx").unwrap();
+        assert!(closed(&mut s));
+        assert!(task.await.unwrap().is_err());
+    }
 
     #[test]
     fn connections_are_counted_per_uid() {
