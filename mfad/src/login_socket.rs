@@ -300,8 +300,11 @@ impl Server {
             }
             let (serial, wants_reply) = (msg.serial, msg.flags & NO_REPLY_EXPECTED == 0);
             // Descriptors the message does not declare are closed (dropped
-            // with `fds`) and the call refused.
-            let reply = if fds.len() != usize::try_from(msg.unix_fds).unwrap_or(usize::MAX) {
+            // with `fds`) and the call refused. Dropped first, so that the
+            // call's own descriptor (OpenSession's) is its value's alone.
+            let undeclared = fds.len() != usize::try_from(msg.unix_fds).unwrap_or(usize::MAX);
+            drop(fds);
+            let reply = if undeclared {
                 Err(Refusal(
                     INVALID_ARGS.into(),
                     "Invalid arguments: descriptors the call does not declare".into(),
@@ -309,7 +312,6 @@ impl Server {
             } else {
                 self.call(ctx, uid, msg).await
             };
-            drop(fds);
             if !wants_reply {
                 continue;
             }
