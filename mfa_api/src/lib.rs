@@ -6,7 +6,8 @@
 //! in `tests/` compares the live introspection data with `docs/dbus-api.md`.
 //! Besides the bus, [`breakglass`]: the emergency codes' file, which mfactl
 //! writes, pam_mfa uses and mfad reports on; [`qr`]: the enrollment's QR
-//! code as text, drawn alike by mfactl and pam_mfa.
+//! code as text, drawn alike by mfactl and pam_mfa; [`wire`]: the D-Bus wire
+//! format of pam_mfa's lean client and mfad's login socket server.
 
 #![forbid(unsafe_code)]
 
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod breakglass;
 pub mod qr;
+pub mod wire;
 use zbus::{proxy, Type};
 
 /// The daemon's well-known bus name. Only root may own it (D-Bus policy).

@@ -216,21 +216,6 @@ pub async fn serve_peer(ctx: Arc<Context>, stream: UnixStream) -> zbus::Result<C
         .await
 }
 
-/// Serves org.mfad.Mfa1.Login alone on an accepted connection to the login
-/// socket (see [`crate::login_socket`]); returns once the peer has
-/// authenticated.
-pub async fn serve_login(
-    ctx: Arc<Context>,
-    socket: crate::login_socket::Capped,
-) -> zbus::Result<Connection> {
-    zbus::connection::Builder::socket(socket)
-        .server(Guid::generate())
-        .p2p()
-        .serve_at(mfa_api::OBJECT_PATH, Login(ctx))
-        .build()
-        .await
-}
-
 pub struct Login(pub Arc<Context>);
 pub struct Account(pub Arc<Context>);
 pub struct Admin(pub Arc<Context>);
@@ -258,9 +243,7 @@ impl Login {
             tty,
             auth_info,
         };
-        self.0
-            .run(caller, move |s, now| s.login_begin(caller, &req, now))
-            .await
+        self.0.login_begin(caller, req).await
     }
 
     #[zbus(out_args("result", "message"))]
@@ -272,11 +255,7 @@ impl Login {
         code: Vec<u8>,
     ) -> Result<(AnswerResult, String), WireError> {
         let caller = self.0.caller(&header, conn).await?;
-        self.0
-            .run(caller, move |s, now| {
-                s.login_answer(caller, &attempt, &code, now)
-            })
-            .await
+        self.0.login_answer(caller, attempt, code).await
     }
 
     #[zbus(out_args("action", "message"))]
@@ -290,9 +269,7 @@ impl Login {
     ) -> Result<(AccountAction, String), WireError> {
         let caller = self.0.caller(&header, conn).await?;
         self.0
-            .run(caller, move |s, now| {
-                s.account_check(caller, &user, &service, &attempt, now)
-            })
+            .login_account_check(caller, user, service, attempt)
             .await
     }
 
@@ -304,11 +281,7 @@ impl Login {
         attempt: String,
     ) -> Result<Vec<String>, WireError> {
         let caller = self.0.caller(&header, conn).await?;
-        self.0
-            .run(caller, move |s, now| {
-                s.login_enroll_kinds(caller, &attempt, now)
-            })
-            .await
+        self.0.login_enroll_kinds(caller, attempt).await
     }
 
     // The wire method's six plus who is calling.
@@ -326,7 +299,6 @@ impl Login {
         pidfd: zbus::OwnedFd,
     ) -> Result<(String, i64, String), WireError> {
         let caller = self.0.caller(&header, conn).await?;
-        let pidfd = std::os::fd::OwnedFd::from(pidfd);
         let login = crate::service::SessionLogin {
             user,
             service,
@@ -335,9 +307,7 @@ impl Login {
             xdg_session_id,
         };
         self.0
-            .run(caller, move |s, now| {
-                s.open_session(caller, &login, pidfd, now)
-            })
+            .login_open_session(caller, login, std::os::fd::OwnedFd::from(pidfd))
             .await
     }
 
@@ -352,9 +322,7 @@ impl Login {
     ) -> Result<(String, String, String), WireError> {
         let caller = self.0.caller(&header, conn).await?;
         self.0
-            .run(caller, move |s, now| {
-                s.login_enroll_begin(caller, &attempt, &kind, &phone, now)
-            })
+            .login_enroll_begin(caller, attempt, kind, phone)
             .await
     }
 
@@ -366,11 +334,7 @@ impl Login {
         attempt: String,
     ) -> Result<String, WireError> {
         let caller = self.0.caller(&header, conn).await?;
-        self.0
-            .run(caller, move |s, now| {
-                s.login_enroll_resend(caller, &attempt, now)
-            })
-            .await
+        self.0.login_enroll_resend(caller, attempt).await
     }
 
     #[zbus(out_args("result", "message", "backup_codes"))]
@@ -382,11 +346,7 @@ impl Login {
         codes: Vec<String>,
     ) -> Result<(AnswerResult, String, Vec<String>), WireError> {
         let caller = self.0.caller(&header, conn).await?;
-        self.0
-            .run(caller, move |s, now| {
-                s.login_enroll_confirm(caller, &attempt, &codes, now)
-            })
-            .await
+        self.0.login_enroll_confirm(caller, attempt, codes).await
     }
 
     async fn close_session(
@@ -396,11 +356,116 @@ impl Login {
         session_id: String,
     ) -> Result<(), WireError> {
         let caller = self.0.caller(&header, conn).await?;
-        self.0
-            .run(caller, move |s, now| {
-                s.close_session(caller, &session_id, now)
-            })
+        self.0.login_close_session(caller, session_id).await
+    }
+}
+
+/// The org.mfad.Mfa1.Login methods once the caller is known: the one
+/// place each maps to its [`Service`] call, for the bus's handlers above
+/// and the login socket's server ([`crate::login_socket`]).
+impl Context {
+    pub async fn login_begin(
+        &self,
+        caller: u32,
+        req: LoginRequest,
+    ) -> Result<(BeginAction, String, String), WireError> {
+        self.run(caller, move |s, now| s.login_begin(caller, &req, now))
             .await
+    }
+
+    pub async fn login_answer(
+        &self,
+        caller: u32,
+        attempt: String,
+        code: Vec<u8>,
+    ) -> Result<(AnswerResult, String), WireError> {
+        self.run(caller, move |s, now| {
+            s.login_answer(caller, &attempt, &code, now)
+        })
+        .await
+    }
+
+    pub async fn login_account_check(
+        &self,
+        caller: u32,
+        user: String,
+        service: String,
+        attempt: String,
+    ) -> Result<(AccountAction, String), WireError> {
+        self.run(caller, move |s, now| {
+            s.account_check(caller, &user, &service, &attempt, now)
+        })
+        .await
+    }
+
+    pub async fn login_enroll_kinds(
+        &self,
+        caller: u32,
+        attempt: String,
+    ) -> Result<Vec<String>, WireError> {
+        self.run(caller, move |s, now| {
+            s.login_enroll_kinds(caller, &attempt, now)
+        })
+        .await
+    }
+
+    pub async fn login_open_session(
+        &self,
+        caller: u32,
+        login: crate::service::SessionLogin,
+        pidfd: std::os::fd::OwnedFd,
+    ) -> Result<(String, i64, String), WireError> {
+        self.run(caller, move |s, now| {
+            s.open_session(caller, &login, pidfd, now)
+        })
+        .await
+    }
+
+    pub async fn login_enroll_begin(
+        &self,
+        caller: u32,
+        attempt: String,
+        kind: String,
+        phone: String,
+    ) -> Result<(String, String, String), WireError> {
+        self.run(caller, move |s, now| {
+            s.login_enroll_begin(caller, &attempt, &kind, &phone, now)
+        })
+        .await
+    }
+
+    pub async fn login_enroll_resend(
+        &self,
+        caller: u32,
+        attempt: String,
+    ) -> Result<String, WireError> {
+        self.run(caller, move |s, now| {
+            s.login_enroll_resend(caller, &attempt, now)
+        })
+        .await
+    }
+
+    pub async fn login_enroll_confirm(
+        &self,
+        caller: u32,
+        attempt: String,
+        codes: Vec<String>,
+    ) -> Result<(AnswerResult, String, Vec<String>), WireError> {
+        self.run(caller, move |s, now| {
+            s.login_enroll_confirm(caller, &attempt, &codes, now)
+        })
+        .await
+    }
+
+    pub async fn login_close_session(
+        &self,
+        caller: u32,
+        session_id: String,
+    ) -> Result<(), WireError> {
+        self.run(caller, move |s, now| {
+            s.close_session(caller, &session_id, now)
+        })
+        .await
     }
 }
 
@@ -793,7 +858,7 @@ impl Admin {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::{Config, LogTarget};
     use crate::service::Core;
@@ -803,9 +868,9 @@ mod tests {
 
     const OTHER_UID: u32 = 4242;
 
-    /// A service over `users` and `config`, served on one end of a socket
-    /// pair: (the server's connection, the client's).
-    async fn peer(users: Fake, mut config: Config) -> (Connection, Connection) {
+    /// A context over a service with `users` and `config` and an
+    /// in-memory store, on the current runtime.
+    pub(crate) fn context(users: Fake, mut config: Config) -> Arc<Context> {
         config.daemon.log = LogTarget::Stderr;
         let service = Arc::new(Service::new(Core {
             config,
@@ -817,7 +882,13 @@ mod tests {
             keys: Arc::new(crate::seal::Keys::for_tests()),
             sms: None,
         }));
-        let ctx = Context::new(service, tokio::runtime::Handle::current());
+        Context::new(service, tokio::runtime::Handle::current())
+    }
+
+    /// A service over `users` and `config`, served on one end of a socket
+    /// pair: (the server's connection, the client's).
+    async fn peer(users: Fake, config: Config) -> (Connection, Connection) {
+        let ctx = context(users, config);
         let (server_end, client_end) = UnixStream::pair().unwrap();
         let client = zbus::connection::Builder::unix_stream(client_end)
             .p2p()

@@ -2,7 +2,13 @@
 //! org.mfad.Mfa1.Login interface peer to peer, as systemd serves
 //! /run/systemd/private, so that a login costs no trip through
 //! dbus-daemon. The caller's UID is the kernel's (SO_PEERCRED), never a
-//! claim in a message, and the handlers authorize each call as on the bus.
+//! claim in a message, and each call is authorized as on the bus.
+//!
+//! mfad speaks the protocol itself here, with [`mfa_api::wire`]'s codec:
+//! SASL EXTERNAL checked against SO_PEERCRED, NEGOTIATE_UNIX_FD, BEGIN,
+//! then method calls on one connection in turn. A zbus connection and
+//! object server per login cost more CPU and memory than the login's own
+//! work; the bus keeps zbus.
 //!
 //! What dbus-daemon enforces on the bus, mfad enforces here: a limit of
 //! connections per UID, a deadline for the authentication and a cap on the
@@ -10,18 +16,19 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use mfa_api::wire::{
+    decode, encode_error, encode_return, message_length, Incoming, Value, METHOD_CALL,
+    NO_REPLY_EXPECTED,
+};
 use nix::sys::socket::{self, ControlMessage, ControlMessageOwned, MsgFlags};
 use tokio::io::Interest;
 use tokio::net::UnixStream;
-use zbus::connection::socket::{ReadHalf, Socket, Split, WriteHalf};
-use zbus::connection::AuthMechanism;
-use zbus::fdo::ConnectionCredentials;
 
 use crate::audit::Audit;
 use crate::dbus::Context;
@@ -193,6 +200,7 @@ pub async fn serve(
             return;
         }
     };
+    let server = Arc::new(Server::new(&ctx));
     let counts: Arc<Mutex<HashMap<u32, usize>>> = Arc::default();
     let mut last_warned = None;
     loop {
@@ -223,16 +231,535 @@ pub async fn serve(
             }
             continue;
         };
-        let ctx = ctx.clone();
+        let (ctx, server) = (ctx.clone(), server.clone());
         tokio::spawn(async move {
             let _slot = slot;
-            let socket = Capped::new(stream, uid, cred.pid());
-            let built = tokio::time::timeout(AUTH_TIMEOUT, crate::dbus::serve_login(ctx, socket));
-            if let Ok(Ok(conn)) = built.await {
-                conn.closed().await;
-            }
+            // Any error ends the connection: the peer broke the protocol
+            // or went away.
+            let _ = server.connection(&ctx, stream, uid).await;
         });
     }
+}
+
+/// What every connection shares: the GUID the server names in its OK and
+/// the introspection data of the Login interface, made once.
+pub struct Server {
+    guid: String,
+    introspection: String,
+}
+
+const PEER: &str = "org.freedesktop.DBus.Peer";
+const INTROSPECTABLE: &str = "org.freedesktop.DBus.Introspectable";
+const UNKNOWN_METHOD: &str = "org.freedesktop.DBus.Error.UnknownMethod";
+const UNKNOWN_INTERFACE: &str = "org.freedesktop.DBus.Error.UnknownInterface";
+const UNKNOWN_OBJECT: &str = "org.freedesktop.DBus.Error.UnknownObject";
+const INVALID_ARGS: &str = "org.freedesktop.DBus.Error.InvalidArgs";
+const DOCTYPE: &str =
+    "<!DOCTYPE node PUBLIC \"-//freedesktop//DTD D-BUS Object Introspection 1.0//EN\"\n \
+                       \"http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd\">\n";
+
+impl Server {
+    /// The introspection data is zbus's for the bus's Login handlers, so
+    /// the two cannot drift apart.
+    pub fn new(ctx: &Arc<Context>) -> Server {
+        use zbus::object_server::Interface;
+        let mut login = String::new();
+        crate::dbus::Login(ctx.clone()).introspect_to_writer(&mut login, 2);
+        let introspection = format!(
+            "{DOCTYPE}<node>\n{login}  <interface name=\"{PEER}\">\n    \
+             <method name=\"Ping\">\n    </method>\n  </interface>\n  \
+             <interface name=\"{INTROSPECTABLE}\">\n    <method name=\"Introspect\">\n      \
+             <arg type=\"s\" direction=\"out\"/>\n    </method>\n  </interface>\n</node>\n"
+        );
+        Server {
+            guid: zbus::Guid::generate().to_string(),
+            introspection,
+        }
+    }
+
+    /// Serves one accepted connection from `uid` (SO_PEERCRED): the
+    /// authentication by [`AUTH_TIMEOUT`], then its calls until it closes.
+    pub async fn connection(&self, ctx: &Context, stream: UnixStream, uid: u32) -> io::Result<()> {
+        let mut conn = Conn {
+            stream,
+            uid,
+            input: Vec::new(),
+            fds: Vec::new(),
+            serial: 0,
+        };
+        tokio::time::timeout(AUTH_TIMEOUT, conn.authenticate(&self.guid))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "authentication timed out"))??;
+        loop {
+            let (bytes, fds) = conn.message().await?;
+            // A message that does not decode ends the connection, as on
+            // dbus-daemon: what follows it cannot be trusted to be framed.
+            let msg = decode(&bytes, &fds).map_err(|e| protocol(&e.to_string()))?;
+            if msg.kind != METHOD_CALL {
+                continue;
+            }
+            let (serial, wants_reply) = (msg.serial, msg.flags & NO_REPLY_EXPECTED == 0);
+            // Descriptors the message does not declare are closed (dropped
+            // with `fds`) and the call refused. Dropped first, so that the
+            // call's own descriptor (OpenSession's) is its value's alone.
+            let undeclared = fds.len() != usize::try_from(msg.unix_fds).unwrap_or(usize::MAX);
+            drop(fds);
+            let reply = if undeclared {
+                Err(Refusal(
+                    INVALID_ARGS.into(),
+                    "Invalid arguments: descriptors the call does not declare".into(),
+                ))
+            } else {
+                self.call(ctx, uid, msg).await
+            };
+            if !wants_reply {
+                continue;
+            }
+            conn.serial = conn.serial.wrapping_add(1).max(1);
+            let (bytes, fds) = match reply {
+                Ok(values) => encode_return(conn.serial, serial, &values),
+                Err(Refusal(name, message)) => {
+                    encode_error(conn.serial, serial, &name, &message).map(|b| (b, Vec::new()))
+                }
+            }
+            .map_err(|e| protocol(&e.to_string()))?;
+            let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+            conn.send(&bytes, &raw).await?;
+        }
+    }
+
+    /// One method call: Login's methods, Peer.Ping and Introspect.
+    async fn call(
+        &self,
+        ctx: &Context,
+        caller: u32,
+        msg: Incoming,
+    ) -> std::result::Result<Vec<Value>, Refusal> {
+        let path = msg.path.clone().unwrap_or_default();
+        let member = msg.member.clone().unwrap_or_default();
+        let interface = msg.interface.clone();
+        match (interface.as_deref(), member.as_str()) {
+            (Some(PEER) | None, "Ping") => {
+                check(&msg, "")?;
+                Ok(Vec::new())
+            }
+            (Some(INTROSPECTABLE) | None, "Introspect") => {
+                check(&msg, "")?;
+                self.introspect(&path).map(|xml| vec![Value::Str(xml)])
+            }
+            (Some(mfa_api::LOGIN_INTERFACE) | None, _) if path == mfa_api::OBJECT_PATH => {
+                login(ctx, caller, &member, msg).await
+            }
+            _ if path != mfa_api::OBJECT_PATH => Err(unknown_object(&path)),
+            // Another interface on the object (Account, Admin: the bus's
+            // only), named as zbus names it there.
+            (Some(i), _) => Err(Refusal(
+                UNKNOWN_INTERFACE.into(),
+                format!("Unknown interface '{i}'"),
+            )),
+            (None, m) => Err(unknown_method("", m)),
+        }
+    }
+
+    /// The introspection data of `path`: Login's on its object, the next
+    /// node on the way to it, nothing else.
+    fn introspect(&self, path: &str) -> std::result::Result<String, Refusal> {
+        if path == mfa_api::OBJECT_PATH {
+            return Ok(self.introspection.clone());
+        }
+        let below = if path == "/" {
+            Some(&mfa_api::OBJECT_PATH[1..])
+        } else {
+            mfa_api::OBJECT_PATH
+                .strip_prefix(path)
+                .and_then(|rest| rest.strip_prefix('/'))
+        };
+        let child = below
+            .and_then(|rest| rest.split('/').next())
+            .ok_or_else(|| unknown_object(path))?;
+        Ok(format!(
+            "{DOCTYPE}<node>\n  <node name=\"{child}\"/>\n</node>\n"
+        ))
+    }
+}
+
+/// An error reply: its D-Bus name and message.
+#[derive(Debug)]
+struct Refusal(String, String);
+
+impl From<mfa_api::Error> for Refusal {
+    fn from(e: mfa_api::Error) -> Refusal {
+        Refusal(e.error_name(), e.message())
+    }
+}
+
+fn unknown_method(interface: &str, member: &str) -> Refusal {
+    Refusal(
+        UNKNOWN_METHOD.into(),
+        format!("Unknown method '{member}' on interface '{interface}'"),
+    )
+}
+
+fn unknown_object(path: &str) -> Refusal {
+    Refusal(UNKNOWN_OBJECT.into(), format!("Unknown object '{path}'"))
+}
+
+/// The call's arguments are of `signature`, and it passes descriptors only
+/// where the signature takes them.
+fn check(msg: &Incoming, signature: &str) -> std::result::Result<(), Refusal> {
+    if msg.signature != signature {
+        return Err(Refusal(
+            INVALID_ARGS.into(),
+            format!(
+                "Invalid arguments: expected signature '{signature}', got '{}'",
+                msg.signature
+            ),
+        ));
+    }
+    let takes = u32::try_from(signature.bytes().filter(|b| *b == b'h').count()).unwrap_or(0);
+    if msg.unix_fds != takes {
+        return Err(Refusal(
+            INVALID_ARGS.into(),
+            format!(
+                "Invalid arguments: {} descriptors passed, {takes} expected",
+                msg.unix_fds
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Takes a call's arguments in order, once [`check`] has matched their
+/// types.
+struct Args(std::vec::IntoIter<Value>);
+
+impl Args {
+    fn next(&mut self) -> std::result::Result<Value, Refusal> {
+        self.0
+            .next()
+            .ok_or_else(|| Refusal(INVALID_ARGS.into(), "Invalid arguments: too few".into()))
+    }
+
+    fn s(&mut self) -> std::result::Result<String, Refusal> {
+        match self.next()? {
+            Value::Str(s) => Ok(s),
+            _ => Err(Refusal(INVALID_ARGS.into(), "Invalid arguments".into())),
+        }
+    }
+
+    fn bytes(&mut self) -> std::result::Result<Vec<u8>, Refusal> {
+        match self.next()? {
+            Value::Bytes(b) => Ok(b),
+            _ => Err(Refusal(INVALID_ARGS.into(), "Invalid arguments".into())),
+        }
+    }
+
+    fn strs(&mut self) -> std::result::Result<Vec<String>, Refusal> {
+        self.next()?
+            .strs()
+            .ok_or_else(|| Refusal(INVALID_ARGS.into(), "Invalid arguments".into()))
+    }
+
+    /// The descriptor, this process's own (a duplicate if the message's
+    /// copy is shared).
+    fn fd(&mut self) -> std::result::Result<OwnedFd, Refusal> {
+        match self.next()? {
+            Value::Fd(fd) => Arc::try_unwrap(fd)
+                .or_else(|shared| shared.try_clone())
+                .map_err(|e| Refusal::from(mfa_api::Error::Internal(e.to_string()))),
+            _ => Err(Refusal(INVALID_ARGS.into(), "Invalid arguments".into())),
+        }
+    }
+}
+
+/// A reply value of one of mfa_api's enums: its string on the wire (the
+/// same serde names zbus sends).
+fn word<T: serde::Serialize>(t: &T) -> std::result::Result<Value, Refusal> {
+    match serde_json::to_value(t) {
+        Ok(serde_json::Value::String(s)) => Ok(Value::Str(s)),
+        _ => Err(Refusal::from(mfa_api::Error::Internal(
+            "a reply value that is not a string".into(),
+        ))),
+    }
+}
+
+/// org.mfad.Mfa1.Login's `member`, through the same [`Context`] methods
+/// the bus's handlers call.
+async fn login(
+    ctx: &Context,
+    caller: u32,
+    member: &str,
+    msg: Incoming,
+) -> std::result::Result<Vec<Value>, Refusal> {
+    let signature = match member {
+        "Begin" => "sssss",
+        "Answer" => "say",
+        "AccountCheck" | "EnrollBegin" => "sss",
+        "EnrollKinds" | "EnrollResend" | "CloseSession" => "s",
+        "OpenSession" => "sssssh",
+        "EnrollConfirm" => "sas",
+        _ => return Err(unknown_method(mfa_api::LOGIN_INTERFACE, member)),
+    };
+    check(&msg, signature)?;
+    let mut a = Args(msg.body.into_iter());
+    let s = Value::Str;
+    Ok(match member {
+        "Begin" => {
+            let req = crate::service::LoginRequest {
+                user: a.s()?,
+                service: a.s()?,
+                rhost: a.s()?,
+                tty: a.s()?,
+                auth_info: a.s()?,
+            };
+            let (action, attempt, message) = ctx.login_begin(caller, req).await?;
+            vec![word(&action)?, s(attempt), s(message)]
+        }
+        "Answer" => {
+            let (attempt, code) = (a.s()?, a.bytes()?);
+            let (result, message) = ctx.login_answer(caller, attempt, code).await?;
+            vec![word(&result)?, s(message)]
+        }
+        "AccountCheck" => {
+            let (user, service, attempt) = (a.s()?, a.s()?, a.s()?);
+            let (action, message) = ctx
+                .login_account_check(caller, user, service, attempt)
+                .await?;
+            vec![word(&action)?, s(message)]
+        }
+        "EnrollKinds" => {
+            let kinds = ctx.login_enroll_kinds(caller, a.s()?).await?;
+            vec![Value::Array("s".into(), kinds.into_iter().map(s).collect())]
+        }
+        "OpenSession" => {
+            let login = crate::service::SessionLogin {
+                user: a.s()?,
+                service: a.s()?,
+                attempt: a.s()?,
+                tty: a.s()?,
+                xdg_session_id: a.s()?,
+            };
+            let pidfd = a.fd()?;
+            let (id, ends, message) = ctx.login_open_session(caller, login, pidfd).await?;
+            vec![s(id), Value::I64(ends), s(message)]
+        }
+        "EnrollBegin" => {
+            let (attempt, kind, phone) = (a.s()?, a.s()?, a.s()?);
+            let (uri, secret, message) =
+                ctx.login_enroll_begin(caller, attempt, kind, phone).await?;
+            vec![s(uri), s(secret), s(message)]
+        }
+        "EnrollResend" => vec![s(ctx.login_enroll_resend(caller, a.s()?).await?)],
+        "EnrollConfirm" => {
+            let (attempt, codes) = (a.s()?, a.strs()?);
+            let (result, message, backup) =
+                ctx.login_enroll_confirm(caller, attempt, codes).await?;
+            vec![
+                word(&result)?,
+                s(message),
+                Value::Array("s".into(), backup.into_iter().map(s).collect()),
+            ]
+        }
+        _ => {
+            ctx.login_close_session(caller, a.s()?).await?;
+            Vec::new()
+        }
+    })
+}
+
+/// One accepted connection: what was read and not yet used, and the
+/// descriptors that came with it.
+struct Conn {
+    stream: UnixStream,
+    /// SO_PEERCRED's, at accept.
+    uid: u32,
+    input: Vec<u8>,
+    /// Descriptors received, each with the offset in `input` of the bytes
+    /// it came with: it belongs to the message those bytes are part of.
+    fds: Vec<(usize, Arc<OwnedFd>)>,
+    /// The serial of the last message mfad sent.
+    serial: u32,
+}
+
+/// Failed AUTH commands before the connection is closed.
+const MAX_AUTH_FAILURES: u32 = 3;
+
+impl Conn {
+    /// Reads more, with the descriptors that come with it.
+    async fn fill(&mut self) -> io::Result<()> {
+        let mut buf = [0u8; 4096];
+        loop {
+            self.stream.readable().await?;
+            let fd = self.stream.as_raw_fd();
+            match self
+                .stream
+                .try_io(Interest::READABLE, || recv_with_fds(fd, &mut buf))
+            {
+                Ok((0, _)) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok((n, fds)) => {
+                    let at = self.input.len();
+                    self.input.extend_from_slice(&buf[..n]);
+                    self.fds
+                        .extend(fds.into_iter().map(|fd| (at, Arc::new(fd))));
+                    if self.fds.len() > MAX_FDS_PER_READ {
+                        return Err(protocol("too many file descriptors"));
+                    }
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The first `n` bytes of the input, and the descriptors that came
+    /// with them.
+    fn consume(&mut self, n: usize) -> (Vec<u8>, Vec<Arc<OwnedFd>>) {
+        let bytes: Vec<u8> = self.input.drain(..n).collect();
+        let mut mine = Vec::new();
+        let mut rest = Vec::new();
+        for (at, fd) in self.fds.drain(..) {
+            if at < n {
+                mine.push(fd);
+            } else {
+                rest.push((at - n, fd));
+            }
+        }
+        self.fds = rest;
+        (bytes, mine)
+    }
+
+    /// One SASL line, without its CR LF; descriptors are refused there.
+    async fn line(&mut self) -> io::Result<String> {
+        loop {
+            if let Some(end) = self.input.windows(2).position(|w| w == b"\r\n") {
+                let (mut line, fds) = self.consume(end + 2);
+                if !fds.is_empty() {
+                    return Err(protocol("descriptors passed during authentication"));
+                }
+                line.truncate(end);
+                return String::from_utf8(line).map_err(|_| protocol("authentication line"));
+            }
+            if self.input.len() > MAX_SASL_LINE {
+                return Err(too_big("authentication line"));
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// The server's side of SASL: EXTERNAL only, for the UID the kernel
+    /// gives for the socket's other end; then NEGOTIATE_UNIX_FD and BEGIN.
+    async fn authenticate(&mut self, guid: &str) -> io::Result<()> {
+        while self.input.is_empty() {
+            self.fill().await?;
+        }
+        if self.input[0] != 0 {
+            return Err(protocol("no NUL byte before the authentication"));
+        }
+        if !self.consume(1).1.is_empty() {
+            return Err(protocol("descriptors passed during authentication"));
+        }
+        let (mut authenticated, mut waiting_data, mut failures) = (false, false, 0);
+        loop {
+            let line = self.line().await?;
+            let words: Vec<&str> = line.split(' ').collect();
+            let reply = match words.as_slice() {
+                ["AUTH", "EXTERNAL"] if !authenticated => {
+                    waiting_data = true;
+                    "DATA".to_string()
+                }
+                ["AUTH", "EXTERNAL", id] if !authenticated => self.external(id, guid),
+                // An empty response: the socket's credentials.
+                ["DATA"] if waiting_data => self.external("", guid),
+                ["DATA", id] if waiting_data => self.external(id, guid),
+                ["NEGOTIATE_UNIX_FD"] if authenticated => "AGREE_UNIX_FD".to_string(),
+                ["BEGIN"] if authenticated => return Ok(()),
+                ["AUTH", ..] | ["CANCEL"] | ["ERROR", ..] if !authenticated => {
+                    "REJECTED EXTERNAL".to_string()
+                }
+                _ => "ERROR".to_string(),
+            };
+            waiting_data &= reply == "DATA";
+            if reply.starts_with("OK ") {
+                authenticated = true;
+            } else if reply.starts_with("REJECTED") {
+                failures += 1;
+                if failures >= MAX_AUTH_FAILURES {
+                    return Err(protocol("authentication refused"));
+                }
+            }
+            self.send(format!("{reply}\r\n").as_bytes(), &[]).await?;
+        }
+    }
+
+    /// EXTERNAL's answer to the identity `id` (hex of the decimal UID;
+    /// empty: the socket's): OK when it is the socket's UID.
+    fn external(&self, id: &str, guid: &str) -> String {
+        if id.is_empty() || hex_uid(id) == Some(self.uid) {
+            format!("OK {guid}")
+        } else {
+            "REJECTED EXTERNAL".to_string()
+        }
+    }
+
+    /// The next whole message and the descriptors that came with it,
+    /// refused from its header when over [`MAX_MESSAGE_SIZE`].
+    async fn message(&mut self) -> io::Result<(Vec<u8>, Vec<Arc<OwnedFd>>)> {
+        while self.input.len() < 16 {
+            self.fill().await?;
+        }
+        let len =
+            message_length(&self.input[..16], MAX_MESSAGE_SIZE).map_err(|_| too_big("message"))?;
+        while self.input.len() < len {
+            self.fill().await?;
+        }
+        Ok(self.consume(len))
+    }
+
+    async fn send(&mut self, mut bytes: &[u8], mut fds: &[RawFd]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            self.stream.writable().await?;
+            let fd = self.stream.as_raw_fd();
+            match self.stream.try_io(Interest::WRITABLE, || {
+                let iov = [io::IoSlice::new(bytes)];
+                let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() {
+                    &[]
+                } else {
+                    &[ControlMessage::ScmRights(fds)]
+                };
+                socket::sendmsg::<()>(fd, &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None)
+                    .map_err(io::Error::from)
+            }) {
+                Ok(n) => {
+                    bytes = &bytes[n..];
+                    fds = &[];
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The UID that AUTH EXTERNAL names: hex digits of its decimal digits.
+fn hex_uid(hex: &str) -> Option<u32> {
+    if hex.is_empty() || !hex.len().is_multiple_of(2) || hex.len() > 20 {
+        return None;
+    }
+    let digits: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    let text = String::from_utf8(digits?).ok()?;
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+fn protocol(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
 }
 
 /// One connection counted against its UID, until dropped.
@@ -276,149 +803,6 @@ impl Drop for Slot {
     }
 }
 
-/// An accepted connection as zbus's transport: reads and writes with
-/// descriptor passing, the kernel's credentials of the peer, and the
-/// message size cap.
-#[derive(Debug)]
-pub struct Capped {
-    stream: Arc<UnixStream>,
-    uid: u32,
-    pid: Option<i32>,
-}
-
-impl Capped {
-    pub fn new(stream: UnixStream, uid: u32, pid: Option<i32>) -> Capped {
-        Capped {
-            stream: Arc::new(stream),
-            uid,
-            pid,
-        }
-    }
-}
-
-/// The peer's credentials as SO_PEERCRED gave them at accept.
-#[derive(Debug, Clone, Copy)]
-struct Peer {
-    uid: u32,
-    pid: Option<i32>,
-}
-
-impl Peer {
-    fn credentials(self) -> ConnectionCredentials {
-        let creds = ConnectionCredentials::default().set_unix_user_id(self.uid);
-        match self.pid.and_then(|p| u32::try_from(p).ok()) {
-            Some(pid) => creds.set_process_id(pid),
-            None => creds,
-        }
-    }
-}
-
-impl Socket for Capped {
-    type ReadHalf = Reader;
-    type WriteHalf = Writer;
-
-    fn split(self) -> Split<Reader, Writer> {
-        let peer = Peer {
-            uid: self.uid,
-            pid: self.pid,
-        };
-        Split::new(
-            Reader {
-                stream: self.stream.clone(),
-                peer,
-                frames: Frames::default(),
-            },
-            Writer {
-                stream: self.stream,
-                peer,
-            },
-        )
-    }
-}
-
-#[derive(Debug)]
-pub struct Reader {
-    stream: Arc<UnixStream>,
-    peer: Peer,
-    frames: Frames,
-}
-
-#[derive(Debug)]
-pub struct Writer {
-    stream: Arc<UnixStream>,
-    peer: Peer,
-}
-
-#[zbus::export::async_trait::async_trait]
-impl ReadHalf for Reader {
-    async fn recvmsg(&mut self, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
-        loop {
-            self.stream.readable().await?;
-            let fd = self.stream.as_raw_fd();
-            match self
-                .stream
-                .try_io(Interest::READABLE, || recv_with_fds(fd, buf))
-            {
-                Ok((n, fds)) => {
-                    self.frames.feed(&buf[..n])?;
-                    return Ok((n, fds));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    fn can_pass_unix_fd(&self) -> bool {
-        true
-    }
-
-    async fn peer_credentials(&mut self) -> io::Result<ConnectionCredentials> {
-        Ok(self.peer.credentials())
-    }
-
-    fn auth_mechanism(&self) -> AuthMechanism {
-        AuthMechanism::External
-    }
-}
-
-#[zbus::export::async_trait::async_trait]
-impl WriteHalf for Writer {
-    async fn sendmsg(&mut self, buf: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
-        let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
-        loop {
-            self.stream.writable().await?;
-            let fd = self.stream.as_raw_fd();
-            match self.stream.try_io(Interest::WRITABLE, || {
-                let iov = [io::IoSlice::new(buf)];
-                let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() {
-                    &[]
-                } else {
-                    &[ControlMessage::ScmRights(&raw)]
-                };
-                socket::sendmsg::<()>(fd, &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None)
-                    .map_err(io::Error::from)
-            }) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    async fn close(&mut self) -> io::Result<()> {
-        socket::shutdown(self.stream.as_raw_fd(), socket::Shutdown::Both).map_err(io::Error::from)
-    }
-
-    fn can_pass_unix_fd(&self) -> bool {
-        true
-    }
-
-    async fn peer_credentials(&mut self) -> io::Result<ConnectionCredentials> {
-        Ok(self.peer.credentials())
-    }
-}
-
 /// One `recvmsg(2)`: the bytes and the descriptors that came with them
 /// (close-on-exec). Truncated descriptors are an error, not a silent loss.
 #[allow(unsafe_code)]
@@ -450,77 +834,6 @@ fn recv_with_fds(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)>
     Ok((msg.bytes, fds))
 }
 
-/// Follows the stream as the peer sends it: SASL lines up to BEGIN, then
-/// messages, each of whose length its 16-byte primary header gives. A
-/// message over [`MAX_MESSAGE_SIZE`] ends the connection before its body
-/// is read (zbus reads the header first, so this sees it first).
-#[derive(Debug, Default)]
-struct Frames {
-    /// Past BEGIN.
-    messages: bool,
-    line: Vec<u8>,
-    header: Vec<u8>,
-    /// Bytes of the current message still to come after its header.
-    remaining: u64,
-}
-
-impl Frames {
-    fn feed(&mut self, mut bytes: &[u8]) -> io::Result<()> {
-        while !bytes.is_empty() {
-            if !self.messages {
-                let (b, rest) = (bytes[0], &bytes[1..]);
-                bytes = rest;
-                self.line.push(b);
-                if b == b'\n' {
-                    self.messages = self.line == b"BEGIN\r\n";
-                    self.line.clear();
-                } else if self.line.len() > MAX_SASL_LINE {
-                    return Err(too_big("authentication line"));
-                }
-            } else if self.remaining > 0 {
-                let n = usize::try_from(self.remaining)
-                    .unwrap_or(usize::MAX)
-                    .min(bytes.len());
-                bytes = &bytes[n..];
-                self.remaining -= n as u64;
-            } else {
-                let n = (16 - self.header.len()).min(bytes.len());
-                self.header.extend_from_slice(&bytes[..n]);
-                bytes = &bytes[n..];
-                if self.header.len() == 16 {
-                    let total = message_length(&self.header)?;
-                    if total > MAX_MESSAGE_SIZE as u64 {
-                        return Err(too_big("message"));
-                    }
-                    self.remaining = total - 16;
-                    self.header.clear();
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The whole length of the message whose primary header is `h`.
-fn message_length(h: &[u8]) -> io::Result<u64> {
-    let word = |at: usize| -> u64 {
-        let b = [h[at], h[at + 1], h[at + 2], h[at + 3]];
-        u64::from(if h[0] == b'B' {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        })
-    };
-    if h[0] != b'l' && h[0] != b'B' {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not a D-Bus message",
-        ));
-    }
-    let (body, fields) = (word(4), word(12));
-    Ok((16 + fields).div_ceil(8) * 8 + body)
-}
-
 fn too_big(what: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
@@ -531,54 +844,313 @@ fn too_big(what: &str) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::users::Fake;
+    use mfa_api::wire::{encode_call, Call, ERROR, METHOD_RETURN};
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream as StdStream;
 
-    fn header(body: u32, fields: u32) -> Vec<u8> {
-        let mut h = vec![b'l', 1, 0, 1];
-        h.extend_from_slice(&body.to_le_bytes());
-        h.extend_from_slice(&1u32.to_le_bytes());
-        h.extend_from_slice(&fields.to_le_bytes());
-        h
-    }
-
-    #[test]
-    fn frames_follow_sasl_then_messages() {
-        let mut f = Frames::default();
-        f.feed(b"\0AUTH EXTERNAL 30\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n")
+    /// mfad's server on one end of a socket pair, for this process's UID
+    /// as SO_PEERCRED gives it; the other end, blocking, with a deadline.
+    fn served() -> (StdStream, tokio::task::JoinHandle<io::Result<()>>) {
+        let me = nix::unistd::getuid().as_raw();
+        let users = Fake::default()
+            .with("root", 0, &["root"])
+            .with("alice", 4242, &[]);
+        let ctx = crate::dbus::tests::context(users, Config::default());
+        let (server_end, client) = StdStream::pair().unwrap();
+        server_end.set_nonblocking(true).unwrap();
+        let server_end = UnixStream::from_std(server_end).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
-        assert!(f.messages);
-        // A message of 16 + 20 (padded to 40) + 8 bytes, fed in pieces.
-        let mut m = header(8, 20);
-        m.resize(48, 0);
-        f.feed(&m[..10]).unwrap();
-        f.feed(&m[10..]).unwrap();
-        assert_eq!(f.remaining, 0);
-        assert!(f.header.is_empty());
-        // A big-endian header counts the same.
-        let mut be = vec![b'B', 1, 0, 1];
-        be.extend_from_slice(&8u32.to_be_bytes());
-        be.extend_from_slice(&1u32.to_be_bytes());
-        be.extend_from_slice(&20u32.to_be_bytes());
-        assert_eq!(message_length(&be).unwrap(), 48);
+        let task = tokio::spawn(async move {
+            let server = Server::new(&ctx);
+            server.connection(&ctx, server_end, me).await
+        });
+        (client, task)
     }
 
-    #[test]
-    fn an_oversized_message_is_refused_from_its_header() {
-        let mut f = Frames::default();
-        f.feed(b"BEGIN\r\n").unwrap();
-        let h = header(MAX_MESSAGE_SIZE as u32, 8);
-        assert!(f.feed(&h).is_err());
-        let mut f = Frames::default();
-        f.feed(b"BEGIN\r\n").unwrap();
-        assert!(f.feed(&header(u32::MAX, u32::MAX)).is_err());
-        let mut f = Frames::default();
-        f.feed(b"BEGIN\r\n").unwrap();
-        assert!(f.feed(b"xxxxxxxxxxxxxxxx").is_err(), "no endianness mark");
+    fn hex(uid: u32) -> String {
+        uid.to_string()
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
-    #[test]
-    fn a_long_sasl_line_is_refused() {
-        let mut f = Frames::default();
-        assert!(f.feed(&vec![b'A'; MAX_SASL_LINE + 2]).is_err());
+    /// Reads until `want` lines (CR LF) have come.
+    fn lines(s: &mut StdStream, want: usize) -> Vec<String> {
+        let mut got = Vec::new();
+        let mut b = [0u8; 1];
+        while got.iter().filter(|c| **c == b'\n').count() < want {
+            assert_eq!(s.read(&mut b).unwrap(), 1, "closed after {got:?}");
+            got.push(b[0]);
+        }
+        String::from_utf8(got)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn closed(s: &mut StdStream) -> bool {
+        let mut b = [0u8; 64];
+        matches!(s.read(&mut b), Ok(0)) || matches!(s.read(&mut b), Ok(0))
+    }
+
+    fn authenticate(s: &mut StdStream) {
+        let me = nix::unistd::getuid().as_raw();
+        s.write_all(
+            format!(
+                "\0AUTH EXTERNAL {}\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n",
+                hex(me)
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let l = lines(s, 2);
+        assert!(l[0].starts_with("OK "), "{l:?}");
+        assert_eq!(l[1], "AGREE_UNIX_FD");
+    }
+
+    /// Sends `bytes` with `fds` (SCM_RIGHTS).
+    fn send(s: &StdStream, bytes: &[u8], fds: &[RawFd]) {
+        let iov = [io::IoSlice::new(bytes)];
+        let cmsgs: Vec<ControlMessage<'_>> = if fds.is_empty() {
+            vec![]
+        } else {
+            vec![ControlMessage::ScmRights(fds)]
+        };
+        let n =
+            socket::sendmsg::<()>(s.as_raw_fd(), &iov, &cmsgs, MsgFlags::empty(), None).unwrap();
+        assert_eq!(n, bytes.len());
+    }
+
+    fn reply(s: &mut StdStream) -> Incoming {
+        let mut h = [0u8; 16];
+        s.read_exact(&mut h).unwrap();
+        let len = message_length(&h, 1 << 20).unwrap();
+        let mut m = h.to_vec();
+        m.resize(len, 0);
+        s.read_exact(&mut m[16..]).unwrap();
+        decode(&m, &[]).unwrap()
+    }
+
+    /// Calls `interface`.`member` on `path` with `args`, and the
+    /// descriptors `extra` besides those the arguments pass.
+    fn call(
+        s: &mut StdStream,
+        path: &str,
+        interface: &str,
+        member: &str,
+        args: &[Value],
+        extra: &[RawFd],
+    ) -> Incoming {
+        let (bytes, fds) = encode_call(
+            7,
+            &Call {
+                destination: None,
+                path,
+                interface,
+                member,
+                args,
+            },
+        )
+        .unwrap();
+        let mut raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+        raw.extend_from_slice(extra);
+        send(s, &bytes, &raw);
+        let r = reply(s);
+        assert_eq!(r.reply_serial, Some(7));
+        r
+    }
+
+    fn error_name(r: &Incoming) -> &str {
+        assert_eq!(r.kind, ERROR, "{r:?}");
+        r.error_name.as_deref().unwrap_or("")
+    }
+
+    fn strs(n: usize) -> Vec<Value> {
+        (0..n).map(|_| Value::Str("x".into())).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sasl_is_external_for_the_sockets_own_uid_only() {
+        let me = nix::unistd::getuid().as_raw();
+        // Another UID, another mechanism, BEGIN before OK: refused, and
+        // the connection closed after the third refusal.
+        let (mut s, task) = served();
+        s.write_all(format!("\0AUTH EXTERNAL {}\r\n", hex(me + 1)).as_bytes())
+            .unwrap();
+        assert_eq!(lines(&mut s, 1), ["REJECTED EXTERNAL"]);
+        s.write_all(b"BEGIN\r\n").unwrap();
+        assert_eq!(lines(&mut s, 1), ["ERROR"]);
+        s.write_all(b"AUTH DBUS_COOKIE_SHA1 30\r\nAUTH EXTERNAL zz\r\n")
+            .unwrap();
+        assert_eq!(lines(&mut s, 1), ["REJECTED EXTERNAL"]);
+        assert!(closed(&mut s), "open after three refusals");
+        assert!(task.await.unwrap().is_err());
+
+        // No NUL byte first: closed at once.
+        let (mut s, task) = served();
+        s.write_all(format!("AUTH EXTERNAL {}\r\n", hex(me)).as_bytes())
+            .unwrap();
+        assert!(closed(&mut s));
+        assert!(task.await.unwrap().is_err());
+
+        // A line longer than the cap: closed.
+        let (mut s, task) = served();
+        s.write_all(&[0]).unwrap();
+        s.write_all(&vec![b'A'; MAX_SASL_LINE + 16]).unwrap();
+        assert!(closed(&mut s));
+        assert!(task.await.unwrap().is_err());
+
+        // EXTERNAL without an identity: DATA, then the socket's own.
+        let (mut s, _task) = served();
+        s.write_all(b"\0AUTH EXTERNAL\r\n").unwrap();
+        assert_eq!(lines(&mut s, 1), ["DATA"]);
+        s.write_all(b"DATA\r\nBEGIN\r\n").unwrap();
+        assert!(lines(&mut s, 1)[0].starts_with("OK "));
+        let r = call(&mut s, "/", "org.freedesktop.DBus.Peer", "Ping", &[], &[]);
+        assert_eq!(r.kind, METHOD_RETURN, "{r:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn other_interfaces_members_and_objects_are_unknown() {
+        let (mut s, _task) = served();
+        authenticate(&mut s);
+        let path = mfa_api::OBJECT_PATH;
+        let login = mfa_api::LOGIN_INTERFACE;
+        let r = call(&mut s, path, login, "Nope", &[], &[]);
+        assert_eq!(error_name(&r), "org.freedesktop.DBus.Error.UnknownMethod");
+        let r = call(
+            &mut s,
+            path,
+            mfa_api::ACCOUNT_INTERFACE,
+            "Status",
+            &strs(1),
+            &[],
+        );
+        assert_eq!(
+            error_name(&r),
+            "org.freedesktop.DBus.Error.UnknownInterface"
+        );
+        let r = call(&mut s, "/elsewhere", login, "Begin", &strs(5), &[]);
+        assert_eq!(error_name(&r), "org.freedesktop.DBus.Error.UnknownObject");
+        // Ping and Introspect answer; the connection is still good.
+        let r = call(&mut s, path, "org.freedesktop.DBus.Peer", "Ping", &[], &[]);
+        assert_eq!((r.kind, r.body.len()), (METHOD_RETURN, 0));
+        let r = call(
+            &mut s,
+            path,
+            "org.freedesktop.DBus.Introspectable",
+            "Introspect",
+            &[],
+            &[],
+        );
+        let xml = r.body[0].str().unwrap();
+        assert!(
+            xml.contains("<interface name=\"org.mfad.Mfa1.Login\">"),
+            "{xml}"
+        );
+        assert!(xml.contains("<method name=\"AccountCheck\">"), "{xml}");
+        assert!(!xml.contains("org.mfad.Mfa1.Account"), "{xml}");
+        let r = call(
+            &mut s,
+            "/org",
+            "org.freedesktop.DBus.Introspectable",
+            "Introspect",
+            &[],
+            &[],
+        );
+        assert!(r.body[0].str().unwrap().contains("<node name=\"mfad\"/>"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wrong_signature_is_invalid_args_and_errors_keep_their_names() {
+        let (mut s, _task) = served();
+        authenticate(&mut s);
+        let path = mfa_api::OBJECT_PATH;
+        let login = mfa_api::LOGIN_INTERFACE;
+        let invalid = "org.freedesktop.DBus.Error.InvalidArgs";
+        let r = call(&mut s, path, login, "Begin", &strs(1), &[]);
+        assert_eq!(error_name(&r), invalid);
+        let r = call(&mut s, path, login, "Answer", &strs(2), &[]);
+        assert_eq!(error_name(&r), invalid);
+        let r = call(&mut s, path, login, "Ping", &[], &[]);
+        assert_eq!(error_name(&r), "org.freedesktop.DBus.Error.UnknownMethod");
+        // A well-formed call gets mfad's own answer under its own name.
+        let r = call(
+            &mut s,
+            path,
+            login,
+            "Answer",
+            &[Value::Str("nope".into()), Value::Bytes(b"123456".to_vec())],
+            &[],
+        );
+        let name = error_name(&r);
+        assert!(name.starts_with("org.mfad.Mfa1.Error."), "{name}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn descriptors_where_none_are_expected_are_refused_and_closed() {
+        let (mut s, _task) = served();
+        authenticate(&mut s);
+        let path = mfa_api::OBJECT_PATH;
+        let login = mfa_api::LOGIN_INTERFACE;
+        let (reader, writer) = nix::unistd::pipe().unwrap();
+        // Declared, to a method that takes none.
+        let fd = Arc::new(writer.try_clone().unwrap());
+        let mut args = strs(5);
+        args.push(Value::Fd(fd.clone()));
+        let r = call(&mut s, path, login, "Begin", &args, &[]);
+        assert_eq!(error_name(&r), "org.freedesktop.DBus.Error.InvalidArgs");
+        drop((fd, args));
+        // Not declared at all.
+        let r = call(
+            &mut s,
+            path,
+            login,
+            "Begin",
+            &strs(5),
+            &[writer.as_raw_fd()],
+        );
+        assert_eq!(error_name(&r), "org.freedesktop.DBus.Error.InvalidArgs");
+        // mfad kept neither: with ours closed, the pipe reads end of file.
+        drop(writer);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut b = [0u8; 1];
+            let _ = tx.send(std::fs::File::from(reader).read(&mut b).ok());
+        });
+        let got = rx.recv_timeout(Duration::from_secs(5));
+        assert_eq!(
+            got,
+            Ok(Some(0)),
+            "a descriptor passed to mfad is still open"
+        );
+        let r = call(&mut s, path, "org.freedesktop.DBus.Peer", "Ping", &[], &[]);
+        assert_eq!(r.kind, METHOD_RETURN);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_message_over_the_cap_ends_the_connection_from_its_header() {
+        let (mut s, task) = served();
+        authenticate(&mut s);
+        let mut h = vec![b'l', METHOD_CALL, 0, 1];
+        h.extend_from_slice(&u32::try_from(MAX_MESSAGE_SIZE).unwrap().to_le_bytes());
+        h.extend_from_slice(&1u32.to_le_bytes());
+        h.extend_from_slice(&8u32.to_le_bytes());
+        s.write_all(&h).unwrap();
+        // Closed without waiting for the body.
+        assert!(closed(&mut s));
+        assert!(task.await.unwrap().is_err());
+        // Not a D-Bus message at all: the same.
+        let (mut s, task) = served();
+        authenticate(&mut s);
+        s.write_all(b"xxxxxxxxxxxxxxxx").unwrap();
+        assert!(closed(&mut s));
+        assert!(task.await.unwrap().is_err());
     }
 
     #[test]
