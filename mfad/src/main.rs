@@ -401,7 +401,9 @@ async fn serve(
             why = &mut lost => {
                 // Logins would wait for an mfad that no longer answers: better
                 // to exit and be restarted (systemd) or activated again.
-                let why = why.unwrap_or_else(|e| e.to_string());
+                // An error here is the bus going away while the watch was
+                // being set up.
+                let why = why.unwrap_or_else(|e| format!("lost the bus connection: {e}"));
                 service.audit().warn("stopped", &[("reason", &why)]);
                 return Err(Error::Io(format!("stopping: {why}")));
             }
