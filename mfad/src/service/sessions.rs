@@ -412,7 +412,7 @@ impl Ender {
         );
         let mut tree = Tree::default();
         if !r.xdg_session_id.is_empty()
-            && logind_terminate(&r.xdg_session_id).await
+            && logind_terminate(&r.xdg_session_id, r.pid).await
             && gone(&mut tree, r, pidfd).await
         {
             self.remove_blocking(r).await;
@@ -506,13 +506,47 @@ async fn gone(tree: &mut Tree, r: &SessionRecord, pidfd: &OwnedFd) -> bool {
 }
 
 /// Asks systemd-logind, when it runs, to terminate session `id`; false when
-/// it does not run or refuses (the signals then do it).
-async fn logind_terminate(id: &str) -> bool {
+/// it does not run, refuses, or `id` is not the logind session of `pid`
+/// (the signals then do it). The id came from the PAM environment, which
+/// the user may fill (pam_env's user_readenv): only the session that holds
+/// the registered process is ever ended through logind.
+async fn logind_terminate(id: &str, pid: i32) -> bool {
+    const LOGIN1: &str = "org.freedesktop.login1";
     if !std::path::Path::new("/run/systemd/seats").is_dir() {
         return false;
     }
+    let Ok(pid) = u32::try_from(pid) else {
+        return false;
+    };
     let call = async {
         let conn = mfa_api::connect("system").await?;
+        let path: zbus::OwnedObjectPath = conn
+            .call_method(
+                Some(LOGIN1),
+                "/org/freedesktop/login1",
+                Some("org.freedesktop.login1.Manager"),
+                "GetSessionByPID",
+                &(pid,),
+            )
+            .await?
+            .body()
+            .deserialize()?;
+        let holder: zbus::OwnedVariant = conn
+            .call_method(
+                Some(LOGIN1),
+                path.as_str(),
+                Some("org.freedesktop.DBus.Properties"),
+                "Get",
+                &("org.freedesktop.login1.Session", "Id"),
+            )
+            .await?
+            .body()
+            .deserialize()?;
+        if String::try_from(holder).ok().as_deref() != Some(id) {
+            return Err(zbus::Error::Failure(
+                "not the logind session of the process".into(),
+            ));
+        }
         conn.call_method(
             Some("org.freedesktop.login1"),
             "/org/freedesktop/login1",
