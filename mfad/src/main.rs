@@ -213,6 +213,13 @@ fn run(path: &Path, explicit: bool) -> Result<()> {
         None => None,
     };
     let login_socket = config.daemon.login_socket.clone();
+    // PostgreSQL's calls wait on the network, on the main runtime: only
+    // SQLite's run on the login socket's own threads.
+    let login_calls = if shared {
+        dbus::Run::Blocking
+    } else {
+        dbus::Run::Here
+    };
     let service = Arc::new(Service::new(Core {
         config,
         issuer: String::new(),
@@ -223,7 +230,13 @@ fn run(path: &Path, explicit: bool) -> Result<()> {
         keys,
         sms,
     }));
-    runtime.block_on(serve(service, &bus, &login_socket, path, explicit))
+    runtime.block_on(serve(
+        service,
+        &bus,
+        (&login_socket, login_calls),
+        path,
+        explicit,
+    ))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -310,7 +323,7 @@ fn reload(service: &Service, path: &Path, explicit: bool) {
 async fn serve(
     service: Arc<Service>,
     bus: &str,
-    login_socket: &Path,
+    (login_socket, login_calls): (&Path, dbus::Run),
     path: &Path,
     explicit: bool,
 ) -> Result<()> {
@@ -369,7 +382,7 @@ async fn serve(
                 .listener
                 .try_clone()
                 .map_err(|e| Error::Io(format!("cannot use the login socket: {e}")))?;
-            Some(tokio::spawn(login_socket::serve(std, ctx, service.audit())))
+            Some(login_socket::start(std, ctx, service.audit(), login_calls)?)
         }
         None => None,
     };
@@ -410,8 +423,8 @@ async fn serve(
         }
     }
     service.audit().info("stopped", &[]);
-    if let Some(task) = accepting {
-        task.abort();
+    if let Some(pool) = accepting {
+        pool.stop();
     }
     drop(listener);
     let _ = conn.release_name(mfa_api::BUS_NAME).await;
