@@ -78,6 +78,7 @@ fn parse_args() -> std::result::Result<Option<Args>, String> {
 }
 
 fn main() -> ExitCode {
+    mfad::limit_malloc_arenas();
     let args = match parse_args() {
         Ok(Some(a)) => a,
         Ok(None) => return ExitCode::SUCCESS,
@@ -239,8 +240,15 @@ fn run(path: &Path, explicit: bool) -> Result<()> {
     ))
 }
 
+/// Threads tokio's blocking pool may have (its default is 512): the bus's
+/// calls, the login socket's that may wait (an SMS sent, PostgreSQL), and
+/// what the runtime itself runs there (name lookups). More wait their
+/// turn; each thread's memory stays until it has been idle for 10 s.
+const MAX_BLOCKING_THREADS: usize = 32;
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .enable_all()
         .build()
         .map_err(|e| Error::Io(format!("cannot start the runtime: {e}")))
