@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use mfa_tests::pam::PamtesterOpts;
-use mfa_tests::{paths, wrong_code, Clock, Env, PamResult};
+use mfa_tests::{paths, random_phone, wrong_code, Clock, Env, PamResult, Sms, User};
 
 /// `auth` and `account` lines of pam_mfa with `args` (no `bus=`).
 fn service(env: &Env, args: &str) -> String {
@@ -270,4 +270,62 @@ fn an_idle_unauthenticated_connection_is_closed() {
         !hung_up(&mut kept),
         "an authenticated connection was closed"
     );
+}
+
+/// mfad serves the socket on two threads of its own, each call's work on
+/// the thread that read it; a Begin that waits for the SMS gateway runs
+/// elsewhere. With a gateway that hangs and a dozen SMS logins waiting on
+/// it, another user's login with an app code goes through at once; had the
+/// Begins waited on the socket's threads (up to 0.6 s each, two at a
+/// time), it would wait seconds behind them.
+#[test]
+fn a_hanging_sms_gateway_does_not_hold_up_other_logins_on_the_socket() {
+    let env = Env::builder()
+        .sms(
+            Sms::http()
+                .timeout("30s")
+                .max_sends_per_hour(20)
+                .max_total_sends_per_hour(500),
+        )
+        .max_failures(100)
+        .start();
+    let alice = env.add_user();
+    let dev = env.enroll(&alice);
+    let waiting: Vec<User> = (0..12)
+        .map(|_| {
+            let u = env.add_user();
+            env.enroll_sms(&u, &random_phone());
+            u
+        })
+        .collect();
+    let gateway = env.sms_gateway();
+    let before = gateway.count();
+    gateway.delay(Duration::from_secs(10));
+    std::thread::scope(|scope| {
+        let begins: Vec<_> = waiting
+            .iter()
+            .map(|u| scope.spawn(|| env.call_on_socket(None, &["login-begin", &u.name])))
+            .collect();
+        // Two sends under way: both of the socket's threads would be
+        // held by now, and the other Begins' connections queued.
+        gateway.wait_for_requests(before + 2, Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(300));
+        let code = Clock::now().code(&dev.secret, 0);
+        let started = Instant::now();
+        let r = env.call_on_socket(None, &["login", &alice.name, &code]);
+        let took = started.elapsed();
+        assert_eq!(r.ok()["begin"]["action"], "challenge", "{:?}", r.ok());
+        assert_eq!(r.ok()["answers"][0]["result"], "success", "{:?}", r.ok());
+        assert!(
+            took < Duration::from_millis(1500),
+            "alice's login took {took:?} while the SMS gateway hung"
+        );
+        for b in begins {
+            let r = b.join().expect("a Begin thread panicked");
+            let v = r.ok();
+            assert_eq!(v["action"], "challenge", "{v:?}");
+            let message = v["message"].as_str().unwrap_or_default();
+            assert!(message.contains("by SMS"), "{message}");
+        }
+    });
 }
