@@ -32,8 +32,8 @@ pub mod users;
 /// glibc's malloc arenas mfad may have. glibc gives each thread that
 /// allocates an arena of its own, up to 8 per core, and each keeps the
 /// memory it has freed: with the runtime's threads, the blocking pool's and
-/// the login socket's, that was a third of mfad's memory. Two suffice for
-/// two threads serving logins and the rest, which rarely allocate at once.
+/// the login socket's, that was a third of mfad's memory. Two suffice on
+/// the few cores mfad keeps busy; more threads wait for a lock at times.
 pub const MALLOC_ARENAS: i32 = 2;
 
 /// Caps glibc's malloc arenas at [`MALLOC_ARENAS`]. Call it first thing in

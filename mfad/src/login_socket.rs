@@ -185,9 +185,10 @@ fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener> {
 }
 
 /// Threads that serve the login socket. Each call's work runs on the
-/// thread that reads it; two let one call run while the other thread
-/// waits for its store write, on two cores.
-pub const THREADS: usize = 2;
+/// thread that reads it, and a call that writes waits there for its
+/// commit (an fsync, with SQLite's synchronous = FULL): four keep two
+/// cores busy meanwhile, and let a commit cover up to four calls.
+pub const THREADS: usize = 4;
 
 /// The threads serving the login socket; they stop accepting once
 /// [`Pool::stop`] is called (or the pool dropped).
