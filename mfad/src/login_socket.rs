@@ -202,56 +202,72 @@ impl Pool {
     }
 }
 
+/// An accepted connection on its way to the thread that serves it.
+type Accepted = (std::os::unix::net::UnixStream, u32, Slot);
+
 /// Serves `listener` on [`THREADS`] threads of its own, each a tokio
-/// runtime on one thread that accepts connections and serves them: a
-/// connection's I/O and its calls' work (`how`, see [`Run`]) stay on that
-/// thread, with no hop to another and back. A client that stops halfway
-/// through a message holds only its own task.
+/// runtime on one thread. The first accepts and deals the connections out
+/// in turn (one thread only waits on the listener: each wakes for the
+/// connections it serves, not for every one); a connection's I/O and its
+/// calls' work (`how`, see [`Run`]) then stay on its thread, with no hop
+/// to another and back. A client that stops halfway through a message
+/// holds only its own task.
 pub fn start(
     listener: std::os::unix::net::UnixListener,
     ctx: Arc<Context>,
     audit: Arc<Audit>,
     how: Run,
 ) -> Result<Pool> {
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| Error::Io(format!("cannot use the login socket: {e}")))?;
+    let unusable = |e: io::Error| Error::Io(format!("cannot use the login socket: {e}"));
+    listener.set_nonblocking(true).map_err(unusable)?;
     let server = Arc::new(Server::new(&ctx, how));
-    let counts: Arc<Mutex<HashMap<u32, usize>>> = Arc::default();
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut dealt = Vec::new();
+    let mut taken = Vec::new();
+    for _ in 1..THREADS {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Accepted>();
+        dealt.push(tx);
+        taken.push(rx);
+    }
+    let mut listener = Some(listener);
+    let mut taken = taken.into_iter();
     for n in 0..THREADS {
-        let listener = listener
-            .try_clone()
-            .map_err(|e| Error::Io(format!("cannot use the login socket: {e}")))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::Io(format!("cannot start the login socket's runtime: {e}")))?;
-        let (ctx, audit, server, counts, stopped) = (
-            ctx.clone(),
-            audit.clone(),
-            server.clone(),
-            counts.clone(),
-            stopped.clone(),
-        );
+        let (ctx, server) = (ctx.clone(), server.clone());
+        let work: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> =
+            match listener.take() {
+                Some(listener) => Box::pin(accept(
+                    listener,
+                    std::mem::take(&mut dealt),
+                    ctx,
+                    audit.clone(),
+                    server,
+                    stopped.clone(),
+                )),
+                None => match taken.next() {
+                    Some(rx) => Box::pin(take(rx, ctx, server)),
+                    None => break,
+                },
+            };
         std::thread::Builder::new()
             .name(format!("mfad-login-{n}"))
-            .spawn(move || {
-                runtime.block_on(serve(listener, ctx, audit, server, counts, stopped));
-            })
+            .spawn(move || runtime.block_on(work))
             .map_err(|e| Error::Io(format!("cannot start the login socket's threads: {e}")))?;
     }
     Ok(Pool { stop })
 }
 
-/// Accepts connections until `stopped`, each served on its own task on
-/// this thread's runtime.
-async fn serve(
+/// Accepts connections until `stopped`, and serves every [`THREADS`]th
+/// on this thread, the others on the threads `dealt` sends them to.
+async fn accept(
     listener: std::os::unix::net::UnixListener,
+    dealt: Vec<tokio::sync::mpsc::UnboundedSender<Accepted>>,
     ctx: Arc<Context>,
     audit: Arc<Audit>,
     server: Arc<Server>,
-    counts: Arc<Mutex<HashMap<u32, usize>>>,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
     let listener = match tokio::net::UnixListener::from_std(listener) {
@@ -261,7 +277,8 @@ async fn serve(
             return;
         }
     };
-    let mut last_warned = None;
+    let counts: Arc<Mutex<HashMap<u32, usize>>> = Arc::default();
+    let (mut turn, mut last_warned) = (0usize, None);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -282,8 +299,8 @@ async fn serve(
         };
         let uid = cred.uid();
         let Some(slot) = Slot::take(&counts, uid) else {
-            // Logged at most once a second (a thread): the refusals
-            // themselves must not flood the log.
+            // Logged at most once a second: the refusals themselves must
+            // not flood the log.
             let now = std::time::Instant::now();
             if last_warned.is_none_or(|t: std::time::Instant| now.duration_since(t).as_secs() >= 1)
             {
@@ -295,14 +312,49 @@ async fn serve(
             }
             continue;
         };
-        let (ctx, server) = (ctx.clone(), server.clone());
-        tokio::spawn(async move {
-            let _slot = slot;
-            // Any error ends the connection: the peer broke the protocol
-            // or went away.
-            let _ = server.connection(&ctx, stream, uid).await;
-        });
+        turn = (turn + 1) % THREADS;
+        let Some(thread) = turn.checked_sub(1).and_then(|t| dealt.get(t)) else {
+            serve(stream, uid, slot, &ctx, &server);
+            continue;
+        };
+        // Off this thread's reactor, onto the other's.
+        let Ok(stream) = stream.into_std() else {
+            continue;
+        };
+        if let Err(back) = thread.send((stream, uid, slot)) {
+            // That thread is gone (it cannot be, but if it were, its
+            // connections are served here).
+            let (stream, uid, slot) = back.0;
+            if let Ok(stream) = UnixStream::from_std(stream) {
+                serve(stream, uid, slot, &ctx, &server);
+            }
+        }
     }
+}
+
+/// Serves the connections the accepting thread deals to this one, until
+/// it stops.
+async fn take(
+    mut taken: tokio::sync::mpsc::UnboundedReceiver<Accepted>,
+    ctx: Arc<Context>,
+    server: Arc<Server>,
+) {
+    while let Some((stream, uid, slot)) = taken.recv().await {
+        if let Ok(stream) = UnixStream::from_std(stream) {
+            serve(stream, uid, slot, &ctx, &server);
+        }
+    }
+}
+
+/// Serves one connection on its own task on this thread's runtime.
+fn serve(stream: UnixStream, uid: u32, slot: Slot, ctx: &Arc<Context>, server: &Arc<Server>) {
+    let (ctx, server) = (ctx.clone(), server.clone());
+    tokio::spawn(async move {
+        let _slot = slot;
+        // Any error ends the connection: the peer broke the protocol or
+        // went away.
+        let _ = server.connection(&ctx, stream, uid).await;
+    });
 }
 
 /// What every connection shares: the GUID the server names in its OK and
