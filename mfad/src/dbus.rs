@@ -19,6 +19,7 @@ use zbus::{Connection, Guid};
 
 use crate::error::Error;
 use crate::ratelimit::{Budget, Take};
+use crate::service::sms::without_waiting;
 use crate::service::{LoginRequest, Service};
 
 /// Unique bus names are never reused while the bus runs, so a name's UID
@@ -150,24 +151,38 @@ impl Context {
         F: FnOnce(&Service, i64) -> crate::error::Result<T> + Send + 'static,
     {
         let _slot = self.admit(caller).await?;
+        self.on_pool(f).await
+    }
+
+    /// [`Context::run`], or with [`Run::Here`] on the calling thread: no
+    /// hop to the blocking pool and back. A call that would wait for the
+    /// SMS gateway stops before it does anything and goes to the blocking
+    /// pool, still admitted once.
+    async fn run_as<T, F>(&self, how: Run, caller: u32, f: F) -> Result<T, WireError>
+    where
+        T: Send + 'static,
+        F: Fn(&Service, i64) -> crate::error::Result<T> + Send + 'static,
+    {
+        if how == Run::Blocking {
+            return self.run(caller, f).await;
+        }
+        let _slot = self.admit(caller).await?;
+        let service = &self.service;
+        match without_waiting(|| logged(service, f(service, now()))) {
+            Err(Error::WouldWait) => self.on_pool(f).await,
+            result => result.map_err(WireError::from),
+        }
+    }
+
+    async fn on_pool<T, F>(&self, f: F) -> Result<T, WireError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Service, i64) -> crate::error::Result<T> + Send + 'static,
+    {
         let service = self.service.clone();
         let joined = self
             .runtime
-            .spawn_blocking(move || {
-                let now = now();
-                let result = f(&service, now);
-                if let Err(e) = &result {
-                    if matches!(
-                        e,
-                        Error::Storage(_) | Error::Io(_) | Error::Internal(_) | Error::Bus(_)
-                    ) {
-                        service
-                            .audit()
-                            .warn("internal error", &[("error", &e.to_string())]);
-                    }
-                }
-                result
-            })
+            .spawn_blocking(move || logged(&service, f(&service, now())))
             .await;
         match joined {
             Ok(result) => result.map_err(WireError::from),
@@ -179,6 +194,35 @@ impl Context {
             }
         }
     }
+}
+
+/// Where a call's [`Service`] work runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Run {
+    /// On tokio's blocking pool: the bus's calls, and the login socket's
+    /// that may wait on the outside world (an SMS sent at enrollment) or
+    /// on a store that runs on the runtime (PostgreSQL).
+    Blocking,
+    /// On the thread that serves the connection (the login socket's own
+    /// threads, with SQLite), except a call that would wait for the SMS
+    /// gateway (see [`Context::run_as`]).
+    Here,
+}
+
+/// `result`, with its internal error in the log (the caller is told
+/// nothing of it).
+fn logged<T>(service: &Service, result: crate::error::Result<T>) -> crate::error::Result<T> {
+    if let Err(e) = &result {
+        if matches!(
+            e,
+            Error::Storage(_) | Error::Io(_) | Error::Internal(_) | Error::Bus(_)
+        ) {
+            service
+                .audit()
+                .warn("internal error", &[("error", &e.to_string())]);
+        }
+    }
+    result
 }
 
 /// The UID of the process at the other end of a peer-to-peer connection;
@@ -243,7 +287,7 @@ impl Login {
             tty,
             auth_info,
         };
-        self.0.login_begin(caller, req).await
+        self.0.login_begin(Run::Blocking, caller, req).await
     }
 
     #[zbus(out_args("result", "message"))]
@@ -255,7 +299,9 @@ impl Login {
         code: Vec<u8>,
     ) -> Result<(AnswerResult, String), WireError> {
         let caller = self.0.caller(&header, conn).await?;
-        self.0.login_answer(caller, attempt, code).await
+        self.0
+            .login_answer(Run::Blocking, caller, attempt, code)
+            .await
     }
 
     #[zbus(out_args("action", "message"))]
@@ -269,7 +315,7 @@ impl Login {
     ) -> Result<(AccountAction, String), WireError> {
         let caller = self.0.caller(&header, conn).await?;
         self.0
-            .login_account_check(caller, user, service, attempt)
+            .login_account_check(Run::Blocking, caller, user, service, attempt)
             .await
     }
 
@@ -281,7 +327,9 @@ impl Login {
         attempt: String,
     ) -> Result<Vec<String>, WireError> {
         let caller = self.0.caller(&header, conn).await?;
-        self.0.login_enroll_kinds(caller, attempt).await
+        self.0
+            .login_enroll_kinds(Run::Blocking, caller, attempt)
+            .await
     }
 
     // The wire method's six plus who is calling.
@@ -346,7 +394,9 @@ impl Login {
         codes: Vec<String>,
     ) -> Result<(AnswerResult, String, Vec<String>), WireError> {
         let caller = self.0.caller(&header, conn).await?;
-        self.0.login_enroll_confirm(caller, attempt, codes).await
+        self.0
+            .login_enroll_confirm(Run::Blocking, caller, attempt, codes)
+            .await
     }
 
     async fn close_session(
@@ -356,30 +406,37 @@ impl Login {
         session_id: String,
     ) -> Result<(), WireError> {
         let caller = self.0.caller(&header, conn).await?;
-        self.0.login_close_session(caller, session_id).await
+        self.0
+            .login_close_session(Run::Blocking, caller, session_id)
+            .await
     }
 }
 
 /// The org.mfad.Mfa1.Login methods once the caller is known: the one
 /// place each maps to its [`Service`] call, for the bus's handlers above
-/// and the login socket's server ([`crate::login_socket`]).
+/// and the login socket's server ([`crate::login_socket`]), run as `how`
+/// says. OpenSession, EnrollBegin and EnrollResend always run on the
+/// blocking pool: the first two may wait for the SMS gateway before they
+/// store anything, and sessions are few.
 impl Context {
     pub async fn login_begin(
         &self,
+        how: Run,
         caller: u32,
         req: LoginRequest,
     ) -> Result<(BeginAction, String, String), WireError> {
-        self.run(caller, move |s, now| s.login_begin(caller, &req, now))
+        self.run_as(how, caller, move |s, now| s.login_begin(caller, &req, now))
             .await
     }
 
     pub async fn login_answer(
         &self,
+        how: Run,
         caller: u32,
         attempt: String,
         code: Vec<u8>,
     ) -> Result<(AnswerResult, String), WireError> {
-        self.run(caller, move |s, now| {
+        self.run_as(how, caller, move |s, now| {
             s.login_answer(caller, &attempt, &code, now)
         })
         .await
@@ -387,12 +444,13 @@ impl Context {
 
     pub async fn login_account_check(
         &self,
+        how: Run,
         caller: u32,
         user: String,
         service: String,
         attempt: String,
     ) -> Result<(AccountAction, String), WireError> {
-        self.run(caller, move |s, now| {
+        self.run_as(how, caller, move |s, now| {
             s.account_check(caller, &user, &service, &attempt, now)
         })
         .await
@@ -400,10 +458,11 @@ impl Context {
 
     pub async fn login_enroll_kinds(
         &self,
+        how: Run,
         caller: u32,
         attempt: String,
     ) -> Result<Vec<String>, WireError> {
-        self.run(caller, move |s, now| {
+        self.run_as(how, caller, move |s, now| {
             s.login_enroll_kinds(caller, &attempt, now)
         })
         .await
@@ -447,11 +506,12 @@ impl Context {
 
     pub async fn login_enroll_confirm(
         &self,
+        how: Run,
         caller: u32,
         attempt: String,
         codes: Vec<String>,
     ) -> Result<(AnswerResult, String, Vec<String>), WireError> {
-        self.run(caller, move |s, now| {
+        self.run_as(how, caller, move |s, now| {
             s.login_enroll_confirm(caller, &attempt, &codes, now)
         })
         .await
@@ -459,10 +519,11 @@ impl Context {
 
     pub async fn login_close_session(
         &self,
+        how: Run,
         caller: u32,
         session_id: String,
     ) -> Result<(), WireError> {
-        self.run(caller, move |s, now| {
+        self.run_as(how, caller, move |s, now| {
             s.close_session(caller, &session_id, now)
         })
         .await

@@ -30,6 +30,11 @@ pub enum Error {
     Io(String),
     #[error("{0}")]
     Internal(String),
+    /// A call reached a wait on the outside world (the SMS gateway) on a
+    /// thread that must not wait: nothing was done, and the caller runs
+    /// the call again where it may (see `service::sms::without_waiting`).
+    #[error("the call must wait for the SMS gateway, and may not on this thread")]
+    WouldWait,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -68,7 +73,8 @@ impl From<Error> for mfa_api::Error {
             | Error::Storage(_)
             | Error::Bus(_)
             | Error::Io(_)
-            | Error::Internal(_) => {
+            | Error::Internal(_)
+            | Error::WouldWait => {
                 E::Internal("mfad failed to handle the request; see its log.".into())
             }
         }

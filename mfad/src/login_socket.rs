@@ -31,7 +31,7 @@ use tokio::io::Interest;
 use tokio::net::UnixStream;
 
 use crate::audit::Audit;
-use crate::dbus::Context;
+use crate::dbus::{Context, Run};
 use crate::error::{Error, Result};
 
 /// Connections a non-root UID may hold at once: a screen locker or two,
@@ -184,27 +184,108 @@ fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener> {
     Ok(listener)
 }
 
-/// Accepts connections for ever, each served on its own task.
-pub async fn serve(
+/// Threads that serve the login socket. Each call's work runs on the
+/// thread that reads it, and a call that writes waits there for its
+/// commit (an fsync, with SQLite's synchronous = FULL): four keep two
+/// cores busy meanwhile, and let a commit cover up to four calls.
+pub const THREADS: usize = 4;
+
+/// The threads serving the login socket; they stop accepting once
+/// [`Pool::stop`] is called (or the pool dropped).
+pub struct Pool {
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Pool {
+    pub fn stop(self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// An accepted connection on its way to the thread that serves it.
+type Accepted = (std::os::unix::net::UnixStream, u32, Slot);
+
+/// Serves `listener` on [`THREADS`] threads of its own, each a tokio
+/// runtime on one thread. The first accepts and deals the connections out
+/// in turn (one thread only waits on the listener: each wakes for the
+/// connections it serves, not for every one); a connection's I/O and its
+/// calls' work (`how`, see [`Run`]) then stay on its thread, with no hop
+/// to another and back. A client that stops halfway through a message
+/// holds only its own task.
+pub fn start(
     listener: std::os::unix::net::UnixListener,
     ctx: Arc<Context>,
     audit: Arc<Audit>,
+    how: Run,
+) -> Result<Pool> {
+    let unusable = |e: io::Error| Error::Io(format!("cannot use the login socket: {e}"));
+    listener.set_nonblocking(true).map_err(unusable)?;
+    let server = Arc::new(Server::new(&ctx, how));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut dealt = Vec::new();
+    let mut taken = Vec::new();
+    for _ in 1..THREADS {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Accepted>();
+        dealt.push(tx);
+        taken.push(rx);
+    }
+    let mut listener = Some(listener);
+    let mut taken = taken.into_iter();
+    for n in 0..THREADS {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Io(format!("cannot start the login socket's runtime: {e}")))?;
+        let (ctx, server) = (ctx.clone(), server.clone());
+        let work: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> =
+            match listener.take() {
+                Some(listener) => Box::pin(accept(
+                    listener,
+                    std::mem::take(&mut dealt),
+                    ctx,
+                    audit.clone(),
+                    server,
+                    stopped.clone(),
+                )),
+                None => match taken.next() {
+                    Some(rx) => Box::pin(take(rx, ctx, server)),
+                    None => break,
+                },
+            };
+        std::thread::Builder::new()
+            .name(format!("mfad-login-{n}"))
+            .spawn(move || runtime.block_on(work))
+            .map_err(|e| Error::Io(format!("cannot start the login socket's threads: {e}")))?;
+    }
+    Ok(Pool { stop })
+}
+
+/// Accepts connections until `stopped`, and serves every [`THREADS`]th
+/// on this thread, the others on the threads `dealt` sends them to.
+async fn accept(
+    listener: std::os::unix::net::UnixListener,
+    dealt: Vec<tokio::sync::mpsc::UnboundedSender<Accepted>>,
+    ctx: Arc<Context>,
+    audit: Arc<Audit>,
+    server: Arc<Server>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
-    let listener = match listener
-        .set_nonblocking(true)
-        .and_then(|()| tokio::net::UnixListener::from_std(listener))
-    {
+    let listener = match tokio::net::UnixListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
             audit.warn("login socket unusable", &[("error", &e.to_string())]);
             return;
         }
     };
-    let server = Arc::new(Server::new(&ctx));
     let counts: Arc<Mutex<HashMap<u32, usize>>> = Arc::default();
-    let mut last_warned = None;
+    let (mut turn, mut last_warned) = (0usize, None);
     loop {
-        let stream = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            // Stopped, or the pool dropped: either way, no more.
+            _ = stopped.changed() => return,
+        };
+        let stream = match accepted {
             Ok((stream, _)) => stream,
             Err(e) => {
                 // Out of descriptors, most likely: let some close.
@@ -231,14 +312,49 @@ pub async fn serve(
             }
             continue;
         };
-        let (ctx, server) = (ctx.clone(), server.clone());
-        tokio::spawn(async move {
-            let _slot = slot;
-            // Any error ends the connection: the peer broke the protocol
-            // or went away.
-            let _ = server.connection(&ctx, stream, uid).await;
-        });
+        turn = (turn + 1) % THREADS;
+        let Some(thread) = turn.checked_sub(1).and_then(|t| dealt.get(t)) else {
+            serve(stream, uid, slot, &ctx, &server);
+            continue;
+        };
+        // Off this thread's reactor, onto the other's.
+        let Ok(stream) = stream.into_std() else {
+            continue;
+        };
+        if let Err(back) = thread.send((stream, uid, slot)) {
+            // That thread is gone (it cannot be, but if it were, its
+            // connections are served here).
+            let (stream, uid, slot) = back.0;
+            if let Ok(stream) = UnixStream::from_std(stream) {
+                serve(stream, uid, slot, &ctx, &server);
+            }
+        }
     }
+}
+
+/// Serves the connections the accepting thread deals to this one, until
+/// it stops.
+async fn take(
+    mut taken: tokio::sync::mpsc::UnboundedReceiver<Accepted>,
+    ctx: Arc<Context>,
+    server: Arc<Server>,
+) {
+    while let Some((stream, uid, slot)) = taken.recv().await {
+        if let Ok(stream) = UnixStream::from_std(stream) {
+            serve(stream, uid, slot, &ctx, &server);
+        }
+    }
+}
+
+/// Serves one connection on its own task on this thread's runtime.
+fn serve(stream: UnixStream, uid: u32, slot: Slot, ctx: &Arc<Context>, server: &Arc<Server>) {
+    let (ctx, server) = (ctx.clone(), server.clone());
+    tokio::spawn(async move {
+        let _slot = slot;
+        // Any error ends the connection: the peer broke the protocol or
+        // went away.
+        let _ = server.connection(&ctx, stream, uid).await;
+    });
 }
 
 /// What every connection shares: the GUID the server names in its OK and
@@ -246,6 +362,8 @@ pub async fn serve(
 pub struct Server {
     guid: String,
     introspection: String,
+    /// Where the calls' work runs.
+    how: Run,
 }
 
 const PEER: &str = "org.freedesktop.DBus.Peer";
@@ -261,7 +379,7 @@ const DOCTYPE: &str =
 impl Server {
     /// The introspection data is zbus's for the bus's Login handlers, so
     /// the two cannot drift apart.
-    pub fn new(ctx: &Arc<Context>) -> Server {
+    pub fn new(ctx: &Arc<Context>, how: Run) -> Server {
         use zbus::object_server::Interface;
         let mut login = String::new();
         crate::dbus::Login(ctx.clone()).introspect_to_writer(&mut login, 2);
@@ -274,6 +392,7 @@ impl Server {
         Server {
             guid: zbus::Guid::generate().to_string(),
             introspection,
+            how,
         }
     }
 
@@ -348,7 +467,7 @@ impl Server {
                 self.introspect(&path).map(|xml| vec![Value::Str(xml)])
             }
             (Some(mfa_api::LOGIN_INTERFACE) | None, _) if path == mfa_api::OBJECT_PATH => {
-                login(ctx, caller, &member, msg).await
+                login(ctx, self.how, caller, &member, msg).await
             }
             _ if path != mfa_api::OBJECT_PATH => Err(unknown_object(&path)),
             // Another interface on the object (Account, Admin: the bus's
@@ -487,6 +606,7 @@ fn word<T: serde::Serialize>(t: &T) -> std::result::Result<Value, Refusal> {
 /// the bus's handlers call.
 async fn login(
     ctx: &Context,
+    how: Run,
     caller: u32,
     member: &str,
     msg: Incoming,
@@ -512,23 +632,23 @@ async fn login(
                 tty: a.s()?,
                 auth_info: a.s()?,
             };
-            let (action, attempt, message) = ctx.login_begin(caller, req).await?;
+            let (action, attempt, message) = ctx.login_begin(how, caller, req).await?;
             vec![word(&action)?, s(attempt), s(message)]
         }
         "Answer" => {
             let (attempt, code) = (a.s()?, a.bytes()?);
-            let (result, message) = ctx.login_answer(caller, attempt, code).await?;
+            let (result, message) = ctx.login_answer(how, caller, attempt, code).await?;
             vec![word(&result)?, s(message)]
         }
         "AccountCheck" => {
             let (user, service, attempt) = (a.s()?, a.s()?, a.s()?);
             let (action, message) = ctx
-                .login_account_check(caller, user, service, attempt)
+                .login_account_check(how, caller, user, service, attempt)
                 .await?;
             vec![word(&action)?, s(message)]
         }
         "EnrollKinds" => {
-            let kinds = ctx.login_enroll_kinds(caller, a.s()?).await?;
+            let kinds = ctx.login_enroll_kinds(how, caller, a.s()?).await?;
             vec![Value::Array("s".into(), kinds.into_iter().map(s).collect())]
         }
         "OpenSession" => {
@@ -552,8 +672,9 @@ async fn login(
         "EnrollResend" => vec![s(ctx.login_enroll_resend(caller, a.s()?).await?)],
         "EnrollConfirm" => {
             let (attempt, codes) = (a.s()?, a.strs()?);
-            let (result, message, backup) =
-                ctx.login_enroll_confirm(caller, attempt, codes).await?;
+            let (result, message, backup) = ctx
+                .login_enroll_confirm(how, caller, attempt, codes)
+                .await?;
             vec![
                 word(&result)?,
                 s(message),
@@ -561,7 +682,7 @@ async fn login(
             ]
         }
         _ => {
-            ctx.login_close_session(caller, a.s()?).await?;
+            ctx.login_close_session(how, caller, a.s()?).await?;
             Vec::new()
         }
     })
@@ -865,7 +986,7 @@ mod tests {
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         let task = tokio::spawn(async move {
-            let server = Server::new(&ctx);
+            let server = Server::new(&ctx, Run::Here);
             server.connection(&ctx, server_end, me).await
         });
         (client, task)
@@ -1151,6 +1272,189 @@ mod tests {
         s.write_all(b"xxxxxxxxxxxxxxxx").unwrap();
         assert!(closed(&mut s));
         assert!(task.await.unwrap().is_err());
+    }
+
+    /// A gateway that takes each message and answers once opened.
+    #[derive(Default)]
+    struct Gate {
+        sent: Mutex<Vec<String>>,
+        open: Mutex<bool>,
+        opened: std::sync::Condvar,
+    }
+
+    impl crate::gateway::Sender for Gate {
+        fn send(
+            &self,
+            m: &crate::gateway::Message<'_>,
+        ) -> std::result::Result<(), crate::gateway::SendError> {
+            self.sent.lock().unwrap().push(m.code.to_string());
+            let mut open = self.open.lock().unwrap();
+            while !*open {
+                open = self.opened.wait(open).unwrap();
+            }
+            Ok(())
+        }
+    }
+
+    impl Gate {
+        fn set_open(&self, open: bool) {
+            *self.open.lock().unwrap() = open;
+            self.opened.notify_all();
+        }
+        fn count(&self) -> usize {
+            self.sent.lock().unwrap().len()
+        }
+    }
+
+    /// The pool serving a socket in a temp dir, over a service whose SMS
+    /// goes through `gate` and whose only user (with a phone, no app) is
+    /// this process's UID; returns the socket's path and that user.
+    fn pool(gate: Arc<Gate>) -> (tempfile::TempDir, PathBuf, String, Pool) {
+        use crate::config::LogTarget;
+        use crate::service::{Core, Service, Sms};
+        let me = nix::unistd::getuid().as_raw();
+        let name = if me == 0 { "root" } else { "alice" };
+        let mut config = Config::default();
+        config.daemon.log = LogTarget::Stderr;
+        let service = Arc::new(Service::new(Core {
+            config,
+            issuer: "test-host".into(),
+            store: Arc::new(crate::store::sqlite::SqliteStore::open_in_memory().unwrap()),
+            audit: Arc::new(Audit::new(LogTarget::Stderr)),
+            users: Box::new(Fake::default().with(name, me, &[])),
+            random: Box::new(crate::random::Os),
+            keys: Arc::new(crate::seal::Keys::for_tests()),
+            sms: Some(Sms {
+                sender: gate.clone(),
+                code_lifetime: 300,
+                limits: crate::store::SendLimits {
+                    per_user: 100,
+                    total: 100,
+                    cooldown: 0,
+                },
+                allowed_prefixes: Vec::new(),
+                // Far longer than the test: a Begin that waited on the
+                // socket's thread would hold it throughout.
+                login_wait: Duration::from_secs(120),
+            }),
+        }));
+        gate.set_open(true);
+        let now = crate::dbus::now();
+        let (id, _) = service
+            .enroll_sms_begin(me, name, "+37255512345", "", now)
+            .unwrap();
+        let code = gate.sent.lock().unwrap().last().cloned().unwrap();
+        service
+            .enroll_sms_confirm(me, name, &id, &code, now)
+            .unwrap();
+        gate.set_open(false);
+        let ctx = Context::new(service.clone(), tokio::runtime::Handle::current());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("login.socket");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let pool = start(listener, ctx, service.audit(), Run::Here).unwrap();
+        (dir, path, name.to_string(), pool)
+    }
+
+    fn connect(path: &Path) -> StdStream {
+        let mut s = StdStream::connect(path).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        authenticate(&mut s);
+        s
+    }
+
+    fn begin_call(user: &str) -> Vec<u8> {
+        let args: Vec<Value> = [user, "sshd", "", "", ""]
+            .iter()
+            .map(|a| Value::Str(a.to_string()))
+            .collect();
+        encode_call(
+            7,
+            &Call {
+                destination: None,
+                path: mfa_api::OBJECT_PATH,
+                interface: mfa_api::LOGIN_INTERFACE,
+                member: "Begin",
+                args: &args,
+            },
+        )
+        .unwrap()
+        .0
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_begin_that_sends_an_sms_holds_none_of_the_sockets_threads() {
+        let gate = Arc::new(Gate::default());
+        let (_dir, path, user, pool) = pool(gate.clone());
+        let sent = gate.count();
+        // One Begin per thread of the pool, each waiting for the gateway.
+        let mut waiting: Vec<StdStream> = (0..THREADS).map(|_| connect(&path)).collect();
+        for s in &mut waiting {
+            s.write_all(&begin_call(&user)).unwrap();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while gate.count() < sent + THREADS {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the sends never began"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Another connection is accepted and served meanwhile.
+        let other = tokio::task::spawn_blocking(move || {
+            let mut s = connect(&path);
+            let r = call(&mut s, "/", "org.freedesktop.DBus.Peer", "Ping", &[], &[]);
+            r.kind
+        });
+        let served = tokio::time::timeout(Duration::from_secs(5), other).await;
+        gate.set_open(true);
+        assert_eq!(
+            served
+                .expect("a Begin waiting for the SMS gateway held the socket's threads")
+                .unwrap(),
+            METHOD_RETURN
+        );
+        // The Begins answer once the gateway has, each with one code sent.
+        for s in &mut waiting {
+            let r = reply(s);
+            assert_eq!(r.kind, METHOD_RETURN, "{r:?}");
+            assert_eq!(r.body[0].str(), Some("challenge"), "{r:?}");
+            let prompt = r.body[2].str().unwrap();
+            assert!(prompt.starts_with("Code sent by SMS to"), "{prompt}");
+        }
+        assert_eq!(gate.count(), sent + THREADS, "one SMS per Begin");
+        pool.stop();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_stops_mid_message_holds_only_itself() {
+        let gate = Arc::new(Gate::default());
+        let (_dir, path, user, pool) = pool(gate);
+        // More stalled clients than threads: halfway through SASL, through
+        // a header, through a body.
+        let mut stalled = Vec::new();
+        for _ in 0..THREADS {
+            let mut s = StdStream::connect(&path).unwrap();
+            s.write_all(b"\0AUTH EXTER").unwrap();
+            stalled.push(s);
+            let mut s = connect(&path);
+            s.write_all(&begin_call(&user)[..10]).unwrap();
+            stalled.push(s);
+            let mut s = connect(&path);
+            let call = begin_call(&user);
+            s.write_all(&call[..call.len() - 3]).unwrap();
+            stalled.push(s);
+        }
+        let other = tokio::task::spawn_blocking(move || {
+            let mut s = connect(&path);
+            call(&mut s, "/", "org.freedesktop.DBus.Peer", "Ping", &[], &[]).kind
+        });
+        let served = tokio::time::timeout(Duration::from_secs(5), other)
+            .await
+            .expect("a stalled client held the socket's threads");
+        assert_eq!(served.unwrap(), METHOD_RETURN);
+        drop(stalled);
+        pool.stop();
     }
 
     #[test]

@@ -78,6 +78,7 @@ fn parse_args() -> std::result::Result<Option<Args>, String> {
 }
 
 fn main() -> ExitCode {
+    mfad::limit_malloc_arenas();
     let args = match parse_args() {
         Ok(Some(a)) => a,
         Ok(None) => return ExitCode::SUCCESS,
@@ -213,6 +214,13 @@ fn run(path: &Path, explicit: bool) -> Result<()> {
         None => None,
     };
     let login_socket = config.daemon.login_socket.clone();
+    // PostgreSQL's calls wait on the network, on the main runtime: only
+    // SQLite's run on the login socket's own threads.
+    let login_calls = if shared {
+        dbus::Run::Blocking
+    } else {
+        dbus::Run::Here
+    };
     let service = Arc::new(Service::new(Core {
         config,
         issuer: String::new(),
@@ -223,11 +231,24 @@ fn run(path: &Path, explicit: bool) -> Result<()> {
         keys,
         sms,
     }));
-    runtime.block_on(serve(service, &bus, &login_socket, path, explicit))
+    runtime.block_on(serve(
+        service,
+        &bus,
+        (&login_socket, login_calls),
+        path,
+        explicit,
+    ))
 }
+
+/// Threads tokio's blocking pool may have (its default is 512): the bus's
+/// calls, the login socket's that may wait (an SMS sent, PostgreSQL), and
+/// what the runtime itself runs there (name lookups). More wait their
+/// turn; each thread's memory stays until it has been idle for 10 s.
+const MAX_BLOCKING_THREADS: usize = 32;
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .enable_all()
         .build()
         .map_err(|e| Error::Io(format!("cannot start the runtime: {e}")))
@@ -310,7 +331,7 @@ fn reload(service: &Service, path: &Path, explicit: bool) {
 async fn serve(
     service: Arc<Service>,
     bus: &str,
-    login_socket: &Path,
+    (login_socket, login_calls): (&Path, dbus::Run),
     path: &Path,
     explicit: bool,
 ) -> Result<()> {
@@ -369,7 +390,7 @@ async fn serve(
                 .listener
                 .try_clone()
                 .map_err(|e| Error::Io(format!("cannot use the login socket: {e}")))?;
-            Some(tokio::spawn(login_socket::serve(std, ctx, service.audit())))
+            Some(login_socket::start(std, ctx, service.audit(), login_calls)?)
         }
         None => None,
     };
@@ -410,8 +431,8 @@ async fn serve(
         }
     }
     service.audit().info("stopped", &[]);
-    if let Some(task) = accepting {
-        task.abort();
+    if let Some(pool) = accepting {
+        pool.stop();
     }
     drop(listener);
     let _ = conn.release_name(mfa_api::BUS_NAME).await;

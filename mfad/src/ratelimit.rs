@@ -42,6 +42,14 @@ impl RateLimit {
         entry.1 += 1;
         true
     }
+
+    /// Takes back the last hit for `key`: the call it counted did nothing
+    /// and is made again.
+    pub fn refund(&mut self, key: &str) {
+        if let Some(entry) = self.windows.get_mut(key) {
+            entry.1 = entry.1.saturating_sub(1);
+        }
+    }
 }
 
 /// A token bucket per UID: `burst` calls at once, refilled at `per_second`

@@ -133,11 +133,29 @@ impl Attempts {
         now: i64,
     ) -> Result<(BeginAction, String, String)> {
         let user = grant.user();
-        if grant.caller() != 0 && !lock(&self.self_logins).hit(user, now) {
+        let limited = grant.caller() != 0;
+        if limited && !lock(&self.self_logins).hit(user, now) {
             return Err(Error::RateLimited(
                 "Too many verification attempts; wait a minute.".into(),
             ));
         }
+        let began = self.decide(core, grant, req, now);
+        // Nothing was done: the call is made again where it may wait for
+        // the SMS gateway, and counts once.
+        if limited && matches!(began, Err(Error::WouldWait)) {
+            lock(&self.self_logins).refund(user);
+        }
+        began
+    }
+
+    /// Begin once the caller's rate limit let it through.
+    fn decide(
+        &self,
+        core: &Core,
+        grant: &LoginGrant,
+        req: &LoginRequest,
+        now: i64,
+    ) -> Result<(BeginAction, String, String)> {
         // Names that cannot exist are looked up like any other (and found
         // unenrolled), so the answer does not reveal which users exist.
         let state = match owned_state(core, grant.account()) {

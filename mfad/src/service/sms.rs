@@ -26,6 +26,27 @@ pub const LOGIN_SEND_WAIT: Duration = Duration::from_millis(600);
 const MSG_NOT_CONFIGURED: &str = "SMS is not configured on this host; ask the administrator.";
 pub const MSG_FAILED: &str = "Could not send the code by SMS; try again later.";
 
+thread_local! {
+    /// Set while a call runs where it must not wait for the gateway (the
+    /// login socket's own threads): see [`without_waiting`].
+    static NO_WAITING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` on this thread with every send refused before it starts
+/// ([`Error::WouldWait`], nothing reserved or stored): a thread that serves
+/// every login must never wait for a gateway. The caller runs a call that
+/// failed so again where it may wait.
+pub fn without_waiting<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            NO_WAITING.with(|w| w.set(self.0));
+        }
+    }
+    let _restore = Restore(NO_WAITING.with(|w| w.replace(true)));
+    f()
+}
+
 /// SMS sending, when `[sms]` is configured.
 pub struct Sms {
     pub sender: Arc<dyn Sender>,
@@ -132,6 +153,9 @@ pub fn send(
     wait: Option<Duration>,
 ) -> Result<(Hashed, Delivery)> {
     let sms = core.sms()?;
+    if NO_WAITING.with(std::cell::Cell::get) {
+        return Err(Error::WouldWait);
+    }
     let masked = phone::mask(number);
     let slot = reserve(core, account, &masked, now)?;
     let code = factor::sms::new_code(core.random.as_ref())?;

@@ -24,6 +24,8 @@ const NOW: i64 = 2_000_000_000;
 /// The one user besides root in the fake directory.
 const USER: &str = "alice";
 const USER_UID: u32 = 1000;
+/// A user's own Begins a minute (attempts.rs).
+const SELF_LOGINS: u32 = 10;
 /// A second user, for limits across users.
 const BOB: &str = "bob";
 const BOB_UID: u32 = 1001;
@@ -171,6 +173,49 @@ fn sms_only_login_sends_a_code_at_begin_and_it_works_once() {
     let (_, token, _) = begin(&s);
     let (r, _) = s.login_answer(0, &token, code.as_bytes(), NOW).unwrap();
     assert_eq!(r, AnswerResult::Retry);
+}
+
+/// Where waiting is refused (the login socket's threads), a call that
+/// would send an SMS stops before it does anything: nothing reserved, sent
+/// or stored, no attempt made, the user's self-login counted once. Made
+/// again where it may wait, it does all of it once.
+#[test]
+fn a_send_where_waiting_is_refused_does_nothing_until_made_again() {
+    let (s, outbox) = sms_service(50);
+    enroll_phone(&s, &outbox, PHONE, NOW);
+    let sent = outbox.count();
+    let req = LoginRequest {
+        user: USER.into(),
+        service: "sshd".into(),
+        ..Default::default()
+    };
+    // The user itself (a screen locker): its self-logins are limited, and
+    // each of these Begins counts once.
+    for n in 0..SELF_LOGINS as usize {
+        let refused = sms::without_waiting(|| s.login_begin(USER_UID, &req, NOW));
+        assert!(matches!(refused, Err(Error::WouldWait)), "{refused:?}");
+        assert_eq!(
+            outbox.count(),
+            sent + 2 * n,
+            "sent where waiting is refused"
+        );
+        let (action, token, prompt) = s.login_begin(USER_UID, &req, NOW).unwrap();
+        assert_eq!(action, BeginAction::Challenge);
+        assert!(prompt.contains(MASKED), "{prompt}");
+        // An empty answer asks for a code by SMS: the same.
+        let refused = sms::without_waiting(|| s.login_answer(USER_UID, &token, b"", NOW));
+        assert!(matches!(refused, Err(Error::WouldWait)), "{refused:?}");
+        assert_eq!(outbox.count(), sent + 2 * n + 1);
+        let (r, _) = s.login_answer(USER_UID, &token, b"", NOW).unwrap();
+        assert_eq!(r, AnswerResult::Prompt, "the attempt is as it was");
+    }
+    assert_eq!(outbox.count(), sent + 2 * SELF_LOGINS as usize);
+    // The limit itself still holds.
+    let r = s.login_begin(USER_UID, &req, NOW);
+    assert!(matches!(r, Err(Error::RateLimited(_))), "{r:?}");
+    // The flag is the call's only: this thread may wait again.
+    let (action, _, _) = s.login_begin(0, &req, NOW).unwrap();
+    assert_eq!(action, BeginAction::Challenge);
 }
 
 /// "Send again" keeps the codes sent before: a slow first message still

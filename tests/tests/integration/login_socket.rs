@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use mfa_tests::pam::PamtesterOpts;
-use mfa_tests::{paths, wrong_code, Clock, Env, PamResult};
+use mfa_tests::{paths, random_phone, wrong_code, Clock, Env, PamResult, Sms, User};
 
 /// `auth` and `account` lines of pam_mfa with `args` (no `bus=`).
 fn service(env: &Env, args: &str) -> String {
@@ -270,4 +270,81 @@ fn an_idle_unauthenticated_connection_is_closed() {
         !hung_up(&mut kept),
         "an authenticated connection was closed"
     );
+}
+
+/// mfad serves the socket on four threads of its own, each call's work on
+/// the thread that read it; a Begin that waits for the SMS gateway runs
+/// elsewhere. With a gateway that hangs and two dozen SMS logins waiting
+/// on it, another user's login with an app code goes through at once; had
+/// the Begins waited on the socket's threads (0.6 s each, four at a time),
+/// it would wait seconds behind them.
+#[test]
+fn a_hanging_sms_gateway_does_not_hold_up_other_logins_on_the_socket() {
+    use mfa_api::wire::{decode, encode_call, message_length, Call, Value, METHOD_RETURN};
+    let env = Env::builder()
+        .sms(
+            Sms::http()
+                .timeout("30s")
+                .max_sends_per_hour(20)
+                .max_total_sends_per_hour(500),
+        )
+        .max_failures(100)
+        .start();
+    let alice = env.add_user();
+    let dev = env.enroll(&alice);
+    let waiting: Vec<User> = (0..24)
+        .map(|_| {
+            let u = env.add_user();
+            env.enroll_sms(&u, &random_phone());
+            u
+        })
+        .collect();
+    let gateway = env.sms_gateway();
+    let before = gateway.count();
+    gateway.delay(Duration::from_secs(10));
+    // Every connection made and authenticated first, then each sends its
+    // Begin, as sshd would for two dozen users at once.
+    let mut conns: Vec<UnixStream> = waiting.iter().map(|_| authenticated(&env)).collect();
+    for (s, u) in conns.iter_mut().zip(&waiting) {
+        let args: Vec<Value> = [u.name.as_str(), "sshd", "", "", ""]
+            .iter()
+            .map(|a| Value::Str(a.to_string()))
+            .collect();
+        let call = Call {
+            destination: None,
+            path: mfa_api::OBJECT_PATH,
+            interface: mfa_api::LOGIN_INTERFACE,
+            member: "Begin",
+            args: &args,
+        };
+        let (bytes, _) = encode_call(1, &call).expect("encode Begin");
+        s.write_all(&bytes).expect("send Begin");
+    }
+    // Four sends under way: the socket's threads would all be held by now.
+    gateway.wait_for_requests(before + 4, Duration::from_secs(30));
+    let code = Clock::now().code(&dev.secret, 0);
+    let started = Instant::now();
+    let r = env.call_on_socket(None, &["login", &alice.name, &code]);
+    let took = started.elapsed();
+    assert_eq!(r.ok()["begin"]["action"], "challenge", "{:?}", r.ok());
+    assert_eq!(r.ok()["answers"][0]["result"], "success", "{:?}", r.ok());
+    assert!(
+        took < Duration::from_millis(1500),
+        "alice's login took {took:?} while the SMS gateway hung"
+    );
+    // Each Begin is answered (the code on its way) and sent one SMS.
+    for s in &mut conns {
+        let mut h = [0u8; 16];
+        s.read_exact(&mut h).expect("Begin's reply");
+        let len = message_length(&h, 1 << 20).expect("a D-Bus message");
+        let mut m = h.to_vec();
+        m.resize(len, 0);
+        s.read_exact(&mut m[16..]).expect("Begin's reply");
+        let reply = decode(&m, &[]).expect("decode");
+        assert_eq!(reply.kind, METHOD_RETURN, "{reply:?}");
+        assert_eq!(reply.body[0].str(), Some("challenge"), "{reply:?}");
+        let message = reply.body[2].str().unwrap_or_default();
+        assert!(message.contains("by SMS"), "{message}");
+    }
+    assert_eq!(gateway.count(), before + waiting.len());
 }
