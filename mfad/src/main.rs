@@ -22,7 +22,7 @@ use mfad::store::config::Backend;
 use mfad::store::postgres::PostgresStore;
 use mfad::store::sqlite::SqliteStore;
 use mfad::users::{self, Directory};
-use mfad::{dbus, gateway, random};
+use mfad::{dbus, gateway, random, totp};
 
 const USAGE: &str = "usage: mfad [--check-config] [--config PATH] [migrate --to-postgres]";
 
@@ -186,6 +186,18 @@ fn run(path: &Path, explicit: bool) -> Result<()> {
         &|name| users::Nss.account(name),
         keys.clone(),
     )?;
+    if let Some(step) = store.refused_through() {
+        // Codes of later steps work again from when the first of them is
+        // current (earlier inside a wider window).
+        let until = (step + 1).saturating_mul(totp::STEP_SECONDS);
+        let now = u64::try_from(dbus::now()).unwrap_or(0);
+        audit.warn(
+            &format!(
+                "mfad did not stop cleanly: authenticator codes of time steps up to {step} are refused; backup codes and SMS codes work"
+            ),
+            &[("seconds_left", &until.saturating_sub(now).to_string())],
+        );
+    }
     if shared {
         audit.info(
             "store",
