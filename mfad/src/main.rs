@@ -228,14 +228,18 @@ fn run(path: &Path, explicit: bool) -> Result<()> {
     let service = Arc::new(Service::new(Core {
         config,
         issuer: String::new(),
-        store,
+        store: store.clone(),
         audit: Arc::new(audit),
         users: Box::new(users::Nss),
         random: Box::new(random::Os),
         keys,
         sms,
     }));
-    runtime.block_on(serve(service, &bus, &login_socket, path, explicit))
+    let served = runtime.block_on(serve(service, &bus, &login_socket, path, explicit));
+    // The service is not dropped at exit (calls may be in flight): the
+    // store learns of the stop here, whatever ended the serving.
+    store.stop_cleanly();
+    served
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

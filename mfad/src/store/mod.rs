@@ -221,6 +221,11 @@ pub trait Store: Send + Sync {
         None
     }
 
+    /// mfad stops: makes everything committed durable and records a clean
+    /// stop, after which every write is durable on its own. A backend whose
+    /// commits are all durable has nothing to do.
+    fn stop_cleanly(&self) {}
+
     /// Uses up a backup code and clears failures, unless the code is gone or
     /// the user is locked at `now`.
     fn use_backup_code(&self, uid: u32, id: CodeId, now: i64) -> Result<bool>;

@@ -85,8 +85,9 @@ enum Msg {
 /// only upward, after the commit that made it durable.
 struct Mark {
     /// Whether accepts and failure counts take the light path: this store
-    /// owns the database (see `SqliteStore::_owner`).
-    light: bool,
+    /// owns the database (see `SqliteStore::_owner`) and has not been
+    /// stopped cleanly.
+    light: AtomicBool,
     hwm: AtomicU64,
     /// A TOTP code was accepted since `hwm` was last raised.
     accepted: AtomicBool,
@@ -179,7 +180,7 @@ fn group_committer(conn: Arc<Mutex<Connection>>, mark: Arc<Mark>, jobs: Receiver
 /// Raises `H` on the store thread, in a commit of its own (fsynced), when
 /// logins would soon need it (see [`hwm::raise_early`]).
 fn raise_ahead(conn: &Connection, mark: &Mark) {
-    if !mark.light {
+    if !mark.light.load(Relaxed) {
         return;
     }
     let now = std::time::SystemTime::now()
@@ -442,7 +443,7 @@ impl SqliteStore {
             (0, None)
         };
         let mark = Arc::new(Mark {
-            light,
+            light: AtomicBool::new(light),
             hwm: AtomicU64::new(hwm),
             accepted: AtomicBool::new(false),
             unsynced: AtomicUsize::new(0),
@@ -547,16 +548,7 @@ impl Drop for SqliteStore {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        if self.mark.light {
-            // Every commit into the database file (fsynced), then the mark
-            // of a clean stop, the last write.
-            let conn = self.conn();
-            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-            let _ = transaction(&conn, |c| {
-                c.execute("UPDATE run_state SET running = 0 WHERE id = 1", [])?;
-                Ok(())
-            });
-        }
+        self.stop_cleanly();
     }
 }
 
@@ -629,15 +621,17 @@ impl Store for SqliteStore {
     }
 
     fn accept_totp_step(&self, uid: u32, device_id: &str, step: u64, now: i64) -> Result<bool> {
-        if !self.mark.light {
-            let device_id = device_id.to_string();
-            return self.batched(move |conn| accept_step(conn, uid, &device_id, step, now));
-        }
-        // The light path: on this thread, no fsync, unless H must first
-        // cover `step`; then H and the accept share one fsynced commit.
+        // On this thread, under the writer's lock (read first: a clean
+        // stop ends the light path under it). Light: no fsync, unless H
+        // must first cover `step`; then H and the accept share one fsynced
+        // commit. Otherwise every accept is fsynced.
         let conn = self.conn();
-        let raise = hwm::raise_for(self.mark.hwm.load(Relaxed), step, totp::step_at(now));
-        let accepted = light_commit(&conn, raise.is_some(), |c| {
+        let light = self.mark.light.load(Relaxed);
+        let raise = light
+            .then(|| hwm::raise_for(self.mark.hwm.load(Relaxed), step, totp::step_at(now)))
+            .flatten();
+        let fsync = !light || raise.is_some();
+        let accepted = light_commit(&conn, fsync, |c| {
             if let Some(h) = raise {
                 set_hwm(c, h)?;
             }
@@ -650,7 +644,7 @@ impl Store for SqliteStore {
         if accepted {
             self.mark.accepted.store(true, Relaxed);
         }
-        if raise.is_none() {
+        if !fsync {
             self.count_light_commit();
         }
         Ok(accepted)
@@ -658,6 +652,22 @@ impl Store for SqliteStore {
 
     fn refused_through(&self) -> Option<u64> {
         self.refused_through
+    }
+
+    fn stop_cleanly(&self) {
+        let conn = self.conn();
+        // Whatever comes after the mark (a call still in flight) is
+        // fsynced, as on the old path.
+        if !self.mark.light.swap(false, Relaxed) {
+            return;
+        }
+        // Every commit into the database file (fsynced), then the mark of
+        // a clean stop, the last write.
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        let _ = transaction(&conn, |c| {
+            c.execute("UPDATE run_state SET running = 0 WHERE id = 1", [])?;
+            Ok(())
+        });
     }
 
     fn use_backup_code(&self, uid: u32, id: CodeId, now: i64) -> Result<bool> {
@@ -708,14 +718,16 @@ impl Store for SqliteStore {
     }
 
     fn record_failure(&self, uid: u32, now: i64, limits: Limits) -> Result<Lockout> {
-        if !self.mark.light {
-            return self.batched(move |tx| count_failure(tx, uid, now, limits));
+        // Light: in the WAL before the reply (a crash of mfad keeps it),
+        // fsynced by the next checkpoint (an OS crash may lose the last
+        // second's counts). Otherwise fsynced.
+        let conn = self.conn();
+        let light = self.mark.light.load(Relaxed);
+        let lockout = light_commit(&conn, !light, |c| count_failure(c, uid, now, limits))?;
+        drop(conn);
+        if light {
+            self.count_light_commit();
         }
-        // The light path: in the WAL before the reply (a crash of mfad
-        // keeps it), fsynced by the next checkpoint (an OS crash may lose
-        // the last second's counts).
-        let lockout = light_commit(&self.conn(), false, |c| count_failure(c, uid, now, limits))?;
-        self.count_light_commit();
         Ok(lockout)
     }
 
@@ -1179,7 +1191,7 @@ mod tests {
         let now = crate::dbus::now();
         let now_step = totp::step_at(now);
         let first = open();
-        assert!(first.mark.light);
+        assert!(first.mark.light.load(Relaxed));
         first
             .add_device(&alice(), &totp("a1"), now_step - 5, None)
             .unwrap();
@@ -1189,7 +1201,7 @@ mod tests {
         let h = run_state(dir.path()).0;
         let second = open();
         assert_eq!(second.refused_through(), None);
-        assert!(!second.mark.light);
+        assert!(!second.mark.light.load(Relaxed));
         let later = now + 300;
         let step = totp::step_at(later);
         assert!(second.accept_totp_step(ALICE, "a1", step, later).unwrap());
