@@ -1,7 +1,8 @@
-//! A code once accepted is never accepted again, even after a crash: mfad
-//! answers a verification only once its batch is committed to disk (group
-//! commit, see docs/architecture.md). Killed with SIGKILL in the middle of
-//! many concurrent logins and started again, it refuses every code it
+//! A code once accepted is never accepted again, even after a crash: a
+//! backup code's use is fsynced before the reply (group commit), a TOTP
+//! accept is written before it and covered by a durable high-water mark of
+//! steps (see docs/architecture.md). Killed with SIGKILL in the middle of
+//! many concurrent logins and started again, mfad refuses every code it
 //! accepted before the kill.
 
 use std::sync::{Arc, Mutex};
