@@ -142,7 +142,7 @@ pub fn render(r: &Results) -> String {
     );
     let _ = writeln!(
         o,
-        "mfad: release build, stock settings (window 1, SQLite WAL, synchronous=FULL); \
+        "mfad: release build, stock settings (window 1, SQLite WAL, accepts under a durable step mark); \
          {} users enrolled in {:.0} s ({:.0}/s), database {}",
         r.users,
         r.enroll_secs,

@@ -22,7 +22,7 @@ use mfad::store::config::Backend;
 use mfad::store::postgres::PostgresStore;
 use mfad::store::sqlite::SqliteStore;
 use mfad::users::{self, Directory};
-use mfad::{dbus, gateway, random};
+use mfad::{dbus, gateway, random, totp};
 
 const USAGE: &str = "usage: mfad [--check-config] [--config PATH] [migrate --to-postgres]";
 
@@ -187,6 +187,18 @@ fn run(path: &Path, explicit: bool) -> Result<()> {
         &|name| users::Nss.account(name),
         keys.clone(),
     )?;
+    if let Some(step) = store.refused_through() {
+        // Codes of later steps work again from when the first of them is
+        // current (earlier inside a wider window).
+        let until = (step + 1).saturating_mul(totp::STEP_SECONDS);
+        let now = u64::try_from(dbus::now()).unwrap_or(0);
+        audit.warn(
+            &format!(
+                "mfad did not stop cleanly: authenticator codes of time steps up to {step} are refused; backup codes and SMS codes work"
+            ),
+            &[("seconds_left", &until.saturating_sub(now).to_string())],
+        );
+    }
     if shared {
         audit.info(
             "store",
@@ -224,20 +236,24 @@ fn run(path: &Path, explicit: bool) -> Result<()> {
     let service = Arc::new(Service::new(Core {
         config,
         issuer: String::new(),
-        store,
+        store: store.clone(),
         audit: Arc::new(audit),
         users: Box::new(users::Nss),
         random: Box::new(random::Os),
         keys,
         sms,
     }));
-    runtime.block_on(serve(
+    let served = runtime.block_on(serve(
         service,
         &bus,
         (&login_socket, login_calls),
         path,
         explicit,
-    ))
+    ));
+    // The service is not dropped at exit (calls may be in flight): the
+    // store learns of the stop here, whatever ended the serving.
+    store.stop_cleanly();
+    served
 }
 
 /// Threads tokio's blocking pool may have (its default is 512): the bus's

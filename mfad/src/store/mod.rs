@@ -213,6 +213,19 @@ pub trait Store: Send + Sync {
     /// and the device marked used. False, changing nothing, otherwise.
     fn accept_totp_step(&self, uid: u32, device_id: &str, step: u64, now: i64) -> Result<bool>;
 
+    /// Set when this start found that mfad had not stopped cleanly, and
+    /// accepts of TOTP steps may have been lost: every step up to this one
+    /// is refused for every user (the SQLite backend, which commits
+    /// accepts without an fsync; see docs/architecture.md).
+    fn refused_through(&self) -> Option<u64> {
+        None
+    }
+
+    /// mfad stops: makes everything committed durable and records a clean
+    /// stop, after which every write is durable on its own. A backend whose
+    /// commits are all durable has nothing to do.
+    fn stop_cleanly(&self) {}
+
     /// Uses up a backup code and clears failures, unless the code is gone or
     /// the user is locked at `now`.
     fn use_backup_code(&self, uid: u32, id: CodeId, now: i64) -> Result<bool>;

@@ -23,6 +23,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0008-sms-codes.sql"),
     include_str!("../migrations/sqlite/0009-grace.sql"),
     include_str!("../migrations/sqlite/0010-sessions.sql"),
+    include_str!("../migrations/sqlite/0011-run-state.sql"),
 ];
 
 /// The migration that moves state from names to UIDs (0005).

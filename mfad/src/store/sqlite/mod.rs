@@ -1,11 +1,15 @@
 //! The embedded backend: one SQLite database (`STATE_DIR/mfad.db`, WAL,
 //! directory 0700, file 0600). Nothing else in mfad touches SQL.
 
-use std::fs;
+use std::fs::{self, File};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{Flock, FlockArg};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -17,10 +21,12 @@ use crate::codes::Hashed;
 use crate::factor::{DeviceData, Kind};
 use crate::lockout::{Limits, Lockout};
 use crate::seal::Keys;
+use crate::totp;
 use crate::users::Account;
 
 pub const DB_FILE: &str = "mfad.db";
 
+mod hwm;
 mod migrate;
 mod rows;
 
@@ -41,7 +47,18 @@ pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     keys: Arc<Keys>,
     /// The group committer's queue (see [`SqliteStore::batched`]).
-    jobs: Mutex<Option<Sender<Job>>>,
+    jobs: Mutex<Option<Sender<Msg>>>,
+    /// The high-water mark and the light path's bookkeeping.
+    mark: Arc<Mark>,
+    /// This process's exclusive flock on the state directory: only the
+    /// store that holds it (mfad) commits accepts without an fsync and
+    /// marks the database running and stopped; any other opener (`mfad
+    /// --check-config` beside a running mfad) fsyncs every write and
+    /// leaves the marks alone. None in memory.
+    _owner: Option<Flock<File>>,
+    /// Set when this start found the database still marked running: TOTP
+    /// steps up to it are refused for every user.
+    refused_through: Option<u64>,
     /// Joined when the store is dropped, so that the database is closed
     /// (and its WAL checkpointed away) by then.
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -52,6 +69,38 @@ pub struct SqliteStore {
 
 /// The most operations one commit covers.
 const MAX_BATCH: usize = 256;
+
+/// What the store thread is asked to do.
+enum Msg {
+    /// An operation to commit durably, in a batch.
+    Job(Job),
+    /// Light commits have piled up: checkpoint the WAL now.
+    Checkpoint,
+}
+
+/// The durable high-water mark `H` of TOTP steps (see `hwm.rs`) and what
+/// the light path (accepts and failure counts, committed with
+/// synchronous = NORMAL on the caller's thread) leaves for the store
+/// thread. `hwm` changes only under the writer connection's lock, and
+/// only upward, after the commit that made it durable.
+struct Mark {
+    /// Whether accepts and failure counts take the light path: this store
+    /// owns the database (see `SqliteStore::_owner`) and has not been
+    /// stopped cleanly.
+    light: AtomicBool,
+    hwm: AtomicU64,
+    /// A TOTP code was accepted since `hwm` was last raised.
+    accepted: AtomicBool,
+    /// Light commits since the last checkpoint.
+    unsynced: AtomicUsize,
+}
+
+/// How often the store thread checkpoints light commits and raises `H`
+/// ahead of time, when nothing else wakes it. An OS crash or power cut
+/// loses at most the light commits of about this long (and of
+/// [`CHECKPOINT_EVERY`] commits): failure counts and `last_used` times;
+/// `H` covers the lost accepts.
+const TICK: Duration = Duration::from_secs(1);
 
 /// One operation for the group committer: run inside the batch's
 /// transaction (under a savepoint of its own), its result sent back only
@@ -71,36 +120,192 @@ type Op = Box<dyn FnOnce(&Connection) -> Result<Answer> + Send>;
 /// commits once (one fsync for the batch, synchronous = FULL), and only
 /// then answers each. Nobody hears "accepted" before that commit is on
 /// disk; a failed commit fails every operation of the batch.
-fn group_committer(conn: Arc<Mutex<Connection>>, jobs: Receiver<Job>) {
+///
+/// The same thread checkpoints the WAL (which is also what fsyncs the
+/// light commits) and raises the high-water mark ahead of the logins that
+/// would need it.
+fn group_committer(conn: Arc<Mutex<Connection>>, mark: Arc<Mark>, jobs: Receiver<Msg>) {
     let mut since_checkpoint = 0usize;
-    while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+    let mut last_tick = Instant::now();
+    loop {
+        let msg = match jobs.recv_timeout(TICK) {
+            Ok(msg) => Some(msg),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         let guard = match conn.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let results = run_batch(&guard, &mut batch);
-        for (job, result) in batch.into_iter().zip(results) {
-            let _ = job.reply.send(result);
+        let mut checkpoint = false;
+        match msg {
+            Some(Msg::Job(first)) => {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match jobs.try_recv() {
+                        Ok(Msg::Job(job)) => batch.push(job),
+                        Ok(Msg::Checkpoint) => checkpoint = true,
+                        Err(_) => break,
+                    }
+                }
+                let results = run_batch(&guard, &mut batch);
+                for (job, result) in batch.into_iter().zip(results) {
+                    let _ = job.reply.send(result);
+                }
+                since_checkpoint += 1;
+            }
+            Some(Msg::Checkpoint) => checkpoint = true,
+            None => {}
+        }
+        // Once a tick (a busy queue never times out), whatever came.
+        if last_tick.elapsed() >= TICK {
+            last_tick = Instant::now();
+            checkpoint |= mark.unsynced.load(Relaxed) > 0;
+            raise_ahead(&guard, &mark);
         }
         // The WAL copied back into the database after the answers are
         // out, never inside a login's commit. Here on the writer, right
         // after a commit, so that the next write starts the WAL over; a
         // checkpointer beside a busy writer never catches up, and the WAL
         // (which every read searches) would grow without end.
-        since_checkpoint += 1;
-        if since_checkpoint >= CHECKPOINT_EVERY {
+        if checkpoint || since_checkpoint >= CHECKPOINT_EVERY {
+            mark.unsynced.store(0, Relaxed);
             let _ = guard.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
             since_checkpoint = 0;
         }
         drop(guard);
     }
+}
+
+/// Raises `H` on the store thread, in a commit of its own (fsynced), when
+/// logins would soon need it (see [`hwm::raise_early`]).
+fn raise_ahead(conn: &Connection, mark: &Mark) {
+    if !mark.light.load(Relaxed) {
+        return;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let Some(h) = hwm::raise_early(
+        mark.hwm.load(Relaxed),
+        totp::step_at(now),
+        mark.accepted.load(Relaxed),
+    ) else {
+        return;
+    };
+    // On failure H stays: the next login raises it itself.
+    if transaction(conn, |c| set_hwm(c, h)).is_ok() {
+        mark.hwm.fetch_max(h, Relaxed);
+        mark.accepted.store(false, Relaxed);
+    }
+}
+
+/// Writes `h` as the high-water mark (never lowering it).
+fn set_hwm(conn: &Connection, h: u64) -> Result<()> {
+    conn.prepare_cached("UPDATE run_state SET hwm = max(hwm, ?1) WHERE id = 1")?
+        .execute([to_i64(h)])?;
+    Ok(())
+}
+
+/// Runs `op` in one transaction of its own on `conn`, committed with the
+/// connection's synchronous setting (FULL unless [`light_commit`] says).
+fn transaction<T>(conn: &Connection, op: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let result = op(conn).and_then(|v| {
+        conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(v)
+    });
+    if result.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    result
+}
+
+/// Runs `op` as one transaction on the writer `conn`, on the caller's
+/// thread: with `fsync`, committed durably (synchronous = FULL, the
+/// connection's setting); without, committed with synchronous = NORMAL
+/// (written to the WAL before the reply, so a crash of mfad loses
+/// nothing; fsynced by the next checkpoint).
+fn light_commit<T>(
+    conn: &Connection,
+    fsync: bool,
+    op: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    if fsync {
+        return transaction(conn, op);
+    }
+    conn.prepare_cached("PRAGMA synchronous = NORMAL")?
+        .execute([])?;
+    let result = transaction(conn, op);
+    // Every other write on this connection must stay fsynced.
+    conn.prepare_cached("PRAGMA synchronous = FULL")?
+        .execute([])?;
+    result
+}
+
+/// Accepts TOTP `step` (see [`Store::accept_totp_step`]) in the current
+/// transaction.
+fn accept_step(conn: &Connection, uid: u32, device_id: &str, step: u64, now: i64) -> Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE users SET last_step = ?2, failures = 0, locked_until = 0, locks = 0
+             WHERE uid = ?1 AND last_step < ?2 AND locked_until <= ?3",
+        )?
+        .execute(params![uid, to_i64(step), now])?;
+    if changed != 1 {
+        return Ok(false);
+    }
+    conn.prepare_cached("UPDATE devices SET last_used = ?3 WHERE uid = ?1 AND id = ?2")?
+        .execute(params![uid, device_id, now])?;
+    Ok(true)
+}
+
+/// Counts one failure (see [`Store::record_failure`]) in the current
+/// transaction.
+fn count_failure(tx: &Connection, uid: u32, now: i64, limits: Limits) -> Result<Lockout> {
+    let current = tx
+        .prepare_cached("SELECT failures, locked_until, locks FROM users WHERE uid = ?1")?
+        .query_row([uid], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .optional()?;
+    let Some(current) = current else {
+        // Nothing to lock for a user who never enrolled.
+        return Ok(Lockout::default().after_failure(now, limits));
+    };
+    let next = lockout_of(current).after_failure(now, limits);
+    tx.prepare_cached(
+        "UPDATE users SET failures = ?2, locked_until = ?3, locks = ?4 WHERE uid = ?1",
+    )?
+    .execute(params![uid, next.failures, next.locked_until, next.locks])?;
+    Ok(next)
+}
+
+/// Marks the database running, durably, before any light commit. When it
+/// was marked running already (mfad did not stop cleanly: the last light
+/// commits may be lost), raises every user's last step to `H` first, in
+/// the same commit. Returns `H` and that floor.
+fn start_running(conn: &mut Connection) -> Result<(u64, Option<u64>)> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let (h, running): (i64, i64) =
+        tx.query_row("SELECT hwm, running FROM run_state WHERE id = 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let h = to_u64(h);
+    let floor = hwm::floor_after(running != 0, h);
+    if let Some(floor) = floor {
+        tx.execute(
+            "UPDATE users SET last_step = ?1 WHERE last_step < ?1",
+            [to_i64(floor)],
+        )?;
+    }
+    tx.execute("UPDATE run_state SET running = 1 WHERE id = 1", [])?;
+    tx.commit()?;
+    Ok((h, floor))
 }
 
 /// Batches between two WAL checkpoints: a few hundred pages of WAL.
@@ -168,11 +373,18 @@ impl SqliteStore {
             .map_err(|e| io("cannot create state directory", e))?;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
             .map_err(|e| io("cannot set mode 0700 on", e))?;
+        // Any failure to lock (held by a running mfad, or no flock here)
+        // leaves this store on the old, all-fsynced path.
+        let owner = File::open(dir)
+            .ok()
+            .and_then(|d| Flock::lock(d, FlockArg::LockExclusiveNonblock).ok());
         let path = dir.join(DB_FILE);
         let conn = Connection::open(&path)?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
             .map_err(|e| io("cannot set mode 0600 on the database in", e))?;
-        let mut store = SqliteStore::init(conn, account_of, keys)?;
+        let light = owner.is_some();
+        let mut store = SqliteStore::init(conn, account_of, keys, light)?;
+        store._owner = owner;
         // The store thread checkpoints after its answers (see
         // group_committer), often enough that SQLite's own automatic
         // checkpoint (at 1000 pages of WAL, inside a commit) is left for
@@ -204,6 +416,7 @@ impl SqliteStore {
             Connection::open_in_memory()?,
             &|_| None,
             Arc::new(Keys::ephemeral().map_err(Error::Setup)?),
+            true,
         )
     }
 
@@ -211,10 +424,11 @@ impl SqliteStore {
         mut conn: Connection,
         account_of: &dyn Fn(&str) -> Option<Account>,
         keys: Arc<Keys>,
+        light: bool,
     ) -> Result<SqliteStore> {
-        // WAL for concurrent readers; FULL sync so an accepted step or a
-        // failure count survives a power cut (replay and lockout state are
-        // security state, not a cache).
+        // WAL for concurrent readers; FULL sync so that whatever is not on
+        // the light path (one-time codes used, SMS sends, enrollments)
+        // survives a power cut; the light path sets NORMAL per commit.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -223,17 +437,31 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut conn, account_of, &keys)?;
         conn.set_prepared_statement_cache_capacity(64);
+        let (hwm, refused_through) = if light {
+            start_running(&mut conn)?
+        } else {
+            (0, None)
+        };
+        let mark = Arc::new(Mark {
+            light: AtomicBool::new(light),
+            hwm: AtomicU64::new(hwm),
+            accepted: AtomicBool::new(false),
+            unsynced: AtomicUsize::new(0),
+        });
         let conn = Arc::new(Mutex::new(conn));
         let (jobs, queue) = mpsc::channel();
-        let committer = conn.clone();
+        let (committer, marks) = (conn.clone(), mark.clone());
         let thread = std::thread::Builder::new()
             .name("mfad-store".into())
-            .spawn(move || group_committer(committer, queue))
+            .spawn(move || group_committer(committer, marks, queue))
             .map_err(|e| Error::Setup(format!("cannot start the store thread: {e}")))?;
         Ok(SqliteStore {
             conn,
             keys,
             jobs: Mutex::new(Some(jobs)),
+            mark,
+            _owner: None,
+            refused_through,
             reader: None,
             threads: vec![thread],
         })
@@ -248,10 +476,10 @@ impl SqliteStore {
         op: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (reply, answer) = mpsc::sync_channel(1);
-        let job = Job {
+        let job = Msg::Job(Job {
             run: Box::new(move |conn| op(conn).map(|v| Box::new(v) as Answer)),
             reply,
-        };
+        });
         let jobs = match self.jobs.lock() {
             Ok(jobs) => jobs,
             Err(poisoned) => poisoned.into_inner(),
@@ -278,6 +506,18 @@ impl SqliteStore {
         match lock.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Counts a light commit; every [`CHECKPOINT_EVERY`] asks the store
+    /// thread for a checkpoint (it also does one every [`TICK`]).
+    fn count_light_commit(&self) {
+        if self.mark.unsynced.fetch_add(1, Relaxed) + 1 == CHECKPOINT_EVERY {
+            if let Ok(jobs) = self.jobs.lock() {
+                if let Some(jobs) = jobs.as_ref() {
+                    let _ = jobs.send(Msg::Checkpoint);
+                }
+            }
         }
     }
 
@@ -308,6 +548,7 @@ impl Drop for SqliteStore {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        self.stop_cleanly();
     }
 }
 
@@ -380,21 +621,53 @@ impl Store for SqliteStore {
     }
 
     fn accept_totp_step(&self, uid: u32, device_id: &str, step: u64, now: i64) -> Result<bool> {
-        let device_id = device_id.to_string();
-        self.batched(move |conn| {
-            let changed = conn
-                .prepare_cached(
-                    "UPDATE users SET last_step = ?2, failures = 0, locked_until = 0, locks = 0
-                     WHERE uid = ?1 AND last_step < ?2 AND locked_until <= ?3",
-                )?
-                .execute(params![uid, to_i64(step), now])?;
-            if changed != 1 {
-                return Ok(false);
+        // On this thread, under the writer's lock (read first: a clean
+        // stop ends the light path under it). Light: no fsync, unless H
+        // must first cover `step`; then H and the accept share one fsynced
+        // commit. Otherwise every accept is fsynced.
+        let conn = self.conn();
+        let light = self.mark.light.load(Relaxed);
+        let raise = light
+            .then(|| hwm::raise_for(self.mark.hwm.load(Relaxed), step, totp::step_at(now)))
+            .flatten();
+        let fsync = !light || raise.is_some();
+        let accepted = light_commit(&conn, fsync, |c| {
+            if let Some(h) = raise {
+                set_hwm(c, h)?;
             }
-            conn.prepare_cached("UPDATE devices SET last_used = ?3 WHERE uid = ?1 AND id = ?2")?
-                .execute(params![uid, device_id, now])?;
-            Ok(true)
-        })
+            accept_step(c, uid, device_id, step, now)
+        })?;
+        if let Some(h) = raise {
+            self.mark.hwm.fetch_max(h, Relaxed);
+        }
+        drop(conn);
+        if accepted {
+            self.mark.accepted.store(true, Relaxed);
+        }
+        if !fsync {
+            self.count_light_commit();
+        }
+        Ok(accepted)
+    }
+
+    fn refused_through(&self) -> Option<u64> {
+        self.refused_through
+    }
+
+    fn stop_cleanly(&self) {
+        let conn = self.conn();
+        // Whatever comes after the mark (a call still in flight) is
+        // fsynced, as on the old path.
+        if !self.mark.light.swap(false, Relaxed) {
+            return;
+        }
+        // Every commit into the database file (fsynced), then the mark of
+        // a clean stop, the last write.
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        let _ = transaction(&conn, |c| {
+            c.execute("UPDATE run_state SET running = 0 WHERE id = 1", [])?;
+            Ok(())
+        });
     }
 
     fn use_backup_code(&self, uid: u32, id: CodeId, now: i64) -> Result<bool> {
@@ -445,31 +718,17 @@ impl Store for SqliteStore {
     }
 
     fn record_failure(&self, uid: u32, now: i64, limits: Limits) -> Result<Lockout> {
-        self.batched(move |tx| {
-            let current = tx
-                .query_row(
-                    "SELECT failures, locked_until, locks FROM users WHERE uid = ?1",
-                    [uid],
-                    |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, i64>(1)?,
-                            r.get::<_, i64>(2)?,
-                        ))
-                    },
-                )
-                .optional()?;
-            let Some(current) = current else {
-                // Nothing to lock for a user who never enrolled.
-                return Ok(Lockout::default().after_failure(now, limits));
-            };
-            let next = lockout_of(current).after_failure(now, limits);
-            tx.prepare_cached(
-                "UPDATE users SET failures = ?2, locked_until = ?3, locks = ?4 WHERE uid = ?1",
-            )?
-            .execute(params![uid, next.failures, next.locked_until, next.locks])?;
-            Ok(next)
-        })
+        // Light: in the WAL before the reply (a crash of mfad keeps it),
+        // fsynced by the next checkpoint (an OS crash may lose the last
+        // second's counts). Otherwise fsynced.
+        let conn = self.conn();
+        let light = self.mark.light.load(Relaxed);
+        let lockout = light_commit(&conn, !light, |c| count_failure(c, uid, now, limits))?;
+        drop(conn);
+        if light {
+            self.count_light_commit();
+        }
+        Ok(lockout)
     }
 
     fn add_sms_code(&self, uid: u32, code: &Hashed, expires: i64, keep: usize) -> Result<()> {
@@ -858,6 +1117,99 @@ mod tests {
         // Reopening applies nothing twice.
         let s = SqliteStore::open(&state, &|_| None, Arc::new(Keys::for_tests())).unwrap();
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    }
+
+    fn run_state(dir: &Path) -> (i64, i64) {
+        Connection::open(dir.join(DB_FILE))
+            .unwrap()
+            .query_row("SELECT hwm, running FROM run_state", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap()
+    }
+
+    /// H is on disk before an accept above it, the database is marked
+    /// running while open and stopped after a clean close; a start that
+    /// finds it still running refuses every step up to H for every user,
+    /// once, and says so.
+    #[test]
+    fn an_unclean_stop_refuses_steps_up_to_the_durable_mark() {
+        use crate::store::conformance::{alice, bob, totp, ALICE, BOB};
+        let dir = tempfile::tempdir().unwrap();
+        let open =
+            || SqliteStore::open(dir.path(), &|_| None, Arc::new(Keys::for_tests())).unwrap();
+        // The real time: the store thread raises H ahead of it, too.
+        let now = crate::dbus::now();
+        let now_step = totp::step_at(now);
+        let s = open();
+        assert_eq!(s.refused_through(), None, "a new database");
+        s.add_device(&alice(), &totp("a1"), now_step - 5, None)
+            .unwrap();
+        s.add_device(&bob(), &totp("b1"), now_step - 5, None)
+            .unwrap();
+        assert_eq!(run_state(dir.path()), (0, 1), "running, no H yet");
+        assert!(s.accept_totp_step(ALICE, "a1", now_step, now).unwrap());
+        let h = to_i64(now_step + hwm::AHEAD);
+        assert_eq!(run_state(dir.path()), (h, 1), "H raised with the accept");
+        // Inside H: no new mark.
+        assert!(s.accept_totp_step(BOB, "b1", now_step + 1, now).unwrap());
+        assert_eq!(run_state(dir.path()).0, h);
+        drop(s);
+        assert_eq!(run_state(dir.path()), (h, 0), "stopped cleanly");
+
+        let s = open();
+        assert_eq!(s.refused_through(), None, "after a clean stop");
+        assert_eq!(s.user(ALICE).unwrap().last_step, now_step);
+        drop(s);
+        // As a kill leaves it: still marked running.
+        Connection::open(dir.path().join(DB_FILE))
+            .unwrap()
+            .execute("UPDATE run_state SET running = 1", [])
+            .unwrap();
+        let s = open();
+        assert_eq!(s.refused_through(), Some(to_u64(h)));
+        for (uid, device) in [(ALICE, "a1"), (BOB, "b1")] {
+            assert_eq!(s.user(uid).unwrap().last_step, to_u64(h));
+            assert!(!s.accept_totp_step(uid, device, to_u64(h), now).unwrap());
+        }
+        let later = now + 30 * (to_i64(hwm::AHEAD) + 1);
+        assert!(s
+            .accept_totp_step(ALICE, "a1", to_u64(h) + 1, later)
+            .unwrap());
+        assert!(run_state(dir.path()).0 > h, "H raised past the new accept");
+    }
+
+    /// A second opener while mfad holds the database (`mfad
+    /// --check-config`) neither reads a crash into the running mark nor
+    /// clears it, and fsyncs what it writes.
+    #[test]
+    fn a_second_opener_leaves_the_marks_alone() {
+        use crate::store::conformance::{alice, totp, ALICE};
+        let dir = tempfile::tempdir().unwrap();
+        let open =
+            || SqliteStore::open(dir.path(), &|_| None, Arc::new(Keys::for_tests())).unwrap();
+        let now = crate::dbus::now();
+        let now_step = totp::step_at(now);
+        let first = open();
+        assert!(first.mark.light.load(Relaxed));
+        first
+            .add_device(&alice(), &totp("a1"), now_step - 5, None)
+            .unwrap();
+        assert!(first
+            .accept_totp_step(ALICE, "a1", now_step - 1, now)
+            .unwrap());
+        let h = run_state(dir.path()).0;
+        let second = open();
+        assert_eq!(second.refused_through(), None);
+        assert!(!second.mark.light.load(Relaxed));
+        let later = now + 300;
+        let step = totp::step_at(later);
+        assert!(second.accept_totp_step(ALICE, "a1", step, later).unwrap());
+        assert_eq!(run_state(dir.path()), (h, 1), "H not needed, not touched");
+        drop(second);
+        assert_eq!(run_state(dir.path()), (h, 1), "still running: mfad is");
+        drop(first);
+        assert_eq!(run_state(dir.path()), (h, 0));
     }
 
     /// A database as the release before typed devices and UIDs left it
