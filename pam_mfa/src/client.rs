@@ -721,6 +721,9 @@ mod tests {
             "session",
             "",
             "unix:path=/a;unix:path=/b",
+            "unix:path=/tmp/x,foo=bar",
+            "unix:path=/tmp/x,guid",
+            "unix:path=/tmp/%zz/bus",
             "/run/dbus/system_bus_socket",
         ] {
             assert!(matches!(bus_address(bad), Err(Error::Config(_))), "{bad}");
