@@ -81,11 +81,7 @@ impl Error {
     /// The error's name under [`ERROR_PREFIX`] (`"LockedOut"`), also for
     /// names this version does not know; `None` for transport errors.
     pub fn kind(&self) -> Option<String> {
-        let name = self.error_name();
-        name.strip_prefix(ERROR_PREFIX)
-            .and_then(|n| n.strip_prefix('.'))
-            .filter(|n| !n.is_empty())
-            .map(str::to_string)
+        error_kind(&self.error_name()).map(str::to_string)
     }
 
     /// The full D-Bus error name, as the reply carried it.
@@ -108,6 +104,34 @@ impl Error {
                 .to_string(),
         }
     }
+}
+
+/// The part of a D-Bus error name after [`ERROR_PREFIX`] (`"LockedOut"`
+/// for `org.mfad.Mfa1.Error.LockedOut`), also for names this version has
+/// no [`Error`] variant for; `None` when mfad did not send it (a bus or
+/// transport error). Without zbus, for pam_mfa's own wire client.
+pub fn error_kind(name: &str) -> Option<&str> {
+    name.strip_prefix(ERROR_PREFIX)
+        .and_then(|n| n.strip_prefix('.'))
+        .filter(|n| !n.is_empty())
+}
+
+/// Reads an action or result string as serde does for the enums below
+/// (an unknown value is `Unknown`), without serde: for pam_mfa's own wire
+/// client. A test checks that both agree.
+macro_rules! from_wire_str {
+    ($t:ty { $($wire:literal => $v:ident),* $(,)? }) => {
+        impl std::str::FromStr for $t {
+            type Err = std::convert::Infallible;
+
+            fn from_str(s: &str) -> Result<$t, Self::Err> {
+                Ok(match s {
+                    $($wire => <$t>::$v,)*
+                    _ => <$t>::Unknown,
+                })
+            }
+        }
+    };
 }
 
 /// What `Login.Begin` tells the PAM module to do.
@@ -176,6 +200,25 @@ pub enum AccountAction {
     #[serde(other, skip_serializing)]
     Unknown,
 }
+
+from_wire_str!(BeginAction {
+    "ignore" => Ignore,
+    "allow" => Allow,
+    "deny" => Deny,
+    "challenge" => Challenge,
+    "enroll" => Enroll,
+});
+from_wire_str!(AnswerResult {
+    "success" => Success,
+    "retry" => Retry,
+    "deny" => Deny,
+    "prompt" => Prompt,
+});
+from_wire_str!(AccountAction {
+    "allow" => Allow,
+    "ignore" => Ignore,
+    "deny" => Deny,
+});
 
 /// One enrolled device: an authenticator app or a phone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
@@ -660,6 +703,64 @@ mod tests {
         assert_eq!(answer, (AnswerResult::Unknown, "Hi.".into()));
         let check: (AccountAction, String) = roundtrip(&("bogus", "Hi.")).unwrap();
         assert_eq!(check, (AccountAction::Unknown, "Hi.".into()));
+    }
+
+    /// `FromStr` (pam_mfa's reading, without serde) and serde (the
+    /// proxies') agree on every known value and on unknown ones.
+    #[test]
+    fn from_str_reads_as_serde_does() {
+        fn same<T>(wire: &str)
+        where
+            T: std::str::FromStr<Err = std::convert::Infallible>
+                + for<'de> Deserialize<'de>
+                + Type
+                + PartialEq
+                + std::fmt::Debug,
+        {
+            let Ok(parsed) = wire.parse::<T>();
+            assert_eq!(parsed, roundtrip::<_, T>(&wire).unwrap(), "{wire:?}");
+        }
+        for wire in [
+            "ignore",
+            "allow",
+            "deny",
+            "challenge",
+            "enroll",
+            "success",
+            "retry",
+            "prompt",
+            "bogus",
+            "",
+            "Allow",
+            "unknown",
+            "allow ",
+        ] {
+            same::<BeginAction>(wire);
+            same::<AnswerResult>(wire);
+            same::<AccountAction>(wire);
+        }
+        assert_eq!("enroll".parse(), Ok(BeginAction::Enroll));
+        assert_eq!("prompt".parse(), Ok(AnswerResult::Prompt));
+        assert_eq!("challenge".parse(), Ok(AccountAction::Unknown));
+    }
+
+    #[test]
+    fn error_kinds_are_names_under_the_prefix() {
+        assert_eq!(
+            error_kind("org.mfad.Mfa1.Error.LockedOut"),
+            Some("LockedOut")
+        );
+        assert_eq!(error_kind("org.mfad.Mfa1.Error.Bogus"), Some("Bogus"));
+        for name in [
+            "org.freedesktop.DBus.Error.ServiceUnknown",
+            "org.mfad.Mfa1.ErrorX.LockedOut",
+            "org.mfad.Mfa1.Errors",
+            "org.mfad.Mfa1.Error",
+            "org.mfad.Mfa1.Error.",
+            "",
+        ] {
+            assert_eq!(error_kind(name), None, "{name:?}");
+        }
     }
 
     #[test]

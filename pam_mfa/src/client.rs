@@ -214,9 +214,8 @@ impl LeanDaemon {
             Route::Bus(bus) => bus.clone(),
             Route::Socket { path, then_bus } => match connect_login_socket(path, self.owner_uid) {
                 Ok(stream) => {
-                    let conn = crate::wire::Conn::open(stream, deadline)
-                        .map_err(|e| wire_error(e, "connecting to mfad", self.timeout))?;
-                    self.conn = Some(conn);
+                    // Authenticates with the first call, in the same write.
+                    self.conn = Some(crate::wire::Conn::new(stream));
                     return Ok(());
                 }
                 Err(SocketError::Missing(_)) if then_bus.is_some() => {
@@ -235,8 +234,7 @@ impl LeanDaemon {
         let path = unix_path(&address)?;
         let stream = UnixStream::connect(&path)
             .map_err(|e| Error::Unavailable(format!("cannot connect to {address}: {e}")))?;
-        let mut conn = crate::wire::Conn::open(stream, deadline)
-            .map_err(|e| wire_error(e, "connecting to the bus", self.timeout))?;
+        let mut conn = crate::wire::Conn::new(stream);
         let owner = lean_verified_owner(&mut conn, self.owner_uid, deadline, self.timeout)?;
         self.conn = Some(conn);
         self.destination = Some(owner);
@@ -299,7 +297,7 @@ impl Daemon for LeanDaemon {
         )?;
         let [action, attempt, message] = strings::<3>(&reply, "Begin")?;
         Ok(BeginReply {
-            action: from_wire(&action)?,
+            action: from_wire(&action),
             attempt,
             message,
         })
@@ -315,7 +313,7 @@ impl Daemon for LeanDaemon {
         )?;
         let [result, message] = strings::<2>(&reply, "Answer")?;
         Ok(AnswerReply {
-            result: from_wire(&result)?,
+            result: from_wire(&result),
             message,
         })
     }
@@ -337,7 +335,7 @@ impl Daemon for LeanDaemon {
         )?;
         let [action, message] = strings::<2>(&reply, "AccountCheck")?;
         Ok(AccountReply {
-            action: from_wire(&action)?,
+            action: from_wire(&action),
             message,
         })
     }
@@ -396,7 +394,7 @@ impl Daemon for LeanDaemon {
         )?;
         match reply.as_slice() {
             [result, message, backup] => Ok(EnrollReply {
-                result: from_wire(result.str().ok_or_else(|| bad_reply("EnrollConfirm"))?)?,
+                result: from_wire(result.str().ok_or_else(|| bad_reply("EnrollConfirm"))?),
                 message: message
                     .str()
                     .ok_or_else(|| bad_reply("EnrollConfirm"))?
@@ -477,10 +475,9 @@ fn strings<const N: usize>(reply: &[crate::wire::Value], what: &str) -> Result<[
 
 /// An action or result string as mfa_api reads it (an unknown value is
 /// its `Unknown`, a refusal).
-fn from_wire<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, Error> {
-    use serde::de::IntoDeserializer;
-    T::deserialize(IntoDeserializer::<serde::de::value::Error>::into_deserializer(s))
-        .map_err(|e| Error::Unavailable(format!("cannot read mfad's reply: {e}")))
+fn from_wire<T: std::str::FromStr<Err = std::convert::Infallible>>(s: &str) -> T {
+    let Ok(t) = s.parse();
+    t
 }
 
 /// A wire error as the state machine sorts it: mfad's own errors are
@@ -489,22 +486,7 @@ fn wire_error(e: crate::wire::WireError, what: &str, timeout: Duration) -> Error
     use crate::wire::WireError;
     match e {
         WireError::Timeout => timed_out(what, timeout),
-        WireError::Remote { name, message } => {
-            let Ok(name) = zbus::names::OwnedErrorName::try_from(name.as_str()) else {
-                return Error::Unavailable(format!("{what}: {name}: {message}"));
-            };
-            // Through mfa_api's own conversion, so the variants (and an
-            // unknown name under its prefix) come out as from zbus.
-            let placeholder = zbus::message::Message::method_call("/", "Reply").build(&());
-            match placeholder {
-                Ok(m) => Error::from_api(mfa_api::Error::from(zbus::Error::MethodError(
-                    name,
-                    Some(message),
-                    m,
-                ))),
-                Err(e) => Error::Unavailable(e.to_string()),
-            }
-        }
+        WireError::Remote { name, message } => Error::from_reply(what, &name, &message),
         other => Error::Unavailable(format!("{what}: {other}")),
     }
 }
@@ -612,18 +594,21 @@ pub fn bus_address(bus: &str) -> Result<String, Error> {
             crate::log::field(address)
         ))
     };
-    if !address.starts_with("unix:path=") || address.contains(';') {
+    // One `unix:path=` address: a non-empty path, and no key but guid
+    // (abstract=, tmpdir= and the like name other kinds of socket).
+    let rest = address.strip_prefix("unix:path=").ok_or_else(bad)?;
+    if address.contains(';') {
         return Err(bad());
     }
-    let parsed = zbus::Address::try_from(address).map_err(|_| bad())?;
-    match parsed.transport() {
-        zbus::address::Transport::Unix(unix)
-            if matches!(unix.path(), zbus::address::transport::UnixSocket::File(_)) =>
-        {
-            Ok(address.to_string())
-        }
-        _ => Err(bad()),
+    let mut parts = rest.split(',');
+    if parts.next().is_none_or(str::is_empty) {
+        return Err(bad());
     }
+    if !parts.all(|kv| kv.split_once('=').is_some_and(|(k, _)| k == "guid")) {
+        return Err(bad());
+    }
+    unix_path(address)?;
+    Ok(address.to_string())
 }
 
 /// Why the login socket could not be used.
@@ -736,6 +721,9 @@ mod tests {
             "session",
             "",
             "unix:path=/a;unix:path=/b",
+            "unix:path=/tmp/x,foo=bar",
+            "unix:path=/tmp/x,guid",
+            "unix:path=/tmp/%zz/bus",
             "/run/dbus/system_bus_socket",
         ] {
             assert!(matches!(bus_address(bad), Err(Error::Config(_))), "{bad}");

@@ -168,7 +168,9 @@ fn phone(
                 break;
             }
             // A mistyped number: say why and ask again.
-            Err(Error::Refused(mfa_api::Error::InvalidArgument(m))) => show_error(pam, &m, log),
+            Err(Error::Refused(r)) if r.kind == "InvalidArgument" => {
+                show_error(pam, &r.message, log)
+            }
             Err(e) => return Err(failed(pam, log, &e, who)),
         }
     }
@@ -190,7 +192,7 @@ fn phone(
             match daemon.enroll_resend(attempt) {
                 Ok(m) => show_info(pam, &m, log),
                 // A cooldown or a budget: the codes sent before still work.
-                Err(Error::Refused(e)) => show_error(pam, &e.message(), log),
+                Err(Error::Refused(e)) => show_error(pam, &e.message, log),
                 Err(e) => return Err(failed(pam, log, &e, who)),
             }
             continue;
@@ -274,16 +276,16 @@ fn text(code: &Code) -> String {
 /// attempt it forgot, after a restart) fails whatever `failmode`.
 fn failed(pam: &mut impl Pam, log: &mut impl Log, e: &Error, who: &str) -> Outcome {
     match e {
-        Error::Refused(mfa_api::Error::NotFound(_)) => {
+        Error::Refused(r) if r.is_not_found() => {
             log.warning(&format!("mfad forgot the login during enrollment; {who}"));
             show_error(pam, LOST, log);
             Outcome::AuthErr
         }
         Error::Refused(e) => {
-            let message = e.message();
+            let message = e.message.clone();
             log.warning(&format!(
                 "mfad refused the enrollment ({}): {message}; {who}",
-                e.kind().unwrap_or_default()
+                e.kind
             ));
             show_error(pam, &message, log);
             Outcome::AuthErr

@@ -37,19 +37,42 @@ pub enum Error {
     /// mfad answered with one of its own errors (`org.mfad.Mfa1.Error.*`,
     /// also ones this version does not know); its message is a sentence
     /// for the user.
-    #[error("mfad refused: {}: {}", .0.kind().unwrap_or_default(), .0.message())]
-    Refused(mfa_api::Error),
+    #[error("mfad refused: {}: {}", .0.kind, .0.message)]
+    Refused(Refusal),
+}
+
+/// One of mfad's own errors, as its reply carried it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The name after `org.mfad.Mfa1.Error.` (`"LockedOut"`).
+    pub kind: String,
+    /// A sentence for the user.
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(kind: &str, message: &str) -> Refusal {
+        Refusal {
+            kind: kind.to_string(),
+            message: message.to_string(),
+        }
+    }
+
+    /// mfad does not know the attempt (`NotFound`): it restarted during
+    /// the login.
+    pub fn is_not_found(&self) -> bool {
+        self.kind == "NotFound"
+    }
 }
 
 impl Error {
-    /// Sorts an error from a proxy call: mfad's own errors are answers,
-    /// everything else (transport, bus, timeout) means mfad could not be
-    /// asked.
-    pub fn from_api(e: mfa_api::Error) -> Error {
-        if e.is_refusal() {
-            Error::Refused(e)
-        } else {
-            Error::Unavailable(e.message())
+    /// Sorts an error reply by its D-Bus name: mfad's own errors
+    /// (`org.mfad.Mfa1.Error.*`, see [`mfa_api::error_kind`]) are answers,
+    /// any other (from the bus, say) means mfad could not be asked.
+    pub fn from_reply(what: &str, name: &str, message: &str) -> Error {
+        match mfa_api::error_kind(name) {
+            Some(kind) => Error::Refused(Refusal::new(kind, message)),
+            None => Error::Unavailable(format!("{what}: {name}: {message}")),
         }
     }
 }
@@ -59,33 +82,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mfad_errors_are_refusals_and_transport_errors_are_unavailability() {
-        let e = Error::from_api(mfa_api::Error::LockedOut("Too many.".into()));
-        assert!(matches!(&e, Error::Refused(mfa_api::Error::LockedOut(m)) if m == "Too many."));
+    fn mfad_errors_are_refusals_and_other_errors_are_unavailability() {
+        let e = Error::from_reply("Login.Begin", "org.mfad.Mfa1.Error.LockedOut", "Too many.");
         assert_eq!(e.to_string(), "mfad refused: LockedOut: Too many.");
-        let e = Error::from_api(mfa_api::Error::ZBus(zbus::Error::InterfaceNotFound));
-        assert!(matches!(e, Error::Unavailable(_)));
-        let e = Error::from_api(mfa_api::Error::ZBus(zbus::Error::MethodError(
-            zbus::names::OwnedErrorName::try_from("org.freedesktop.DBus.Error.ServiceUnknown")
-                .unwrap(),
-            Some("The name is not activatable".into()),
-            zbus::message::Message::method_call("/", "Ping")
-                .build(&())
-                .unwrap(),
-        )));
-        assert!(matches!(e, Error::Unavailable(_)));
+        assert!(matches!(&e, Error::Refused(r) if *r == Refusal::new("LockedOut", "Too many.")));
+        for name in [
+            "org.freedesktop.DBus.Error.ServiceUnknown",
+            "org.mfad.Mfa1.ErrorX.LockedOut",
+            "org.mfad.Mfa1.Errors",
+            "",
+        ] {
+            let e = Error::from_reply("Login.Begin", name, "The name is not activatable");
+            assert!(
+                matches!(&e, Error::Unavailable(m) if m.contains("Login.Begin") && m.contains(name)),
+                "{name:?}: {e:?}"
+            );
+        }
     }
 
     #[test]
     fn an_mfad_error_this_version_does_not_know_is_a_refusal() {
-        let e = Error::from_api(mfa_api::Error::ZBus(zbus::Error::MethodError(
-            zbus::names::OwnedErrorName::try_from("org.mfad.Mfa1.Error.Bogus").unwrap(),
-            Some("Something new.".into()),
-            zbus::message::Message::method_call("/", "Ping")
-                .build(&())
-                .unwrap(),
-        )));
+        let e = Error::from_reply(
+            "Login.Answer",
+            "org.mfad.Mfa1.Error.Bogus",
+            "Something new.",
+        );
         assert!(matches!(e, Error::Refused(_)), "{e:?}");
         assert_eq!(e.to_string(), "mfad refused: Bogus: Something new.");
+    }
+
+    #[test]
+    fn not_found_is_told_apart() {
+        assert!(Refusal::new("NotFound", "No such attempt.").is_not_found());
+        assert!(!Refusal::new("Expired", "Too slow.").is_not_found());
     }
 }

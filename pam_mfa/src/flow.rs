@@ -247,10 +247,10 @@ pub fn authenticate_with(
     let begin = match daemon.begin(&request) {
         Ok(reply) => reply,
         Err(Error::Refused(e)) => {
-            let message = e.message();
+            let message = e.message.clone();
             log.warning(&format!(
                 "mfad refused the login ({}): {message}; {who}",
-                e.kind().unwrap_or_default()
+                e.kind
             ));
             show_error(pam, &message, log);
             return Outcome::AuthErr;
@@ -274,7 +274,9 @@ pub fn authenticate_with(
             Outcome::Ignore
         }
         BeginAction::Allow => {
-            log.info(&format!("allowed without a code; {who}"));
+            // mfad's audit log has it ("login allowed"); a line here
+            // would cost a syslog connection on every such login.
+            log.debug(&format!("allowed without a code; {who}"));
             keep_attempt(pam, &begin.attempt, log, &who);
             if !options.silent {
                 show_info(pam, &begin.message, log);
@@ -351,7 +353,8 @@ fn challenge(
         match reply {
             Ok(r) => match r.result {
                 AnswerResult::Success => {
-                    log.info(&format!("verified; {who}"));
+                    // mfad's audit log has it ("verify ok").
+                    log.debug(&format!("verified; {who}"));
                     keep_attempt(pam, attempt, log, who);
                     if !options.silent {
                         show_info(pam, &r.message, log);
@@ -401,17 +404,13 @@ fn challenge(
                 }
             },
             Err(Error::Refused(e)) => {
-                let message = e.message();
+                let message = e.message.clone();
                 log.warning(&format!(
                     "mfad refused the answer ({}): {message}; {who}",
-                    e.kind().unwrap_or_default()
+                    e.kind
                 ));
                 // mfad forgot the attempt: it restarted during the login.
-                let m = if matches!(e, mfa_api::Error::NotFound(_)) {
-                    LOST
-                } else {
-                    &message
-                };
+                let m = if e.is_not_found() { LOST } else { &message };
                 show_error(pam, m, log);
                 return Outcome::AuthErr;
             }
@@ -510,10 +509,10 @@ pub fn account_with(
             }
         },
         Err(Error::Refused(e)) => {
-            let message = e.message();
+            let message = e.message.clone();
             log.warning(&format!(
                 "mfad refused the account check ({}): {message}; {who}",
-                e.kind().unwrap_or_default()
+                e.kind
             ));
             show_error(pam, or_default(&message, ACCOUNT_DENIED), log);
             Outcome::PermDenied
@@ -627,10 +626,10 @@ pub fn open_session(
             Outcome::Success
         }
         Err(Error::Refused(e)) => {
-            let message = e.message();
+            let message = e.message.clone();
             log.warning(&format!(
                 "mfad refused the session ({}): {message}; {who}",
-                e.kind().unwrap_or_default()
+                e.kind
             ));
             show_error(pam, or_default(&message, SESSION_UNAVAILABLE), log);
             Outcome::SessionErr

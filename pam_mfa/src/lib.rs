@@ -93,6 +93,16 @@ pub use error::Error;
 
 use crate::log::Log;
 
+// The unwinder (catching a panic at the entry points needs it), linked in
+// statically as `gcc -static-libgcc` does: otherwise libgcc_s.so.1 is a
+// second library for ld.so to find, map and relocate at every dlopen of
+// the module, and to unmap at every dlclose (about 130 us a login here).
+// Whole archive, so that it comes before std's -lgcc_s on the link line and
+// the linker (--as-needed) drops that; the cdylib's version script keeps
+// its symbols local.
+#[link(name = "gcc_eh", kind = "static", modifiers = "+whole-archive,-bundle")]
+extern "C" {}
+
 /// The module, as libpam sees it.
 pub struct PamMfa;
 

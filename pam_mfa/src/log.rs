@@ -1,11 +1,16 @@
 //! Logging to syslog, facility AUTHPRIV.
 //!
-//! One logger per authentication, opened at the start and closed (dropped)
-//! at the end, so no socket outlives the call. Without /dev/log it logs
-//! nothing and says nothing: the module must work on machines without a
-//! syslog daemon. Callers never pass a code or an attempt token.
+//! One logger per hook call, dropped at its end, so no socket outlives the
+//! call. It connects to /dev/log on the first line it writes, not before:
+//! a login with nothing to log (a good one, without `debug`) costs no
+//! syslog connection. Without /dev/log it logs nothing and says nothing:
+//! the module must work on machines without a syslog daemon. Callers never
+//! pass a code or an attempt token.
 
-use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
+use std::io::Write;
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -16,6 +21,19 @@ pub enum Level {
     Error,
     /// LOG_CRIT: a login without a second factor (break-glass).
     Critical,
+}
+
+impl Level {
+    /// The syslog severity (RFC 5424).
+    fn severity(self) -> u8 {
+        match self {
+            Level::Debug => 7,
+            Level::Info => 6,
+            Level::Warning => 4,
+            Level::Error => 3,
+            Level::Critical => 2,
+        }
+    }
 }
 
 /// Where the module's log lines go; a recorder in tests.
@@ -39,35 +57,68 @@ pub trait Log {
     }
 }
 
-/// syslog(AUTHPRIV) with the host program as the ident and
-/// `pam_mfa(SERVICE:auth): ` before each line, as pam_syslog(3) does.
+/// The syslog socket.
+pub const DEV_LOG: &str = "/dev/log";
+/// LOG_AUTHPRIV, shifted into the priority.
+const AUTHPRIV: u8 = 10 << 3;
+
+/// A connection to the syslog daemon: datagrams, or (a daemon that listens
+/// on a stream socket) NUL-terminated lines.
+enum Sink {
+    Datagram(UnixDatagram),
+    Stream(UnixStream),
+}
+
+/// syslog(AUTHPRIV) in the format of syslog(3), with the host program as
+/// the ident and `pam_mfa(SERVICE:auth): ` before each line, as
+/// pam_syslog(3) does.
 pub struct Syslog {
-    logger: Option<Logger<LoggerBackend, Formatter3164>>,
+    path: PathBuf,
+    /// None until the first line; then the connection, or None for good
+    /// if there is no syslog daemon.
+    sink: Option<Option<Sink>>,
     prefix: String,
     debug: bool,
 }
 
 impl Syslog {
-    /// Connects to /dev/log; a logger that drops everything if that fails.
+    /// A logger to /dev/log, connected when it first has a line to write.
     pub fn open(service: &str, phase: &str, debug: bool) -> Syslog {
-        let formatter = Formatter3164 {
-            facility: Facility::LOG_AUTHPRIV,
-            hostname: None,
-            process: program_name(),
-            pid: std::process::id(),
-        };
-        let logger = syslog::unix(formatter).ok().inspect(|l| {
-            // A stuck syslog daemon must not hold up a login: drop the line
-            // instead of blocking on a full socket buffer.
-            if let LoggerBackend::Unix(sock) = &l.backend {
-                let _ = sock.set_nonblocking(true);
-            }
-        });
+        Syslog::at(Path::new(DEV_LOG), service, phase, debug)
+    }
+
+    /// The same, to the syslog socket at `path` (tests).
+    pub fn at(path: &Path, service: &str, phase: &str, debug: bool) -> Syslog {
         Syslog {
-            logger,
+            path: path.to_path_buf(),
+            sink: None,
             prefix: format!("pam_mfa({}:{phase}): ", field(service)),
             debug,
         }
+    }
+
+    /// Whether it has tried to connect (it has had a line to write).
+    pub fn connected(&self) -> bool {
+        self.sink.is_some()
+    }
+}
+
+/// Connects to the syslog socket at `path`; a stuck daemon must not hold
+/// up a login, so the socket does not block (a line that does not fit is
+/// dropped).
+fn connect(path: &Path) -> Option<Sink> {
+    let sock = UnixDatagram::unbound().ok()?;
+    match sock.connect(path) {
+        Ok(()) => {
+            sock.set_nonblocking(true).ok()?;
+            Some(Sink::Datagram(sock))
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EPROTOTYPE) => {
+            let stream = UnixStream::connect(path).ok()?;
+            stream.set_nonblocking(true).ok()?;
+            Some(Sink::Stream(stream))
+        }
+        Err(_) => None,
     }
 }
 
@@ -76,19 +127,54 @@ impl Log for Syslog {
         if level == Level::Debug && !self.debug {
             return;
         }
-        let Some(logger) = self.logger.as_mut() else {
+        let path = &self.path;
+        let Some(sink) = self.sink.get_or_insert_with(|| connect(path)) else {
             return;
         };
-        let line = format!("{}{}", self.prefix, one_line(message));
+        let line = format!(
+            "<{}>{} {}[{}]: {}{}",
+            AUTHPRIV | level.severity(),
+            timestamp(SystemTime::now()),
+            program_name(),
+            std::process::id(),
+            self.prefix,
+            one_line(message)
+        );
         // A line that cannot be written is lost; logging never fails a login.
-        let _ = match level {
-            Level::Debug => logger.debug(line),
-            Level::Info => logger.info(line),
-            Level::Warning => logger.warning(line),
-            Level::Error => logger.err(line),
-            Level::Critical => logger.crit(line),
+        let _ = match sink {
+            Sink::Datagram(s) => s.send(line.as_bytes()).map(drop),
+            Sink::Stream(s) => s.write_all(format!("{line}\0").as_bytes()),
         };
     }
+}
+
+/// RFC 3164's timestamp (`Dec  7 02:50:09`), in UTC: the module does not
+/// read the time zone; the syslog daemon stamps lines on arrival anyway.
+fn timestamp(now: SystemTime) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
+    let z = i64::try_from(days).unwrap_or(0) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let name = usize::try_from(month - 1)
+        .ok()
+        .and_then(|m| MONTHS.get(m))
+        .unwrap_or(&"Jan");
+    format!(
+        "{name} {day:>2} {:02}:{:02}:{:02}",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
 }
 
 /// The host program's name (sshd, sudo, login), from the executable's
@@ -128,6 +214,70 @@ mod tests {
         l.debug("debug line");
         l.warning("warning line");
         l.error("error line\nsecond line");
+        let mut l = Syslog::at(Path::new("/nonexistent/log"), "svc", "auth", true);
+        l.error("nowhere to go");
+        assert!(l.connected());
+    }
+
+    /// A syslog daemon's socket in a temp dir.
+    fn daemon() -> (PathBuf, UnixDatagram) {
+        let dir = std::env::temp_dir().join(format!(
+            "pam_mfa-log-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log");
+        let server = UnixDatagram::bind(&path).unwrap();
+        server.set_nonblocking(true).unwrap();
+        (path, server)
+    }
+
+    #[test]
+    fn nothing_to_log_is_no_connection() {
+        let (path, server) = daemon();
+        let mut l = Syslog::at(&path, "sshd", "auth", false);
+        l.debug("begin user=alice");
+        l.debug("verified; user=alice");
+        assert!(!l.connected());
+        let mut buf = [0u8; 512];
+        assert!(server.recv(&mut buf).is_err(), "nothing was sent");
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn lines_go_out_as_syslog_3_writes_them() {
+        let (path, server) = daemon();
+        let mut l = Syslog::at(&path, "sshd", "auth", false);
+        l.warning("denied: locked\nout; user=alice");
+        assert!(l.connected());
+        l.critical("break-glass");
+        let mut buf = [0u8; 512];
+        let n = server.recv(&mut buf).unwrap();
+        let line = std::str::from_utf8(&buf[..n]).unwrap();
+        // LOG_AUTHPRIV | LOG_WARNING = 84.
+        assert!(line.starts_with("<84>"), "{line}");
+        let pid = format!("[{}]: ", std::process::id());
+        assert!(line.contains(&pid), "{line}");
+        assert!(
+            line.ends_with("]: pam_mfa(sshd:auth): denied: locked out; user=alice"),
+            "{line}"
+        );
+        let n = server.recv(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"<82>"), "LOG_CRIT");
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn timestamps_are_rfc_3164() {
+        let at = |secs| timestamp(UNIX_EPOCH + std::time::Duration::from_secs(secs));
+        assert_eq!(at(0), "Jan  1 00:00:00");
+        // 2026-12-07 02:50:09 UTC.
+        assert_eq!(at(1_796_611_809), "Dec  7 02:50:09");
+        // 2024-02-29 23:59:59 UTC, a leap day.
+        assert_eq!(at(1_709_251_199), "Feb 29 23:59:59");
+        assert_eq!(at(1_709_251_200), "Mar  1 00:00:00");
     }
 
     #[test]

@@ -27,46 +27,70 @@ fn bad(m: impl Into<String>) -> WireError {
 
 // ----- the connection --------------------------------------------------------
 
-/// A blocking D-Bus connection over a unix socket, authenticated.
+/// A D-Bus connection over a unix socket. Every send and receive is
+/// MSG_DONTWAIT and every wait a poll(2), so the socket's own mode does not
+/// matter (and costs no fcntl).
 pub struct Conn {
     stream: UnixStream,
     serial: u32,
     input: Vec<u8>,
     fds: Vec<OwnedFd>,
+    /// The SASL commands, until they go out with the first call.
+    pending: Vec<u8>,
+    /// Whether the peer's answers to them (OK, AGREE_UNIX_FD) were read.
+    authenticated: bool,
 }
 
 impl Conn {
-    /// Authenticates on `stream` (SASL EXTERNAL as this process's UID, unix
-    /// descriptors negotiated) by `deadline`.
-    pub fn open(stream: UnixStream, deadline: Instant) -> Result<Conn, WireError> {
-        stream.set_nonblocking(true)?;
-        let mut c = Conn {
+    /// A connection on `stream` that authenticates (SASL EXTERNAL as this
+    /// process's UID, unix descriptors negotiated) with its first call: the
+    /// commands and the call go out in one write, and the answers to both
+    /// come back together, as sd-bus does it. Both servers (dbus-daemon and
+    /// mfad's) read them in turn; one round trip per connection instead of
+    /// two. Whatever they answer, nothing is read as a reply unless it was
+    /// OK and AGREE_UNIX_FD.
+    pub fn new(stream: UnixStream) -> Conn {
+        // SAFETY: geteuid(2) cannot fail and touches no memory.
+        let uid = unsafe { libc::geteuid() }.to_string();
+        let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
+        Conn {
             stream,
             serial: 0,
             input: Vec::new(),
             fds: Vec::new(),
-        };
-        // SAFETY: geteuid(2) cannot fail and touches no memory.
-        let uid = unsafe { libc::geteuid() }.to_string();
-        let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
-        // All three commands at once, as sd-bus does: the servers (both
-        // dbus-daemon and mfad's) read them in turn, and two round trips
-        // per connection are saved. Whatever they answer, the module
-        // refuses to go on unless it was OK and AGREE_UNIX_FD.
-        c.send(
-            format!("\0AUTH EXTERNAL {hex}\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n").as_bytes(),
-            &[],
-            deadline,
-        )?;
-        let ok = c.line(deadline)?;
+            pending: format!("\0AUTH EXTERNAL {hex}\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n")
+                .into_bytes(),
+            authenticated: false,
+        }
+    }
+
+    /// [`Conn::new`], authenticated by `deadline` before any call.
+    pub fn open(stream: UnixStream, deadline: Instant) -> Result<Conn, WireError> {
+        let mut c = Conn::new(stream);
+        c.authenticate(deadline)?;
+        Ok(c)
+    }
+
+    /// Sends the SASL commands if they are still pending, and reads the
+    /// answers.
+    fn authenticate(&mut self, deadline: Instant) -> Result<(), WireError> {
+        if !self.pending.is_empty() {
+            let pending = std::mem::take(&mut self.pending);
+            self.send(&pending, &[], deadline)?;
+        }
+        if self.authenticated {
+            return Ok(());
+        }
+        let ok = self.line(deadline)?;
         if !ok.starts_with("OK ") {
             return Err(bad(format!("authentication refused: {}", ok.trim_end())));
         }
-        let agreed = c.line(deadline)?;
+        let agreed = self.line(deadline)?;
         if !agreed.starts_with("AGREE_UNIX_FD") {
             return Err(bad("the peer does not pass descriptors"));
         }
-        Ok(c)
+        self.authenticated = true;
+        Ok(())
     }
 
     /// Calls a method and waits for its reply by `deadline`: the reply's
@@ -76,7 +100,18 @@ impl Conn {
         let serial = self.serial;
         let (bytes, fds) = encode_call(serial, call)?;
         let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
-        self.send(&bytes, &raw, deadline)?;
+        if raw.is_empty() && !self.pending.is_empty() {
+            // The SASL commands and the call in one write.
+            let mut out = std::mem::take(&mut self.pending);
+            out.extend_from_slice(&bytes);
+            self.send(&out, &[], deadline)?;
+            self.authenticate(deadline)?;
+        } else {
+            // Descriptors must not arrive with the SASL commands (mfad
+            // refuses them there): authenticated first.
+            self.authenticate(deadline)?;
+            self.send(&bytes, &raw, deadline)?;
+        }
         loop {
             let msg = self.message(deadline)?;
             // Signals (NameAcquired) and anything not for this call.
@@ -122,10 +157,13 @@ impl Conn {
         Ok(())
     }
 
-    /// Reads more input, waiting up to `deadline`.
+    /// Reads more input, waiting up to `deadline`. Called only when input
+    /// is needed, after a send, when it is seldom there yet: poll first,
+    /// which saves a recvmsg that would fail with EAGAIN.
     fn fill(&mut self, deadline: Instant) -> Result<(), WireError> {
         let mut buf = [0u8; 4096];
         loop {
+            wait(&self.stream, libc::POLLIN, deadline)?;
             match recv_with_fds(self.stream.as_raw_fd(), &mut buf) {
                 Ok((0, _)) => {
                     return Err(WireError::Io(io::Error::new(
@@ -141,10 +179,11 @@ impl Conn {
                     }
                     return Ok(());
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    wait(&self.stream, libc::POLLIN, deadline)?
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -356,6 +395,84 @@ mod tests {
             .unwrap();
         assert_eq!(r[0].str(), Some("pong"));
         peer.join().unwrap();
+    }
+
+    /// The SASL commands and the first call go out together: a peer that
+    /// answers nothing until it has the whole call still gets it.
+    #[test]
+    fn the_first_call_goes_out_with_the_authentication() {
+        let (client, server) = UnixStream::pair().unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        let peer = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let mut s = server;
+            s.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+                .unwrap();
+            let mut buf = vec![0u8; 4096];
+            let mut got = Vec::new();
+            let complete = |got: &[u8]| {
+                let Some(at) = got.windows(7).position(|w| w == b"BEGIN\r\n") else {
+                    return false;
+                };
+                let call = &got[at + 7..];
+                call.len() >= 16 && call.len() >= message_length(&call[..16], MAX_MESSAGE).unwrap()
+            };
+            while !complete(&got) {
+                let n = s
+                    .read(&mut buf)
+                    .expect("the call came with the SASL commands");
+                assert!(n > 0, "closed before the call");
+                got.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(b"OK 0123456789abcdef0123456789abcdef\r\nAGREE_UNIX_FD\r\n")
+                .unwrap();
+            let (reply, _) = encode_return(9, 1, &[Value::Str("pong".into())]).unwrap();
+            s.write_all(&reply).unwrap();
+        });
+        let mut c = Conn::new(client);
+        let r = c.call(
+            &Call {
+                destination: None,
+                path: "/",
+                interface: "i.I",
+                member: "Ping",
+                args: &[],
+            },
+            deadline,
+        );
+        peer.join().unwrap();
+        assert_eq!(r.unwrap()[0].str(), Some("pong"));
+    }
+
+    #[test]
+    fn a_refused_authentication_is_no_reply() {
+        let (client, server) = UnixStream::pair().unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        let peer = std::thread::spawn(move || {
+            use std::io::Write;
+            let mut s = server;
+            // A reply that would do, after a refusal: never read as one.
+            s.write_all(b"REJECTED EXTERNAL\r\n").unwrap();
+            let (reply, _) = encode_return(9, 1, &[Value::Str("pong".into())]).unwrap();
+            s.write_all(&reply).unwrap();
+            s
+        });
+        let mut c = Conn::new(client);
+        let r = c.call(
+            &Call {
+                destination: None,
+                path: "/",
+                interface: "i.I",
+                member: "Ping",
+                args: &[],
+            },
+            deadline,
+        );
+        drop(peer.join().unwrap());
+        assert!(
+            matches!(&r, Err(WireError::Protocol(m)) if m.contains("authentication refused")),
+            "{r:?}"
+        );
     }
 
     #[test]
