@@ -41,6 +41,18 @@ impl From<rusqlite::Error> for Error {
     }
 }
 
+/// Query plans made once per cached statement. Without this, SQLite
+/// (built with STAT4, as the bundled one is) marks a statement whose plan
+/// looked at a bound value as expired when its bindings are cleared, and
+/// parses and plans it again at its next use: on every login.
+fn stable_plans(conn: &Connection) -> Result<()> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(())
+}
+
 pub struct SqliteStore {
     // One connection: SQLite serialises writers anyway, and every method is
     // one transaction, so the lock is held for one operation at a time.
@@ -390,6 +402,7 @@ impl SqliteStore {
         // checkpoint (at 1000 pages of WAL, inside a commit) is left for
         // the writes that do not go through it (enrollment, admin).
         let reader = Connection::open(&path)?;
+        stable_plans(&reader)?;
         reader.pragma_update(None, "query_only", "ON")?;
         reader.busy_timeout(std::time::Duration::from_secs(5))?;
         store.reader = Some(Mutex::new(reader));
@@ -435,6 +448,7 @@ impl SqliteStore {
         // Deleted secrets and codes are overwritten, not left in free pages.
         conn.pragma_update(None, "secure_delete", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        stable_plans(&conn)?;
         migrate(&mut conn, account_of, &keys)?;
         conn.set_prepared_statement_cache_capacity(64);
         let (hwm, refused_through) = if light {
@@ -554,7 +568,10 @@ impl Drop for SqliteStore {
 
 impl Store for SqliteStore {
     fn user(&self, uid: u32) -> Result<UserState> {
-        let conn = self.read_conn();
+        let guard = self.read_conn();
+        // One read transaction: one snapshot for the four reads, and the
+        // WAL's read lock taken once instead of four times.
+        let conn = guard.unchecked_transaction()?;
         let base = conn
             .prepare_cached(
                 "SELECT last_step, failures, locked_until, name, locks FROM users WHERE uid = ?1",
@@ -610,6 +627,7 @@ impl Store for SqliteStore {
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
+        conn.commit()?;
         Ok(UserState {
             name,
             last_step: to_u64(last_step),
@@ -1117,6 +1135,34 @@ mod tests {
         // Reopening applies nothing twice.
         let s = SqliteStore::open(&state, &|_| None, Arc::new(Keys::for_tests())).unwrap();
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    }
+
+    /// A login reads the user with the reader's cached statements: none
+    /// is parsed and planned again from one login to the next.
+    #[test]
+    fn a_users_reads_are_not_prepared_again_at_each_login() {
+        use crate::store::conformance::{alice, totp, ALICE};
+        use rusqlite::StatementStatus::RePrepare;
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path(), &|_| None, Arc::new(Keys::for_tests())).unwrap();
+        s.add_device(&alice(), &totp("a1"), 1, None).unwrap();
+        let now = crate::dbus::now();
+        let step = crate::totp::step_at(now);
+        for i in 0..3 {
+            assert_eq!(s.user(ALICE).unwrap().devices.len(), 1);
+            assert!(s.accept_totp_step(ALICE, "a1", step + i, now).unwrap());
+        }
+        let reader = s.read_conn();
+        for sql in [
+            "SELECT last_step, failures, locked_until, name, locks FROM users WHERE uid = ?1",
+            "SELECT id, kind, label, data, created, last_used FROM devices
+                 WHERE uid = ?1 ORDER BY created, id",
+            "SELECT rowid, salt, hash FROM backup_codes WHERE uid = ?1",
+            "SELECT salt, hash, expires FROM sms_codes WHERE uid = ?1 ORDER BY rowid",
+        ] {
+            let stmt = reader.prepare_cached(sql).unwrap();
+            assert_eq!(stmt.get_status(RePrepare), 0, "{sql}");
+        }
     }
 
     fn run_state(dir: &Path) -> (i64, i64) {
