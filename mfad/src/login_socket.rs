@@ -405,6 +405,7 @@ impl Server {
             input: Vec::new(),
             fds: Vec::new(),
             serial: 0,
+            out: Vec::new(),
         };
         tokio::time::timeout(AUTH_TIMEOUT, conn.authenticate(&self.guid))
             .await
@@ -700,6 +701,8 @@ struct Conn {
     fds: Vec<(usize, Arc<OwnedFd>)>,
     /// The serial of the last message mfad sent.
     serial: u32,
+    /// SASL replies not written yet.
+    out: Vec<u8>,
 }
 
 /// Failed AUTH commands before the connection is closed.
@@ -708,6 +711,10 @@ const MAX_AUTH_FAILURES: u32 = 3;
 impl Conn {
     /// Reads more, with the descriptors that come with it.
     async fn fill(&mut self) -> io::Result<()> {
+        // The peer may wait for what we owe it before it sends more.
+        if !self.out.is_empty() {
+            self.send(&[], &[]).await?;
+        }
         let mut buf = [0u8; 4096];
         loop {
             self.stream.readable().await?;
@@ -806,10 +813,15 @@ impl Conn {
             } else if reply.starts_with("REJECTED") {
                 failures += 1;
                 if failures >= MAX_AUTH_FAILURES {
+                    self.send(&[], &[]).await?;
                     return Err(protocol("authentication refused"));
                 }
             }
-            self.send(format!("{reply}\r\n").as_bytes(), &[]).await?;
+            // Owed, not sent yet: a client that sends its SASL lines and
+            // first call at once gets OK, AGREE_UNIX_FD and the reply in
+            // one write (see `fill` and `send`).
+            self.out
+                .extend_from_slice(format!("{reply}\r\n").as_bytes());
         }
     }
 
@@ -837,7 +849,23 @@ impl Conn {
         Ok(self.consume(len))
     }
 
-    async fn send(&mut self, mut bytes: &[u8], mut fds: &[RawFd]) -> io::Result<()> {
+    /// Writes what is owed (SASL replies) and then `bytes`, in one write
+    /// when the socket takes it.
+    async fn send(&mut self, bytes: &[u8], fds: &[RawFd]) -> io::Result<()> {
+        let owed;
+        let mut bytes = if self.out.is_empty() {
+            bytes
+        } else if !fds.is_empty() {
+            // Descriptors go with their message's bytes alone.
+            Box::pin(self.send(&[], &[])).await?;
+            bytes
+        } else {
+            let mut all = std::mem::take(&mut self.out);
+            all.extend_from_slice(bytes);
+            owed = all;
+            &owed[..]
+        };
+        let mut fds = fds;
         while !bytes.is_empty() {
             self.stream.writable().await?;
             let fd = self.stream.as_raw_fd();
