@@ -56,6 +56,10 @@ fn stable_plans(conn: &Connection) -> Result<()> {
 pub struct SqliteStore {
     // One connection: SQLite serialises writers anyway, and every method is
     // one transaction, so the lock is held for one operation at a time.
+    // Reads use it too: a second, read-only connection could read while a
+    // batch commits, but every write by this one would empty its page
+    // cache (WAL), so that each read went to the file again; at 100,000
+    // users that cost more than now and then waiting for a commit.
     conn: Arc<Mutex<Connection>>,
     keys: Arc<Keys>,
     /// The group committer's queue (see [`SqliteStore::batched`]).
@@ -74,9 +78,6 @@ pub struct SqliteStore {
     /// Joined when the store is dropped, so that the database is closed
     /// (and its WAL checkpointed away) by then.
     threads: Vec<std::thread::JoinHandle<()>>,
-    /// A second connection for the login path's read (`user`), on a file
-    /// database: WAL lets it read while a batch commits. None in memory.
-    reader: Option<Mutex<Connection>>,
 }
 
 /// The most operations one commit covers.
@@ -401,11 +402,6 @@ impl SqliteStore {
         // group_committer), often enough that SQLite's own automatic
         // checkpoint (at 1000 pages of WAL, inside a commit) is left for
         // the writes that do not go through it (enrollment, admin).
-        let reader = Connection::open(&path)?;
-        stable_plans(&reader)?;
-        reader.pragma_update(None, "query_only", "ON")?;
-        reader.busy_timeout(std::time::Duration::from_secs(5))?;
-        store.reader = Some(Mutex::new(reader));
         Ok(store)
     }
 
@@ -476,7 +472,6 @@ impl SqliteStore {
             mark,
             _owner: None,
             refused_through,
-            reader: None,
             threads: vec![thread],
         })
     }
@@ -511,16 +506,6 @@ impl SqliteStore {
             .downcast::<T>()
             .map(|b| *b)
             .map_err(|_| Error::Backend("a store result of the wrong type".into()))
-    }
-
-    /// The connection for the login path's reads: the reader on a file
-    /// database (not held up by a commit), else the one connection.
-    fn read_conn(&self) -> MutexGuard<'_, Connection> {
-        let lock = self.reader.as_ref().unwrap_or(&self.conn);
-        match lock.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
     }
 
     /// Counts a light commit; every [`CHECKPOINT_EVERY`] asks the store
@@ -558,7 +543,6 @@ impl Drop for SqliteStore {
         if let Ok(mut jobs) = self.jobs.lock() {
             jobs.take();
         }
-        self.reader.take();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -568,7 +552,7 @@ impl Drop for SqliteStore {
 
 impl Store for SqliteStore {
     fn user(&self, uid: u32) -> Result<UserState> {
-        let guard = self.read_conn();
+        let guard = self.conn();
         // One read transaction: one snapshot for the four reads, and the
         // WAL's read lock taken once instead of four times.
         let conn = guard.unchecked_transaction()?;
@@ -1137,7 +1121,7 @@ mod tests {
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
     }
 
-    /// A login reads the user with the reader's cached statements: none
+    /// A login reads the user with cached statements: none
     /// is parsed and planned again from one login to the next.
     #[test]
     fn a_users_reads_are_not_prepared_again_at_each_login() {
@@ -1152,7 +1136,7 @@ mod tests {
             assert_eq!(s.user(ALICE).unwrap().devices.len(), 1);
             assert!(s.accept_totp_step(ALICE, "a1", step + i, now).unwrap());
         }
-        let reader = s.read_conn();
+        let reader = s.conn();
         for sql in [
             "SELECT last_step, failures, locked_until, name, locks FROM users WHERE uid = ?1",
             "SELECT id, kind, label, data, created, last_used FROM devices
