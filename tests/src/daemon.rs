@@ -194,11 +194,13 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts `mfad --config CONFIG` and returns once it owns org.mfad.Mfa1
-    /// on `address`; panics with its log if it exits or is not ready in
+    /// on `address` and says it serves (its login socket is open by then);
+    /// panics with its log if it exits or is not ready in
     /// time.
     pub fn start(config: &Path, log: &Path, address: &str) -> Daemon {
         let mfad = paths::mfad();
         // Append: a restarted daemon keeps the earlier lines for the test.
+        let from = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
         let logf = File::options()
             .create(true)
             .append(true)
@@ -218,11 +220,13 @@ impl Daemon {
             child: Some(child),
             log: log.to_path_buf(),
         };
-        d.wait_ready(address);
+        d.wait_ready(address, from);
         d
     }
 
-    fn wait_ready(&mut self, address: &str) {
+    /// Waits until mfad owns its name and has announced, after byte `from`
+    /// of the log (this start's lines), that it serves.
+    fn wait_ready(&mut self, address: &str, from: u64) {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(child) = self.child.as_mut() {
@@ -234,19 +238,30 @@ impl Daemon {
                     );
                 }
             }
+            // Ready once it announces itself: it owns its name before it
+            // opens the login socket and re-arms sessions.
             let last = match name_has_owner(address, mfa_api::BUS_NAME) {
-                Ok(true) => return,
+                Ok(true) if self.announced(from) => return,
+                Ok(true) => "mfad has not announced that it serves yet".to_string(),
                 Ok(false) => "org.mfad.Mfa1 has no owner yet".to_string(),
                 Err(e) => e,
             };
             if Instant::now() >= deadline {
                 panic!(
-                    "mfad did not take org.mfad.Mfa1 on {address} within {START_TIMEOUT:?} ({last}). Its output:\n{}",
+                    "mfad was not serving on {address} within {START_TIMEOUT:?} ({last}). Its output:\n{}",
                     read_lossy(&self.log)
                 );
             }
             thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    fn announced(&self, from: u64) -> bool {
+        let log = std::fs::read(&self.log).unwrap_or_default();
+        let mine = log
+            .get(usize::try_from(from).unwrap_or(usize::MAX)..)
+            .unwrap_or(&[]);
+        String::from_utf8_lossy(mine).contains("mfad: serving ")
     }
 
     pub fn pid(&self) -> Option<u32> {
