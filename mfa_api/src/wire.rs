@@ -265,6 +265,11 @@ fn first_type(sig: &[u8], depth: u32) -> Result<usize, WireError> {
         Some(b'a') => Ok(1 + first_type(&sig[1..], depth + 1)?),
         Some(&open @ (b'(' | b'{')) => {
             let close = if open == b'(' { b')' } else { b'}' };
+            // An empty struct is not a D-Bus type; an array of them would
+            // hold items of no size, and no length would ever end it.
+            if sig.get(1) == Some(&close) {
+                return Err(bad("empty struct or dict entry"));
+            }
             let mut at = 1;
             while sig.get(at) != Some(&close) {
                 if at >= sig.len() {
@@ -402,7 +407,11 @@ impl Dec<'_> {
                 }
                 let mut items = Vec::new();
                 while self.pos < end {
+                    let before = self.pos;
                     items.push(self.value(elem, depth + 1)?);
+                    if self.pos == before {
+                        return Err(bad("array item of no size"));
+                    }
                 }
                 if self.pos != end {
                     return Err(bad("array length mismatch"));
@@ -733,6 +742,17 @@ mod tests {
         assert!(message_length(&huge, MAX_MESSAGE).is_err());
         assert!(first_type(b"a", 0).is_err());
         assert!(first_type(b"(ss", 0).is_err());
+        assert!(first_type(b"()", 0).is_err());
+        assert!(first_type(b"a{}", 0).is_err());
+        // An array of empty structs, 8 bytes long: an error, not a loop
+        // that never ends (any local user can send it to mfad).
+        let mut d = Dec {
+            buf: &[8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            pos: 0,
+            big: false,
+            fds: &[],
+        };
+        assert!(d.value(b"a()", 0).is_err());
         assert!(first_type(&[b'a'; 100], 0).is_err());
         assert!(Enc::default().put(&Value::Str("a\0b".into())).is_err());
     }
