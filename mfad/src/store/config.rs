@@ -135,7 +135,7 @@ pub fn open(
     keys: Arc<Keys>,
 ) -> Result<Arc<dyn Store>, Error> {
     Ok(match config.store.backend {
-        Backend::Sqlite => Arc::new(SqliteStore::open(
+        Backend::Sqlite => Arc::new(SqliteStore::open_serving(
             &config.daemon.state_dir,
             account_of,
             keys,

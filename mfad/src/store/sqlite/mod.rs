@@ -1,7 +1,7 @@
 //! The embedded backend: one SQLite database (`STATE_DIR/mfad.db`, WAL,
 //! directory 0700, file 0600). Nothing else in mfad touches SQL.
 
-use std::fs::{self, File};
+use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -9,7 +9,6 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{Flock, FlockArg};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -66,12 +65,6 @@ pub struct SqliteStore {
     jobs: Mutex<Option<Sender<Msg>>>,
     /// The high-water mark and the light path's bookkeeping.
     mark: Arc<Mark>,
-    /// This process's exclusive flock on the state directory: only the
-    /// store that holds it (mfad) commits accepts without an fsync and
-    /// marks the database running and stopped; any other opener (`mfad
-    /// --check-config` beside a running mfad) fsyncs every write and
-    /// leaves the marks alone. None in memory.
-    _owner: Option<Flock<File>>,
     /// Set when this start found the database still marked running: TOTP
     /// steps up to it are refused for every user.
     refused_through: Option<u64>,
@@ -98,8 +91,8 @@ enum Msg {
 /// only upward, after the commit that made it durable.
 struct Mark {
     /// Whether accepts and failure counts take the light path: this store
-    /// owns the database (see `SqliteStore::_owner`) and has not been
-    /// stopped cleanly.
+    /// serves the database (see [`SqliteStore::open_serving`]) and has not
+    /// been stopped cleanly.
     light: AtomicBool,
     hwm: AtomicU64,
     /// A TOTP code was accepted since `hwm` was last raised.
@@ -372,10 +365,36 @@ impl SqliteStore {
     /// 0700/0600 so a careless install cannot leave secrets readable.
     /// `account_of` resolves the user names of a database from before state
     /// was kept by UID (schema 5).
+    ///
+    /// This store fsyncs every write and leaves the running and stopped
+    /// marks alone: for `mfad --check-config` and migrations, which may
+    /// open the database beside a running mfad or after a crash.
     pub fn open(
         dir: &Path,
         account_of: &dyn Fn(&str) -> Option<Account>,
         keys: Arc<Keys>,
+    ) -> Result<SqliteStore> {
+        SqliteStore::open_in(dir, account_of, keys, false)
+    }
+
+    /// [`SqliteStore::open`] for the daemon that serves the database, and
+    /// holds the state directory's lock (`mfad.lock`) while it does: it
+    /// marks the database running (refusing steps up to the mark after an
+    /// unclean stop), commits accepts and failure counts without an fsync,
+    /// and marks it stopped at [`Store::stop_cleanly`].
+    pub fn open_serving(
+        dir: &Path,
+        account_of: &dyn Fn(&str) -> Option<Account>,
+        keys: Arc<Keys>,
+    ) -> Result<SqliteStore> {
+        SqliteStore::open_in(dir, account_of, keys, true)
+    }
+
+    fn open_in(
+        dir: &Path,
+        account_of: &dyn Fn(&str) -> Option<Account>,
+        keys: Arc<Keys>,
+        light: bool,
     ) -> Result<SqliteStore> {
         let io =
             |what: &str, e: std::io::Error| Error::Setup(format!("{what} {}: {e}", dir.display()));
@@ -386,18 +405,11 @@ impl SqliteStore {
             .map_err(|e| io("cannot create state directory", e))?;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
             .map_err(|e| io("cannot set mode 0700 on", e))?;
-        // Any failure to lock (held by a running mfad, or no flock here)
-        // leaves this store on the old, all-fsynced path.
-        let owner = File::open(dir)
-            .ok()
-            .and_then(|d| Flock::lock(d, FlockArg::LockExclusiveNonblock).ok());
         let path = dir.join(DB_FILE);
         let conn = Connection::open(&path)?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
             .map_err(|e| io("cannot set mode 0600 on the database in", e))?;
-        let light = owner.is_some();
-        let mut store = SqliteStore::init(conn, account_of, keys, light)?;
-        store._owner = owner;
+        let store = SqliteStore::init(conn, account_of, keys, light)?;
         // The store thread checkpoints after its answers (see
         // group_committer), often enough that SQLite's own automatic
         // checkpoint (at 1000 pages of WAL, inside a commit) is left for
@@ -470,7 +482,6 @@ impl SqliteStore {
             keys,
             jobs: Mutex::new(Some(jobs)),
             mark,
-            _owner: None,
             refused_through,
             threads: vec![thread],
         })
@@ -1166,8 +1177,9 @@ mod tests {
     fn an_unclean_stop_refuses_steps_up_to_the_durable_mark() {
         use crate::store::conformance::{alice, bob, totp, ALICE, BOB};
         let dir = tempfile::tempdir().unwrap();
-        let open =
-            || SqliteStore::open(dir.path(), &|_| None, Arc::new(Keys::for_tests())).unwrap();
+        let open = || {
+            SqliteStore::open_serving(dir.path(), &|_| None, Arc::new(Keys::for_tests())).unwrap()
+        };
         // The real time: the store thread raises H ahead of it, too.
         let now = crate::dbus::now();
         let now_step = totp::step_at(now);
@@ -1216,11 +1228,11 @@ mod tests {
     fn a_second_opener_leaves_the_marks_alone() {
         use crate::store::conformance::{alice, totp, ALICE};
         let dir = tempfile::tempdir().unwrap();
-        let open =
-            || SqliteStore::open(dir.path(), &|_| None, Arc::new(Keys::for_tests())).unwrap();
+        let keys = || Arc::new(Keys::for_tests());
+        let open = || SqliteStore::open(dir.path(), &|_| None, keys()).unwrap();
         let now = crate::dbus::now();
         let now_step = totp::step_at(now);
-        let first = open();
+        let first = SqliteStore::open_serving(dir.path(), &|_| None, keys()).unwrap();
         assert!(first.mark.light.load(Relaxed));
         first
             .add_device(&alice(), &totp("a1"), now_step - 5, None)
@@ -1240,6 +1252,18 @@ mod tests {
         assert_eq!(run_state(dir.path()), (h, 1), "still running: mfad is");
         drop(first);
         assert_eq!(run_state(dir.path()), (h, 0));
+
+        // After an unclean stop (as a kill leaves it), a check of the
+        // config opens and closes the database: the next mfad still finds
+        // it running, and refuses the steps up to the mark.
+        Connection::open(dir.path().join(DB_FILE))
+            .unwrap()
+            .execute("UPDATE run_state SET running = 1", [])
+            .unwrap();
+        drop(open());
+        assert_eq!(run_state(dir.path()), (h, 1), "the crash is not forgotten");
+        let serving = SqliteStore::open_serving(dir.path(), &|_| None, keys()).unwrap();
+        assert_eq!(serving.refused_through(), Some(to_u64(h)));
     }
 
     /// A database as the release before typed devices and UIDs left it
