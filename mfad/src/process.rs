@@ -193,23 +193,33 @@ pub fn tty_path(dev: u64) -> Option<String> {
     }
 }
 
-/// The /dev path PAM_TTY names, if it names a device: "/dev/pts/3",
-/// "pts/3" and "tty1" do; "ssh" and "" do not.
+/// The /dev path PAM_TTY names, if it names a terminal of the kinds
+/// [`tty_path`] knows: "/dev/pts/3", "pts/3", "tty1" and "ttyS0" do;
+/// "ssh", "" and any other device ("/dev/watchdog": opening some devices
+/// acts) do not. PAM_TTY comes from the caller.
 pub fn tty_of(pam_tty: &str) -> Option<String> {
-    let path = if pam_tty.starts_with("/dev/") {
-        pam_tty.to_string()
-    } else if pam_tty.starts_with("pts/") || pam_tty.starts_with("tty") {
-        format!("/dev/{pam_tty}")
-    } else {
-        return None;
-    };
-    (!path.contains("..")).then_some(path)
+    let name = pam_tty.strip_prefix("/dev/").unwrap_or(pam_tty);
+    let number = name
+        .strip_prefix("pts/")
+        .or_else(|| name.strip_prefix("ttyS"))
+        .or_else(|| name.strip_prefix("tty"))?;
+    let digits =
+        !number.is_empty() && number.len() <= 7 && number.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| format!("/dev/{name}"))
 }
 
 /// Writes `text` to the terminal at `path`, only if it is a terminal owned
 /// by `user` (a link or a file put there by someone else is refused);
 /// never becomes its controlling terminal, never blocks.
 pub fn write_tty(path: &str, user: u32, text: &str) -> io::Result<()> {
+    // Checked before the open too: opening a device may act by itself.
+    let m = fs::symlink_metadata(path)?;
+    if !m.file_type().is_char_device()
+        || m.uid() != user
+        || tty_path(m.rdev()).as_deref() != Some(path)
+    {
+        return Err(io::Error::other("not a terminal owned by the user"));
+    }
     let mut f = fs::OpenOptions::new()
         .write(true)
         .custom_flags(
@@ -269,6 +279,18 @@ mod tests {
         assert_eq!(tty_of("tty1").as_deref(), Some("/dev/tty1"));
         assert_eq!(tty_of("ssh"), None);
         assert_eq!(tty_of("/dev/../etc/shadow"), None);
+        assert_eq!(tty_of("ttyS0").as_deref(), Some("/dev/ttyS0"));
+        for other in [
+            "/dev/watchdog",
+            "/dev/sda",
+            "/dev/tty",
+            "/dev/pts/",
+            "pts/3/x",
+            "tty1a",
+            "/dev/ttyUSB0",
+        ] {
+            assert_eq!(tty_of(other), None, "{other}");
+        }
     }
 
     #[test]
