@@ -291,7 +291,7 @@ impl Attempts {
         if table.len() >= MAX_ATTEMPTS {
             table.retain(|_, a| a.expires > now);
             if table.len() >= MAX_ATTEMPTS {
-                evict_oldest(&mut table);
+                evict_oldest(&mut table, |a| a.expires);
             }
         }
         let lifetime = if verified {
@@ -465,7 +465,10 @@ impl Attempts {
             if let Some(id) = &attempt.identity {
                 trust_device(core, grant.account(), id, now)?;
             }
-            self.keep_passed(token, &attempt, now);
+            // Only a limited session needs to find its login again.
+            if core.config.session.max_duration.is_some() {
+                self.keep_passed(token, &attempt, now);
+            }
             return Ok((AccountAction::Allow, String::new()));
         }
         let denied = |reason: &str| {
@@ -586,7 +589,9 @@ impl Attempts {
         if passed.len() >= MAX_ATTEMPTS {
             passed.retain(|_, p| p.expires > now);
             if passed.len() >= MAX_ATTEMPTS {
-                passed.clear();
+                // The oldest go, never all: a login dropped here opens an
+                // unlimited session.
+                evict_oldest(&mut passed, |p| p.expires);
             }
         }
         passed.insert(
@@ -823,10 +828,10 @@ fn trust_device(core: &Core, account: &Account, id: &Identity, now: i64) -> Resu
 /// instead would let a table filled by verified attempts that no account
 /// phase collects (stacks with only an auth line) lock everyone out. A
 /// dropped login fails closed: its next call finds no attempt.
-fn evict_oldest(table: &mut HashMap<String, Attempt>) {
+fn evict_oldest<V>(table: &mut HashMap<String, V>, expires: impl Fn(&V) -> i64) {
     let mut by_expiry: Vec<(i64, String)> = table
         .iter()
-        .map(|(token, a)| (a.expires, token.clone()))
+        .map(|(token, a)| (expires(a), token.clone()))
         .collect();
     let n = (MAX_ATTEMPTS / 100).clamp(1, by_expiry.len());
     by_expiry.select_nth_unstable(n - 1);

@@ -1936,3 +1936,53 @@ fn a_users_choice_shortens_new_sessions_within_the_limit() {
     s.set_session_duration(USER_UID, "", 0).unwrap();
     assert_eq!(s.session_duration(USER_UID, "").unwrap().duration, 3600);
 }
+
+#[test]
+fn a_full_table_of_passed_logins_drops_its_oldest_not_all() {
+    let s = limited(3600);
+    enroll(&s);
+    let req = LoginRequest {
+        user: USER.into(),
+        service: "sshd".into(),
+        ..Default::default()
+    };
+    let grant = authz::login(&s.core(), 0, USER).unwrap();
+    let pass = |now| {
+        let token = s
+            .attempts
+            .add(&s.core(), &grant, &req, None, true, now)
+            .unwrap();
+        assert_eq!(
+            s.account_check(0, USER, "sshd", &token, now).unwrap().0,
+            AccountAction::Allow
+        );
+        token
+    };
+    let tokens: Vec<String> = (0..=attempts::MAX_ATTEMPTS as i64)
+        .map(|i| pass(NOW + i / 100))
+        .collect();
+    let later = NOW + 200;
+    let recent = &tokens[tokens.len() - 2];
+    assert!(
+        s.attempts
+            .take_passed(&grant, "sshd", recent, later)
+            .is_some(),
+        "a recent login that passed still opens a limited session"
+    );
+    assert!(s
+        .attempts
+        .take_passed(&grant, "sshd", &tokens[0], later)
+        .is_none());
+}
+
+#[test]
+fn without_a_session_limit_no_passed_login_is_kept() {
+    let s = service(Mode::Optional);
+    let (secret, _) = enroll(&s);
+    let token = passed_login(&s, &secret, 1);
+    let grant = authz::login(&s.core(), 0, USER).unwrap();
+    assert!(s
+        .attempts
+        .take_passed(&grant, "sshd", &token, NOW)
+        .is_none());
+}
