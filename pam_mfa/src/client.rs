@@ -306,11 +306,12 @@ impl Daemon for LeanDaemon {
     fn answer(&mut self, attempt: &str, code: &[u8]) -> Result<AnswerReply, Error> {
         use crate::wire::Value::{Bytes, Str};
         let deadline = deadline_after(self.timeout);
-        let reply = self.call(
-            "Answer",
-            &[Str(attempt.to_string()), Bytes(code.to_vec())],
-            deadline,
-        )?;
+        let mut args = [Str(attempt.to_string()), Bytes(code.to_vec())];
+        let reply = self.call("Answer", &args, deadline);
+        if let Bytes(code) = &mut args[1] {
+            crate::handle::wipe(code);
+        }
+        let reply = reply?;
         let [result, message] = strings::<2>(&reply, "Answer")?;
         Ok(AnswerReply {
             result: from_wire(&result),
@@ -501,10 +502,14 @@ fn unix_path(address: &str) -> Result<PathBuf, Error> {
     let b = raw.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
-            let byte = u8::from_str_radix(hex, 16)
-                .map_err(|_| Error::Config(format!("bad escape in {address}")))?;
+        if b[i] == b'%' {
+            // Exactly two hex digits (from_str_radix alone takes a sign).
+            let byte = b
+                .get(i + 1..i + 3)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| Error::Config(format!("bad escape in {address}")))?;
             out.push(byte);
             i += 3;
         } else {
@@ -724,6 +729,9 @@ mod tests {
             "unix:path=/tmp/x,foo=bar",
             "unix:path=/tmp/x,guid",
             "unix:path=/tmp/%zz/bus",
+            "unix:path=/tmp/x%4",
+            "unix:path=/tmp/x%",
+            "unix:path=/tmp/%+f/bus",
             "/run/dbus/system_bus_socket",
         ] {
             assert!(matches!(bus_address(bad), Err(Error::Config(_))), "{bad}");

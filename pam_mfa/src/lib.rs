@@ -100,6 +100,8 @@ use crate::log::Log;
 // Whole archive, so that it comes before std's -lgcc_s on the link line and
 // the linker (--as-needed) drops that; the cdylib's version script keeps
 // its symbols local.
+// Where libgcc_eh.a exists: GNU toolchains on Linux.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[link(name = "gcc_eh", kind = "static", modifiers = "+whole-archive,-bundle")]
 extern "C" {}
 
