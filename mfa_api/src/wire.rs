@@ -530,7 +530,12 @@ fn encode(
     msg.buf.extend_from_slice(&serial.to_le_bytes());
     msg.put(&Value::Array("(yv)".into(), fields))?;
     msg.pad(8);
+    // Grown before the body goes in, so that no copy of it (a code in
+    // Answer) is left in a freed buffer; the body's own buffer is zeroed.
+    msg.buf.reserve_exact(body.buf.len());
     msg.buf.extend_from_slice(&body.buf);
+    body.buf.fill(0);
+    std::hint::black_box(&body.buf);
     if msg.buf.len() > MAX_MESSAGE {
         return Err(bad("message too long"));
     }

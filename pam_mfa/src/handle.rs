@@ -49,7 +49,7 @@ impl std::fmt::Debug for Code {
 }
 
 /// Overwrites `bytes` with zeros in a way the optimizer keeps.
-fn wipe(bytes: &mut [u8]) {
+pub(crate) fn wipe(bytes: &mut [u8]) {
     for b in bytes.iter_mut() {
         // SAFETY: `b` is a valid, aligned, exclusive reference to a u8.
         unsafe { std::ptr::write_volatile(b, 0) };

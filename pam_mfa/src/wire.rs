@@ -7,6 +7,7 @@
 //! A new Login method is a [`Conn::call`] with its arguments as
 //! [`Value`]s and its reply read from the returned values.
 
+use crate::handle::wipe;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -98,20 +99,25 @@ impl Conn {
     pub fn call(&mut self, call: &Call<'_>, deadline: Instant) -> Result<Vec<Value>, WireError> {
         self.serial = self.serial.wrapping_add(1).max(1);
         let serial = self.serial;
-        let (bytes, fds) = encode_call(serial, call)?;
+        let (mut bytes, fds) = encode_call(serial, call)?;
         let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
-        if raw.is_empty() && !self.pending.is_empty() {
+        let sent = if raw.is_empty() && !self.pending.is_empty() {
             // The SASL commands and the call in one write.
             let mut out = std::mem::take(&mut self.pending);
+            out.reserve_exact(bytes.len());
             out.extend_from_slice(&bytes);
-            self.send(&out, &[], deadline)?;
-            self.authenticate(deadline)?;
+            let sent = self.send(&out, &[], deadline);
+            wipe(&mut out);
+            sent.and_then(|()| self.authenticate(deadline))
         } else {
             // Descriptors must not arrive with the SASL commands (mfad
             // refuses them there): authenticated first.
-            self.authenticate(deadline)?;
-            self.send(&bytes, &raw, deadline)?;
-        }
+            self.authenticate(deadline)
+                .and_then(|()| self.send(&bytes, &raw, deadline))
+        };
+        // The call may carry a code (Answer): not left in freed memory.
+        wipe(&mut bytes);
+        sent?;
         loop {
             let msg = self.message(deadline)?;
             // Signals (NameAcquired) and anything not for this call.
