@@ -6,7 +6,8 @@
 
 /// How many steps beyond the current one `H` is set when it is raised:
 /// about one fsync per `AHEAD - 1` steps (60 s) while codes are accepted,
-/// and app codes refused for at most about `AHEAD` steps after a crash.
+/// and app codes refused for at most `AHEAD + 1` steps (2 minutes) after a
+/// crash.
 pub const AHEAD: u64 = 3;
 
 /// The `H` an accept of `step` at `now_step` must first make durable (in
