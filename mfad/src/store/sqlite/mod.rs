@@ -1159,6 +1159,39 @@ mod tests {
         }
     }
 
+    /// One batch, one transaction: an operation that fails is undone
+    /// alone, the others commit, and each caller gets its own result.
+    #[test]
+    fn a_failing_operation_in_a_batch_is_undone_alone() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (v INTEGER)").unwrap();
+        let job = |v: i64, fail: bool| {
+            let (reply, _) = mpsc::sync_channel(1);
+            Job {
+                run: Box::new(move |c: &Connection| {
+                    c.execute("INSERT INTO t VALUES (?1)", [v])?;
+                    if fail {
+                        return Err(Error::Backend("refused".into()));
+                    }
+                    Ok(Box::new(v) as Answer)
+                }),
+                reply,
+            }
+        };
+        let mut batch = vec![job(1, false), job(2, true), job(3, false)];
+        let results = run_batch(&conn, &mut batch);
+        let oks: Vec<bool> = results.iter().map(Result::is_ok).collect();
+        assert_eq!(oks, [true, false, true]);
+        let kept: Vec<i64> = conn
+            .prepare("SELECT v FROM t ORDER BY v")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(kept, [1, 3]);
+    }
+
     fn run_state(dir: &Path) -> (i64, i64) {
         Connection::open(dir.join(DB_FILE))
             .unwrap()
