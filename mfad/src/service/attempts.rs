@@ -43,21 +43,143 @@ pub const MSG_ENROLL: &str =
 /// a change of mind).
 const ENROLL_BEGINS: u32 = 3;
 
+/// An attempt's token: 16 random bytes, 32 hex digits to the module. The
+/// tables hold the bytes (up to [`MAX_ATTEMPTS`] of them).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Token([u8; 16]);
+
+impl Token {
+    /// A new token, and the text the module gets.
+    fn new(random: &dyn random::Random) -> Result<(Token, String)> {
+        let mut bytes = [0u8; 16];
+        random.fill(&mut bytes)?;
+        Ok((Token(bytes), random::to_hex(&bytes)))
+    }
+
+    /// The token `text` names; None when no token looks like it (so it
+    /// names no attempt).
+    fn parse(text: &str) -> Option<Token> {
+        random::from_hex(text).map(Token)
+    }
+}
+
+/// Kept small: a table can hold [`MAX_ATTEMPTS`] of them (verified
+/// attempts wait up to [`VERIFIED_SECS`] for an account phase that some
+/// stacks never run), and each counts in mfad's memory.
 struct Attempt {
-    account: Account,
+    uid: u32,
     caller: u32,
-    service: String,
-    rhost: String,
-    tty: String,
+    labels: Labels,
     /// The device to trust once the login passed (None: never trusted).
-    identity: Option<Identity>,
+    identity: Option<Box<Identity>>,
     tries: u32,
     /// Passed the code step (or came from a trusted device): waits for
     /// `AccountCheck`, and takes no more answers.
     verified: bool,
     expires: i64,
     /// Begun with `enroll`: takes enrollment calls, never answers.
-    enroll: Option<Enrolling>,
+    enroll: Option<Box<Enrolling>>,
+}
+
+impl Attempt {
+    fn account(&self) -> Account {
+        Account {
+            uid: self.uid,
+            name: self.labels.name().to_string(),
+        }
+    }
+
+    /// Begun for `account` (its UID under the same name).
+    fn is_for(&self, account: &Account) -> bool {
+        self.uid == account.uid && self.labels.name() == account.name
+    }
+
+    fn passed(&self, expires: i64) -> Passed {
+        let Origin {
+            account,
+            service,
+            rhost,
+            tty,
+        } = self.origin();
+        Passed {
+            account,
+            caller: self.caller,
+            service,
+            rhost,
+            tty,
+            expires,
+        }
+    }
+
+    fn origin(&self) -> Origin {
+        Origin {
+            account: self.account(),
+            service: self.labels.service().to_string(),
+            rhost: self.labels.rhost().to_string(),
+            tty: self.labels.tty().to_string(),
+        }
+    }
+}
+
+/// An attempt's account name, service, remote host and tty, in one
+/// allocation.
+struct Labels {
+    text: Box<str>,
+    /// Where the name, the service and the remote host end in `text`.
+    ends: [u32; 3],
+}
+
+impl Labels {
+    fn new(parts: [&str; 4]) -> Labels {
+        let mut text = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+        let mut ends = [0; 3];
+        for (i, part) in parts.iter().enumerate() {
+            text.push_str(part);
+            if let Some(end) = ends.get_mut(i) {
+                // Parts come from one D-Bus message: far below 4 GiB.
+                *end = u32::try_from(text.len()).unwrap_or(u32::MAX);
+            }
+        }
+        Labels {
+            text: text.into_boxed_str(),
+            ends,
+        }
+    }
+
+    fn part(&self, i: usize) -> &str {
+        let start = i
+            .checked_sub(1)
+            .and_then(|j| self.ends.get(j))
+            .map_or(0, |&e| e as usize);
+        let end = self.ends.get(i).map_or(self.text.len(), |&e| e as usize);
+        self.text.get(start..end).unwrap_or("")
+    }
+
+    fn name(&self) -> &str {
+        self.part(0)
+    }
+
+    fn service(&self) -> &str {
+        self.part(1)
+    }
+
+    fn rhost(&self) -> &str {
+        self.part(2)
+    }
+
+    fn tty(&self) -> &str {
+        self.part(3)
+    }
+}
+
+/// What a new attempt waits for.
+pub(super) enum Stage {
+    /// A code (Answer).
+    Code,
+    /// The account phase: it needs no code (a trusted device).
+    Verified,
+    /// Enrollment calls: the user sets up a device inside the login.
+    Enroll,
 }
 
 /// An attempt whose user enrolls inside the login.
@@ -101,11 +223,11 @@ pub struct Passed {
 
 /// The attempts in flight, and the rate limit on self-verification.
 pub struct Attempts {
-    table: Mutex<HashMap<String, Attempt>>,
+    table: Mutex<HashMap<Token, Attempt>>,
     self_logins: Mutex<RateLimit>,
     /// Logins the account phase allowed, by attempt token, for their
     /// session phase.
-    passed: Mutex<HashMap<String, Passed>>,
+    passed: Mutex<HashMap<Token, Passed>>,
 }
 
 impl Default for Attempts {
@@ -239,7 +361,7 @@ impl Attempts {
                     f.push(("trusted_device", &t.id));
                     core.audit.info("login allowed", &f);
                 }
-                let token = self.add(core, grant, req, None, true, now)?;
+                let token = self.add(core, grant, req, None, Stage::Verified, now)?;
                 Ok((BeginAction::Allow, token, MSG_TRUSTED.to_string()))
             }
             Decision::Deny(message) => {
@@ -263,30 +385,28 @@ impl Attempts {
                         return Ok((BeginAction::Deny, String::new(), message));
                     }
                 };
-                let token = self.add(core, grant, req, identity, false, now)?;
+                let token = self.add(core, grant, req, identity, Stage::Code, now)?;
                 Ok((BeginAction::Challenge, token, prompt))
             }
             Decision::Enroll => {
                 core.audit.info("login enrolls", fields);
-                let token = self.add(core, grant, req, identity, false, now)?;
-                if let Some(a) = lock(&self.table).get_mut(&token) {
-                    a.enroll = Some(Enrolling::default());
-                }
+                let token = self.add(core, grant, req, identity, Stage::Enroll, now)?;
                 Ok((BeginAction::Enroll, token, MSG_ENROLL.to_string()))
             }
         }
     }
 
+    /// A new attempt at `stage`; returns its token.
     pub(super) fn add(
         &self,
         core: &Core,
         grant: &LoginGrant,
         req: &LoginRequest,
         identity: Option<Identity>,
-        verified: bool,
+        stage: Stage,
         now: i64,
     ) -> Result<String> {
-        let token = random::hex(core.random.as_ref(), 16)?;
+        let (token, text) = Token::new(core.random.as_ref())?;
         let mut table = lock(&self.table);
         if table.len() >= MAX_ATTEMPTS {
             table.retain(|_, a| a.expires > now);
@@ -294,27 +414,26 @@ impl Attempts {
                 evict_oldest(&mut table, |a| a.expires);
             }
         }
+        let verified = matches!(stage, Stage::Verified);
         let lifetime = if verified {
             VERIFIED_SECS
         } else {
             ATTEMPT_SECS
         };
         table.insert(
-            token.clone(),
+            token,
             Attempt {
-                account: grant.account().clone(),
+                uid: grant.uid(),
                 caller: grant.caller(),
-                service: req.service.clone(),
-                rhost: req.rhost.clone(),
-                tty: req.tty.clone(),
-                identity,
+                labels: Labels::new([grant.user(), &req.service, &req.rhost, &req.tty]),
+                identity: identity.map(Box::new),
                 tries: 0,
                 verified,
                 expires: now + lifetime,
-                enroll: None,
+                enroll: matches!(stage, Stage::Enroll).then(Box::default),
             },
         );
-        Ok(token)
+        Ok(text)
     }
 
     /// `Login.Answer`: checks a code for the attempt `token`.
@@ -326,21 +445,21 @@ impl Attempts {
         code: &[u8],
         now: i64,
     ) -> Result<(AnswerResult, String)> {
-        let origin = self.live(caller, token, now)?;
+        let (token, origin) = self.live(caller, token, now)?;
         if code.iter().all(|b| b.is_ascii_whitespace()) {
             if let Some(reply) = answer_blank(core, &origin.account, now)? {
                 return Ok(reply);
             }
         }
         let check = verify::check(core, &origin.account, code, now)?;
-        Ok(self.settle(core, token, &origin, check, now))
+        Ok(self.settle(core, &token, &origin, check, now))
     }
 
     /// Who and where the attempt `token` is for, if it is live and was
     /// begun by `caller`.
-    fn live(&self, caller: u32, token: &str, now: i64) -> Result<Origin> {
+    fn live(&self, caller: u32, token: &str, now: i64) -> Result<(Token, Origin)> {
         let mut table = lock(&self.table);
-        let Some(a) = table.get(token) else {
+        let Some((token, a)) = Token::parse(token).and_then(|t| Some((t, table.get(&t)?))) else {
             return Err(Error::NotFound("No such login attempt.".into()));
         };
         // Attempts are bound to the caller that began them: a token seen by
@@ -349,17 +468,12 @@ impl Attempts {
             return Err(Error::NotFound("No such login attempt.".into()));
         }
         if a.expires <= now {
-            table.remove(token);
+            table.remove(&token);
             return Err(Error::Expired(
                 "The login took too long; start again.".into(),
             ));
         }
-        Ok(Origin {
-            account: a.account.clone(),
-            service: a.service.clone(),
-            rhost: a.rhost.clone(),
-            tty: a.tty.clone(),
-        })
+        Ok((token, a.origin()))
     }
 
     /// Records a checked code in the attempt: verified, one more try, or
@@ -367,7 +481,7 @@ impl Attempts {
     fn settle(
         &self,
         core: &Core,
-        token: &str,
+        token: &Token,
         origin: &Origin,
         check: Check,
         now: i64,
@@ -439,26 +553,20 @@ impl Attempts {
         now: i64,
     ) -> Result<(AccountAction, String)> {
         let user = grant.user();
-        let enrolled = match owned_state(core, grant.account()) {
-            Ok(state) => state.enrolled(),
-            Err(Error::AccessDenied(message)) => return Ok((AccountAction::Deny, message)),
-            Err(e) => return Err(e),
-        };
-        let verified = {
+        // A verified attempt of this account and caller is all it takes:
+        // Begin checked the account's state, and a reset since then ended
+        // the attempt.
+        let verified = Token::parse(token).and_then(|token| {
             let mut table = lock(&self.table);
-            let ok = table.get(token).is_some_and(|a| {
+            let ok = table.get(&token).is_some_and(|a| {
                 a.verified
-                    && a.account == *grant.account()
+                    && a.is_for(grant.account())
                     && a.caller == grant.caller()
                     && a.expires > now
             });
-            if ok {
-                table.remove(token)
-            } else {
-                None
-            }
-        };
-        if let Some(attempt) = verified {
+            Some(token).zip(if ok { table.remove(&token) } else { None })
+        });
+        if let Some((token, attempt)) = verified {
             // Trust is given here, not at Answer: the account phase runs only
             // once the whole auth stack passed, so a right code with a wrong
             // password never makes a device trusted.
@@ -471,6 +579,11 @@ impl Attempts {
             }
             return Ok((AccountAction::Allow, String::new()));
         }
+        let enrolled = match owned_state(core, grant.account()) {
+            Ok(state) => state.enrolled(),
+            Err(Error::AccessDenied(message)) => return Ok((AccountAction::Deny, message)),
+            Err(e) => return Err(e),
+        };
         let denied = |reason: &str| {
             core.audit.warn(
                 "account denied",
@@ -511,7 +624,8 @@ impl Attempts {
     ) -> Result<(Account, Option<(Kind, String)>)> {
         let mut table = lock(&self.table);
         let gone = || Error::NotFound("No such login attempt.".into());
-        let a = table.get(token).ok_or_else(gone)?;
+        let token = Token::parse(token).ok_or_else(gone)?;
+        let a = table.get(&token).ok_or_else(gone)?;
         let Some(enroll) = a
             .enroll
             .as_ref()
@@ -520,19 +634,22 @@ impl Attempts {
             return Err(gone());
         };
         if a.expires <= now {
-            table.remove(token);
+            table.remove(&token);
             return Err(Error::Expired(
                 "The login took too long; start again.".into(),
             ));
         }
-        Ok((a.account.clone(), enroll.pending.clone()))
+        Ok((a.account(), enroll.pending.clone()))
     }
 
     /// Counts one more enrollment started by the attempt; refused past
     /// [`ENROLL_BEGINS`].
     pub(super) fn count_enroll_begin(&self, token: &str) -> Result<()> {
         let mut table = lock(&self.table);
-        let Some(e) = table.get_mut(token).and_then(|a| a.enroll.as_mut()) else {
+        let Some(e) = Token::parse(token)
+            .and_then(|t| table.get_mut(&t))
+            .and_then(|a| a.enroll.as_mut())
+        else {
             return Err(Error::NotFound("No such login attempt.".into()));
         };
         e.begins += 1;
@@ -546,8 +663,9 @@ impl Attempts {
 
     /// Remembers the enrollment the attempt started.
     pub(super) fn set_enrollment(&self, token: &str, kind: Kind, id: String) {
-        if let Some(e) = lock(&self.table)
-            .get_mut(token)
+        let mut table = lock(&self.table);
+        if let Some(e) = Token::parse(token)
+            .and_then(|t| table.get_mut(&t))
             .and_then(|a| a.enroll.as_mut())
         {
             e.pending = Some((kind, id));
@@ -557,13 +675,16 @@ impl Attempts {
     /// Counts a wrong confirmation: true when it was the last try, and the
     /// attempt is gone.
     pub(super) fn enroll_failed(&self, token: &str) -> bool {
+        let Some(token) = Token::parse(token) else {
+            return true;
+        };
         let mut table = lock(&self.table);
-        let tries = table.get_mut(token).map_or(TRIES, |a| {
+        let tries = table.get_mut(&token).map_or(TRIES, |a| {
             a.tries += 1;
             a.tries
         });
         if tries >= TRIES {
-            table.remove(token);
+            table.remove(&token);
             return true;
         }
         false
@@ -572,7 +693,8 @@ impl Attempts {
     /// The enrollment is done: the login counts as verified, as after a
     /// code (the account phase allows it, and trusts its device).
     pub(super) fn enroll_done(&self, token: &str, now: i64) {
-        if let Some(a) = lock(&self.table).get_mut(token) {
+        let mut table = lock(&self.table);
+        if let Some(a) = Token::parse(token).and_then(|t| table.get_mut(&t)) {
             a.verified = true;
             a.expires = now + VERIFIED_SECS;
         }
@@ -580,11 +702,11 @@ impl Attempts {
 
     /// Ends the attempts of `user` (an admin reset).
     pub fn forget_user(&self, uid: u32) {
-        lock(&self.table).retain(|_, a| a.account.uid != uid);
+        lock(&self.table).retain(|_, a| a.uid != uid);
         lock(&self.passed).retain(|_, p| p.account.uid != uid);
     }
 
-    fn keep_passed(&self, token: &str, a: &Attempt, now: i64) {
+    fn keep_passed(&self, token: Token, a: &Attempt, now: i64) {
         let mut passed = lock(&self.passed);
         if passed.len() >= MAX_ATTEMPTS {
             passed.retain(|_, p| p.expires > now);
@@ -594,17 +716,7 @@ impl Attempts {
                 evict_oldest(&mut passed, |p| p.expires);
             }
         }
-        passed.insert(
-            token.to_string(),
-            Passed {
-                account: a.account.clone(),
-                caller: a.caller,
-                service: a.service.clone(),
-                rhost: a.rhost.clone(),
-                tty: a.tty.clone(),
-                expires: now + VERIFIED_SECS,
-            },
-        );
+        passed.insert(token, a.passed(now + VERIFIED_SECS));
     }
 
     /// The session phase takes a login of the grant's account and caller
@@ -626,45 +738,40 @@ impl Attempts {
         let mine = |account: &Account, by: u32, svc: &str, expires: i64| {
             *account == *grant.account() && by == caller && svc == service && expires > now
         };
+        // No token is "the oldest"; a token no attempt can have, nothing.
+        let token = (!token.is_empty()).then(|| Token::parse(token));
         {
             let mut passed = lock(&self.passed);
-            let key = if token.is_empty() {
-                passed
+            let key = match token {
+                None => passed
                     .iter()
                     .filter(|(_, p)| mine(&p.account, p.caller, &p.service, p.expires))
                     .min_by_key(|(_, p)| p.expires)
-                    .map(|(k, _)| k.clone())
-            } else {
-                passed
-                    .get(token)
-                    .filter(|p| mine(&p.account, p.caller, &p.service, p.expires))
-                    .map(|_| token.to_string())
+                    .map(|(k, _)| *k),
+                Some(t) => t.filter(|t| {
+                    passed
+                        .get(t)
+                        .is_some_and(|p| mine(&p.account, p.caller, &p.service, p.expires))
+                }),
             };
             if let Some(p) = key.and_then(|k| passed.remove(&k)) {
                 return Some(p);
             }
         }
-        if token.is_empty() {
-            return None;
-        }
+        let token = token.flatten()?;
         let mut table = lock(&self.table);
-        let ok = table
-            .get(token)
-            .is_some_and(|a| a.verified && mine(&a.account, a.caller, &a.service, a.expires));
-        let a = if ok { table.remove(token) } else { None }?;
-        Some(Passed {
-            account: a.account,
-            caller: a.caller,
-            service: a.service,
-            rhost: a.rhost,
-            tty: a.tty,
-            expires: a.expires,
-        })
+        let ok = table.get(&token).is_some_and(|a| {
+            a.verified
+                && a.is_for(grant.account())
+                && mine(grant.account(), a.caller, a.labels.service(), a.expires)
+        });
+        let a = if ok { table.remove(&token) } else { None }?;
+        Some(a.passed(a.expires))
     }
 
     #[cfg(test)]
     pub fn holds(&self, token: &str) -> bool {
-        lock(&self.table).contains_key(token)
+        Token::parse(token).is_some_and(|t| lock(&self.table).contains_key(&t))
     }
 
     #[cfg(test)]
@@ -828,14 +935,50 @@ fn trust_device(core: &Core, account: &Account, id: &Identity, now: i64) -> Resu
 /// instead would let a table filled by verified attempts that no account
 /// phase collects (stacks with only an auth line) lock everyone out. A
 /// dropped login fails closed: its next call finds no attempt.
-fn evict_oldest<V>(table: &mut HashMap<String, V>, expires: impl Fn(&V) -> i64) {
-    let mut by_expiry: Vec<(i64, String)> = table
+fn evict_oldest<V>(table: &mut HashMap<Token, V>, expires: impl Fn(&V) -> i64) {
+    let mut by_expiry: Vec<(i64, Token)> = table
         .iter()
-        .map(|(token, a)| (expires(a), token.clone()))
+        .map(|(token, a)| (expires(a), *token))
         .collect();
     let n = (MAX_ATTEMPTS / 100).clamp(1, by_expiry.len());
-    by_expiry.select_nth_unstable(n - 1);
+    by_expiry.select_nth_unstable_by_key(n - 1, |e| e.0);
     for (_, token) in by_expiry.into_iter().take(n) {
         table.remove(&token);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table holds up to MAX_ATTEMPTS of them (a String token and the
+    /// attempt's own Strings made one 224 bytes, plus five allocations).
+    #[test]
+    fn an_attempt_stays_small() {
+        let entry = std::mem::size_of::<(Token, Attempt)>();
+        assert!(entry <= 88, "{entry} bytes");
+    }
+
+    #[test]
+    fn labels_give_back_each_part() {
+        for parts in [
+            ["alice", "sshd", "192.0.2.7", "ssh"],
+            ["", "", "", ""],
+            ["bob", "", "", "/dev/pts/3"],
+            ["ünï", "su", "höst", ""],
+        ] {
+            let l = Labels::new(parts);
+            assert_eq!([l.name(), l.service(), l.rhost(), l.tty()], parts);
+        }
+    }
+
+    #[test]
+    fn tokens_are_32_hex_digits_and_name_themselves() {
+        let (token, text) = Token::new(&random::Os).unwrap();
+        assert_eq!(text.len(), 32);
+        assert!(Token::parse(&text) == Some(token));
+        assert!(Token::parse("0123456789abcdef0123456789abcdef").is_some());
+        assert!(Token::parse("0123456789ABCDEF0123456789abcdef").is_none());
+        assert!(Token::parse("").is_none());
     }
 }

@@ -1053,7 +1053,14 @@ fn a_full_attempt_table_drops_its_oldest_attempts_not_new_logins() {
     let grant = authz::login(&s.core(), 0, USER).unwrap();
     let add = |now| {
         s.attempts
-            .add(&s.core(), &grant, &req, None, true, now)
+            .add(
+                &s.core(),
+                &grant,
+                &req,
+                None,
+                super::attempts::Stage::Verified,
+                now,
+            )
             .unwrap()
     };
     let first = add(NOW);
@@ -1950,7 +1957,14 @@ fn a_full_table_of_passed_logins_drops_its_oldest_not_all() {
     let pass = |now| {
         let token = s
             .attempts
-            .add(&s.core(), &grant, &req, None, true, now)
+            .add(
+                &s.core(),
+                &grant,
+                &req,
+                None,
+                super::attempts::Stage::Verified,
+                now,
+            )
             .unwrap();
         assert_eq!(
             s.account_check(0, USER, "sshd", &token, now).unwrap().0,
