@@ -707,6 +707,46 @@ fn backup_codes_work_once() {
     assert_eq!(s.status(0, USER).unwrap().backup_codes_left, 9);
 }
 
+/// A login with a 6-digit code, right or wrong, and its account phase
+/// never read the backup codes (SQLite's own count of runs of the
+/// statement that reads them); an 8-digit answer does.
+#[test]
+fn only_an_eight_digit_answer_reads_the_backup_codes() {
+    let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let mut c = core(Config::default(), None);
+    c.store = store.clone();
+    let s = Service::new(c);
+    let (secret, backup) = enroll(&s);
+    let (_, token, _) = begin(&s);
+    let (r, _) = s
+        .login_answer(0, &token, backup[0].as_bytes(), NOW)
+        .unwrap();
+    assert_eq!(r, AnswerResult::Success);
+    let reads = store.backup_code_reads();
+    assert!(reads > 0, "the backup code login read them: {reads}");
+    let (action, token, _) = begin(&s);
+    assert_eq!(action, BeginAction::Challenge);
+    for wrong in [&b"000 000"[..], b"1234567"] {
+        let (r, _) = s.login_answer(0, &token, wrong, NOW).unwrap();
+        assert_eq!(r, AnswerResult::Retry);
+    }
+    let (r, _) = s
+        .login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+        .unwrap();
+    assert_eq!(r, AnswerResult::Success);
+    assert_eq!(
+        s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
+        AccountAction::Allow
+    );
+    let (_, token, _) = begin(&s);
+    let (r, _) = s.login_answer(0, &token, b"123456789", NOW).unwrap();
+    assert_eq!(r, AnswerResult::Retry);
+    assert_eq!(store.backup_code_reads(), reads, "no 8-digit answer");
+    let (r, _) = s.login_answer(0, &token, b"0000 0000", NOW).unwrap();
+    assert_eq!(r, AnswerResult::Retry);
+    assert_eq!(store.backup_code_reads(), reads + 1, "a wrong backup code");
+}
+
 #[test]
 fn users_act_only_on_themselves() {
     let s = service(Mode::Optional);
