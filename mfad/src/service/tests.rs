@@ -417,6 +417,21 @@ fn sends_to_one_user_wait_for_the_cooldown() {
         .login_answer(0, &token, outbox.last().1.as_bytes(), NOW + 48)
         .unwrap();
     assert_eq!(r, AnswerResult::Success);
+    // No code is live any more: the backup codes are the way left, as
+    // long as there are some.
+    let wait10 = "Wait 10 seconds before asking for another code.";
+    let (_, token, prompt) = s.login_begin(0, &req, NOW + 50).unwrap();
+    assert_eq!(prompt, format!("{wait10} Backup code: "));
+    let (r, msg) = s.login_answer(0, &token, b"", NOW + 50).unwrap();
+    assert_eq!(
+        (r, msg),
+        (AnswerResult::Retry, format!("{wait10} Use a backup code."))
+    );
+    s.core().store.replace_backup_codes(USER_UID, &[]).unwrap();
+    let (r, msg) = s.login_answer(0, &token, b"", NOW + 50).unwrap();
+    assert_eq!((r, msg), (AnswerResult::Retry, wait10.to_string()));
+    let (action, _, msg) = s.login_begin(0, &req, NOW + 50).unwrap();
+    assert_eq!((action, msg), (BeginAction::Deny, wait10.to_string()));
     // Another user is not held up.
     s.enroll_sms_begin(0, BOB, "+14155550100", "", NOW + 48)
         .unwrap();
