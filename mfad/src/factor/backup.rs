@@ -29,19 +29,15 @@ pub struct Backup;
 
 impl Factor for Backup {
     fn verify(&self, a: &Input<'_>) -> Result<Outcome> {
+        // Only a code of this form reads the backup codes: a login with a
+        // 6-digit code never touches them.
         if a.code.len() != DIGITS {
             return Ok(Outcome::NotMine);
         }
-        let stored: Vec<Hashed> = a
-            .state
-            .backup_codes
-            .iter()
-            .map(|b| b.code.clone())
-            .collect();
-        if let Some(i) = codes::find(a.code, &stored, a.keys) {
-            if a.store
-                .use_backup_code(a.uid, a.state.backup_codes[i].id, a.now)?
-            {
+        let backup = a.store.backup_codes(a.uid)?;
+        let stored: Vec<Hashed> = backup.iter().map(|b| b.code.clone()).collect();
+        if let Some(found) = codes::find(a.code, &stored, a.keys).and_then(|i| backup.get(i)) {
+            if a.store.use_backup_code(a.uid, found.id, a.now)? {
                 return Ok(Outcome::Accepted(Accepted {
                     method: "backup",
                     device: None,

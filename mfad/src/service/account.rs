@@ -19,7 +19,8 @@ pub fn status(core: &Core, grant: &AccountGrant, view: View) -> Result<UserStatu
         View::Owner => owned_state(core, grant.account())?,
         View::Admin => core.store.user(grant.uid())?,
     };
-    Ok(status_of(grant.user(), &state, view))
+    let backup_codes = core.store.backup_codes(grant.uid())?.len();
+    Ok(status_of(grant.user(), &state, backup_codes, view))
 }
 
 pub fn remove_device(
@@ -168,7 +169,7 @@ fn trusted_to_wire(t: &Trusted, lifetime: Lifetime) -> TrustedDevice {
     }
 }
 
-fn status_of(user: &str, state: &UserState, view: View) -> UserStatus {
+fn status_of(user: &str, state: &UserState, backup_codes: usize, view: View) -> UserStatus {
     UserStatus {
         user: user.to_string(),
         enrolled: state.enrolled(),
@@ -177,7 +178,7 @@ fn status_of(user: &str, state: &UserState, view: View) -> UserStatus {
             .iter()
             .map(|d| device_to_wire(d, view))
             .collect(),
-        backup_codes_left: u32::try_from(state.backup_codes.len()).unwrap_or(u32::MAX),
+        backup_codes_left: u32::try_from(backup_codes).unwrap_or(u32::MAX),
         failures: state.lockout.failures,
         locked_until: state.lockout.locked_until,
     }

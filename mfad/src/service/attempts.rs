@@ -859,7 +859,7 @@ fn begin_prompt(
         Err(Error::RateLimited(m) | Error::Unavailable(m)) => Ok(
             match (
                 state.sms_codes.iter().any(|c| c.expires > now),
-                state.backup_codes.is_empty(),
+                core.store.backup_codes(account.uid)?.is_empty(),
             ) {
                 (true, _) => Ok(format!(
                     "{m} Verification code (one already sent by SMS, or a backup code): "
@@ -899,7 +899,8 @@ fn answer_blank(
             // Codes sent before still work (a cooldown is most often hit
             // right after one was sent).
             let live = state.sms_codes.iter().any(|c| c.expires > now);
-            let other = match (live, state.has_app(), state.backup_codes.is_empty()) {
+            let none_left = core.store.backup_codes(account.uid)?.is_empty();
+            let other = match (live, state.has_app(), none_left) {
                 (true, true, _) => {
                     " Use a code already sent by SMS, your authenticator app or a backup code."
                 }

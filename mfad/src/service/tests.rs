@@ -417,6 +417,21 @@ fn sends_to_one_user_wait_for_the_cooldown() {
         .login_answer(0, &token, outbox.last().1.as_bytes(), NOW + 48)
         .unwrap();
     assert_eq!(r, AnswerResult::Success);
+    // No code is live any more: the backup codes are the way left, as
+    // long as there are some.
+    let wait10 = "Wait 10 seconds before asking for another code.";
+    let (_, token, prompt) = s.login_begin(0, &req, NOW + 50).unwrap();
+    assert_eq!(prompt, format!("{wait10} Backup code: "));
+    let (r, msg) = s.login_answer(0, &token, b"", NOW + 50).unwrap();
+    assert_eq!(
+        (r, msg),
+        (AnswerResult::Retry, format!("{wait10} Use a backup code."))
+    );
+    s.core().store.replace_backup_codes(USER_UID, &[]).unwrap();
+    let (r, msg) = s.login_answer(0, &token, b"", NOW + 50).unwrap();
+    assert_eq!((r, msg), (AnswerResult::Retry, wait10.to_string()));
+    let (action, _, msg) = s.login_begin(0, &req, NOW + 50).unwrap();
+    assert_eq!((action, msg), (BeginAction::Deny, wait10.to_string()));
     // Another user is not held up.
     s.enroll_sms_begin(0, BOB, "+14155550100", "", NOW + 48)
         .unwrap();
@@ -705,6 +720,46 @@ fn backup_codes_work_once() {
         AnswerResult::Retry
     );
     assert_eq!(s.status(0, USER).unwrap().backup_codes_left, 9);
+}
+
+/// A login with a 6-digit code, right or wrong, and its account phase
+/// never read the backup codes (SQLite's own count of runs of the
+/// statement that reads them); an 8-digit answer does.
+#[test]
+fn only_an_eight_digit_answer_reads_the_backup_codes() {
+    let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let mut c = core(Config::default(), None);
+    c.store = store.clone();
+    let s = Service::new(c);
+    let (secret, backup) = enroll(&s);
+    let (_, token, _) = begin(&s);
+    let (r, _) = s
+        .login_answer(0, &token, backup[0].as_bytes(), NOW)
+        .unwrap();
+    assert_eq!(r, AnswerResult::Success);
+    let reads = store.backup_code_reads();
+    assert!(reads > 0, "the backup code login read them: {reads}");
+    let (action, token, _) = begin(&s);
+    assert_eq!(action, BeginAction::Challenge);
+    for wrong in [&b"000 000"[..], b"1234567"] {
+        let (r, _) = s.login_answer(0, &token, wrong, NOW).unwrap();
+        assert_eq!(r, AnswerResult::Retry);
+    }
+    let (r, _) = s
+        .login_answer(0, &token, code(&secret, 1).as_bytes(), NOW)
+        .unwrap();
+    assert_eq!(r, AnswerResult::Success);
+    assert_eq!(
+        s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
+        AccountAction::Allow
+    );
+    let (_, token, _) = begin(&s);
+    let (r, _) = s.login_answer(0, &token, b"123456789", NOW).unwrap();
+    assert_eq!(r, AnswerResult::Retry);
+    assert_eq!(store.backup_code_reads(), reads, "no 8-digit answer");
+    let (r, _) = s.login_answer(0, &token, b"0000 0000", NOW).unwrap();
+    assert_eq!(r, AnswerResult::Retry);
+    assert_eq!(store.backup_code_reads(), reads + 1, "a wrong backup code");
 }
 
 #[test]

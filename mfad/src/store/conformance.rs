@@ -71,6 +71,7 @@ macro_rules! suite {
             devices_keep_their_typed_data,
             steps_are_accepted_once_and_only_forward,
             backup_codes_are_single_use,
+            backup_codes_are_listed_per_user_without_used_ones,
             enrollment_replaces_backup_codes_only_when_given,
             removing_the_last_device_drops_backup_codes,
             failures_count_up_to_a_lock_and_locks_refuse_codes,
@@ -159,32 +160,67 @@ pub fn backup_codes_are_single_use(s: Arc<dyn Store>) {
         .unwrap();
     s.add_device(&bob(), &totp("d1"), 1, Some(&[code(3)]))
         .unwrap();
-    let u = s.user(ALICE).unwrap();
-    assert_eq!(u.backup_codes.len(), 2);
-    let id = u.backup_codes[0].id;
+    let codes = s.backup_codes(ALICE).unwrap();
+    assert_eq!(codes.len(), 2);
+    let id = codes[0].id;
     assert!(s.use_backup_code(ALICE, id, 10).unwrap());
     assert!(!s.use_backup_code(ALICE, id, 10).unwrap());
-    let bobs = s.user(BOB).unwrap().backup_codes[0].id;
+    let bobs = s.backup_codes(BOB).unwrap()[0].id;
     assert!(
         !s.use_backup_code(ALICE, bobs, 10).unwrap(),
         "another user's code"
     );
-    assert_eq!(s.user(BOB).unwrap().backup_codes.len(), 1);
+    assert_eq!(s.backup_codes(BOB).unwrap().len(), 1);
+}
+
+pub fn backup_codes_are_listed_per_user_without_used_ones(s: Arc<dyn Store>) {
+    assert!(s.backup_codes(NOBODY).unwrap().is_empty(), "unknown user");
+    s.add_device(&alice(), &totp("d1"), 1, Some(&[code(1), code(2), code(3)]))
+        .unwrap();
+    s.add_device(&bob(), &totp("d1"), 1, Some(&[code(4)]))
+        .unwrap();
+    let listed = |uid| -> Vec<Hashed> {
+        let mut codes: Vec<Hashed> = s
+            .backup_codes(uid)
+            .unwrap()
+            .into_iter()
+            .map(|b| b.code)
+            .collect();
+        codes.sort_by(|a, b| a.salt.cmp(&b.salt));
+        codes
+    };
+    assert_eq!(listed(ALICE), [code(1), code(2), code(3)]);
+    assert_eq!(listed(BOB), [code(4)], "only the user's own");
+    let second = s
+        .backup_codes(ALICE)
+        .unwrap()
+        .into_iter()
+        .find(|b| b.code == code(2))
+        .unwrap();
+    assert!(s.use_backup_code(ALICE, second.id, 10).unwrap());
+    assert_eq!(listed(ALICE), [code(1), code(3)], "a used one is gone");
+    assert_eq!(listed(BOB), [code(4)]);
+    // The login's own read carries none of them.
+    assert!(s.user(ALICE).unwrap().enrolled());
 }
 
 pub fn enrollment_replaces_backup_codes_only_when_given(s: Arc<dyn Store>) {
     s.add_device(&alice(), &totp("d1"), 1, Some(&[code(1), code(2)]))
         .unwrap();
     s.add_device(&alice(), &totp("d2"), 2, None).unwrap();
-    assert_eq!(s.user(ALICE).unwrap().backup_codes.len(), 2);
+    assert_eq!(s.backup_codes(ALICE).unwrap().len(), 2);
     s.add_device(&alice(), &totp("d3"), 3, Some(&[code(3), code(4), code(5)]))
         .unwrap();
-    assert_eq!(s.user(ALICE).unwrap().backup_codes.len(), 3);
+    assert_eq!(s.backup_codes(ALICE).unwrap().len(), 3);
     s.replace_backup_codes(ALICE, &[code(6)]).unwrap();
-    let u = s.user(ALICE).unwrap();
-    assert_eq!(u.backup_codes.len(), 1);
-    assert_eq!(u.backup_codes[0].code, code(6));
-    assert_eq!(u.last_step, 3, "the newest enrollment step is kept");
+    let codes = s.backup_codes(ALICE).unwrap();
+    assert_eq!(codes.len(), 1);
+    assert_eq!(codes[0].code, code(6));
+    assert_eq!(
+        s.user(ALICE).unwrap().last_step,
+        3,
+        "the newest enrollment step is kept"
+    );
 }
 
 pub fn removing_the_last_device_drops_backup_codes(s: Arc<dyn Store>) {
@@ -194,16 +230,15 @@ pub fn removing_the_last_device_drops_backup_codes(s: Arc<dyn Store>) {
         .unwrap();
     s.add_sms_code(ALICE, &code(9), 100, 3).unwrap();
     assert!(s.remove_device(ALICE, "d2").unwrap());
-    let u = s.user(ALICE).unwrap();
-    assert_eq!(u.backup_codes.len(), 1);
+    assert_eq!(s.backup_codes(ALICE).unwrap().len(), 1);
     assert!(
-        u.sms_codes.is_empty(),
+        s.user(ALICE).unwrap().sms_codes.is_empty(),
         "a code sent to a removed phone dies"
     );
     assert!(!s.remove_device(ALICE, "d2").unwrap());
     assert!(s.remove_device(ALICE, "d1").unwrap());
-    let u = s.user(ALICE).unwrap();
-    assert!(!u.enrolled() && u.backup_codes.is_empty());
+    assert!(!s.user(ALICE).unwrap().enrolled());
+    assert!(s.backup_codes(ALICE).unwrap().is_empty());
     assert!(s.list_users().unwrap().is_empty());
 }
 
@@ -218,12 +253,12 @@ pub fn failures_count_up_to_a_lock_and_locks_refuse_codes(s: Arc<dyn Store>) {
     assert_eq!(locked.locked_until, 102 + 900);
     assert_eq!(s.user(ALICE).unwrap().lockout, locked);
     // Right codes during the lock are refused and use nothing up.
-    let u = s.user(ALICE).unwrap();
+    let backup = s.backup_codes(ALICE).unwrap();
     assert!(!s.accept_totp_step(ALICE, "d1", 50, 200).unwrap());
-    assert!(!s.use_backup_code(ALICE, u.backup_codes[0].id, 200).unwrap());
+    assert!(!s.use_backup_code(ALICE, backup[0].id, 200).unwrap());
     assert!(!s.use_sms_code(ALICE, "d1", &code(2), 200).unwrap());
     let u = s.user(ALICE).unwrap();
-    assert_eq!((u.last_step, u.backup_codes.len()), (1, 1));
+    assert_eq!((u.last_step, s.backup_codes(ALICE).unwrap().len()), (1, 1));
     assert_eq!(u.sms_codes.len(), 1);
     // After the lock a right code clears the count.
     assert!(s.accept_totp_step(ALICE, "d1", 50, 1003).unwrap());
@@ -254,7 +289,8 @@ pub fn lockout_reset_and_unlock(s: Arc<dyn Store>) {
     s.add_sms_code(ALICE, &code(2), 10_000, 3).unwrap();
     assert!(s.reset(ALICE).unwrap());
     let u = s.user(ALICE).unwrap();
-    assert!(!u.enrolled() && u.backup_codes.is_empty() && u.sms_codes.is_empty());
+    assert!(!u.enrolled() && u.sms_codes.is_empty());
+    assert!(s.backup_codes(ALICE).unwrap().is_empty());
     assert_eq!(u.lockout, Lockout::default());
     assert_eq!(u.last_step, 10, "used steps stay used");
     assert!(s.trusted_list(ALICE).unwrap().is_empty());

@@ -68,6 +68,7 @@ pub fn to_postgres(
             )),
             e => e.into(),
         })?;
+        let backup = from.backup_codes(uid)?;
         let trusted = from.trusted_list(uid)?;
         let spare_ids = state
             .devices
@@ -78,14 +79,14 @@ pub fn to_postgres(
             uid,
             name: state.name.clone(),
         };
-        let done = to.import(&account, &state, &trusted, &spare_ids)?;
+        let done = to.import(&account, &state, &backup, &trusted, &spare_ids)?;
         let mut line = format!(
             "{} (uid {uid}): {} of {} devices added, {} of {} backup codes, {} of {} trusted devices",
             account.name,
             done.devices,
             state.devices.len(),
             done.backup_codes,
-            state.backup_codes.len(),
+            backup.len(),
             done.trusted,
             trusted.len()
         );

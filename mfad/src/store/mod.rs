@@ -54,7 +54,9 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Everything a login needs to know about one account, read at once.
+/// What a login needs to know about one account, read at once. Backup
+/// codes are not in it: a login reads them ([`Store::backup_codes`]) only
+/// when the typed code can be one.
 #[derive(Debug, Clone, Default)]
 pub struct UserState {
     /// The account name that enrolled (empty when the UID never did).
@@ -64,7 +66,6 @@ pub struct UserState {
     pub last_step: u64,
     pub lockout: Lockout,
     pub devices: Vec<Device>,
-    pub backup_codes: Vec<BackupCode>,
     /// The SMS login codes sent and not yet used (at most
     /// [`crate::factor::sms::KEEP`]), oldest first; some may have expired.
     pub sms_codes: Vec<SmsCode>,
@@ -205,8 +206,12 @@ pub struct SessionRecord {
 /// The daemon's persistent state. Every method is atomic on its own; callers
 /// never need a lock around two of them for correctness.
 pub trait Store: Send + Sync {
-    /// The account's whole state; a default (unenrolled) one when unknown.
+    /// The account's state but its backup codes; a default (unenrolled)
+    /// one when unknown.
     fn user(&self, uid: u32) -> Result<UserState>;
+
+    /// The account's unused backup codes (none when unknown), read at once.
+    fn backup_codes(&self, uid: u32) -> Result<Vec<BackupCode>>;
 
     /// Accepts TOTP `step` for `user` if it is newer than every step accepted
     /// before and the user is not locked at `now`; then failures are cleared

@@ -347,11 +347,13 @@ impl PostgresStore {
     /// backup code the shared database does not hold yet, the newest step,
     /// the higher failure count and lock, the trusted devices (under this
     /// daemon's trust host). Running it twice adds nothing the second time.
+    /// `backup` are the account's unused backup codes in that store;
     /// `spare_ids` (one per device) name devices whose id is taken.
     pub fn import(
         &self,
         account: &Account,
         state: &UserState,
+        backup: &[BackupCode],
         trusted: &[Trusted],
         spare_ids: &[String],
     ) -> Result<Imported> {
@@ -441,7 +443,7 @@ impl PostgresStore {
                 present.push(d.data.clone());
                 done.devices += 1;
             }
-            for b in &state.backup_codes {
+            for b in backup {
                 let n = exec(
                     &tx,
                     "INSERT INTO backup_codes (uid, salt, hash) SELECT $1, $2, $3
@@ -844,7 +846,7 @@ impl Store for PostgresStore {
         let account = uid;
         let uid = uid64(uid);
         let rows = self.run(async |c| {
-            // One snapshot for the four reads.
+            // One snapshot for the three reads.
             let tx = c
                 .build_transaction()
                 .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
@@ -867,12 +869,6 @@ impl Store for PostgresStore {
                 &[&uid],
             )
             .await?;
-            let codes = query(
-                &tx,
-                "SELECT id, salt, hash FROM backup_codes WHERE uid = $1 ORDER BY id",
-                &[&uid],
-            )
-            .await?;
             let sms = query(
                 &tx,
                 "SELECT salt, hash, expires FROM sms_codes WHERE uid = $1 ORDER BY id",
@@ -880,9 +876,9 @@ impl Store for PostgresStore {
             )
             .await?;
             tx.commit().await?;
-            Ok(Some((base, devices, codes, sms)))
+            Ok(Some((base, devices, sms)))
         })?;
-        let Some((base, devices, codes, sms)) = rows else {
+        let Some((base, devices, sms)) = rows else {
             return Ok(UserState::default());
         };
         Ok(UserState {
@@ -893,16 +889,6 @@ impl Store for PostgresStore {
                 .iter()
                 .map(|r| device_of(r, &self.keys, account))
                 .collect::<Result<_>>()?,
-            backup_codes: codes
-                .iter()
-                .map(|r| BackupCode {
-                    id: CodeId(r.get(0)),
-                    code: Hashed {
-                        salt: r.get(1),
-                        hash: r.get(2),
-                    },
-                })
-                .collect(),
             sms_codes: sms
                 .iter()
                 .map(|r| SmsCode {
@@ -914,6 +900,28 @@ impl Store for PostgresStore {
                 })
                 .collect(),
         })
+    }
+
+    fn backup_codes(&self, uid: u32) -> Result<Vec<BackupCode>> {
+        let uid = uid64(uid);
+        let rows = self.run(async |c| {
+            query(
+                &*c,
+                "SELECT id, salt, hash FROM backup_codes WHERE uid = $1 ORDER BY id",
+                &[&uid],
+            )
+            .await
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| BackupCode {
+                id: CodeId(r.get(0)),
+                code: Hashed {
+                    salt: r.get(1),
+                    hash: r.get(2),
+                },
+            })
+            .collect())
     }
 
     fn accept_totp_step(&self, uid: u32, device_id: &str, step: u64, now: i64) -> Result<bool> {
