@@ -218,15 +218,29 @@ fn set_hwm(conn: &Connection, h: u64) -> Result<()> {
 /// Runs `op` in one transaction of its own on `conn`, committed with the
 /// connection's synchronous setting (FULL unless [`light_commit`] says).
 fn transaction<T>(conn: &Connection, op: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    exec(conn, "BEGIN IMMEDIATE")?;
     let result = op(conn).and_then(|v| {
-        conn.prepare_cached("COMMIT")?.execute([])?;
+        exec(conn, "COMMIT")?;
         Ok(v)
     });
     if result.is_err() {
-        let _ = conn.execute_batch("ROLLBACK");
+        let _ = exec(conn, "ROLLBACK");
     }
     result
+}
+
+/// Runs the reads of `op` in one read transaction: one snapshot, and the
+/// WAL's read lock taken once. BEGIN and COMMIT are cached statements
+/// (rusqlite's `Transaction` parses them again at every use, on the path
+/// of every login).
+fn read_transaction<T>(conn: &Connection, op: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    exec(conn, "BEGIN")?;
+    let result = op(conn);
+    // Nothing to undo in a read transaction: COMMIT ends it either way.
+    let end = exec(conn, "COMMIT");
+    let value = result?;
+    end?;
+    Ok(value)
 }
 
 /// Runs `op` as one transaction on the writer `conn`, on the caller's
@@ -242,12 +256,10 @@ fn light_commit<T>(
     if fsync {
         return transaction(conn, op);
     }
-    conn.prepare_cached("PRAGMA synchronous = NORMAL")?
-        .execute([])?;
+    exec(conn, "PRAGMA synchronous = NORMAL")?;
     let result = transaction(conn, op);
     // Every other write on this connection must stay fsynced.
-    conn.prepare_cached("PRAGMA synchronous = FULL")?
-        .execute([])?;
+    exec(conn, "PRAGMA synchronous = FULL")?;
     result
 }
 
@@ -329,22 +341,22 @@ fn run_batch(conn: &Connection, batch: &mut [Job]) -> Vec<Result<Answer>> {
             .map(|_| Err(Error::Backend(msg.clone())))
             .collect::<Vec<_>>()
     };
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         return fail_all(e);
     }
     let mut results = Vec::with_capacity(batch.len());
     for job in batch.iter_mut() {
-        let run = std::mem::replace(
+        let op = std::mem::replace(
             &mut job.run,
             Box::new(|_| Err(Error::Backend("run twice".into()))),
         );
-        let result = match conn.execute_batch("SAVEPOINT op") {
+        let result = match exec(conn, "SAVEPOINT op") {
             Ok(()) => {
-                let r = run(conn);
+                let r = op(conn);
                 let end = if r.is_ok() {
-                    conn.execute_batch("RELEASE op")
+                    exec(conn, "RELEASE op")
                 } else {
-                    conn.execute_batch("ROLLBACK TO op; RELEASE op")
+                    exec(conn, "ROLLBACK TO op").and_then(|()| exec(conn, "RELEASE op"))
                 };
                 match end {
                     Ok(()) => r,
@@ -355,11 +367,17 @@ fn run_batch(conn: &Connection, batch: &mut [Job]) -> Vec<Result<Answer>> {
         };
         results.push(result);
     }
-    if let Err(e) = conn.execute_batch("COMMIT") {
-        let _ = conn.execute_batch("ROLLBACK");
+    if let Err(e) = exec(conn, "COMMIT") {
+        let _ = exec(conn, "ROLLBACK");
         return fail_all(e);
     }
     results
+}
+
+/// Runs the statement `sql` (no parameters, no rows) from the connection's
+/// cache of prepared statements.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 impl SqliteStore {
@@ -542,44 +560,8 @@ impl SqliteStore {
         }
     }
 
-    /// How often SQLite ran the statement that reads backup codes (its
-    /// cached statement's own count: it starts again at 0 should the cache
-    /// ever drop it).
-    #[cfg(test)]
-    pub fn backup_code_reads(&self) -> i32 {
-        self.conn()
-            .prepare_cached(SELECT_BACKUP_CODES)
-            .map(|s| s.get_status(rusqlite::StatementStatus::Run))
-            .unwrap_or(-1)
-    }
-
-    #[cfg(test)]
-    pub fn schema_version(&self) -> Result<i64> {
-        Ok(self
-            .conn()
-            .pragma_query_value(None, "user_version", |r| r.get(0))?)
-    }
-}
-
-impl Drop for SqliteStore {
-    fn drop(&mut self) {
-        // Closing the queue ends the store thread.
-        if let Ok(mut jobs) = self.jobs.lock() {
-            jobs.take();
-        }
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-        self.stop_cleanly();
-    }
-}
-
-impl Store for SqliteStore {
-    fn user(&self, uid: u32) -> Result<UserState> {
-        let guard = self.conn();
-        // One read transaction: one snapshot for the three reads, and the
-        // WAL's read lock taken once instead of three times.
-        let conn = guard.unchecked_transaction()?;
+    /// [`Store::user`]'s reads, in the caller's transaction.
+    fn user_in(&self, conn: &Connection, uid: u32) -> Result<UserState> {
         let base = conn
             .prepare_cached(
                 "SELECT last_step, failures, locked_until, name, locks FROM users WHERE uid = ?1",
@@ -623,7 +605,6 @@ impl Store for SqliteStore {
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        conn.commit()?;
         Ok(UserState {
             name,
             last_step: to_u64(last_step),
@@ -631,6 +612,43 @@ impl Store for SqliteStore {
             devices,
             sms_codes,
         })
+    }
+
+    /// How often SQLite ran the statement that reads backup codes (its
+    /// cached statement's own count: it starts again at 0 should the cache
+    /// ever drop it).
+    #[cfg(test)]
+    pub fn backup_code_reads(&self) -> i32 {
+        self.conn()
+            .prepare_cached(SELECT_BACKUP_CODES)
+            .map(|s| s.get_status(rusqlite::StatementStatus::Run))
+            .unwrap_or(-1)
+    }
+
+    #[cfg(test)]
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn()
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the queue ends the store thread.
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.take();
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        self.stop_cleanly();
+    }
+}
+
+impl Store for SqliteStore {
+    fn user(&self, uid: u32) -> Result<UserState> {
+        read_transaction(&self.conn(), |conn| self.user_in(conn, uid))
     }
 
     fn backup_codes(&self, uid: u32) -> Result<Vec<BackupCode>> {
@@ -1177,6 +1195,27 @@ mod tests {
             assert_eq!(stmt.get_status(RunCount), 3, "{sql} ran from the cache");
             assert_eq!(stmt.get_status(RePrepare), 0, "{sql}");
         }
+        // Their read transaction too (rusqlite's Transaction would parse
+        // BEGIN and COMMIT each time).
+        let begin = reader.prepare_cached("BEGIN").unwrap();
+        assert_eq!(begin.get_status(RunCount), 3, "BEGIN ran from the cache");
+    }
+
+    /// A read transaction ends whatever its reads did.
+    #[test]
+    fn a_read_transaction_ends_after_a_failed_read() {
+        let conn = Connection::open_in_memory().unwrap();
+        let failed: Result<()> = read_transaction(&conn, |c| {
+            c.prepare_cached("SELECT nothing FROM nowhere")?;
+            Ok(())
+        });
+        assert!(failed.is_err());
+        assert!(conn.is_autocommit(), "the transaction was left open");
+        let ok = read_transaction(&conn, |c| {
+            Ok(c.query_row("SELECT 7", [], |r| r.get::<_, i64>(0))?)
+        });
+        assert_eq!(ok.unwrap(), 7);
+        assert!(conn.is_autocommit());
     }
 
     /// One batch, one transaction: an operation that fails is undone
