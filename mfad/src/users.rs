@@ -115,26 +115,35 @@ mod files {
     use std::os::unix::fs::MetadataExt;
     use std::sync::Mutex;
 
-    /// Compact (about 26 bytes a user at 100,000): the names in one
-    /// string, each ended by a newline (no name has one), and two sorted
-    /// tables searched by bisection.
+    /// Compact (about 25 bytes a user at 100,000): the names in one
+    /// string, and two sorted tables searched by bisection. A name is a
+    /// span of that string: its start (up to 16 MiB of names) and its
+    /// length (up to 255 bytes) in one u32; a file beyond that is left to
+    /// NSS.
     #[derive(Default)]
     pub(super) struct Index {
         /// (inode, size, mtime ns, ctime ns) of the file it was read from.
         stamp: Option<(u64, u64, i64, i64)>,
         usable: bool,
         names: String,
-        /// (name start, uid), sorted by name.
+        /// (name span, uid), sorted by name.
         by_name: Vec<(u32, u32)>,
-        /// (uid, name start), sorted by uid.
+        /// (uid, name span), sorted by uid.
         by_uid: Vec<(u32, u32)>,
     }
 
+    /// The span of `len` bytes from `start`, if it fits.
+    fn span(start: usize, len: usize) -> Option<u32> {
+        let start = u32::try_from(start).ok().filter(|s| *s < 1 << 24)?;
+        let len = u8::try_from(len).ok()?;
+        Some(start << 8 | u32::from(len))
+    }
+
     impl Index {
-        /// The name starting at `start` in `names`.
-        fn text(names: &str, start: u32) -> &str {
-            let rest = names.get(start as usize..).unwrap_or("");
-            rest.split('\n').next().unwrap_or("")
+        /// The name at `span` in `names`.
+        fn text(names: &str, span: u32) -> &str {
+            let (start, len) = ((span >> 8) as usize, (span & 0xff) as usize);
+            names.get(start..start + len).unwrap_or("")
         }
 
         pub(super) fn uid(&self, name: &str) -> Option<u32> {
@@ -233,21 +242,19 @@ mod files {
             let Ok(uid) = uid.parse::<u32>() else {
                 continue;
             };
-            let Ok(start) = u32::try_from(index.names.len()) else {
-                // Past 4 GiB of names: leave it to NSS.
-                return unusable;
-            };
             if name.is_empty() {
                 continue;
             }
+            let Some(span) = span(index.names.len(), name.len()) else {
+                return unusable;
+            };
             index.names.push_str(name);
-            index.names.push('\n');
-            index.by_name.push((start, uid));
-            index.by_uid.push((uid, start));
+            index.by_name.push((span, uid));
+            index.by_uid.push((uid, span));
         }
-        // Starts grow with the line number, so sorting by (key, start)
-        // and keeping the first of equals keeps the first line of a name
-        // or a UID, as getpwnam and getpwuid do. (Unstable sorts need no
+        // Spans grow with the line number, so sorting by (key, span) and
+        // keeping the first of equals keeps the first line of a name or a
+        // UID, as getpwnam and getpwuid do. (Unstable sorts need no
         // buffer.)
         let names = std::mem::take(&mut index.names);
         index.by_name.sort_unstable_by(|x, y| {
@@ -321,6 +328,20 @@ mod files_tests {
             (1, 2, 3, 4),
         );
         assert_eq!(compat.uid("root"), None);
+        // A name longer than the index keeps: NSS answers.
+        let long = format!(
+            "root:x:0:0::/:/bin/sh\n{}:x:5:5::/:/bin/sh\n",
+            "n".repeat(256)
+        );
+        assert_eq!(parse(long.as_bytes(), (1, 2, 3, 4)).uid("root"), None);
+        let longest = format!(
+            "root:x:0:0::/:/bin/sh\n{}:x:5:5::/:/bin/sh\n",
+            "n".repeat(255)
+        );
+        assert_eq!(
+            parse(longest.as_bytes(), (1, 2, 3, 4)).uid(&"n".repeat(255)),
+            Some(5)
+        );
         // Not UTF-8: NSS answers.
         let latin1 = parse(
             &b"root:x:0:0::/:/bin/sh\nj\xfcrgen:x:5:5::/:/bin/sh\n"[..],
