@@ -253,15 +253,20 @@ fn light_commit<T>(
     fsync: bool,
     op: impl FnOnce(&Connection) -> Result<T>,
 ) -> Result<T> {
+    // Set for each commit, never left to the one before: a switch back
+    // to FULL that failed must not leave later commits unsynced.
+    exec(conn, FULL)?;
     if fsync {
         return transaction(conn, op);
     }
     exec(conn, "PRAGMA synchronous = NORMAL")?;
     let result = transaction(conn, op);
     // Every other write on this connection must stay fsynced.
-    exec(conn, "PRAGMA synchronous = FULL")?;
+    exec(conn, FULL)?;
     result
 }
+
+const FULL: &str = "PRAGMA synchronous = FULL";
 
 /// Accepts TOTP `step` (see [`Store::accept_totp_step`]) in the current
 /// transaction.
@@ -341,7 +346,8 @@ fn run_batch(conn: &Connection, batch: &mut [Job]) -> Vec<Result<Answer>> {
             .map(|_| Err(Error::Backend(msg.clone())))
             .collect::<Vec<_>>()
     };
-    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+    // Durable whatever the last light commit left (see light_commit).
+    if let Err(e) = exec(conn, FULL).and_then(|()| exec(conn, "BEGIN IMMEDIATE")) {
         return fail_all(e);
     }
     let mut results = Vec::with_capacity(batch.len());
@@ -1249,6 +1255,25 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .unwrap();
         assert_eq!(kept, [1, 3]);
+    }
+
+    /// A batch commits with an fsync even on a connection some earlier
+    /// commit left at synchronous = NORMAL.
+    #[test]
+    fn a_batch_is_durable_whatever_the_connection_was_left_at() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA synchronous = NORMAL").unwrap();
+        let (reply, _) = mpsc::sync_channel(1);
+        let mut batch = vec![Job {
+            run: Box::new(|c: &Connection| {
+                let level: i64 = c.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+                Ok(Box::new(level) as Answer)
+            }),
+            reply,
+        }];
+        let mut results = run_batch(&conn, &mut batch);
+        let level = results.pop().unwrap().unwrap().downcast::<i64>().unwrap();
+        assert_eq!(*level, 2, "FULL");
     }
 
     fn run_state(dir: &Path) -> (i64, i64) {
