@@ -106,9 +106,9 @@ impl Sessions {
         let Some(duration) = session_time::duration(&core.config.session, chosen) else {
             return Ok((String::new(), 0, String::new()));
         };
-        let (pid, start) = identify(&pidfd)?;
+        let (pid, start, owner) = identify(&pidfd)?;
         // Only root may hand over another user's process to be ended.
-        if login.caller != 0 && process::uid(pid) != Some(login.caller) {
+        if login.caller != 0 && owner != login.caller {
             return Err(Error::AccessDenied(
                 "The session's process is not yours.".into(),
             ));
@@ -261,16 +261,17 @@ impl Sessions {
     }
 }
 
-/// The process behind a pidfd and its start time, read while it runs (so
-/// the PID is still its own).
-fn identify(pidfd: &OwnedFd) -> Result<(i32, u64)> {
+/// The process behind a pidfd, its start time and its owner, all read
+/// while it runs (so the PID is still its own).
+fn identify(pidfd: &OwnedFd) -> Result<(i32, u64, u32)> {
     let gone = || Error::InvalidArgument("The session's process is not running.".into());
     let pid = process::pid_of(pidfd.as_fd()).map_err(|_| gone())?;
     let start = process::stat(pid).ok_or_else(gone)?.start;
+    let owner = process::uid(pid).ok_or_else(gone)?;
     if !process::alive(pidfd.as_fd()) {
         return Err(gone());
     }
-    Ok((pid, start))
+    Ok((pid, start, owner))
 }
 
 fn find(core: &Core, id: &str) -> Result<Option<SessionRecord>> {

@@ -1892,6 +1892,39 @@ fn passed_login(s: &Service, secret: &[u8], offset: i64) -> String {
     token
 }
 
+/// A caller that is not root (a screen locker, as the user) may hand over
+/// only its own process to be ended; this test process is root's.
+#[test]
+fn a_users_own_login_cannot_register_roots_process() {
+    assert_eq!(nix::unistd::getuid().as_raw(), 0, "run as root");
+    let s = limited(3600);
+    let (secret, _) = enroll(&s);
+    let req = LoginRequest {
+        user: USER.into(),
+        service: "sshd".into(),
+        ..Default::default()
+    };
+    let (_, token, _) = s.login_begin(USER_UID, &req, NOW).unwrap();
+    let code = code(&secret, 1);
+    assert_eq!(
+        s.login_answer(USER_UID, &token, code.as_bytes(), NOW)
+            .unwrap()
+            .0,
+        AnswerResult::Success
+    );
+    assert_eq!(
+        s.account_check(USER_UID, USER, "sshd", &token, NOW)
+            .unwrap()
+            .0,
+        AccountAction::Allow
+    );
+    assert!(matches!(
+        s.open_session(USER_UID, &session_login(&token), own_pidfd(), NOW),
+        Err(Error::AccessDenied(_))
+    ));
+    assert!(s.sessions(USER_UID, "").unwrap().is_empty());
+}
+
 #[test]
 fn a_login_that_passed_opens_one_limited_session() {
     let s = limited(3600);
