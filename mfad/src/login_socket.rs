@@ -252,9 +252,13 @@ pub fn start(
                     None => break,
                 },
             };
+        let audit = audit.clone();
         std::thread::Builder::new()
             .name(format!("mfad-login-{n}"))
-            .spawn(move || runtime.block_on(work))
+            .spawn(move || {
+                shed_capabilities(&audit);
+                runtime.block_on(work)
+            })
             .map_err(|e| Error::Io(format!("cannot start the login socket's threads: {e}")))?;
     }
     Ok(Pool { stop })
@@ -329,6 +333,28 @@ async fn accept(
                 serve(stream, uid, slot, &ctx, &server);
             }
         }
+    }
+}
+
+/// Clears the capabilities this thread kept (with `[session] max_duration`
+/// on, CAP_KILL and CAP_DAC_OVERRIDE, to end sessions and warn on their
+/// terminals; capabilities are per thread): these threads read what any
+/// local user sends, and need none. Work that may need them runs elsewhere.
+fn shed_capabilities(audit: &Audit) {
+    use caps::CapSet;
+    let failed: Vec<&str> = [
+        (CapSet::Effective, "effective"),
+        (CapSet::Permitted, "permitted"),
+    ]
+    .into_iter()
+    .filter(|(set, _)| caps::clear(None, *set).is_err())
+    .map(|(_, name)| name)
+    .collect();
+    if !failed.is_empty() {
+        audit.warn(
+            "capabilities not dropped",
+            &[("sets", &failed.join(",")), ("threads", "login socket")],
+        );
     }
 }
 

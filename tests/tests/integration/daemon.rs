@@ -188,7 +188,8 @@ fn bad_config_values_are_refused() {
 }
 
 /// The capability sets (effective, permitted, bounding) of every thread of
-/// process `pid`, as the hex masks of /proc/PID/task/TID/status.
+/// process `pid`, as the hex masks of /proc/PID/task/TID/status, by
+/// "TID NAME".
 fn thread_capabilities(pid: u32) -> Vec<(String, [u64; 3])> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("read mfad's tasks");
     let mut caps = Vec::new();
@@ -202,8 +203,9 @@ fn thread_capabilities(pid: u32) -> Vec<(String, [u64; 3])> {
                 .unwrap_or_else(|| panic!("no {field} in {status}"));
             u64::from_str_radix(line[field.len()..].trim(), 16).expect("a hex mask")
         };
+        let name = std::fs::read_to_string(task.path().join("comm")).expect("task comm");
         caps.push((
-            task.file_name().to_string_lossy().into_owned(),
+            format!("{} {}", task.file_name().to_string_lossy(), name.trim()),
             [mask("CapEff:"), mask("CapPrm:"), mask("CapBnd:")],
         ));
     }
@@ -225,7 +227,8 @@ fn no_thread_of_mfad_keeps_a_capability() {
 }
 
 /// With session duration on, mfad keeps exactly CAP_KILL (to end sessions)
-/// and CAP_DAC_OVERRIDE (to warn on the user's terminal), in every thread.
+/// and CAP_DAC_OVERRIDE (to warn on the user's terminal), in every thread
+/// but the login socket's, which any local user reaches: they hold none.
 #[test]
 fn with_session_duration_every_thread_keeps_kill_and_dac_override_only() {
     const CAP_DAC_OVERRIDE: u64 = 1 << 1;
@@ -236,7 +239,17 @@ fn with_session_duration_every_thread_keeps_kill_and_dac_override_only() {
     let u = env.add_user();
     env.enroll_raw(&u);
     let want = CAP_DAC_OVERRIDE | CAP_KILL;
-    for (tid, sets) in thread_capabilities(env.daemon_pid().expect("running")) {
-        assert_eq!(sets, [want, want, want], "thread {tid}");
+    let threads = thread_capabilities(env.daemon_pid().expect("running"));
+    let login = |t: &str| t.contains(" mfad-login-");
+    assert!(
+        threads.iter().filter(|(t, _)| login(t)).count() > 1,
+        "the login socket's threads: {threads:?}"
+    );
+    for (thread, sets) in threads {
+        if login(&thread) {
+            assert_eq!(sets, [0, 0, want], "thread {thread}");
+        } else {
+            assert_eq!(sets, [want, want, want], "thread {thread}");
+        }
     }
 }
