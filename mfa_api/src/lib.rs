@@ -591,6 +591,52 @@ pub fn log_field(value: &str) -> String {
     }
 }
 
+/// RFC 3164's timestamp (`Dec  7 02:50:09`: the day padded with a space),
+/// in UTC, as mfad's audit lines and pam_mfa's syslog lines carry it: no
+/// time zone is read; the syslog daemon stamps lines on arrival anyway.
+/// A value to format (`{}`), so a line built in place allocates nothing
+/// for it.
+pub fn syslog_timestamp(now: std::time::SystemTime) -> SyslogTimestamp {
+    SyslogTimestamp(now)
+}
+
+/// See [`syslog_timestamp`].
+#[derive(Debug, Clone, Copy)]
+pub struct SyslogTimestamp(std::time::SystemTime);
+
+impl std::fmt::Display for SyslogTimestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let secs = self
+            .0
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let (days, rest) = (secs / 86_400, secs % 86_400);
+        // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
+        let z = i64::try_from(days).unwrap_or(0) + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let name = usize::try_from(month - 1)
+            .ok()
+            .and_then(|m| MONTHS.get(m))
+            .unwrap_or(&"Jan");
+        write!(
+            f,
+            "{name} {day:>2} {:02}:{:02}:{:02}",
+            rest / 3600,
+            rest / 60 % 60,
+            rest % 60
+        )
+    }
+}
+
 /// The D-Bus address `address` names: `"system"` is [`SYSTEM_BUS_ADDRESS`],
 /// anything else is taken as a D-Bus address as it is. Never consults the
 /// environment.
@@ -619,6 +665,25 @@ mod tests {
         assert_eq!(DeviceKind::of("totp"), DeviceKind::Totp);
         assert_eq!(DeviceKind::of("sms"), DeviceKind::Sms);
         assert_eq!(DeviceKind::of("fido2"), DeviceKind::Other);
+    }
+
+    #[test]
+    fn syslog_timestamps_are_rfc_3164() {
+        let at = |secs| {
+            syslog_timestamp(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+                .to_string()
+        };
+        assert_eq!(at(0), "Jan  1 00:00:00");
+        // 2026-12-07 02:50:09 UTC.
+        assert_eq!(at(1_796_611_809), "Dec  7 02:50:09");
+        // 2024-02-29 23:59:59 UTC, a leap day.
+        assert_eq!(at(1_709_251_199), "Feb 29 23:59:59");
+        assert_eq!(at(1_709_251_200), "Mar  1 00:00:00");
+        // Before 1970: the epoch, never a panic.
+        assert_eq!(
+            syslog_timestamp(std::time::UNIX_EPOCH - std::time::Duration::from_secs(5)).to_string(),
+            "Jan  1 00:00:00"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -134,7 +134,7 @@ impl Log for Syslog {
         let line = format!(
             "<{}>{} {}[{}]: {}{}",
             AUTHPRIV | level.severity(),
-            timestamp(SystemTime::now()),
+            mfa_api::syslog_timestamp(SystemTime::now()),
             program_name(),
             std::process::id(),
             self.prefix,
@@ -146,35 +146,6 @@ impl Log for Syslog {
             Sink::Stream(s) => s.write_all(format!("{line}\0").as_bytes()),
         };
     }
-}
-
-/// RFC 3164's timestamp (`Dec  7 02:50:09`), in UTC: the module does not
-/// read the time zone; the syslog daemon stamps lines on arrival anyway.
-fn timestamp(now: SystemTime) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
-    let z = i64::try_from(days).unwrap_or(0) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let name = usize::try_from(month - 1)
-        .ok()
-        .and_then(|m| MONTHS.get(m))
-        .unwrap_or(&"Jan");
-    format!(
-        "{name} {day:>2} {:02}:{:02}:{:02}",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
 }
 
 /// The host program's name (sshd, sudo, login), from the executable's
@@ -267,17 +238,6 @@ mod tests {
         let n = server.recv(&mut buf).unwrap();
         assert!(buf[..n].starts_with(b"<82>"), "LOG_CRIT");
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
-    }
-
-    #[test]
-    fn timestamps_are_rfc_3164() {
-        let at = |secs| timestamp(UNIX_EPOCH + std::time::Duration::from_secs(secs));
-        assert_eq!(at(0), "Jan  1 00:00:00");
-        // 2026-12-07 02:50:09 UTC.
-        assert_eq!(at(1_796_611_809), "Dec  7 02:50:09");
-        // 2024-02-29 23:59:59 UTC, a leap day.
-        assert_eq!(at(1_709_251_199), "Feb 29 23:59:59");
-        assert_eq!(at(1_709_251_200), "Mar  1 00:00:00");
     }
 
     #[test]
