@@ -70,6 +70,16 @@ fn hex(s: &str) -> Option<Vec<u8>> {
 
 fn main() -> ExitCode {
     use std::os::unix::ffi::OsStringExt;
+    // A login's processes die of the SIGHUP that ends a session; a test run
+    // started under nohup would hand this one SIGHUP ignored (an ignored
+    // signal stays ignored across exec).
+    // SAFETY: SIG_DFL installs no handler; set before any thread starts.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGHUP,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
     let mut args = std::env::args_os().skip(1).map(OsStringExt::into_vec);
     let (Some(service), Some(user)) = (args.next(), args.next()) else {
         eprintln!(
