@@ -1095,6 +1095,20 @@ fn a_trusted_login_passes_the_account_phase() {
     );
 }
 
+/// A verified attempt, as a trusted device's Allow makes, that no account
+/// phase has collected; its token.
+fn verified_attempt(
+    s: &Service,
+    grant: &authz::LoginGrant,
+    req: &LoginRequest,
+    now: i64,
+) -> String {
+    let verified = super::attempts::Stage::Verified;
+    s.attempts
+        .add(&s.core(), grant, req, None, verified, now)
+        .unwrap()
+}
+
 #[test]
 fn a_full_attempt_table_drops_its_oldest_attempts_not_new_logins() {
     let s = service(Mode::Optional);
@@ -1106,18 +1120,7 @@ fn a_full_attempt_table_drops_its_oldest_attempts_not_new_logins() {
         ..Default::default()
     };
     let grant = authz::login(&s.core(), 0, USER).unwrap();
-    let add = |now| {
-        s.attempts
-            .add(
-                &s.core(),
-                &grant,
-                &req,
-                None,
-                super::attempts::Stage::Verified,
-                now,
-            )
-            .unwrap()
-    };
+    let add = |now| verified_attempt(&s, &grant, &req, now);
     let first = add(NOW);
     for i in 1..attempts::MAX_ATTEMPTS as i64 {
         add(NOW + i / 100);
@@ -2043,17 +2046,7 @@ fn a_full_table_of_passed_logins_drops_its_oldest_not_all() {
     };
     let grant = authz::login(&s.core(), 0, USER).unwrap();
     let pass = |now| {
-        let token = s
-            .attempts
-            .add(
-                &s.core(),
-                &grant,
-                &req,
-                None,
-                super::attempts::Stage::Verified,
-                now,
-            )
-            .unwrap();
+        let token = verified_attempt(&s, &grant, &req, now);
         assert_eq!(
             s.account_check(0, USER, "sshd", &token, now).unwrap().0,
             AccountAction::Allow
