@@ -76,8 +76,11 @@ pub struct Results {
     /// refused) (0 calls: it was stopped before it printed).
     pub fair_samples: Vec<u64>,
     pub fair_flood: (u64, u64),
-    /// The 1-minute load average as each phase began.
-    pub loads: Vec<(String, f64)>,
+    /// Each phase's load, in order.
+    pub loads: Vec<PhaseLoad>,
+    /// When the phase under way began: (instant, the machine's busy CPU,
+    /// the benchmark's CPU), in ns.
+    pub phase_start: Option<(std::time::Instant, u64, u64)>,
     /// The same with the database on a tmpfs: rate and CPU.
     pub daemon_ram: f64,
     /// Verifications per second with the state in PostgreSQL: one mfad,
@@ -97,20 +100,71 @@ pub struct Results {
     pub total_secs: f64,
 }
 
+/// What else ran during a phase. The load average counts the benchmark's
+/// own work (the phase before included), so it says little; the CPU that
+/// everything outside the benchmark used during the phase (other
+/// programs, kernel threads, the hypervisor's other guests) says whether
+/// the phase's figures can be trusted.
+#[derive(Debug, Clone, Default)]
+pub struct PhaseLoad {
+    pub name: String,
+    /// The 1-minute load average as the phase began.
+    pub load: f64,
+    /// CPUs used on average by everything outside the benchmark during
+    /// the phase (None: not measured).
+    pub others: Option<f64>,
+}
+
+/// Above this many CPUs used by others, on average, a phase is "busy".
+pub const BUSY_OTHERS: f64 = 0.25;
+
+impl PhaseLoad {
+    pub fn busy(&self) -> bool {
+        self.others.is_some_and(|o| o > BUSY_OTHERS)
+    }
+}
+
 impl Results {
-    /// The load average noted as phase `name` began.
-    fn load_of(&self, name: &str) -> Option<f64> {
-        self.loads.iter().find(|(n, _)| n == name).map(|(_, l)| *l)
+    fn phase(&self, name: &str) -> Option<&PhaseLoad> {
+        self.loads.iter().find(|p| p.name == name)
     }
 
-    /// Notes the load average as phase `name` begins.
+    /// Ends the phase under way, if any, and begins phase `name`.
     pub fn load(&mut self, name: &str) {
+        self.end_phase();
         let load = std::fs::read_to_string("/proc/loadavg")
             .ok()
             .and_then(|l| l.split_whitespace().next().and_then(|x| x.parse().ok()))
             .unwrap_or(f64::NAN);
-        self.loads.push((name.to_string(), load));
+        self.loads.push(PhaseLoad {
+            name: name.to_string(),
+            load,
+            others: None,
+        });
+        self.phase_start = Some((
+            std::time::Instant::now(),
+            crate::world::machine_busy_ns(),
+            crate::world::namespace_cpu_ns(),
+        ));
     }
+
+    /// Ends the phase under way: what others used during it.
+    pub fn end_phase(&mut self) {
+        let Some((at, machine, own)) = self.phase_start.take() else {
+            return;
+        };
+        let secs = at.elapsed().as_secs_f64();
+        let machine = crate::world::machine_busy_ns().saturating_sub(machine);
+        let own = crate::world::namespace_cpu_ns().saturating_sub(own);
+        if let Some(p) = self.loads.last_mut().filter(|_| secs > 0.0) {
+            p.others = Some(machine.saturating_sub(own) as f64 / 1e9 / secs);
+        }
+    }
+}
+
+/// The CPUs others used during a phase, as printed.
+fn others(p: &PhaseLoad) -> String {
+    p.others.map_or("?".into(), |o| format!("{o:.2} CPU"))
 }
 
 fn mb(bytes: u64) -> String {
@@ -317,17 +371,14 @@ pub fn render(r: &Results) -> String {
     let s = &r.ssh;
     let ssh_floor = median(&s.permit);
     let (ssh_ga, ssh_mfa) = (median(&s.ga), median(&s.mfa));
-    let ssh_load = r.load_of(SSH_PHASE).unwrap_or(f64::NAN);
-    let ssh_busy = if ssh_load > r.cpus as f64 {
-        ", busy"
-    } else {
-        ""
-    };
+    let ssh_phase = r.phase(SSH_PHASE).cloned().unwrap_or_default();
+    let ssh_load = others(&ssh_phase);
+    let ssh_busy = if ssh_phase.busy() { ", busy" } else { "" };
     let _ = writeln!(
         o,
         "\n6. Full SSH logins (`ssh USER@127.0.0.1 true`: a new ssh and sshd session each, \
          the code through SSH_ASKPASS), one at a time, methods interleaved, {} logins each \
-         (load average {ssh_load:.2}{ssh_busy}):",
+         (others used {ssh_load}{ssh_busy}):",
         s.permit.len()
     );
     let _ = writeln!(
@@ -429,7 +480,7 @@ pub fn render(r: &Results) -> String {
             id: "6",
             what: "SSH login, key then code: pam_mfa <= 1.1 x Google Authenticator".into(),
             measured: format!(
-                "{:.2} x ({} / {}; load {ssh_load:.2}{ssh_busy})",
+                "{:.2} x ({} / {}; others used {ssh_load}{ssh_busy})",
                 ssh_mfa as f64 / ssh_ga.max(1) as f64,
                 ms(ssh_mfa),
                 ms(ssh_ga)
@@ -439,13 +490,15 @@ pub fn render(r: &Results) -> String {
     ];
     let _ = writeln!(
         o,
-        "\nload average (1 min) as each phase began ({} CPUs; \"busy\": above 1 per CPU, \
-         the phase's figures are not to be trusted):",
+        "\neach phase: the load average (1 min) as it began, which counts the benchmark's own \
+         work, and the CPUs used on average during it by everything else ({} CPUs; \"busy\": \
+         others used more than {BUSY_OTHERS} CPU, the phase's figures are not to be trusted):",
         r.cpus
     );
-    for (name, load) in &r.loads {
-        let busy = if *load > r.cpus as f64 { "  busy" } else { "" };
-        let _ = writeln!(o, "   {name:<28}{load:>6.2}{busy}");
+    let _ = writeln!(o, "   {:<28}{:>6}{:>10}", "phase", "load", "others");
+    for p in &r.loads {
+        let busy = if p.busy() { "  busy" } else { "" };
+        let _ = writeln!(o, "   {:<28}{:>6.2}{:>10}{busy}", p.name, p.load, others(p));
     }
     let _ = writeln!(o, "\ntargets (docs/performance.md):");
     let _ = writeln!(o, "   {:<4}{:<66}{:<30} result", "", "target", "measured");

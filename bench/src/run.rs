@@ -521,6 +521,7 @@ pub fn run(o: &Options) -> Result<String> {
     r.syslog_messages = mounts
         .syslog_messages
         .load(std::sync::atomic::Ordering::Relaxed);
+    r.end_phase();
     r.total_secs = started.elapsed().as_secs_f64();
     Ok(crate::report::render(&r))
 }

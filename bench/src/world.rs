@@ -593,17 +593,69 @@ pub fn write_private(path: &Path, contents: &str) -> Result<()> {
 /// CPU time (user + system) that process `pid` used so far, in ns; 0 if
 /// it cannot be read.
 pub fn cpu_ns(pid: u32) -> u64 {
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
+    ticks_to_ns(stat_ticks(&format!("/proc/{pid}/stat"), false))
+}
+
+/// utime + stime of the process whose stat file is `path`, in clock ticks,
+/// with `children`: plus the times of the children it waited for (cutime,
+/// cstime); 0 if it cannot be read.
+fn stat_ticks(path: &str, children: bool) -> u64 {
+    fs::read_to_string(path).map_or(0, |stat| ticks_in_stat(&stat, children))
+}
+
+/// [`stat_ticks`] of the text of a stat file.
+fn ticks_in_stat(stat: &str, children: bool) -> u64 {
     // Fields after the command name (which may hold spaces) in parentheses:
-    // state is field 3, utime 14, stime 15.
+    // state is field 3, utime 14, stime 15, cutime 16, cstime 17.
     let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
         return 0;
     };
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    ticks_to_ns(ticks(11) + ticks(12))
+    let own = ticks(11) + ticks(12);
+    if children {
+        own + ticks(13) + ticks(14)
+    } else {
+        own
+    }
+}
+
+/// CPU time that the processes in /proc used so far, with the children
+/// they waited for, in ns. The benchmark runs in a PID namespace of its
+/// own with its own /proc: these are all its processes, and only those.
+pub fn namespace_cpu_ns() -> u64 {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return 0;
+    };
+    let ticks = dir
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .map(|pid| stat_ticks(&format!("/proc/{pid}/stat"), true))
+        .sum();
+    ticks_to_ns(ticks)
+}
+
+/// Busy CPU time of the whole machine so far (every CPU: user, nice,
+/// system, interrupts, and the time the hypervisor gave other guests), in
+/// ns; 0 if /proc/stat cannot be read.
+pub fn machine_busy_ns() -> u64 {
+    fs::read_to_string("/proc/stat").map_or(0, |stat| ticks_to_ns(busy_ticks(&stat)))
+}
+
+/// The busy clock ticks of all CPUs in the text of /proc/stat.
+fn busy_ticks(stat: &str) -> u64 {
+    let Some(cpu) = stat.lines().find_map(|l| l.strip_prefix("cpu ")) else {
+        return 0;
+    };
+    let f: Vec<u64> = cpu
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is in user).
+    [0, 1, 2, 5, 6, 7]
+        .iter()
+        .map(|&i| f.get(i).copied().unwrap_or(0))
+        .sum()
 }
 
 fn ticks_to_ns(ticks: u64) -> u64 {
@@ -763,5 +815,25 @@ impl Drop for Postgres {
         if let (Ok(ctl), Ok(data)) = (path_str(&pg_ctl), path_str(&self.data)) {
             let _ = self.run(ctl, &["-D", data, "-m", "immediate", "-w", "stop"], true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_ticks_leave_out_idle_and_iowait() {
+        let stat = "cpu  10 2 30 1000 50 4 5 6 7 0\ncpu0 5 1 15 500 25 2 2 3 3 0\nintr 1\n";
+        assert_eq!(busy_ticks(stat), 10 + 2 + 30 + 4 + 5 + 6);
+        assert_eq!(busy_ticks("intr 1\n"), 0);
+    }
+
+    #[test]
+    fn stat_ticks_read_past_a_name_with_spaces_and_parentheses() {
+        let stat = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 20 11 20 0 1 0 5 0 0";
+        assert_eq!(ticks_in_stat(stat, false), 7 + 3);
+        assert_eq!(ticks_in_stat(stat, true), 7 + 3 + 20 + 11);
+        assert_eq!(ticks_in_stat("garbage", true), 0);
     }
 }
