@@ -725,6 +725,34 @@ fn backup_codes_work_once() {
 /// A login with a 6-digit code, right or wrong, and its account phase
 /// never read the backup codes (SQLite's own count of runs of the
 /// statement that reads them); an 8-digit answer does.
+/// The account phase of a login that passed reads nothing (Begin checked
+/// the account); one without a verified attempt reads the user's state.
+#[test]
+fn the_account_phase_of_a_verified_login_reads_no_state() {
+    let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let mut c = core(Config::default(), None);
+    c.store = store.clone();
+    let s = Service::new(c);
+    let (secret, _) = enroll(&s);
+    let (_, token, _) = begin(&s);
+    let code = code(&secret, 1);
+    let (r, _) = s.login_answer(0, &token, code.as_bytes(), NOW).unwrap();
+    assert_eq!(r, AnswerResult::Success);
+    let reads = store.user_reads();
+    assert!(reads > 0, "Begin and Answer read the user: {reads}");
+    assert_eq!(
+        s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
+        AccountAction::Allow
+    );
+    assert_eq!(store.user_reads(), reads, "the account phase read the user");
+    // Collected once: the same token again is decided from the state.
+    assert_eq!(
+        s.account_check(0, USER, "sshd", &token, NOW).unwrap().0,
+        AccountAction::Deny
+    );
+    assert_eq!(store.user_reads(), reads + 1);
+}
+
 #[test]
 fn only_an_eight_digit_answer_reads_the_backup_codes() {
     let store = Arc::new(SqliteStore::open_in_memory().unwrap());

@@ -26,6 +26,9 @@ pub const DB_FILE: &str = "mfad.db";
 
 /// A user's unused backup codes: one statement, one snapshot.
 const SELECT_BACKUP_CODES: &str = "SELECT rowid, salt, hash FROM backup_codes WHERE uid = ?1";
+/// The first of a user's reads ([`Store::user`]).
+const SELECT_USER: &str =
+    "SELECT last_step, failures, locked_until, name, locks FROM users WHERE uid = ?1";
 
 mod hwm;
 mod migrate;
@@ -569,9 +572,7 @@ impl SqliteStore {
     /// [`Store::user`]'s reads, in the caller's transaction.
     fn user_in(&self, conn: &Connection, uid: u32) -> Result<UserState> {
         let base = conn
-            .prepare_cached(
-                "SELECT last_step, failures, locked_until, name, locks FROM users WHERE uid = ?1",
-            )?
+            .prepare_cached(SELECT_USER)?
             .query_row([uid], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
@@ -625,8 +626,19 @@ impl SqliteStore {
     /// ever drop it).
     #[cfg(test)]
     pub fn backup_code_reads(&self) -> i32 {
+        self.runs_of(SELECT_BACKUP_CODES)
+    }
+
+    /// How often SQLite ran the first of a user's reads.
+    #[cfg(test)]
+    pub fn user_reads(&self) -> i32 {
+        self.runs_of(SELECT_USER)
+    }
+
+    #[cfg(test)]
+    fn runs_of(&self, sql: &str) -> i32 {
         self.conn()
-            .prepare_cached(SELECT_BACKUP_CODES)
+            .prepare_cached(sql)
             .map(|s| s.get_status(rusqlite::StatementStatus::Run))
             .unwrap_or(-1)
     }
@@ -1191,7 +1203,7 @@ mod tests {
         }
         let reader = s.conn();
         for sql in [
-            "SELECT last_step, failures, locked_until, name, locks FROM users WHERE uid = ?1",
+            SELECT_USER,
             "SELECT id, kind, label, data, created, last_used FROM devices
                  WHERE uid = ?1 ORDER BY created, id",
             SELECT_BACKUP_CODES,
