@@ -256,10 +256,10 @@ fn light_commit<T>(
     fsync: bool,
     op: impl FnOnce(&Connection) -> Result<T>,
 ) -> Result<T> {
-    // Set for each commit, never left to the one before: a switch back
-    // to FULL that failed must not leave later commits unsynced.
-    exec(conn, FULL)?;
     if fsync {
+        // Set for each durable commit, never left to the one before: a
+        // switch back to FULL that failed must not leave it unsynced.
+        exec(conn, FULL)?;
         return transaction(conn, op);
     }
     exec(conn, "PRAGMA synchronous = NORMAL")?;
@@ -1267,6 +1267,20 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .unwrap();
         assert_eq!(kept, [1, 3]);
+    }
+
+    /// A durable light_commit is FULL whatever the connection was left at;
+    /// a light one is NORMAL, and leaves the connection FULL.
+    #[test]
+    fn light_commits_set_their_own_sync_level() {
+        let conn = Connection::open_in_memory().unwrap();
+        let level = |c: &Connection| -> Result<i64> {
+            Ok(c.query_row("PRAGMA synchronous", [], |r| r.get(0))?)
+        };
+        conn.execute_batch("PRAGMA synchronous = NORMAL").unwrap();
+        assert_eq!(light_commit(&conn, true, level).unwrap(), 2, "FULL");
+        assert_eq!(light_commit(&conn, false, level).unwrap(), 1, "NORMAL");
+        assert_eq!(level(&conn).unwrap(), 2, "FULL again after");
     }
 
     /// A batch commits with an fsync even on a connection some earlier
