@@ -763,7 +763,9 @@ impl Attempts {
         let ok = table.get(&token).is_some_and(|a| {
             a.verified
                 && a.is_for(grant.account())
-                && mine(grant.account(), a.caller, a.labels.service(), a.expires)
+                && a.caller == caller
+                && a.labels.service() == service
+                && a.expires > now
         });
         let a = if ok { table.remove(&token) } else { None }?;
         Some(a.passed(a.expires))
